@@ -1,0 +1,374 @@
+"""Profile bundle: the contract between the profiler (writer) and the simulator (reader).
+
+A bundle is a folder::
+
+    bundle.json   schema_version, name, provenance {source, gpu, libraries}, time_unit "s",
+                  router {features, weights} (how prompts.router_score was computed)
+    models.csv    model, steps, load_s, fid_alone                 (one row per model, light -> heavy)
+    latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only)
+    prompts.csv   prompt_id (0..N-1), text, the 8 HADIS router features, router_score, [label]
+    scores.csv    prompt_id, model, disc_score, [clip_score, other quality signals]
+    cascades.csv  light, heavy, router_ratio, disc_ratio, heavy_share, latency_s, fid
+
+`load_bundle` validates everything and raises `BundleError` naming file, row and column.
+The loaded `Bundle` carries dense numpy views (latency lookup, score matrix) so the simulator's
+hot loop never touches pandas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+ROUTER_FEATURES = (
+    "prompt_length",
+    "token_rarity",
+    "num_objects",
+    "abstractness",
+    "attribute_density",
+    "spatial_relations",
+    "action_verbs",
+    "named_entities",
+)
+TABLE_FILES = {
+    "models": "models.csv",
+    "latency": "latency.csv",
+    "prompts": "prompts.csv",
+    "scores": "scores.csv",
+    "cascades": "cascades.csv",
+}
+REQUIRED_COLUMNS = {
+    "models": ("model", "steps", "load_s", "fid_alone"),
+    "latency": ("model", "batch_size", "latency_p50_s", "latency_p95_s"),
+    "prompts": ("prompt_id", "text", *ROUTER_FEATURES, "router_score"),
+    "scores": ("prompt_id", "model", "disc_score"),
+    "cascades": (
+        "light",
+        "heavy",
+        "router_ratio",
+        "disc_ratio",
+        "heavy_share",
+        "latency_s",
+        "fid",
+    ),
+}
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names file, row and column."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated profile bundle plus O(1) lookup arrays derived from it."""
+
+    meta: dict
+    models: pd.DataFrame
+    latency: pd.DataFrame
+    prompts: pd.DataFrame
+    scores: pd.DataFrame
+    cascades: pd.DataFrame
+    model_names: tuple[str, ...] = field(init=False)
+    # latency_table_s[m][b] = p50 latency of a batch of b on model m; NaN outside the profiled range
+    latency_table_s: np.ndarray = field(init=False, repr=False)
+    disc_score: np.ndarray = field(init=False, repr=False)  # (n_prompts, n_models)
+    router_score: np.ndarray = field(init=False, repr=False)  # (n_prompts,)
+
+    def __post_init__(self) -> None:
+        names = tuple(self.models["model"].tolist())
+        object.__setattr__(self, "model_names", names)
+        object.__setattr__(self, "latency_table_s", _latency_table(self.latency, names))
+        pivot = self.scores.pivot(index="prompt_id", columns="model", values="disc_score")
+        object.__setattr__(
+            self, "disc_score", pivot.loc[:, list(names)].to_numpy(dtype=np.float64, copy=True)
+        )
+        object.__setattr__(
+            self, "router_score", self.prompts["router_score"].to_numpy(dtype=np.float64)
+        )
+
+    @property
+    def n_prompts(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", "unnamed"))
+
+    def model_index(self, name: str) -> int:
+        try:
+            return self.model_names.index(name)
+        except ValueError:
+            raise BundleError(
+                f"unknown model {name!r}; the bundle has {', '.join(self.model_names)}"
+            ) from None
+
+    def profiled_batch_sizes(self, model: str) -> tuple[int, ...]:
+        rows = self.latency[self.latency["model"] == model]
+        return tuple(int(b) for b in sorted(rows["batch_size"]))
+
+    def max_batch_size(self, model: str) -> int:
+        return self.profiled_batch_sizes(model)[-1]
+
+    def batch_latency_s(self, model: str, batch_size: int) -> float:
+        """p50 latency of one batch; monotone interpolation inside the profiled range only."""
+        m = self.model_index(model)
+        table = self.latency_table_s[m]
+        if batch_size < 1 or batch_size >= len(table) or np.isnan(table[batch_size]):
+            sizes = self.profiled_batch_sizes(model)
+            raise BundleError(
+                f"batch size {batch_size} of {model} is outside its profiled range "
+                f"{sizes[0]}..{sizes[-1]} (no extrapolation)"
+            )
+        return float(table[batch_size])
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Model pairs of the cascade table, in table order."""
+        seen = dict.fromkeys(zip(self.cascades["light"], self.cascades["heavy"]))
+        return [(str(a), str(b)) for a, b in seen]
+
+    def content_hash(self) -> str:
+        """sha256 over the canonical CSV/JSON serialisation of every table."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.meta, sort_keys=True).encode())
+        for table in TABLE_FILES:
+            digest.update(getattr(self, table).to_csv(index=False).encode())
+        return digest.hexdigest()
+
+
+def _latency_table(latency: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    max_b = int(latency["batch_size"].max())
+    table = np.full((len(names), max_b + 1), np.nan)
+    for m, name in enumerate(names):
+        rows = latency[latency["model"] == name].sort_values("batch_size")
+        sizes = rows["batch_size"].to_numpy(dtype=np.int64)
+        p50 = rows["latency_p50_s"].to_numpy(dtype=np.float64)
+        inside = np.arange(sizes[0], sizes[-1] + 1)
+        # piecewise-linear between profiled points is monotone because the points are
+        table[m, inside] = np.interp(inside, sizes, p50)
+    return table
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _fail(file: str, row: int | None, column: str | None, problem: str) -> BundleError:
+    where = file
+    if row is not None:
+        where += f": row {row}"
+    if column is not None:
+        where += f": column {column}"
+    return BundleError(f"{where}: {problem}")
+
+
+def _check_columns(table: str, df: pd.DataFrame) -> None:
+    file = TABLE_FILES[table]
+    for column in REQUIRED_COLUMNS[table]:
+        if column not in df.columns:
+            raise _fail(file, None, column, "missing required column")
+
+
+def _check_numeric(
+    table: str,
+    df: pd.DataFrame,
+    column: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    integer: bool = False,
+    strict_lo: bool = False,
+) -> None:
+    file = TABLE_FILES[table]
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.astype(float))
+    if lo is not None:
+        bad |= (values <= lo) if strict_lo else (values < lo)
+    if hi is not None:
+        bad |= values > hi
+    if integer:
+        bad |= values.notna() & (values.fillna(0) % 1 != 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        bounds = []
+        if lo is not None:
+            bounds.append(f"{'>' if strict_lo else '>='} {lo}")
+        if hi is not None:
+            bounds.append(f"<= {hi}")
+        kind = "an integer" if integer else "a finite number"
+        rule = kind + (" " + " and ".join(bounds) if bounds else "")
+        # row numbers are 1-based data rows (the header is line 1, so data row i is line i+1)
+        raise _fail(file, i + 1, column, f"value {df[column].iloc[i]!r} is not {rule}")
+    df[column] = values.astype(np.int64) if integer else values.astype(np.float64)
+
+
+def _check_models_known(table: str, df: pd.DataFrame, column: str, names: set[str]) -> None:
+    unknown = ~df[column].astype(str).isin(names)
+    if unknown.any():
+        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise _fail(
+            TABLE_FILES[table], i + 1, column, f"unknown model {df[column].iloc[i]!r}"
+        )
+    df[column] = df[column].astype(str)
+
+
+def validate_tables(meta: dict, tables: dict[str, pd.DataFrame]) -> Bundle:
+    """Validate raw tables (copies are normalised in place) and build a `Bundle`."""
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise _fail(
+            "bundle.json",
+            None,
+            "schema_version",
+            f"expected {SCHEMA_VERSION}, got {meta.get('schema_version')!r}",
+        )
+    if meta.get("time_unit", "s") != "s":
+        raise _fail("bundle.json", None, "time_unit", f"expected 's', got {meta['time_unit']!r}")
+    tables = {name: df.copy() for name, df in tables.items()}
+    for table in TABLE_FILES:
+        if table not in tables:
+            raise BundleError(f"{TABLE_FILES[table]}: missing table")
+        _check_columns(table, tables[table])
+        if tables[table].empty:
+            raise _fail(TABLE_FILES[table], None, None, "table is empty")
+
+    models = tables["models"]
+    models["model"] = models["model"].astype(str)
+    dup = models["model"].duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise _fail("models.csv", i + 1, "model", f"duplicate model {models['model'].iloc[i]!r}")
+    _check_numeric("models", models, "steps", lo=1, integer=True)
+    _check_numeric("models", models, "load_s", lo=0)
+    _check_numeric("models", models, "fid_alone", lo=0)
+    names = set(models["model"])
+
+    latency = tables["latency"]
+    _check_models_known("latency", latency, "model", names)
+    _check_numeric("latency", latency, "batch_size", lo=1, integer=True)
+    _check_numeric("latency", latency, "latency_p50_s", lo=0, strict_lo=True)
+    _check_numeric("latency", latency, "latency_p95_s", lo=0, strict_lo=True)
+    for i in np.flatnonzero((latency["latency_p95_s"] < latency["latency_p50_s"]).to_numpy()):
+        raise _fail("latency.csv", int(i) + 1, "latency_p95_s", "p95 is below p50")
+    dup = latency.duplicated(["model", "batch_size"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise _fail("latency.csv", i + 1, "batch_size", "duplicate (model, batch_size)")
+    for name in models["model"]:
+        rows = latency[latency["model"] == name].sort_values("batch_size")
+        if rows.empty:
+            raise _fail("latency.csv", None, "model", f"model {name!r} has no latency rows")
+        p50 = rows["latency_p50_s"].to_numpy()
+        drops = np.flatnonzero(np.diff(p50) < 0)
+        if drops.size:
+            row = int(rows.index[drops[0] + 1]) + 1
+            raise _fail(
+                "latency.csv",
+                row,
+                "latency_p50_s",
+                f"latency of {name} decreases with batch size (not monotone)",
+            )
+
+    prompts = tables["prompts"]
+    _check_numeric("prompts", prompts, "prompt_id", lo=0, integer=True)
+    ids = prompts["prompt_id"].to_numpy()
+    wrong = np.flatnonzero(ids != np.arange(len(ids)))
+    if wrong.size:
+        i = int(wrong[0])
+        raise _fail("prompts.csv", i + 1, "prompt_id", f"expected {i} (ids are 0..N-1 in order)")
+    for feature in ROUTER_FEATURES:
+        _check_numeric("prompts", prompts, feature, lo=0)
+    _check_numeric("prompts", prompts, "router_score")
+    prompts["text"] = prompts["text"].fillna("").astype(str)
+
+    scores = tables["scores"]
+    _check_numeric("scores", scores, "prompt_id", lo=0, hi=len(prompts) - 1, integer=True)
+    _check_models_known("scores", scores, "model", names)
+    _check_numeric("scores", scores, "disc_score", lo=0, hi=1)
+    dup = scores.duplicated(["prompt_id", "model"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise _fail("scores.csv", i + 1, "model", "duplicate (prompt_id, model)")
+    if len(scores) != len(prompts) * len(models):
+        raise _fail(
+            "scores.csv",
+            None,
+            None,
+            f"{len(scores)} rows, expected one per prompt x model = {len(prompts) * len(models)}",
+        )
+
+    cascades = tables["cascades"]
+    _check_models_known("cascades", cascades, "light", names)
+    _check_models_known("cascades", cascades, "heavy", names)
+    for column in ("router_ratio", "disc_ratio", "heavy_share"):
+        _check_numeric("cascades", cascades, column, lo=0, hi=1)
+    _check_numeric("cascades", cascades, "latency_s", lo=0)
+    _check_numeric("cascades", cascades, "fid", lo=0)
+    same = cascades["light"] == cascades["heavy"]
+    if same.any():
+        i = int(np.flatnonzero(same.to_numpy())[0])
+        raise _fail("cascades.csv", i + 1, "heavy", "heavy model equals light model")
+
+    return Bundle(
+        meta=meta,
+        models=models.reset_index(drop=True),
+        latency=latency.sort_values(["model", "batch_size"]).reset_index(drop=True),
+        prompts=prompts.reset_index(drop=True),
+        scores=scores.sort_values(["prompt_id", "model"]).reset_index(drop=True),
+        cascades=cascades.reset_index(drop=True),
+    )
+
+
+# ----------------------------------------------------------------------------- I/O
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read and validate a bundle folder."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: not a bundle folder (no such directory)")
+    meta_path = folder / "bundle.json"
+    if not meta_path.is_file():
+        raise BundleError(f"{meta_path}: missing bundle.json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_path}: expected a JSON object")
+    tables = {}
+    for table, file in TABLE_FILES.items():
+        file_path = folder / file
+        if not file_path.is_file():
+            raise BundleError(f"{file_path}: missing table file")
+        try:
+            tables[table] = pd.read_csv(file_path, keep_default_na=table != "prompts")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{file_path}: unreadable CSV ({exc})".splitlines()[0]) from None
+    try:
+        return validate_tables(meta, tables)
+    except BundleError as exc:
+        raise BundleError(f"{folder}/{exc}") from None
+
+
+def write_bundle(bundle: Bundle, path: str | Path) -> Path:
+    """Write a bundle folder (tables as CSV with a fixed float format for byte stability)."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, file in TABLE_FILES.items():
+        getattr(bundle, table).to_csv(folder / file, index=False, float_format="%.10g")
+    (folder / "bundle.json").write_text(json.dumps(bundle.meta, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def make_meta(name: str, source: str, gpu: str, libraries: dict | None = None, **extra) -> dict:
+    """A `bundle.json` dict with the required provenance fields."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "time_unit": "s",
+        "provenance": {"source": source, "gpu": gpu, "libraries": dict(libraries or {})},
+        **extra,
+    }
