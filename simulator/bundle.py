@@ -77,13 +77,23 @@ class Bundle:
     model_names: tuple[str, ...] = field(init=False)
     # latency_table_s[m][b] = p50 latency of a batch of b on model m; NaN outside the profiled range
     latency_table_s: np.ndarray = field(init=False, repr=False)
+    latency_p95_table_s: np.ndarray = field(init=False, repr=False)
+    batch_sizes: dict[str, tuple[int, ...]] = field(init=False, repr=False)  # profiled, sorted
     disc_score: np.ndarray = field(init=False, repr=False)  # (n_prompts, n_models)
     router_score: np.ndarray = field(init=False, repr=False)  # (n_prompts,)
 
     def __post_init__(self) -> None:
         names = tuple(self.models["model"].tolist())
         object.__setattr__(self, "model_names", names)
-        object.__setattr__(self, "latency_table_s", _latency_table(self.latency, names))
+        for attr, column in (
+            ("latency_table_s", "latency_p50_s"),
+            ("latency_p95_table_s", "latency_p95_s"),
+        ):
+            object.__setattr__(self, attr, _latency_table(self.latency, names, column))
+        sizes = {m: [] for m in names}
+        for model, b in zip(self.latency["model"], self.latency["batch_size"]):
+            sizes[model].append(int(b))
+        object.__setattr__(self, "batch_sizes", {m: tuple(sorted(v)) for m, v in sizes.items()})
         pivot = self.scores.pivot(index="prompt_id", columns="model", values="disc_score")
         object.__setattr__(
             self, "disc_score", pivot.loc[:, list(names)].to_numpy(dtype=np.float64, copy=True)
@@ -109,8 +119,9 @@ class Bundle:
             ) from None
 
     def profiled_batch_sizes(self, model: str) -> tuple[int, ...]:
-        rows = self.latency[self.latency["model"] == model]
-        return tuple(int(b) for b in sorted(rows["batch_size"]))
+        if model not in self.batch_sizes:
+            self.model_index(model)  # raises naming the known models
+        return self.batch_sizes[model]
 
     def max_batch_size(self, model: str) -> int:
         return self.profiled_batch_sizes(model)[-1]
@@ -141,16 +152,17 @@ class Bundle:
         return digest.hexdigest()
 
 
-def _latency_table(latency: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+def _latency_table(latency: pd.DataFrame, names: tuple[str, ...], column: str) -> np.ndarray:
+    """(n_models, max_batch + 1) lookup of `column`; NaN outside each model's profiled range."""
     max_b = int(latency["batch_size"].max())
     table = np.full((len(names), max_b + 1), np.nan)
     for m, name in enumerate(names):
         rows = latency[latency["model"] == name].sort_values("batch_size")
         sizes = rows["batch_size"].to_numpy(dtype=np.int64)
-        p50 = rows["latency_p50_s"].to_numpy(dtype=np.float64)
+        values = rows[column].to_numpy(dtype=np.float64)
         inside = np.arange(sizes[0], sizes[-1] + 1)
         # piecewise-linear between profiled points is monotone because the points are
-        table[m, inside] = np.interp(inside, sizes, p50)
+        table[m, inside] = np.interp(inside, sizes, values)
     return table
 
 
@@ -209,9 +221,7 @@ def _check_models_known(table: str, df: pd.DataFrame, column: str, names: set[st
     unknown = ~df[column].astype(str).isin(names)
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise _fail(
-            TABLE_FILES[table], i + 1, column, f"unknown model {df[column].iloc[i]!r}"
-        )
+        raise _fail(TABLE_FILES[table], i + 1, column, f"unknown model {df[column].iloc[i]!r}")
     df[column] = df[column].astype(str)
 
 

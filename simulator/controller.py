@@ -1,0 +1,123 @@
+"""The controller (HADIS §4.1): a 1 s tick that estimates demand and queues, and a planner call
+every `plan_interval_s` whose plan is applied to the cluster (optionally after a delay)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from simulator.cluster import Cluster
+from simulator.config import SimConfig
+from simulator.policy import Observation, Plan, Policy
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """A plan put in force at `applied_s` (planned at `planned_s`, with the demand it saw)."""
+
+    planned_s: float
+    applied_s: float
+    demand_qps: float
+    plan: Plan
+
+
+class Controller:
+    """EWMA estimators and the planning loop."""
+
+    def __init__(self, cluster: Cluster, policy: Policy, config: SimConfig) -> None:
+        self.cluster = cluster
+        self.policy = policy
+        self.config = config
+        self.alpha = config.ewma_alpha
+        n_models = cluster.n_models
+        self.arrival_rate_qps = 0.0
+        self.inflight_ewma = 0.0
+        self.queue_ewma = [0.0] * n_models
+        self.model_arrival_qps = [0.0] * n_models
+        self._last_arrived = 0
+        self._last_model_arrivals = [0] * n_models
+        self._ticks = 0
+        self.plans: list[PlanRecord] = []
+        self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
+
+    @property
+    def demand_qps(self) -> float:
+        if self.config.demand_estimator == "inflight":
+            return self.inflight_ewma * self.config.inflight_factor
+        return self.arrival_rate_qps
+
+    def observation(self) -> Observation:
+        c = self.cluster
+        return Observation(
+            now_s=c.env.now,
+            demand_qps=self.demand_qps,
+            arrival_rate_qps=self.arrival_rate_qps,
+            inflight=c.inflight,
+            queue_len=tuple(self.queue_ewma),
+            model_arrival_qps=tuple(self.model_arrival_qps),
+            n_workers=self.config.n_workers,
+            slo_s=self.config.slo_s,
+            current=c.plan,
+        )
+
+    def plan_now(self) -> tuple[Plan, float]:
+        """Ask the policy for a plan; returns it with the planner's wall time."""
+        start = time.perf_counter()
+        plan = self.policy.plan(self.observation())
+        wall_s = time.perf_counter() - start
+        self.planner_wall_s.append((self.cluster.env.now, wall_s))
+        return plan, wall_s
+
+    def apply(self, plan: Plan, planned_s: float, demand_qps: float) -> None:
+        if self.plans and plan == self.plans[-1].plan:
+            return  # unchanged: nothing to apply, no new epoch
+        self.cluster.apply_plan(plan)
+        self.plans.append(PlanRecord(planned_s, self.cluster.env.now, demand_qps, plan))
+
+    def initial_plan(self) -> None:
+        """Plan with an empty observation and apply at t = 0, before any arrival."""
+        plan, _ = self.plan_now()
+        self.apply(plan, 0.0, self.demand_qps)
+
+    def process(self):
+        env = self.cluster.env
+        tick = self.config.tick_s
+        ticks_per_plan = max(1, round(self.config.plan_interval_s / tick))
+        while True:
+            yield env.timeout(tick)
+            self.update_estimates(tick)
+            self._ticks += 1
+            if self._ticks % ticks_per_plan == 0:
+                plan, wall_s = self.plan_now()
+                delay = self.config.plan_delay_s + (
+                    wall_s if self.config.plan_delay_measured else 0.0
+                )
+                if delay > 0:
+                    env.process(self._apply_later(plan, env.now, self.demand_qps, delay))
+                else:
+                    self.apply(plan, env.now, self.demand_qps)
+
+    def _apply_later(self, plan: Plan, planned_s: float, demand_qps: float, delay_s: float):
+        yield self.cluster.env.timeout(delay_s)
+        self.apply(plan, planned_s, demand_qps)
+
+    def update_estimates(self, tick_s: float) -> None:
+        c = self.cluster
+        a = self.alpha
+        first = self._ticks == 0
+        rate = (c.arrived - self._last_arrived) / tick_s
+        self._last_arrived = c.arrived
+        self.arrival_rate_qps = rate if first else a * rate + (1 - a) * self.arrival_rate_qps
+        self.inflight_ewma = (
+            c.inflight if first else a * c.inflight + (1 - a) * self.inflight_ewma
+        )
+        queues = c.queue_lengths()
+        for m in range(c.n_models):
+            model_rate = (c.model_arrivals[m] - self._last_model_arrivals[m]) / tick_s
+            self._last_model_arrivals[m] = c.model_arrivals[m]
+            if first:
+                self.queue_ewma[m] = float(queues[m])
+                self.model_arrival_qps[m] = model_rate
+            else:
+                self.queue_ewma[m] = a * queues[m] + (1 - a) * self.queue_ewma[m]
+                self.model_arrival_qps[m] = a * model_rate + (1 - a) * self.model_arrival_qps[m]

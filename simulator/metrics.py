@@ -1,0 +1,264 @@
+"""Run metrics: per-query outcomes, a per-second timeseries and the summary.
+
+Outcome of a query (exactly one each; conservation is asserted):
+* ``drop``    — dropped by a worker, or not done by late_factor x SLO (default 2x);
+* ``timeout`` — done, but end-to-end latency (completion - arrival) > SLO;
+* ``ok``      — done within the SLO.
+
+FID is estimated two ways (no images exist in a simulation):
+* ``fid`` (a, realised): per plan epoch, the cascade table of the pair in force evaluated at the
+  router and discriminator ratios realised on the epoch's completed queries (r = share bypassed
+  by the router, c = share whose light-model score is below τ, the table's own semantics),
+  bilinear on the table's r x c grid; epochs weighted by completed queries. Mix plans (no
+  cascade) use the share-weighted single-model FIDs (an approximation: FID is not linear).
+* ``fid_planned`` (b, the artifact's method): time average of the planned configurations' FIDs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import RegularGridInterpolator
+
+from simulator.bundle import Bundle
+from simulator.cascade import quality_threshold
+from simulator.config import SimConfig
+from simulator.engine import RawRun
+from simulator.policy import Plan, Policy
+
+OUTCOMES = ("ok", "timeout", "drop")
+OK, TIMEOUT, DROP = range(3)
+
+
+class ConservationError(AssertionError):
+    pass
+
+
+def classify(raw: RawRun, config: SimConfig) -> np.ndarray:
+    """Outcome code per query (OK, TIMEOUT, DROP)."""
+    latency = raw.completion_s - raw.arrival_s
+    done = ~raw.dropped & np.isfinite(raw.completion_s) & (latency <= config.late_factor * config.slo_s)
+    outcome = np.full(len(raw.arrival_s), DROP, dtype=np.int8)
+    outcome[done & (latency <= config.slo_s)] = OK
+    outcome[done & (latency > config.slo_s)] = TIMEOUT
+    return outcome
+
+
+def check_conservation(raw: RawRun, outcome: np.ndarray) -> None:
+    """Every query ends in exactly one outcome; completed and dropped are disjoint."""
+    n = len(raw.arrival_s)
+    counts = np.bincount(outcome, minlength=3)
+    if counts.sum() != n or len(outcome) != n:
+        raise ConservationError(f"{counts.sum()} outcomes for {n} arrivals")
+    both = raw.dropped & np.isfinite(raw.completion_s)
+    if both.any():
+        raise ConservationError(f"{int(both.sum())} queries both dropped and completed")
+    finished = raw.dropped | np.isfinite(raw.completion_s)
+    if (~finished & (outcome != DROP)).any():
+        raise ConservationError("an unfinished query was not counted as dropped")
+
+
+class FidTable:
+    """Cascade-table FID lookups: bilinear on a full r x c grid, nearest row otherwise."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.fid_alone = dict(zip(bundle.models["model"], bundle.models["fid_alone"]))
+        self._pair: dict[tuple[str, str], object] = {}
+        for (light, heavy), rows in bundle.cascades.groupby(["light", "heavy"], sort=False):
+            r = np.sort(rows["router_ratio"].unique())
+            c = np.sort(rows["disc_ratio"].unique())
+            if len(rows) == len(r) * len(c) and len(r) > 1 and len(c) > 1:
+                grid = rows.pivot_table(index="router_ratio", columns="disc_ratio", values="fid")
+                self._pair[(light, heavy)] = RegularGridInterpolator(
+                    (r, c), grid.loc[r, c].to_numpy(), bounds_error=False, fill_value=None
+                )
+            else:
+                self._pair[(light, heavy)] = rows[["router_ratio", "disc_ratio", "fid"]].to_numpy()
+
+    def cascade_fid(self, light: str, heavy: str, router_ratio: float, disc_ratio: float) -> float:
+        table = self._pair.get((light, heavy))
+        if table is None:  # a pair outside the table: the nominal heavy share interpolates
+            share = router_ratio + (1 - router_ratio) * disc_ratio
+            return (1 - share) * self.fid_alone[light] + share * self.fid_alone[heavy]
+        point = (min(max(router_ratio, 0.0), 1.0), min(max(disc_ratio, 0.0), 1.0))
+        if isinstance(table, RegularGridInterpolator):
+            return float(table([point])[0])
+        nearest = np.argmin((table[:, 0] - point[0]) ** 2 + (table[:, 1] - point[1]) ** 2)
+        return float(table[nearest, 2])
+
+    def mix_fid(self, shares: dict[str, float]) -> float:
+        total = sum(shares.values())
+        return sum(self.fid_alone[m] * s for m, s in shares.items()) / total
+
+    def planned_fid(self, plan: Plan) -> float:
+        if plan.fid is not None:
+            return float(plan.fid)
+        if plan.light is not None:
+            return self.cascade_fid(plan.light, plan.heavy, plan.router_ratio, plan.disc_ratio)
+        return self.mix_fid(dict(plan.mix))
+
+
+def epoch_of(raw: RawRun) -> np.ndarray:
+    """Index of the plan in force when each query arrived."""
+    applied = np.array([p.applied_s for p in raw.plans])
+    return np.maximum(np.searchsorted(applied, raw.arrival_s, side="right") - 1, 0)
+
+
+def realised_fid(
+    raw: RawRun, outcome: np.ndarray, bundle: Bundle, policy: Policy, fids: FidTable
+) -> tuple[np.ndarray, np.ndarray]:
+    """(FID per epoch, completed queries per epoch) by method (a)."""
+    epoch = epoch_of(raw)
+    completed = outcome != DROP
+    n_epochs = len(raw.plans)
+    fid = np.full(n_epochs, np.nan)
+    weight = np.bincount(epoch[completed], minlength=n_epochs)
+    names = bundle.model_names
+    quality = np.asarray(policy.quality_scores, dtype=np.float64)
+    for k, record in enumerate(raw.plans):
+        if weight[k] == 0:
+            continue
+        mask = completed & (epoch == k)
+        plan = record.plan
+        if plan.light is not None:
+            light = bundle.model_index(plan.light)
+            tau = quality_threshold(quality[:, light], plan.disc_ratio)
+            r = float(raw.bypassed[mask].mean())
+            c = float((quality[raw.prompt_idx[mask], light] < tau).mean())
+            fid[k] = fids.cascade_fid(plan.light, plan.heavy, r, c)
+        else:
+            served = np.bincount(raw.final_model[mask], minlength=len(names))
+            fid[k] = fids.mix_fid({names[m]: n for m, n in enumerate(served) if n > 0})
+    return fid, weight
+
+
+def plan_intervals(raw: RawRun, horizon_s: float) -> np.ndarray:
+    """Seconds each plan was in force within [0, horizon_s]."""
+    starts = np.array([min(p.applied_s, horizon_s) for p in raw.plans])
+    ends = np.append(starts[1:], horizon_s)
+    return np.maximum(ends - starts, 0.0)
+
+
+def queries_frame(raw: RawRun, outcome: np.ndarray, bundle: Bundle) -> pd.DataFrame:
+    names = np.array(("",) + bundle.model_names, dtype=object)
+    return pd.DataFrame(
+        {
+            "query_id": np.arange(len(raw.arrival_s), dtype=np.int64),
+            "prompt_id": raw.prompt_idx,
+            "arrival_s": raw.arrival_s,
+            "start_s": raw.start_s,
+            "first_done_s": raw.first_done_s,
+            "completion_s": raw.completion_s,
+            "latency_s": raw.completion_s - raw.arrival_s,
+            "first_model": pd.Categorical(names[raw.first_model + 1], categories=names[1:]),
+            "final_model": pd.Categorical(names[raw.final_model + 1], categories=names[1:]),
+            "bypassed": raw.bypassed,
+            "escalated": raw.escalated,
+            "outcome": pd.Categorical(np.array(OUTCOMES)[outcome], categories=OUTCOMES),
+        }
+    )
+
+
+def timeseries_frame(
+    raw: RawRun, outcome: np.ndarray, bundle: Bundle, fids: FidTable, epoch_fid: np.ndarray
+) -> pd.DataFrame:
+    """One row per simulated second: demand, outcomes by arrival second, completions and
+    workers per model, the plan in force (thresholds, planned and realised FID)."""
+    n_s = int(np.floor(raw.arrival_s[-1])) + 1 if len(raw.arrival_s) else 1
+    second = np.minimum(raw.arrival_s.astype(np.int64), n_s - 1)
+    arrivals = np.bincount(second, minlength=n_s)
+    frame = {"second": np.arange(n_s), "arrivals": arrivals}
+    for code, name in ((OK, "ok"), (TIMEOUT, "timeouts"), (DROP, "drops")):
+        frame[name] = np.bincount(second[outcome == code], minlength=n_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["slo_violation_ratio"] = np.where(
+            arrivals > 0, (frame["timeouts"] + frame["drops"]) / np.maximum(arrivals, 1), 0.0
+        )
+    # completions per model: first stage and (if different) final stage, by completion second
+    for m, name in enumerate(bundle.model_names):
+        first = raw.first_done_s[(raw.first_model == m) & np.isfinite(raw.first_done_s)]
+        final_mask = (raw.final_model == m) & (raw.first_model != m) & np.isfinite(raw.completion_s)
+        t = np.concatenate([first, raw.completion_s[final_mask]]).astype(np.int64)
+        frame[f"completions_{name}"] = np.bincount(t[t < n_s], minlength=n_s)
+    applied = np.array([p.applied_s for p in raw.plans])
+    in_force = np.maximum(np.searchsorted(applied, np.arange(n_s), side="right") - 1, 0)
+    plans = [p.plan for p in raw.plans]
+    for name in bundle.model_names:
+        per_plan = np.array([p.workers.get(name, 0) for p in plans])
+        frame[f"workers_{name}"] = per_plan[in_force]
+    labels = np.array([p.label for p in plans], dtype=object)
+    frame["plan"] = labels[in_force]
+    frame["router_ratio"] = np.array([p.router_ratio for p in plans])[in_force]
+    frame["disc_ratio"] = np.array([p.disc_ratio for p in plans])[in_force]
+    frame["demand_estimate_qps"] = np.array([p.demand_qps for p in raw.plans])[in_force]
+    frame["planned_fid"] = np.array([fids.planned_fid(p) for p in plans])[in_force]
+    frame["realised_fid"] = epoch_fid[in_force]
+    frame["infeasible"] = np.array([p.infeasible for p in plans])[in_force]
+    return pd.DataFrame(frame)
+
+
+def summarise(
+    raw: RawRun,
+    outcome: np.ndarray,
+    bundle: Bundle,
+    fids: FidTable,
+    epoch_fid: np.ndarray,
+    epoch_weight: np.ndarray,
+) -> dict:
+    n = len(raw.arrival_s)
+    counts = np.bincount(outcome, minlength=3)
+    completed = outcome != DROP
+    latency = (raw.completion_s - raw.arrival_s)[completed]
+    valid = np.isfinite(epoch_fid) & (epoch_weight > 0)
+    fid = float(np.average(epoch_fid[valid], weights=epoch_weight[valid])) if valid.any() else None
+    horizon = float(raw.arrival_s[-1]) if n else 0.0
+    seconds = plan_intervals(raw, horizon)
+    planned = np.array([fids.planned_fid(p.plan) for p in raw.plans])
+    plan_share: dict[str, float] = {}
+    for record, span in zip(raw.plans, seconds):
+        plan_share[record.plan.label] = plan_share.get(record.plan.label, 0.0) + span
+    total = seconds.sum()
+    heavy_visit = (raw.bypassed | raw.escalated)[completed]
+    return {
+        "policy": raw.policy_name,
+        "arrivals": int(n),
+        "ok": int(counts[OK]),
+        "timeouts": int(counts[TIMEOUT]),
+        "drops": int(counts[DROP]),
+        "slo_violation_ratio": float((counts[TIMEOUT] + counts[DROP]) / n) if n else 0.0,
+        "fid": _round(fid),
+        "fid_planned": _round(float(np.sum(planned * seconds) / total) if total > 0 else planned[0]),
+        "p50_latency_s": _round(float(np.percentile(latency, 50))) if latency.size else None,
+        "p99_latency_s": _round(float(np.percentile(latency, 99))) if latency.size else None,
+        "mean_latency_s": _round(float(latency.mean())) if latency.size else None,
+        "heavy_share": _round(float(heavy_visit.mean())) if heavy_visit.size else 0.0,
+        "router_bypass_share": _round(float(raw.bypassed[completed].mean())) if completed.any() else 0.0,
+        "escalation_share": _round(float(raw.escalated[completed].mean())) if completed.any() else 0.0,
+        "gpu_seconds": _round(raw.busy_s),
+        "simulated_s": _round(raw.end_s),
+        "plans": len(raw.plans),
+        "plan_share": {k: _round(v / total) for k, v in sorted(plan_share.items())} if total > 0 else {raw.plans[0].plan.label: 1.0},
+        "infeasible_plan_share": _round(
+            float(sum(s for r, s in zip(raw.plans, seconds) if r.plan.infeasible) / total)
+        )
+        if total > 0
+        else 0.0,
+    }
+
+
+def _round(x: float | None, digits: int = 9) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def compute_metrics(
+    raw: RawRun, bundle: Bundle, policy: Policy, config: SimConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(queries, timeseries, summary) of a run; raises ConservationError if outcomes leak."""
+    outcome = classify(raw, config)
+    check_conservation(raw, outcome)
+    fids = FidTable(bundle)
+    epoch_fid, epoch_weight = realised_fid(raw, outcome, bundle, policy, fids)
+    queries = queries_frame(raw, outcome, bundle)
+    timeseries = timeseries_frame(raw, outcome, bundle, fids, epoch_fid)
+    summary = summarise(raw, outcome, bundle, fids, epoch_fid, epoch_weight)
+    return queries, timeseries, summary
