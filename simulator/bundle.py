@@ -4,7 +4,7 @@ A bundle is a folder::
 
     bundle.json   schema_version, name, provenance {source, gpu, libraries}, time_unit "s",
                   router {features, weights} (how prompts.router_score was computed)
-    models.csv    model, steps, load_s, fid_alone                 (one row per model, light -> heavy)
+    models.csv    model, steps, load_s, fid_alone   (one row per model, light -> heavy)
     latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only)
     prompts.csv   prompt_id (0..N-1), text, the 8 HADIS router features, router_score, [label]
     scores.csv    prompt_id, model, disc_score, [clip_score, other quality signals]
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from simulator.errors import InputError
 
 SCHEMA_VERSION = 1
 ROUTER_FEATURES = (
@@ -60,7 +62,7 @@ REQUIRED_COLUMNS = {
 }
 
 
-class BundleError(ValueError):
+class BundleError(InputError):
     """A bundle that cannot be used; the message names file, row and column."""
 
 

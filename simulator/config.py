@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from simulator.errors import InputError
+
 DISPATCH_MODES = ("random", "jsq", "central")
 DEMAND_ESTIMATORS = ("ewma", "inflight")
 SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     pass
 
 
@@ -21,7 +23,9 @@ class SimConfig:
     seed: int = 0  # master seed; one derived stream per purpose
     tick_s: float = 1.0  # controller tick (demand and queue EWMAs)
     plan_interval_s: float = 5.0  # the policy plans every this many seconds
-    demand_estimator: str = "ewma"  # ewma: EWMA of arrival rate; inflight: artifact's in-flight x 1.2
+    demand_estimator: str = (
+        "ewma"  # ewma: arrival-rate EWMA; inflight: artifact's in-flight x 1.2
+    )
     ewma_com: float = 2.1  # EWMA centre of mass (alpha = 1 / (1 + com)), as the artifact
     inflight_factor: float = 1.2  # the artifact's in-flight demand multiplier
     router_cost_s: float = 0.005  # rule-based router per query (HADIS §5.8)

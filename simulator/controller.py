@@ -39,6 +39,7 @@ class Controller:
         self._ticks = 0
         self.plans: list[PlanRecord] = []
         self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
+        self.demand_log: list[float] = []  # demand estimate at the end of each tick
 
     @property
     def demand_qps(self) -> float:
@@ -86,6 +87,7 @@ class Controller:
         while True:
             yield env.timeout(tick)
             self.update_estimates(tick)
+            self.demand_log.append(self.demand_qps)
             self._ticks += 1
             if self._ticks % ticks_per_plan == 0:
                 plan, wall_s = self.plan_now()
@@ -108,9 +110,7 @@ class Controller:
         rate = (c.arrived - self._last_arrived) / tick_s
         self._last_arrived = c.arrived
         self.arrival_rate_qps = rate if first else a * rate + (1 - a) * self.arrival_rate_qps
-        self.inflight_ewma = (
-            c.inflight if first else a * c.inflight + (1 - a) * self.inflight_ewma
-        )
+        self.inflight_ewma = c.inflight if first else a * c.inflight + (1 - a) * self.inflight_ewma
         queues = c.queue_lengths()
         for m in range(c.n_models):
             model_rate = (c.model_arrivals[m] - self._last_model_arrivals[m]) / tick_s

@@ -34,6 +34,7 @@ class RawRun:
     dropped: np.ndarray
     plans: list[PlanRecord]
     planner_wall_s: list[tuple[float, float]]
+    demand_log: list[float]  # controller's demand estimate per tick
     busy_s: float  # GPU-seconds spent in batches and model loads
     end_s: float  # simulated time when the run stopped
     policy_name: str
@@ -62,7 +63,13 @@ def simulate(
     prompt_idx = np.asarray(prompt_idx, dtype=np.int64)
     env = simpy.Environment()
     cluster = Cluster(
-        env, bundle, config, policy, arrival_s, prompt_idx, stream_seed(config.seed, SEED_STREAM_DISPATCH)
+        env,
+        bundle,
+        config,
+        policy,
+        arrival_s,
+        prompt_idx,
+        stream_seed(config.seed, SEED_STREAM_DISPATCH),
     )
     controller = Controller(cluster, policy, config)
     controller.initial_plan()
@@ -93,6 +100,7 @@ def simulate(
         dropped=np.array(cluster.dropped, dtype=bool),
         plans=controller.plans,
         planner_wall_s=controller.planner_wall_s,
+        demand_log=controller.demand_log,
         busy_s=busy_s,
         end_s=float(env.now),
         policy_name=policy.name,

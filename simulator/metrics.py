@@ -37,7 +37,11 @@ class ConservationError(AssertionError):
 def classify(raw: RawRun, config: SimConfig) -> np.ndarray:
     """Outcome code per query (OK, TIMEOUT, DROP)."""
     latency = raw.completion_s - raw.arrival_s
-    done = ~raw.dropped & np.isfinite(raw.completion_s) & (latency <= config.late_factor * config.slo_s)
+    done = (
+        ~raw.dropped
+        & np.isfinite(raw.completion_s)
+        & (latency <= config.late_factor * config.slo_s)
+    )
     outcome = np.full(len(raw.arrival_s), DROP, dtype=np.int8)
     outcome[done & (latency <= config.slo_s)] = OK
     outcome[done & (latency > config.slo_s)] = TIMEOUT
@@ -160,7 +164,12 @@ def queries_frame(raw: RawRun, outcome: np.ndarray, bundle: Bundle) -> pd.DataFr
 
 
 def timeseries_frame(
-    raw: RawRun, outcome: np.ndarray, bundle: Bundle, fids: FidTable, epoch_fid: np.ndarray
+    raw: RawRun,
+    outcome: np.ndarray,
+    bundle: Bundle,
+    fids: FidTable,
+    epoch_fid: np.ndarray,
+    tick_s: float,
 ) -> pd.DataFrame:
     """One row per simulated second: demand, outcomes by arrival second, completions and
     workers per model, the plan in force (thresholds, planned and realised FID)."""
@@ -190,7 +199,12 @@ def timeseries_frame(
     frame["plan"] = labels[in_force]
     frame["router_ratio"] = np.array([p.router_ratio for p in plans])[in_force]
     frame["disc_ratio"] = np.array([p.disc_ratio for p in plans])[in_force]
-    frame["demand_estimate_qps"] = np.array([p.demand_qps for p in raw.plans])[in_force]
+    log = np.asarray(raw.demand_log, dtype=np.float64)
+    tick_end = (np.arange(len(log)) + 1) * tick_s
+    latest = np.searchsorted(tick_end, np.arange(n_s), side="right") - 1
+    frame["demand_estimate_qps"] = (
+        np.where(latest >= 0, log[np.maximum(latest, 0)], 0.0) if len(log) else 0.0
+    )
     frame["planned_fid"] = np.array([fids.planned_fid(p) for p in plans])[in_force]
     frame["realised_fid"] = epoch_fid[in_force]
     frame["infeasible"] = np.array([p.infeasible for p in plans])[in_force]
@@ -227,17 +241,25 @@ def summarise(
         "drops": int(counts[DROP]),
         "slo_violation_ratio": float((counts[TIMEOUT] + counts[DROP]) / n) if n else 0.0,
         "fid": _round(fid),
-        "fid_planned": _round(float(np.sum(planned * seconds) / total) if total > 0 else planned[0]),
+        "fid_planned": _round(
+            float(np.sum(planned * seconds) / total) if total > 0 else planned[0]
+        ),
         "p50_latency_s": _round(float(np.percentile(latency, 50))) if latency.size else None,
         "p99_latency_s": _round(float(np.percentile(latency, 99))) if latency.size else None,
         "mean_latency_s": _round(float(latency.mean())) if latency.size else None,
         "heavy_share": _round(float(heavy_visit.mean())) if heavy_visit.size else 0.0,
-        "router_bypass_share": _round(float(raw.bypassed[completed].mean())) if completed.any() else 0.0,
-        "escalation_share": _round(float(raw.escalated[completed].mean())) if completed.any() else 0.0,
+        "router_bypass_share": _round(float(raw.bypassed[completed].mean()))
+        if completed.any()
+        else 0.0,
+        "escalation_share": _round(float(raw.escalated[completed].mean()))
+        if completed.any()
+        else 0.0,
         "gpu_seconds": _round(raw.busy_s),
         "simulated_s": _round(raw.end_s),
         "plans": len(raw.plans),
-        "plan_share": {k: _round(v / total) for k, v in sorted(plan_share.items())} if total > 0 else {raw.plans[0].plan.label: 1.0},
+        "plan_share": {k: _round(v / total) for k, v in sorted(plan_share.items())}
+        if total > 0
+        else {raw.plans[0].plan.label: 1.0},
         "infeasible_plan_share": _round(
             float(sum(s for r, s in zip(raw.plans, seconds) if r.plan.infeasible) / total)
         )
@@ -259,6 +281,6 @@ def compute_metrics(
     fids = FidTable(bundle)
     epoch_fid, epoch_weight = realised_fid(raw, outcome, bundle, policy, fids)
     queries = queries_frame(raw, outcome, bundle)
-    timeseries = timeseries_frame(raw, outcome, bundle, fids, epoch_fid)
+    timeseries = timeseries_frame(raw, outcome, bundle, fids, epoch_fid, config.tick_s)
     summary = summarise(raw, outcome, bundle, fids, epoch_fid, epoch_weight)
     return queries, timeseries, summary

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from simulator.bundle import Bundle
+from simulator.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ PolicyFactory = Callable[[PolicyContext], Policy]
 _REGISTRY: dict[str, PolicyFactory] = {}
 
 
-class UnknownPolicyError(ValueError):
+class UnknownPolicyError(InputError):
     pass
 
 

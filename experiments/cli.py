@@ -1,0 +1,376 @@
+"""The `t2isim` command line (typer). Thin shells over the library; every input error is one
+line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simulator.errors import InputError
+
+app = typer.Typer(
+    help="Simulate, profile and plan text-to-image diffusion serving (HADIS, RouteT2I, ECVL).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bundle_app = typer.Typer(help="Inspect and export profile bundles.", no_args_is_help=True)
+import_app = typer.Typer(help="Import measurements from other projects.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+app.add_typer(import_app, name="import")
+out = Console()
+err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def input_errors():
+    """Turn `InputError` (and unreadable files) into one line on stderr and exit code 2."""
+    try:
+        yield
+    except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err.print(f"error: {message}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _register_policies() -> None:
+    import policies  # noqa: F401  (registers the adaptive policies)
+
+
+# ----------------------------------------------------------------------------- simulate
+
+
+class Dispatch(str, Enum):
+    random = "random"
+    jsq = "jsq"
+    central = "central"
+
+
+class DemandEstimator(str, Enum):
+    ewma = "ewma"
+    inflight = "inflight"
+
+
+class ServiceTime(str, Enum):
+    deterministic = "deterministic"
+    exponential = "exponential"
+    lognormal = "lognormal"
+
+
+def _parse_options(items: list[str]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InputError(f"--option {item!r}: expected key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    policy: Annotated[str, typer.Option(help="Policy name (see `t2isim policies`).")] = "hadis",
+    bundle: Annotated[str, typer.Option(help="'default' or a bundle folder.")] = "default",
+    trace: Annotated[
+        str, typer.Option(help="Spec (poisson:rate=8,duration=600 ...) or trace file.")
+    ] = "azure:peak=24,min=1",
+    workers: Annotated[int, typer.Option(help="GPU workers.")] = 16,
+    slo: Annotated[float, typer.Option(help="Latency SLO in seconds.")] = 60.0,
+    time_scale: Annotated[float, typer.Option(help="Multiplier of execution times.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Master seed.")] = 0,
+    plan_interval: Annotated[float, typer.Option(help="Seconds between plans.")] = 5.0,
+    demand_estimator: Annotated[DemandEstimator, typer.Option()] = DemandEstimator.ewma,
+    dispatch: Annotated[Dispatch, typer.Option(help="Worker choice within a model.")] = (
+        Dispatch.random
+    ),
+    router_cost: Annotated[float, typer.Option(help="Router seconds per query.")] = 0.005,
+    disc_cost: Annotated[float, typer.Option(help="Discriminator seconds per image.")] = 0.007,
+    drop_factor: Annotated[float, typer.Option(help="Worker drop at this x SLO.")] = 1.5,
+    load_s: Annotated[
+        float | None, typer.Option(help="Model swap seconds (default: the bundle's).")
+    ] = None,
+    max_wait: Annotated[float, typer.Option(help="Batching wait in seconds.")] = 0.0,
+    service_time: Annotated[ServiceTime, typer.Option()] = ServiceTime.deterministic,
+    plan_delay: Annotated[float, typer.Option(help="Seconds before a plan takes effect.")] = 0.0,
+    plan_delay_measured: Annotated[
+        bool, typer.Option(help="Also delay by the planner's wall time (not deterministic).")
+    ] = False,
+    option: Annotated[
+        list[str] | None, typer.Option(help="Policy option key=value (repeatable).")
+    ] = None,
+    plot: Annotated[bool, typer.Option(help="Also write timeseries.png.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+) -> None:
+    """Replay a trace through the simulated cluster under a policy; write the run folder."""
+    from experiments.inputs import resolve_bundle, resolve_trace
+    from simulator.config import SimConfig
+    from simulator.results import write_run
+    from simulator.run import run_simulation
+
+    with input_errors():
+        _register_policies()
+        config = SimConfig(
+            n_workers=workers,
+            slo_s=slo,
+            time_scale=time_scale,
+            seed=seed,
+            plan_interval_s=plan_interval,
+            demand_estimator=demand_estimator.value,
+            dispatch=dispatch.value,
+            router_cost_s=router_cost,
+            disc_cost_s=disc_cost,
+            drop_factor=drop_factor,
+            load_s=load_s,
+            max_wait_s=max_wait,
+            service_time=service_time.value,
+            plan_delay_s=plan_delay,
+            plan_delay_measured=plan_delay_measured,
+        )
+        options = _parse_options(option or [])
+        the_bundle = resolve_bundle(bundle)
+        the_trace = resolve_trace(trace, the_bundle, seed)
+        with _progress(quiet, f"simulating {policy}") as progress:
+            result = run_simulation(
+                the_bundle, the_trace, policy, config, options, progress=progress
+            )
+        result.summary["bundle_source"] = bundle
+        result.summary["trace_spec"] = trace
+        write_run(
+            out_dir,
+            result.queries,
+            result.timeseries,
+            result.summary,
+            result.config,
+            result.raw.planner_wall_s,
+        )
+        if plot:
+            from experiments.plots import plot_run
+
+            plot_run(result.timeseries, result.summary, out_dir / "timeseries.png")
+    if not quiet:
+        _print_summary(result.summary, out_dir)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, label: str):
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(label), BarColumn(), TextColumn("{task.percentage:>5.1f}% sim time"),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda done, horizon: bar.update(task, completed=done / horizon)
+
+
+def _print_summary(summary: dict, out_dir: Path) -> None:
+    table = Table(title=f"{summary['policy']} — {out_dir}", show_header=False)
+    for key in (
+        "arrivals", "ok", "timeouts", "drops", "slo_violation_ratio", "fid", "fid_planned",
+        "p50_latency_s", "p99_latency_s", "heavy_share", "gpu_seconds",
+    ):
+        value = summary.get(key)
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    for label, share in summary["plan_share"].items():
+        table.add_row(f"plan {label}", f"{share:.1%}")
+    out.print(table)
+
+
+@app.command("policies")
+def list_policies() -> None:
+    """List the registered policy names."""
+    from simulator.policy import policy_names
+
+    _register_policies()
+    for name in policy_names():
+        out.print(name)
+
+
+# ----------------------------------------------------------------------------- traces
+
+
+class TraceFormat(str, Enum):
+    csv = "csv"
+    artifact = "artifact"
+
+
+@app.command("trace")
+def make_trace(
+    spec: Annotated[str, typer.Argument(help="Trace spec, e.g. poisson:rate=8,duration=600.")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write.")],
+    bundle: Annotated[str, typer.Option(help="Bundle whose prompts are drawn.")] = "default",
+    seed: Annotated[int, typer.Option()] = 0,
+    fmt: Annotated[TraceFormat, typer.Option("--format")] = TraceFormat.csv,
+) -> None:
+    """Generate a trace file from a spec."""
+    from experiments.inputs import resolve_bundle, resolve_trace
+    from simulator.workloads import write_artifact_trace, write_trace_csv
+
+    with input_errors():
+        trace = resolve_trace(spec, resolve_bundle(bundle), seed)
+        writer = write_trace_csv if fmt is TraceFormat.csv else write_artifact_trace
+        writer(trace, out_file)
+    duration = float(trace.arrival_s[-1])
+    out.print(f"{len(trace)} queries over {duration:.1f} s -> {out_file}")
+
+
+# ----------------------------------------------------------------------------- bundles
+
+
+@bundle_app.command("info")
+def bundle_info(bundle: Annotated[str, typer.Argument(help="'default' or a folder.")]) -> None:
+    """Print the bundle's provenance, models, latency and table sizes."""
+    from experiments.inputs import resolve_bundle
+
+    with input_errors():
+        b = resolve_bundle(bundle)
+    prov = b.meta.get("provenance", {})
+    out.print(f"[bold]{b.name}[/bold]  source: {prov.get('source')}  gpu: {prov.get('gpu')}")
+    table = Table("model", "steps", "load_s", "fid_alone", "batch sizes", "latency p50 (s)")
+    for row in b.models.itertuples():
+        sizes = b.profiled_batch_sizes(row.model)
+        lat = ", ".join(f"{b.batch_latency_s(row.model, s):.3g}" for s in sizes)
+        table.add_row(
+            row.model, str(row.steps), f"{row.load_s:g}", f"{row.fid_alone:.2f}",
+            ",".join(map(str, sizes)), lat,
+        )
+    out.print(table)
+    sizes = Table("table", "rows", "columns")
+    for name in ("models", "latency", "prompts", "scores", "cascades"):
+        df = getattr(b, name)
+        sizes.add_row(name, str(len(df)), ", ".join(df.columns))
+    out.print(sizes)
+    out.print(f"pairs: {', '.join(f'{a}->{h}' for a, h in b.pairs())}")
+
+
+class TableName(str, Enum):
+    models = "models"
+    latency = "latency"
+    prompts = "prompts"
+    scores = "scores"
+    cascades = "cascades"
+
+
+class TableFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+@bundle_app.command("export")
+def bundle_export(
+    bundle: Annotated[str, typer.Argument(help="'default' or a folder.")],
+    table: Annotated[TableName, typer.Option(help="Which table.")],
+    fmt: Annotated[TableFormat, typer.Option("--format")] = TableFormat.csv,
+    out_file: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
+) -> None:
+    """Write one table of a bundle."""
+    from experiments.inputs import resolve_bundle
+
+    with input_errors():
+        df = getattr(resolve_bundle(bundle), table.value)
+        if fmt is TableFormat.parquet and out_file is None:
+            raise InputError("--format parquet needs --out FILE")
+    if fmt is TableFormat.csv:
+        text = df.to_csv(index=False, float_format="%.10g")
+    elif fmt is TableFormat.json:
+        text = df.to_json(orient="records", indent=1) + "\n"
+    else:
+        df.to_parquet(out_file, index=False)
+        return
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text)
+
+
+@bundle_app.command("write")
+def bundle_write(
+    bundle: Annotated[str, typer.Argument(help="'default' or a folder.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the bundle to.")],
+) -> None:
+    """Write a (validated) bundle as a folder, e.g. the embedded default to edit it."""
+    from experiments.inputs import resolve_bundle
+    from simulator.bundle import write_bundle
+
+    with input_errors():
+        write_bundle(resolve_bundle(bundle), out_dir)
+    out.print(f"bundle written to {out_dir}")
+
+
+@import_app.command("hadis-artifact")
+def import_hadis(
+    artifact: Annotated[Path, typer.Argument(help="Checkout of the HADIS artifact.")],
+    out_dir: Annotated[Path, typer.Argument(help="Bundle folder to write.")],
+) -> None:
+    """Turn a HADIS artifact checkout into a profile bundle."""
+    from simulator.artifact import import_hadis_artifact
+    from simulator.bundle import write_bundle
+
+    with input_errors():
+        bundle = import_hadis_artifact(artifact)
+        write_bundle(bundle, out_dir)
+    out.print(
+        f"imported {bundle.n_prompts} prompts, {len(bundle.model_names)} models, "
+        f"{len(bundle.cascades)} cascade rows -> {out_dir}"
+    )
+
+
+@app.command()
+def calibrate(
+    artifact: Annotated[Path, typer.Argument(help="Checkout of the HADIS artifact.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the fitted parameters.")
+    ] = None,
+) -> None:
+    """Fit the default bundle's generative model to the artifact's measurements."""
+    from simulator.default_bundle import calibrate as fit, save_params
+
+    with input_errors():
+        params = fit(artifact)
+        if out_file is not None:
+            save_params(params, out_file)
+    report = params.get("fit_report", {})
+    for key, value in report.items():
+        out.print(f"{key}: {value}")
+    if out_file is not None:
+        out.print(f"parameters written to {out_file}")
+
+
+def _mount_optional() -> None:
+    """Sub-apps of the optional parts (profiler, routers) when their modules import."""
+    for module, attr, name in (
+        ("profiler.cli", "profile_app", "profile"),
+        ("routers.cli", "routers_app", "routers"),
+    ):
+        try:
+            sub = getattr(__import__(module, fromlist=[attr]), attr)
+        except ImportError:
+            continue
+        app.add_typer(sub, name=name)
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
