@@ -144,7 +144,7 @@ def plan_intervals(raw: RawRun, horizon_s: float) -> np.ndarray:
 
 
 def queries_frame(raw: RawRun, outcome: np.ndarray, bundle: Bundle) -> pd.DataFrame:
-    names = np.array(("",) + bundle.model_names, dtype=object)
+    names = list(bundle.model_names)
     return pd.DataFrame(
         {
             "query_id": np.arange(len(raw.arrival_s), dtype=np.int64),
@@ -154,11 +154,11 @@ def queries_frame(raw: RawRun, outcome: np.ndarray, bundle: Bundle) -> pd.DataFr
             "first_done_s": raw.first_done_s,
             "completion_s": raw.completion_s,
             "latency_s": raw.completion_s - raw.arrival_s,
-            "first_model": pd.Categorical(names[raw.first_model + 1], categories=names[1:]),
-            "final_model": pd.Categorical(names[raw.final_model + 1], categories=names[1:]),
+            "first_model": pd.Categorical.from_codes(raw.first_model, categories=names),
+            "final_model": pd.Categorical.from_codes(raw.final_model, categories=names),
             "bypassed": raw.bypassed,
             "escalated": raw.escalated,
-            "outcome": pd.Categorical(np.array(OUTCOMES)[outcome], categories=OUTCOMES),
+            "outcome": pd.Categorical.from_codes(outcome, categories=list(OUTCOMES)),
         }
     )
 

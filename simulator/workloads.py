@@ -47,13 +47,14 @@ from pathlib import Path
 import numpy as np
 
 from simulator.azure_shape import scale_to_qps, synthetic_azure_shape
+from simulator.errors import InputError
 
 CSV_HEADER = "arrival_s,prompt_idx"
 AZURE_SHAPE_COLUMNS = ["", "hour", "invocations"]
 _HASH_TAG = b"t2isim.trace.v1\n"
 
 
-class TraceError(ValueError):
+class TraceError(InputError):
     """An unusable trace, trace file or trace spec; the message names file, line and field."""
 
 
@@ -88,13 +89,15 @@ class Trace:
         bad = np.flatnonzero(~np.isfinite(arrival) | (arrival < 0))
         if bad.size:
             i = bad[0]
-            raise TraceError(f"{label}: arrival_s[{i}]={arrival[i]!r} is not a finite time >= 0")
+            raise TraceError(
+                f"{label}: arrival_s[{i}]={float(arrival[i])!r} is not a finite time >= 0"
+            )
         back = np.flatnonzero(np.diff(arrival) < 0)
         if back.size:
             i = back[0] + 1
             raise TraceError(
-                f"{label}: arrival_s[{i}]={arrival[i]!r} is before arrival_s[{i - 1}]="
-                f"{arrival[i - 1]!r}; arrivals must be sorted"
+                f"{label}: arrival_s[{i}]={float(arrival[i])!r} is before arrival_s[{i - 1}]="
+                f"{float(arrival[i - 1])!r}; arrivals must be sorted"
             )
         negative = np.flatnonzero(prompts < 0)
         if negative.size:
@@ -125,7 +128,7 @@ def validate_prompt_ids(trace: Trace, n_prompts: int, source: str) -> None:
     if bad.size:
         i = bad[0]
         raise TraceError(
-            f"{source}: query {i} (arrival_s={trace.arrival_s[i]!r}): prompt_idx "
+            f"{source}: query {i} (arrival_s={float(trace.arrival_s[i])!r}): prompt_idx "
             f"{trace.prompt_idx[i]} is outside [0, {n_prompts})"
         )
 
@@ -147,8 +150,8 @@ def read_trace(path: str | Path, n_prompts: int | None = None) -> Trace:
         if back.size:
             i = back[0] + 1
             raise TraceError(
-                f"{path}: line {i + 2}: arrival_s={arrival_s[i]!r} is before the previous "
-                f"line's {arrival_s[i - 1]!r}; CSV traces must be sorted by arrival_s"
+                f"{path}: line {i + 2}: arrival_s={float(arrival_s[i])!r} is before the previous "
+                f"line's {float(arrival_s[i - 1])!r}; CSV traces must be sorted by arrival_s"
             )
     elif _is_number(first.split(",")[0]):
         arrival_ms, prompts = _parse_rows(path, lines, 0, "arrival_ms", n_prompts)

@@ -1,0 +1,171 @@
+"""The SimPy cluster against closed forms, the cascade rules, conservation and determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from bundle_factory import make_bundle
+
+from simulator.cascade import hybrid_assignment
+from simulator.config import ConfigError, SimConfig
+from simulator.engine import simulate
+from simulator.metrics import DROP, OK, TIMEOUT, classify, compute_metrics
+from simulator.policy import Plan, PolicyContext, make_policy, register_policy
+from simulator.workloads import Trace, constant, poisson
+
+
+def erlang_c_wait_s(arrival_qps: float, service_qps: float, servers: int) -> float:
+    """Mean waiting time in queue of M/M/c (Erlang C)."""
+    a = arrival_qps / service_qps
+    rho = a / servers
+    tail = a**servers / math.factorial(servers) / (1 - rho)
+    p_wait = tail / (sum(a**k / math.factorial(k) for k in range(servers)) + tail)
+    return p_wait / (servers * service_qps - arrival_qps)
+
+
+def test_mmc_mean_wait_matches_erlang_c():
+    servers, service_qps, arrival_qps = 4, 1.0, 3.0
+    bundle = make_bundle(base_latency_s={"only": 1 / service_qps, "other": 2.0},
+                         fid_alone={"only": 30.0, "other": 20.0}, batch_sizes=(1,))
+    config = SimConfig(
+        n_workers=servers, slo_s=1e7, dispatch="central", service_time="exponential", seed=3
+    )
+    trace = poisson(arrival_qps, 60_000, n_prompts=bundle.n_prompts, seed=11)
+    policy = make_policy("clipper-light", PolicyContext(bundle, servers, config.slo_s))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    wait = np.nanmean(raw.start_s - raw.arrival_s)
+    expected = erlang_c_wait_s(arrival_qps, service_qps, servers)
+    assert wait == pytest.approx(expected, rel=0.05), (wait, expected)
+    service = np.nanmean(raw.completion_s - raw.start_s)
+    assert service == pytest.approx(1 / service_qps, rel=0.02)
+
+
+def test_deterministic_service_is_exact_at_low_load():
+    bundle = make_bundle(base_latency_s={"light": 0.5, "heavy": 3.0})
+    trace = Trace(np.arange(0, 100, 5.0), np.arange(20) % bundle.n_prompts)
+    config = SimConfig(n_workers=2, slo_s=60)
+    policy = make_policy("clipper-heavy", PolicyContext(bundle, 2, 60))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    np.testing.assert_allclose(raw.completion_s - raw.arrival_s, 3.0)
+
+
+@register_policy("test-fixed-cascade")
+class FixedCascade:
+    """A test policy: one cascade plan with ratios from the options, no router cost."""
+
+    uses_router = False
+    uses_discriminator = False
+
+    def __init__(self, context: PolicyContext) -> None:
+        b = context.bundle
+        self.name = "test-fixed-cascade"
+        self.router_scores = b.router_score
+        self.quality_scores = b.disc_score
+        self.plans = [
+            Plan(
+                workers={"light": context.n_workers // 2, "heavy": context.n_workers // 2},
+                batch_size={"light": 1, "heavy": 1},
+                light="light",
+                heavy="heavy",
+                router_ratio=r,
+                disc_ratio=c,
+            )
+            for r, c in context.options["ratios"]
+        ]
+        self.calls = 0
+
+    def plan(self, observation):
+        plan = self.plans[self.calls % len(self.plans)]
+        self.calls += 1
+        return plan
+
+
+def test_every_query_follows_the_hybrid_rules():
+    bundle = make_bundle()
+    r, c = 0.3, 0.4
+    trace = constant(0.1, 6000, n_prompts=bundle.n_prompts, seed=5)  # never two in flight
+    config = SimConfig(n_workers=8, slo_s=100)
+    policy = make_policy(
+        "test-fixed-cascade", PolicyContext(bundle, 8, 100, options={"ratios": [(r, c)]})
+    )
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    bypassed, escalated = hybrid_assignment(
+        bundle.router_score, bundle.disc_score[:, 0], r, c
+    )
+    np.testing.assert_array_equal(raw.bypassed, bypassed[trace.prompt_idx])
+    np.testing.assert_array_equal(raw.escalated, escalated[trace.prompt_idx])
+    light_only = ~raw.bypassed & ~raw.escalated
+    assert (raw.final_model[light_only] == 0).all()
+    assert (raw.final_model[~light_only] == 1).all()
+    # escalated queries ran light then heavy back to back (idle cluster)
+    np.testing.assert_allclose((raw.completion_s - raw.arrival_s)[raw.escalated], 1.0 + 4.0)
+
+
+def test_plan_switches_conserve_queries_and_pay_load_time():
+    bundle = make_bundle(load_s=2.0)
+    trace = poisson(3.0, 400, n_prompts=bundle.n_prompts, seed=1)
+    config = SimConfig(n_workers=6, slo_s=30, plan_interval_s=5)
+    ratios = [(0.0, 0.0), (1.0, 0.0), (0.5, 0.5)]
+    policy = make_policy(
+        "test-fixed-cascade", PolicyContext(bundle, 6, 30, options={"ratios": ratios})
+    )
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
+    assert summary["ok"] + summary["timeouts"] + summary["drops"] == len(trace)
+    assert len(raw.plans) > 10
+    assert summary["plans"] == len(raw.plans)
+    assert queries["outcome"].notna().all()
+    assert timeseries["arrivals"].sum() == len(trace)
+
+
+def test_overload_drops_and_conservation():
+    bundle = make_bundle()
+    trace = poisson(20.0, 120, n_prompts=bundle.n_prompts, seed=2)
+    config = SimConfig(n_workers=2, slo_s=10)
+    policy = make_policy("clipper-heavy", PolicyContext(bundle, 2, 10))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    outcome = classify(raw, config)
+    counts = np.bincount(outcome, minlength=3)
+    assert counts[DROP] > 0.5 * len(trace) and counts[OK] > 0
+    latency = raw.completion_s - raw.arrival_s
+    # a worker never starts a batch that would finish past drop_factor x SLO
+    assert np.nanmax(latency) <= config.drop_factor * config.slo_s + 1e-9
+    assert (outcome[raw.dropped] == DROP).all()
+    assert (outcome[latency > config.slo_s] == TIMEOUT).all()
+
+
+@pytest.mark.parametrize("dispatch", ["random", "jsq", "central"])
+def test_dispatch_modes_are_deterministic(dispatch):
+    bundle = make_bundle()
+    trace = poisson(2.0, 200, n_prompts=bundle.n_prompts, seed=4)
+    config = SimConfig(n_workers=4, slo_s=30, dispatch=dispatch, seed=9)
+    runs = []
+    for _ in range(2):
+        policy = make_policy("static-cascade", PolicyContext(bundle, 4, 30))
+        raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+        runs.append(compute_metrics(raw, bundle, policy, config))
+    assert runs[0][0].equals(runs[1][0])
+    assert runs[0][1].equals(runs[1][1])
+    assert runs[0][2] == runs[1][2]
+
+
+def test_jsq_beats_random_on_mean_wait():
+    bundle = make_bundle(base_latency_s={"only": 1.0, "x": 2.0}, fid_alone={"only": 1, "x": 2},
+                         batch_sizes=(1,))
+    trace = poisson(3.5, 5000, n_prompts=bundle.n_prompts, seed=8)
+    waits = {}
+    for dispatch in ("random", "jsq"):
+        config = SimConfig(n_workers=4, slo_s=1e6, dispatch=dispatch, service_time="exponential")
+        policy = make_policy("clipper-light", PolicyContext(bundle, 4, 1e6))
+        raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+        waits[dispatch] = np.nanmean(raw.start_s - raw.arrival_s)
+    assert waits["jsq"] < 0.5 * waits["random"]
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="dispatch"):
+        SimConfig(dispatch="fastest")
+    with pytest.raises(ConfigError, match="slo_s"):
+        SimConfig(slo_s=0)
