@@ -37,7 +37,7 @@ def input_errors():
         yield
     except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err.print(f"error: {message}", markup=False, highlight=False)
+        sys.stderr.write(f"error: {message}\n")
         raise typer.Exit(2) from None
 
 
