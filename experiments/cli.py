@@ -352,23 +352,23 @@ def calibrate(
         out.print(f"parameters written to {out_file}")
 
 
-def _mount_optional() -> None:
-    """Sub-apps of the optional parts (profiler, routers) when their modules import."""
-    for module, attr, name in (
-        ("profiler.cli", "profile_app", "profile"),
-        ("routers.cli", "routers_app", "routers"),
-    ):
-        try:
-            sub = getattr(__import__(module, fromlist=[attr]), attr)
-        except ImportError:
-            continue
-        app.add_typer(sub, name=name)
+OPTIONAL_APPS = {"profile": ("profiler.cli", "profile_app"), "routers": ("routers.cli", "routers_app")}
 
 
-_mount_optional()
+def mount_optional(names: tuple[str, ...] = tuple(OPTIONAL_APPS)) -> None:
+    """Mount the sub-apps of the optional parts (imported only when asked for: they are slow
+    to import)."""
+    for name in names:
+        module, attr = OPTIONAL_APPS[name]
+        app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)
 
 
 def main() -> None:
+    first = sys.argv[1] if len(sys.argv) > 1 else "--help"
+    if first in OPTIONAL_APPS:
+        mount_optional((first,))
+    elif first in ("--help", "-h"):
+        mount_optional()
     app()
 
 
