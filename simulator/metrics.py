@@ -10,7 +10,8 @@ FID is estimated two ways (no images exist in a simulation):
   router and discriminator ratios realised on the epoch's completed queries (r = share bypassed
   by the router, c = share whose light-model score is below τ, the table's own semantics),
   bilinear on the table's r x c grid; epochs weighted by completed queries. Mix plans (no
-  cascade) use the share-weighted single-model FIDs (an approximation: FID is not linear).
+  cascade), and policies whose scores carry no information (`informative_scores = False`),
+  use the share-weighted single-model FIDs (an approximation: FID is not linear).
 * ``fid_planned`` (b, the artifact's method): time average of the planned configurations' FIDs.
 """
 
@@ -119,12 +120,13 @@ def realised_fid(
     weight = np.bincount(epoch[completed], minlength=n_epochs)
     names = bundle.model_names
     quality = np.asarray(policy.quality_scores, dtype=np.float64)
+    informative = getattr(policy, "informative_scores", True)
     for k, record in enumerate(raw.plans):
         if weight[k] == 0:
             continue
         mask = completed & (epoch == k)
         plan = record.plan
-        if plan.light is not None:
+        if plan.light is not None and informative:
             light = bundle.model_index(plan.light)
             tau = quality_threshold(quality[:, light], plan.disc_ratio)
             r = float(raw.bypassed[mask].mean())

@@ -1,0 +1,133 @@
+"""HADIS and its ablations: hybrid routing + MILP re-planning (HADIS §4.2-4.4, §5.4).
+
+Every `plan_interval_s` the MILP (policies/milp.py) picks the cascade configuration (pair,
+router ratio, discriminator ratio), workers per model and batch sizes that minimise FID subject
+to throughput >= routed demand and Σ (batch latency + α·Q/λ) <= SLO, over the bundle's lookup
+table. The ablations restrict the table and the mechanisms:
+
+* `hadis`       — hybrid: router bypass and discriminator escalation, all pairs (§4).
+* `router-only` — rows with disc_ratio = 0; no discriminator (§5.4 "RO").
+* `disc-only`   — rows with router_ratio = 0; no router (§5.4 "DO").
+* `random`      — hybrid table and allocator, but random hardness and quality scores (§5.4);
+                  its FID is reported as the share-weighted single-model FID (its routing
+                  carries no information, so the table's selection gain does not apply).
+
+Options (`--option key=value`): planner=default|faithful, spare=distribute|idle, queue_alpha,
+time_limit_s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policies.milp import CascadeOption, PlanSolution, plan_table, solve_plan
+from policies.planning import (
+    QUEUE_ALPHA,
+    PolicyOptionError,
+    queue_delay_s,
+    scaled_profiles,
+    solution_to_plan,
+    take_options,
+)
+from simulator.policy import Observation, Plan, PolicyContext, register_policy
+
+PLANNER_DEFAULTS = {
+    "planner": "default",
+    "spare": "distribute",
+    "queue_alpha": QUEUE_ALPHA,
+    "time_limit_s": 10.0,
+}
+
+
+class MilpCascadePolicy:
+    """Re-plans a cascade with the MILP over (a subset of) the bundle's lookup table."""
+
+    uses_router = True
+    uses_discriminator = True
+    informative_scores = True
+
+    def __init__(self, name: str, context: PolicyContext, options: list[CascadeOption],
+                 defaults: dict | None = None) -> None:
+        self.name = name
+        self.context = context
+        self.options = take_options(name, dict(context.options), defaults or PLANNER_DEFAULTS)
+        if self.options["planner"] not in ("default", "faithful"):
+            raise PolicyOptionError(f"{name}: planner must be default or faithful")
+        if self.options["spare"] not in ("distribute", "idle"):
+            raise PolicyOptionError(f"{name}: spare must be distribute or idle")
+        bundle = context.bundle
+        self.router_scores = bundle.router_score
+        self.quality_scores = bundle.disc_score
+        self.table = plan_table(options, scaled_profiles(bundle, context.time_scale))
+        self.previous: PlanSolution | None = None
+
+    def solve(self, observation: Observation) -> PlanSolution:
+        solution = solve_plan(
+            self.table,
+            observation.demand_qps,
+            queue_delay_s(observation, self.options["queue_alpha"]),
+            self.context.slo_s,
+            self.context.n_workers,
+            mode=self.options["planner"],
+            previous=self.previous,
+            time_limit_s=self.options["time_limit_s"],
+        )
+        self.previous = solution
+        return solution
+
+    def plan(self, observation: Observation) -> Plan:
+        solution = self.solve(observation)
+        return solution_to_plan(
+            solution, self.table, self.context.bundle, self.context.n_workers,
+            spare=self.options["spare"],
+        )
+
+
+def table_options(context: PolicyContext, keep=lambda row: True) -> list[CascadeOption]:
+    """The bundle's cascade rows as MILP options, filtered by `keep(row)`."""
+    bundle = context.bundle
+    rows = bundle.cascades
+    options = [
+        CascadeOption(
+            bundle.model_index(row.light), bundle.model_index(row.heavy), float(row.router_ratio),
+            float(row.disc_ratio), float(row.heavy_share), float(row.fid),
+        )
+        for row in rows.itertuples()
+        if keep(row)
+    ]
+    if not options:
+        raise PolicyOptionError("the bundle's cascade table has no rows this policy can use")
+    return options
+
+
+@register_policy("hadis")
+def hadis(context: PolicyContext) -> MilpCascadePolicy:
+    return MilpCascadePolicy("hadis", context, table_options(context))
+
+
+@register_policy("router-only")
+def router_only(context: PolicyContext) -> MilpCascadePolicy:
+    policy = MilpCascadePolicy(
+        "router-only", context, table_options(context, lambda row: row.disc_ratio == 0)
+    )
+    policy.uses_discriminator = False
+    return policy
+
+
+@register_policy("disc-only")
+def disc_only(context: PolicyContext) -> MilpCascadePolicy:
+    policy = MilpCascadePolicy(
+        "disc-only", context, table_options(context, lambda row: row.router_ratio == 0)
+    )
+    policy.uses_router = False
+    return policy
+
+
+@register_policy("random")
+def random_scores(context: PolicyContext) -> MilpCascadePolicy:
+    policy = MilpCascadePolicy("random", context, table_options(context))
+    rng = np.random.default_rng(np.random.SeedSequence([context.seed, 0x5EED]))
+    policy.router_scores = rng.random(context.bundle.n_prompts)
+    policy.quality_scores = rng.random(context.bundle.disc_score.shape)
+    policy.informative_scores = False
+    return policy
