@@ -66,8 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bundle", default="default")
     args = parser.parse_args()
-    bundle = resolve_bundle("default")
+    bundle = resolve_bundle(args.bundle)
     light = make_policy("clipper-light", PolicyContext(bundle, WORKERS, 60.0)).plan(None)
     model = light.models[0]
     clipper_rate = LOAD * capacity_qps(bundle, model, light.batch_size[model])

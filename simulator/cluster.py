@@ -122,6 +122,7 @@ class Cluster:
         self.arrived = 0
         self.finished = 0
         self.model_arrivals = [0] * self.n_models
+        self.queued = [0] * self.n_models  # queries waiting per model (kept incrementally)
         self.load_busy_s = 0.0
 
     # ------------------------------------------------------------------ processes
@@ -178,12 +179,14 @@ class Cluster:
             now = env.now
             finish_by = now + table[planned]
             batch = []
+            before = len(queue)
             while queue and len(batch) < w.batch:
                 q = queue.popleft()
                 if finish_by - arrival[q] > drop_limit:
                     self.drop(q)
                 else:
                     batch.append(q)
+            self.queued[m] -= before - len(queue)
             if not batch:
                 continue
             n = len(batch)
@@ -249,6 +252,7 @@ class Cluster:
             self.orphans.append(q)
             return
         self.model_arrivals[m] += 1
+        self.queued[m] += 1
         if self.central:
             self.model_queue[m].append(q)
             idle = self.idle_of[m]
@@ -281,13 +285,16 @@ class Cluster:
 
     def queue_lengths(self) -> list[int]:
         """Queued (not in service) queries per model, orphans excluded."""
+        return list(self.queued)
+
+    def _recount_queued(self) -> None:
         if self.central:
-            return [len(queue) for queue in self.model_queue]
-        lengths = [0] * self.n_models
+            self.queued = [len(queue) for queue in self.model_queue]
+            return
+        self.queued = [0] * self.n_models
         for w in self.workers:
             if w.target != NO_MODEL:
-                lengths[w.target] += len(w.queue)
-        return lengths
+                self.queued[w.target] += len(w.queue)
 
     def apply_plan(self, plan: Plan) -> None:
         """Put a plan in force: thresholds, placement (fewest swaps), batch sizes, re-dispatch."""
@@ -358,6 +365,7 @@ class Cluster:
                     self.model_queue[m].clear()
         redispatch.extend(self.orphans)
         self.orphans = []
+        self._recount_queued()
         for q in sorted(redispatch):
             if self.stage[q] == STAGE_FIRST:
                 self.enter(q)

@@ -169,3 +169,28 @@ def test_config_rejects_bad_values():
         SimConfig(dispatch="fastest")
     with pytest.raises(ConfigError, match="slo_s"):
         SimConfig(slo_s=0)
+
+
+@pytest.mark.parametrize("dispatch", ["random", "jsq", "central"])
+def test_incremental_queue_counts_match_a_recount(dispatch):
+    import simpy
+
+    from simulator.cluster import Cluster
+    from simulator.controller import Controller
+
+    bundle = make_bundle(load_s=1.0)
+    config = SimConfig(n_workers=6, slo_s=30, dispatch=dispatch)
+    trace = poisson(3.0, 300, n_prompts=bundle.n_prompts, seed=1)
+    options = {"ratios": [(0, 0), (1, 0), (0.5, 0.5)]}
+    policy = make_policy("test-fixed-cascade", PolicyContext(bundle, 6, 30, options=options))
+    env = simpy.Environment()
+    cluster = Cluster(env, bundle, config, policy, trace.arrival_s, trace.prompt_idx, 1)
+    controller = Controller(cluster, policy, config)
+    controller.initial_plan()
+    env.process(controller.process())
+    cluster.start()
+    for t in range(1, 400):
+        env.run(until=t)
+        incremental = cluster.queue_lengths()
+        cluster._recount_queued()
+        assert incremental == cluster.queue_lengths(), t
