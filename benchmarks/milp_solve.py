@@ -1,0 +1,166 @@
+"""Benchmark: HADIS MILP planner solve time over a sequence of re-plans.
+
+Case 1 (HADIS scale): the 4-model, 6-pair × 11 × 11 = 726-row cascade table, 16 workers,
+SLO 60 s, 70 demands on a sinusoid from 1 to 24 qps (warm-started from the previous plan).
+The table comes from `simulator.default_bundle.build_default_bundle` when that exists, else a
+synthetic table of the same structure (below). Case 2 (scale): 10 synthetic models, 45 pairs ×
+121 configurations = 5445 rows, 256 workers, the same demand curve × 16.
+
+Baselines measured in the same run: the faithful (artifact: one MILP per pair) mode and the
+default mode without warm start. Last line: `p50_ms=… p99_ms=… scale_p50_ms=…` (default mode).
+
+    python benchmarks/milp_solve.py [--scale-plans 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import numpy as np
+
+from policies.milp import (
+    ARTIFACT_BATCH_SIZES,
+    CascadeOption,
+    ModelProfile,
+    PlanTable,
+    options_from_bundle,
+    plan_table,
+    profiles_from_bundle,
+    solve_plan,
+)
+
+# HADIS §5.1 (L40S): batch-1 latency (s) and FID alone of SDXL-Lightning, SD3.5-Large-Turbo,
+# SD3.5-Medium, SD3.5-Large; the artifact's batch latency is base·b·0.9 for b > 1
+# (shared/data/README.md).
+HADIS_LATENCY_S = (0.5, 1.3, 13.0, 27.0)
+HADIS_FID = (29.76, 25.23, 20.61, 19.95)
+SLO_S = 60.0
+GRID = np.round(np.linspace(0.0, 1.0, 11), 1)
+
+
+def batch_latency_s(base_s: float) -> tuple[float, ...]:
+    return tuple(base_s if b == 1 else base_s * b * 0.9 for b in ARTIFACT_BATCH_SIZES)
+
+
+def synthetic_fid(fid_light: float, fid_heavy: float, router_ratio: float, disc_ratio: float):
+    """A smooth stand-in for measured cascade FIDs: the light model's FID moves toward the
+    heavy model's as the heavy share grows, with a hybrid bonus for mixing (HADIS Fig. 4: the
+    best cascades beat the heavy model alone), rounded like the artifact's table."""
+    heavy_share = router_ratio + (1.0 - router_ratio) * disc_ratio
+    fid = fid_heavy + (fid_light - fid_heavy) * (1.0 - heavy_share) ** 1.5
+    fid -= 0.06 * (fid_light - fid_heavy) * heavy_share * (1.0 - heavy_share)
+    fid -= 0.02 * (fid_light - fid_heavy) * router_ratio * (1.0 - disc_ratio)
+    return round(fid, 2), heavy_share
+
+
+def synthetic_table(latency_s: tuple[float, ...], fid_alone: tuple[float, ...]) -> PlanTable:
+    """Every light < heavy pair (models ordered fast to slow) × router_ratio × disc_ratio."""
+    profiles = [
+        ModelProfile(f"model{i}", ARTIFACT_BATCH_SIZES, batch_latency_s(base))
+        for i, base in enumerate(latency_s)
+    ]
+    options = []
+    for light, heavy in itertools.combinations(range(len(latency_s)), 2):
+        for r, c in itertools.product(GRID, GRID):
+            fid, share = synthetic_fid(fid_alone[light], fid_alone[heavy], r, c)
+            options.append(CascadeOption(light, heavy, float(r), float(c), share, fid))
+    return plan_table(options, profiles)
+
+
+def hadis_table() -> tuple[PlanTable, str]:
+    try:
+        from simulator.default_bundle import build_default_bundle
+    except ImportError:
+        return synthetic_table(HADIS_LATENCY_S, HADIS_FID), "synthetic 4-model table"
+    bundle = build_default_bundle()
+    return plan_table(options_from_bundle(bundle), profiles_from_bundle(bundle)), bundle.name
+
+
+def demand_curve_qps(n_plans: int, peak_qps: float) -> np.ndarray:
+    """A sinusoid-ish day: from 1 qps up to `peak_qps` and back, with a second smaller hump."""
+    phase = np.linspace(0.0, 1.0, n_plans)
+    shape = 0.75 * np.sin(np.pi * phase) ** 2 + 0.25 * np.sin(3 * np.pi * phase) ** 2
+    return 1.0 + (peak_qps - 1.0) * shape / shape.max()
+
+
+def solve_sequence(
+    table: PlanTable, demands: np.ndarray, n_workers: int, mode: str, warm: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Wall and CPU (this process) seconds of consecutive plans, and how many fell back.
+    CPU time shows the cost apart from waiting for a core on a shared machine."""
+    previous, wall, cpu, fallbacks = None, [], [], 0
+    delay = np.zeros(table.n_models)
+    for demand in demands:
+        start = time.process_time()
+        plan = solve_plan(
+            table,
+            float(demand),
+            delay,
+            SLO_S,
+            n_workers,
+            mode=mode,
+            previous=previous if warm else None,
+        )
+        cpu.append(time.process_time() - start)
+        previous = plan
+        wall.append(plan.solve_time_s)
+        fallbacks += plan.status == "infeasible_fallback"
+    return np.array(wall), np.array(cpu), fallbacks
+
+
+def report(label: str, wall: np.ndarray, cpu: np.ndarray, fallbacks: int) -> None:
+    p50, p99 = np.percentile(wall, [50, 99]) * 1e3
+    print(
+        f"  {label:13s} wall p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
+        f"cpu p50 {np.median(cpu) * 1e3:7.2f} ms  fallbacks {fallbacks}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plans", type=int, default=70, help="re-plans in the HADIS case")
+    parser.add_argument("--scale-plans", type=int, default=20, help="re-plans in the scale case")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    table, source = hadis_table()
+    build_s = time.perf_counter() - start
+    demands = demand_curve_qps(args.plans, 24.0)
+    print(
+        f"HADIS case: {source}, {len(table.options)} rows, 16 workers, "
+        f"table build {build_s * 1e3:.0f} ms, {int(table.exact_keep.sum())} rows after "
+        f"exact per-pair pruning, {int(table.faithful_keep.sum())} on the artifact's front"
+    )
+    results = {}
+    for label, mode, warm in (
+        ("default", "default", True),
+        ("default cold", "default", False),
+        ("faithful", "faithful", True),
+    ):
+        wall, cpu, fallbacks = solve_sequence(table, demands, 16, mode, warm)
+        results[label] = wall
+        report(label, wall, cpu, fallbacks)
+    ratio = np.median(results["faithful"]) / np.median(results["default"])
+    print(f"  faithful / default wall p50 ratio {ratio:.2f}")
+
+    start = time.perf_counter()
+    latency = tuple(np.geomspace(0.5, 27.0, 10).round(3))
+    fid = tuple(np.linspace(30.0, 19.5, 10).round(2))
+    scale = synthetic_table(latency, fid)
+    build_s = time.perf_counter() - start
+    scale_demands = demand_curve_qps(args.scale_plans, 24.0) * 16
+    print(
+        f"scale case: 10 models, {len(scale.options)} rows, 256 workers, table build "
+        f"{build_s * 1e3:.0f} ms, {int(scale.exact_keep.sum())} rows after exact pruning"
+    )
+    scale_wall, scale_cpu, fallbacks = solve_sequence(scale, scale_demands, 256, "default", True)
+    report("default", scale_wall, scale_cpu, fallbacks)
+    s50 = np.percentile(scale_wall, 50) * 1e3
+    p50, p99 = np.percentile(results["default"], [50, 99]) * 1e3
+    print(f"p50_ms={p50:.2f} p99_ms={p99:.2f} scale_p50_ms={s50:.2f}")
+
+
+if __name__ == "__main__":
+    main()
