@@ -32,6 +32,7 @@ from policies.planning import (
 from simulator.policy import Observation, Plan, PolicyContext, register_policy
 
 WORKER_COST = 1e-4  # ε: among equal-quality plans prefer fewer workers
+MIN_DEMAND_QPS = 0.01  # plan for at least this much demand: one worker on the chosen model
 
 
 def solve_proteus(
@@ -45,6 +46,7 @@ def solve_proteus(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(share per model, workers per model, batch size per model; 0 = unused)."""
     n_models = len(fid)
+    demand_qps = max(float(demand_qps), MIN_DEMAND_QPS)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", 1e-6)

@@ -259,7 +259,7 @@ def summarise(
         "gpu_seconds": _round(raw.busy_s),
         "simulated_s": _round(raw.end_s),
         "plans": len(raw.plans),
-        "plan_share": {k: _round(v / total) for k, v in sorted(plan_share.items())}
+        "plan_share": {k: _round(v / total) for k, v in sorted(plan_share.items()) if v > 0}
         if total > 0
         else {raw.plans[0].plan.label: 1.0},
         "infeasible_plan_share": _round(

@@ -128,3 +128,18 @@ def test_random_policy_scores_are_seeded(bundle):
     c = make_policy("random", PolicyContext(bundle, 8, 30.0, seed=2))
     np.testing.assert_array_equal(a.router_scores, b.router_scores)
     assert not np.array_equal(a.router_scores, c.router_scores)
+
+
+@pytest.mark.parametrize("demand", [0.0, 2e-10, 1e-3])
+@pytest.mark.parametrize(
+    "name", ["hadis", "router-only", "disc-only", "random", "diffserve", "proteus", "cache-dq"]
+)
+def test_vanishing_demand_still_gets_a_serving_plan(bundle, name, demand):
+    plan = make_policy(name, PolicyContext(bundle, 8, 30.0)).plan(observe(bundle, demand))
+    assert sum(plan.workers.values()) >= 1
+    if plan.mix is not None:
+        served = [m for m, share in plan.mix.items() if share > 0]
+    else:
+        served = [plan.light] if plan.router_ratio < 1 else []
+        served += [plan.heavy] if plan.router_ratio > 0 or plan.disc_ratio > 0 else []
+    assert served and all(plan.workers.get(m, 0) > 0 for m in served), plan
