@@ -1,0 +1,304 @@
+"""`t2isim profile ...`: one command per profiling step, all reading/writing a work folder
+(`profiler.layout.WorkLayout`), plus `all --tiny` (every step on CPU with tiny models).
+
+Models are a local folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1), or
+`tiny:<seed>:<width>` for a random-init tiny pipeline.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from profiler.layout import WorkLayout
+
+profile_app = typer.Typer(help="Profile text-to-image models into a bundle.", no_args_is_help=True)
+
+WORK = typer.Option(Path("profile-work"), "--work", help="Work folder shared by the steps.")
+DEVICE = typer.Option("cuda", help="torch device (cuda, cuda:1, cpu).")
+
+
+def _fail_cleanly(fn: Callable) -> Callable:
+    """Report bad input (ValueError and subclasses) as one line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{what}: expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _pipeline_factory(model: str, dtype: str, device: str) -> Callable[[], object]:
+    from profiler.pipelines import PipelineError, load_pipeline, tiny_pipeline
+
+    if model.startswith("tiny:"):
+        parts = model.split(":")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
+            raise PipelineError(f"model {model!r}: expected tiny:<seed>:<width>")
+        return functools.partial(tiny_pipeline, int(parts[1]), int(parts[2]))
+    return functools.partial(load_pipeline, model, dtype, device)
+
+
+def _models(layout: WorkLayout, models: str | None) -> list[str]:
+    names = [m for m in models.split(",") if m] if models else layout.profiled_models()
+    if not names:
+        raise ValueError(f"{layout.root}: no models given and no latency profiles found")
+    return names
+
+
+@profile_app.command()
+@_fail_cleanly
+def latency(
+    model: str = typer.Option(..., help="Local folder, hub id, or tiny:<seed>:<width>."),
+    name: str = typer.Option(..., help="Model name in the bundle."),
+    steps: int = typer.Option(..., help="Denoising steps per image."),
+    resolution: int = 1024,
+    batch_sizes: str = "1,2,4,8,16",
+    dtype: str = "fp16",
+    warmup: int = 2,
+    repeats: int = 10,
+    device: str = DEVICE,
+    work: Path = WORK,
+) -> None:
+    """Batch latency (p50/p95, throughput); out-of-memory batch sizes are recorded infeasible."""
+    from profiler.latency import profile_latency, write_latency_profile
+    from profiler.provenance import device_provenance, library_versions
+
+    layout = WorkLayout(work)
+    profile = profile_latency(
+        _pipeline_factory(model, dtype, device),
+        _ints(batch_sizes, "batch sizes"),
+        warmup,
+        repeats,
+        device,
+        model=name,
+        steps=steps,
+        resolution=resolution,
+    )
+    meta = {
+        "source_model": model,
+        "steps": steps,
+        "resolution": resolution,
+        "dtype": dtype,
+        "device": device,
+        **device_provenance(device),
+        "libraries": library_versions(),
+    }
+    path = write_latency_profile(profile, layout.latency_csv(name), meta)
+    typer.echo(profile.table().to_string(index=False))
+    typer.echo(f"wrote {path}")
+
+
+@profile_app.command()
+@_fail_cleanly
+def generate(
+    model: str = typer.Option(..., help="Local folder, hub id, or tiny:<seed>:<width>."),
+    name: str = typer.Option(..., help="Model name in the bundle."),
+    steps: int = typer.Option(..., help="Denoising steps per image."),
+    prompts: Path | None = typer.Option(
+        None, help="Prompt file (one per line) for the work folder."
+    ),
+    images_per_prompt: int = 4,
+    resolution: int = 1024,
+    batch_size: int = 4,
+    seed: int = 0,
+    guidance_scale: float | None = None,
+    dtype: str = "fp16",
+    device: str = DEVICE,
+    work: Path = WORK,
+) -> None:
+    """N seeded images per prompt; re-running resumes after an interruption."""
+    from profiler.generate import generate_images, read_prompts
+    from profiler.steps import write_prompts
+
+    layout = WorkLayout(work)
+    if prompts is not None:
+        write_prompts(layout, read_prompts(prompts))
+    result = generate_images(
+        _pipeline_factory(model, dtype, device)(),
+        read_prompts(layout.prompts_txt),
+        layout.images(name),
+        images_per_prompt=images_per_prompt,
+        steps=steps,
+        resolution=resolution,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        guidance_scale=guidance_scale,
+    )
+    typer.echo(f"{name}: generated {result.generated}, already present {result.skipped}")
+
+
+@profile_app.command()
+@_fail_cleanly
+def features(
+    real: Path = typer.Option(..., help="Folder of real reference images."),
+    models: str | None = typer.Option(None, help="Comma-separated; default: every profiled model."),
+    inception_weights: str | None = typer.Option(
+        None, help="'torchvision' or a local state-dict file (torchvision layout)."
+    ),
+    tiny: bool = typer.Option(False, help="Tiny random conv features (tests only)."),
+    device: str = DEVICE,
+    work: Path = WORK,
+) -> None:
+    """Per-image Inception-v3 pool features of each model, and the real images' statistics."""
+    from profiler.inception import inception_extractor, tiny_extractor
+    from profiler.steps import features_step
+
+    if not tiny and inception_weights is None:
+        raise typer.BadParameter("--inception-weights is required (or --tiny for tests)")
+    layout = WorkLayout(work)
+    extractor = (
+        tiny_extractor(device=device) if tiny else inception_extractor(inception_weights, device)
+    )
+    features_step(layout, extractor, _models(layout, models), real)
+    typer.echo(f"wrote features to {layout.reference_stats.parent}")
+
+
+@profile_app.command()
+@_fail_cleanly
+def fid(
+    features_file: Path = typer.Option(..., "--features", help="Per-image features (.npz)."),
+    reference: Path = typer.Option(..., help="Reference statistics (.npz)."),
+) -> None:
+    """FID of one model's stored features against the reference statistics."""
+    from profiler.frechet import GaussianStats, fid_from_features
+    from profiler.inception import load_features
+
+    feats, _, _ = load_features(features_file)
+    value = fid_from_features(feats.reshape(-1, feats.shape[-1]), GaussianStats.load(reference))
+    typer.echo(f"{value:.4f}")
+
+
+@profile_app.command("train-discriminator")
+@_fail_cleanly
+def train_discriminator_command(
+    real: Path = typer.Option(..., help="Folder of real images (label real)."),
+    models: str | None = typer.Option(None, help="Generated sets (label fake); default: all."),
+    clip_model: str = "ViT-B-32",
+    clip_pretrained: str | None = typer.Option("openai", help="open_clip tag or checkpoint path."),
+    epochs: int = 20,
+    hidden: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = DEVICE,
+    work: Path = WORK,
+) -> None:
+    """Frozen CLIP backbone + MLP head trained on real vs generated images (HADIS §4.3)."""
+    from profiler.discriminator import save_discriminator, train_discriminator
+    from profiler.inception import list_images
+    from profiler.openclip import load_clip
+
+    layout = WorkLayout(work)
+    generated = [p for m in _models(layout, models) for p in list_images(layout.images(m))]
+    disc = train_discriminator(
+        load_clip(clip_model, clip_pretrained, device, seed),
+        list_images(real),
+        generated,
+        epochs=epochs,
+        hidden=hidden,
+        lr=lr,
+        seed=seed,
+    )
+    save_discriminator(disc, layout.discriminator)
+    typer.echo(f"validation accuracy {disc.validation_accuracy:.3f}; wrote {layout.discriminator}")
+
+
+@profile_app.command()
+@_fail_cleanly
+def score(
+    models: str | None = typer.Option(None, help="Comma-separated; default: every profiled model."),
+    device: str = DEVICE,
+    work: Path = WORK,
+) -> None:
+    """Per-image P(real) and CLIPScore of every model's images."""
+    from profiler.discriminator import load_discriminator
+    from profiler.steps import score_step
+
+    layout = WorkLayout(work)
+    backbone, head = load_discriminator(layout.discriminator, device)
+    score_step(layout, backbone, head, _models(layout, models))
+    typer.echo(f"wrote scores to {layout.scores('x').parent}")
+
+
+@profile_app.command("prompt-features")
+@_fail_cleanly
+def prompt_features_command(
+    concreteness: Path | None = typer.Option(None, help="Concreteness norms CSV (Word, Conc.M)."),
+    spatial_terms: Path | None = typer.Option(None, help="Spatial terms, one per line."),
+    work: Path = WORK,
+) -> None:
+    """The 8 HADIS router features (spaCy when installed and lexicons given, else fallback)."""
+    from profiler.prompt_features import extract_prompt_features, load_lexicons
+    from profiler.steps import prompt_features_step
+
+    lexicons = None
+    if concreteness is not None and spatial_terms is not None:
+        lexicons = load_lexicons(concreteness, spatial_terms)
+    path = prompt_features_step(
+        WorkLayout(work), functools.partial(extract_prompt_features, lexicons=lexicons)
+    )
+    typer.echo(f"wrote {path}")
+
+
+@profile_app.command("build-table")
+@_fail_cleanly
+def build_table(
+    name: str = typer.Option(..., help="Bundle name."),
+    out: Path | None = typer.Option(None, help="Bundle folder (default: <work>/bundle)."),
+    grid_points: int = 11,
+    router_weights: str | None = typer.Option(None, help="8 comma-separated weights."),
+    prune_models: bool = typer.Option(True, help="Apply HADIS candidate pruning."),
+    work: Path = WORK,
+) -> None:
+    """Cascade lookup table (exact FID per configuration) and the bundle."""
+    from profiler.prompt_features import HADIS_ROUTER_WEIGHTS
+    from profiler.steps import build_table_step
+
+    weights = HADIS_ROUTER_WEIGHTS
+    if router_weights is not None:
+        weights = tuple(float(w) for w in router_weights.split(","))
+    path = build_table_step(
+        WorkLayout(work),
+        name,
+        out,
+        router_weights=weights,
+        grid_points=grid_points,
+        prune_models=prune_models,
+    )
+    typer.echo(f"wrote {path}")
+
+
+@profile_app.command("all")
+@_fail_cleanly
+def all_steps(
+    out: Path = typer.Option(..., help="Work folder; the bundle goes to <out>/bundle."),
+    tiny: bool = typer.Option(False, help="Tiny random-init models on CPU (CI)."),
+    prompts: int = 16,
+    seed: int = 0,
+) -> None:
+    """Every step in order. Only --tiny for now: real runs use the per-step commands."""
+    from profiler.workflow import run_tiny
+
+    if not tiny:
+        raise typer.BadParameter(
+            "only --tiny is supported; run the steps one by one for real models"
+        )
+    path = run_tiny(WorkLayout(out), "tiny", prompts, seed)
+    typer.echo(f"wrote {path}")

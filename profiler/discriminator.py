@@ -1,0 +1,160 @@
+"""CLIP discriminator (HADIS §4.3): a frozen open_clip image encoder + a trained MLP head that
+tells real images (label 1) from generated ones (label 0). Its softmax P(real) per image is the
+quality score the cascade thresholds.
+
+The backbone is frozen, so image embeddings are computed once and the head is trained on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from profiler.openclip import ClipBackbone, image_embeddings, load_clip
+
+
+class DiscriminatorError(ValueError):
+    """Bad training data or an unreadable discriminator checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainedDiscriminator:
+    clip_name: str
+    clip_pretrained: str | None
+    head: object  # torch.nn.Sequential: embedding -> 2 logits (fake, real)
+    hidden: int
+    validation_accuracy: float  # on the held-out split; NaN without one
+
+
+def _mlp(embed_dim: int, hidden: int):
+    """Standardise the embedding (running statistics of the training set), then a 1-hidden-
+    layer MLP to 2 logits (fake, real)."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.BatchNorm1d(embed_dim, affine=False, momentum=None),
+        nn.Linear(embed_dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 2),
+    )
+
+
+def train_head(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    hidden: int = 256,
+    epochs: int = 20,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+):
+    """Train the MLP head on frozen embeddings (class-balanced cross-entropy, Adam).
+    Returns (head, validation accuracy)."""
+    import torch
+
+    labels = np.asarray(labels, dtype=np.int64)
+    if embeddings.shape[0] != labels.shape[0] or embeddings.ndim != 2:
+        raise DiscriminatorError(
+            f"embeddings {embeddings.shape} and labels {labels.shape} do not match"
+        )
+    counts = np.bincount(labels, minlength=2)
+    if counts.min() == 0 or labels.max() > 1:
+        raise DiscriminatorError(f"labels: need both real (1) and generated (0), got {counts}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    n_val = int(round(validation_fraction * len(labels)))
+    val, train = order[:n_val], order[n_val:]
+    x = torch.from_numpy(np.asarray(embeddings, np.float32))
+    y = torch.from_numpy(labels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = _mlp(x.shape[1], hidden)
+    weight = torch.tensor(len(labels) / (2.0 * counts), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    optimiser = torch.optim.Adam(head.parameters(), lr=lr)
+    head.train()
+    for _ in range(epochs):
+        perm = train[rng.permutation(len(train))]
+        for k in range(0, len(perm), batch_size):
+            idx = torch.from_numpy(perm[k : k + batch_size])
+            if len(idx) < 2:  # batch statistics need two samples
+                continue
+            optimiser.zero_grad()
+            loss_fn(head(x[idx]), y[idx]).backward()
+            optimiser.step()
+    head.eval()
+    if n_val == 0:
+        return head, float("nan")
+    with torch.inference_mode():
+        predicted = head(x[torch.from_numpy(val)]).argmax(dim=1).numpy()
+    return head, float((predicted == labels[val]).mean())
+
+
+def train_discriminator(
+    backbone: ClipBackbone,
+    real_paths: Sequence[str | Path],
+    generated_paths: Sequence[str | Path],
+    **train_kwargs,
+) -> TrainedDiscriminator:
+    """Embed real and generated images with the frozen backbone and train the head."""
+    if not real_paths or not generated_paths:
+        raise DiscriminatorError(
+            f"need real and generated images, got {len(real_paths)} and {len(generated_paths)}"
+        )
+    embeddings = image_embeddings(backbone, [*real_paths, *generated_paths])
+    labels = np.r_[np.ones(len(real_paths), np.int64), np.zeros(len(generated_paths), np.int64)]
+    head, accuracy = train_head(embeddings, labels, **train_kwargs)
+    hidden = int(head[1].out_features)
+    return TrainedDiscriminator(backbone.name, backbone.pretrained, head, hidden, accuracy)
+
+
+def save_discriminator(disc: TrainedDiscriminator, path: str | Path) -> Path:
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "clip_name": disc.clip_name,
+            "clip_pretrained": disc.clip_pretrained,
+            "hidden": disc.hidden,
+            "validation_accuracy": disc.validation_accuracy,
+            "head": disc.head.state_dict(),
+        },
+        path,
+    )
+    return path
+
+
+def load_discriminator(path: str | Path, device: str = "cpu") -> tuple[ClipBackbone, object]:
+    """(frozen backbone, head) from a checkpoint written by `save_discriminator`; the backbone
+    is re-created from its open_clip name and pretrained tag/path."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DiscriminatorError(f"{path}: discriminator checkpoint not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing = {"clip_name", "clip_pretrained", "hidden", "head"} - set(state)
+    if missing:
+        raise DiscriminatorError(f"{path}: missing fields {', '.join(sorted(missing))}")
+    backbone = load_clip(state["clip_name"], state["clip_pretrained"], device)
+    embed_dim = state["head"]["1.weight"].shape[1]
+    head = _mlp(embed_dim, state["hidden"])
+    head.load_state_dict(state["head"])
+    return backbone, head.eval().to(device)
+
+
+def p_real(backbone: ClipBackbone, head, paths: Sequence[str | Path]) -> np.ndarray:
+    """Softmax P(real) per image, float64 (n,)."""
+    import torch
+
+    embeddings = torch.from_numpy(image_embeddings(backbone, paths)).to(backbone.device)
+    with torch.inference_mode():
+        probs = torch.softmax(head(embeddings).double(), dim=1)[:, 1]
+    return probs.cpu().numpy()

@@ -1,0 +1,143 @@
+"""Generate N images per prompt: seeded per (prompt, image), batched, resumable, atomic writes.
+
+Images are `<out>/<prompt_id:05d>_<image_idx>.png`. Batches are fixed chunks of the
+(prompt, image) list, so a resumed run regenerates an interrupted chunk with exactly the same
+batch composition and seeds as an uninterrupted one (same pixels, same bytes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
+
+
+class GenerationError(ValueError):
+    """Bad generation request or an image folder that does not follow the naming scheme."""
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line (the artifact's `text_*.txt` format); blank lines are an error."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            raise GenerationError(f"{path}: line {i + 1}: empty prompt")
+    if not lines:
+        raise GenerationError(f"{path}: no prompts")
+    return lines
+
+
+def image_name(prompt_id: int, image_idx: int) -> str:
+    return f"{prompt_id:05d}_{image_idx}.png"
+
+
+def image_seed(seed: int, prompt_id: int, image_idx: int) -> int:
+    """Independent 32-bit seed per (run seed, prompt, image)."""
+    return int(np.random.SeedSequence([seed, prompt_id, image_idx]).generate_state(1)[0])
+
+
+def index_images(folder: str | Path) -> dict[tuple[int, int], Path]:
+    """{(prompt_id, image_idx): path} of the generated images in a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GenerationError(f"{folder}: image folder not found")
+    found = {}
+    for path in sorted(folder.iterdir()):
+        match = IMAGE_NAME.match(path.name)
+        if match:
+            found[(int(match[1]), int(match[2]))] = path
+    return found
+
+
+def image_grid(folder: str | Path) -> tuple[int, int, list[list[Path]]]:
+    """(n_prompts, images_per_prompt, paths[p][i]) of a complete generated folder."""
+    found = index_images(folder)
+    if not found:
+        raise GenerationError(f"{folder}: no images named <prompt>_<image>.png")
+    n_prompts = max(p for p, _ in found) + 1
+    k = max(i for _, i in found) + 1
+    for p in range(n_prompts):
+        for i in range(k):
+            if (p, i) not in found:
+                raise GenerationError(f"{folder}: missing {image_name(p, i)} (incomplete run?)")
+    return n_prompts, k, [[found[(p, i)] for i in range(k)] for p in range(n_prompts)]
+
+
+def _save_png_atomic(pixels: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(pixels).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    generated: int  # images written by this call
+    skipped: int  # images that already existed
+
+
+def generate_images(
+    pipe,
+    prompts: Sequence[str],
+    out_dir: str | Path,
+    *,
+    images_per_prompt: int,
+    steps: int,
+    resolution: int,
+    batch_size: int,
+    seed: int,
+    device: str = "cpu",
+    guidance_scale: float | None = None,
+    progress: bool = True,
+) -> GenerationResult:
+    """Generate the missing images of `prompts` x `images_per_prompt` into `out_dir`."""
+    import torch
+    from rich.progress import Progress
+
+    if images_per_prompt < 1 or batch_size < 1 or steps < 1 or resolution < 8:
+        raise GenerationError(
+            f"images_per_prompt={images_per_prompt}, batch_size={batch_size}, steps={steps}, "
+            f"resolution={resolution}: expected >= 1, >= 1, >= 1, >= 8"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(p, i) for p in range(len(prompts)) for i in range(images_per_prompt)]
+    chunks = [jobs[k : k + batch_size] for k in range(0, len(jobs), batch_size)]
+    extra = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
+    generated = skipped = 0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"generating {out.name}", total=len(jobs))
+        for chunk in chunks:
+            missing = [(p, i) for p, i in chunk if not (out / image_name(p, i)).exists()]
+            if not missing:
+                skipped += len(chunk)
+                bar.advance(task, len(chunk))
+                continue
+            generators = [
+                torch.Generator(device).manual_seed(image_seed(seed, p, i)) for p, i in chunk
+            ]
+            with torch.inference_mode():
+                images = pipe(
+                    prompt=[prompts[p] for p, _ in chunk],
+                    num_inference_steps=steps,
+                    height=resolution,
+                    width=resolution,
+                    generator=generators,
+                    output_type="np",
+                    **extra,
+                ).images
+            pixels = np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+            for (p, i), image in zip(chunk, pixels):
+                if (p, i) in missing:
+                    _save_png_atomic(image, out / image_name(p, i))
+            generated += len(missing)
+            skipped += len(chunk) - len(missing)
+            bar.advance(task, len(chunk))
+    return GenerationResult(generated, skipped)

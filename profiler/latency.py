@@ -1,0 +1,220 @@
+"""Batch latency of a text-to-image pipeline (HADIS §4.2 offline profiling).
+
+Per batch size: `n_warmup` untimed calls, then `n_repeats` timed calls, each synchronised with the
+device (CUDA events on GPU, `time.perf_counter` around a synchronise elsewhere). Reported: p50,
+p95, mean, throughput = batch_size / p50. An out-of-memory error at a batch size is recorded as
+infeasible (the memory is released) and the run goes on with the next batch size.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROFILE_PROMPT = "a photograph of an astronaut riding a horse"
+LATENCY_COLUMNS = (
+    "model",
+    "batch_size",
+    "feasible",
+    "latency_p50_s",
+    "latency_p95_s",
+    "latency_mean_s",
+    "throughput_qps",
+    "n_repeats",
+    "error",
+)
+
+
+class LatencyError(ValueError):
+    """Bad profiling request (batch sizes, repeat counts) or an unreadable latency table."""
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    model: str
+    batch_size: int
+    feasible: bool
+    latency_p50_s: float
+    latency_p95_s: float
+    latency_mean_s: float
+    throughput_qps: float
+    n_repeats: int
+    error: str
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    model: str
+    load_s: float
+    rows: tuple[LatencyRow, ...]
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(r) for r in self.rows], columns=list(LATENCY_COLUMNS))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError, or a RuntimeError saying 'out of memory' (other backends)."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    elif device.startswith("mps"):
+        torch.mps.synchronize()
+
+
+def timed_call_s(fn: Callable[[], object], device: str) -> float:
+    """Seconds one call of `fn` takes on `device`, synchronised (CUDA events on GPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        _synchronize(device)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+    _synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    _synchronize(device)
+    return time.perf_counter() - t0
+
+
+def _release_memory(device: str) -> None:
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _check_request(batch_sizes: Sequence[int], n_warmup: int, n_repeats: int) -> None:
+    if not batch_sizes:
+        raise LatencyError("batch sizes: none given")
+    if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
+        raise LatencyError(f"batch sizes {list(batch_sizes)}: expected distinct integers >= 1")
+    if n_warmup < 0 or n_repeats < 1:
+        raise LatencyError(f"n_warmup={n_warmup}, n_repeats={n_repeats}: need >= 0 and >= 1")
+
+
+def profile_latency(
+    pipeline_factory: Callable[[], object],
+    batch_sizes: Sequence[int],
+    n_warmup: int,
+    n_repeats: int,
+    device: str,
+    *,
+    model: str,
+    steps: int,
+    resolution: int,
+    prompt: str = PROFILE_PROMPT,
+) -> LatencyProfile:
+    """Load the pipeline once (timed: `load_s`), then time full text-to-image calls (text
+    encoding, `steps` denoising steps, VAE decode) for each batch size."""
+    _check_request(batch_sizes, n_warmup, n_repeats)
+    _synchronize(device)
+    t0 = time.perf_counter()
+    pipe = pipeline_factory()
+    _synchronize(device)
+    load_s = time.perf_counter() - t0
+
+    rows = []
+    for batch_size in sorted(int(b) for b in batch_sizes):
+
+        def call(b: int = batch_size) -> object:
+            return pipe(
+                prompt=[prompt] * b,
+                num_inference_steps=steps,
+                height=resolution,
+                width=resolution,
+                output_type="np",
+            )
+
+        try:
+            for _ in range(n_warmup):
+                call()
+            times_s = np.array([timed_call_s(call, device) for _ in range(n_repeats)])
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            _release_memory(device)
+            first_line = (str(exc).splitlines() or ["out of memory"])[0]
+            rows.append(
+                LatencyRow(model, batch_size, False, np.nan, np.nan, np.nan, 0.0, 0, first_line)
+            )
+            continue
+        p50, p95 = np.percentile(times_s, [50, 95])
+        rows.append(
+            LatencyRow(
+                model,
+                batch_size,
+                True,
+                float(p50),
+                float(p95),
+                float(times_s.mean()),
+                batch_size / float(p50),
+                n_repeats,
+                "",
+            )
+        )
+    pipe = None  # drop the model before releasing memory for the next one
+    _release_memory(device)
+    return LatencyProfile(model, load_s, tuple(rows))
+
+
+def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict) -> Path:
+    """Write `<name>.csv` (all rows, infeasible included) and `<name>.json` (load_s, steps,
+    resolution, provenance) side by side."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.table().to_csv(path, index=False, float_format="%.10g")
+    sidecar = {"model": profile.model, "load_s": profile.load_s, **meta}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_latency_profile(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """(rows, sidecar) as written by `write_latency_profile`."""
+    path = Path(path)
+    sidecar_path = path.with_suffix(".json")
+    if not path.is_file() or not sidecar_path.is_file():
+        raise LatencyError(f"{path}: latency profile (.csv + .json) not found")
+    table = pd.read_csv(path, keep_default_na=True)
+    missing = [c for c in LATENCY_COLUMNS if c not in table.columns]
+    if missing:
+        raise LatencyError(f"{path}: column {missing[0]}: missing")
+    return table, json.loads(sidecar_path.read_text())
+
+
+def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Feasible rows in the bundle's `latency.csv` shape. Measured p50/p95 are made monotone in
+    batch size by a reverse running minimum: a batch of b can always be padded to a larger
+    profiled size b', so its effective latency is min over b' >= b (timing noise of tiny models
+    otherwise breaks the bundle's monotonicity check)."""
+    feasible = table[table["feasible"].astype(bool)].sort_values(["model", "batch_size"])
+    if feasible.empty:
+        raise LatencyError("latency profile: no feasible batch size")
+    parts = []
+    for _, rows in feasible.groupby("model", sort=False):
+        rows = rows.copy()
+        for column in ("latency_p50_s", "latency_p95_s"):
+            rows[column] = np.minimum.accumulate(rows[column].to_numpy()[::-1])[::-1]
+        parts.append(rows[["model", "batch_size", "latency_p50_s", "latency_p95_s"]])
+    return pd.concat(parts, ignore_index=True)

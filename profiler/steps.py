@@ -1,0 +1,217 @@
+"""One function per profiling step: read inputs from a `WorkLayout`, write its outputs there.
+Thin shells over the pure parts (frechet, table_builder, candidates, prompt_features)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from profiler.candidates import prune_candidates
+from profiler.frechet import GaussianStats, MixStats, fid_from_stats
+from profiler.generate import image_grid, read_prompts
+from profiler.latency import bundle_latency_rows, read_latency_profile
+from profiler.layout import WorkLayout
+from profiler.prompt_features import HADIS_ROUTER_WEIGHTS, router_scores
+from profiler.table_builder import cascade_rows, ratio_grid
+from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables, write_bundle
+
+SCORE_COLUMNS = ("image", "prompt_id", "image_idx", "p_real", "clip_score")
+
+
+class StepError(ValueError):
+    """A step whose inputs (from an earlier step) are missing or inconsistent."""
+
+
+def write_prompts(layout: WorkLayout, prompts: Sequence[str]) -> Path:
+    for i, text in enumerate(prompts):
+        if not text.strip() or "\n" in text:
+            raise StepError(f"prompt {i}: empty or multi-line")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.prompts_txt.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    return layout.prompts_txt
+
+
+def features_step(
+    layout: WorkLayout, extractor, models: Sequence[str], real_dir: str | Path
+) -> None:
+    """Per-image features of every model's images and the real images' Gaussian stats."""
+    from profiler.inception import extract_features, generated_features, list_images, save_features
+
+    for model in models:
+        features, names = generated_features(extractor, layout.images(model))
+        save_features(layout.features(model), features, names, extractor.name)
+    real = extract_features(extractor, list_images(real_dir))
+    GaussianStats.from_features(real).save(layout.reference_stats)
+
+
+def score_step(layout: WorkLayout, backbone, head, models: Sequence[str]) -> None:
+    """Per-image P(real) (discriminator) and CLIPScore (same backbone) for every model."""
+    from profiler.discriminator import p_real
+    from profiler.openclip import clip_scores, image_embeddings, text_embeddings
+
+    prompts = read_prompts(layout.prompts_txt)
+    for model in models:
+        n_prompts, k, grid = image_grid(layout.images(model))
+        if n_prompts != len(prompts):
+            raise StepError(f"{layout.images(model)}: {n_prompts} prompts, expected {len(prompts)}")
+        paths = [p for row in grid for p in row]
+        texts = [prompts[p] for p in range(n_prompts) for _ in range(k)]
+        table = pd.DataFrame(
+            {
+                "image": [p.name for p in paths],
+                "prompt_id": np.repeat(np.arange(n_prompts), k),
+                "image_idx": np.tile(np.arange(k), n_prompts),
+                "p_real": p_real(backbone, head, paths),
+                "clip_score": clip_scores(
+                    image_embeddings(backbone, paths), text_embeddings(backbone, texts)
+                ),
+            }
+        )
+        layout.scores(model).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(layout.scores(model), index=False, float_format="%.10g")
+
+
+def prompt_features_step(
+    layout: WorkLayout, extract: Callable[[Sequence[str]], np.ndarray]
+) -> Path:
+    from profiler.prompt_features import features_table
+
+    prompts = read_prompts(layout.prompts_txt)
+    features_table(extract(prompts), prompts).to_csv(layout.prompt_features_csv, index=False)
+    return layout.prompt_features_csv
+
+
+def _per_prompt_scores(layout: WorkLayout, model: str, n_prompts: int) -> pd.DataFrame:
+    path = layout.scores(model)
+    if not path.is_file():
+        raise StepError(f"{path}: scores missing (run `profile score` first)")
+    table = pd.read_csv(path)
+    missing = [c for c in SCORE_COLUMNS if c not in table.columns]
+    if missing:
+        raise StepError(f"{path}: column {missing[0]}: missing")
+    means = table.groupby("prompt_id")[["p_real", "clip_score"]].mean()
+    if not np.array_equal(means.index.to_numpy(), np.arange(n_prompts)):
+        raise StepError(f"{path}: prompt ids are not 0..{n_prompts - 1}")
+    return means
+
+
+def build_bundle(
+    layout: WorkLayout,
+    name: str,
+    *,
+    router_weights: Sequence[float] = HADIS_ROUTER_WEIGHTS,
+    grid_points: int = 11,
+    prune_models: bool = True,
+) -> Bundle:
+    """Assemble and validate the bundle from every step's outputs (models light -> heavy by
+    batch-1 latency; cascades for every pair of the candidates kept by HADIS pruning)."""
+    from profiler.inception import load_features
+
+    models = layout.profiled_models()
+    if len(models) < 2:
+        raise StepError(f"{layout.root / 'latency'}: need latency profiles of >= 2 models")
+    prompts = read_prompts(layout.prompts_txt)
+    n = len(prompts)
+    profiles = {m: read_latency_profile(layout.latency_csv(m)) for m in models}
+    latency = pd.concat([bundle_latency_rows(t) for t, _ in profiles.values()], ignore_index=True)
+    batch1 = latency[latency["batch_size"] == 1].set_index("model")["latency_p50_s"]
+    lacking = sorted(set(models) - set(batch1.index))
+    if lacking:
+        raise StepError(f"{layout.latency_csv(lacking[0])}: batch size 1 not feasible/profiled")
+    models.sort(key=lambda m: (batch1[m], m))
+
+    reference = GaussianStats.load(layout.reference_stats)
+    features, extractor = {}, set()
+    for model in models:
+        feats, _, extractor_name = load_features(layout.features(model))
+        if feats.shape[0] != n:
+            raise StepError(f"{layout.features(model)}: {feats.shape[0]} prompts, expected {n}")
+        features[model] = feats
+        extractor.add(extractor_name)
+    if len(extractor) != 1:
+        raise StepError(f"features come from different extractors: {sorted(extractor)}")
+    mix = MixStats(features)
+    fid_alone = {
+        m: fid_from_stats(GaussianStats.from_features(f.reshape(-1, f.shape[-1])), reference)
+        for m, f in features.items()
+    }
+    pruned = prune_candidates(batch1.to_dict(), fid_alone) if prune_models else None
+    kept = [m for m in models if pruned is None or m in pruned.kept]
+    pairs = [(a, b) for i, a in enumerate(kept) for b in kept[i + 1 :]]
+    if not pairs:
+        raise StepError(f"only {kept} left after candidate pruning: no pair to tabulate")
+
+    feature_table = pd.read_csv(layout.prompt_features_csv, keep_default_na=False)
+    if len(feature_table) != n:
+        raise StepError(f"{layout.prompt_features_csv}: {len(feature_table)} rows, expected {n}")
+    prompt_table = feature_table[list(ROUTER_FEATURES)].copy()
+    prompt_table.insert(0, "text", prompts)
+    prompt_table.insert(0, "prompt_id", np.arange(n))
+    prompt_table["router_score"] = router_scores(
+        prompt_table[list(ROUTER_FEATURES)].to_numpy(), router_weights
+    )
+    scores = {m: _per_prompt_scores(layout, m, n) for m in models}
+    score_table = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "prompt_id": np.arange(n),
+                    "model": m,
+                    "disc_score": scores[m]["p_real"].to_numpy(),
+                    "clip_score": scores[m]["clip_score"].to_numpy(),
+                }
+            )
+            for m in models
+        ],
+        ignore_index=True,
+    )
+    cascades = cascade_rows(
+        mix,
+        reference,
+        prompt_table["router_score"].to_numpy(),
+        {m: scores[m]["p_real"].to_numpy() for m in kept},
+        batch1.to_dict(),
+        pairs,
+        ratio_grid(grid_points),
+    )
+    models_table = pd.DataFrame(
+        {
+            "model": models,
+            "steps": [int(profiles[m][1]["steps"]) for m in models],
+            "load_s": [float(profiles[m][1]["load_s"]) for m in models],
+            "fid_alone": [fid_alone[m] for m in models],
+        }
+    )
+    first_meta = profiles[models[0]][1]
+    meta = make_meta(
+        name,
+        source="t2isim profiler",
+        gpu=str(first_meta.get("gpu", "unknown")),
+        libraries=first_meta.get("libraries", {}),
+        router={"features": list(ROUTER_FEATURES), "weights": [float(w) for w in router_weights]},
+        fid={"extractor": extractor.pop(), "reference_images": reference.n},
+        images_per_prompt=int(mix.images_per_prompt),
+        pruned_models=dict(sorted(pruned.reasons.items())) if pruned else {},
+        latency_profiles={
+            m: {k: v for k, v in profiles[m][1].items() if k != "libraries"} for m in models
+        },
+    )
+    return validate_tables(
+        meta,
+        {
+            "models": models_table,
+            "latency": latency,
+            "prompts": prompt_table,
+            "scores": score_table,
+            "cascades": cascades,
+        },
+    )
+
+
+def build_table_step(
+    layout: WorkLayout, name: str, out: str | Path | None = None, **kwargs
+) -> Path:
+    return write_bundle(build_bundle(layout, name, **kwargs), out or layout.bundle)

@@ -1,0 +1,175 @@
+"""Every profiling step in order (`profile all`), driven by a `ProfilePlan`; `tiny_plan` is the
+CPU-only plan with random-init tiny models (CI, tests) that still exercises every code path."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from profiler.generate import generate_images
+from profiler.latency import profile_latency, write_latency_profile
+from profiler.layout import WorkLayout
+from profiler.steps import (
+    build_table_step,
+    features_step,
+    prompt_features_step,
+    score_step,
+    write_prompts,
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    steps: int
+    factory: Callable[[], object]  # () -> diffusers pipeline on the plan's device
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    models: tuple[ModelSpec, ...]
+    prompts: tuple[str, ...]
+    real_dir: Path  # real reference images (FID reference, discriminator's positives)
+    extractor: Callable[[], object]  # () -> profiler.inception.FeatureExtractor
+    clip: Callable[[], object]  # () -> profiler.openclip.ClipBackbone
+    prompt_features: Callable[[Sequence[str]], np.ndarray]  # texts -> (n, 8)
+    resolution: int = 1024
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
+    n_warmup: int = 2
+    n_repeats: int = 10
+    images_per_prompt: int = 4
+    generation_batch_size: int = 4
+    seed: int = 0
+    device: str = "cuda"
+    dtype: str = "fp16"
+    discriminator: dict = field(default_factory=dict)  # train_head keyword arguments
+    progress: bool = True
+
+
+def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, **table_kwargs) -> Path:
+    """prompt features -> latency -> generate -> features -> train discriminator -> score ->
+    lookup table; returns the bundle folder. Generation resumes where a previous run stopped."""
+    from profiler.discriminator import save_discriminator, train_discriminator
+    from profiler.inception import list_images
+    from profiler.provenance import device_provenance, library_versions
+
+    write_prompts(layout, plan.prompts)
+    prompt_features_step(layout, plan.prompt_features)  # cheap: fail fast on a missing extractor
+    provenance = {**device_provenance(plan.device), "libraries": library_versions()}
+    for spec in plan.models:
+        profile = profile_latency(
+            spec.factory,
+            plan.batch_sizes,
+            plan.n_warmup,
+            plan.n_repeats,
+            plan.device,
+            model=spec.name,
+            steps=spec.steps,
+            resolution=plan.resolution,
+        )
+        meta = {
+            "steps": spec.steps,
+            "resolution": plan.resolution,
+            "dtype": plan.dtype,
+            "device": plan.device,
+            **provenance,
+        }
+        write_latency_profile(profile, layout.latency_csv(spec.name), meta)
+        generate_images(
+            spec.factory(),
+            plan.prompts,
+            layout.images(spec.name),
+            images_per_prompt=plan.images_per_prompt,
+            steps=spec.steps,
+            resolution=plan.resolution,
+            batch_size=plan.generation_batch_size,
+            seed=plan.seed,
+            device=plan.device,
+            progress=plan.progress,
+        )
+    names = [spec.name for spec in plan.models]
+    features_step(layout, plan.extractor(), names, plan.real_dir)
+    backbone = plan.clip()
+    generated = [p for n in names for p in list_images(layout.images(n))]
+    disc = train_discriminator(
+        backbone, list_images(plan.real_dir), generated, **{"seed": plan.seed, **plan.discriminator}
+    )
+    save_discriminator(disc, layout.discriminator)
+    score_step(layout, backbone, disc.head, names)
+    return build_table_step(layout, name, **table_kwargs)
+
+
+# ----------------------------------------------------------------------------- tiny plan
+
+_SUBJECTS = ("cat", "dog", "red car", "old man", "tall tree", "wooden boat", "robot", "castle")
+_ACTIONS = ("", "running", "sleeping", "holding a ball")
+_PLACES = ("", "on a table", "next to a river", "behind the house", "in Paris")
+
+
+def tiny_prompts(n: int, seed: int) -> tuple[str, ...]:
+    """n template prompts of varying length and structure (so router features vary)."""
+    rng = np.random.default_rng(seed)
+    prompts = []
+    for _ in range(n):
+        parts = [f"a {_SUBJECTS[rng.integers(len(_SUBJECTS))]}"]
+        parts += [_ACTIONS[rng.integers(len(_ACTIONS))], _PLACES[rng.integers(len(_PLACES))]]
+        prompts.append(" ".join(p for p in parts if p))
+    return tuple(prompts)
+
+
+def write_smooth_images(folder: Path, n: int, size: int, seed: int) -> Path:
+    """n smooth random colour fields (bicubic-upsampled 4x4 noise): the tiny runs' "real"
+    images, statistically unlike the tiny models' outputs."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        coarse = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.uint8)
+        Image.fromarray(coarse).resize((size, size), Image.BICUBIC).save(folder / f"{i:05d}.png")
+    return folder
+
+
+def tiny_plan(layout: WorkLayout, n_prompts: int = 16, seed: int = 0) -> ProfilePlan:
+    """Three random-init tiny models (light/mid/heavy by steps and width) at 32x32 on CPU;
+    real images are expected in `layout.real_images` (see `run_tiny`)."""
+    from profiler.inception import tiny_extractor
+    from profiler.openclip import TINY_CLIP, load_clip
+    from profiler.pipelines import tiny_pipeline
+    from profiler.prompt_features import extract_prompt_features
+
+    models = (
+        ModelSpec("tiny-light", 1, functools.partial(tiny_pipeline, seed + 1, 8)),
+        ModelSpec("tiny-mid", 2, functools.partial(tiny_pipeline, seed + 2, 8)),
+        ModelSpec("tiny-heavy", 4, functools.partial(tiny_pipeline, seed + 3, 16)),
+    )
+    return ProfilePlan(
+        models=models,
+        prompts=tiny_prompts(n_prompts, seed),
+        real_dir=layout.real_images,
+        extractor=functools.partial(tiny_extractor, seed, 16, "cpu"),
+        clip=functools.partial(load_clip, TINY_CLIP, None, "cpu", seed),
+        prompt_features=extract_prompt_features,
+        resolution=32,
+        batch_sizes=(1, 2, 4),
+        n_warmup=1,
+        n_repeats=3,
+        images_per_prompt=2,
+        generation_batch_size=4,
+        seed=seed,
+        device="cpu",
+        dtype="fp32",
+        discriminator={"epochs": 5, "hidden": 16, "batch_size": 16},
+        progress=False,
+    )
+
+
+def run_tiny(layout: WorkLayout, name: str = "tiny", n_prompts: int = 16, seed: int = 0) -> Path:
+    """`profile all --tiny`: synthetic real images, then every step with the tiny plan.
+    Candidate pruning is off: random-init models have arbitrary FIDs."""
+    write_smooth_images(layout.real_images, 2 * n_prompts, 32, seed)
+    return run_all(tiny_plan(layout, n_prompts, seed), layout, name, prune_models=False)

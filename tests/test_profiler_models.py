@@ -1,0 +1,132 @@
+"""Profiler steps with tiny random-init models on CPU (skipped without torch / diffusers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from profiler.generate import generate_images, image_grid, image_name  # noqa: E402
+from profiler.latency import LatencyError, profile_latency  # noqa: E402
+from profiler.pipelines import PipelineError, hub_offline, load_pipeline, tiny_pipeline  # noqa: E402
+
+PROMPTS = ("a red cat", "a dog running next to a river", "a castle")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline(seed=0)
+
+
+class _FakeOutput:
+    images = np.zeros((1, 8, 8, 3), np.float32)
+
+
+class _OomAbove:
+    """A pipeline stand-in that runs out of memory above a batch size."""
+
+    def __init__(self, limit: int, message: str):
+        self.limit, self.message, self.calls = limit, message, []
+
+    def __call__(self, prompt, **kwargs):
+        self.calls.append(len(prompt))
+        if len(prompt) > self.limit:
+            raise RuntimeError(self.message)
+        return _FakeOutput()
+
+
+def test_latency_records_oom_as_infeasible_and_continues():
+    fake = _OomAbove(2, "CUDA out of memory. Tried to allocate 2.00 GiB")
+    profile = profile_latency(
+        lambda: fake, [1, 2, 4, 8], 1, 3, "cpu", model="fake", steps=1, resolution=8
+    )
+    table = profile.table()
+    assert table["feasible"].tolist() == [True, True, False, False]
+    assert table.loc[2, "error"].startswith("CUDA out of memory")
+    assert 8 in fake.calls  # the run went on after the OOM at 4
+    feasible = table[table.feasible]
+    assert (feasible.latency_p95_s >= feasible.latency_p50_s).all()
+    assert (feasible.throughput_qps > 0).all() and profile.load_s >= 0
+
+
+def test_latency_reraises_other_errors_and_checks_request():
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        profile_latency(
+            lambda: _OomAbove(0, "shape mismatch"),
+            [1],
+            0,
+            1,
+            "cpu",
+            model="x",
+            steps=1,
+            resolution=8,
+        )
+    with pytest.raises(LatencyError, match="distinct"):
+        profile_latency(lambda: None, [1, 1], 0, 1, "cpu", model="x", steps=1, resolution=8)
+
+
+def test_latency_of_tiny_pipeline(pipe):
+    profile = profile_latency(
+        lambda: pipe, [1, 2], 0, 1, "cpu", model="tiny", steps=1, resolution=32
+    )
+    assert profile.table()["feasible"].all()
+    assert (profile.table()["latency_p50_s"] > 0).all()
+
+
+def test_generate_is_seeded_resumable_and_atomic(pipe, tmp_path):
+    kwargs = dict(images_per_prompt=2, steps=1, resolution=32, batch_size=4, seed=7, progress=False)
+    first = generate_images(pipe, PROMPTS, tmp_path / "a", **kwargs)
+    assert (first.generated, first.skipped) == (6, 0)
+    n_prompts, k, grid = image_grid(tmp_path / "a")
+    assert (n_prompts, k) == (3, 2)
+    # interrupted run: only part of the images exist; resuming fills in identical bytes
+    (tmp_path / "b").mkdir()
+    for name in (image_name(0, 0), image_name(2, 1)):
+        (tmp_path / "b" / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    resumed = generate_images(pipe, PROMPTS, tmp_path / "b", **kwargs)
+    assert (resumed.generated, resumed.skipped) == (4, 2)
+    for row in grid:
+        for path in row:
+            assert (tmp_path / "b" / path.name).read_bytes() == path.read_bytes()
+    assert not list((tmp_path / "b").glob(".*tmp"))
+    again = generate_images(pipe, PROMPTS, tmp_path / "b", **kwargs)
+    assert (again.generated, again.skipped) == (0, 6)
+    other_seed = generate_images(pipe, PROMPTS, tmp_path / "c", **{**kwargs, "seed": 8})
+    assert other_seed.generated == 6
+    assert (tmp_path / "c" / image_name(0, 0)).read_bytes() != grid[0][0].read_bytes()
+
+
+def test_load_pipeline_offline_missing_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_offline()
+    with pytest.raises(PipelineError, match="cannot load"):
+        load_pipeline("t2isim-test/no-such-model", "fp32", "cpu")
+    with pytest.raises(PipelineError, match="dtype"):
+        load_pipeline(str(tmp_path), "fp8", "cpu")
+
+
+def test_load_pipeline_from_local_folder(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "tiny")
+    loaded = load_pipeline(str(tmp_path / "tiny"), "fp32", "cpu")
+    gen = [torch.Generator("cpu").manual_seed(0)]
+    a = loaded(
+        prompt=["a cat"],
+        num_inference_steps=1,
+        height=32,
+        width=32,
+        generator=gen,
+        output_type="np",
+    ).images
+    gen = [torch.Generator("cpu").manual_seed(0)]
+    b = pipe(
+        prompt=["a cat"],
+        num_inference_steps=1,
+        height=32,
+        width=32,
+        generator=gen,
+        output_type="np",
+    ).images
+    np.testing.assert_allclose(a, b, atol=1e-6)

@@ -1,0 +1,116 @@
+"""Image features, CLIPScore and the CLIP discriminator with tiny random-init networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+pytest.importorskip("open_clip")
+
+from PIL import Image  # noqa: E402
+
+from profiler.discriminator import (  # noqa: E402
+    DiscriminatorError,
+    load_discriminator,
+    p_real,
+    save_discriminator,
+    train_discriminator,
+)
+from profiler.frechet import FeatureError  # noqa: E402
+from profiler.generate import image_name  # noqa: E402
+from profiler.inception import (  # noqa: E402
+    clean_resize,
+    extract_features,
+    generated_features,
+    inception_extractor,
+    load_features,
+    save_features,
+    tiny_extractor,
+)
+from profiler.openclip import (  # noqa: E402
+    TINY_CLIP,
+    clip_scores,
+    image_embeddings,
+    load_clip,
+    text_embeddings,
+)
+
+
+def _write(folder, n, kind, seed, size=32, named=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        if kind == "smooth":
+            coarse = rng.uniform(0, 255, size=(2, 2, 3)).astype(np.uint8)
+            image = Image.fromarray(coarse).resize((size, size), Image.BILINEAR)
+        else:
+            image = Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8))
+        path = folder / (image_name(i // 2, i % 2) if named else f"{i:03d}.png")
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def test_clean_resize_is_float_bicubic(tmp_path):
+    path = tmp_path / "x.png"
+    Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(path)
+    out = clean_resize(path, 299)
+    assert out.shape == (3, 299, 299) and out.dtype == np.float32
+    np.testing.assert_allclose(out, 128 / 255, atol=1e-5)  # a flat image stays flat
+
+
+def test_tiny_features_are_deterministic_and_stored_per_image(tmp_path):
+    _write(tmp_path / "gen", 6, "noise", 0, named=True)
+    extractor = tiny_extractor(seed=3, dim=8)
+    features, names = generated_features(extractor, tmp_path / "gen", batch_size=4)
+    assert features.shape == (3, 2, 8) and names[1, 0] == image_name(1, 0)
+    again, _ = generated_features(tiny_extractor(seed=3, dim=8), tmp_path / "gen")
+    np.testing.assert_array_equal(features, again)
+    path = save_features(tmp_path / "f.npz", features, names, extractor.name)
+    loaded, loaded_names, name = load_features(path)
+    np.testing.assert_array_equal(loaded, features)
+    assert name == extractor.name and loaded_names.tolist() == names.tolist()
+    with pytest.raises(FeatureError, match="not found"):
+        load_features(tmp_path / "missing.npz")
+
+
+@pytest.mark.slow
+def test_inception_pool_features_have_2048_dims(tmp_path):
+    paths = _write(tmp_path / "imgs", 2, "smooth", 1)
+    features = extract_features(inception_extractor(None), paths)
+    assert features.shape == (2, 2048) and np.isfinite(features).all()
+    with pytest.raises(FeatureError, match="not found"):
+        inception_extractor(str(tmp_path / "no-weights.pth"))
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_clip(TINY_CLIP, None, "cpu", seed=0)
+
+
+def test_clip_scores_are_cosines(backbone, tmp_path):
+    paths = _write(tmp_path / "imgs", 3, "smooth", 2)
+    images = image_embeddings(backbone, paths)
+    texts = text_embeddings(backbone, ["a cat", "a dog", "a house"])
+    scores = clip_scores(images, texts)
+    assert scores.shape == (3,) and (np.abs(scores) <= 1 + 1e-6).all()
+    np.testing.assert_allclose(scores[0], images[0] @ texts[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="row-aligned"):
+        clip_scores(images, texts[:2])
+
+
+def test_discriminator_learns_real_vs_generated_and_roundtrips(backbone, tmp_path):
+    real = _write(tmp_path / "real", 40, "smooth", 3)
+    fake = _write(tmp_path / "fake", 40, "noise", 4)
+    disc = train_discriminator(backbone, real, fake, epochs=40, hidden=32, batch_size=16, seed=0)
+    assert disc.validation_accuracy >= 0.9
+    scores_real, scores_fake = p_real(backbone, disc.head, real), p_real(backbone, disc.head, fake)
+    assert ((0 <= scores_real) & (scores_real <= 1)).all()
+    assert scores_real.mean() > scores_fake.mean() + 0.3
+    loaded_backbone, head = load_discriminator(save_discriminator(disc, tmp_path / "d.pt"))
+    np.testing.assert_allclose(p_real(loaded_backbone, head, real[:5]), scores_real[:5], rtol=1e-6)
+    with pytest.raises(DiscriminatorError, match="need real and generated"):
+        train_discriminator(backbone, real, [])

@@ -1,0 +1,104 @@
+"""`profile all --tiny` end to end on CPU: every step, then the simulator's bundle loader."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("open_clip")
+
+from profiler.layout import WorkLayout  # noqa: E402
+from profiler.steps import StepError, build_bundle  # noqa: E402
+from profiler.workflow import run_all, tiny_plan, write_smooth_images  # noqa: E402
+from simulator.bundle import ROUTER_FEATURES, load_bundle  # noqa: E402
+
+
+def _word_counts(texts):
+    """A stand-in extractor (the workflow, not feature quality, is under test here)."""
+    rows = []
+    for text in texts:
+        words = text.split()
+        rows.append([len(words), sum(len(w) > 6 for w in words), 1, 0, 0, 0, 0, 0])
+    return np.asarray(rows, dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    layout = WorkLayout(tmp_path_factory.mktemp("work"))
+    write_smooth_images(layout.real_images, 16, 32, seed=0)
+    plan = dataclasses.replace(
+        tiny_plan(layout, n_prompts=8, seed=0),
+        prompt_features=_word_counts,
+        batch_sizes=(1, 2),
+        n_warmup=0,
+        n_repeats=1,
+        generation_batch_size=16,
+    )
+    # random-init models have arbitrary FIDs: candidate pruning would leave no pair
+    return layout, run_all(plan, layout, "tiny-test", prune_models=False)
+
+
+def test_tiny_run_writes_a_loadable_bundle(tiny_run):
+    layout, path = tiny_run
+    bundle = load_bundle(path)
+    assert bundle.n_prompts == 8
+    assert set(bundle.model_names) == {"tiny-light", "tiny-mid", "tiny-heavy"}
+    assert bundle.meta["images_per_prompt"] == 2
+    assert bundle.meta["router"]["features"] == list(ROUTER_FEATURES)
+    assert bundle.disc_score.shape == (8, 3)
+    assert ((0 <= bundle.disc_score) & (bundle.disc_score <= 1)).all()
+    assert len(bundle.pairs()) == 3 and len(bundle.cascades) == 3 * 121
+    for light, heavy in bundle.pairs():  # light is the faster model of each pair
+        assert bundle.batch_latency_s(light, 1) <= bundle.batch_latency_s(heavy, 1)
+    # r = 1 serves every prompt on heavy: FID equals the heavy model's FID alone
+    fid_alone = bundle.models.set_index("model")["fid_alone"]
+    rows = bundle.cascades[bundle.cascades.router_ratio == 1.0]
+    np.testing.assert_allclose(rows["fid"], fid_alone[rows["heavy"]].to_numpy(), rtol=1e-9)
+    for model in bundle.model_names:
+        assert len(list(layout.images(model).glob("*.png"))) == 16
+
+
+def test_rebuilding_the_table_is_byte_identical(tiny_run, tmp_path):
+    from simulator.bundle import write_bundle
+
+    layout, path = tiny_run
+    again = write_bundle(build_bundle(layout, "tiny-test", prune_models=False), tmp_path / "again")
+    for file in ("cascades.csv", "models.csv", "prompts.csv", "scores.csv", "bundle.json"):
+        assert (again / file).read_bytes() == (path / file).read_bytes(), file
+
+
+def test_build_bundle_reports_missing_scores(tiny_run, tmp_path):
+    import shutil
+
+    layout, _ = tiny_run
+    copy = WorkLayout(tmp_path / "copy")
+    shutil.copytree(layout.root, copy.root)
+    copy.scores("tiny-mid").unlink()
+    with pytest.raises(StepError, match="tiny-mid.csv: scores missing"):
+        build_bundle(copy, "broken", prune_models=False)
+
+
+def test_cli_build_table_and_fid(tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from profiler.cli import profile_app
+
+    layout, path = tiny_run
+    runner = CliRunner()
+    args = ["build-table", "--name", "tiny-test", "--work", str(layout.root)]
+    result = runner.invoke(profile_app, [*args, "--out", str(tmp_path / "b"), "--no-prune-models"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "cascades.csv").read_bytes() == (path / "cascades.csv").read_bytes()
+    features = str(layout.features("tiny-heavy"))
+    result = runner.invoke(
+        profile_app, ["fid", "--features", features, "--reference", str(layout.reference_stats)]
+    )
+    assert result.exit_code == 0, result.output
+    fid_alone = load_bundle(path).models.set_index("model").loc["tiny-heavy", "fid_alone"]
+    assert float(result.output) == pytest.approx(fid_alone, abs=1e-4)
+    result = runner.invoke(profile_app, ["all", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--tiny" in result.output
