@@ -345,12 +345,20 @@ def calibrate(
         params = fit(artifact)
         if out_file is not None:
             save_params(params, out_file)
-    report = params.get("fit_report", {})
-    for key, value in report.items():
-        out.print(f"{key}: {value}")
+    for key, value in params.get("fit", {}).items():
+        shown = [round(v, 4) for v in value] if isinstance(value, list) else value
+        out.print(f"{key}: {shown}")
     if out_file is not None:
         out.print(f"parameters written to {out_file}")
 
+
+def _register_sweep() -> None:
+    from experiments.sweep_cli import register
+
+    register(app)
+
+
+_register_sweep()
 
 OPTIONAL_APPS = {"profile": ("profiler.cli", "profile_app"), "routers": ("routers.cli", "routers_app")}
 

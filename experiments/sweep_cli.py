@@ -1,0 +1,114 @@
+"""`t2isim sweep SPEC.yaml`: run a parameter sweep into a results store, or show its status.
+
+Mounted by `experiments/cli.py` with `register(app)`; imports the CLI helpers lazily, so the two
+modules do not import each other at load time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from experiments.sweep import SweepStatus
+
+out = Console()
+MISSING_SHOWN = 20  # --status lists at most this many missing runs
+
+
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(help="Sweep spec (YAML).")],
+    store: Annotated[
+        Path | None,
+        typer.Option("--out", help="Results store folder (default results/sweeps/<spec stem>)."),
+    ] = None,
+    bundle: Annotated[
+        str | None, typer.Option(help="Override the spec's bundle: 'default' or a folder.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="Local worker processes (default: all cores).")
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler tcp://HOST:8786, or 'local' (in-process cluster)."),
+    ] = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="Print done / total and what is missing; run nothing.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Expand a sweep spec into runs and execute those not yet in the results store."""
+    from dataclasses import replace
+
+    from experiments.cli import input_errors
+    from experiments.inputs import resolve_bundle
+    from experiments.sweep import (
+        SweepError,
+        default_store,
+        load_spec,
+        open_backend,
+        plan_runs,
+        run_sweep,
+        sweep_status,
+    )
+
+    store = store or default_store(spec_file)
+    with input_errors():
+        spec = load_spec(spec_file)
+        if bundle is not None:
+            spec = replace(spec, bundle=bundle)
+        the_bundle = resolve_bundle(spec.bundle)
+        runs = plan_runs(spec, the_bundle, the_bundle.content_hash())
+        if status:
+            _print_status(sweep_status(runs, store), store)
+            return
+        with open_backend(the_bundle, jobs=jobs, dask=dask) as backend:
+            done = sweep_status(runs, store).done
+            with _progress_bar(quiet, len(runs), done) as on_done:
+                try:
+                    report = run_sweep(runs, store, backend, on_done)
+                except SweepError as exc:
+                    sys.stderr.write(f"error: {exc}\n")
+                    raise typer.Exit(1) from None
+    out.print(
+        f"{report.total} runs: {report.ran} ran, {report.skipped} already stored "
+        f"({backend.description}) -> {store}"
+    )
+
+
+def _print_status(status: SweepStatus, store: Path) -> None:
+    lines = [f"{status.done} / {status.total} runs done in {store}"]
+    if status.stale:
+        lines.append(f"{status.stale} stored rows belong to no run of this spec (older code?)")
+    lines += [f"missing: {point.label()}" for point in status.missing[:MISSING_SHOWN]]
+    if len(status.missing) > MISSING_SHOWN:
+        lines.append(f"... and {len(status.missing) - MISSING_SHOWN} more missing")
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+@contextlib.contextmanager
+def _progress_bar(quiet: bool, total: int, done: int):
+    """A Rich bar over a sweep's runs (none when quiet or stderr is not a terminal); yields the
+    per-run callback for `run_sweep`."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task("sweep", total=total, completed=done)
+        yield lambda row: bar.advance(task)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `sweep` command to `app`."""
+    app.command("sweep")(sweep)

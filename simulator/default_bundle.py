@@ -1,0 +1,411 @@
+"""The default profile bundle: a synthetic generative model of prompts, discriminator scores and
+FID, calibrated to the HADIS artifact, so the toolkit runs without any external data.
+
+Latent model, per prompt p and model m (all draws seeded):
+
+* hardness ``h_p ~ N(0,1)`` drives the composition of a synthetic prompt
+  (`simulator.synthetic_prompts`), hence its 8 router features and HADIS router score;
+* content ``z_p ~ N(0, I_D)``: what a real image of the prompt looks like in a D-dim feature
+  space whose reference (real-image) distribution is N(0, I);
+* image defect ``d_pm = b_m h_p + sqrt(1 - w_m^2 - b_m^2) n_pm`` (``n_pm ~ N(0,1)``);
+* discriminator latent ``q_pm = w_m z_p0 + d_pm`` (unit variance; ``w`` makes scores correlate
+  across models, ``b`` with hardness) and score ``disc_pm = min(1, exp(mu_m + sigma_m q_pm))``
+  (log-normal: tiny, heavy-tailed, like the artifact's mean P(real));
+* image feature ``x_pm = bias_m + lambda_m z_p - eta_m d_pm e_0``: a biased, narrowed copy of
+  the content, pushed along axis 0 by the defect the discriminator sees.
+
+FID of any routing of the prompts to models = ``floor + scale * sum_j (mean_j^2 +
+(sd_j - 1)^2)`` over the pooled features of the served images: the Fréchet distance to the
+reference between diagonal Gaussian fits, in FID units. Mixing models with different biases
+lowers FID below the linear blend (as the artifact's cascades do); escalating low-score light
+images removes defects but truncates the light images' spread.
+
+`calibrate` fits the parameters to the artifact: ``mu, sigma`` to the median and IQR of each
+model's log mean score, ``w`` to the cross-model correlations of log scores, ``b`` to the
+Spearman correlation of router score and score, then the FID parameters by least squares to the
+726-row hybrid table and the 66-row discriminator-only table (single-model rows weighted 3x).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from simulator.artifact import (
+    HADIS_MODELS,
+    HADIS_ROUTER_WEIGHTS,
+    hadis_latency_table,
+    read_artifact_prompts,
+    read_disc_only_table,
+    read_hybrid_table,
+    scores_table,
+)
+from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables
+from simulator.cascade import expected_latency_s, hybrid_assignment
+from simulator.synthetic_prompts import feature_table, generate_prompts, router_score
+
+DEFAULT_PARAMS_PATH = Path(__file__).with_name("data") / "default_model_params.json"
+DEFAULT_SOURCE = "t2isim synthetic model calibrated to hadis-artifact@538dc5d"
+CALIBRATION_SOURCE = "hadis-artifact (github Tung-I/diffserve-2@538dc5d)"
+FEATURE_DIMS = 3
+RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
+SINGLE_MODEL_WEIGHT = 3.0
+N_MODELS = len(HADIS_MODELS)
+
+
+class ParamsError(ValueError):
+    """Generative-model parameters that are missing a field or have the wrong shape."""
+
+
+# ----------------------------------------------------------------------------- latents
+
+
+def sample_latents(n_prompts: int, seed: int, dims: int) -> dict:
+    """Prompts and the seeded latent draws (one RNG stream per purpose)."""
+    prompt_seed, content_seed, noise_seed = np.random.SeedSequence(seed).spawn(3)
+    texts, hardness = generate_prompts(n_prompts, prompt_seed)
+    features = feature_table(texts)
+    return {
+        "texts": texts,
+        "features": features,
+        "router_score": router_score(features),
+        "hardness": hardness,
+        "content": np.random.default_rng(content_seed).standard_normal((n_prompts, dims)),
+        "noise": np.random.default_rng(noise_seed).standard_normal((n_prompts, N_MODELS)),
+    }
+
+
+def _defect_and_disc_latent(disc: dict, latents: dict) -> tuple[np.ndarray, np.ndarray]:
+    w = np.asarray(disc["content_loading"])
+    b = np.asarray(disc["hardness_loading"])
+    defect = b * latents["hardness"][:, None] + np.sqrt(1.0 - w**2 - b**2) * latents["noise"]
+    return defect, w * latents["content"][:, [0]] + defect
+
+
+def disc_scores(disc: dict, latents: dict) -> np.ndarray:
+    """(n_prompts, n_models) discriminator scores of the generative model."""
+    _, q = _defect_and_disc_latent(disc, latents)
+    log_score = np.asarray(disc["log_median"]) + np.asarray(disc["log_sd"]) * q
+    return np.minimum(np.exp(log_score), 1.0)
+
+
+# ----------------------------------------------------------------------------- FID
+
+
+def _served_stats(latents: dict, defect: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per (routing k, model m): sums over served prompts of [1, z, z^2, d, d^2, z_0 d] / N.
+
+    masks: (K, n_models, N) bool, masks[k, m, p] = prompt p is served by model m in routing k."""
+    z = latents["content"]
+    n_prompts = len(z)
+    out = []
+    for m in range(N_MODELS):
+        d = defect[:, m]
+        g = np.column_stack([np.ones(n_prompts), z, z**2, d, d**2, z[:, 0] * d])
+        out.append(masks[:, m, :].astype(np.float64) @ g)
+    return np.stack(out, axis=1) / n_prompts
+
+
+def _fid_from_stats(fid: dict, served: np.ndarray) -> np.ndarray:
+    """FID of each routing from its per-model sufficient statistics (see module docstring)."""
+    bias = np.asarray(fid["bias"])
+    lam = np.asarray(fid["content_scale"])[:, None]
+    eta = np.asarray(fid["defect_coupling"])
+    dims = bias.shape[1]
+    share = served[..., 0]
+    sum_z, sum_z2 = served[..., 1 : 1 + dims], served[..., 1 + dims : 1 + 2 * dims]
+    sum_d, sum_d2, sum_zd = served[..., -3], served[..., -2], served[..., -1]
+    first = share[..., None] * bias + lam * sum_z
+    first[..., 0] -= eta * sum_d
+    second = share[..., None] * bias**2 + lam**2 * sum_z2 + 2 * bias * lam * sum_z
+    second[..., 0] += eta**2 * sum_d2 - 2 * bias[:, 0] * eta * sum_d - 2 * lam[:, 0] * eta * sum_zd
+    mean = first.sum(axis=1)
+    var = np.maximum(second.sum(axis=1) - mean**2, 0.0)
+    frechet = (mean**2).sum(axis=1) + ((np.sqrt(var) - 1.0) ** 2).sum(axis=1)
+    return fid["floor"] + fid["scale"] * frechet
+
+
+def routing_fid(params: dict, latents: dict, served_by: np.ndarray) -> float:
+    """FID of the generative model when prompt p is served by model index served_by[p]."""
+    served_by = np.asarray(served_by)
+    masks = served_by[None, None, :] == np.arange(N_MODELS)[None, :, None]
+    defect, _ = _defect_and_disc_latent(params["disc"], latents)
+    return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, masks))[0])
+
+
+def _cascade_masks(
+    router: np.ndarray, disc: np.ndarray, configs: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """(served masks (K, n_models, N), bypassed fraction (K,)) of (light, heavy, r, c) rows."""
+    masks = np.zeros((len(configs), N_MODELS, len(router)), dtype=bool)
+    bypass = np.empty(len(configs))
+    for k, row in enumerate(configs.itertuples(index=False)):
+        bypassed, escalated = hybrid_assignment(
+            router, disc[:, row.light_index], row.router_ratio, row.disc_ratio
+        )
+        heavy = bypassed | escalated
+        masks[k, row.heavy_index] = heavy
+        masks[k, row.light_index] = ~heavy
+        bypass[k] = bypassed.mean()
+    return masks, bypass
+
+
+def cascade_grid() -> pd.DataFrame:
+    """Every model pair (light < heavy) x router_ratio x disc_ratio in 0..1 step 0.1."""
+    rows = [
+        (light, heavy, r, c)
+        for light in range(N_MODELS)
+        for heavy in range(light + 1, N_MODELS)
+        for r in RATIOS
+        for c in RATIOS
+    ]
+    return pd.DataFrame(rows, columns=["light_index", "heavy_index", "router_ratio", "disc_ratio"])
+
+
+# ----------------------------------------------------------------------------- bundle
+
+
+def load_params(path: Path = DEFAULT_PARAMS_PATH) -> dict:
+    try:
+        params = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ParamsError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    _check_params(params, str(path))
+    return params
+
+
+def save_params(params: dict, path: Path) -> Path:
+    """Write parameters as sorted, indented JSON (byte-stable)."""
+    _check_params(params, str(path))
+    path = Path(path)
+    path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _check_params(params: dict, where: str) -> None:
+    shapes = {
+        ("disc", "log_median"): (N_MODELS,),
+        ("disc", "log_sd"): (N_MODELS,),
+        ("disc", "content_loading"): (N_MODELS,),
+        ("disc", "hardness_loading"): (N_MODELS,),
+        ("fid", "bias"): (N_MODELS, FEATURE_DIMS),
+        ("fid", "content_scale"): (N_MODELS,),
+        ("fid", "defect_coupling"): (N_MODELS,),
+        ("fid", "floor"): (),
+        ("fid", "scale"): (),
+    }
+    if not isinstance(params.get("source"), str):
+        raise ParamsError(f"{where}: field source: missing (must name the calibration data)")
+    for (group, key), shape in shapes.items():
+        try:
+            value = np.asarray(params[group][key], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            raise ParamsError(f"{where}: field {group}.{key}: missing or not numeric") from None
+        if value.shape != shape or not np.isfinite(value).all():
+            raise ParamsError(f"{where}: field {group}.{key}: expected finite shape {shape}")
+    w = np.asarray(params["disc"]["content_loading"])
+    b = np.asarray(params["disc"]["hardness_loading"])
+    if (w**2 + b**2 >= 1.0).any():
+        raise ParamsError(f"{where}: field disc: content_loading^2 + hardness_loading^2 >= 1")
+
+
+def build_default_bundle(
+    params: dict | None = None, n_prompts: int = 5000, seed: int = 0
+) -> Bundle:
+    """The calibrated synthetic bundle: `n_prompts` synthetic prompts, scores for the four
+    HADIS models, L40S latencies and the 726-row cascade table of the generative model."""
+    params = load_params() if params is None else params
+    _check_params(params, "params")
+    latents = sample_latents(n_prompts, seed, FEATURE_DIMS)
+    disc = disc_scores(params["disc"], latents)
+    defect, _ = _defect_and_disc_latent(params["disc"], latents)
+    grid = cascade_grid()
+    masks, bypass = _cascade_masks(latents["router_score"], disc, grid)
+    fids = _fid_from_stats(params["fid"], _served_stats(latents, defect, masks))
+    names = [m[0] for m in HADIS_MODELS]
+    latency_b1 = np.array([m[2] for m in HADIS_MODELS])
+    heavy_share = masks[np.arange(len(grid)), grid["heavy_index"].to_numpy()].mean(axis=1)
+    cascades = pd.DataFrame(
+        {
+            "light": [names[i] for i in grid["light_index"]],
+            "heavy": [names[i] for i in grid["heavy_index"]],
+            "router_ratio": grid["router_ratio"],
+            "disc_ratio": grid["disc_ratio"],
+            "heavy_share": heavy_share,
+            "latency_s": expected_latency_s(
+                latency_b1[grid["light_index"]],
+                latency_b1[grid["heavy_index"]],
+                bypass,
+                heavy_share,
+            ),
+            "fid": np.round(fids, 4),
+        }
+    )
+    alone = np.repeat(np.eye(N_MODELS, dtype=bool)[:, :, None], n_prompts, axis=2)
+    models = pd.DataFrame(
+        {
+            "model": names,
+            "steps": [m[1] for m in HADIS_MODELS],
+            "load_s": 0.0,
+            "fid_alone": np.round(
+                _fid_from_stats(params["fid"], _served_stats(latents, defect, alone)), 4
+            ),
+        }
+    )
+    prompts = pd.DataFrame({"prompt_id": np.arange(n_prompts), "text": latents["texts"]})
+    for feature in ROUTER_FEATURES:
+        prompts[feature] = latents["features"][feature].to_numpy()
+    prompts["router_score"] = latents["router_score"]
+    meta = make_meta(
+        "default-synthetic",
+        DEFAULT_SOURCE,
+        "NVIDIA L40S (latencies of the HADIS artifact)",
+        router={"features": list(ROUTER_FEATURES), "weights": list(HADIS_ROUTER_WEIGHTS)},
+        generator={"n_prompts": n_prompts, "seed": seed, "params_source": params["source"]},
+        cascade_semantics="heavy_share and latency_s use the realised bypass/heavy fractions",
+    )
+    tables = {
+        "models": models,
+        "latency": hadis_latency_table(),
+        "prompts": prompts,
+        "scores": scores_table(tuple(names), disc),
+        "cascades": cascades,
+    }
+    return validate_tables(meta, tables)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def _fit_disc(artifact_disc: np.ndarray, artifact_router: np.ndarray, latents: dict) -> dict:
+    """Score distribution (median, IQR of log), cross-model loadings and hardness loadings."""
+    log_score = np.log(artifact_disc)
+    q25, median, q75 = np.quantile(log_score, [0.25, 0.5, 0.75], axis=0)
+    corr = np.corrcoef(log_score.T)
+    upper = np.triu_indices(N_MODELS, 1)
+
+    def loading_residual(w: np.ndarray) -> np.ndarray:
+        return np.outer(w, w)[upper] - corr[upper]
+
+    w = optimize.least_squares(loading_residual, np.full(N_MODELS, 0.6), bounds=(0.0, 0.95)).x
+    targets = [stats.spearmanr(artifact_router, artifact_disc[:, m])[0] for m in range(N_MODELS)]
+    hardness_limit = float(np.sqrt(1.0 - w.max() ** 2)) * 0.99
+    b = np.zeros(N_MODELS)
+    for m, target in enumerate(targets):
+
+        def spearman_gap(b_m: float, m: int = m, target: float = target) -> float:
+            trial = np.zeros(N_MODELS)
+            trial[m] = b_m
+            disc = {"content_loading": w, "hardness_loading": trial}
+            _, q = _defect_and_disc_latent(disc, latents)
+            return stats.spearmanr(latents["router_score"], q[:, m])[0] - target
+
+        b[m] = optimize.brentq(spearman_gap, -hardness_limit, hardness_limit, xtol=1e-5)
+    return {
+        "log_median": median.tolist(),
+        "log_sd": ((q75 - q25) / (2 * stats.norm.ppf(0.75))).tolist(),
+        "content_loading": w.tolist(),
+        "hardness_loading": b.tolist(),
+    }
+
+
+def _unpack_fid(x: np.ndarray) -> dict:
+    n_bias = N_MODELS * FEATURE_DIMS
+    return {
+        "bias": x[:n_bias].reshape(N_MODELS, FEATURE_DIMS).tolist(),
+        "content_scale": x[n_bias : n_bias + N_MODELS].tolist(),
+        "defect_coupling": x[n_bias + N_MODELS : n_bias + 2 * N_MODELS].tolist(),
+        "floor": float(x[-2]),
+        "scale": float(x[-1]),
+    }
+
+
+def _initial_fid_vector(fid_alone: np.ndarray) -> np.ndarray:
+    """Deterministic start: each model's bias along its own corner of a simplex, sized so that
+    floor + scale * |bias|^2 is its FID alone."""
+    floor, scale = 0.5 * fid_alone.min(), 40.0
+    corners = np.eye(N_MODELS, FEATURE_DIMS) - np.eye(N_MODELS, FEATURE_DIMS, k=-1) * 0.5
+    corners /= np.linalg.norm(corners, axis=1, keepdims=True)
+    bias = corners * np.sqrt((fid_alone - floor) / scale)[:, None]
+    return np.concatenate(
+        [bias.ravel(), np.full(N_MODELS, 0.9), np.full(N_MODELS, 0.2), [floor, scale]]
+    )
+
+
+def _artifact_targets(root: Path) -> pd.DataFrame:
+    """Hybrid rows plus discriminator-only rows (= hybrid rows with r = 0), with weights."""
+    names = [m[0] for m in HADIS_MODELS]
+    hybrid = read_hybrid_table(root)
+    disc_only = read_disc_only_table(root).assign(router_ratio=0.0)
+    disc_only["disc_ratio"] = disc_only["threshold"]
+    rows = pd.concat([hybrid, disc_only], ignore_index=True)
+    single = ((rows["router_ratio"] == 1.0) | (rows["disc_ratio"] == 1.0)) | (
+        (rows["router_ratio"] == 0.0) & (rows["disc_ratio"] == 0.0)
+    )
+    return pd.DataFrame(
+        {
+            "light_index": rows["light"].map(names.index),
+            "heavy_index": rows["heavy"].map(names.index),
+            "router_ratio": rows["router_ratio"].round(1),
+            "disc_ratio": rows["disc_ratio"].round(1),
+            "fid": rows["fid"],
+            "weight": np.where(single, SINGLE_MODEL_WEIGHT, 1.0),
+            "table": ["hybrid"] * len(hybrid) + ["disc_only"] * len(disc_only),
+        }
+    )
+
+
+def calibrate(artifact_path: Path, n_prompts: int = 5000, seed: int = 0) -> dict:
+    """Fit the generative model to the HADIS artifact (deterministic); returns the params dict
+    that `build_default_bundle` takes, with the achieved fit under ``fit``."""
+    root = Path(artifact_path)
+    artifact_prompts, artifact_disc = read_artifact_prompts(root)
+    artifact_router = artifact_prompts["router_score"].to_numpy()
+    latents = sample_latents(n_prompts, seed, FEATURE_DIMS)
+    disc = _fit_disc(artifact_disc, artifact_router, latents)
+    targets = _artifact_targets(root)
+    synthetic_disc = disc_scores(disc, latents)
+    masks, _ = _cascade_masks(latents["router_score"], synthetic_disc, targets)
+    defect, _ = _defect_and_disc_latent(disc, latents)
+    served = _served_stats(latents, defect, masks)
+    fid_target = targets["fid"].to_numpy()
+    weight = targets["weight"].to_numpy()
+    fid_alone = np.array([m[3] for m in HADIS_MODELS])
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        return weight * (_fid_from_stats(_unpack_fid(x), served) - fid_target)
+
+    solution = optimize.least_squares(
+        residual, _initial_fid_vector(fid_alone), x_scale="jac", ftol=1e-7, xtol=1e-7
+    )
+    fid = _unpack_fid(solution.x)
+    predicted = _fid_from_stats(fid, served)
+    error = predicted - fid_target
+    hybrid = (targets["table"] == "hybrid").to_numpy()
+    router = latents["router_score"]
+    fit = {
+        "hybrid_rmse_fid": float(np.sqrt(np.mean(error[hybrid] ** 2))),
+        "disc_only_rmse_fid": float(np.sqrt(np.mean(error[~hybrid] ** 2))),
+        "max_abs_error_fid": float(np.abs(error).max()),
+        "spearman_router_disc_artifact": [
+            float(stats.spearmanr(artifact_router, artifact_disc[:, m])[0]) for m in range(N_MODELS)
+        ],
+        "spearman_router_disc_model": [
+            float(stats.spearmanr(router, synthetic_disc[:, m])[0]) for m in range(N_MODELS)
+        ],
+        "least_squares_evaluations": int(solution.nfev),
+    }
+    return {
+        "source": CALIBRATION_SOURCE,
+        "description": "parameters of simulator.default_bundle's generative model, "
+        "output of simulator.default_bundle.calibrate on the artifact",
+        "n_prompts": n_prompts,
+        "seed": seed,
+        "disc": disc,
+        "fid": fid,
+        "fit": fit,
+    }
