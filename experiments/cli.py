@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -48,18 +48,18 @@ def _register_policies() -> None:
 # ----------------------------------------------------------------------------- simulate
 
 
-class Dispatch(str, Enum):
+class Dispatch(StrEnum):
     random = "random"
     jsq = "jsq"
     central = "central"
 
 
-class DemandEstimator(str, Enum):
+class DemandEstimator(StrEnum):
     ewma = "ewma"
     inflight = "inflight"
 
 
-class ServiceTime(str, Enum):
+class ServiceTime(StrEnum):
     deterministic = "deterministic"
     exponential = "exponential"
     lognormal = "lognormal"
@@ -171,8 +171,12 @@ def _progress(quiet: bool, label: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn(label), BarColumn(), TextColumn("{task.percentage:>5.1f}% sim time"),
-        TimeElapsedColumn(), console=err, transient=True,
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}% sim time"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda done, horizon: bar.update(task, completed=done / horizon)
@@ -181,8 +185,17 @@ def _progress(quiet: bool, label: str):
 def _print_summary(summary: dict, out_dir: Path) -> None:
     table = Table(title=f"{summary['policy']} — {out_dir}", show_header=False)
     for key in (
-        "arrivals", "ok", "timeouts", "drops", "slo_violation_ratio", "fid", "fid_planned",
-        "p50_latency_s", "p99_latency_s", "heavy_share", "gpu_seconds",
+        "arrivals",
+        "ok",
+        "timeouts",
+        "drops",
+        "slo_violation_ratio",
+        "fid",
+        "fid_planned",
+        "p50_latency_s",
+        "p99_latency_s",
+        "heavy_share",
+        "gpu_seconds",
     ):
         value = summary.get(key)
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -204,7 +217,7 @@ def list_policies() -> None:
 # ----------------------------------------------------------------------------- traces
 
 
-class TraceFormat(str, Enum):
+class TraceFormat(StrEnum):
     csv = "csv"
     artifact = "artifact"
 
@@ -246,8 +259,12 @@ def bundle_info(bundle: Annotated[str, typer.Argument(help="'default' or a folde
         sizes = b.profiled_batch_sizes(row.model)
         lat = ", ".join(f"{b.batch_latency_s(row.model, s):.3g}" for s in sizes)
         table.add_row(
-            row.model, str(row.steps), f"{row.load_s:g}", f"{row.fid_alone:.2f}",
-            ",".join(map(str, sizes)), lat,
+            row.model,
+            str(row.steps),
+            f"{row.load_s:g}",
+            f"{row.fid_alone:.2f}",
+            ",".join(map(str, sizes)),
+            lat,
         )
     out.print(table)
     sizes = Table("table", "rows", "columns")
@@ -258,7 +275,7 @@ def bundle_info(bundle: Annotated[str, typer.Argument(help="'default' or a folde
     out.print(f"pairs: {', '.join(f'{a}->{h}' for a, h in b.pairs())}")
 
 
-class TableName(str, Enum):
+class TableName(StrEnum):
     models = "models"
     latency = "latency"
     prompts = "prompts"
@@ -266,7 +283,7 @@ class TableName(str, Enum):
     cascades = "cascades"
 
 
-class TableFormat(str, Enum):
+class TableFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
     json = "json"
@@ -339,7 +356,8 @@ def calibrate(
     ] = None,
 ) -> None:
     """Fit the default bundle's generative model to the artifact's measurements."""
-    from simulator.default_bundle import calibrate as fit, save_params
+    from simulator.default_bundle import calibrate as fit
+    from simulator.default_bundle import save_params
 
     with input_errors():
         params = fit(artifact)
@@ -360,7 +378,10 @@ def _register_sweep() -> None:
 
 _register_sweep()
 
-OPTIONAL_APPS = {"profile": ("profiler.cli", "profile_app"), "routers": ("routers.cli", "routers_app")}
+OPTIONAL_APPS = {
+    "profile": ("profiler.cli", "profile_app"),
+    "routers": ("routers.cli", "routers_app"),
+}
 
 
 def mount_optional(names: tuple[str, ...] = tuple(OPTIONAL_APPS)) -> None:

@@ -3,6 +3,7 @@ Thin shells over the pure parts (frechet, table_builder, candidates, prompt_feat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -47,31 +48,44 @@ def features_step(
     GaussianStats.from_features(real).save(layout.reference_stats)
 
 
-def score_step(layout: WorkLayout, backbone, head, models: Sequence[str]) -> None:
-    """Per-image P(real) (discriminator) and CLIPScore (same backbone) for every model."""
+def score_step(
+    layout: WorkLayout, backbone, head, models: Sequence[str], multi_metric=None
+) -> None:
+    """Per-image P(real) (discriminator) and CLIPScore (same backbone) for every model; with a
+    `profiler.multimetric.MultiMetricConfig`, also the RouteT2I `q_<metric>` columns (the config
+    goes to a `.json` sidecar next to each score file)."""
     from profiler.discriminator import p_real
     from profiler.openclip import clip_scores, image_embeddings, text_embeddings
 
     prompts = read_prompts(layout.prompts_txt)
+    metric_texts = None
+    if multi_metric is not None:
+        from profiler.multimetric import metric_text_embeddings, quality_columns
+
+        metric_texts = metric_text_embeddings(backbone, multi_metric)
     for model in models:
         n_prompts, k, grid = image_grid(layout.images(model))
         if n_prompts != len(prompts):
             raise StepError(f"{layout.images(model)}: {n_prompts} prompts, expected {len(prompts)}")
         paths = [p for row in grid for p in row]
         texts = [prompts[p] for p in range(n_prompts) for _ in range(k)]
-        table = pd.DataFrame(
-            {
-                "image": [p.name for p in paths],
-                "prompt_id": np.repeat(np.arange(n_prompts), k),
-                "image_idx": np.tile(np.arange(k), n_prompts),
-                "p_real": p_real(backbone, head, paths),
-                "clip_score": clip_scores(
-                    image_embeddings(backbone, paths), text_embeddings(backbone, texts)
-                ),
-            }
-        )
-        layout.scores(model).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(layout.scores(model), index=False, float_format="%.10g")
+        image_emb = image_embeddings(backbone, paths)
+        columns = {
+            "image": [p.name for p in paths],
+            "prompt_id": np.repeat(np.arange(n_prompts), k),
+            "image_idx": np.tile(np.arange(k), n_prompts),
+            "p_real": p_real(backbone, head, paths),
+            "clip_score": clip_scores(image_emb, text_embeddings(backbone, texts)),
+        }
+        path = layout.scores(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sidecar = path.with_suffix(".json")
+        if multi_metric is not None:
+            columns.update(quality_columns(image_emb, metric_texts, multi_metric))
+            sidecar.write_text(json.dumps(multi_metric.to_dict(), indent=2) + "\n")
+        elif sidecar.exists():
+            sidecar.unlink()  # a stale config from an earlier multi-metric run
+        pd.DataFrame(columns).to_csv(path, index=False, float_format="%.10g")
 
 
 def prompt_features_step(
@@ -84,7 +98,13 @@ def prompt_features_step(
     return layout.prompt_features_csv
 
 
-def _per_prompt_scores(layout: WorkLayout, model: str, n_prompts: int) -> pd.DataFrame:
+def _per_prompt_scores(
+    layout: WorkLayout, model: str, n_prompts: int, multi_metric: bool = False
+) -> tuple[pd.DataFrame, dict | None]:
+    """Per-prompt means of a model's per-image scores (with the `q_<metric>` columns and their
+    config when `multi_metric`)."""
+    from profiler.multimetric import quality_column_names
+
     path = layout.scores(model)
     if not path.is_file():
         raise StepError(f"{path}: scores missing (run `profile score` first)")
@@ -92,10 +112,50 @@ def _per_prompt_scores(layout: WorkLayout, model: str, n_prompts: int) -> pd.Dat
     missing = [c for c in SCORE_COLUMNS if c not in table.columns]
     if missing:
         raise StepError(f"{path}: column {missing[0]}: missing")
-    means = table.groupby("prompt_id")[["p_real", "clip_score"]].mean()
+    quality, config = [], None
+    if multi_metric:
+        quality = quality_column_names(table.columns)
+        sidecar = path.with_suffix(".json")
+        if not quality or not sidecar.is_file():
+            raise StepError(
+                f"{path}: no q_<metric> columns (run `profile score --multi-metric` first)"
+            )
+        config = json.loads(sidecar.read_text(encoding="utf-8"))
+    means = table.groupby("prompt_id")[["p_real", "clip_score", *quality]].mean()
     if not np.array_equal(means.index.to_numpy(), np.arange(n_prompts)):
         raise StepError(f"{path}: prompt ids are not 0..{n_prompts - 1}")
-    return means
+    return means, config
+
+
+def _score_table(
+    layout: WorkLayout, models: Sequence[str], n_prompts: int, multi_metric: bool
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict | None]:
+    """(bundle scores table, per-prompt means per model, the shared multi-metric config)."""
+    scores, configs = {}, {}
+    for model in models:
+        scores[model], configs[model] = _per_prompt_scores(layout, model, n_prompts, multi_metric)
+    first = models[0]
+    for model in models[1:]:
+        if configs[model] != configs[first] or list(scores[model]) != list(scores[first]):
+            raise StepError(
+                f"{layout.scores(model)}: multi-metric columns or config differ from "
+                f"{layout.scores(first)}'s (re-run `profile score --multi-metric`)"
+            )
+    table = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "prompt_id": np.arange(n_prompts),
+                    "model": m,
+                    "disc_score": scores[m]["p_real"].to_numpy(),
+                    **{c: scores[m][c].to_numpy() for c in scores[m].columns if c != "p_real"},
+                }
+            )
+            for m in models
+        ],
+        ignore_index=True,
+    )
+    return table, scores, configs[first]
 
 
 def build_bundle(
@@ -105,9 +165,11 @@ def build_bundle(
     router_weights: Sequence[float] = HADIS_ROUTER_WEIGHTS,
     grid_points: int = 11,
     prune_models: bool = True,
+    multi_metric: bool = False,
 ) -> Bundle:
     """Assemble and validate the bundle from every step's outputs (models light -> heavy by
-    batch-1 latency; cascades for every pair of the candidates kept by HADIS pruning)."""
+    batch-1 latency; cascades for every pair of the candidates kept by HADIS pruning; with
+    `multi_metric`, the per-prompt RouteT2I `q_<metric>` means as extra score columns)."""
     from profiler.inception import load_features
 
     models = layout.profiled_models()
@@ -153,21 +215,7 @@ def build_bundle(
     prompt_table["router_score"] = router_scores(
         prompt_table[list(ROUTER_FEATURES)].to_numpy(), router_weights
     )
-    scores = {m: _per_prompt_scores(layout, m, n) for m in models}
-    score_table = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "prompt_id": np.arange(n),
-                    "model": m,
-                    "disc_score": scores[m]["p_real"].to_numpy(),
-                    "clip_score": scores[m]["clip_score"].to_numpy(),
-                }
-            )
-            for m in models
-        ],
-        ignore_index=True,
-    )
+    score_table, scores, metric_config = _score_table(layout, models, n, multi_metric)
     cascades = cascade_rows(
         mix,
         reference,
@@ -198,6 +246,7 @@ def build_bundle(
         latency_profiles={
             m: {k: v for k, v in profiles[m][1].items() if k != "libraries"} for m in models
         },
+        **({"multi_metric": metric_config} if multi_metric else {}),
     )
     return validate_tables(
         meta,
