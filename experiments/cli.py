@@ -370,13 +370,14 @@ def calibrate(
         out.print(f"parameters written to {out_file}")
 
 
-def _register_sweep() -> None:
-    from experiments.sweep_cli import register
+def _register_commands() -> None:
+    from experiments import figures_cli, sweep_cli
 
-    register(app)
+    sweep_cli.register(app)
+    figures_cli.register(app)
 
 
-_register_sweep()
+_register_commands()
 
 OPTIONAL_APPS = {
     "profile": ("profiler.cli", "profile_app"),

@@ -1,0 +1,114 @@
+"""What a figure module gets: the bundle, quick/full mode, cached single runs and sweeps.
+
+A figure module (experiments/figures/figNN_*.py) defines::
+
+    NAME = "fig07"                      # the --only name, also the output file stem
+    TITLE = "Azure trace: ..."          # one line, used in the report
+    def compute(ctx: FigureContext) -> pd.DataFrame     # tidy data (written as NAME.csv)
+    def plot(data: pd.DataFrame, path: Path) -> None    # a paper-style PNG
+    def claims(data: pd.DataFrame) -> list[Claim]       # the paper's claims it checks ([] if none)
+
+`compute` must be deterministic for a given context; quick mode shortens traces and grids so
+every figure together stays within about two minutes on two cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from simulator.bundle import Bundle
+from simulator.config import SimConfig
+from simulator.run import RunOutput, run_simulation
+from simulator.workloads import Trace
+
+VERDICTS = ("reproduced", "partially reproduced", "not reproduced", "not comparable")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One headline claim of a paper next to our number."""
+
+    figure: str
+    claim: str
+    paper: str
+    ours: str
+    verdict: str
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclass
+class FigureContext:
+    bundle_spec: str  # 'default' or the bundle folder, as given on the command line
+    bundle: Bundle
+    out_dir: Path
+    quick: bool = False
+    seed: int = 0
+    jobs: int | None = 1  # sweep workers (1 = inline)
+    dask: str | None = None
+    base: SimConfig = field(default_factory=SimConfig)  # 16 workers, 60 s SLO as HADIS §5.1
+    _runs: dict = field(default_factory=dict, repr=False)
+    _traces: dict = field(default_factory=dict, repr=False)
+
+    def trace(self, spec: str) -> Trace:
+        """A trace from a spec string (cached), seeded with the context's seed."""
+        if spec not in self._traces:
+            from experiments.inputs import resolve_trace
+
+            self._traces[spec] = resolve_trace(spec, self.bundle, self.seed)
+        return self._traces[spec]
+
+    def run(
+        self,
+        policy: str,
+        trace_spec: str,
+        options: Mapping[str, object] | None = None,
+        **sim: object,
+    ) -> RunOutput:
+        """One simulation (cached per arguments) on the base config with `sim` overrides."""
+        key = (
+            policy,
+            trace_spec,
+            tuple(sorted((options or {}).items())),
+            tuple(sorted(sim.items())),
+        )
+        if key not in self._runs:
+            import policies  # noqa: F401  (registers the adaptive policies)
+
+            config = replace(self.base, seed=self.seed, **sim)
+            self._runs[key] = run_simulation(
+                self.bundle,
+                self.trace(trace_spec),
+                policy,
+                config,
+                dict(options or {}),
+                bundle_hash=self.bundle_hash,
+            )
+        return self._runs[key]
+
+    @property
+    def bundle_hash(self) -> str:
+        if "_bundle_hash" not in self.__dict__:
+            self.__dict__["_bundle_hash"] = self.bundle.content_hash()
+        return self.__dict__["_bundle_hash"]
+
+    def sweep(self, name: str, spec: Mapping[str, object]) -> pd.DataFrame:
+        """Run a sweep spec (the YAML schema of experiments/sweep.py, as a dict; `bundle` is
+        this context's) into the store `out_dir/sweeps/<name>` (resumable) and return the rows
+        of exactly these runs."""
+        from experiments.sweep import open_backend, parse_spec, plan_runs, read_store, run_sweep
+
+        data = {"bundle": self.bundle_spec, **spec}
+        parsed = parse_spec(data, f"figure sweep {name}")
+        runs = plan_runs(parsed, self.bundle, self.bundle_hash)
+        store = self.out_dir / "sweeps" / name
+        with open_backend(self.bundle, jobs=self.jobs, dask=self.dask) as backend:
+            run_sweep(runs, store, backend)
+        return read_store(store, keys=[run.key for run in runs])
