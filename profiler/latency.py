@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.errors import InputError
+
 PROFILE_PROMPT = "a photograph of an astronaut riding a horse"
 LATENCY_COLUMNS = (
     "model",
@@ -32,7 +34,7 @@ LATENCY_COLUMNS = (
 )
 
 
-class LatencyError(ValueError):
+class LatencyError(InputError):
     """Bad profiling request (batch sizes, repeat counts) or an unreadable latency table."""
 
 

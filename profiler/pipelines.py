@@ -11,11 +11,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from simulator.errors import InputError
+
 DTYPES = ("fp32", "fp16", "bf16")
 _TRUE = {"1", "true", "yes", "on"}
 
 
-class PipelineError(ValueError):
+class PipelineError(InputError):
     """A pipeline that cannot be loaded (unknown dtype, model not available offline)."""
 
 

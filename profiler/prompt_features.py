@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.bundle import ROUTER_FEATURES
+from simulator.errors import InputError
 
 HADIS_ROUTER_WEIGHTS = (0.85, 0.32, 0.72, 0.99, 0.76, 0.07, 0.78, 0.01)
 RARE_FREQUENCY = 1e-5
@@ -34,7 +35,7 @@ ATTRIBUTE_DEPS = frozenset({"amod", "acomp"})
 ENTITY_LABELS = frozenset({"PERSON", "ORG", "GPE"})
 
 
-class PromptFeatureError(ValueError):
+class PromptFeatureError(InputError):
     """Unreadable lexicon files or feature tables that do not fit the prompts."""
 
 

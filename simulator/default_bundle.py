@@ -46,6 +46,7 @@ from simulator.artifact import (
 )
 from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables
 from simulator.cascade import expected_latency_s, hybrid_assignment
+from simulator.errors import InputError
 from simulator.synthetic_prompts import feature_table, generate_prompts, router_score
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("data") / "default_model_params.json"
@@ -57,7 +58,7 @@ SINGLE_MODEL_WEIGHT = 3.0
 N_MODELS = len(HADIS_MODELS)
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """Generative-model parameters that are missing a field or have the wrong shape."""
 
 
