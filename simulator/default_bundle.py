@@ -29,6 +29,8 @@ Spearman correlation of router score and score, then the FID parameters by least
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,7 @@ from simulator.artifact import (
 from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables
 from simulator.cascade import expected_latency_s, hybrid_assignment
 from simulator.errors import InputError
+from simulator.results import sha256_json
 from simulator.synthetic_prompts import feature_table, generate_prompts, router_score
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("data") / "default_model_params.json"
@@ -136,6 +139,34 @@ def routing_fid(params: dict, latents: dict, served_by: np.ndarray) -> float:
     masks = served_by[None, None, :] == np.arange(N_MODELS)[None, :, None]
     defect, _ = _defect_and_disc_latent(params["disc"], latents)
     return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, masks))[0])
+
+
+def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: np.ndarray) -> float:
+    """FID of the generative model for the multiset of served images (prompt_idx[i] served by
+    model_idx[i]): the exact FID of what a simulation served, not a table interpolation."""
+    n_prompts = len(latents["content"])
+    weights = np.zeros((1, N_MODELS, n_prompts))
+    np.add.at(weights[0], (np.asarray(model_idx), np.asarray(prompt_idx)), 1.0)
+    weights *= n_prompts / weights.sum()
+    defect, _ = _defect_and_disc_latent(params["disc"], latents)
+    return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, weights))[0])
+
+
+@lru_cache(maxsize=2)
+def _cached_latents(n_prompts: int, seed: int) -> dict:
+    return sample_latents(n_prompts, seed, FEATURE_DIMS)
+
+
+def generative_fid(bundle: Bundle) -> Callable[[np.ndarray, np.ndarray], float] | None:
+    """served-images FID function of a bundle built by `build_default_bundle` (None otherwise)."""
+    generator = bundle.meta.get("generator")
+    if bundle.meta.get("provenance", {}).get("source") != DEFAULT_SOURCE or not generator:
+        return None
+    params = load_params()
+    if sha256_json(params) != generator.get("params_sha256"):
+        return None  # built from other parameters than the committed ones
+    latents = _cached_latents(int(generator["n_prompts"]), int(generator["seed"]))
+    return lambda prompt_idx, model_idx: served_fid(params, latents, prompt_idx, model_idx)
 
 
 def _cascade_masks(
@@ -266,7 +297,12 @@ def build_default_bundle(
         DEFAULT_SOURCE,
         "NVIDIA L40S (latencies of the HADIS artifact)",
         router={"features": list(ROUTER_FEATURES), "weights": list(HADIS_ROUTER_WEIGHTS)},
-        generator={"n_prompts": n_prompts, "seed": seed, "params_source": params["source"]},
+        generator={
+            "n_prompts": n_prompts,
+            "seed": seed,
+            "params_source": params["source"],
+            "params_sha256": sha256_json(params),
+        },
         cascade_semantics="heavy_share and latency_s use the realised bypass/heavy fractions",
     )
     tables = {

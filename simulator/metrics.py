@@ -5,14 +5,18 @@ Outcome of a query (exactly one each; conservation is asserted):
 * ``timeout`` — done, but end-to-end latency (completion - arrival) > SLO;
 * ``ok``      — done within the SLO.
 
-FID is estimated two ways (no images exist in a simulation):
-* ``fid`` (a, realised): per plan epoch, the cascade table of the pair in force evaluated at the
-  router and discriminator ratios realised on the epoch's completed queries (r = share bypassed
-  by the router, c = share whose light-model score is below τ, the table's own semantics),
-  bilinear on the table's r x c grid; epochs weighted by completed queries. Mix plans (no
-  cascade), and policies whose scores carry no information (`informative_scores = False`),
-  use the share-weighted single-model FIDs (an approximation: FID is not linear).
+FID is estimated up to three ways (no images exist in a simulation); ``fid`` is the exact one
+when the bundle has a generative model, else the table one (``fid_method`` says which):
+* ``fid_table`` (a, realised): per plan epoch, the cascade table of the pair in force evaluated
+  at the router and discriminator ratios realised on the epoch's completed queries (r = share
+  bypassed by the router, c = share whose light-model score is below τ, the table's own
+  semantics), bilinear on the table's r x c grid; epochs weighted by completed queries. Mix
+  plans (no cascade), and policies whose scores carry no information
+  (`informative_scores = False`), use the share-weighted single-model FIDs (an approximation:
+  FID is not linear).
 * ``fid_planned`` (b, the artifact's method): time average of the planned configurations' FIDs.
+* ``fid_exact`` (c, default bundle only): the FID of the multiset of served (prompt, model)
+  images under the bundle's generative model — exact for any routing, router or policy.
 """
 
 from __future__ import annotations
@@ -227,6 +231,7 @@ def summarise(
     latency = (raw.completion_s - raw.arrival_s)[completed]
     valid = np.isfinite(epoch_fid) & (epoch_weight > 0)
     fid = float(np.average(epoch_fid[valid], weights=epoch_weight[valid])) if valid.any() else None
+    fid_exact = exact_fid(raw, completed, bundle)
     horizon = float(raw.arrival_s[-1]) if n else 0.0
     seconds = plan_intervals(raw, horizon)
     planned = np.array([fids.planned_fid(p.plan) for p in raw.plans])
@@ -242,7 +247,10 @@ def summarise(
         "timeouts": int(counts[TIMEOUT]),
         "drops": int(counts[DROP]),
         "slo_violation_ratio": float((counts[TIMEOUT] + counts[DROP]) / n) if n else 0.0,
-        "fid": _round(fid),
+        "fid": _round(fid_exact if fid_exact is not None else fid),
+        "fid_method": "exact" if fid_exact is not None else "table",
+        "fid_table": _round(fid),
+        "fid_exact": _round(fid_exact),
         "fid_planned": _round(
             float(np.sum(planned * seconds) / total) if total > 0 else planned[0]
         ),
@@ -268,6 +276,16 @@ def summarise(
         if total > 0
         else 0.0,
     }
+
+
+def exact_fid(raw: RawRun, completed: np.ndarray, bundle: Bundle) -> float | None:
+    """FID of the served images under the bundle's generative model (default bundle only)."""
+    from simulator.default_bundle import generative_fid
+
+    fid_of = generative_fid(bundle)
+    if fid_of is None or not completed.any():
+        return None
+    return fid_of(raw.prompt_idx[completed], raw.final_model[completed])
 
 
 def _round(x: float | None, digits: int = 9) -> float | None:

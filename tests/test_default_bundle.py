@@ -145,3 +145,27 @@ def test_calibrate_reproduces_committed_params(hadis_artifact: Path) -> None:
             np.testing.assert_allclose(fresh[group][key], value, rtol=1e-4, atol=1e-6, err_msg=key)
     assert fresh["source"] == committed["source"]
     assert fresh["fit"]["hybrid_rmse_fid"] <= 0.5
+
+
+def test_served_fid_matches_routing_fid_and_drives_fid_exact():
+    from simulator.default_bundle import (
+        FEATURE_DIMS,
+        generative_fid,
+        load_params,
+        routing_fid,
+        sample_latents,
+        served_fid,
+    )
+
+    params = load_params()
+    latents = sample_latents(400, 3, FEATURE_DIMS)
+    served_by = np.random.default_rng(0).integers(0, 4, 400)
+    every_prompt_once = served_fid(params, latents, np.arange(400), served_by)
+    assert every_prompt_once == pytest.approx(routing_fid(params, latents, served_by), rel=1e-12)
+    bundle = build_default_bundle(n_prompts=400, seed=3)
+    fid_of = generative_fid(bundle)
+    assert fid_of(np.arange(400), served_by) == pytest.approx(every_prompt_once)
+    light_alone = float(bundle.models.fid_alone.iloc[0])
+    assert fid_of(np.arange(400), np.zeros(400, int)) == pytest.approx(light_alone, abs=1e-3)
+    other = build_default_bundle(params={**params, "seed": params["seed"]}, n_prompts=400, seed=3)
+    assert generative_fid(other) is not None  # same parameters: recognised
