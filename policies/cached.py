@@ -43,7 +43,10 @@ class CachedPlanner(MilpCascadePolicy):
         self.misses += 1
         solution = self.solve(observation)
         plan = solution_to_plan(
-            solution, self.table, self.context.bundle, self.context.n_workers,
+            solution,
+            self.table,
+            self.context.bundle,
+            self.context.n_workers,
             spare=self.options["spare"],
         )
         self.cache[key] = plan

@@ -47,8 +47,12 @@ class DiffServePolicy(MilpCascadePolicy):
         # objective: maximise the threshold = minimise 1 - disc_ratio
         objective = [
             CascadeOption(
-                bundle.model_index(light), bundle.model_index(heavy), 0.0, float(r.disc_ratio),
-                float(r.heavy_share), 1.0 - float(r.disc_ratio),
+                bundle.model_index(light),
+                bundle.model_index(heavy),
+                0.0,
+                float(r.disc_ratio),
+                float(r.heavy_share),
+                1.0 - float(r.disc_ratio),
             )
             for r in rows.itertuples()
         ]
@@ -58,8 +62,12 @@ class DiffServePolicy(MilpCascadePolicy):
     def plan(self, observation: Observation) -> Plan:
         solution = self.solve(observation)
         return solution_to_plan(
-            solution, self.table, self.context.bundle, self.context.n_workers,
-            spare=self.options["spare"], reported_fid=self.table_fid[solution.option_index],
+            solution,
+            self.table,
+            self.context.bundle,
+            self.context.n_workers,
+            spare=self.options["spare"],
+            reported_fid=self.table_fid[solution.option_index],
         )
 
 

@@ -46,8 +46,13 @@ class MilpCascadePolicy:
     uses_discriminator = True
     informative_scores = True
 
-    def __init__(self, name: str, context: PolicyContext, options: list[CascadeOption],
-                 defaults: dict | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        context: PolicyContext,
+        options: list[CascadeOption],
+        defaults: dict | None = None,
+    ) -> None:
         self.name = name
         self.context = context
         self.options = take_options(name, dict(context.options), defaults or PLANNER_DEFAULTS)
@@ -78,7 +83,10 @@ class MilpCascadePolicy:
     def plan(self, observation: Observation) -> Plan:
         solution = self.solve(observation)
         return solution_to_plan(
-            solution, self.table, self.context.bundle, self.context.n_workers,
+            solution,
+            self.table,
+            self.context.bundle,
+            self.context.n_workers,
             spare=self.options["spare"],
         )
 
@@ -89,8 +97,12 @@ def table_options(context: PolicyContext, keep=lambda row: True) -> list[Cascade
     rows = bundle.cascades
     options = [
         CascadeOption(
-            bundle.model_index(row.light), bundle.model_index(row.heavy), float(row.router_ratio),
-            float(row.disc_ratio), float(row.heavy_share), float(row.fid),
+            bundle.model_index(row.light),
+            bundle.model_index(row.heavy),
+            float(row.router_ratio),
+            float(row.disc_ratio),
+            float(row.heavy_share),
+            float(row.fid),
         )
         for row in rows.itertuples()
         if keep(row)

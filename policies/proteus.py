@@ -97,9 +97,7 @@ class ProteusPolicy:
     def __init__(self, context: PolicyContext) -> None:
         self.name = "proteus"
         self.context = context
-        self.options = take_options(
-            "proteus", dict(context.options), {"queue_alpha": QUEUE_ALPHA}
-        )
+        self.options = take_options("proteus", dict(context.options), {"queue_alpha": QUEUE_ALPHA})
         bundle = context.bundle
         self.router_scores = bundle.router_score
         self.quality_scores = bundle.disc_score
@@ -113,8 +111,13 @@ class ProteusPolicy:
     def plan(self, observation: Observation) -> Plan:
         ctx = self.context
         share, workers, batch = solve_proteus(
-            self.fid, self.batch_sizes, self.batch_latency_s, observation.demand_qps,
-            queue_delay_s(observation, self.options["queue_alpha"]), ctx.slo_s, ctx.n_workers,
+            self.fid,
+            self.batch_sizes,
+            self.batch_latency_s,
+            observation.demand_qps,
+            queue_delay_s(observation, self.options["queue_alpha"]),
+            ctx.slo_s,
+            ctx.n_workers,
         )
         used = np.flatnonzero(workers > 0)
         if used.size == 0:  # nothing fits the SLO: all workers on the fastest model
@@ -125,9 +128,7 @@ class ProteusPolicy:
         best = used[np.argmin(self.fid[used])]
         workers[best] += spare
         names = ctx.bundle.model_names
-        capacity = {
-            names[m]: workers[m] * batch[m] / self._latency(m, batch[m]) for m in used
-        }
+        capacity = {names[m]: workers[m] * batch[m] / self._latency(m, batch[m]) for m in used}
         total = sum(capacity.values())
         mix = {m: c / total for m, c in capacity.items()}
         return Plan(

@@ -19,6 +19,22 @@ profile_app = typer.Typer(help="Profile text-to-image models into a bundle.", no
 
 WORK = typer.Option(Path("profile-work"), "--work", help="Work folder shared by the steps.")
 DEVICE = typer.Option("cuda", help="torch device (cuda, cuda:1, cpu).")
+DEVICES = typer.Option(
+    None,
+    "--devices",
+    help="Run as tasks on one worker process per device: cuda:0,cuda:1 (or 0,1); cpu,cpu.",
+)
+DASK = typer.Option(
+    None,
+    "--dask",
+    help="Run as tasks on a Dask cluster: tcp://host:8786 (single-thread workers, one GPU "
+    "each, shared work folder; tasks use --device) or local[:N] (in-process, N workers).",
+)
+MULTI_METRIC = typer.Option(False, help="Add RouteT2I q_<metric> scores (multi-metric quality).")
+METRICS_CONFIG = typer.Option(
+    None, help="Metric texts JSON (default: profiler/data/routet2i_metrics.json)."
+)
+LOGIT_SCALE = typer.Option(100.0, help="s in q = sigmoid(s (cos+ - cos-)); CLIP's is 100.")
 
 
 def _fail_cleanly(fn: Callable) -> Callable:
@@ -44,15 +60,10 @@ def _ints(text: str, what: str) -> list[int]:
         ) from None
 
 
-def _pipeline_factory(model: str, dtype: str, device: str) -> Callable[[], object]:
-    from profiler.pipelines import PipelineError, load_pipeline, tiny_pipeline
+def _multi_metric(enabled: bool, config: Path | None, logit_scale: float):
+    from profiler.multimetric import load_metric_config
 
-    if model.startswith("tiny:"):
-        parts = model.split(":")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
-            raise PipelineError(f"model {model!r}: expected tiny:<seed>:<width>")
-        return functools.partial(tiny_pipeline, int(parts[1]), int(parts[2]))
-    return functools.partial(load_pipeline, model, dtype, device)
+    return load_metric_config(config, logit_scale) if enabled else None
 
 
 def _models(layout: WorkLayout, models: str | None) -> list[str]:
@@ -71,34 +82,57 @@ def latency(
     resolution: int = 1024,
     batch_sizes: str = "1,2,4,8,16",
     dtype: str = "fp16",
+    guidance_scale: float | None = typer.Option(
+        None, help="Classifier-free guidance (0 for distilled models); default: the pipeline's."
+    ),
     warmup: int = 2,
     repeats: int = 10,
     device: str = DEVICE,
+    devices: str | None = DEVICES,
+    dask: str | None = DASK,
     work: Path = WORK,
 ) -> None:
-    """Batch latency (p50/p95, throughput); out-of-memory batch sizes are recorded infeasible."""
+    """Batch latency (p50/p95, throughput); out-of-memory batch sizes are recorded infeasible.
+    With --devices/--dask: one task per batch size, each loading the model once."""
     from profiler.latency import profile_latency, write_latency_profile
     from profiler.provenance import device_provenance, library_versions
+    from profiler.sharding import PipelineSource, latency_tasks, open_runner, profile_latency_on
 
     layout = WorkLayout(work)
-    profile = profile_latency(
-        _pipeline_factory(model, dtype, device),
-        _ints(batch_sizes, "batch sizes"),
-        warmup,
-        repeats,
-        device,
-        model=name,
-        steps=steps,
-        resolution=resolution,
-    )
+    source = PipelineSource(model, dtype, guidance_scale)
+    sizes = _ints(batch_sizes, "batch sizes")
+    runner = open_runner(devices, dask, device)
+    if runner is None:
+        profile = profile_latency(
+            functools.partial(source.load, device),
+            sizes,
+            warmup,
+            repeats,
+            device,
+            model=name,
+            steps=steps,
+            resolution=resolution,
+        )
+        provenance = {**device_provenance(device), "libraries": library_versions()}
+    else:
+        tasks = latency_tasks(
+            [(name, source, steps)],
+            sizes,
+            resolution=resolution,
+            n_warmup=warmup,
+            n_repeats=repeats,
+        )
+        with runner:
+            profile, provenance = profile_latency_on(runner, tasks)[name]
+        device = runner.description
     meta = {
         "source_model": model,
         "steps": steps,
         "resolution": resolution,
         "dtype": dtype,
+        "guidance_scale": guidance_scale,
         "device": device,
-        **device_provenance(device),
-        "libraries": library_versions(),
+        **provenance,
     }
     path = write_latency_profile(profile, layout.latency_csv(name), meta)
     typer.echo(profile.table().to_string(index=False))
@@ -118,31 +152,44 @@ def generate(
     resolution: int = 1024,
     batch_size: int = 4,
     seed: int = 0,
-    guidance_scale: float | None = None,
+    guidance_scale: float | None = typer.Option(
+        None, help="Classifier-free guidance (0 for distilled models); default: the pipeline's."
+    ),
     dtype: str = "fp16",
     device: str = DEVICE,
+    devices: str | None = DEVICES,
+    dask: str | None = DASK,
     work: Path = WORK,
 ) -> None:
-    """N seeded images per prompt; re-running resumes after an interruption."""
+    """N seeded images per prompt; re-running resumes after an interruption. With
+    --devices/--dask: one image shard per worker (same images)."""
     from profiler.generate import generate_images, read_prompts
+    from profiler.sharding import PipelineSource, generate_on, generation_shards, open_runner
     from profiler.steps import write_prompts
 
     layout = WorkLayout(work)
     if prompts is not None:
         write_prompts(layout, read_prompts(prompts))
-    result = generate_images(
-        _pipeline_factory(model, dtype, device)(),
-        read_prompts(layout.prompts_txt),
-        layout.images(name),
-        images_per_prompt=images_per_prompt,
-        steps=steps,
-        resolution=resolution,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        guidance_scale=guidance_scale,
-    )
-    typer.echo(f"{name}: generated {result.generated}, already present {result.skipped}")
+    texts = read_prompts(layout.prompts_txt)
+    source = PipelineSource(model, dtype, guidance_scale)
+    settings = {
+        "images_per_prompt": images_per_prompt,
+        "steps": steps,
+        "resolution": resolution,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    runner = open_runner(devices, dask, device)
+    if runner is None:
+        result = generate_images(
+            source.load(device), texts, layout.images(name), device=device, **settings
+        )
+        typer.echo(f"{name}: generated {result.generated}, already present {result.skipped}")
+        return
+    with runner:
+        shards = generation_shards(source, texts, layout.images(name), runner.n_workers, **settings)
+        written = generate_on(runner, shards)
+    typer.echo(f"{name}: generated {written} in {len(shards)} shards on {runner.description}")
 
 
 @profile_app.command()
@@ -224,16 +271,20 @@ def train_discriminator_command(
 @_fail_cleanly
 def score(
     models: str | None = typer.Option(None, help="Comma-separated; default: every profiled model."),
+    multi_metric: bool = MULTI_METRIC,
+    metrics_config: Path | None = METRICS_CONFIG,
+    logit_scale: float = LOGIT_SCALE,
     device: str = DEVICE,
     work: Path = WORK,
 ) -> None:
-    """Per-image P(real) and CLIPScore of every model's images."""
+    """Per-image P(real) and CLIPScore of every model's images (+ RouteT2I q_<metric>)."""
     from profiler.discriminator import load_discriminator
     from profiler.steps import score_step
 
     layout = WorkLayout(work)
+    config = _multi_metric(multi_metric, metrics_config, logit_scale)
     backbone, head = load_discriminator(layout.discriminator, device)
-    score_step(layout, backbone, head, _models(layout, models))
+    score_step(layout, backbone, head, _models(layout, models), config)
     typer.echo(f"wrote scores to {layout.scores('x').parent}")
 
 
@@ -265,6 +316,9 @@ def build_table(
     grid_points: int = 11,
     router_weights: str | None = typer.Option(None, help="8 comma-separated weights."),
     prune_models: bool = typer.Option(True, help="Apply HADIS candidate pruning."),
+    multi_metric: bool = typer.Option(
+        False, help="Add the per-prompt RouteT2I q_<metric> means to scores.csv."
+    ),
     work: Path = WORK,
 ) -> None:
     """Cascade lookup table (exact FID per configuration) and the bundle."""
@@ -281,6 +335,7 @@ def build_table(
         router_weights=weights,
         grid_points=grid_points,
         prune_models=prune_models,
+        multi_metric=multi_metric,
     )
     typer.echo(f"wrote {path}")
 
@@ -292,13 +347,26 @@ def all_steps(
     tiny: bool = typer.Option(False, help="Tiny random-init models on CPU (CI)."),
     prompts: int = 16,
     seed: int = 0,
+    multi_metric: bool = MULTI_METRIC,
+    metrics_config: Path | None = METRICS_CONFIG,
+    logit_scale: float = LOGIT_SCALE,
+    devices: str | None = DEVICES,
+    dask: str | None = DASK,
 ) -> None:
     """Every step in order. Only --tiny for now: real runs use the per-step commands."""
+    from profiler.sharding import open_runner
     from profiler.workflow import run_tiny
 
     if not tiny:
         raise typer.BadParameter(
             "only --tiny is supported; run the steps one by one for real models"
         )
-    path = run_tiny(WorkLayout(out), "tiny", prompts, seed)
+    config = _multi_metric(multi_metric, metrics_config, logit_scale)
+    runner = open_runner(devices, dask, "cpu")
+    layout = WorkLayout(out)
+    if runner is None:
+        path = run_tiny(layout, "tiny", prompts, seed, multi_metric=config)
+    else:
+        with runner:
+            path = run_tiny(layout, "tiny", prompts, seed, runner, config)
     typer.echo(f"wrote {path}")

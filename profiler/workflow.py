@@ -3,6 +3,7 @@ CPU-only plan with random-init tiny models (CI, tests) that still exercises ever
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import numpy as np
 from profiler.generate import generate_images
 from profiler.latency import profile_latency, write_latency_profile
 from profiler.layout import WorkLayout
+from profiler.multimetric import MultiMetricConfig
+from profiler.sharding import PipelineSource
 from profiler.steps import (
     build_table_step,
     features_step,
@@ -26,7 +29,7 @@ from profiler.steps import (
 class ModelSpec:
     name: str
     steps: int
-    factory: Callable[[], object]  # () -> diffusers pipeline on the plan's device
+    source: PipelineSource  # built on the plan's device, or on each worker's
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,30 @@ class ProfilePlan:
     device: str = "cuda"
     dtype: str = "fp16"
     discriminator: dict = field(default_factory=dict)  # train_head keyword arguments
+    multi_metric: MultiMetricConfig | None = None  # RouteT2I q_<metric> scores when set
     progress: bool = True
 
 
-def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, **table_kwargs) -> Path:
-    """prompt features -> latency -> generate -> features -> train discriminator -> score ->
-    lookup table; returns the bundle folder. Generation resumes where a previous run stopped."""
-    from profiler.discriminator import save_discriminator, train_discriminator
-    from profiler.inception import list_images
+def _latency_meta(plan: ProfilePlan, spec: ModelSpec, device: str, provenance: dict) -> dict:
+    return {
+        "source_model": spec.source.model,
+        "steps": spec.steps,
+        "resolution": plan.resolution,
+        "dtype": plan.dtype,
+        "device": device,
+        **provenance,
+    }
+
+
+def _latency_and_images_serial(plan: ProfilePlan, layout: WorkLayout) -> None:
+    """One model at a time in this process: latency, then its images."""
     from profiler.provenance import device_provenance, library_versions
 
-    write_prompts(layout, plan.prompts)
-    prompt_features_step(layout, plan.prompt_features)  # cheap: fail fast on a missing extractor
     provenance = {**device_provenance(plan.device), "libraries": library_versions()}
     for spec in plan.models:
+        factory = functools.partial(spec.source.load, plan.device)
         profile = profile_latency(
-            spec.factory,
+            factory,
             plan.batch_sizes,
             plan.n_warmup,
             plan.n_repeats,
@@ -71,16 +82,10 @@ def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, **table_kwargs) ->
             steps=spec.steps,
             resolution=plan.resolution,
         )
-        meta = {
-            "steps": spec.steps,
-            "resolution": plan.resolution,
-            "dtype": plan.dtype,
-            "device": plan.device,
-            **provenance,
-        }
+        meta = _latency_meta(plan, spec, plan.device, provenance)
         write_latency_profile(profile, layout.latency_csv(spec.name), meta)
         generate_images(
-            spec.factory(),
+            factory(),
             plan.prompts,
             layout.images(spec.name),
             images_per_prompt=plan.images_per_prompt,
@@ -91,6 +96,56 @@ def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, **table_kwargs) ->
             device=plan.device,
             progress=plan.progress,
         )
+
+
+def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner) -> None:
+    """Every (model, batch size) latency task, then every image shard, on the runner."""
+    from profiler.sharding import generate_on, generation_shards, latency_tasks, profile_latency_on
+
+    tasks = latency_tasks(
+        [(spec.name, spec.source, spec.steps) for spec in plan.models],
+        plan.batch_sizes,
+        resolution=plan.resolution,
+        n_warmup=plan.n_warmup,
+        n_repeats=plan.n_repeats,
+    )
+    profiles = profile_latency_on(runner, tasks)
+    for spec in plan.models:
+        profile, provenance = profiles[spec.name]
+        meta = _latency_meta(plan, spec, runner.description, provenance)
+        write_latency_profile(profile, layout.latency_csv(spec.name), meta)
+    shards = [
+        shard
+        for spec in plan.models
+        for shard in generation_shards(
+            spec.source,
+            plan.prompts,
+            layout.images(spec.name),
+            runner.n_workers,
+            images_per_prompt=plan.images_per_prompt,
+            steps=spec.steps,
+            resolution=plan.resolution,
+            batch_size=plan.generation_batch_size,
+            seed=plan.seed,
+        )
+    ]
+    generate_on(runner, shards)
+
+
+def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, runner=None, **table_kwargs) -> Path:
+    """prompt features -> latency -> generate -> features -> train discriminator -> score ->
+    lookup table; returns the bundle folder. Generation resumes where a previous run stopped.
+    With a `profiler.sharding.TaskRunner` (entered), latency and generation run as tasks on its
+    workers (same files)."""
+    from profiler.discriminator import save_discriminator, train_discriminator
+    from profiler.inception import list_images
+
+    write_prompts(layout, plan.prompts)
+    prompt_features_step(layout, plan.prompt_features)  # cheap: fail fast on a missing extractor
+    if runner is None:
+        _latency_and_images_serial(plan, layout)
+    else:
+        _latency_and_images_sharded(plan, layout, runner)
     names = [spec.name for spec in plan.models]
     features_step(layout, plan.extractor(), names, plan.real_dir)
     backbone = plan.clip()
@@ -99,8 +154,9 @@ def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, **table_kwargs) ->
         backbone, list_images(plan.real_dir), generated, **{"seed": plan.seed, **plan.discriminator}
     )
     save_discriminator(disc, layout.discriminator)
-    score_step(layout, backbone, disc.head, names)
-    return build_table_step(layout, name, **table_kwargs)
+    score_step(layout, backbone, disc.head, names, plan.multi_metric)
+    multi_metric = plan.multi_metric is not None
+    return build_table_step(layout, name, multi_metric=multi_metric, **table_kwargs)
 
 
 # ----------------------------------------------------------------------------- tiny plan
@@ -139,13 +195,12 @@ def tiny_plan(layout: WorkLayout, n_prompts: int = 16, seed: int = 0) -> Profile
     real images are expected in `layout.real_images` (see `run_tiny`)."""
     from profiler.inception import tiny_extractor
     from profiler.openclip import TINY_CLIP, load_clip
-    from profiler.pipelines import tiny_pipeline
     from profiler.prompt_features import extract_prompt_features
 
     models = (
-        ModelSpec("tiny-light", 1, functools.partial(tiny_pipeline, seed + 1, 8)),
-        ModelSpec("tiny-mid", 2, functools.partial(tiny_pipeline, seed + 2, 8)),
-        ModelSpec("tiny-heavy", 4, functools.partial(tiny_pipeline, seed + 3, 16)),
+        ModelSpec("tiny-light", 1, PipelineSource(f"tiny:{seed + 1}:8", "fp32")),
+        ModelSpec("tiny-mid", 2, PipelineSource(f"tiny:{seed + 2}:8", "fp32")),
+        ModelSpec("tiny-heavy", 4, PipelineSource(f"tiny:{seed + 3}:16", "fp32")),
     )
     return ProfilePlan(
         models=models,
@@ -168,8 +223,16 @@ def tiny_plan(layout: WorkLayout, n_prompts: int = 16, seed: int = 0) -> Profile
     )
 
 
-def run_tiny(layout: WorkLayout, name: str = "tiny", n_prompts: int = 16, seed: int = 0) -> Path:
+def run_tiny(
+    layout: WorkLayout,
+    name: str = "tiny",
+    n_prompts: int = 16,
+    seed: int = 0,
+    runner=None,
+    multi_metric: MultiMetricConfig | None = None,
+) -> Path:
     """`profile all --tiny`: synthetic real images, then every step with the tiny plan.
     Candidate pruning is off: random-init models have arbitrary FIDs."""
     write_smooth_images(layout.real_images, 2 * n_prompts, 32, seed)
-    return run_all(tiny_plan(layout, n_prompts, seed), layout, name, prune_models=False)
+    plan = dataclasses.replace(tiny_plan(layout, n_prompts, seed), multi_metric=multi_metric)
+    return run_all(plan, layout, name, runner, prune_models=False)

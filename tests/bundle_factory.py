@@ -55,7 +55,9 @@ def make_bundle(
     score_rows = []
     for m_i, m in enumerate(names):
         q = 1 / (1 + np.exp(hardness / 4 - m_i + rng.normal(0, 1, n_prompts)))
-        score_rows.append(pd.DataFrame({"prompt_id": np.arange(n_prompts), "model": m, "disc_score": q}))
+        score_rows.append(
+            pd.DataFrame({"prompt_id": np.arange(n_prompts), "model": m, "disc_score": q})
+        )
     scores = pd.concat(score_rows, ignore_index=True)
     rows = []
     for i, light in enumerate(names):

@@ -28,28 +28,61 @@ def corrupt(folder, file, mutate):
 @pytest.mark.parametrize(
     "file, mutate, expected",
     [
-        ("models.csv", lambda d: d.__delitem__("fid_alone"),
-         "models.csv: column fid_alone: missing required column"),
-        ("models.csv", lambda d: d.__setitem__("steps", [4, -1]),
-         "models.csv: row 2: column steps"),
-        ("latency.csv", lambda d: d.__setitem__("latency_p50_s", ["x", *d.latency_p50_s[1:]]),
-         "latency.csv: row 1: column latency_p50_s: value 'x' is not a finite number"),
-        ("latency.csv", lambda d: d.loc.__setitem__((0, "model"), "ghost"),
-         "latency.csv: row 1: column model: unknown model 'ghost'"),
-        ("latency.csv", lambda d: d.loc.__setitem__((0, "latency_p95_s"), 0.1),
-         "latency.csv: row 1: column latency_p95_s: p95 is below p50"),
-        ("prompts.csv", lambda d: d.loc.__setitem__((3, "prompt_id"), 7),
-         "prompts.csv: row 4: column prompt_id: expected 3"),
-        ("prompts.csv", lambda d: d.loc.__setitem__((5, "num_objects"), -2),
-         "prompts.csv: row 6: column num_objects"),
-        ("scores.csv", lambda d: d.loc.__setitem__((9, "disc_score"), 1.5),
-         "scores.csv: row 10: column disc_score"),
-        ("scores.csv", lambda d: d.__setitem__("prompt_id", d.prompt_id.where(d.index != 4, 0)),
-         "scores.csv: row 5: column model: duplicate (prompt_id, model)"),
-        ("cascades.csv", lambda d: d.loc.__setitem__((2, "router_ratio"), 1.2),
-         "cascades.csv: row 3: column router_ratio"),
-        ("cascades.csv", lambda d: d.loc.__setitem__((0, "heavy"), "light"),
-         "cascades.csv: row 1: column heavy: heavy model equals light model"),
+        (
+            "models.csv",
+            lambda d: d.__delitem__("fid_alone"),
+            "models.csv: column fid_alone: missing required column",
+        ),
+        (
+            "models.csv",
+            lambda d: d.__setitem__("steps", [4, -1]),
+            "models.csv: row 2: column steps",
+        ),
+        (
+            "latency.csv",
+            lambda d: d.__setitem__("latency_p50_s", ["x", *d.latency_p50_s[1:]]),
+            "latency.csv: row 1: column latency_p50_s: value 'x' is not a finite number",
+        ),
+        (
+            "latency.csv",
+            lambda d: d.loc.__setitem__((0, "model"), "ghost"),
+            "latency.csv: row 1: column model: unknown model 'ghost'",
+        ),
+        (
+            "latency.csv",
+            lambda d: d.loc.__setitem__((0, "latency_p95_s"), 0.1),
+            "latency.csv: row 1: column latency_p95_s: p95 is below p50",
+        ),
+        (
+            "prompts.csv",
+            lambda d: d.loc.__setitem__((3, "prompt_id"), 7),
+            "prompts.csv: row 4: column prompt_id: expected 3",
+        ),
+        (
+            "prompts.csv",
+            lambda d: d.loc.__setitem__((5, "num_objects"), -2),
+            "prompts.csv: row 6: column num_objects",
+        ),
+        (
+            "scores.csv",
+            lambda d: d.loc.__setitem__((9, "disc_score"), 1.5),
+            "scores.csv: row 10: column disc_score",
+        ),
+        (
+            "scores.csv",
+            lambda d: d.__setitem__("prompt_id", d.prompt_id.where(d.index != 4, 0)),
+            "scores.csv: row 5: column model: duplicate (prompt_id, model)",
+        ),
+        (
+            "cascades.csv",
+            lambda d: d.loc.__setitem__((2, "router_ratio"), 1.2),
+            "cascades.csv: row 3: column router_ratio",
+        ),
+        (
+            "cascades.csv",
+            lambda d: d.loc.__setitem__((0, "heavy"), "light"),
+            "cascades.csv: row 1: column heavy: heavy model equals light model",
+        ),
     ],
 )
 def test_validation_names_file_row_and_column(folder, file, mutate, expected):

@@ -30,9 +30,21 @@ def invoke(*args: str):
 
 def simulate_args(bundle_dir, out, *extra):
     return (
-        "simulate", "--bundle", bundle_dir, "--policy", "static-cascade",
-        "--trace", "poisson:rate=2,duration=120", "--workers", "6", "--slo", "20",
-        "--out", out, "--quiet", *extra,
+        "simulate",
+        "--bundle",
+        bundle_dir,
+        "--policy",
+        "static-cascade",
+        "--trace",
+        "poisson:rate=2,duration=120",
+        "--workers",
+        "6",
+        "--slo",
+        "20",
+        "--out",
+        out,
+        "--quiet",
+        *extra,
     )
 
 
@@ -44,8 +56,18 @@ def test_simulate_writes_complete_run_and_reruns_byte_identical(bundle_dir, tmp_
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     required = {
-        "arrivals", "ok", "timeouts", "drops", "slo_violation_ratio", "fid", "p50_latency_s",
-        "p99_latency_s", "heavy_share", "gpu_seconds", "plan_share", "hashes",
+        "arrivals",
+        "ok",
+        "timeouts",
+        "drops",
+        "slo_violation_ratio",
+        "fid",
+        "p50_latency_s",
+        "p99_latency_s",
+        "heavy_share",
+        "gpu_seconds",
+        "plan_share",
+        "hashes",
     }
     assert required <= set(summary)
     assert set(summary["hashes"]) == {"config", "bundle", "trace", "code_version"}
@@ -128,8 +150,16 @@ def test_corrupt_bundle_names_file_row_column(tmp_path):
 def test_trace_command_round_trips(bundle_dir, tmp_path):
     for fmt in ("csv", "artifact"):
         path = tmp_path / f"t.{fmt}"
-        result = invoke("trace", "phases:rates=1/3,phase_s=20", "--bundle", bundle_dir,
-                        "--out", path, "--format", fmt)
+        result = invoke(
+            "trace",
+            "phases:rates=1/3,phase_s=20",
+            "--bundle",
+            bundle_dir,
+            "--out",
+            path,
+            "--format",
+            fmt,
+        )
         assert result.exit_code == 0, result.output
         run = invoke(*simulate_args(bundle_dir, tmp_path / f"run-{fmt}"), "--trace", path)
         assert run.exit_code == 0, run.output

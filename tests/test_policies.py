@@ -24,8 +24,14 @@ def bundle():
 def observe(bundle, demand_qps, n_workers=8, slo_s=30.0):
     n = len(bundle.model_names)
     return Observation(
-        now_s=0.0, demand_qps=demand_qps, arrival_rate_qps=demand_qps, inflight=0,
-        queue_len=(0.0,) * n, model_arrival_qps=(0.0,) * n, n_workers=n_workers, slo_s=slo_s,
+        now_s=0.0,
+        demand_qps=demand_qps,
+        arrival_rate_qps=demand_qps,
+        inflight=0,
+        queue_len=(0.0,) * n,
+        model_arrival_qps=(0.0,) * n,
+        n_workers=n_workers,
+        slo_s=slo_s,
         current=None,
     )
 

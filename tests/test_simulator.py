@@ -27,8 +27,11 @@ def erlang_c_wait_s(arrival_qps: float, service_qps: float, servers: int) -> flo
 
 def test_mmc_mean_wait_matches_erlang_c():
     servers, service_qps, arrival_qps = 4, 1.0, 3.0
-    bundle = make_bundle(base_latency_s={"only": 1 / service_qps, "other": 2.0},
-                         fid_alone={"only": 30.0, "other": 20.0}, batch_sizes=(1,))
+    bundle = make_bundle(
+        base_latency_s={"only": 1 / service_qps, "other": 2.0},
+        fid_alone={"only": 30.0, "other": 20.0},
+        batch_sizes=(1,),
+    )
     config = SimConfig(
         n_workers=servers, slo_s=1e7, dispatch="central", service_time="exponential", seed=3
     )
@@ -91,9 +94,7 @@ def test_every_query_follows_the_hybrid_rules():
         "test-fixed-cascade", PolicyContext(bundle, 8, 100, options={"ratios": [(r, c)]})
     )
     raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
-    bypassed, escalated = hybrid_assignment(
-        bundle.router_score, bundle.disc_score[:, 0], r, c
-    )
+    bypassed, escalated = hybrid_assignment(bundle.router_score, bundle.disc_score[:, 0], r, c)
     np.testing.assert_array_equal(raw.bypassed, bypassed[trace.prompt_idx])
     np.testing.assert_array_equal(raw.escalated, escalated[trace.prompt_idx])
     light_only = ~raw.bypassed & ~raw.escalated
@@ -152,8 +153,9 @@ def test_dispatch_modes_are_deterministic(dispatch):
 
 
 def test_jsq_beats_random_on_mean_wait():
-    bundle = make_bundle(base_latency_s={"only": 1.0, "x": 2.0}, fid_alone={"only": 1, "x": 2},
-                         batch_sizes=(1,))
+    bundle = make_bundle(
+        base_latency_s={"only": 1.0, "x": 2.0}, fid_alone={"only": 1, "x": 2}, batch_sizes=(1,)
+    )
     trace = poisson(3.5, 5000, n_prompts=bundle.n_prompts, seed=8)
     waits = {}
     for dispatch in ("random", "jsq"):
