@@ -110,6 +110,10 @@ def simulate(
     option: Annotated[
         list[str] | None, typer.Option(help="Policy option key=value (repeatable).")
     ] = None,
+    router: Annotated[
+        str | None,
+        typer.Option(help="Trained router (routers/) as hardness score; = --option router=NAME."),
+    ] = None,
     plot: Annotated[bool, typer.Option(help="Also write timeseries.png.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
 ) -> None:
@@ -139,6 +143,8 @@ def simulate(
             plan_delay_measured=plan_delay_measured,
         )
         options = _parse_options(option or [])
+        if router is not None:
+            options["router"] = router
         the_bundle = resolve_bundle(bundle)
         the_trace = resolve_trace(trace, the_bundle, seed)
         with _progress(quiet, f"simulating {policy}") as progress:

@@ -13,7 +13,8 @@ table. The ablations restrict the table and the mechanisms:
                   carries no information, so the table's selection gain does not apply).
 
 Options (`--option key=value`): planner=default|faithful, spare=distribute|idle, queue_alpha,
-time_limit_s.
+time_limit_s, router=NAME (a trained router of routers/ replaces the bundle's hardness score;
+see policies/learned_router.py), router_features=auto|bow|hadis8|minilm|bow+hadis8.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ PLANNER_DEFAULTS = {
     "spare": "distribute",
     "queue_alpha": QUEUE_ALPHA,
     "time_limit_s": 10.0,
+    "router": "",  # a routers/ name: its trained score replaces the bundle's router score
+    "router_features": "auto",
 }
 
 
@@ -62,6 +65,12 @@ class MilpCascadePolicy:
             raise PolicyOptionError(f"{name}: spare must be distribute or idle")
         bundle = context.bundle
         self.router_scores = bundle.router_score
+        if self.options["router"]:
+            from policies.learned_router import learned_router_scores
+
+            self.router_scores = learned_router_scores(
+                bundle, self.options["router"], context.seed, self.options["router_features"]
+            )
         self.quality_scores = bundle.disc_score
         self.table = plan_table(options, scaled_profiles(bundle, context.time_scale))
         self.previous: PlanSolution | None = None

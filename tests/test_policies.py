@@ -149,3 +149,17 @@ def test_vanishing_demand_still_gets_a_serving_plan(bundle, name, demand):
         served = [plan.light] if plan.router_ratio < 1 else []
         served += [plan.heavy] if plan.router_ratio > 0 or plan.disc_ratio > 0 else []
     assert served and all(plan.workers.get(m, 0) > 0 for m in served), plan
+
+
+def test_trained_router_replaces_the_hardness_score(bundle):
+    options = {"router": "hadis-published", "router_features": "hadis8"}
+    policy = make_policy("hadis", PolicyContext(bundle, 8, 30.0, options=options))
+    assert policy.router_scores.shape == bundle.router_score.shape
+    assert not np.allclose(policy.router_scores, bundle.router_score)
+    trace = phases([2], 60, n_prompts=bundle.n_prompts, seed=3)
+    out = run_simulation(bundle, trace, "hadis", SimConfig(n_workers=8, slo_s=30), options)
+    assert out.summary["arrivals"] == len(trace)
+    from simulator.errors import InputError
+
+    with pytest.raises(InputError, match="router 'nope'"):
+        make_policy("hadis", PolicyContext(bundle, 8, 30.0, options={"router": "nope"}))
