@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.atomic import atomic_folder
 from simulator.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -366,12 +367,13 @@ def load_bundle(path: str | Path) -> Bundle:
 
 
 def write_bundle(bundle: Bundle, path: str | Path) -> Path:
-    """Write a bundle folder (tables as CSV with a fixed float format for byte stability)."""
+    """Write a bundle folder atomically (CSV tables with a fixed float format, byte-stable)."""
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    for table, file in TABLE_FILES.items():
-        getattr(bundle, table).to_csv(folder / file, index=False, float_format="%.10g")
-    (folder / "bundle.json").write_text(json.dumps(bundle.meta, indent=2, sort_keys=True) + "\n")
+    with atomic_folder(folder, marker="bundle.json") as staging:
+        for table, file in TABLE_FILES.items():
+            getattr(bundle, table).to_csv(staging / file, index=False, float_format="%.10g")
+        meta = json.dumps(bundle.meta, indent=2, sort_keys=True) + "\n"
+        (staging / "bundle.json").write_text(meta)
     return folder
 
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from simulator.atomic import atomic_folder
 
 CODE_PACKAGES = ("simulator", "policies", "routers")
 OUTPUT_FILES = ("queries.parquet", "timeseries.csv", "summary.json", "config.json")
@@ -53,9 +52,7 @@ def write_run(
 ) -> Path:
     """Write a run folder atomically (replacing an older run at the same path)."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out, marker="summary.json") as staging:
         table = pa.Table.from_pandas(queries, preserve_index=False)
         pq.write_table(table, staging / "queries.parquet", compression="zstd")
         timeseries.to_csv(staging / "timeseries.csv", index=False, float_format="%.9g")
@@ -64,10 +61,4 @@ def write_run(
         pd.DataFrame(planner_wall_s, columns=["sim_time_s", "planner_wall_s"]).to_csv(
             staging / "planner_times.csv", index=False
         )
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

@@ -182,3 +182,17 @@ def test_policies_lists_core_baselines():
     assert result.exit_code == 0
     for name in ("clipper-light", "clipper-heavy", "static-cascade"):
         assert name in result.output
+
+
+def test_outputs_never_replace_an_unrelated_folder(bundle_dir, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = invoke(*simulate_args(bundle_dir, precious))
+    assert result.exit_code == 2 and "refusing to replace" in result.output
+    assert invoke("bundle", "write", bundle_dir, precious).exit_code == 2
+    assert (precious / "notes.txt").read_text() == "keep me"
+    # an older run folder is replaced
+    run = tmp_path / "run"
+    assert invoke(*simulate_args(bundle_dir, run)).exit_code == 0
+    assert invoke(*simulate_args(bundle_dir, run, "--seed", "3")).exit_code == 0
