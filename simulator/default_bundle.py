@@ -83,7 +83,7 @@ def sample_latents(n_prompts: int, seed: int, dims: int) -> dict:
     }
 
 
-def _defect_and_disc_latent(disc: dict, latents: dict) -> tuple[np.ndarray, np.ndarray]:
+def defect_and_disc_latent(disc: dict, latents: dict) -> tuple[np.ndarray, np.ndarray]:
     w = np.asarray(disc["content_loading"])
     b = np.asarray(disc["hardness_loading"])
     defect = b * latents["hardness"][:, None] + np.sqrt(1.0 - w**2 - b**2) * latents["noise"]
@@ -92,7 +92,7 @@ def _defect_and_disc_latent(disc: dict, latents: dict) -> tuple[np.ndarray, np.n
 
 def disc_scores(disc: dict, latents: dict) -> np.ndarray:
     """(n_prompts, n_models) discriminator scores of the generative model."""
-    _, q = _defect_and_disc_latent(disc, latents)
+    _, q = defect_and_disc_latent(disc, latents)
     log_score = np.asarray(disc["log_median"]) + np.asarray(disc["log_sd"]) * q
     return np.minimum(np.exp(log_score), 1.0)
 
@@ -137,7 +137,7 @@ def routing_fid(params: dict, latents: dict, served_by: np.ndarray) -> float:
     """FID of the generative model when prompt p is served by model index served_by[p]."""
     served_by = np.asarray(served_by)
     masks = served_by[None, None, :] == np.arange(N_MODELS)[None, :, None]
-    defect, _ = _defect_and_disc_latent(params["disc"], latents)
+    defect, _ = defect_and_disc_latent(params["disc"], latents)
     return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, masks))[0])
 
 
@@ -148,7 +148,7 @@ def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: n
     weights = np.zeros((1, N_MODELS, n_prompts))
     np.add.at(weights[0], (np.asarray(model_idx), np.asarray(prompt_idx)), 1.0)
     weights *= n_prompts / weights.sum()
-    defect, _ = _defect_and_disc_latent(params["disc"], latents)
+    defect, _ = defect_and_disc_latent(params["disc"], latents)
     return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, weights))[0])
 
 
@@ -157,8 +157,10 @@ def _cached_latents(n_prompts: int, seed: int) -> dict:
     return sample_latents(n_prompts, seed, FEATURE_DIMS)
 
 
-def generative_fid(bundle: Bundle) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """served-images FID function of a bundle built by `build_default_bundle` (None otherwise)."""
+def generative_model(bundle: Bundle) -> tuple[dict, dict] | None:
+    """(params, latents) of the generative model that built `bundle` — only when it was built
+    by `build_default_bundle` from the committed parameters and its discriminator scores
+    regenerate exactly — else None."""
     generator = bundle.meta.get("generator")
     if bundle.meta.get("provenance", {}).get("source") != DEFAULT_SOURCE or not generator:
         return None
@@ -166,6 +168,20 @@ def generative_fid(bundle: Bundle) -> Callable[[np.ndarray, np.ndarray], float] 
     if sha256_json(params) != generator.get("params_sha256"):
         return None  # built from other parameters than the committed ones
     latents = _cached_latents(int(generator["n_prompts"]), int(generator["seed"]))
+    scores = disc_scores(params["disc"], latents)
+    if scores.shape != bundle.disc_score.shape or not np.allclose(
+        scores, bundle.disc_score, rtol=1e-6, atol=1e-12
+    ):
+        return None
+    return params, latents
+
+
+def generative_fid(bundle: Bundle) -> Callable[[np.ndarray, np.ndarray], float] | None:
+    """served-images FID function of a bundle built by `build_default_bundle` (None otherwise)."""
+    model = generative_model(bundle)
+    if model is None:
+        return None
+    params, latents = model
     return lambda prompt_idx, model_idx: served_fid(params, latents, prompt_idx, model_idx)
 
 
@@ -254,7 +270,7 @@ def build_default_bundle(
     _check_params(params, "params")
     latents = sample_latents(n_prompts, seed, FEATURE_DIMS)
     disc = disc_scores(params["disc"], latents)
-    defect, _ = _defect_and_disc_latent(params["disc"], latents)
+    defect, _ = defect_and_disc_latent(params["disc"], latents)
     grid = cascade_grid()
     masks, bypass = _cascade_masks(latents["router_score"], disc, grid)
     fids = _fid_from_stats(params["fid"], _served_stats(latents, defect, masks))
@@ -338,7 +354,7 @@ def _fit_disc(artifact_disc: np.ndarray, artifact_router: np.ndarray, latents: d
             trial = np.zeros(N_MODELS)
             trial[m] = b_m
             disc = {"content_loading": w, "hardness_loading": trial}
-            _, q = _defect_and_disc_latent(disc, latents)
+            _, q = defect_and_disc_latent(disc, latents)
             return stats.spearmanr(latents["router_score"], q[:, m])[0] - target
 
         b[m] = optimize.brentq(spearman_gap, -hardness_limit, hardness_limit, xtol=1e-5)
@@ -407,7 +423,7 @@ def calibrate(artifact_path: Path, n_prompts: int = 5000, seed: int = 0) -> dict
     targets = _artifact_targets(root)
     synthetic_disc = disc_scores(disc, latents)
     masks, _ = _cascade_masks(latents["router_score"], synthetic_disc, targets)
-    defect, _ = _defect_and_disc_latent(disc, latents)
+    defect, _ = defect_and_disc_latent(disc, latents)
     served = _served_stats(latents, defect, masks)
     fid_target = targets["fid"].to_numpy()
     weight = targets["weight"].to_numpy()
