@@ -27,8 +27,8 @@ DEVICES = typer.Option(
 DASK = typer.Option(
     None,
     "--dask",
-    help="Run as tasks on a Dask cluster: tcp://host:8786 (single-thread workers, one GPU "
-    "each, shared work folder; tasks use --device) or local[:N] (in-process, N workers).",
+    help="Run as tasks on a Dask cluster: tcp://host:8786 (one single-thread worker per GPU, "
+    "shared work folder; tasks use the command's device) or local[:N] (in-process, N workers).",
 )
 MULTI_METRIC = typer.Option(False, help="Add RouteT2I q_<metric> scores (multi-metric quality).")
 METRICS_CONFIG = typer.Option(

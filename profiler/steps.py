@@ -15,6 +15,12 @@ from profiler.frechet import GaussianStats, MixStats, fid_from_stats
 from profiler.generate import image_grid, read_prompts
 from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.layout import WorkLayout
+from profiler.multimetric import (
+    MultiMetricConfig,
+    metric_text_embeddings,
+    quality_column_names,
+    quality_columns,
+)
 from profiler.prompt_features import HADIS_ROUTER_WEIGHTS, router_scores
 from profiler.table_builder import cascade_rows, ratio_grid
 from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables, write_bundle
@@ -49,19 +55,21 @@ def features_step(
 
 
 def score_step(
-    layout: WorkLayout, backbone, head, models: Sequence[str], multi_metric=None
+    layout: WorkLayout,
+    backbone,
+    head,
+    models: Sequence[str],
+    multi_metric: MultiMetricConfig | None = None,
 ) -> None:
     """Per-image P(real) (discriminator) and CLIPScore (same backbone) for every model; with a
-    `profiler.multimetric.MultiMetricConfig`, also the RouteT2I `q_<metric>` columns (the config
-    goes to a `.json` sidecar next to each score file)."""
+    `MultiMetricConfig`, also the RouteT2I `q_<metric>` columns (the config goes to a `.json`
+    sidecar next to each score file)."""
     from profiler.discriminator import p_real
     from profiler.openclip import clip_scores, image_embeddings, text_embeddings
 
     prompts = read_prompts(layout.prompts_txt)
     metric_texts = None
     if multi_metric is not None:
-        from profiler.multimetric import metric_text_embeddings, quality_columns
-
         metric_texts = metric_text_embeddings(backbone, multi_metric)
     for model in models:
         n_prompts, k, grid = image_grid(layout.images(model))
@@ -103,8 +111,6 @@ def _per_prompt_scores(
 ) -> tuple[pd.DataFrame, dict | None]:
     """Per-prompt means of a model's per-image scores (with the `q_<metric>` columns and their
     config when `multi_metric`)."""
-    from profiler.multimetric import quality_column_names
-
     path = layout.scores(model)
     if not path.is_file():
         raise StepError(f"{path}: scores missing (run `profile score` first)")

@@ -1,5 +1,6 @@
 """Every profiling step in order (`profile all`), driven by a `ProfilePlan`; `tiny_plan` is the
-CPU-only plan with random-init tiny models (CI, tests) that still exercises every code path."""
+CPU-only plan with random-init tiny models (CI, tests) that still exercises every code path.
+Latency and generation run in this process, or as tasks on a `profiler.sharding.TaskRunner`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from profiler.generate import generate_images
 from profiler.latency import profile_latency, write_latency_profile
 from profiler.layout import WorkLayout
 from profiler.multimetric import MultiMetricConfig
-from profiler.sharding import PipelineSource
+from profiler.sharding import PipelineSource, TaskRunner
 from profiler.steps import (
     build_table_step,
     features_step,
@@ -98,7 +99,7 @@ def _latency_and_images_serial(plan: ProfilePlan, layout: WorkLayout) -> None:
         )
 
 
-def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner) -> None:
+def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner: TaskRunner) -> None:
     """Every (model, batch size) latency task, then every image shard, on the runner."""
     from profiler.sharding import generate_on, generation_shards, latency_tasks, profile_latency_on
 
@@ -132,7 +133,13 @@ def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner) -
     generate_on(runner, shards)
 
 
-def run_all(plan: ProfilePlan, layout: WorkLayout, name: str, runner=None, **table_kwargs) -> Path:
+def run_all(
+    plan: ProfilePlan,
+    layout: WorkLayout,
+    name: str,
+    runner: TaskRunner | None = None,
+    **table_kwargs,
+) -> Path:
     """prompt features -> latency -> generate -> features -> train discriminator -> score ->
     lookup table; returns the bundle folder. Generation resumes where a previous run stopped.
     With a `profiler.sharding.TaskRunner` (entered), latency and generation run as tasks on its
@@ -228,7 +235,7 @@ def run_tiny(
     name: str = "tiny",
     n_prompts: int = 16,
     seed: int = 0,
-    runner=None,
+    runner: TaskRunner | None = None,
     multi_metric: MultiMetricConfig | None = None,
 ) -> Path:
     """`profile all --tiny`: synthetic real images, then every step with the tiny plan.
