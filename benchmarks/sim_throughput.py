@@ -3,7 +3,10 @@
     python benchmarks/sim_throughput.py [--queries 100000] [--repeats 3]
 
 Cases (16 workers, Poisson load at ~90% of capacity, default bundle, metrics excluded):
-clipper-light, and a static two-model cascade with router and discriminator. The baseline is
+clipper-light, and a static two-model cascade with router and discriminator (r = 0.2, c = 0.3)
+on the pair HADIS plans at peak load, SDXL-Lightning -> SD3.5-Large-Turbo (`--heavy` picks
+another heavy model; a slow heavy model means a low offered rate, so controller ticks, one per
+simulated second, weigh more per query). The baseline is
 the smallest SimPy M/M/c with a Store: one arrival process, c server processes, no bookkeeping.
 Last line: `simulated_qps=<cascade> bare_simpy_qps=<baseline> ratio=<cascade/baseline>`.
 """
@@ -49,10 +52,13 @@ def bare_simpy_qps(n_queries: int, rate_qps: float, service_s: float, seed: int 
     return n_queries / (time.perf_counter() - start)
 
 
-def policy_qps(bundle, policy_name: str, rate_qps: float, n_queries: int) -> float:
+def policy_qps(
+    bundle, policy_name: str, rate_qps: float, n_queries: int, options: dict | None = None
+) -> float:
     config = SimConfig(n_workers=WORKERS, slo_s=60.0)
     trace = poisson(rate_qps, n_queries / rate_qps, n_prompts=bundle.n_prompts, seed=0)
-    policy = make_policy(policy_name, PolicyContext(bundle, WORKERS, config.slo_s))
+    context = PolicyContext(bundle, WORKERS, config.slo_s, options=options or {})
+    policy = make_policy(policy_name, context)
     start = time.perf_counter()
     simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
     return len(trace) / (time.perf_counter() - start)
@@ -67,12 +73,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bundle", default="default")
+    parser.add_argument("--light", default="SDXL-Lightning")
+    parser.add_argument("--heavy", default="SD3.5-Large-Turbo")
     args = parser.parse_args()
     bundle = resolve_bundle(args.bundle)
+    pair = {"light": args.light, "heavy": args.heavy}
     light = make_policy("clipper-light", PolicyContext(bundle, WORKERS, 60.0)).plan(None)
     model = light.models[0]
     clipper_rate = LOAD * capacity_qps(bundle, model, light.batch_size[model])
-    cascade = make_policy("static-cascade", PolicyContext(bundle, WORKERS, 60.0)).plan(None)
+    cascade_context = PolicyContext(bundle, WORKERS, 60.0, options=pair)
+    cascade = make_policy("static-cascade", cascade_context).plan(None)
     # the cascade's capacity: light workers serve (1 - r) of demand, heavy workers the heavy share
     row = bundle.cascades[
         (bundle.cascades.light == cascade.light)
@@ -103,10 +113,11 @@ def main() -> None:
         )
         best["static-cascade"] = max(
             best["static-cascade"],
-            policy_qps(bundle, "static-cascade", cascade_rate, args.queries),
+            policy_qps(bundle, "static-cascade", cascade_rate, args.queries, pair),
         )
     print(f"clipper-light: {clipper_rate:.2f} qps offered, {best['clipper-light']:,.0f} sim q/s")
-    print(f"static-cascade: {cascade_rate:.2f} qps offered, {best['static-cascade']:,.0f} sim q/s")
+    label = f"static-cascade {args.light}->{args.heavy}"
+    print(f"{label}: {cascade_rate:.2f} qps offered, {best['static-cascade']:,.0f} sim q/s")
     print(f"bare SimPy M/M/{WORKERS} with a Store: {best['bare']:,.0f} sim q/s")
     ratio = best["static-cascade"] / best["bare"]
     print(
