@@ -1,10 +1,11 @@
 """Benchmark: HADIS MILP planner solve time over a sequence of re-plans.
 
-Case 1 (HADIS scale): the 4-model, 6-pair × 11 × 11 = 726-row cascade table, 16 workers,
-SLO 60 s, 70 demands on a sinusoid from 1 to 24 qps (warm-started from the previous plan).
-The table comes from `simulator.default_bundle.build_default_bundle` when that exists, else a
-synthetic table of the same structure (below). Case 2 (scale): 10 synthetic models, 45 pairs ×
-121 configurations = 5445 rows, 256 workers, the same demand curve × 16.
+Case 1 (HADIS scale): the default bundle's 4-model, 6-pair × 11 × 11 = 726-row cascade table,
+16 workers, SLO 60 s, re-solving the observations (demand estimate, α·Q/λ queue delays) that
+the controller handed the `hadis` policy in a simulation of the whole Azure-shaped trace
+(`azure:peak=24,min=1`, one plan every 5 s), warm-started from the previous plan.
+Case 2 (scale): 10 synthetic models, 45 pairs × 121 configurations = 5445 rows, 256 workers,
+a sinusoid demand curve from 16 to 384 qps.
 
 Baselines measured in the same run: the faithful (artifact: one MILP per pair) mode and the
 default mode without warm start. Last line: `p50_ms=… p99_ms=… scale_p50_ms=…` (default mode).
@@ -31,11 +32,6 @@ from policies.milp import (
     solve_plan,
 )
 
-# HADIS §5.1 (L40S): batch-1 latency (s) and FID alone of SDXL-Lightning, SD3.5-Large-Turbo,
-# SD3.5-Medium, SD3.5-Large; the artifact's batch latency is base·b·0.9 for b > 1
-# (shared/data/README.md).
-HADIS_LATENCY_S = (0.5, 1.3, 13.0, 27.0)
-HADIS_FID = (29.76, 25.23, 20.61, 19.95)
 SLO_S = 60.0
 GRID = np.round(np.linspace(0.0, 1.0, 11), 1)
 
@@ -69,13 +65,25 @@ def synthetic_table(latency_s: tuple[float, ...], fid_alone: tuple[float, ...]) 
     return plan_table(options, profiles)
 
 
-def hadis_table() -> tuple[PlanTable, str]:
-    try:
-        from simulator.default_bundle import build_default_bundle
-    except ImportError:
-        return synthetic_table(HADIS_LATENCY_S, HADIS_FID), "synthetic 4-model table"
-    bundle = build_default_bundle()
-    return plan_table(options_from_bundle(bundle), profiles_from_bundle(bundle)), bundle.name
+def hadis_table(bundle) -> PlanTable:
+    return plan_table(options_from_bundle(bundle), profiles_from_bundle(bundle))
+
+
+def azure_observations(bundle, trace_spec: str = "azure:peak=24,min=1") -> list:
+    """The observations the controller handed `hadis` while simulating the whole trace."""
+    import policies  # noqa: F401  (registers hadis)
+    from experiments.inputs import resolve_trace
+    from simulator.config import SimConfig
+    from simulator.engine import simulate
+    from simulator.policy import PolicyContext, make_policy
+
+    config = SimConfig(n_workers=16, slo_s=SLO_S)
+    policy = make_policy("hadis", PolicyContext(bundle, 16, SLO_S))
+    seen, plan = [], policy.plan
+    policy.plan = lambda observation: seen.append(observation) or plan(observation)
+    trace = resolve_trace(trace_spec, bundle, seed=0)
+    simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    return seen
 
 
 def demand_curve_qps(n_plans: int, peak_qps: float) -> np.ndarray:
@@ -86,13 +94,19 @@ def demand_curve_qps(n_plans: int, peak_qps: float) -> np.ndarray:
 
 
 def solve_sequence(
-    table: PlanTable, demands: np.ndarray, n_workers: int, mode: str, warm: bool
+    table: PlanTable,
+    demands: np.ndarray,
+    n_workers: int,
+    mode: str,
+    warm: bool,
+    delays: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Wall and CPU (this process) seconds of consecutive plans, and how many fell back.
     CPU time shows the cost apart from waiting for a core on a shared machine."""
     previous, wall, cpu, fallbacks = None, [], [], 0
-    delay = np.zeros(table.n_models)
-    for demand in demands:
+    if delays is None:
+        delays = np.zeros((len(demands), table.n_models))
+    for demand, delay in zip(demands, delays, strict=True):
         start = time.process_time()
         plan = solve_plan(
             table,
@@ -120,16 +134,23 @@ def report(label: str, wall: np.ndarray, cpu: np.ndarray, fallbacks: int) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plans", type=int, default=70, help="re-plans in the HADIS case")
     parser.add_argument("--scale-plans", type=int, default=20, help="re-plans in the scale case")
     args = parser.parse_args()
 
+    from policies.planning import queue_delay_s
+    from simulator.default_bundle import build_default_bundle
+
+    bundle = build_default_bundle()
+    observations = azure_observations(bundle)
+    demands = np.array([o.demand_qps for o in observations])
+    delays = np.array([queue_delay_s(o) for o in observations])
     start = time.perf_counter()
-    table, source = hadis_table()
+    table = hadis_table(bundle)
     build_s = time.perf_counter() - start
-    demands = demand_curve_qps(args.plans, 24.0)
     print(
-        f"HADIS case: {source}, {len(table.options)} rows, 16 workers, "
+        f"HADIS case: {bundle.name}, {len(table.options)} rows, 16 workers, "
+        f"{len(observations)} plans of the Azure-shaped trace "
+        f"(demand {demands.min():.1f}-{demands.max():.1f} qps), "
         f"table build {build_s * 1e3:.0f} ms, {int(table.exact_keep.sum())} rows after "
         f"exact per-pair pruning, {int(table.faithful_keep.sum())} on the artifact's front"
     )
@@ -139,7 +160,7 @@ def main() -> None:
         ("default cold", "default", False),
         ("faithful", "faithful", True),
     ):
-        wall, cpu, fallbacks = solve_sequence(table, demands, 16, mode, warm)
+        wall, cpu, fallbacks = solve_sequence(table, demands, 16, mode, warm, delays)
         results[label] = wall
         report(label, wall, cpu, fallbacks)
     ratio = np.median(results["faithful"]) / np.median(results["default"])
