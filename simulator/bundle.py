@@ -78,7 +78,8 @@ class Bundle:
     scores: pd.DataFrame
     cascades: pd.DataFrame
     model_names: tuple[str, ...] = field(init=False)
-    # latency_table_s[m][b] = p50 latency of a batch of b on model m; NaN outside the profiled range
+    # latency_table_s[m][b] = p50 latency of a batch of b on model m: interpolated inside the
+    # profiled range, padded to the smallest profiled batch below it, NaN above it
     latency_table_s: np.ndarray = field(init=False, repr=False)
     latency_p95_table_s: np.ndarray = field(init=False, repr=False)
     batch_sizes: dict[str, tuple[int, ...]] = field(init=False, repr=False)  # profiled, sorted
@@ -130,7 +131,8 @@ class Bundle:
         return self.profiled_batch_sizes(model)[-1]
 
     def batch_latency_s(self, model: str, batch_size: int) -> float:
-        """p50 latency of one batch; monotone interpolation inside the profiled range only."""
+        """p50 latency of one batch: monotone interpolation inside the profiled range; a batch
+        below the smallest profiled size runs padded to it; above the largest is an error."""
         m = self.model_index(model)
         table = self.latency_table_s[m]
         if batch_size < 1 or batch_size >= len(table) or np.isnan(table[batch_size]):
@@ -166,6 +168,8 @@ def _latency_table(latency: pd.DataFrame, names: tuple[str, ...], column: str) -
         inside = np.arange(sizes[0], sizes[-1] + 1)
         # piecewise-linear between profiled points is monotone because the points are
         table[m, inside] = np.interp(inside, sizes, values)
+        # a batch smaller than the smallest profiled one runs padded to it
+        table[m, 1 : sizes[0]] = values[0]
     return table
 
 

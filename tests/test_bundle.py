@@ -151,3 +151,10 @@ def test_quantile_rules_edges():
     assert not none_b.any() and not none_e.any()
     all_b, _ = hybrid_assignment(scores, scores, 1.0, 0.0)
     assert all_b.all()
+
+
+def test_batches_below_the_smallest_profiled_size_run_padded():
+    bundle = make_bundle(base_latency_s={"light": 1.0, "heavy": 4.0}, batch_sizes=(4, 8))
+    assert bundle.batch_latency_s("light", 1) == bundle.batch_latency_s("light", 4)
+    with pytest.raises(BundleError, match="outside its profiled range 4..8"):
+        bundle.batch_latency_s("light", 9)
