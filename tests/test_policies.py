@@ -163,3 +163,20 @@ def test_trained_router_replaces_the_hardness_score(bundle):
 
     with pytest.raises(InputError, match="router 'nope'"):
         make_policy("hadis", PolicyContext(bundle, 8, 30.0, options={"router": "nope"}))
+
+
+@pytest.fixture(scope="module")
+def default_bundle():
+    from experiments.inputs import resolve_bundle
+
+    return resolve_bundle("default")
+
+
+@pytest.mark.parametrize("name", [n for n in policy_names() if not n.startswith("test-")])
+def test_every_policy_on_the_default_bundle(default_bundle, name):
+    trace = phases([2, 12, 2], 40, n_prompts=default_bundle.n_prompts, seed=5)
+    out = run_simulation(default_bundle, trace, name, SimConfig())
+    s = out.summary
+    assert s["ok"] + s["timeouts"] + s["drops"] == s["arrivals"] == len(trace)
+    assert s["fid_method"] == "exact" and 19 < s["fid"] < 31
+    assert set(s["plan_share"]) <= {r.plan.label for r in out.raw.plans}
