@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 from policies.hadis import PLANNER_DEFAULTS, MilpCascadePolicy, table_options
-from policies.planning import solution_to_plan
 from simulator.policy import Observation, Plan, PolicyContext, register_policy
 
 CACHE_DEFAULTS = {**PLANNER_DEFAULTS, "demand_bucket_qps": 2.0, "queue_bucket": 10.0}
@@ -41,14 +40,7 @@ class CachedPlanner(MilpCascadePolicy):
             self.hits += 1
             return cached
         self.misses += 1
-        solution = self.solve(observation)
-        plan = solution_to_plan(
-            solution,
-            self.table,
-            self.context.bundle,
-            self.context.n_workers,
-            spare=self.options["spare"],
-        )
+        plan = self.to_plan(self.solve(observation))
         self.cache[key] = plan
         return plan
 

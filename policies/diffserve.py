@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from policies.hadis import MilpCascadePolicy
-from policies.milp import CascadeOption
-from policies.planning import PolicyOptionError, solution_to_plan
+from policies.milp import CascadeOption, PlanSolution
+from policies.planning import PolicyOptionError
 from simulator.baselines import models_by_speed
-from simulator.policy import Observation, Plan, PolicyContext, register_policy
+from simulator.policy import PolicyContext, register_policy
 
 PAPER_PAIR = ("SD3.5-Large-Turbo", "SD3.5-Large")
 
@@ -59,16 +59,8 @@ class DiffServePolicy(MilpCascadePolicy):
         self.table_fid = [float(f) for f in rows["fid"]]
         super().__init__("diffserve", replace(context, options=options), objective)
 
-    def plan(self, observation: Observation) -> Plan:
-        solution = self.solve(observation)
-        return solution_to_plan(
-            solution,
-            self.table,
-            self.context.bundle,
-            self.context.n_workers,
-            spare=self.options["spare"],
-            reported_fid=self.table_fid[solution.option_index],
-        )
+    def reported_fid(self, solution: PlanSolution) -> float:
+        return self.table_fid[solution.option_index]
 
 
 register_policy("diffserve")(DiffServePolicy)

@@ -90,14 +90,21 @@ class MilpCascadePolicy:
         return solution
 
     def plan(self, observation: Observation) -> Plan:
-        solution = self.solve(observation)
+        return self.to_plan(self.solve(observation))
+
+    def to_plan(self, solution: PlanSolution) -> Plan:
         return solution_to_plan(
             solution,
             self.table,
             self.context.bundle,
             self.context.n_workers,
             spare=self.options["spare"],
+            reported_fid=self.reported_fid(solution),
         )
+
+    def reported_fid(self, solution: PlanSolution) -> float | None:
+        """The FID the plan reports (None: the chosen table row's)."""
+        return None
 
 
 def table_options(context: PolicyContext, keep=lambda row: True) -> list[CascadeOption]:

@@ -27,21 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.bundle import ROUTER_FEATURES
 from simulator.errors import InputError
 
 HADIS_MODELS = ("sdxl-lightning", "sd35-large-turbo", "sd35-medium", "sd35-large")
 # Batch-1 latency on an L40S (s), HADIS artifact README table (shared/data/README.md).
 HADIS_LATENCY_S = (0.5, 1.3, 13.0, 27.0)
-HADIS_FEATURES = (
-    "prompt_length",
-    "token_rarity",
-    "num_objects",
-    "abstractness",
-    "attribute_density",
-    "spatial_relations",
-    "action_verbs",
-    "named_entities",
-)
+HADIS_FEATURES = ROUTER_FEATURES
 HADIS_DEFAULT_PAIR = ("sdxl-lightning", "sd35-large")
 # AGIQA-3K generators ordered light -> heavy by approximate serving cost (closed models last).
 AGIQA_MODELS = (
