@@ -46,7 +46,7 @@ METHOD_LABELS = {
     "disc-only": "Disc-only",
     "static-cascade": "Static cascade",
     "cache-d": "Cache-D",
-    "cache-dq": "Cache-DQ",
+    "cache-dq": "Cache-D+Q",
     "hadis": "HADIS",
 }
 METHOD_COLORS = {

@@ -1,0 +1,287 @@
+"""HADIS Fig. 7: end-to-end comparison on the Azure-shaped trace (§5.2).
+
+The trace is `AZURE_TRACE`, the artifact's 1 -> 24 QPS replay (347 hours, one hour per second).
+Quick mode runs the same trace: the five runs take about 5 s on the default bundle, and the
+runs are shared (cached in the context) with Figs. 9 and 10 and the §5.8 table.
+
+Data (long format, also used by Fig. 10 through `comparison_frame`):
+
+* ``kind == "timeseries"``: one row per method and trace second; ``demand_qps`` = arrivals in
+  that second, ``fid`` = the realised FID of the plans in force and ``slo_violation_ratio`` =
+  (timeouts + drops) / arrivals, both over a trailing `WINDOW_S`-second window;
+* ``kind == "average"``: one row per method (``second`` empty): mean arrivals per second and the
+  run's summary FID and SLO-violation ratio (every query of the trace).
+
+This module also holds the verdict rules every HADIS figure uses (explicit tolerances):
+`factor_verdict` (≈ a paper number), `reduction_verdict` (HADIS reduces X by a paper factor)
+and `comparison_verdict` (HADIS better than another method, with a tie band).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.figures import style
+from experiments.figures.context import Claim, FigureContext
+
+NAME = "fig07"
+TITLE = "Azure trace: demand, FID and SLO violations over time, and their averages"
+AZURE_TRACE = "azure:peak=24,min=1"
+METHODS = ("clipper-light", "clipper-heavy", "proteus", "diffserve", "hadis")
+WINDOW_S = 10  # trailing window of the FID and violation timeseries, trace seconds
+COLUMNS = ["kind", "method", "second", "demand_qps", "fid", "slo_violation_ratio"]
+
+# Verdict tolerances (documented in claims' notes).
+FACTOR_REPRODUCED = 1.5  # ours within x/÷ 1.5 of the paper's number
+FACTOR_PARTIAL = 3.0  # within x/÷ 3
+REDUCTION_REPRODUCED = 2.0  # a reduction factor within x/÷ 2 of the paper's
+FID_TIE = 0.005  # FIDs within 0.5% count as a tie
+VIOLATION_TIE = 0.002  # violation ratios within 0.2 percentage points count as a tie
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def comparison_frame(ctx: FigureContext, methods: Sequence[str]) -> pd.DataFrame:
+    """Timeseries and average rows (see the module doc) of `methods` on AZURE_TRACE."""
+    frames = []
+    for method in methods:
+        run = ctx.run(method, AZURE_TRACE)
+        ts = run.timeseries
+        violations = (ts["timeouts"] + ts["drops"]).rolling(WINDOW_S, min_periods=1).sum()
+        arrivals = ts["arrivals"].rolling(WINDOW_S, min_periods=1).sum()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": "timeseries",
+                    "method": method,
+                    "second": ts["second"].astype(float),
+                    "demand_qps": ts["arrivals"].astype(float),
+                    "fid": ts["realised_fid"].rolling(WINDOW_S, min_periods=1).mean(),
+                    "slo_violation_ratio": np.where(
+                        arrivals > 0, violations / arrivals.clip(lower=1), 0.0
+                    ),
+                }
+            )
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": ["average"],
+                    "method": [method],
+                    "second": [np.nan],
+                    "demand_qps": [run.summary["arrivals"] / len(ts)],
+                    "fid": [run.summary["fid"]],
+                    "slo_violation_ratio": [run.summary["slo_violation_ratio"]],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+def averages(data: pd.DataFrame) -> pd.DataFrame:
+    """The ``average`` rows indexed by method."""
+    return data[data["kind"] == "average"].set_index("method")
+
+
+def compute(ctx: FigureContext) -> pd.DataFrame:
+    return comparison_frame(ctx, METHODS)
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def short_number(value: float) -> str:
+    """One decimal, two significant digits below 1 (so a small nonzero bar never reads 0.0)."""
+    return f"{value:.2g}" if 0 < abs(value) < 1 else f"{value:.1f}"
+
+
+def annotate_bars(ax, bars, values: Sequence[float]) -> None:
+    for bar, value in zip(bars, values):
+        ax.annotate(
+            short_number(value),
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            xytext=(0, 1.5),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=6,
+        )
+
+
+def plot_averages(ax_fid, ax_violations, avg: pd.DataFrame) -> None:
+    """Bar panels of average FID and SLO-violation ratio (%) per method, values on the bars."""
+    methods = style.ordered(avg.index)
+    colors = [style.METHOD_COLORS.get(m, "0.5") for m in methods]
+    x = np.arange(len(methods))
+    fid = avg.loc[methods, "fid"].to_numpy(dtype=float)
+    bars = ax_fid.bar(x, fid, color=colors, width=0.7)
+    annotate_bars(ax_fid, bars, fid)
+    low = np.nanmin(fid)
+    ax_fid.set_ylim(max(0.0, low - 0.25 * (np.nanmax(fid) - low) - 2), np.nanmax(fid) * 1.06)
+    ax_fid.set_ylabel("avg. FID ↓")
+    violations = 100 * avg.loc[methods, "slo_violation_ratio"].to_numpy(dtype=float)
+    bars = ax_violations.bar(x, violations, color=colors, width=0.7)
+    annotate_bars(ax_violations, bars, violations)
+    ax_violations.set_ylim(0, max(1.0, violations.max()) * 1.15)
+    ax_violations.set_ylabel("avg. SLO viol. (%) ↓")
+    for ax in (ax_fid, ax_violations):
+        ax.set_xticks(x, [style.METHOD_LABELS.get(m, m) for m in methods], rotation=35, ha="right")
+        ax.grid(axis="x", visible=False)
+
+
+def plot_comparison(data: pd.DataFrame, path: Path) -> None:
+    """Demand, FID and violations over time (left) and their averages (right)."""
+    ts = data[data["kind"] == "timeseries"]
+    methods = style.ordered(ts["method"].unique())
+    fig, axes = style.new_figure(
+        3,
+        2,
+        width_in=2 * style.COLUMN_IN,
+        height_in=4.6,
+        sharex="col",
+        gridspec_kw={"width_ratios": [2.4, 1]},
+    )
+    demand = ts[ts["method"] == methods[0]]
+    axes[0, 0].plot(demand["second"], demand["demand_qps"], color="0.55", lw=0.6)
+    axes[0, 0].plot(
+        demand["second"],
+        demand["demand_qps"].rolling(WINDOW_S, min_periods=1).mean(),
+        color="k",
+        lw=1.0,
+    )
+    axes[0, 0].set_ylabel("demand (QPS)")
+    for method in methods:
+        rows = ts[ts["method"] == method]
+        style_kw = {
+            "color": style.METHOD_COLORS.get(method, "0.5"),
+            "label": style.METHOD_LABELS.get(method, method),
+            "lw": 1.4 if method == "hadis" else 0.9,
+            "zorder": 3 if method == "hadis" else 2,
+        }
+        axes[1, 0].plot(rows["second"], rows["fid"], **style_kw)
+        axes[2, 0].plot(rows["second"], 100 * rows["slo_violation_ratio"], **style_kw)
+    axes[1, 0].set_ylabel(f"FID ({WINDOW_S} s avg.) ↓")
+    axes[2, 0].set_ylabel(f"SLO viol. (%, {WINDOW_S} s) ↓")
+    axes[2, 0].set_ylim(-2, 102)
+    axes[2, 0].set_xlabel("time (s; one trace hour per second)")
+    for ax in axes[:, 0]:
+        ax.set_xlim(0, ts["second"].max())
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    axes[0, 1].axis("off")
+    axes[0, 1].legend(handles, labels, loc="center", ncol=1, handlelength=1.6)
+    plot_averages(axes[1, 1], axes[2, 1], averages(data))
+    for ax in (axes[0, 0], axes[1, 0], axes[1, 1]):
+        ax.tick_params(labelbottom=False)
+    style.save(fig, path)
+
+
+def plot(data: pd.DataFrame, path: Path) -> None:
+    plot_comparison(data, path)
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def factor_verdict(ours: float, paper: float) -> str:
+    """≈ claims: reproduced within x/÷ FACTOR_REPRODUCED, partially within x/÷ FACTOR_PARTIAL
+    (a paper value of 0 is matched by ours <= VIOLATION_TIE)."""
+    if paper == 0:
+        return "reproduced" if abs(ours) <= VIOLATION_TIE else "not reproduced"
+    if ours <= 0 or paper < 0:
+        return "not reproduced"
+    ratio = max(ours / paper, paper / ours)
+    if ratio <= FACTOR_REPRODUCED:
+        return "reproduced"
+    return "partially reproduced" if ratio <= FACTOR_PARTIAL else "not reproduced"
+
+
+def reduction_verdict(factor: float, paper_factor: float) -> str:
+    """'HADIS reduces X by paper_factor': reproduced within x/÷ REDUCTION_REPRODUCED, partially
+    if HADIS reduces X at all (factor > 1, infinity included), not reproduced otherwise."""
+    if math.isfinite(factor) and factor > 0:
+        if max(factor / paper_factor, paper_factor / factor) <= REDUCTION_REPRODUCED:
+            return "reproduced"
+    return "partially reproduced" if factor > 1 else "not reproduced"
+
+
+def comparison_verdict(ours: float, other: float, tie: float) -> str:
+    """'HADIS lower than other': reproduced if lower by more than `tie`, partially if within
+    `tie` (a tie), not reproduced if higher by more than `tie`."""
+    if ours < other - tie:
+        return "reproduced"
+    return "partially reproduced" if ours <= other + tie else "not reproduced"
+
+
+def violation_factor(baseline: float, hadis: float) -> float:
+    """baseline / HADIS violation ratio (inf if HADIS has none and the baseline some)."""
+    if hadis > 0:
+        return baseline / hadis
+    return math.inf if baseline > 0 else 1.0
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+def fid_reduction_claim(avg: pd.DataFrame, figure: str, baselines: Sequence[str]) -> Claim:
+    """HADIS's FID reduction vs `baselines` against the paper's 7–23% range."""
+    reductions = {b: 1 - avg.at["hadis", "fid"] / avg.at[b, "fid"] for b in baselines}
+    lo, hi = 0.07, 0.23
+    inside = [lo / FACTOR_REPRODUCED <= r <= hi * FACTOR_REPRODUCED for r in reductions.values()]
+    if all(inside):
+        verdict = "reproduced"
+    elif all(r > 0 for r in reductions.values()):
+        verdict = "partially reproduced"
+    else:
+        verdict = "not reproduced"
+    return Claim(
+        figure,
+        "HADIS FID lower than every baseline except Clipper-Heavy",
+        "7–23% lower",
+        ", ".join(f"{style.METHOD_LABELS[b]} {pct(r)}" for b, r in reductions.items()),
+        verdict,
+        f"reproduced: every reduction in [{pct(lo / FACTOR_REPRODUCED)}, "
+        f"{pct(hi * FACTOR_REPRODUCED)}]; partially: all > 0",
+    )
+
+
+def claims(data: pd.DataFrame) -> list[Claim]:
+    avg = averages(data)
+    factor_note = f"x/÷ {FACTOR_REPRODUCED:g} reproduced, x/÷ {FACTOR_PARTIAL:g} partially"
+    out = [fid_reduction_claim(avg, NAME, ("clipper-light", "proteus", "diffserve"))]
+    hadis_v = avg.at["hadis", "slo_violation_ratio"]
+    for baseline, paper_factor in (("diffserve", 2.7), ("proteus", 4.2), ("clipper-heavy", 45)):
+        factor = violation_factor(avg.at[baseline, "slo_violation_ratio"], hadis_v)
+        out.append(
+            Claim(
+                NAME,
+                f"SLO violations reduced vs {style.METHOD_LABELS[baseline]}",
+                f"{paper_factor:g}×",
+                f"{factor:.1f}× ({pct(avg.at[baseline, 'slo_violation_ratio'])} vs "
+                f"HADIS {pct(hadis_v)})",
+                reduction_verdict(factor, paper_factor),
+                f"reproduced: within x/÷ {REDUCTION_REPRODUCED:g}; partially: any reduction",
+            )
+        )
+    for method, paper in (("clipper-heavy", 0.77), ("proteus", 0.07), ("clipper-light", 0.0)):
+        ours = avg.at[method, "slo_violation_ratio"]
+        out.append(
+            Claim(
+                NAME,
+                f"{style.METHOD_LABELS[method]} average SLO violations",
+                f"≈{pct(paper)}" if paper else "0",
+                pct(ours),
+                factor_verdict(ours, paper),
+                factor_note if paper else f"reproduced: ≤ {pct(VIOLATION_TIE)}",
+            )
+        )
+    return out

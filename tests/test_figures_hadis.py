@@ -1,0 +1,284 @@
+"""HADIS Figs. 7, 9, 10, 11 and the §5.8 table: data, PNGs, claims, verdict rules, determinism.
+
+The modules run in quick mode on a small 4-model bundle with a shortened Azure trace (87 s at
+up to 12 QPS on 8 workers); one check runs the §5.8 table on the default bundle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from bundle_factory import make_bundle
+
+from experiments.figures import (
+    fig07_azure,
+    fig09_ablation,
+    fig10_planners,
+    fig11_slo,
+    style,
+    tab01_overhead,
+)
+from experiments.figures.context import VERDICTS, Claim, FigureContext
+from simulator.bundle import write_bundle
+from simulator.config import SimConfig
+
+MODULES = {
+    "fig07": (fig07_azure, fig07_azure.COLUMNS),
+    "fig09": (fig09_ablation, ["method", *fig09_ablation.SUMMARY_KEYS]),
+    "fig10": (fig10_planners, fig07_azure.COLUMNS),
+    "fig11": (fig11_slo, fig11_slo.COLUMNS),
+    "tab01": (tab01_overhead, tab01_overhead.COLUMNS),
+}
+SHORT_AZURE = "azure:peak=12,min=1,seconds_per_hour=0.25"
+BASE = SimConfig(n_workers=8, slo_s=40.0)
+
+
+@pytest.fixture(scope="module")
+def short_trace():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fig07_azure, "AZURE_TRACE", SHORT_AZURE)
+        yield
+
+
+@pytest.fixture(scope="module")
+def small_bundle_dir(tmp_path_factory):
+    bundle = make_bundle(
+        {"xs": 0.5, "s": 1.3, "m": 6.0, "l": 12.0},
+        {"xs": 30.0, "s": 26.0, "m": 21.0, "l": 20.0},
+        n_prompts=200,
+    )
+    return bundle, write_bundle(bundle, tmp_path_factory.mktemp("bundle") / "small")
+
+
+def small_context(small_bundle_dir, out) -> FigureContext:
+    bundle, folder = small_bundle_dir
+    return FigureContext(str(folder), bundle, out, quick=True, base=BASE)
+
+
+@pytest.fixture(scope="module")
+def ctx(small_bundle_dir, short_trace, tmp_path_factory):
+    return small_context(small_bundle_dir, tmp_path_factory.mktemp("figs"))
+
+
+@pytest.fixture(scope="module")
+def computed(ctx):
+    return {name: module.compute(ctx) for name, (module, _) in MODULES.items()}
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_module_data_png_and_claims(name, ctx, computed, tmp_path):
+    module, columns = MODULES[name]
+    data = computed[name]
+    assert module.NAME == name and module.TITLE
+    assert list(data.columns) == columns
+    assert len(data) > 0
+    path = tmp_path / f"{name}.png"
+    module.plot(data, path)
+    assert path.stat().st_size > 20_000
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 800
+    assert pixels[..., :3].std() > 0.05  # not a blank canvas
+    found = module.claims(data)
+    assert found and all(isinstance(c, Claim) and c.verdict in VERDICTS for c in found)
+    assert {c.figure for c in found} == {name}
+
+
+def test_comparison_frames_cover_every_method_and_second(computed):
+    trace_s = int(math.ceil(347 * 0.25))
+    for name, module in (("fig07", fig07_azure), ("fig10", fig10_planners)):
+        data = computed[name]
+        ts = data[data["kind"] == "timeseries"]
+        assert set(ts["method"]) == set(module.METHODS)
+        assert ts.groupby("method").size().between(trace_s - 2, trace_s).all()
+        assert ts["slo_violation_ratio"].between(0, 1).all()
+        avg = fig07_azure.averages(data)
+        assert sorted(avg.index) == sorted(module.METHODS)
+        assert avg["second"].isna().all()
+    avg = fig07_azure.averages(computed["fig07"])
+    # clipper-light serves everything with the lightest model: its FID is the model's
+    assert avg.at["clipper-light", "fid"] == pytest.approx(30.0)
+    assert avg.at["clipper-heavy", "fid"] == pytest.approx(20.0)
+
+
+def test_slo_sweep_uses_quick_multipliers_and_the_base_config(computed):
+    data = computed["fig11"]
+    assert sorted(data["slo_multiplier"].unique()) == list(fig11_slo.QUICK_MULTIPLIERS)
+    assert np.allclose(data["slo_s"], BASE.slo_s * data["slo_multiplier"])
+    assert len(data) == len(fig11_slo.METHODS) * len(fig11_slo.QUICK_MULTIPLIERS)
+    assert fig11_slo.MULTIPLIERS == tuple(np.arange(0.25, 1.76, 0.25))
+
+
+def test_sweep_sim_carries_the_base_and_seed(small_bundle_dir, tmp_path):
+    ctx = small_context(small_bundle_dir, tmp_path)
+    ctx.seed = 3
+    assert fig11_slo.sweep_sim(ctx) == {"n_workers": 8, "slo_s": 40.0, "seed": 3}
+
+
+def test_overhead_table_reads_the_config_and_the_planner(computed, ctx):
+    table = computed["tab01"].set_index("item")
+    assert table.at["router per query", "ours"] == pytest.approx(1000 * BASE.router_cost_s)
+    share = table.at["router + discriminator vs xs batch-1 latency", "ours"]
+    assert share == pytest.approx(100 * 0.012 / 0.5)
+    calls = table.at["MILP planner calls (every plan_interval_s)", "ours"]
+    assert calls == len(ctx.run("hadis", SHORT_AZURE).raw.planner_wall_s) > 0
+    mean = table.at[f"{tab01_overhead.PLANNER_PREFIX}mean", "ours"]
+    assert 0 < mean <= table.at[f"{tab01_overhead.PLANNER_PREFIX}max", "ours"]
+
+
+def test_compute_is_deterministic(small_bundle_dir, short_trace, computed, tmp_path):
+    fresh = small_context(small_bundle_dir, tmp_path)
+    for name in ("fig09", "fig10", "fig11"):
+        module, _ = MODULES[name]
+        pd.testing.assert_frame_equal(module.compute(fresh), computed[name])
+    table = tab01_overhead.compute(fresh)
+    fixed = table["source"] != "measured"  # wall-clock rows differ between runs
+    pd.testing.assert_frame_equal(table[fixed], computed["tab01"][fixed])
+
+
+def test_overhead_table_on_the_default_bundle(tmp_path):
+    from experiments.inputs import resolve_bundle
+
+    ctx = FigureContext("default", resolve_bundle("default"), tmp_path)
+    data = tab01_overhead.compute(ctx)
+    shares = data[data["item"].str.startswith(tab01_overhead.SHARE_PREFIX)]["ours"]
+    assert shares.iloc[0] == pytest.approx(2.4)  # 12 ms of SDXL-Lightning's 0.5 s
+    verdicts = {c.claim: c.verdict for c in tab01_overhead.claims(data)}
+    assert set(verdicts.values()) <= set(VERDICTS)
+
+
+# ----------------------------------------------------------------------------- verdict rules
+
+
+def test_factor_verdict_bands():
+    assert fig07_azure.factor_verdict(0.07, 0.07) == "reproduced"
+    assert fig07_azure.factor_verdict(0.10, 0.07) == "reproduced"
+    assert fig07_azure.factor_verdict(0.15, 0.07) == "partially reproduced"
+    assert fig07_azure.factor_verdict(0.30, 0.07) == "not reproduced"
+    assert fig07_azure.factor_verdict(0.0, 0.07) == "not reproduced"
+    assert fig07_azure.factor_verdict(0.001, 0.0) == "reproduced"
+    assert fig07_azure.factor_verdict(0.05, 0.0) == "not reproduced"
+
+
+def test_reduction_and_comparison_verdicts():
+    assert fig07_azure.reduction_verdict(4.0, 2.7) == "reproduced"
+    assert fig07_azure.reduction_verdict(90.0, 2.7) == "partially reproduced"
+    assert fig07_azure.reduction_verdict(math.inf, 2.7) == "partially reproduced"
+    assert fig07_azure.reduction_verdict(0.8, 2.7) == "not reproduced"
+    assert fig07_azure.violation_factor(0.1, 0.0) == math.inf
+    assert fig07_azure.violation_factor(0.0, 0.0) == 1.0
+    assert fig07_azure.comparison_verdict(24.0, 25.0, 0.1) == "reproduced"
+    assert fig07_azure.comparison_verdict(25.05, 25.0, 0.1) == "partially reproduced"
+    assert fig07_azure.comparison_verdict(26.0, 25.0, 0.1) == "not reproduced"
+
+
+def averages_frame(fid: dict, violations: dict) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "kind": "average",
+            "method": list(fid),
+            "second": np.nan,
+            "demand_qps": 10.0,
+            "fid": list(fid.values()),
+            "slo_violation_ratio": [violations[m] for m in fid],
+        }
+    )
+
+
+PAPER_LIKE_FID = {
+    "clipper-light": 30.0,
+    "clipper-heavy": 20.0,
+    "proteus": 27.0,
+    "diffserve": 26.0,
+    "hadis": 24.0,
+}
+PAPER_LIKE_VIOLATIONS = {
+    "clipper-light": 0.0,
+    "clipper-heavy": 0.77,
+    "proteus": 0.07,
+    "diffserve": 0.045,
+    "hadis": 0.07 / 4.2,
+}
+
+
+def test_fig07_claims_reproduce_on_paper_like_numbers_and_fail_otherwise():
+    good = fig07_azure.claims(averages_frame(PAPER_LIKE_FID, PAPER_LIKE_VIOLATIONS))
+    assert [c.verdict for c in good] == ["reproduced"] * len(good)
+    worse = dict(PAPER_LIKE_FID, hadis=28.0)
+    more = dict(PAPER_LIKE_VIOLATIONS, hadis=0.9)
+    bad = fig07_azure.claims(averages_frame(worse, more))
+    assert bad[0].verdict == "not reproduced"  # FID
+    assert [c.verdict for c in bad[1:4]] == ["not reproduced"] * 3  # violation reductions
+
+
+def test_fig10_claims_follow_the_tie_bands():
+    fid = {"cache-d": 26.0, "cache-dq": 25.5, "hadis": 25.0}
+    violations = {"cache-d": 0.10, "cache-dq": 0.05, "hadis": 0.01}
+    assert [c.verdict for c in fig10_planners.claims(averages_frame(fid, violations))] == [
+        "reproduced"
+    ] * 3
+    violations = {"cache-d": 0.10, "cache-dq": 0.005, "hadis": 0.01}
+    verdicts = [c.verdict for c in fig10_planners.claims(averages_frame(fid, violations))]
+    assert verdicts == ["reproduced", "partially reproduced", "reproduced"]
+
+
+def test_fig11_claims_need_the_tight_multipliers():
+    rows = [
+        {
+            "method": m,
+            "slo_multiplier": k,
+            "slo_s": 60 * k,
+            "fid": f,
+            "slo_violation_ratio": v,
+            "heavy_share": 0.5,
+        }
+        for k in (1.0, 1.5)
+        for m, f, v in (
+            ("clipper-light", 30, 0),
+            ("clipper-heavy", 20, 0.8),
+            ("proteus", 27, 0.05),
+            ("diffserve", 26, 0.03),
+            ("hadis", 24, 0.01),
+        )
+    ]
+    verdicts = {c.claim: c.verdict for c in fig11_slo.claims(pd.DataFrame(rows))}
+    assert list(verdicts.values()).count("not comparable") == 3  # two FID gains, 0.25x
+    assert verdicts["HADIS keeps SLO violations low at every SLO multiplier"] == "reproduced"
+
+
+# ----------------------------------------------------------------------------- style
+
+
+def test_style_orders_methods_and_writes_png(tmp_path):
+    assert style.ordered(["hadis", "zeta", "proteus", "clipper-light"]) == [
+        "clipper-light",
+        "proteus",
+        "hadis",
+        "zeta",
+    ]
+    assert set(style.METHOD_LABELS) == set(style.METHOD_COLORS) == set(style.METHOD_ORDER)
+    fig, axes = style.new_figure(1, 1)
+    assert axes.shape == (1, 1)
+    axes[0, 0].plot([0, 1], [0, 1], color=style.METHOD_COLORS["hadis"])
+    path = style.save(fig, tmp_path / "a" / "b.png")
+    first = path.read_bytes()
+    fig, axes = style.new_figure(1, 1)
+    axes[0, 0].plot([0, 1], [0, 1], color=style.METHOD_COLORS["hadis"])
+    assert style.save(fig, tmp_path / "c.png").read_bytes() == first  # byte-identical
+
+
+@pytest.mark.parametrize(
+    "mean_ms, verdict",
+    [(25.0, "reproduced"), (3.0, "partially reproduced"), (100.0, "not reproduced")],
+)
+def test_planner_claim_bands(computed, mean_ms, verdict):
+    table = computed["tab01"].copy()
+    table.loc[table["item"] == f"{tab01_overhead.PLANNER_PREFIX}mean", "ours"] = mean_ms
+    planner = tab01_overhead.claims(table)[-1]
+    assert planner.claim.startswith("MILP planner") and planner.verdict == verdict
