@@ -1,0 +1,145 @@
+"""The figure notebooks (experiments/notebooks/) are up to date with their generator, execute
+(nbclient) on quick-mode results of the default bundle, draw every figure they list, and fail
+naming the file when a CSV is missing.
+
+The figures are computed once per session (`make_figures`, default bundle, quick mode); each
+notebook then runs on a folder holding only the CSVs it lists, so a notebook that reads another
+figure's CSV fails here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import nbclient
+import nbformat
+import pytest
+
+from experiments.figures import figure_modules
+from experiments.figures.context import FigureContext
+from experiments.figures.report import make_figures
+from experiments.inputs import resolve_bundle
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "experiments" / "notebooks"
+NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+FIGURE_NOTEBOOKS = [n for n in NAMES if n != "04_routers.ipynb"]
+TIMEOUT_S = 300
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location(
+        "build_notebooks", NOTEBOOKS / "build_notebooks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def read(name: str):
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def figures_of(name: str) -> list[str]:
+    return list(read(name).metadata["t2isim"]["figures"])
+
+
+def execute(name: str):
+    """The notebook executed in its folder (raises nbclient's CellExecutionError)."""
+    nb = read(name)
+    client = nbclient.NotebookClient(
+        nb, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
+    )
+    client.execute()
+    return nb
+
+
+@pytest.fixture(scope="session")
+def figure_results(tmp_path_factory) -> Path:
+    """Quick-mode CSVs of every figure a notebook lists, computed once (default bundle)."""
+    names = sorted({f for n in FIGURE_NOTEBOOKS for f in figures_of(n)})
+    out = tmp_path_factory.mktemp("figures")
+    ctx = FigureContext("default", resolve_bundle("default"), out, quick=True)
+    make_figures(ctx, names)
+    return out
+
+
+def results_for(figure_results: Path, figures: list[str], folder: Path) -> Path:
+    """A results folder holding only these figures' CSVs."""
+    folder.mkdir()
+    for figure in figures:
+        shutil.copy(figure_results / f"{figure}.csv", folder)
+    return folder
+
+
+def test_generator_lists_four_notebooks_that_are_up_to_date():
+    generator = load_generator()
+    assert sorted(generator.build_all()) == NAMES
+    assert len(NAMES) == 4
+    assert generator.main(["--check"]) == 0, "run experiments/notebooks/build_notebooks.py"
+
+
+def test_every_figure_module_is_drawn_by_a_notebook():
+    drawn = [f for n in FIGURE_NOTEBOOKS for f in figures_of(n)]
+    assert sorted(drawn) == sorted(figure_modules()), "add the figure to build_notebooks.py"
+
+
+def test_committed_notebooks_have_no_outputs_and_valid_schema():
+    for name in NAMES:
+        nb = read(name)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, name
+
+
+def test_stale_notebook_is_detected(tmp_path):
+    generator = load_generator()
+    assert generator.main(["--out", str(tmp_path)]) == 0
+    assert generator.main(["--check", "--out", str(tmp_path)]) == 0
+    (tmp_path / NAMES[0]).write_text("{}")
+    assert generator.main(["--check", "--out", str(tmp_path)]) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_executes_and_draws_every_figure(name, figure_results, tmp_path, monkeypatch):
+    figures = figures_of(name)
+    assert figures, f"{name} lists no figures"
+    if name in FIGURE_NOTEBOOKS:
+        folder = results_for(figure_results, figures, tmp_path / "results")
+        monkeypatch.setenv("T2ISIM_RESULTS", str(folder))
+    monkeypatch.delenv("T2ISIM_ROUTERS", raising=False)  # routers: the synthetic evaluation
+    nb = execute(name)
+    drawn = {}
+    for cell in nb.cells:
+        if "figure" in cell.metadata.get("tags", []):
+            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            drawn[cell.metadata["t2isim_figure"]] = len(images)
+    assert sorted(drawn) == sorted(figures)
+    assert all(count >= 1 for count in drawn.values()), drawn
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+
+
+def test_missing_figure_csv_fails_naming_the_file(figure_results, tmp_path, monkeypatch):
+    name = FIGURE_NOTEBOOKS[0]
+    figures = figures_of(name)
+    folder = results_for(figure_results, figures[:-1], tmp_path / "results")
+    monkeypatch.setenv("T2ISIM_RESULTS", str(folder))
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
+        execute(name)
+    assert info.value.ename == "MissingResultError"
+    assert f"{figures[-1]}.csv not found in {folder}" in info.value.evalue
+    assert all(f"{f}.csv" not in info.value.evalue for f in figures[:-1])
+
+
+def test_missing_router_csv_fails_naming_the_file(tmp_path, monkeypatch):
+    (tmp_path / "curves.csv").write_text("router,heavy_share,quality,dp\n")
+    monkeypatch.setenv("T2ISIM_ROUTERS", str(tmp_path))
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
+        execute("04_routers.ipynb")
+    assert info.value.ename == "MissingResultError"
+    assert info.value.evalue.startswith(f"routers.csv not found in {tmp_path}")
