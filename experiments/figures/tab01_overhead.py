@@ -83,7 +83,13 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     ax = axes[0, 0]
     ax.axis("off")
     cells = [
-        [row.item, row.unit, row.paper if isinstance(row.paper, str) and row.paper else "–", f"{row.ours:.3g}", row.source]
+        [
+            row.item,
+            row.unit,
+            row.paper if isinstance(row.paper, str) and row.paper else "–",
+            f"{row.ours:.3g}",
+            row.source,
+        ]
         for row in data.itertuples()
     ]
     table = ax.table(
