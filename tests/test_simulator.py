@@ -104,7 +104,7 @@ def test_every_query_follows_the_hybrid_rules():
     np.testing.assert_allclose((raw.completion_s - raw.arrival_s)[raw.escalated], 1.0 + 4.0)
 
 
-def test_plan_switches_conserve_queries_and_pay_load_time():
+def test_threshold_switches_conserve_queries():
     bundle = make_bundle(load_s=2.0)
     trace = poisson(3.0, 400, n_prompts=bundle.n_prompts, seed=1)
     config = SimConfig(n_workers=6, slo_s=30, plan_interval_s=5)
@@ -119,6 +119,52 @@ def test_plan_switches_conserve_queries_and_pay_load_time():
     assert summary["plans"] == len(raw.plans)
     assert queries["outcome"].notna().all()
     assert timeseries["arrivals"].sum() == len(trace)
+
+
+@register_policy("test-swapping-mix")
+class SwappingMix:
+    """A test policy: every worker on `light`, then every worker on `heavy`, alternating."""
+
+    uses_router = False
+    uses_discriminator = False
+
+    def __init__(self, context: PolicyContext) -> None:
+        b = context.bundle
+        self.name = "test-swapping-mix"
+        self.router_scores = b.router_score
+        self.quality_scores = b.disc_score
+        n = context.n_workers
+        self.plans = [
+            Plan(workers={m: n}, batch_size={m: 1}, mix={m: 1.0}) for m in ("light", "heavy")
+        ]
+        self.calls = 0
+
+    def plan(self, observation):
+        self.calls += 1
+        return self.plans[(self.calls - 1) // 2 % 2]  # switch every second plan (10 s)
+
+
+def test_model_swaps_pay_the_load_time_and_requeue():
+    load_s = 2.0
+    bundle = make_bundle(load_s=load_s)
+    trace = poisson(1.0, 200, n_prompts=bundle.n_prompts, seed=1)
+    config = SimConfig(n_workers=3, slo_s=60, plan_interval_s=5)
+    policy = make_policy("test-swapping-mix", PolicyContext(bundle, 3, 60))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    queries, _, summary = compute_metrics(raw, bundle, policy, config)
+    assert summary["ok"] + summary["timeouts"] + summary["drops"] == len(trace)
+    switches = [r.applied_s for r in raw.plans]
+    assert len(switches) >= 15
+    assert summary["gpu_seconds"] >= 3 * load_s * len(switches)  # every worker reloads
+    # every worker swaps at every switch: no batch can start while the new model loads (a
+    # worker that finished a batch at the switch instant may still start one at that instant)
+    starts = queries.start_s.dropna().to_numpy()
+    for switch in switches:
+        assert not ((starts > switch) & (starts < switch + load_s)).any(), switch
+    # queries queued for the old model were re-dispatched to the new one, not lost
+    assert (queries.first_model.astype(str) == queries.final_model.astype(str)).all()
+    served = queries.first_model.astype(str).value_counts()
+    assert served["light"] > 0 and served["heavy"] > 0
 
 
 def test_overload_drops_and_conservation():
