@@ -22,16 +22,11 @@ import numpy as np
 import pandas as pd
 
 from profiler.frechet import GaussianStats, MixStats
+from simulator.bundle import REQUIRED_COLUMNS
 from simulator.cascade import expected_latency_s, hybrid_assignment
 
 CASCADE_COLUMNS = (
-    "light",
-    "heavy",
-    "router_ratio",
-    "disc_ratio",
-    "heavy_share",
-    "latency_s",
-    "fid",
+    *REQUIRED_COLUMNS["cascades"],
     "bypass_share",
     "escalate_share",
     "nominal_heavy_share",
