@@ -242,3 +242,20 @@ def test_incremental_queue_counts_match_a_recount(dispatch):
         incremental = cluster.queue_lengths()
         cluster._recount_queued()
         assert incremental == cluster.queue_lengths(), t
+
+
+def test_plan_delay_and_inflight_estimator():
+    bundle = make_bundle()
+    trace = poisson(2.0, 60, n_prompts=bundle.n_prompts, seed=2)
+    options = {"ratios": [(0.0, 0.0), (0.5, 0.5)]}
+    config = SimConfig(n_workers=4, slo_s=30, plan_delay_s=2.0, demand_estimator="inflight")
+    policy = make_policy("test-fixed-cascade", PolicyContext(bundle, 4, 30, options=options))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    later = raw.plans[1:]
+    assert later and all(r.applied_s == pytest.approx(r.planned_s + 2.0) for r in later)
+    # the artifact's estimator: EWMA of queries in flight x 1.2, never negative, not the rate
+    assert min(raw.demand_log) >= 0 and max(raw.demand_log) > 0
+    measured = SimConfig(n_workers=4, slo_s=30, plan_delay_measured=True)
+    policy = make_policy("test-fixed-cascade", PolicyContext(bundle, 4, 30, options=options))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, measured)
+    assert all(r.applied_s > r.planned_s for r in raw.plans[1:])
