@@ -197,6 +197,8 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
         "drops",
         "slo_violation_ratio",
         "fid",
+        "fid_method",
+        "fid_table",
         "fid_planned",
         "p50_latency_s",
         "p99_latency_s",

@@ -141,15 +141,32 @@ def routing_fid(params: dict, latents: dict, served_by: np.ndarray) -> float:
     return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, masks))[0])
 
 
-def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: np.ndarray) -> float:
-    """FID of the generative model for the multiset of served images (prompt_idx[i] served by
-    model_idx[i]): the exact FID of what a simulation served, not a table interpolation."""
+def _multiset_fid(
+    params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: np.ndarray
+) -> float:
     n_prompts = len(latents["content"])
     weights = np.zeros((1, N_MODELS, n_prompts))
     np.add.at(weights[0], (np.asarray(model_idx), np.asarray(prompt_idx)), 1.0)
     weights *= n_prompts / weights.sum()
     defect, _ = defect_and_disc_latent(params["disc"], latents)
     return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, weights))[0])
+
+
+def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: np.ndarray) -> float:
+    """FID of the generative model for the served images (prompt_idx[i] served by
+    model_idx[i]), on the scale of the bundle's tables: a finite trace samples only some
+    prompts, which alone moves FID (as with real images); that prompt-sample bias is measured
+    per model (the same prompts all served by model m, minus m's FID over every prompt) and
+    removed in proportion to each model's share of the served images."""
+    prompt_idx, model_idx = np.asarray(prompt_idx), np.asarray(model_idx)
+    everyone = np.arange(len(latents["content"]))
+    bias = 0.0
+    for m in np.unique(model_idx):
+        share = float(np.mean(model_idx == m))
+        alone_sample = _multiset_fid(params, latents, prompt_idx, np.full(len(prompt_idx), m))
+        alone_population = _multiset_fid(params, latents, everyone, np.full(len(everyone), m))
+        bias += share * (alone_sample - alone_population)
+    return _multiset_fid(params, latents, prompt_idx, model_idx) - bias
 
 
 @lru_cache(maxsize=2)

@@ -169,3 +169,19 @@ def test_served_fid_matches_routing_fid_and_drives_fid_exact():
     assert fid_of(np.arange(400), np.zeros(400, int)) == pytest.approx(light_alone, abs=1e-3)
     other = build_default_bundle(params={**params, "seed": params["seed"]}, n_prompts=400, seed=3)
     assert generative_fid(other) is not None  # same parameters: recognised
+
+
+def test_served_fid_removes_the_prompt_sample_bias():
+    from simulator.default_bundle import FEATURE_DIMS, load_params, sample_latents, served_fid
+
+    params = load_params()
+    latents = sample_latents(2000, 4, FEATURE_DIMS)
+    rng = np.random.default_rng(1)
+    few = rng.integers(0, 2000, 150)  # a short trace sees few prompts
+    bundle = build_default_bundle(n_prompts=2000, seed=4)
+    for m, fid_alone in enumerate(bundle.models.fid_alone):
+        assert served_fid(params, latents, few, np.full(150, m)) == pytest.approx(
+            fid_alone, abs=1e-3
+        )
+    mixed = rng.integers(0, 4, 150)
+    assert min(bundle.models.fid_alone) - 1 < served_fid(params, latents, few, mixed) < 31
