@@ -21,6 +21,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Output folder (default results/, or results/<bundle> for others)."),
         ] = None,
         seed: Annotated[int, typer.Option()] = 0,
+        replicate_seeds: Annotated[
+            int,
+            typer.Option(help="Recompute the claims with this many further seeds (robustness)."),
+        ] = 0,
         jobs: Annotated[int, typer.Option(help="Sweep worker processes.")] = 1,
         dask: Annotated[str | None, typer.Option(help="Dask scheduler for sweeps.")] = None,
     ) -> None:
@@ -29,7 +33,12 @@ def register(app: typer.Typer) -> None:
 
         from experiments.cli import input_errors
         from experiments.figures.context import FigureContext
-        from experiments.figures.report import make_figures, select_figures, write_report
+        from experiments.figures.report import (
+            make_figures,
+            replicate_verdicts,
+            select_figures,
+            write_report,
+        )
         from experiments.inputs import resolve_bundle
 
         console = Console()
@@ -45,5 +54,9 @@ def register(app: typer.Typer) -> None:
             claims = make_figures(
                 ctx, names, on_figure=lambda n, s: console.print(f"{n}: {s:.1f} s")
             )
-            report = write_report(ctx, claims)
+            replicas = None
+            if replicate_seeds > 0:
+                seeds = range(seed + 1, seed + 1 + replicate_seeds)
+                replicas = replicate_verdicts(ctx, names, seeds)
+            report = write_report(ctx, claims, replicas)
         console.print(f"{len(names)} figures and {report} written")

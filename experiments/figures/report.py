@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from experiments.figures import figure_modules
@@ -49,8 +50,28 @@ def make_figures(
     return claims
 
 
-def write_report(ctx: FigureContext, claims: dict[str, list[Claim]]) -> Path:
-    """REPRODUCTION.md: every claim with the paper's number, ours and a verdict."""
+def replicate_verdicts(
+    ctx: FigureContext, names: Sequence[str], seeds: Sequence[int]
+) -> dict[tuple[str, str], list[str]]:
+    """Recompute each figure's claims with other seeds (traces and simulations re-drawn; no
+    files written): (figure, claim) -> the verdict under each seed, in `seeds` order."""
+    modules = figure_modules()
+    verdicts: dict[tuple[str, str], list[str]] = {}
+    for seed in seeds:
+        other = replace(ctx, seed=seed, _runs={}, _traces={})
+        for name in names:
+            for claim in modules[name].claims(modules[name].compute(other)):
+                verdicts.setdefault((claim.figure, claim.claim), []).append(claim.verdict)
+    return verdicts
+
+
+def write_report(
+    ctx: FigureContext,
+    claims: dict[str, list[Claim]],
+    replicas: dict[tuple[str, str], list[str]] | None = None,
+) -> Path:
+    """REPRODUCTION.md: every claim with the paper's number, ours and a verdict (and, with
+    `replicas`, in how many of the other seeds the verdict is the same)."""
     modules = figure_modules()
     rows = [c for name in claims for c in claims[name]]
     counts = {v: sum(c.verdict == v for c in rows) for v in VERDICTS}
@@ -72,9 +93,16 @@ def write_report(ctx: FigureContext, claims: dict[str, list[Claim]]) -> Path:
         if not figure_claims:
             lines += ["No headline claim is attached to this figure.", ""]
             continue
-        lines += ["| claim | paper | ours | verdict | note |", "|---|---|---|---|---|"]
+        header = "| claim | paper | ours | verdict |" + (
+            " same in other seeds |" if replicas else ""
+        )
+        lines += [header + " note |", "|---|---|---|---|" + ("---|" if replicas else "") + "---|"]
         for c in figure_claims:
-            lines.append(f"| {c.claim} | {c.paper} | {c.ours} | {c.verdict} | {c.note} |")
+            same = ""
+            if replicas:
+                other = replicas.get((c.figure, c.claim), [])
+                same = f" {sum(v == c.verdict for v in other)}/{len(other)} |"
+            lines.append(f"| {c.claim} | {c.paper} | {c.ours} | {c.verdict} |{same} {c.note} |")
         lines.append("")
     path = ctx.out_dir / "REPRODUCTION.md"
     path.write_text("\n".join(lines))
