@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,17 @@ from .edge_cloud import (
     EdgeCloudCosts,
     simulate_edge_cloud,
 )
-from .evaluate import DP_TARGETS, HEAVY_SHARES, RouterResult, evaluate_router, write_outputs
+from .evaluate import (
+    DP_TARGETS,
+    HEAVY_SHARES,
+    SUMMARY_COLUMNS,
+    RepeatsError,
+    RouterResult,
+    evaluate_router,
+    repeat_seeds,
+    repeated_summary_table,
+    write_outputs,
+)
 from .features import FeatureError, MiniLMEncoder, resolve_feature_kind
 from .metrics import MetricError
 from .nn import TrainConfig
@@ -30,6 +41,15 @@ routers_app = typer.Typer(help="Prompt routers (RouteT2I, ECVL-Router, RouteLLM-
 @routers_app.callback()
 def routers_group() -> None:
     """Train, calibrate and evaluate prompt routers on per-prompt quality data."""
+
+
+SUMMARY_LABELS = dict(
+    zip(
+        SUMMARY_COLUMNS[1:],
+        ("APGR", "CPT(50%)", "ΔP@50%", "saving@ΔP50", "light share @≤10% drop"),
+        strict=True,
+    )
+)
 
 
 def _fmt(value: float, pct: bool = False) -> str:
@@ -65,18 +85,10 @@ def print_tables(console: Console, results: list[RouterResult], split: Split) ->
     console.print(saving)
 
     summary = Table(title="Summary (routers.csv)")
-    for column in ("router", "APGR", "CPT(50%)", "ΔP@50%", "saving@ΔP50", "light share @≤10% drop"):
+    for column in ("router", *SUMMARY_LABELS.values()):
         summary.add_column(column, justify="left" if column == "router" else "right")
     for r in results:
-        s = r.summary
-        summary.add_row(
-            r.name,
-            _fmt(s["apgr"]),
-            _fmt(s["cpt50"]),
-            _fmt(s["dp_at_50"]),
-            _fmt(s["saving_at_dp50"]),
-            _fmt(s["light_share_at_10pct_drop"]),
-        )
+        summary.add_row(r.name, *(_fmt(r.summary[c]) for c in SUMMARY_LABELS))
     console.print(summary)
 
     calibration = Table(title="Calibration: realised heavy share on test (target ->)")
@@ -108,6 +120,27 @@ def print_tables(console: Console, results: list[RouterResult], split: Split) ->
         console.print(scenario)
 
 
+def print_repeated_summary(
+    console: Console, runs: list[list[RouterResult]], seeds: list[int]
+) -> None:
+    """Summary columns as mean ± sample std over the seeded splits (per-split rows: CSVs)."""
+    table = repeated_summary_table(runs)
+    summary = Table(
+        title=f"Summary (routers.csv): mean ± std over {len(seeds)} splits, "
+        f"seeds {seeds[0]}..{seeds[-1]}"
+    )
+    summary.add_column("router")
+    for label in SUMMARY_LABELS.values():
+        summary.add_column(label, justify="right")
+    for row in table.itertuples(index=False):
+        values = row._asdict()
+        summary.add_row(
+            values["router"],
+            *(f"{_fmt(values[c])} ± {_fmt(values[f'{c}_std'])}" for c in SUMMARY_LABELS),
+        )
+    console.print(summary)
+
+
 DataOpt = Annotated[str, typer.Option(help="hadis-artifact, agiqa-3k, or a wide FILE.csv")]
 OutOpt = Annotated[Path, typer.Option(help="output folder")]
 RoutersOpt = Annotated[str, typer.Option(help="all, or comma-separated router names")]
@@ -116,7 +149,17 @@ PairOpt = Annotated[str | None, typer.Option(help="LIGHT,HEAVY model names or co
 DataRootOpt = Annotated[Path, typer.Option(help="folder holding hadis-artifact/ and agiqa-3k/")]
 FeaturesOpt = Annotated[str, typer.Option(help="auto, bow, hadis8, minilm, bow+hadis8")]
 EpochsOpt = Annotated[int, typer.Option(min=1, help="training epochs of learned routers")]
-DATA_ERRORS = (RouterDataError, RouterError, UnknownRouterError, FeatureError, MetricError)
+RepeatsOpt = Annotated[
+    int, typer.Option(help="seeded splits (seed, seed+1, ...); > 1 reports mean and std")
+]
+DATA_ERRORS = (
+    RouterDataError,
+    RouterError,
+    UnknownRouterError,
+    FeatureError,
+    MetricError,
+    RepeatsError,
+)
 
 
 def _consoles() -> tuple[Console, Console]:
@@ -170,19 +213,32 @@ def evaluate(
     data_root: DataRootOpt = Path("../shared/data"),
     features: FeaturesOpt = "auto",
     epochs: EpochsOpt = 40,
+    repeats: RepeatsOpt = 1,
 ) -> None:
-    """Train routers on a train split, calibrate on a calibration split, report on test."""
+    """Train routers on a train split, calibrate on a calibration split, report on test.
+
+    With --repeats N > 1 every router is evaluated on N splits seeded seed, seed+1, ...; each
+    split's run equals a plain run with that --seed.
+    """
     console, err = _consoles()
     try:
+        seeds = repeat_seeds(seed, repeats)
         split, names, ctx = _prepare(
             console, data, routers, seed, pair, data_root, features, epochs
         )
-        results = [evaluate_router(build_router(name, ctx), split, seed) for name in names]
+        splits = [split] + [split_by_prompt(ctx.reference, s) for s in seeds[1:]]
+        runs = [
+            [evaluate_router(build_router(name, replace(ctx, seed=s)), sp, s) for name in names]
+            for s, sp in zip(seeds, splits, strict=True)
+        ]
     except DATA_ERRORS as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None
-    print_tables(console, results, split)
-    for path in write_outputs(results, split, out):
+    if repeats == 1:
+        print_tables(console, runs[0], split)
+    else:
+        print_repeated_summary(console, runs, seeds)
+    for path in write_outputs(runs, splits, out):
         console.print(f"wrote {path}", markup=False, highlight=False)
 
 

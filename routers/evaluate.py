@@ -4,6 +4,12 @@ Curves are taken on the test prompts at every heavy share k/n (the k highest-sco
 heavy, ties in seeded random order), so the metrics of `routers.metrics` measure the router's
 ranking; calibration reports, per target share, the threshold found on the calibration split
 and the share it realises there and on test.
+
+With several seeded splits (``runs``: one list of results per split), ``routers.csv`` holds the
+mean over splits of each summary column plus its sample std (``<column>_std``, ddof = 1) and a
+``repeats`` column; a NaN in any split (e.g. a CPT target never reached) makes that mean NaN.
+``curves.csv`` and ``calibration.csv`` then keep every split's rows, tagged with a ``repeat``
+column (0 = first seed), and the plot shows the mean curve. One split writes the plain tables.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from simulator.errors import InputError
 
 from .base import Router
 from .data import Split
@@ -39,6 +47,17 @@ SUMMARY_COLUMNS = (
     "saving_at_dp50",
     "light_share_at_10pct_drop",
 )
+
+
+class RepeatsError(InputError):
+    """A number of repeated splits below 1."""
+
+
+def repeat_seeds(seed: int, repeats: int) -> list[int]:
+    """The seeds of ``repeats`` splits: seed, seed + 1, ..."""
+    if repeats < 1:
+        raise RepeatsError(f"--repeats must be >= 1, got {repeats}")
+    return [seed + i for i in range(repeats)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +133,20 @@ def summary_table(results: list[RouterResult]) -> pd.DataFrame:
     )
 
 
+def repeated_summary_table(runs: list[list[RouterResult]]) -> pd.DataFrame:
+    """Per router: mean over splits of each summary column, then the sample stds, then repeats."""
+    if len(runs) < 2:
+        raise ValueError(f"repeated_summary_table needs >= 2 splits, got {len(runs)}")
+    per_run = pd.concat([summary_table(results) for results in runs], ignore_index=True)
+    grouped = per_run.groupby("router", sort=False)
+    values = list(SUMMARY_COLUMNS[1:])
+    mean = grouped[values].agg(lambda column: column.mean(skipna=False))
+    std = grouped[values].agg(lambda column: column.std(ddof=1, skipna=False))
+    table = pd.concat([mean, std.add_suffix("_std")], axis=1).reset_index()
+    table["repeats"] = len(runs)
+    return table
+
+
 def curve_table(results: list[RouterResult]) -> pd.DataFrame:
     """Routed quality and ΔP at the reported heavy shares, long format."""
     rows = [
@@ -135,8 +168,18 @@ def calibration_table(results: list[RouterResult]) -> pd.DataFrame:
     ]
 
 
-def plot_quality_vs_share(results: list[RouterResult], split: Split, path: Path) -> None:
-    """Routed test quality vs heavy share per router (PNG)."""
+def tag_repeats(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """One split's table as is; several stacked with a leading ``repeat`` column (0, 1, ...)."""
+    if len(tables) == 1:
+        return tables[0]
+    return pd.concat(
+        [table.assign(repeat=i)[["repeat", *table.columns]] for i, table in enumerate(tables)],
+        ignore_index=True,
+    )
+
+
+def plot_quality_vs_share(runs: list[list[RouterResult]], splits: list[Split], path: Path) -> None:
+    """Routed test quality vs heavy share per router, mean over splits (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,35 +187,45 @@ def plot_quality_vs_share(results: list[RouterResult], split: Split, path: Path)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.get_cmap("tab20")
-    for i, r in enumerate(results):
+    for i, r in enumerate(runs[0]):
         style = {"oracle": ("black", "--"), "random": ("grey", ":")}.get(
             r.name, (colors(i % 20), "-" if i < 10 else "-.")
         )
-        ax.plot(r.shares, r.quality, label=r.name, lw=1.2, color=style[0], ls=style[1])
-    light, heavy = split.test.pair_names
-    ax.axhline(split.test.light_quality.mean(), color="grey", ls=":", lw=1)
-    ax.axhline(split.test.heavy_quality.mean(), color="black", ls=":", lw=1)
+        quality = np.mean([results[i].quality for results in runs], axis=0)
+        ax.plot(r.shares, quality, label=r.name, lw=1.2, color=style[0], ls=style[1])
+    test = splits[0].test
+    light, heavy = test.pair_names
+    ax.axhline(np.mean([s.test.light_quality.mean() for s in splits]), color="grey", ls=":", lw=1)
+    ax.axhline(np.mean([s.test.heavy_quality.mean() for s in splits]), color="black", ls=":", lw=1)
     ax.set_xlabel(f"heavy share (prompts sent to {heavy})")
     ax.set_ylabel(f"mean quality (light = {light})")
-    ax.set_title(f"{split.test.name}: routed quality on {len(split.test)} test prompts")
+    over = f", mean over {len(splits)} splits" if len(splits) > 1 else ""
+    ax.set_title(f"{test.name}: routed quality on {len(test)} test prompts{over}")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": None})
     plt.close(fig)
 
 
-def write_outputs(results: list[RouterResult], split: Split, out_dir: Path) -> list[Path]:
-    """routers.csv, curves.csv, calibration.csv, quality_vs_share.png under out_dir."""
+def write_outputs(runs: list[list[RouterResult]], splits: list[Split], out_dir: Path) -> list[Path]:
+    """routers.csv, curves.csv, calibration.csv, quality_vs_share.png under out_dir.
+
+    ``runs[i]`` holds every router's result on ``splits[i]``; see the module docstring.
+    """
+    if not runs or len(runs) != len(splits):
+        raise ValueError(
+            f"write_outputs needs one result list per split, got {len(runs)} for {len(splits)}"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "routers.csv": summary_table(results),
-        "curves.csv": curve_table(results),
-        "calibration.csv": calibration_table(results),
+        "routers.csv": summary_table(runs[0]) if len(runs) == 1 else repeated_summary_table(runs),
+        "curves.csv": tag_repeats([curve_table(results) for results in runs]),
+        "calibration.csv": tag_repeats([calibration_table(results) for results in runs]),
     }
     written = []
     for name, table in paths.items():
         table.to_csv(out_dir / name, index=False, float_format="%.6g")
         written.append(out_dir / name)
-    plot_quality_vs_share(results, split, out_dir / "quality_vs_share.png")
+    plot_quality_vs_share(runs, splits, out_dir / "quality_vs_share.png")
     written.append(out_dir / "quality_vs_share.png")
     return written

@@ -335,3 +335,59 @@ def test_cli_simulate_edge_cloud_respects_the_budget_on_calibration(tmp_path):
     share = row["cloud_share_test"]
     assert row["cost_per_request"] == pytest.approx((1 - share) * 0.009 + share * 0.065, rel=1e-5)
     assert row["dp"] > table.set_index("router").loc["random", "dp"]
+
+
+REPEAT_ARGS = ["--routers", "random,oracle,knn", "--features", "bow"]
+
+
+def test_cli_repeats_one_is_the_plain_run_and_three_average_single_seed_runs(tmp_path):
+    csv = tmp_path / "wide.csv"
+    write_wide_csv(csv, n=60)
+    runner = CliRunner()
+
+    def run(out, *extra):
+        args = ["evaluate", "--data", str(csv), *REPEAT_ARGS, "--out", str(tmp_path / out)]
+        result = runner.invoke(routers_app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    plain = run("plain", "--seed", "5")
+    once = run("once", "--seed", "5", "--repeats", "1")
+    assert plain.replace(str(tmp_path / "plain"), str(tmp_path / "once")) == once
+    for name in ("routers.csv", "curves.csv", "calibration.csv", "quality_vs_share.png"):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "once" / name).read_bytes()
+    for seed in (6, 7):
+        run(f"seed{seed}", "--seed", str(seed))
+    printed = run("three", "--seed", "5", "--repeats", "3")
+    assert "mean ± std over 3 splits, seeds 5..7" in printed
+
+    singles = [pd.read_csv(tmp_path / d / "routers.csv") for d in ("plain", "seed6", "seed7")]
+    table = pd.read_csv(tmp_path / "three" / "routers.csv")
+    values = list(singles[0].columns[1:])
+    assert list(table.columns) == ["router", *values, *(f"{v}_std" for v in values), "repeats"]
+    assert list(table["router"]) == ["random", "oracle", "knn"] and (table["repeats"] == 3).all()
+    stacked = np.stack([s[values].to_numpy() for s in singles])
+    np.testing.assert_allclose(table[values].to_numpy(), stacked.mean(axis=0), rtol=1e-5)
+    std = table[[f"{v}_std" for v in values]].to_numpy()
+    np.testing.assert_allclose(std, stacked.std(axis=0, ddof=1), rtol=1e-4, atol=1e-6)
+    assert (std >= 0).all() and std[:, 0].max() > 0  # APGR differs between the splits
+
+    curves = pd.read_csv(tmp_path / "three" / "curves.csv")
+    assert list(curves.columns) == ["repeat", "router", "heavy_share", "quality", "dp"]
+    second = curves[curves["repeat"] == 1].drop(columns="repeat").reset_index(drop=True)
+    pd.testing.assert_frame_equal(second, pd.read_csv(tmp_path / "seed6" / "curves.csv"))
+    calibration = pd.read_csv(tmp_path / "three" / "calibration.csv")
+    assert sorted(calibration["repeat"].unique()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("repeats", ["0", "-2"])
+def test_cli_bad_repeats_is_one_line_with_exit_2(tmp_path, repeats):
+    csv = tmp_path / "wide.csv"
+    write_wide_csv(csv, n=60)
+    result = CliRunner().invoke(
+        routers_app,
+        ["evaluate", "--data", str(csv), "--repeats", repeats, "--out", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: --repeats must be >= 1, got {repeats}"
+    assert not (tmp_path / "o").exists()
