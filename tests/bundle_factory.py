@@ -93,3 +93,20 @@ def make_bundle(
             "cascades": pd.DataFrame(rows),
         },
     )
+
+
+def small_figure_context(folder):
+    """A quick-mode FigureContext on a 4-model hand-made bundle (6 workers, 30 s SLO)."""
+    from dataclasses import replace
+
+    from experiments.figures.context import FigureContext
+    from simulator.config import SimConfig
+
+    bundle = make_bundle(
+        base_latency_s={"m0": 0.5, "m1": 1.5, "m2": 4.0, "m3": 8.0},
+        fid_alone={"m0": 30.0, "m1": 25.0, "m2": 21.0, "m3": 20.0},
+        n_prompts=300,
+    )
+    ctx = FigureContext("small", bundle, folder, quick=True)
+    ctx.base = replace(SimConfig(), n_workers=6, slo_s=30.0)
+    return ctx

@@ -29,9 +29,8 @@ from experiments.figures.fig04_feasibility import (
     roc_auc,
     union_boundary,
 )
-from simulator.config import SimConfig
 from simulator.default_bundle import generative_model
-from tests.bundle_factory import make_bundle
+from tests.bundle_factory import make_bundle, small_figure_context
 
 Q, ALPHA = 0.5, 0.1
 
@@ -170,14 +169,7 @@ def test_three_model_fid_of_the_default_bundle_matches_single_models():
 
 @pytest.fixture(scope="module")
 def small_context(tmp_path_factory) -> FigureContext:
-    bundle = make_bundle(
-        base_latency_s={"m0": 0.5, "m1": 1.5, "m2": 4.0, "m3": 8.0},
-        fid_alone={"m0": 30.0, "m1": 25.0, "m2": 21.0, "m3": 20.0},
-        n_prompts=300,
-    )
-    ctx = FigureContext("small", bundle, tmp_path_factory.mktemp("figs"), quick=True)
-    ctx.base = replace(SimConfig(), n_workers=6, slo_s=30.0)
-    return ctx
+    return small_figure_context(tmp_path_factory.mktemp("figs"))
 
 
 MODULES = {

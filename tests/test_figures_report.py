@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from bundle_factory import small_figure_context
 
-from bundle_factory import make_bundle
-
-from experiments.figures.context import VERDICTS, FigureContext
+from experiments.figures.context import VERDICTS
 from experiments.figures.report import make_figures, replicate_verdicts, write_report
-from simulator.config import SimConfig
 
 
 def test_report_with_replicate_seeds(tmp_path):
-    bundle = make_bundle(
-        base_latency_s={"m0": 0.5, "m1": 1.5, "m2": 4.0, "m3": 8.0},
-        fid_alone={"m0": 30.0, "m1": 25.0, "m2": 21.0, "m3": 20.0},
-        n_prompts=300,
-    )
-    ctx = FigureContext("small", bundle, tmp_path, quick=True)
-    ctx.base = replace(SimConfig(), n_workers=6, slo_s=30.0)
+    ctx = small_figure_context(tmp_path)
     claims = make_figures(ctx, ["fig12"])
     primary_runs = dict(ctx._runs)
     replicas = replicate_verdicts(ctx, ["fig12"], seeds=[1, 2])

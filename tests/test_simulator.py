@@ -54,19 +54,26 @@ def test_deterministic_service_is_exact_at_low_load():
     np.testing.assert_allclose(raw.completion_s - raw.arrival_s, 3.0)
 
 
-@register_policy("test-fixed-cascade")
-class FixedCascade:
-    """A test policy: one cascade plan with ratios from the options, no router cost."""
+class ScriptedPolicy:
+    """A test policy that replays `self.plans`; no router or discriminator cost."""
 
     uses_router = False
     uses_discriminator = False
 
+    def __init__(self, name: str, context: PolicyContext, plans: list[Plan]) -> None:
+        self.name = name
+        self.router_scores = context.bundle.router_score
+        self.quality_scores = context.bundle.disc_score
+        self.plans = plans
+        self.calls = 0
+
+
+@register_policy("test-fixed-cascade")
+class FixedCascade(ScriptedPolicy):
+    """Cascade plans with ratios from the options, one per planner call, cycling."""
+
     def __init__(self, context: PolicyContext) -> None:
-        b = context.bundle
-        self.name = "test-fixed-cascade"
-        self.router_scores = b.router_score
-        self.quality_scores = b.disc_score
-        self.plans = [
+        plans = [
             Plan(
                 workers={"light": context.n_workers // 2, "heavy": context.n_workers // 2},
                 batch_size={"light": 1, "heavy": 1},
@@ -77,7 +84,7 @@ class FixedCascade:
             )
             for r, c in context.options["ratios"]
         ]
-        self.calls = 0
+        super().__init__("test-fixed-cascade", context, plans)
 
     def plan(self, observation):
         plan = self.plans[self.calls % len(self.plans)]
@@ -122,22 +129,13 @@ def test_threshold_switches_conserve_queries():
 
 
 @register_policy("test-swapping-mix")
-class SwappingMix:
-    """A test policy: every worker on `light`, then every worker on `heavy`, alternating."""
-
-    uses_router = False
-    uses_discriminator = False
+class SwappingMix(ScriptedPolicy):
+    """Every worker on `light`, then every worker on `heavy`, alternating."""
 
     def __init__(self, context: PolicyContext) -> None:
-        b = context.bundle
-        self.name = "test-swapping-mix"
-        self.router_scores = b.router_score
-        self.quality_scores = b.disc_score
         n = context.n_workers
-        self.plans = [
-            Plan(workers={m: n}, batch_size={m: 1}, mix={m: 1.0}) for m in ("light", "heavy")
-        ]
-        self.calls = 0
+        plans = [Plan(workers={m: n}, batch_size={m: 1}, mix={m: 1.0}) for m in ("light", "heavy")]
+        super().__init__("test-swapping-mix", context, plans)
 
     def plan(self, observation):
         self.calls += 1
