@@ -6,6 +6,7 @@ up to 12 QPS on 8 workers); one check runs the §5.8 table on the default bundle
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import matplotlib.image
@@ -19,6 +20,7 @@ from experiments.figures import (
     fig09_ablation,
     fig10_planners,
     fig11_slo,
+    seeds,
     style,
     tab01_overhead,
 )
@@ -28,7 +30,17 @@ from simulator.config import SimConfig
 
 MODULES = {
     "fig07": (fig07_azure, fig07_azure.COLUMNS),
-    "fig09": (fig09_ablation, ["method", *fig09_ablation.SUMMARY_KEYS]),
+    "fig09": (
+        fig09_ablation,
+        [
+            "kind",
+            "method",
+            "seed",
+            "n_seeds",
+            *fig09_ablation.SUMMARY_KEYS,
+            *(f"{k}_ci95" for k in fig09_ablation.SUMMARY_KEYS),
+        ],
+    ),
     "fig10": (fig10_planners, fig07_azure.COLUMNS),
     "fig11": (fig11_slo, fig11_slo.COLUMNS),
     "tab01": (tab01_overhead, tab01_overhead.COLUMNS),
@@ -90,7 +102,7 @@ def test_module_data_png_and_claims(name, ctx, computed, tmp_path):
     assert {c.figure for c in found} == {name}
 
 
-def test_comparison_frames_cover_every_method_and_second(computed):
+def test_comparison_frames_cover_every_method_and_second(computed, ctx):
     trace_s = int(math.ceil(347 * 0.25))
     for name, module in (("fig07", fig07_azure), ("fig10", fig10_planners)):
         data = computed[name]
@@ -101,6 +113,17 @@ def test_comparison_frames_cover_every_method_and_second(computed):
         avg = fig07_azure.averages(data)
         assert sorted(avg.index) == sorted(module.METHODS)
         assert avg["second"].isna().all()
+        per_seed = fig07_azure.seed_data(data)
+        assert per_seed.groupby("method")["seed"].apply(list).map(sorted).tolist() == [
+            sorted(seeds.seeds_of(ctx))
+        ] * len(module.METHODS)
+        # the timeseries runs are the first seed's runs
+        first = per_seed[per_seed["seed"] == ctx.seed].set_index("method")["fid"]
+        assert first.to_dict() == {
+            m: pytest.approx(ctx.run(m, SHORT_AZURE).summary["fid"]) for m in module.METHODS
+        }
+        means = per_seed.groupby("method")["slo_violation_ratio"].mean()
+        assert np.allclose(avg.loc[means.index, "slo_violation_ratio"], means)
     avg = fig07_azure.averages(computed["fig07"])
     # clipper-light serves everything with the lightest model: its FID is the model's
     assert avg.at["clipper-light", "fid"] == pytest.approx(30.0)
@@ -118,7 +141,7 @@ def test_slo_sweep_uses_quick_multipliers_and_the_base_config(computed):
 def test_sweep_sim_carries_the_base_and_seed(small_bundle_dir, tmp_path):
     ctx = small_context(small_bundle_dir, tmp_path)
     ctx.seed = 3
-    assert fig11_slo.sweep_sim(ctx) == {"n_workers": 8, "slo_s": 40.0, "seed": 3}
+    assert ctx.sweep_sim() == {"n_workers": 8, "slo_s": 40.0, "seed": 3}
 
 
 def test_overhead_table_reads_the_config_and_the_planner(computed, ctx):
@@ -173,22 +196,29 @@ def test_reduction_and_comparison_verdicts():
     assert fig07_azure.reduction_verdict(0.8, 2.7) == "not reproduced"
     assert fig07_azure.violation_factor(0.1, 0.0) == math.inf
     assert fig07_azure.violation_factor(0.0, 0.0) == 1.0
-    assert fig07_azure.comparison_verdict(24.0, 25.0, 0.1) == "reproduced"
-    assert fig07_azure.comparison_verdict(25.05, 25.0, 0.1) == "partially reproduced"
-    assert fig07_azure.comparison_verdict(26.0, 25.0, 0.1) == "not reproduced"
 
 
-def averages_frame(fid: dict, violations: dict) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "kind": "average",
-            "method": list(fid),
-            "second": np.nan,
-            "demand_qps": 10.0,
-            "fid": list(fid.values()),
-            "slo_violation_ratio": [violations[m] for m in fid],
-        }
+def seeded_frame(fid: dict, violations: dict, spread: float = 0.0) -> pd.DataFrame:
+    """Seed rows (4 seeds, each metric offset by `spread` × ±1, ±0.5 per seed) and their
+    average rows, as Figs. 7 and 10 compute them."""
+    offsets = np.array([1.0, -1.0, 0.5, -0.5])
+    per_seed = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "seed": k,
+                "fid": fid[m] + spread * offsets[k] * (i + 1),
+                "slo_violation_ratio": max(0.0, violations[m] + spread / 100 * offsets[k] * i),
+            }
+            for i, m in enumerate(fid)
+            for k in range(len(offsets))
+        ]
     )
+    averages = seeds.mean_rows(per_seed, fig07_azure.SEED_KEYS)
+    frame = pd.concat(
+        [per_seed.assign(kind="seed"), averages.assign(kind="average")], ignore_index=True
+    )
+    return frame.reindex(columns=fig07_azure.COLUMNS)
 
 
 PAPER_LIKE_FID = {
@@ -208,23 +238,59 @@ PAPER_LIKE_VIOLATIONS = {
 
 
 def test_fig07_claims_reproduce_on_paper_like_numbers_and_fail_otherwise():
-    good = fig07_azure.claims(averages_frame(PAPER_LIKE_FID, PAPER_LIKE_VIOLATIONS))
+    good = fig07_azure.claims(seeded_frame(PAPER_LIKE_FID, PAPER_LIKE_VIOLATIONS))
     assert [c.verdict for c in good] == ["reproduced"] * len(good)
     worse = dict(PAPER_LIKE_FID, hadis=28.0)
     more = dict(PAPER_LIKE_VIOLATIONS, hadis=0.9)
-    bad = fig07_azure.claims(averages_frame(worse, more))
+    bad = fig07_azure.claims(seeded_frame(worse, more))
     assert bad[0].verdict == "not reproduced"  # FID
     assert [c.verdict for c in bad[1:4]] == ["not reproduced"] * 3  # violation reductions
+    # the same means with seed-to-seed noise the seeds cannot resolve: no FID verdict
+    noisy = fig07_azure.claims(
+        seeded_frame(dict(PAPER_LIKE_FID, hadis=25.9), PAPER_LIKE_VIOLATIONS, 3.0)
+    )
+    assert noisy[0].verdict == "not reproduced" and "±" in noisy[0].ours
+
+
+def test_seed_sets_are_disjoint_and_start_with_the_context_seed(small_bundle_dir, tmp_path):
+    ctx = small_context(small_bundle_dir, tmp_path)
+    sets = [seeds.seeds_of(dataclasses.replace(ctx, seed=s)) for s in range(3)]
+    assert [x[0] for x in sets] == [0, 1, 2]
+    assert all(len(x) == seeds.N_SEEDS_QUICK for x in sets)
+    assert len(set().union(*sets)) == 3 * seeds.N_SEEDS_QUICK
+    full = dataclasses.replace(ctx, quick=False)
+    assert len(seeds.seeds_of(full)) == seeds.N_SEEDS
+
+
+def test_confidence_interval_and_paired_verdicts():
+    # Student t: mean of (1, 2, 3) ± t(0.975, 2) · 1 / sqrt(3)
+    assert seeds.ci_half_width(np.array([1.0, 2.0, 3.0])) == pytest.approx(4.302653 / 3**0.5)
+    assert seeds.ci_half_width(np.array([5.0])) == 0.0
+    per_seed = pd.DataFrame(
+        {
+            "method": ["a"] * 3 + ["b"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "x": [1.0, 2.0, 3.0, 2.0, 3.5, 4.0],
+        }
+    )
+    diff, ci = seeds.paired_difference(per_seed, "x", "a", "b")
+    assert diff == pytest.approx(-(1.0 + 1.5 + 1.0) / 3)
+    assert ci == pytest.approx(seeds.ci_half_width(np.array([-1.0, -1.5, -1.0])))
+    assert seeds.lower_verdict(-1.0, 0.5, 0.1) == "reproduced"
+    assert seeds.lower_verdict(-1.0, 1.5, 0.1) == "partially reproduced"  # CI crosses 0
+    assert seeds.lower_verdict(-0.05, 0.01, 0.1) == "partially reproduced"  # a tie
+    assert seeds.lower_verdict(1.0, 0.5, 0.1) == "not reproduced"
+    assert seeds.not_higher(1.0, 1.5, 0.1) and not seeds.not_higher(1.0, 0.5, 0.1)
 
 
 def test_fig10_claims_follow_the_tie_bands():
     fid = {"cache-d": 26.0, "cache-dq": 25.5, "hadis": 25.0}
     violations = {"cache-d": 0.10, "cache-dq": 0.05, "hadis": 0.01}
-    assert [c.verdict for c in fig10_planners.claims(averages_frame(fid, violations))] == [
+    assert [c.verdict for c in fig10_planners.claims(seeded_frame(fid, violations))] == [
         "reproduced"
     ] * 3
     violations = {"cache-d": 0.10, "cache-dq": 0.005, "hadis": 0.01}
-    verdicts = [c.verdict for c in fig10_planners.claims(averages_frame(fid, violations))]
+    verdicts = [c.verdict for c in fig10_planners.claims(seeded_frame(fid, violations))]
     assert verdicts == ["reproduced", "partially reproduced", "reproduced"]
 
 

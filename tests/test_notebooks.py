@@ -68,10 +68,13 @@ def figure_results(tmp_path_factory) -> Path:
 
 
 def results_for(figure_results: Path, figures: list[str], folder: Path) -> Path:
-    """A results folder holding only these figures' CSVs."""
+    """A results folder holding only these figures' CSVs (and, with fig07, the sweep store
+    of the Azure-trace runs that 02_end_to_end reads)."""
     folder.mkdir()
     for figure in figures:
         shutil.copy(figure_results / f"{figure}.csv", folder)
+    if "fig07" in figures:
+        shutil.copytree(figure_results / "sweeps" / "azure", folder / "sweeps" / "azure")
     return folder
 
 
@@ -122,6 +125,10 @@ def test_notebook_executes_and_draws_every_figure(name, figure_results, tmp_path
     assert all(count >= 1 for count in drawn.values()), drawn
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    if "fig07" in figures:  # the cell reading the sweep store found it
+        texts = [str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs]
+        assert not any("no sweep store" in t for t in texts)
+        assert any("wall_s" in t for t in texts)
 
 
 def test_missing_figure_csv_fails_naming_the_file(figure_results, tmp_path, monkeypatch):

@@ -99,6 +99,14 @@ class FigureContext:
             self.__dict__["_bundle_hash"] = self.bundle.content_hash()
         return self.__dict__["_bundle_hash"]
 
+    def sweep_sim(self) -> dict[str, object]:
+        """The base SimConfig as a sweep spec's `sim`: the fields that differ from the
+        defaults, plus slo_s (the base of SLO multipliers) and the context's seed."""
+        defaults = SimConfig().to_dict()
+        sim = {k: v for k, v in self.base.to_dict().items() if v != defaults[k]}
+        sim.update(slo_s=self.base.slo_s, seed=self.seed)
+        return sim
+
     def sweep(self, name: str, spec: Mapping[str, object]) -> pd.DataFrame:
         """Run a sweep spec (the YAML schema of experiments/sweep.py, as a dict; `bundle` is
         this context's) into the store `out_dir/sweeps/<name>` (resumable) and return the rows

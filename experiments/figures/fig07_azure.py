@@ -9,12 +9,16 @@ Data (long format, also used by Fig. 10 through `comparison_frame`):
 * ``kind == "timeseries"``: one row per method and trace second; ``demand_qps`` = arrivals in
   that second, ``fid`` = the realised FID of the plans in force and ``slo_violation_ratio`` =
   (timeouts + drops) / arrivals, both over a trailing `WINDOW_S`-second window;
-* ``kind == "average"``: one row per method (``second`` empty): mean arrivals per second and the
-  run's summary FID and SLO-violation ratio (every query of the trace).
+* ``kind == "seed"``: one row per method and seed (`seeds.seeds_of`; ``second`` empty): the
+  run's summary FID and SLO-violation ratio over every query of the trace;
+* ``kind == "average"``: one row per method: the mean over the seeds and the half-width of its
+  95% confidence interval (``fid_ci95``, ``slo_violation_ratio_ci95``).
+
+The timeseries are the runs with the context's seed (the first seed of the set).
 
 This module also holds the verdict rules every HADIS figure uses (explicit tolerances):
 `factor_verdict` (≈ a paper number), `reduction_verdict` (HADIS reduces X by a paper factor)
-and `comparison_verdict` (HADIS better than another method, with a tie band).
+and `fid_reduction_claim`; paired comparisons over seeds are in `seeds`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.figures import style
+from experiments.figures import seeds, style
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig07"
@@ -34,7 +38,19 @@ TITLE = "Azure trace: demand, FID and SLO violations over time, and their averag
 AZURE_TRACE = "azure:peak=24,min=1"
 METHODS = ("clipper-light", "clipper-heavy", "proteus", "diffserve", "hadis")
 WINDOW_S = 10  # trailing window of the FID and violation timeseries, trace seconds
-COLUMNS = ["kind", "method", "second", "demand_qps", "fid", "slo_violation_ratio"]
+SEED_KEYS = ("fid", "slo_violation_ratio")
+COLUMNS = [
+    "kind",
+    "method",
+    "seed",
+    "n_seeds",
+    "second",
+    "demand_qps",
+    "fid",
+    "fid_ci95",
+    "slo_violation_ratio",
+    "slo_violation_ratio_ci95",
+]
 
 # Verdict tolerances (documented in claims' notes).
 FACTOR_REPRODUCED = 1.5  # ours within x/÷ 1.5 of the paper's number
@@ -48,11 +64,10 @@ VIOLATION_TIE = 0.002  # violation ratios within 0.2 percentage points count as 
 
 
 def comparison_frame(ctx: FigureContext, methods: Sequence[str]) -> pd.DataFrame:
-    """Timeseries and average rows (see the module doc) of `methods` on AZURE_TRACE."""
+    """Timeseries, per-seed and average rows (see the module doc) of `methods` on AZURE_TRACE."""
     frames = []
     for method in methods:
-        run = ctx.run(method, AZURE_TRACE)
-        ts = run.timeseries
+        ts = ctx.run(method, AZURE_TRACE).timeseries
         violations = (ts["timeouts"] + ts["drops"]).rolling(WINDOW_S, min_periods=1).sum()
         arrivals = ts["arrivals"].rolling(WINDOW_S, min_periods=1).sum()
         frames.append(
@@ -60,6 +75,7 @@ def comparison_frame(ctx: FigureContext, methods: Sequence[str]) -> pd.DataFrame
                 {
                     "kind": "timeseries",
                     "method": method,
+                    "seed": ctx.seed,
                     "second": ts["second"].astype(float),
                     "demand_qps": ts["arrivals"].astype(float),
                     "fid": ts["realised_fid"].rolling(WINDOW_S, min_periods=1).mean(),
@@ -69,19 +85,15 @@ def comparison_frame(ctx: FigureContext, methods: Sequence[str]) -> pd.DataFrame
                 }
             )
         )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "kind": ["average"],
-                    "method": [method],
-                    "second": [np.nan],
-                    "demand_qps": [run.summary["arrivals"] / len(ts)],
-                    "fid": [run.summary["fid"]],
-                    "slo_violation_ratio": [run.summary["slo_violation_ratio"]],
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    per_seed = seeds.seed_rows(ctx, AZURE_TRACE, methods, SEED_KEYS)
+    frames.append(per_seed.assign(kind="seed"))
+    frames.append(seeds.mean_rows(per_seed, SEED_KEYS).assign(kind="average"))
+    return pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
+
+
+def seed_data(data: pd.DataFrame) -> pd.DataFrame:
+    """The ``seed`` rows (method, seed, metrics)."""
+    return data[data["kind"] == "seed"]
 
 
 def averages(data: pd.DataFrame) -> pd.DataFrame:
@@ -114,19 +126,34 @@ def annotate_bars(ax, bars, values: Sequence[float]) -> None:
         )
 
 
+ERR_KW = {"error_kw": {"elinewidth": 0.8, "capsize": 1.5, "ecolor": "0.2"}}
+
+
+def ci95(avg: pd.DataFrame, methods: Sequence[str], key: str) -> np.ndarray | None:
+    """The 95% CI half-widths of `key` (error bars), None when the data has none."""
+    column = f"{key}_ci95"
+    if column not in avg.columns:
+        return None
+    return avg.loc[methods, column].fillna(0.0).to_numpy(dtype=float)
+
+
 def plot_averages(ax_fid, ax_violations, avg: pd.DataFrame) -> None:
-    """Bar panels of average FID and SLO-violation ratio (%) per method, values on the bars."""
+    """Bar panels of average FID and SLO-violation ratio (%) per method, values on the bars
+    (95% CI error bars when `avg` has ``<key>_ci95`` columns)."""
     methods = style.ordered(avg.index)
     colors = [style.METHOD_COLORS.get(m, "0.5") for m in methods]
     x = np.arange(len(methods))
     fid = avg.loc[methods, "fid"].to_numpy(dtype=float)
-    bars = ax_fid.bar(x, fid, color=colors, width=0.7)
+    bars = ax_fid.bar(x, fid, color=colors, width=0.7, yerr=ci95(avg, methods, "fid"), **ERR_KW)
     annotate_bars(ax_fid, bars, fid)
     low = np.nanmin(fid)
     ax_fid.set_ylim(max(0.0, low - 0.25 * (np.nanmax(fid) - low) - 2), np.nanmax(fid) * 1.06)
     ax_fid.set_ylabel("avg. FID ↓")
     violations = 100 * avg.loc[methods, "slo_violation_ratio"].to_numpy(dtype=float)
-    bars = ax_violations.bar(x, violations, color=colors, width=0.7)
+    yerr = ci95(avg, methods, "slo_violation_ratio")
+    bars = ax_violations.bar(
+        x, violations, color=colors, width=0.7, yerr=None if yerr is None else 100 * yerr, **ERR_KW
+    )
     annotate_bars(ax_violations, bars, violations)
     ax_violations.set_ylim(0, max(1.0, violations.max()) * 1.15)
     ax_violations.set_ylabel("avg. SLO viol. (%) ↓")
@@ -214,14 +241,6 @@ def reduction_verdict(factor: float, paper_factor: float) -> str:
     return "partially reproduced" if factor > 1 else "not reproduced"
 
 
-def comparison_verdict(ours: float, other: float, tie: float) -> str:
-    """'HADIS lower than other': reproduced if lower by more than `tie`, partially if within
-    `tie` (a tie), not reproduced if higher by more than `tie`."""
-    if ours < other - tie:
-        return "reproduced"
-    return "partially reproduced" if ours <= other + tie else "not reproduced"
-
-
 def violation_factor(baseline: float, hadis: float) -> float:
     """baseline / HADIS violation ratio (inf if HADIS has none and the baseline some)."""
     if hadis > 0:
@@ -232,14 +251,35 @@ def violation_factor(baseline: float, hadis: float) -> float:
 # ----------------------------------------------------------------------------- claims
 
 
-def fid_reduction_claim(avg: pd.DataFrame, figure: str, baselines: Sequence[str]) -> Claim:
-    """HADIS's FID reduction vs `baselines` against the paper's 7–23% range."""
-    reductions = {b: 1 - avg.at["hadis", "fid"] / avg.at[b, "fid"] for b in baselines}
+def pm(mean: float, ci: float, fmt=pct) -> str:
+    """mean ± 95% CI half-width."""
+    return f"{fmt(mean)} ± {fmt(ci)}"
+
+
+def violation_pm(avg: pd.DataFrame, method: str) -> str:
+    return pm(avg.at[method, "slo_violation_ratio"], avg.at[method, "slo_violation_ratio_ci95"])
+
+
+def seeds_note(data: pd.DataFrame) -> str:
+    n = int(averages(data)["n_seeds"].min())
+    return f"±: 95% CI over {n} seeds"
+
+
+def fid_reduction_claim(data: pd.DataFrame, figure: str, baselines: Sequence[str]) -> Claim:
+    """HADIS's FID reduction vs `baselines` (1 − mean FID ratio, paired CI over seeds) against
+    the paper's 7–23% range."""
+    avg, per_seed = averages(data), seed_data(data)
+    reductions, significant, shown = {}, [], []
+    for b in baselines:
+        diff, ci = seeds.paired_difference(per_seed, "fid", "hadis", b)
+        reductions[b] = -diff / avg.at[b, "fid"]
+        significant.append(seeds.significantly_lower(diff, ci, 0.0))
+        shown.append(f"{style.METHOD_LABELS[b]} {pm(reductions[b], ci / avg.at[b, 'fid'])}")
     lo, hi = 0.07, 0.23
     inside = [lo / FACTOR_REPRODUCED <= r <= hi * FACTOR_REPRODUCED for r in reductions.values()]
-    if all(inside):
+    if all(inside) and all(significant):
         verdict = "reproduced"
-    elif all(r > 0 for r in reductions.values()):
+    elif all(significant):
         verdict = "partially reproduced"
     else:
         verdict = "not reproduced"
@@ -247,17 +287,20 @@ def fid_reduction_claim(avg: pd.DataFrame, figure: str, baselines: Sequence[str]
         figure,
         "HADIS FID lower than every baseline except Clipper-Heavy",
         "7–23% lower",
-        ", ".join(f"{style.METHOD_LABELS[b]} {pct(r)}" for b, r in reductions.items()),
+        ", ".join(shown),
         verdict,
         f"reproduced: every reduction in [{pct(lo / FACTOR_REPRODUCED)}, "
-        f"{pct(hi * FACTOR_REPRODUCED)}]; partially: all > 0",
+        f"{pct(hi * FACTOR_REPRODUCED)}]; partially: all significantly > 0; {seeds_note(data)}",
     )
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
     avg = averages(data)
-    factor_note = f"x/÷ {FACTOR_REPRODUCED:g} reproduced, x/÷ {FACTOR_PARTIAL:g} partially"
-    out = [fid_reduction_claim(avg, NAME, ("clipper-light", "proteus", "diffserve"))]
+    factor_note = (
+        f"x/÷ {FACTOR_REPRODUCED:g} reproduced, x/÷ {FACTOR_PARTIAL:g} partially (seed means); "
+        f"{seeds_note(data)}"
+    )
+    out = [fid_reduction_claim(data, NAME, ("clipper-light", "proteus", "diffserve"))]
     hadis_v = avg.at["hadis", "slo_violation_ratio"]
     for baseline, paper_factor in (("diffserve", 2.7), ("proteus", 4.2), ("clipper-heavy", 45)):
         factor = violation_factor(avg.at[baseline, "slo_violation_ratio"], hadis_v)
@@ -266,10 +309,11 @@ def claims(data: pd.DataFrame) -> list[Claim]:
                 NAME,
                 f"SLO violations reduced vs {style.METHOD_LABELS[baseline]}",
                 f"{paper_factor:g}×",
-                f"{factor:.1f}× ({pct(avg.at[baseline, 'slo_violation_ratio'])} vs "
-                f"HADIS {pct(hadis_v)})",
+                f"{factor:.1f}× ({violation_pm(avg, baseline)} vs HADIS "
+                f"{violation_pm(avg, 'hadis')})",
                 reduction_verdict(factor, paper_factor),
-                f"reproduced: within x/÷ {REDUCTION_REPRODUCED:g}; partially: any reduction",
+                f"ratio of seed means; reproduced: within x/÷ {REDUCTION_REPRODUCED:g}; "
+                f"partially: any reduction; {seeds_note(data)}",
             )
         )
     for method, paper in (("clipper-heavy", 0.77), ("proteus", 0.07), ("clipper-light", 0.0)):
@@ -279,9 +323,9 @@ def claims(data: pd.DataFrame) -> list[Claim]:
                 NAME,
                 f"{style.METHOD_LABELS[method]} average SLO violations",
                 f"≈{pct(paper)}" if paper else "0",
-                pct(ours),
+                violation_pm(avg, method),
                 factor_verdict(ours, paper),
-                factor_note if paper else f"reproduced: ≤ {pct(VIOLATION_TIE)}",
+                factor_note if paper else f"reproduced: mean ≤ {pct(VIOLATION_TIE)}",
             )
         )
     return out

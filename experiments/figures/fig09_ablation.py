@@ -1,9 +1,11 @@
 """HADIS Fig. 9: hybrid-routing ablation (§5.4) on the Azure trace with the same MILP allocator.
 
 Random (random hardness and quality scores), Router-only (no discriminator re-routing),
-Disc-only (no router bypass) and HADIS (hybrid). Data: one row per method with the run's
-average FID, SLO-violation ratio and where queries went (heavy share, router bypass and
-escalation shares). Quick mode is the same as full (four cached runs, ~4 s).
+Disc-only (no router bypass) and HADIS (hybrid), each on the seeds of `seeds.seeds_of`.
+Data: ``kind == "seed"`` rows (method, seed) with the run's FID, SLO-violation ratio and where
+queries went (heavy share, router bypass and escalation shares), and ``kind == "average"`` rows
+per method with their means over seeds and 95% CI half-widths (``<key>_ci95``). Claims compare
+HADIS with each variant by the paired per-seed differences.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.figures import fig07_azure as azure
-from experiments.figures import style
+from experiments.figures import seeds, style
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig09"
@@ -30,17 +32,19 @@ SUMMARY_KEYS = (
 
 
 def compute(ctx: FigureContext) -> pd.DataFrame:
-    rows = []
-    for method in METHODS:
-        summary = ctx.run(method, azure.AZURE_TRACE).summary
-        rows.append({"method": method, **{k: summary[k] for k in SUMMARY_KEYS}})
-    return pd.DataFrame(rows, columns=["method", *SUMMARY_KEYS])
+    per_seed = seeds.seed_rows(ctx, azure.AZURE_TRACE, METHODS, SUMMARY_KEYS)
+    averages = seeds.mean_rows(per_seed, SUMMARY_KEYS)
+    frame = pd.concat(
+        [per_seed.assign(kind="seed"), averages.assign(kind="average")], ignore_index=True
+    )
+    ci = [f"{k}_ci95" for k in SUMMARY_KEYS]
+    return frame[["kind", "method", "seed", "n_seeds", *SUMMARY_KEYS, *ci]]
 
 
 def plot(data: pd.DataFrame, path: Path) -> None:
     """Average FID, SLO violations and heavy-model share per variant."""
     fig, axes = style.new_figure(1, 3, width_in=2 * style.COLUMN_IN, height_in=2.1)
-    frame = data.set_index("method")
+    frame = azure.averages(data)
     azure.plot_averages(axes[0, 0], axes[0, 1], frame)
     methods = style.ordered(frame.index)
     share = 100 * frame.loc[methods, "heavy_share"].to_numpy(dtype=float)
@@ -55,47 +59,56 @@ def plot(data: pd.DataFrame, path: Path) -> None:
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
-    frame = data.set_index("method")
+    avg, per_seed = azure.averages(data), azure.seed_data(data)
     fid_note = f"tie: within {azure.FID_TIE:.1%} of the other's FID"
     violation_note = f"tie: within {100 * azure.VIOLATION_TIE:.1f} percentage points"
+    significance = f"a difference counts only if its 95% CI excludes 0; {azure.seeds_note(data)}"
+
+    def tie(metric: str, other: str) -> float:
+        return azure.FID_TIE * avg.at[other, "fid"] if metric == "fid" else azure.VIOLATION_TIE
+
+    def shown(metric: str, method: str) -> str:
+        mean, ci = avg.at[method, metric], avg.at[method, f"{metric}_ci95"]
+        return azure.pm(mean, ci, (lambda v: f"{v:.2f}") if metric == "fid" else azure.pct)
+
     out = []
     for other, metric, paper in (
         ("router-only", "fid", "HADIS lower FID than Router-only"),
         ("random", "fid", "HADIS lower FID than Random"),
         ("disc-only", "slo_violation_ratio", "HADIS fewer SLO violations than Disc-only"),
     ):
-        ours, theirs = frame.at["hadis", metric], frame.at[other, metric]
-        fid = metric == "fid"
-        tie = azure.FID_TIE * theirs if fid else azure.VIOLATION_TIE
-        shown = (lambda v: f"{v:.2f}") if fid else azure.pct
+        diff, ci = seeds.paired_difference(per_seed, metric, "hadis", other)
         out.append(
             Claim(
                 NAME,
                 paper,
                 "HADIS lower (Fig. 9)",
-                f"HADIS {shown(ours)} vs {style.METHOD_LABELS[other]} {shown(theirs)}",
-                azure.comparison_verdict(ours, theirs, tie),
-                fid_note if fid else violation_note,
+                f"HADIS {shown(metric, 'hadis')} vs {style.METHOD_LABELS[other]} "
+                f"{shown(metric, other)}",
+                seeds.lower_verdict(diff, ci, tie(metric, other)),
+                f"{fid_note if metric == 'fid' else violation_note}; {significance}",
             )
         )
-    best = [
-        frame.at["hadis", m] <= frame[m].min() + tie
-        for m, tie in (
-            ("fid", azure.FID_TIE * frame.at["hadis", "fid"]),
-            ("slo_violation_ratio", azure.VIOLATION_TIE),
+    lowest = {
+        metric: all(
+            seeds.not_higher(*seeds.paired_difference(per_seed, metric, "hadis", o), tie(metric, o))
+            for o in METHODS
+            if o != "hadis"
         )
-    ]
+        for metric in ("fid", "slo_violation_ratio")
+    }
     out.append(
         Claim(
             NAME,
             "HADIS has the lowest average FID and SLO violations of all variants",
             "lowest in both",
-            f"lowest FID: {'yes' if best[0] else 'no'}; lowest violations: "
-            f"{'yes' if best[1] else 'no'} (ties count as lowest)",
+            f"lowest FID: {'yes' if lowest['fid'] else 'no'}; lowest violations: "
+            f"{'yes' if lowest['slo_violation_ratio'] else 'no'} (ties count as lowest)",
             "reproduced"
-            if all(best)
-            else ("partially reproduced" if any(best) else "not reproduced"),
-            f"{fid_note}; {violation_note}",
+            if all(lowest.values())
+            else ("partially reproduced" if any(lowest.values()) else "not reproduced"),
+            f"{fid_note}; {violation_note}; lowest: not significantly higher than any variant; "
+            f"{azure.seeds_note(data)}",
         )
     )
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.figures import fig07_azure as azure
-from experiments.figures import style
+from experiments.figures import seeds, style
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig10"
@@ -28,28 +28,32 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     azure.plot_comparison(data, path)
 
 
-def dominance_verdict(
-    fid: float, violations: float, other_fid: float, other_violations: float
-) -> str:
-    """'fewer violations with comparable or better FID': reproduced if violations are lower
-    (beyond the tie band) and FID at most a tie worse; partially if one of the two holds."""
-    fewer = violations < other_violations - azure.VIOLATION_TIE
-    comparable = fid <= other_fid * (1 + azure.FID_TIE)
+def dominance_verdict(per_seed: pd.DataFrame, ours: str, other: str, other_fid: float) -> str:
+    """'fewer violations with comparable or better FID' (paired over seeds): reproduced if
+    violations are significantly lower (beyond the tie band) and FID not significantly more
+    than a tie higher; partially if one of the two holds."""
+    fewer = seeds.significantly_lower(
+        *seeds.paired_difference(per_seed, "slo_violation_ratio", ours, other), azure.VIOLATION_TIE
+    )
+    comparable = seeds.not_higher(
+        *seeds.paired_difference(per_seed, "fid", ours, other), azure.FID_TIE * other_fid
+    )
     if fewer and comparable:
         return "reproduced"
     return "partially reproduced" if fewer or comparable else "not reproduced"
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
-    avg = azure.averages(data)
+    avg, per_seed = azure.averages(data), azure.seed_data(data)
+    significance = f"a difference counts only if its 95% CI excludes 0; {azure.seeds_note(data)}"
     note = (
         f"fewer: lower by > {100 * azure.VIOLATION_TIE:.1f} pp; comparable FID: at most "
-        f"{azure.FID_TIE:.1%} higher"
+        f"{azure.FID_TIE:.1%} higher; {significance}"
     )
 
     def row(method: str) -> str:
-        fid, v = avg.at[method, "fid"], avg.at[method, "slo_violation_ratio"]
-        return f"{style.METHOD_LABELS[method]} FID {fid:.2f}, viol. {azure.pct(v)}"
+        fid = azure.pm(avg.at[method, "fid"], avg.at[method, "fid_ci95"], lambda v: f"{v:.2f}")
+        return f"{style.METHOD_LABELS[method]} FID {fid}, viol. {azure.violation_pm(avg, method)}"
 
     out = [
         Claim(
@@ -58,20 +62,18 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             "comparable or better FID",
             "HADIS lower violations, FID ≤",
             f"{row('hadis')}; {row(cached)}",
-            dominance_verdict(
-                avg.at["hadis", "fid"],
-                avg.at["hadis", "slo_violation_ratio"],
-                avg.at[cached, "fid"],
-                avg.at[cached, "slo_violation_ratio"],
-            ),
+            dominance_verdict(per_seed, "hadis", cached, avg.at[cached, "fid"]),
             note,
         )
         for cached in ("cache-d", "cache-dq")
     ]
-    fid_better = avg.at["cache-dq", "fid"] < avg.at["cache-d", "fid"] * (1 - azure.FID_TIE)
-    fewer = (
-        avg.at["cache-dq", "slo_violation_ratio"]
-        < avg.at["cache-d", "slo_violation_ratio"] - azure.VIOLATION_TIE
+    fid_better = seeds.significantly_lower(
+        *seeds.paired_difference(per_seed, "fid", "cache-dq", "cache-d"),
+        azure.FID_TIE * avg.at["cache-d", "fid"],
+    )
+    fewer = seeds.significantly_lower(
+        *seeds.paired_difference(per_seed, "slo_violation_ratio", "cache-dq", "cache-d"),
+        azure.VIOLATION_TIE,
     )
     out.append(
         Claim(
@@ -83,7 +85,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             if fid_better and fewer
             else ("partially reproduced" if fid_better or fewer else "not reproduced"),
             f"better: FID lower by > {azure.FID_TIE:.1%}, violations by > "
-            f"{100 * azure.VIOLATION_TIE:.1f} pp",
+            f"{100 * azure.VIOLATION_TIE:.1f} pp; {significance}",
         )
     )
     return out

@@ -15,7 +15,6 @@ import pandas as pd
 from experiments.figures import fig07_azure as azure
 from experiments.figures import style
 from experiments.figures.context import Claim, FigureContext
-from simulator.config import SimConfig
 
 NAME = "fig11"
 TITLE = "SLO sensitivity: average FID and SLO violations vs SLO multiplier, all methods"
@@ -28,15 +27,6 @@ NEAR_ZERO = 0.01  # what we take as "nearly zero" violations
 COLUMNS = ["method", "slo_multiplier", "slo_s", "fid", "slo_violation_ratio", "heavy_share"]
 
 
-def sweep_sim(ctx: FigureContext) -> dict[str, object]:
-    """The context's base SimConfig as a sweep's `sim` (fields that differ from the defaults,
-    plus slo_s, the multipliers' base, and the context's seed)."""
-    defaults = SimConfig().to_dict()
-    sim = {k: v for k, v in ctx.base.to_dict().items() if v != defaults[k]}
-    sim.update(slo_s=ctx.base.slo_s, seed=ctx.seed)
-    return sim
-
-
 def compute(ctx: FigureContext) -> pd.DataFrame:
     spec = {
         "trace": azure.AZURE_TRACE,
@@ -44,7 +34,7 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
             "policy": list(METHODS),
             "slo_multiplier": list(QUICK_MULTIPLIERS if ctx.quick else MULTIPLIERS),
         },
-        "sim": sweep_sim(ctx),
+        "sim": ctx.sweep_sim(),
     }
     rows = ctx.sweep(NAME, spec).rename(columns={"policy": "method"})[COLUMNS]
     rank = {m: i for i, m in enumerate(METHODS)}

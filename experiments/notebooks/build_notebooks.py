@@ -44,7 +44,7 @@ FIGURE_SETUP = src(
     import pandas as pd
     from IPython.display import Image, display
 
-    from experiments.figures import figure_modules
+    from experiments.figures import figure_modules, seeds
 
     MODULES = figure_modules()
     pd.set_option("display.precision", 3)
@@ -304,13 +304,37 @@ FIG07 = Figure(
     """,
     (
         """
-        # averages per method, and HADIS relative to each
-        avg07 = MODULES["fig07"].averages(fig07)[["fid", "slo_violation_ratio"]]
+        # means over seeds (± 95% CI half-widths), and HADIS relative to each
+        avg07 = MODULES["fig07"].averages(fig07)[
+            ["n_seeds", "fid", "fid_ci95", "slo_violation_ratio", "slo_violation_ratio_ci95"]
+        ]
         fid07, violations07 = avg07["fid"], avg07["slo_violation_ratio"]
         avg07.assign(
             hadis_fid_reduction=1 - fid07["hadis"] / fid07,
             violations_over_hadis=violations07 / max(violations07["hadis"], 1e-12),
         )
+        """,
+        """
+        # every seed: FID and SLO violations per method (the averages are their means)
+        MODULES["fig07"].seed_data(fig07).pivot(
+            index="seed", columns="method", values=["fid", "slo_violation_ratio"]
+        )
+        """,
+        """
+        # the runs behind the averages, from the sweep store `t2isim figures` fills
+        # (results/sweeps/azure: one Parquet row per run, keyed by config, bundle, trace and
+        # code version); absent when the CSVs were copied without it
+        from experiments.sweep import read_store
+
+        store = RESULTS / "sweeps" / "azure"
+        if store.is_dir():
+            runs = read_store(store)
+            display(
+                runs.groupby("policy")[["fid", "slo_violation_ratio", "p99_latency_s", "wall_s"]]
+                .agg(["mean", "std", "size"])
+            )
+        else:
+            print(f"no sweep store at {store}: run `t2isim figures --only fig07`")
         """,
         """
         # the busiest tenth of the trace seconds vs the rest
@@ -362,12 +386,20 @@ FIG09 = Figure(
     """,
     (
         """
-        # per variant, and the difference to HADIS
-        frame09 = fig09.set_index("method")
-        frame09.assign(
-            fid_minus_hadis=frame09["fid"] - frame09.at["hadis", "fid"],
-            violations_minus_hadis=frame09["slo_violation_ratio"]
-            - frame09.at["hadis", "slo_violation_ratio"],
+        # per variant: means over seeds with 95% CI half-widths
+        MODULES["fig07"].averages(fig09).drop(columns=["kind", "seed"])
+        """,
+        """
+        # paired per-seed differences to HADIS: (mean, 95% CI half-width)
+        seeds09 = MODULES["fig07"].seed_data(fig09)
+        pd.DataFrame(
+            {
+                metric: {
+                    other: seeds.paired_difference(seeds09, metric, other, "hadis")
+                    for other in ("random", "router-only", "disc-only")
+                }
+                for metric in ("fid", "slo_violation_ratio")
+            }
         )
         """,
     ),
@@ -386,7 +418,9 @@ FIG10 = Figure(
     """,
     (
         """
-        MODULES["fig07"].averages(fig10)[["fid", "slo_violation_ratio"]]
+        MODULES["fig07"].averages(fig10)[
+            ["n_seeds", "fid", "fid_ci95", "slo_violation_ratio", "slo_violation_ratio_ci95"]
+        ]
         """,
         """
         # the startup transient: the first tenth of the trace vs the rest
