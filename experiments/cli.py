@@ -41,6 +41,19 @@ def input_errors():
         raise typer.Exit(2) from None
 
 
+@contextlib.contextmanager
+def sweep_errors():
+    """Turn a sweep that cannot finish (`SweepError`: a failed run, code changed mid-sweep)
+    into one line on stderr and exit code 1."""
+    from experiments.sweep import SweepError
+
+    try:
+        yield
+    except SweepError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+
+
 def _register_policies() -> None:
     import policies  # noqa: F401  (registers the adaptive policies)
 

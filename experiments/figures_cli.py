@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         """Reproduce the papers' figures and write the reproduction report."""
         from rich.console import Console
 
-        from experiments.cli import input_errors
+        from experiments.cli import input_errors, sweep_errors
         from experiments.figures.context import FigureContext
         from experiments.figures.report import (
             make_figures,
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         from experiments.inputs import resolve_bundle
 
         console = Console()
-        with input_errors():
+        with input_errors(), sweep_errors():
             names = select_figures([n.strip() for n in only.split(",")] if only else None)
             the_bundle = resolve_bundle(bundle)
             folder = out or (

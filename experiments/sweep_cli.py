@@ -45,10 +45,9 @@ def sweep(
     """Expand a sweep spec into runs and execute those not yet in the results store."""
     from dataclasses import replace
 
-    from experiments.cli import input_errors
+    from experiments.cli import input_errors, sweep_errors
     from experiments.inputs import resolve_bundle
     from experiments.sweep import (
-        SweepError,
         default_store,
         load_spec,
         open_backend,
@@ -70,11 +69,8 @@ def sweep(
         with open_backend(the_bundle, jobs=jobs, dask=dask) as backend:
             done = sweep_status(runs, store).done
             with _progress_bar(quiet, len(runs), done) as on_done:
-                try:
+                with sweep_errors():
                     report = run_sweep(runs, store, backend, on_done)
-                except SweepError as exc:
-                    sys.stderr.write(f"error: {exc}\n")
-                    raise typer.Exit(1) from None
     out.print(
         f"{report.total} runs: {report.ran} ran, {report.skipped} already stored "
         f"({backend.description}) -> {store}"

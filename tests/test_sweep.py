@@ -347,3 +347,25 @@ def test_cli_bad_spec_exits_2_with_one_line(cli, bundle_dir, tmp_path):
     assert result.output.count("\n") == 1
     missing = cli("sweep", tmp_path / "absent.yaml", "--status")
     assert missing.exit_code == 2 and "absent.yaml" in missing.output
+
+
+def test_code_change_during_a_sweep_is_one_line_exit_1(cli, bundle_dir, tmp_path, monkeypatch):
+    """Runs planned under one code version but executed under another are refused, in
+    `t2isim sweep` and in `t2isim figures` (whose figures run sweeps), without a traceback."""
+    import experiments.sweep
+    from experiments.cli import app
+
+    monkeypatch.setattr(experiments.sweep, "code_version", lambda: "t2isim planned-version")
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(bundle_dir)))
+    result = cli("sweep", spec_file, "--out", tmp_path / "store", "--jobs", "1", "--quiet")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: run [") and result.output.count("\n") == 1
+    assert "code_version t2isim planned-version ->" in result.output
+    figures = CliRunner().invoke(
+        app,
+        ["figures", "--only", "fig11", "--quick", "--bundle", str(bundle_dir), "--jobs", "1",
+         "--out", str(tmp_path / "figures")],
+    )
+    assert figures.exit_code == 1, figures.output
+    assert figures.output.startswith("error: run [") and "Traceback" not in figures.output

@@ -44,7 +44,7 @@ FIGURE_SETUP = src(
     import pandas as pd
     from IPython.display import Image, display
 
-    from experiments.figures import figure_modules, seeds
+    from experiments.figures import figure_modules
 
     MODULES = figure_modules()
     pd.set_option("display.precision", 3)
@@ -391,6 +391,8 @@ FIG09 = Figure(
         """,
         """
         # paired per-seed differences to HADIS: (mean, 95% CI half-width)
+        from experiments.figures import seeds
+
         seeds09 = MODULES["fig07"].seed_data(fig09)
         pd.DataFrame(
             {
