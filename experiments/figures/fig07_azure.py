@@ -290,7 +290,8 @@ def fid_reduction_claim(data: pd.DataFrame, figure: str, baselines: Sequence[str
         ", ".join(shown),
         verdict,
         f"reproduced: every reduction in [{pct(lo / FACTOR_REPRODUCED)}, "
-        f"{pct(hi * FACTOR_REPRODUCED)}]; partially: all significantly > 0; {seeds_note(data)}",
+        f"{pct(hi * FACTOR_REPRODUCED)}]; partially: all significantly > 0; FID of the "
+        f"completed queries (drops return no image); {seeds_note(data)}",
     )
 
 
