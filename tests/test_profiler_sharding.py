@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,7 +49,6 @@ def test_shards_partition_the_fixed_batches():
         assert [j for part in parts for j in part] == jobs  # disjoint, in order, complete
         for part in parts[:-1]:
             assert len(part) % 3 == 0  # whole batches: same composition as the serial run
-        assert len({s.scratch for s in shards}) == len(shards)
 
 
 def test_device_lists_and_runner_choice():
@@ -138,21 +138,44 @@ def test_workers_write_the_serial_files(serial, tmp_path, runner):
     assert provenance["gpu"].startswith("cpu") and "torch" in provenance["libraries"]
 
 
+def test_a_subset_of_jobs_has_the_serial_pixels(serial, tmp_path):
+    from profiler.generate import GenerationError, generate_images
+
+    serial_dir, _ = serial
+    pipe = SOURCE.load("cpu")
+    jobs = [(1, 1), (3, 0), (4, 1)]  # parts of three different batches
+    result = generate_images(pipe, PROMPTS, tmp_path, jobs=jobs, progress=False, **SETTINGS)
+    assert (result.generated, result.skipped) == (3, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "00001_1.png",
+        "00003_0.png",
+        "00004_1.png",
+    ]
+    for path in tmp_path.iterdir():
+        assert path.read_bytes() == (serial_dir / path.name).read_bytes(), path.name
+    again = generate_images(pipe, PROMPTS, tmp_path, jobs=jobs[:2], progress=False, **SETTINGS)
+    assert (again.generated, again.skipped) == (0, 2)
+    with pytest.raises(GenerationError, match=r"job \(5, 0\): outside 5 prompts x 2 images"):
+        generate_images(pipe, PROMPTS, tmp_path, jobs=[(5, 0)], progress=False, **SETTINGS)
+
+
 def test_a_shard_resumes_and_keeps_finished_images(serial, tmp_path):
     serial_dir, _ = serial
     out = tmp_path / "m"
-    first, second = _shards(2, str(out))
-    # an interrupted run of shard 0 left one finished image and a placeholder in its scratch
-    first.scratch.mkdir(parents=True)
-    shutil.copy(serial_dir / "00000_0.png", first.scratch / "00000_0.png")
-    (first.scratch / "00004_1.png").touch()
+    first, second = _shards(2, str(out))  # first: images 0..5 (2 batches), second: 6..9
+    # an interrupted run of shard 0 finished 2 images and was killed while writing a third
     out.mkdir()
-    shutil.copy(serial_dir / "00000_1.png", out / "00000_1.png")  # already in place
-    assert run_generation_shard(first, "cpu") == 5  # 1 salvaged + 4 generated
-    assert run_generation_shard(first, "cpu") == 0  # complete: nothing loaded or written
+    for name in ("00000_0.png", "00000_1.png"):
+        shutil.copy(serial_dir / name, out / name)
+    finished = {name: (out / name).stat().st_mtime_ns for name in ("00000_0.png", "00000_1.png")}
+    (out / ".00001_0.png.tmp").write_bytes(b"partial")
+    assert run_generation_shard(first, "cpu") == 4
+    assert {name: (out / name).stat().st_mtime_ns for name in finished} == finished  # kept
+    unloadable = dataclasses.replace(first, source=PipelineSource(str(tmp_path / "no-model")))
+    assert run_generation_shard(unloadable, "cpu") == 0  # complete: nothing loaded or written
     assert run_generation_shard(second, "cpu") == 4
-    assert not first.scratch.exists() and not second.scratch.exists()
-    _assert_same_images(serial_dir, out)
+    _assert_same_images(serial_dir, out)  # the partial write was replaced atomically
+    assert [Path(p).name for p in tmp_path.iterdir()] == ["m"]
 
 
 def test_cli_generate_and_latency_on_dask(serial, tmp_path):
