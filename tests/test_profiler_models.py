@@ -130,3 +130,41 @@ def test_load_pipeline_from_local_folder(pipe, tmp_path):
         output_type="np",
     ).images
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_cuda_timing_uses_events_around_the_call_and_reports_seconds(monkeypatch):
+    """No GPU here: a recording stand-in for torch.cuda checks the CUDA path's protocol —
+    synchronise, record start, call, record end, wait for the end event, ms -> s."""
+    from profiler.latency import timed_call_s
+
+    log = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+            self.name = "start" if not any(e.startswith("new") for e in log) else "end"
+            log.append(f"new {self.name}")
+
+        def record(self):
+            log.append(f"record {self.name}")
+
+        def synchronize(self):
+            log.append(f"wait {self.name}")
+
+        def elapsed_time(self, other):
+            assert (self.name, other.name) == ("start", "end")
+            return 1250.0  # milliseconds, as torch.cuda.Event.elapsed_time
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device: log.append(f"sync {device}"))
+    seconds = timed_call_s(lambda: log.append("call"), "cuda:1")
+    assert seconds == pytest.approx(1.25)
+    assert log == [
+        "new start",
+        "new end",
+        "sync cuda:1",
+        "record start",
+        "call",
+        "record end",
+        "wait end",
+    ]
