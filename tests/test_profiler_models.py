@@ -168,3 +168,24 @@ def test_cuda_timing_uses_events_around_the_call_and_reports_seconds(monkeypatch
         "record end",
         "wait end",
     ]
+
+
+def test_cuda_provenance_reads_the_gpu_name_and_the_driver(monkeypatch, tmp_path):
+    """No GPU here: stand-ins for torch.cuda and an `nvidia-smi` script on PATH."""
+    from profiler.provenance import device_provenance
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=driver_version" ] && echo "550.54.15"\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    names = {0: "NVIDIA L40S", 1: "NVIDIA H100 80GB HBM3"}
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: names[index])
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    assert device_provenance("cuda:1") == {
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "driver": "550.54.15",
+        "cuda": "12.4",
+    }
+    assert device_provenance("cuda")["gpu"] == "NVIDIA L40S"
+    assert device_provenance("cpu")["driver"] is None
