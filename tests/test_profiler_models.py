@@ -109,26 +109,20 @@ def test_load_pipeline_offline_missing_model(monkeypatch, tmp_path):
 
 
 def test_load_pipeline_from_local_folder(pipe, tmp_path):
+    def one_image(pipeline):
+        generator = [torch.Generator("cpu").manual_seed(0)]
+        return pipeline(
+            prompt=["a cat"],
+            num_inference_steps=1,
+            height=32,
+            width=32,
+            generator=generator,
+            output_type="np",
+        ).images
+
     pipe.save_pretrained(tmp_path / "tiny")
-    loaded = load_pipeline(str(tmp_path / "tiny"), "fp32", "cpu")
-    gen = [torch.Generator("cpu").manual_seed(0)]
-    a = loaded(
-        prompt=["a cat"],
-        num_inference_steps=1,
-        height=32,
-        width=32,
-        generator=gen,
-        output_type="np",
-    ).images
-    gen = [torch.Generator("cpu").manual_seed(0)]
-    b = pipe(
-        prompt=["a cat"],
-        num_inference_steps=1,
-        height=32,
-        width=32,
-        generator=gen,
-        output_type="np",
-    ).images
+    a = one_image(load_pipeline(str(tmp_path / "tiny"), "fp32", "cpu"))
+    b = one_image(pipe)
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
