@@ -60,7 +60,7 @@ def learned_router_scores(
         feature_kind=resolve_feature_kind(features, has_hadis_features=True),
         seed=seed,
         config=TrainConfig(epochs=epochs),
-        encoder=MiniLMEncoder(),
+        encoder=MiniLMEncoder(corpus=data.batch.texts),
     )
     router = build_router(name, context).fit(split.train)
     return np.asarray(router.score(data.batch), dtype=np.float64)

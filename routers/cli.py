@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .base import RouterError
 from .data import RouterDataError, Split, load_routing_data, split_by_prompt
+from .ecvl import EcvlConfigError, parse_ecvl_scenarios
 from .edge_cloud import (
     CLOUD_COST_PER_REQUEST,
     EDGE_COST_PER_REQUEST,
@@ -76,7 +77,9 @@ def print_tables(console: Console, results: list[RouterResult], split: Split) ->
         )
     console.print(test_quality)
 
-    saving = Table(title="Cloud-call saving (%) vs random under a given ΔP target")
+    saving = Table(
+        title="Cost saving (%) under a given performance target ΔP (cloud calls saved vs random)"
+    )
     saving.add_column("Router \\ ΔP")
     for target in DP_TARGETS:
         saving.add_column(f"{100 * target:.0f}%", justify="right")
@@ -104,12 +107,15 @@ def print_tables(console: Console, results: list[RouterResult], split: Split) ->
         scenario = Table(
             title="ECVL-Router scenarios, own decision (RCS_heavy > RCS_light) on test"
         )
-        for column in ("Router", "MES", "heavy share", "APSP", "CA", "AIL (s)", "RCS"):
+        columns = ("Router", "w solve,cost,latency", "MES q", "MES", "heavy share", "APSP", "CA")
+        for column in (*columns, "AIL (s)", "RCS"):
             scenario.add_column(column, justify="left" if column == "Router" else "right")
         for r in ecvl:
             e = r.ecvl
             scenario.add_row(
                 r.name,
+                ",".join(f"{w:g}" for w in (e["w_solve"], e["w_cost"], e["w_latency"])),
+                f"{e['mes_quantile']:g}",
                 _fmt(e["mes"]),
                 _fmt(e["heavy_share"]),
                 _fmt(e["apsp"]),
@@ -149,6 +155,17 @@ PairOpt = Annotated[str | None, typer.Option(help="LIGHT,HEAVY model names or co
 DataRootOpt = Annotated[Path, typer.Option(help="folder holding hadis-artifact/ and agiqa-3k/")]
 FeaturesOpt = Annotated[str, typer.Option(help="auto, bow, hadis8, minilm, bow+hadis8")]
 EpochsOpt = Annotated[int, typer.Option(min=1, help="training epochs of learned routers")]
+EcvlWeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="ECVL scenario RCS weights, e.g. 'fast=0.4,0.1,0.5;quality=0.8,0.1,0.1' "
+        "(solve, cost, latency; >= 0, sum 1)"
+    ),
+]
+EcvlMesOpt = Annotated[
+    str | None,
+    typer.Option(help="ECVL scenario MES quantiles of heavy quality, e.g. 'fast=0.4;energy=0.2'"),
+]
 RepeatsOpt = Annotated[
     int, typer.Option(help="seeded splits (seed, seed+1, ...); > 1 reports mean and std")
 ]
@@ -159,6 +176,7 @@ DATA_ERRORS = (
     FeatureError,
     MetricError,
     RepeatsError,
+    EcvlConfigError,
 )
 
 
@@ -166,7 +184,7 @@ def _consoles() -> tuple[Console, Console]:
     console = Console()
     if not console.is_terminal:  # files and pipes: wide enough for the 10-column tables
         console = Console(width=120)
-    return console, Console(stderr=True)
+    return console, Console(stderr=True, soft_wrap=True)  # errors stay on one line
 
 
 def _prepare(
@@ -178,8 +196,11 @@ def _prepare(
     data_root: Path,
     features: str,
     epochs: int,
+    ecvl_weights: str | None,
+    ecvl_mes: str | None,
 ) -> tuple[Split, list[str], RouterContext]:
     """Load and split the data, select the routers, print what will run."""
+    ecvl_scenarios = parse_ecvl_scenarios(ecvl_weights, ecvl_mes)
     dataset = load_routing_data(data, data_root, pair)
     split = split_by_prompt(dataset, seed)
     has_features = dataset.batch.features is not None
@@ -189,7 +210,8 @@ def _prepare(
         feature_kind=resolve_feature_kind(features, has_features),
         seed=seed,
         config=TrainConfig(epochs=epochs),
-        encoder=MiniLMEncoder(),
+        encoder=MiniLMEncoder(dataset.batch.texts),
+        ecvl_scenarios=ecvl_scenarios,
     )
     light, heavy = dataset.pair_names
     console.print(
@@ -214,6 +236,8 @@ def evaluate(
     features: FeaturesOpt = "auto",
     epochs: EpochsOpt = 40,
     repeats: RepeatsOpt = 1,
+    ecvl_weights: EcvlWeightsOpt = None,
+    ecvl_mes: EcvlMesOpt = None,
 ) -> None:
     """Train routers on a train split, calibrate on a calibration split, report on test.
 
@@ -224,7 +248,7 @@ def evaluate(
     try:
         seeds = repeat_seeds(seed, repeats)
         split, names, ctx = _prepare(
-            console, data, routers, seed, pair, data_root, features, epochs
+            console, data, routers, seed, pair, data_root, features, epochs, ecvl_weights, ecvl_mes
         )
         splits = [split] + [split_by_prompt(ctx.reference, s) for s in seeds[1:]]
         runs = [
@@ -255,12 +279,14 @@ def simulate_edge_cloud_command(
     epochs: EpochsOpt = 40,
     edge_cost: Annotated[float, typer.Option(help="$ per edge request")] = EDGE_COST_PER_REQUEST,
     cloud_cost: Annotated[float, typer.Option(help="$ per cloud request")] = CLOUD_COST_PER_REQUEST,
+    ecvl_weights: EcvlWeightsOpt = None,
+    ecvl_mes: EcvlMesOpt = None,
 ) -> None:
     """Edge-cloud routing under a cloud-call budget ρ: share, quality, ΔP, cost, latency."""
     console, err = _consoles()
     try:
         split, names, ctx = _prepare(
-            console, data, routers, seed, pair, data_root, features, epochs
+            console, data, routers, seed, pair, data_root, features, epochs, ecvl_weights, ecvl_mes
         )
         costs = EdgeCloudCosts(edge_cost, cloud_cost)
         rows = [simulate_edge_cloud(build_router(n, ctx), split, rho, costs) for n in names]
@@ -269,7 +295,7 @@ def simulate_edge_cloud_command(
         raise typer.Exit(code=2) from None
     table = Table(title=f"Edge-cloud routing on test, cloud-call budget ρ = {rho:g}")
     columns = ("router", "cloud_share_calib", "cloud_share_test", "budget_violated", "quality")
-    columns += ("dp", "cost_per_request", "latency_s")
+    columns += ("dp", "cloud_fee_per_request", "cost_per_request", "latency_s")
     for column in columns:
         table.add_column(column, justify="left" if column == "router" else "right")
     for row in rows:

@@ -51,12 +51,22 @@ def minilm_available() -> bool:
 
 
 class MiniLMEncoder:
-    """all-MiniLM-L6-v2 from the local package; the model loads on first use, results cached."""
+    """all-MiniLM-L6-v2 from the local package; the model loads on first use.
 
-    def __init__(self) -> None:
+    One forward pass gives a text's sentence and token embeddings; both stay in memory, keyed
+    by text (one encoder = one model), so every split and router of a run reuses them. Padding
+    inside a batch changes the float32 results in their last bits, so the first request
+    encodes the whole `corpus` (a data set's prompts) in one pass: a corpus text's embedding
+    is then the same whichever split or router asks first, and a run with several splits
+    matches the single-split runs byte for byte. Texts outside the corpus are encoded in a
+    pass of their own.
+    """
+
+    def __init__(self, corpus: tuple[str, ...] = ()) -> None:
+        self.corpus = corpus
         self._model = None
-        self._sentence: dict[str, np.ndarray] = {}
-        self._tokens: dict[str, np.ndarray] = {}
+        self._sentence: dict[str, np.ndarray] = {}  # float64 (dim,)
+        self._tokens: dict[str, np.ndarray] = {}  # float32 (tokens, dim)
 
     def _load(self):
         if self._model is None:
@@ -76,23 +86,33 @@ class MiniLMEncoder:
             self._model = SentenceTransformer(str(model_dir), device="cpu")
         return self._model
 
-    def sentences(self, texts: tuple[str, ...]) -> np.ndarray:
+    def _encode(self, texts: tuple[str, ...]) -> None:
+        """Embed, in one pass, the texts not yet cached (the corpus first of all)."""
+        if self.corpus and not self._sentence:
+            self._encode_pass(self.corpus)
+        self._encode_pass(texts)
+
+    def _encode_pass(self, texts: tuple[str, ...]) -> None:
         todo = sorted({t for t in texts if t not in self._sentence})
-        if todo:
-            vectors = self._load().encode(todo, batch_size=128, show_progress_bar=False)
-            self._sentence.update(zip(todo, np.asarray(vectors, dtype=np.float64)))
+        if not todo:
+            return
+        outputs = self._load().encode(
+            todo, batch_size=128, output_value=None, show_progress_bar=False
+        )
+        for text, out in zip(todo, outputs, strict=True):
+            self._sentence[text] = out["sentence_embedding"].float().numpy().astype(np.float64)
+            valid = out["attention_mask"].bool()
+            self._tokens[text] = out["token_embeddings"][valid].float().numpy()
+
+    def sentences(self, texts: tuple[str, ...]) -> np.ndarray:
+        """(n, 384) sentence embeddings (unit length)."""
+        self._encode(texts)
         return np.stack([self._sentence[t] for t in texts])
 
     def tokens(self, texts: tuple[str, ...]) -> list[np.ndarray]:
-        todo = sorted({t for t in texts if t not in self._tokens})
-        if todo:
-            out = self._load().encode(
-                todo, batch_size=128, output_value="token_embeddings", show_progress_bar=False
-            )
-            self._tokens.update(
-                (t, e.float().numpy().astype(np.float64)) for t, e in zip(todo, out)
-            )
-        return [self._tokens[t] for t in texts]
+        """Per text, its (tokens, 384) contextual token embeddings, padding dropped."""
+        self._encode(texts)
+        return [self._tokens[t].astype(np.float64) for t in texts]
 
 
 class PromptFeaturizer(ABC):
@@ -218,12 +238,12 @@ class TokenFeaturizer:
         if self.kind == "minilm":
             tokens = np.vstack(self._token_vectors(train.texts))
             self.center_ = tokens.mean(axis=0)
-            _, s, vt = np.linalg.svd(tokens - self.center_, full_matrices=False)
-            # sign-fix components so the projection is deterministic
-            signs = np.sign(vt[:, :1].ravel() + 1e-300)
-            self.components_ = (vt * signs[:, None])[: self.dim].T / (
-                s[: self.dim] / np.sqrt(len(tokens))
-            )
+            centred = tokens - self.center_
+            # whitening PCA from the (d, d) covariance: far cheaper than an SVD of all tokens
+            variance, vectors = np.linalg.eigh(centred.T @ centred / len(tokens))
+            top = np.argsort(variance)[::-1][: self.dim]
+            vectors = vectors[:, top] * np.sign(vectors[:1, top] + 1e-300)  # sign-fixed
+            self.components_ = vectors / np.sqrt(np.maximum(variance[top], 1e-12))
         return self
 
     def transform(self, batch: PromptBatch) -> tuple[np.ndarray, np.ndarray]:

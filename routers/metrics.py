@@ -8,7 +8,14 @@ Q(H) = (1/n) [sum_{i in H} h_i + sum_{i not in H} l_i]; Q_L = mean(l), Q_H = mea
   1 = all-heavy quality; can exceed 1 where the light model beats the heavy on some prompts.
   A random router has E[ΔP] = s; the oracle (H = the s·n largest h_i - l_i) is the maximum
   over all decisions with the same share.
-* APGR = ∫_0^1 ΔP(s) ds, trapezoid over the router's full curve s = k/n, k = 0..n.
+* APGR = ∫_0^1 ΔP(s) ds, trapezoid over the router's full curve s = k/n, k = 0..n. This is
+  RouteLLM's definition (routellm/evals/evaluate.py: (AUC - weak AUC) / (strong AUC - weak
+  AUC), AUCs by np.trapz over the strong-call share), taken on every share instead of its
+  threshold grid. APGR > 1 is possible and not an error: where the light model beats the heavy
+  on some prompts, a router that sends only the others heavy beats all-heavy quality. The
+  oracle's curve rises to sum(max(h - l, 0)) / sum(h - l) at s = share of prompts with h > l
+  and falls back to 1 at s = 1 (HADIS artifact, SDXL-Lightning -> SD3.5-Large: the light image
+  wins on 21 % of prompts, peak ΔP 1.16, oracle APGR about 1.1).
 * CPT(x) = the smallest heavy share whose ΔP reaches x, read on the monotone upper envelope
   ΔP*(s) = max_{s' <= s} ΔP(s') (RouteLLM reads it with np.interp on the raw, non-monotone
   curve, which np.interp does not support), linear between curve points; NaN if never reached.

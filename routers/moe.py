@@ -62,20 +62,24 @@ def token_selection(scores: np.ndarray, mask: np.ndarray, keep_fraction: float) 
 def moe_forward(
     params: Params, x: np.ndarray, mask: np.ndarray, shape: MoeShape
 ) -> tuple[np.ndarray, dict]:
-    """Predicted outputs (B, n_outputs) and the activations the backward pass needs."""
+    """Predicted outputs (B, n_outputs) and the activations the backward pass needs.
+
+    Expert tensors are laid out expert-major, (E, B·T, ·), so each expert is one matmul."""
+    b, t, d = x.shape
+    flat = x.reshape(b * t, d)
     s = x @ params["u"] + params["bu"]
     sel = token_selection(s, mask, shape.keep_fraction)
     gs = sigmoid(s)
     logits = x @ params["v"] + params["bv"]
     g = np.exp(logits - logits.max(axis=2, keepdims=True))
     g /= g.sum(axis=2, keepdims=True)
-    a = sel * gs * g
-    pre = np.einsum("btd,edh->bteh", x, params["w1"], optimize=True) + params["b1"]
+    a = (sel * gs * g).reshape(b * t, -1).T  # (E, B·T)
+    pre = flat @ params["w1"] + params["b1"][:, None, :]  # (E, B·T, hidden)
     hidden = np.maximum(pre, 0.0)
-    f = np.einsum("bteh,eho->bteo", hidden, params["w2"], optimize=True) + params["b2"]
-    y = x @ params["r"] + np.einsum("bte,bteo->bto", a, f, optimize=True)
+    f = hidden @ params["w2"] + params["b2"][:, None, :]  # (E, B·T, out)
+    y = flat @ params["r"] + (a[:, :, None] * f).sum(axis=0)
     n_valid = mask.sum(axis=1, keepdims=True).astype(float)
-    pooled = (y * mask[:, :, None]).sum(axis=1) / n_valid
+    pooled = (y.reshape(b, t, -1) * mask[:, :, None]).sum(axis=1) / n_valid
     out = pooled @ params["head"] + params["bhead"]
     cache = dict(
         s=s, sel=sel, gs=gs, g=g, a=a, pre=pre, hidden=hidden, f=f, pooled=pooled, n=n_valid
@@ -86,24 +90,26 @@ def moe_forward(
 def moe_backward(
     params: Params, x: np.ndarray, mask: np.ndarray, c: dict, dout: np.ndarray
 ) -> Params:
+    b, t, d = x.shape
+    flat = x.reshape(b * t, d)
     dpooled = dout @ params["head"].T
-    dy = mask[:, :, None] * (dpooled / c["n"])[:, None, :]
-    da = np.einsum("bto,bteo->bte", dy, c["f"], optimize=True)
-    df = c["a"][..., None] * dy[:, :, None, :]
-    dhidden = np.einsum("bteo,eho->bteh", df, params["w2"], optimize=True) * (c["pre"] > 0)
+    dy = (mask[:, :, None] * (dpooled / c["n"])[:, None, :]).reshape(b * t, -1)
+    da = (c["f"] * dy).sum(axis=2).T.reshape(b, t, -1)  # (B, T, E)
+    df = c["a"][:, :, None] * dy  # (E, B·T, out)
+    dpre = (df @ params["w2"].transpose(0, 2, 1)) * (c["pre"] > 0)
     ds = da * c["sel"] * c["g"] * c["gs"] * (1 - c["gs"])
     dg = da * c["sel"] * c["gs"]
     dlogits = c["g"] * (dg - (c["g"] * dg).sum(axis=2, keepdims=True))
     return {
-        "u": np.einsum("btd,bte->de", x, ds, optimize=True),
+        "u": flat.T @ ds.reshape(b * t, -1),
         "bu": ds.sum(axis=(0, 1)),
-        "v": np.einsum("btd,bte->de", x, dlogits, optimize=True),
+        "v": flat.T @ dlogits.reshape(b * t, -1),
         "bv": dlogits.sum(axis=(0, 1)),
-        "w1": np.einsum("btd,bteh->edh", x, dhidden, optimize=True),
-        "b1": dhidden.sum(axis=(0, 1)),
-        "w2": np.einsum("bteh,bteo->eho", c["hidden"], df, optimize=True),
-        "b2": df.sum(axis=(0, 1)),
-        "r": np.einsum("btd,bto->do", x, dy, optimize=True),
+        "w1": flat.T @ dpre,
+        "b1": dpre.sum(axis=1),
+        "w2": c["hidden"].transpose(0, 2, 1) @ df,
+        "b2": df.sum(axis=1),
+        "r": flat.T @ dy,
         "head": c["pooled"].T @ dout,
         "bhead": dout.sum(axis=0),
     }
@@ -121,8 +127,10 @@ def fit_moe_regression(
     params = init_moe(x.shape[2], target.shape[1], shape, np.random.default_rng(seed))
 
     def loss_and_grad(p: Params, idx: np.ndarray) -> tuple[float, Params]:
-        out, cache = moe_forward(p, x[idx], mask[idx], shape)
+        t = int(mask[idx].sum(axis=1).max())  # tokens are left-aligned: drop all-padding columns
+        xb, mb = x[idx, :t], mask[idx, :t]
+        out, cache = moe_forward(p, xb, mb, shape)
         value, dout = mse(out, target[idx])
-        return value, moe_backward(p, x[idx], mask[idx], cache, dout)
+        return value, moe_backward(p, xb, mb, cache, dout)
 
     return train_adam(params, loss_and_grad, len(x), config, seed + 1)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from simulator.errors import InputError
 
 from .base import Router
 from .baselines import OracleRouter, RandomRouter
 from .data import RoutingData
-from .ecvl import ECVL_SCENARIOS, EcvlRouter
+from .ecvl import ECVL_SCENARIOS, EcvlRouter, EcvlScenario
 from .features import MiniLMEncoder, TokenFeaturizer, make_prompt_featurizer
 from .hadis_rule import HADIS_PUBLISHED_WEIGHTS, HadisRuleRouter
 from .hybrid_llm import HybridLlmRouter
@@ -27,13 +27,15 @@ class UnknownRouterError(InputError):
 
 @dataclass(frozen=True)
 class RouterContext:
-    """What router constructors may use: the full data (oracle only), representation, seed."""
+    """What router constructors may use: the full data (oracle only), representation, seed,
+    the ECVL scenarios (see routers.ecvl.parse_ecvl_scenarios)."""
 
     reference: RoutingData
     feature_kind: str  # resolved, see routers.features.resolve_feature_kind
     seed: int
     config: TrainConfig
     encoder: MiniLMEncoder
+    ecvl_scenarios: Mapping[str, EcvlScenario] = field(default_factory=lambda: ECVL_SCENARIOS)
 
     def featurizer(self):
         return make_prompt_featurizer(self.feature_kind, self.encoder)
@@ -60,8 +62,10 @@ ROUTERS: dict[str, Callable[[RouterContext], Router]] = {
     "zooter": _learned(ZooterRouter),
     "routet2i": lambda ctx: RouteT2IRouter(ctx.tokens(), ctx.config, ctx.seed),
     **{
-        f"ecvl-{name}": _learned(EcvlRouter, scenario=scenario)
-        for name, scenario in ECVL_SCENARIOS.items()
+        f"ecvl-{name}": lambda ctx, name=name: EcvlRouter(
+            ctx.featurizer(), ctx.config, ctx.seed, scenario=ctx.ecvl_scenarios[name]
+        )
+        for name in ECVL_SCENARIOS
     },
 }
 NEEDS_HADIS_FEATURES = ("hadis-rule", "hadis-published")

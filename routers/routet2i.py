@@ -9,6 +9,9 @@
    P{PRS < α} <= ρ on the calibration split. With score = 1 - PRS this is the usual budget
    threshold floored at ½: a prompt whose edge image is predicted at least as good never
    goes to the cloud, whatever the budget.
+
+The slides (shared/papers/000_*) give neither the metric weights w_i nor Γ: ours default to
+uniform w_i (summing to 1, so that PRS = ½ means a tie, the α <= ½ rule's reference) and Γ = 1.
 """
 
 from __future__ import annotations
