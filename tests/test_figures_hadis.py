@@ -209,6 +209,7 @@ def seeded_frame(fid: dict, violations: dict, spread: float = 0.0) -> pd.DataFra
                 "seed": k,
                 "fid": fid[m] + spread * offsets[k] * (i + 1),
                 "slo_violation_ratio": max(0.0, violations[m] + spread / 100 * offsets[k] * i),
+                "infeasible_plan_share": 0.0,
             }
             for i, m in enumerate(fid)
             for k in range(len(offsets))
@@ -240,6 +241,7 @@ PAPER_LIKE_VIOLATIONS = {
 def test_fig07_claims_reproduce_on_paper_like_numbers_and_fail_otherwise():
     good = fig07_azure.claims(seeded_frame(PAPER_LIKE_FID, PAPER_LIKE_VIOLATIONS))
     assert [c.verdict for c in good] == ["reproduced"] * len(good)
+    assert "time without a feasible plan: Clipper-Light 0.0%" in good[0].note
     worse = dict(PAPER_LIKE_FID, hadis=28.0)
     more = dict(PAPER_LIKE_VIOLATIONS, hadis=0.9)
     bad = fig07_azure.claims(seeded_frame(worse, more))
