@@ -20,6 +20,7 @@ from experiments.figures import (
     fig09_ablation,
     fig10_planners,
     fig11_slo,
+    fig14_load,
     seeds,
     style,
     tab01_overhead,
@@ -43,6 +44,7 @@ MODULES = {
     ),
     "fig10": (fig10_planners, fig07_azure.COLUMNS),
     "fig11": (fig11_slo, fig11_slo.COLUMNS),
+    "fig14": (fig14_load, fig14_load.COLUMNS),
     "tab01": (tab01_overhead, tab01_overhead.COLUMNS),
 }
 SHORT_AZURE = "azure:peak=12,min=1,seconds_per_hour=0.25"
@@ -53,6 +55,7 @@ BASE = SimConfig(n_workers=8, slo_s=40.0)
 def short_trace():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fig07_azure, "AZURE_TRACE", SHORT_AZURE)
+        patch.setattr(fig14_load, "TRACE", "azure:peak={load},min=1,seconds_per_hour=0.25")
         yield
 
 
@@ -350,3 +353,33 @@ def test_planner_claim_bands(computed, mean_ms, verdict):
     table.loc[table["item"] == f"{tab01_overhead.PLANNER_PREFIX}mean", "ours"] = mean_ms
     planner = tab01_overhead.claims(table)[-1]
     assert planner.claim.startswith("MILP planner") and planner.verdict == verdict
+
+
+def load_rows(gains: dict[str, float], ci: float = 0.01, peak: float = 16) -> list[dict]:
+    return [
+        {"method": m, "peak_qps": peak, "n_seeds": 5, "fid_gain": g, "fid_gain_ci95": ci}
+        for m, g in {**gains, "hadis": 0.0}.items()
+    ]
+
+
+def test_fig14_claim_takes_the_best_peak():
+    inside = {"clipper-light": 0.2, "proteus": 0.1, "diffserve": 0.08}
+    small = {"clipper-light": 0.2, "proteus": 0.02, "diffserve": 0.03}
+    worse = {"clipper-light": 0.2, "proteus": -0.02, "diffserve": 0.03}
+    verdict = lambda rows: fig14_load.claims(pd.DataFrame(rows))[0].verdict  # noqa: E731
+    assert verdict(load_rows(worse, peak=8) + load_rows(inside, peak=16)) == "reproduced"
+    assert verdict(load_rows(worse, peak=8) + load_rows(small, peak=16)) == "partially reproduced"
+    assert verdict(load_rows(small, ci=0.05)) == "not reproduced"  # CIs reach below 0
+    assert verdict(load_rows(worse)) == "not reproduced"
+
+
+def test_fig14_gains_are_the_paired_fid_reductions(computed):
+    data = computed["fig14"]
+    assert sorted(data["peak_qps"].unique()) == list(fig14_load.QUICK_PEAKS_QPS)
+    for _, rows in data.groupby("peak_qps"):
+        fid = rows.set_index("method")["fid"]
+        gain = rows.set_index("method")["fid_gain"]
+        # the mean of paired differences equals the difference of means (same seeds)
+        for baseline in fig14_load.BASELINES:
+            assert gain[baseline] == pytest.approx(1 - fid["hadis"] / fid[baseline])
+        assert gain["hadis"] == 0.0
