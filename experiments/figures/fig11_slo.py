@@ -55,14 +55,7 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     fig, axes = style.new_figure(1, 2, width_in=2 * style.COLUMN_IN, height_in=2.3)
     for method in style.ordered(data["method"].unique()):
         rows = data[data["method"] == method]
-        kw = {
-            "color": style.METHOD_COLORS.get(method, "0.5"),
-            "label": style.METHOD_LABELS.get(method, method),
-            "marker": "o",
-            "ms": 3.5,
-            "lw": 1.6 if method == "hadis" else 1.0,
-            "zorder": 3 if method == "hadis" else 2,
-        }
+        kw = style.method_line(method)
         axes[0, 0].plot(rows["slo_multiplier"], rows["fid"], **kw)
         axes[0, 1].plot(rows["slo_multiplier"], 100 * rows["slo_violation_ratio"], **kw)
     base_s = (data["slo_s"] / data["slo_multiplier"]).iloc[0]

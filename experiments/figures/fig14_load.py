@@ -73,14 +73,7 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     fig, axes = style.new_figure(1, 3, width_in=2 * style.COLUMN_IN, height_in=2.3)
     for method in style.ordered(data["method"].unique()):
         rows = data[data["method"] == method]
-        kw = {
-            "color": style.METHOD_COLORS.get(method, "0.5"),
-            "label": style.METHOD_LABELS.get(method, method),
-            "marker": "o",
-            "ms": 3.5,
-            "lw": 1.6 if method == "hadis" else 1.0,
-            "capsize": 1.5,
-        }
+        kw = {**style.method_line(method), "capsize": 1.5}
         x = rows["peak_qps"]
         axes[0, 0].errorbar(x, rows["fid"], yerr=rows["fid_ci95"], **kw)
         axes[0, 1].errorbar(
