@@ -41,16 +41,9 @@ COLUMNS = [
 
 
 def compute(ctx: FigureContext) -> pd.DataFrame:
-    spec = {
-        "trace": TRACE,
-        "grid": {
-            "policy": list(METHODS),
-            "load": list(QUICK_PEAKS_QPS if ctx.quick else PEAKS_QPS),
-            "seed": seeds.seeds_of(ctx),
-        },
-        "sim": {k: v for k, v in ctx.sweep_sim().items() if k != "seed"},
-    }
-    runs = ctx.sweep(NAME, spec).rename(columns={"policy": "method", "load": "peak_qps"})
+    peaks = QUICK_PEAKS_QPS if ctx.quick else PEAKS_QPS
+    runs = seeds.seed_rows(ctx, TRACE, METHODS, KEYS, store=NAME, axes={"load": peaks})
+    runs = runs.rename(columns={"load": "peak_qps"})
     frames = []
     for peak, rows in runs.groupby("peak_qps", sort=True):
         per_seed = rows[["method", "seed", *KEYS]]

@@ -10,7 +10,7 @@ seed of the context's single runs (the timeseries panels), and the replicate con
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,18 +31,30 @@ def seeds_of(ctx: FigureContext) -> list[int]:
 
 
 def seed_rows(
-    ctx: FigureContext, trace_spec: str, methods: Sequence[str], keys: Sequence[str]
+    ctx: FigureContext,
+    trace_spec: str,
+    methods: Sequence[str],
+    keys: Sequence[str],
+    *,
+    store: str = STORE,
+    axes: Mapping[str, Sequence[object]] | None = None,
 ) -> pd.DataFrame:
-    """One row per method and seed (columns method, seed, *keys): the runs' summaries."""
+    """One row per method, value of each further sweep axis (e.g. ``load``) and seed (columns
+    method, *axes, seed, *keys): the summaries of the runs, from the sweep store `store`."""
+    axes = dict(axes or {})
     spec = {
         "trace": trace_spec,
-        "grid": {"policy": list(methods), "seed": seeds_of(ctx)},
+        "grid": {
+            "policy": list(methods),
+            **{k: list(v) for k, v in axes.items()},
+            "seed": seeds_of(ctx),
+        },
         "sim": {k: v for k, v in ctx.sweep_sim().items() if k != "seed"},
     }
-    rows = ctx.sweep(STORE, spec).rename(columns={"policy": "method"})
+    rows = ctx.sweep(store, spec).rename(columns={"policy": "method"})
     rank = {m: i for i, m in enumerate(methods)}
-    rows = rows.assign(_rank=rows["method"].map(rank)).sort_values(["_rank", "seed"])
-    return rows[["method", "seed", *keys]].reset_index(drop=True)
+    rows = rows.assign(_rank=rows["method"].map(rank)).sort_values(["_rank", *axes, "seed"])
+    return rows[["method", *axes, "seed", *keys]].reset_index(drop=True)
 
 
 def ci_half_width(values: np.ndarray) -> float:
