@@ -536,19 +536,26 @@ FIG13 = Figure(
     """
     HADIS with its hardness score replaced by a trained router of `routers/` (`bundle`: the
     bundle's own rule-based router score), all else equal: same trace, allocator,
-    discriminator and seed. Left: FID per router; right: SLO violations.
+    discriminator and seed; every router on several seeds. Left: mean FID per router; right:
+    SLO violations (95% CIs).
 
     **Claim (RouteT2I / ECVL-Router, no HADIS number):** a learned router gives a lower FID
-    than the rule-based router at no more violations; `oracle` bounds what routing can give.
+    than the rule-based router, and than random scores, at no more violations; `oracle`
+    bounds what routing can give.
     """,
     (
         """
-        # per router, relative to the bundle's rule router
-        rule13 = fig13.set_index("router").loc["bundle"]
-        fig13.assign(
-            fid_vs_rule=fig13["fid"] - rule13["fid"],
-            violations_vs_rule=fig13["slo_violation_ratio"] - rule13["slo_violation_ratio"],
-        ).sort_values("fid")
+        # per router: means over seeds, relative to the bundle's rule router
+        average13 = fig13[fig13["kind"] == "average"].set_index("router")
+        average13.assign(
+            fid_vs_rule=average13["fid"] - average13.at["bundle", "fid"],
+            violations_vs_rule=average13["slo_violation_ratio"]
+            - average13.at["bundle", "slo_violation_ratio"],
+        ).sort_values("fid")[["n_seeds", "fid", "fid_ci95", "fid_vs_rule", "violations_vs_rule"]]
+        """,
+        """
+        # FID per seed and router: the paired comparisons behind the claims
+        fig13[fig13["kind"] == "seed"].pivot(index="seed", columns="router", values="fid")
         """,
     ),
 )
