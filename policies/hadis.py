@@ -12,34 +12,30 @@ table. The ablations restrict the table and the mechanisms:
                   its FID is reported as the share-weighted single-model FID (its routing
                   carries no information, so the table's selection gain does not apply).
 
-Options (`--option key=value`): planner=default|faithful, spare=distribute|idle, queue_alpha,
+Options (`--option key=value`): planner=default|faithful (faithful: the artifact's controller,
+policies/artifact_controller.py, with artifact_revision=dae194b|dbd6629 and
+demand_signal=observation|artifact), spare=distribute|idle, queue_alpha,
 time_limit_s, router=NAME (a trained router of routers/ replaces the bundle's hardness score;
-see policies/learned_router.py), router_features=auto|bow|hadis8|minilm|bow+hadis8.
+see policies/learned_router.py), router_features=auto|bow|hadis8|minilm|bow+hadis8,
+router_folds=K (its cross-fitting folds, default 5), router_seed (default: the run's seed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from policies.artifact_controller import ArtifactController
 from policies.milp import CascadeOption, PlanSolution, plan_table, solve_plan
 from policies.planning import (
-    QUEUE_ALPHA,
+    PLANNER_OPTIONS,
     PolicyOptionError,
     queue_delay_s,
     scaled_profiles,
     solution_to_plan,
     take_options,
 )
+from simulator.options import Option
 from simulator.policy import Observation, Plan, PolicyContext, register_policy
-
-PLANNER_DEFAULTS = {
-    "planner": "default",
-    "spare": "distribute",
-    "queue_alpha": QUEUE_ALPHA,
-    "time_limit_s": 10.0,
-    "router": "",  # a routers/ name: its trained score replaces the bundle's router score
-    "router_features": "auto",
-}
 
 
 class MilpCascadePolicy:
@@ -54,28 +50,45 @@ class MilpCascadePolicy:
         name: str,
         context: PolicyContext,
         options: list[CascadeOption],
-        defaults: dict | None = None,
+        declared: dict[str, Option] | None = None,
     ) -> None:
         self.name = name
         self.context = context
-        self.options = take_options(name, dict(context.options), defaults or PLANNER_DEFAULTS)
-        if self.options["planner"] not in ("default", "faithful"):
-            raise PolicyOptionError(f"{name}: planner must be default or faithful")
-        if self.options["spare"] not in ("distribute", "idle"):
-            raise PolicyOptionError(f"{name}: spare must be distribute or idle")
+        self.options = take_options(name, dict(context.options), declared or PLANNER_OPTIONS)
         bundle = context.bundle
         self.router_scores = bundle.router_score
         if self.options["router"]:
             from policies.learned_router import learned_router_scores
 
+            router_seed = self.options["router_seed"]
             self.router_scores = learned_router_scores(
-                bundle, self.options["router"], context.seed, self.options["router_features"]
+                bundle,
+                self.options["router"],
+                context.seed if router_seed is None else router_seed,
+                self.options["router_features"],
+                n_folds=self.options["router_folds"],
             )
         self.quality_scores = bundle.disc_score
         self.table = plan_table(options, scaled_profiles(bundle, context.time_scale))
         self.previous: PlanSolution | None = None
+        self.artifact: ArtifactController | None = None
+        if self.options["planner"] == "faithful":
+            self.artifact = ArtifactController(
+                bundle,
+                options,
+                time_scale=context.time_scale,
+                n_workers=context.n_workers,
+                slo_s=context.slo_s,
+                revision=self.options["artifact_revision"],
+                demand_signal=self.options["demand_signal"],
+                queue_factor=self.options["queue_alpha"],
+                time_limit_s=self.options["time_limit_s"],
+            )
+            self.table = self.artifact.table
 
     def solve(self, observation: Observation) -> PlanSolution:
+        if self.artifact is not None:
+            return self.artifact.solve(observation)
         solution = solve_plan(
             self.table,
             observation.demand_qps,
