@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bundle_factory import small_figure_context
 
+from experiments.figures import verdicts as v
 from experiments.figures.context import VERDICTS
 from experiments.figures.report import make_figures, replicate_verdicts, write_report
 
@@ -22,3 +23,7 @@ def test_report_with_replicate_seeds(tmp_path):
     assert f"{agreeing}/2" in report
     plain = write_report(ctx, claims).read_text()
     assert "same in other seeds" not in plain
+    # fig12's one claim is true by construction: listed apart, not counted as evidence
+    assert "Verdicts on 0 claims that are evidence: 0 reproduced" in plain
+    assert "Not counted as evidence: 1 by construction, 0 not comparable." in plain
+    assert v.RULES in plain and "| by construction |" in plain

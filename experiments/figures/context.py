@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.figures.verdicts import VERDICTS
 from simulator.bundle import Bundle
 from simulator.config import SimConfig
 from simulator.run import RunOutput, run_simulation
 from simulator.workloads import Trace
 
-VERDICTS = ("reproduced", "partially reproduced", "not reproduced", "not comparable")
-
 
 @dataclass(frozen=True)
 class Claim:
-    """One headline claim of a paper next to our number."""
+    """One headline claim of a paper next to our number; `verdict` is one of VERDICTS, decided
+    by the rules of `verdicts`."""
 
     figure: str
     claim: str

@@ -19,14 +19,12 @@ Data (long format, also used by Fig. 10 through `comparison_frame`):
 
 The timeseries are the runs with the context's seed (the first seed of the set).
 
-This module also holds the verdict rules every HADIS figure uses (explicit tolerances):
-`factor_verdict` (≈ a paper number), `reduction_verdict` (HADIS reduces X by a paper factor)
-and `fid_reduction_claim`; paired comparisons over seeds are in `seeds`.
+Claims are judged by the rules of `verdicts` on the seed rows: FID reductions by paired
+differences, violation-reduction factors by a bootstrap over seeds, levels by t-intervals.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.figures import seeds, style
+from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig07"
@@ -56,13 +55,9 @@ COLUMNS = [
     "infeasible_plan_share",
     "infeasible_plan_share_ci95",
 ]
-
-# Verdict tolerances (documented in claims' notes).
-FACTOR_REPRODUCED = 1.5  # ours within x/÷ 1.5 of the paper's number
-FACTOR_PARTIAL = 3.0  # within x/÷ 3
-REDUCTION_REPRODUCED = 2.0  # a reduction factor within x/÷ 2 of the paper's
-FID_TIE = 0.005  # FIDs within 0.5% count as a tie
-VIOLATION_TIE = 0.002  # violation ratios within 0.2 percentage points count as a tie
+PAPER_FID_REDUCTION = (0.07, 0.23)  # HADIS's FID vs every baseline but Clipper-Heavy
+PAPER_VIOLATION_FACTORS = (("diffserve", 2.7), ("proteus", 4.2), ("clipper-heavy", 45.0))
+PAPER_VIOLATIONS = (("clipper-heavy", 0.77), ("proteus", 0.07), ("clipper-light", 0.0))
 
 
 # ----------------------------------------------------------------------------- data
@@ -218,43 +213,11 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     plot_comparison(data, path)
 
 
-# ----------------------------------------------------------------------------- verdicts
+# ----------------------------------------------------------------------------- claims
 
 
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
-
-
-def factor_verdict(ours: float, paper: float) -> str:
-    """≈ claims: reproduced within x/÷ FACTOR_REPRODUCED, partially within x/÷ FACTOR_PARTIAL
-    (a paper value of 0 is matched by ours <= VIOLATION_TIE)."""
-    if paper == 0:
-        return "reproduced" if abs(ours) <= VIOLATION_TIE else "not reproduced"
-    if ours <= 0 or paper < 0:
-        return "not reproduced"
-    ratio = max(ours / paper, paper / ours)
-    if ratio <= FACTOR_REPRODUCED:
-        return "reproduced"
-    return "partially reproduced" if ratio <= FACTOR_PARTIAL else "not reproduced"
-
-
-def reduction_verdict(factor: float, paper_factor: float) -> str:
-    """'HADIS reduces X by paper_factor': reproduced within x/÷ REDUCTION_REPRODUCED, partially
-    if HADIS reduces X at all (factor > 1, infinity included), not reproduced otherwise."""
-    if math.isfinite(factor) and factor > 0:
-        if max(factor / paper_factor, paper_factor / factor) <= REDUCTION_REPRODUCED:
-            return "reproduced"
-    return "partially reproduced" if factor > 1 else "not reproduced"
-
-
-def violation_factor(baseline: float, hadis: float) -> float:
-    """baseline / HADIS violation ratio (inf if HADIS has none and the baseline some)."""
-    if hadis > 0:
-        return baseline / hadis
-    return math.inf if baseline > 0 else 1.0
-
-
-# ----------------------------------------------------------------------------- claims
 
 
 def pm(mean: float, ci: float, fmt=pct) -> str:
@@ -276,72 +239,77 @@ def overload_note(avg: pd.DataFrame, methods: Sequence[str]) -> str:
 
 def seeds_note(data: pd.DataFrame) -> str:
     n = int(averages(data)["n_seeds"].min())
-    return f"±: 95% CI over {n} seeds"
+    return f"[ ]: 95% interval over {n} seeds; ±: 95% CI half-width"
+
+
+def method_values(per_seed: pd.DataFrame, metric: str, method: str) -> np.ndarray:
+    """metric of one method per seed, in seed order."""
+    rows = per_seed[per_seed["method"] == method].sort_values("seed")
+    return rows[metric].to_numpy(dtype=float)
 
 
 def fid_reduction_claim(data: pd.DataFrame, figure: str, baselines: Sequence[str]) -> Claim:
-    """HADIS's FID reduction vs `baselines` (1 − mean FID ratio, paired CI over seeds) against
-    the paper's 7–23% range."""
+    """HADIS's relative FID reduction vs each of `baselines` (paired difference over seeds,
+    divided by the baseline's mean FID) against the paper's 7–23% range, for every baseline."""
     avg, per_seed = averages(data), seed_data(data)
-    reductions, significant, shown = {}, [], []
+    band = v.Band.proportion(*PAPER_FID_REDUCTION)
+    parts, shown = [], []
     for b in baselines:
-        diff, ci = seeds.paired_difference(per_seed, "fid", "hadis", b)
-        reductions[b] = -diff / avg.at[b, "fid"]
-        significant.append(seeds.significantly_lower(diff, ci, 0.0))
-        shown.append(f"{style.METHOD_LABELS[b]} {pm(reductions[b], ci / avg.at[b, 'fid'])}")
-    lo, hi = 0.07, 0.23
-    inside = [lo / FACTOR_REPRODUCED <= r <= hi * FACTOR_REPRODUCED for r in reductions.values()]
-    if all(inside) and all(significant):
-        verdict = "reproduced"
-    elif all(significant):
-        verdict = "partially reproduced"
-    else:
-        verdict = "not reproduced"
+        reduction = seeds.paired_estimate(per_seed, "fid", "hadis", b).scaled(-1 / avg.at[b, "fid"])
+        parts.append(v.difference_verdict(reduction, v.HIGHER, v.FID_TIE_REL, band))
+        shown.append(f"{style.METHOD_LABELS[b]} {reduction.text(pct)}")
     return Claim(
         figure,
         "HADIS FID lower than every baseline except Clipper-Heavy",
-        "7–23% lower",
+        f"{pct(PAPER_FID_REDUCTION[0])}–{pct(PAPER_FID_REDUCTION[1])} lower",
         ", ".join(shown),
-        verdict,
-        f"reproduced: every reduction in [{pct(lo / FACTOR_REPRODUCED)}, "
-        f"{pct(hi * FACTOR_REPRODUCED)}]; partially: all significantly > 0; FID of the "
-        f"completed queries (drops return no image); {overload_note(avg, [*baselines, 'hadis'])}; "
+        v.all_of(parts),
+        f"every reduction (paired over seeds, / the baseline's mean FID) beyond the "
+        f"{pct(v.FID_TIE_REL)} tie with its interval above 0, magnitude band {band.text()}; "
+        f"FID of the completed queries (drops return no image); "
+        f"{overload_note(avg, [*baselines, 'hadis'])}; {seeds_note(data)}",
+    )
+
+
+def violation_factor_claim(data: pd.DataFrame, baseline: str, paper_factor: float) -> Claim:
+    """'HADIS has paper_factor× fewer SLO violations than baseline': the ratio of the mean
+    violation ratios with a bootstrap interval over seeds."""
+    avg, per_seed = averages(data), seed_data(data)
+    base, hadis = seeds.paired_values(per_seed, "slo_violation_ratio", baseline, "hadis")
+    ratio = v.bootstrap_ratio(base, hadis)
+    band = v.Band.factor(paper_factor)
+    return Claim(
+        NAME,
+        f"SLO violations reduced vs {style.METHOD_LABELS[baseline]}",
+        f"{paper_factor:g}×",
+        f"{ratio.text(lambda x: f'{x:.2g}×')} ({violation_pm(avg, baseline)} vs HADIS "
+        f"{violation_pm(avg, 'hadis')})",
+        v.ratio_verdict(ratio, band, float(base.mean() - hadis.mean()), v.RATE_TIE),
+        f"ratio of seed means, {v.BOOTSTRAP_RESAMPLES} bootstrap resamples of the seeds; band "
+        f"{band.text(pct=False)}; an unbounded interval (a resample where HADIS has no "
+        f"violations) cannot be reproduced; tie: means within {100 * v.RATE_TIE:g} pp; "
         f"{seeds_note(data)}",
     )
 
 
-def claims(data: pd.DataFrame) -> list[Claim]:
-    avg = averages(data)
-    factor_note = (
-        f"x/÷ {FACTOR_REPRODUCED:g} reproduced, x/÷ {FACTOR_PARTIAL:g} partially (seed means); "
-        f"{seeds_note(data)}"
+def violation_level_claim(data: pd.DataFrame, method: str, paper: float) -> Claim:
+    """'method's average SLO violations ≈ paper': the seed mean's interval in the band."""
+    est = v.t_interval(method_values(seed_data(data), "slo_violation_ratio", method))
+    band = v.Band.proportion(paper)
+    return Claim(
+        NAME,
+        f"{style.METHOD_LABELS[method]} average SLO violations",
+        f"≈{pct(paper)}" if paper else "0",
+        est.text(pct),
+        v.level_verdict(est, band),
+        f"the interval of the seed mean inside {band.text()} (± {100 * v.PROPORTION_PP:g} "
+        f"pp); {seeds_note(data)}",
     )
-    out = [fid_reduction_claim(data, NAME, ("clipper-light", "proteus", "diffserve"))]
-    hadis_v = avg.at["hadis", "slo_violation_ratio"]
-    for baseline, paper_factor in (("diffserve", 2.7), ("proteus", 4.2), ("clipper-heavy", 45)):
-        factor = violation_factor(avg.at[baseline, "slo_violation_ratio"], hadis_v)
-        out.append(
-            Claim(
-                NAME,
-                f"SLO violations reduced vs {style.METHOD_LABELS[baseline]}",
-                f"{paper_factor:g}×",
-                f"{factor:.1f}× ({violation_pm(avg, baseline)} vs HADIS "
-                f"{violation_pm(avg, 'hadis')})",
-                reduction_verdict(factor, paper_factor),
-                f"ratio of seed means; reproduced: within x/÷ {REDUCTION_REPRODUCED:g}; "
-                f"partially: any reduction; {seeds_note(data)}",
-            )
-        )
-    for method, paper in (("clipper-heavy", 0.77), ("proteus", 0.07), ("clipper-light", 0.0)):
-        ours = avg.at[method, "slo_violation_ratio"]
-        out.append(
-            Claim(
-                NAME,
-                f"{style.METHOD_LABELS[method]} average SLO violations",
-                f"≈{pct(paper)}" if paper else "0",
-                violation_pm(avg, method),
-                factor_verdict(ours, paper),
-                factor_note if paper else f"reproduced: mean ≤ {pct(VIOLATION_TIE)}",
-            )
-        )
-    return out
+
+
+def claims(data: pd.DataFrame) -> list[Claim]:
+    return [
+        fid_reduction_claim(data, NAME, ("clipper-light", "proteus", "diffserve")),
+        *(violation_factor_claim(data, b, f) for b, f in PAPER_VIOLATION_FACTORS),
+        *(violation_level_claim(data, m, p) for m, p in PAPER_VIOLATIONS),
+    ]

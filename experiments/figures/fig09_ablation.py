@@ -17,6 +17,7 @@ import pandas as pd
 
 from experiments.figures import fig07_azure as azure
 from experiments.figures import seeds, style
+from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig09"
@@ -60,16 +61,20 @@ def plot(data: pd.DataFrame, path: Path) -> None:
 
 def claims(data: pd.DataFrame) -> list[Claim]:
     avg, per_seed = azure.averages(data), azure.seed_data(data)
-    fid_note = f"tie: within {azure.FID_TIE:.1%} of the other's FID"
-    violation_note = f"tie: within {100 * azure.VIOLATION_TIE:.1f} percentage points"
-    significance = f"a difference counts only if its 95% CI excludes 0; {azure.seeds_note(data)}"
+    fid_note = f"tie: within {v.FID_TIE_REL:.1%} of the other's FID"
+    violation_note = f"tie: within {100 * v.RATE_TIE:g} percentage points"
+    significance = f"lower: the paired difference's interval below 0; {azure.seeds_note(data)}"
 
     def tie(metric: str, other: str) -> float:
-        return azure.FID_TIE * avg.at[other, "fid"] if metric == "fid" else azure.VIOLATION_TIE
+        return v.fid_tie(avg.at[other, "fid"]) if metric == "fid" else v.RATE_TIE
+
+    def lower(metric: str, other: str) -> str:
+        est = seeds.paired_estimate(per_seed, metric, "hadis", other)
+        return v.difference_verdict(est, v.LOWER, tie(metric, other))
 
     def shown(metric: str, method: str) -> str:
         mean, ci = avg.at[method, metric], avg.at[method, f"{metric}_ci95"]
-        return azure.pm(mean, ci, (lambda v: f"{v:.2f}") if metric == "fid" else azure.pct)
+        return azure.pm(mean, ci, (lambda x: f"{x:.2f}") if metric == "fid" else azure.pct)
 
     out = []
     for other, metric, paper in (
@@ -77,7 +82,6 @@ def claims(data: pd.DataFrame) -> list[Claim]:
         ("random", "fid", "HADIS lower FID than Random"),
         ("disc-only", "slo_violation_ratio", "HADIS fewer SLO violations than Disc-only"),
     ):
-        diff, ci = seeds.paired_difference(per_seed, metric, "hadis", other)
         out.append(
             Claim(
                 NAME,
@@ -85,29 +89,25 @@ def claims(data: pd.DataFrame) -> list[Claim]:
                 "HADIS lower (Fig. 9)",
                 f"HADIS {shown(metric, 'hadis')} vs {style.METHOD_LABELS[other]} "
                 f"{shown(metric, other)}",
-                seeds.lower_verdict(diff, ci, tie(metric, other)),
+                lower(metric, other),
                 f"{fid_note if metric == 'fid' else violation_note}; {significance}",
             )
         )
-    lowest = {
-        metric: all(
-            seeds.not_higher(*seeds.paired_difference(per_seed, metric, "hadis", o), tie(metric, o))
-            for o in METHODS
-            if o != "hadis"
-        )
-        for metric in ("fid", "slo_violation_ratio")
-    }
+    others = [o for o in METHODS if o != "hadis"]
+    parts = {m: {o: lower(m, o) for o in others} for m in ("fid", "slo_violation_ratio")}
     out.append(
         Claim(
             NAME,
             "HADIS has the lowest average FID and SLO violations of all variants",
             "lowest in both",
-            f"lowest FID: {'yes' if lowest['fid'] else 'no'}; lowest violations: "
-            f"{'yes' if lowest['slo_violation_ratio'] else 'no'} (ties count as lowest)",
-            "reproduced"
-            if all(lowest.values())
-            else ("partially reproduced" if any(lowest.values()) else "not reproduced"),
-            f"{fid_note}; {violation_note}; lowest: not significantly higher than any variant; "
+            "; ".join(
+                f"{'FID' if m == 'fid' else 'violations'} vs "
+                + ", ".join(f"{style.METHOD_LABELS[o]} {verdict}" for o, verdict in part.items())
+                for m, part in parts.items()
+            ),
+            v.all_of(verdict for part in parts.values() for verdict in part.values()),
+            f"lowest: significantly lower than every variant in both (a tie is "
+            f"indistinguishable, not lowest); {fid_note}; {violation_note}; "
             f"{azure.seeds_note(data)}",
         )
     )

@@ -13,6 +13,7 @@ import pandas as pd
 
 from experiments.figures import fig07_azure as azure
 from experiments.figures import seeds, style
+from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig10"
@@ -28,31 +29,32 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     azure.plot_comparison(data, path)
 
 
+def fewer_violations(per_seed: pd.DataFrame, ours: str, other: str) -> str:
+    est = seeds.paired_estimate(per_seed, "slo_violation_ratio", ours, other)
+    return v.difference_verdict(est, v.LOWER, v.RATE_TIE)
+
+
 def dominance_verdict(per_seed: pd.DataFrame, ours: str, other: str, other_fid: float) -> str:
-    """'fewer violations with comparable or better FID' (paired over seeds): reproduced if
-    violations are significantly lower (beyond the tie band) and FID not significantly more
-    than a tie higher; partially if one of the two holds."""
-    fewer = seeds.significantly_lower(
-        *seeds.paired_difference(per_seed, "slo_violation_ratio", ours, other), azure.VIOLATION_TIE
+    """'fewer violations with comparable or better FID' (paired over seeds): violations
+    significantly lower beyond the tie, and FID not worse than the FID tie (non-inferiority:
+    the whole interval below it); the weaker of the two decides."""
+    comparable = v.no_worse_verdict(
+        seeds.paired_estimate(per_seed, "fid", ours, other), v.LOWER, v.fid_tie(other_fid)
     )
-    comparable = seeds.not_higher(
-        *seeds.paired_difference(per_seed, "fid", ours, other), azure.FID_TIE * other_fid
-    )
-    if fewer and comparable:
-        return "reproduced"
-    return "partially reproduced" if fewer or comparable else "not reproduced"
+    return v.all_of([fewer_violations(per_seed, ours, other), comparable])
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
     avg, per_seed = azure.averages(data), azure.seed_data(data)
-    significance = f"a difference counts only if its 95% CI excludes 0; {azure.seeds_note(data)}"
+    significance = f"paired differences over seeds; {azure.seeds_note(data)}"
     note = (
-        f"fewer: lower by > {100 * azure.VIOLATION_TIE:.1f} pp; comparable FID: at most "
-        f"{azure.FID_TIE:.1%} higher; {significance}"
+        f"fewer: lower by > {100 * v.RATE_TIE:g} pp with the interval below 0; comparable FID: "
+        f"the interval of the difference below +{v.FID_TIE_REL:.1%} of the other's FID; "
+        f"{significance}"
     )
 
     def row(method: str) -> str:
-        fid = azure.pm(avg.at[method, "fid"], avg.at[method, "fid_ci95"], lambda v: f"{v:.2f}")
+        fid = azure.pm(avg.at[method, "fid"], avg.at[method, "fid_ci95"], lambda x: f"{x:.2f}")
         return f"{style.METHOD_LABELS[method]} FID {fid}, viol. {azure.violation_pm(avg, method)}"
 
     out = [
@@ -67,13 +69,10 @@ def claims(data: pd.DataFrame) -> list[Claim]:
         )
         for cached in ("cache-d", "cache-dq")
     ]
-    fid_better = seeds.significantly_lower(
-        *seeds.paired_difference(per_seed, "fid", "cache-dq", "cache-d"),
-        azure.FID_TIE * avg.at["cache-d", "fid"],
-    )
-    fewer = seeds.significantly_lower(
-        *seeds.paired_difference(per_seed, "slo_violation_ratio", "cache-dq", "cache-d"),
-        azure.VIOLATION_TIE,
+    fid_better = v.difference_verdict(
+        seeds.paired_estimate(per_seed, "fid", "cache-dq", "cache-d"),
+        v.LOWER,
+        v.fid_tie(avg.at["cache-d", "fid"]),
     )
     out.append(
         Claim(
@@ -81,11 +80,9 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             "Cache-D+Q improves on Cache-D in both FID and SLO violations",
             "both better",
             f"{row('cache-dq')}; {row('cache-d')}",
-            "reproduced"
-            if fid_better and fewer
-            else ("partially reproduced" if fid_better or fewer else "not reproduced"),
-            f"better: FID lower by > {azure.FID_TIE:.1%}, violations by > "
-            f"{100 * azure.VIOLATION_TIE:.1f} pp; {significance}",
+            v.all_of([fid_better, fewer_violations(per_seed, "cache-dq", "cache-d")]),
+            f"better: FID lower by > {v.FID_TIE_REL:.1%}, violations by > "
+            f"{100 * v.RATE_TIE:g} pp, each with its interval below 0; {significance}",
         )
     )
     return out

@@ -1,9 +1,12 @@
 """HADIS Fig. 11: sensitivity to the latency SLO (§5.6): SLO multiplier 0.25x-1.75x of the base
 SLO (60 s) x every method on the Azure trace, average FID and SLO-violation ratio.
 
-Runs through `FigureContext.sweep` (store ``sweeps/fig11``, resumable); quick mode runs the
-multipliers 0.5, 1.0 and 1.5 only. Data: one row per method and multiplier (`COLUMNS`;
-``infeasible_plan_share``: the share of the run without a plan that meets the SLO).
+Runs through `seeds.seed_rows` (store ``sweeps/fig11``, resumable) on the seeds of
+`seeds.seeds_of`; quick mode runs the multipliers 0.5, 1.0 and 1.5 only. Data: ``kind == "seed"``
+rows (method, multiplier, seed; `KEYS`) and ``kind == "average"`` rows (means over seeds and
+95% CI half-widths ``<key>_ci95``; ``infeasible_plan_share``: the share of the run without a plan
+that meets the SLO). Claims compare methods by paired per-seed differences at each multiplier
+(rules of `verdicts`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from experiments.figures import fig07_azure as azure
-from experiments.figures import style
+from experiments.figures import seeds, style
+from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 
 NAME = "fig11"
@@ -23,38 +27,56 @@ METHODS = ("clipper-light", "clipper-heavy", "proteus", "diffserve", "hadis")
 MULTIPLIERS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 QUICK_MULTIPLIERS = (0.5, 1.0, 1.5)
 TIGHT_MAX = 0.75  # "tight budgets" of §5.6: multipliers 0.25-0.75
-LOW_VIOLATIONS = 0.05  # what we take as the paper's "low SLO violations"
-NEAR_ZERO = 0.01  # what we take as "nearly zero" violations
+LOW_VIOLATIONS = v.Band.at_most(0.05)  # what we take as the paper's "low SLO violations"
+NEAR_ZERO = v.Band.proportion(0.0)  # "≈0" violations: the paper's 0 ± 3 pp
+KEYS = ("fid", "slo_violation_ratio", "heavy_share", "infeasible_plan_share")
 COLUMNS = [
+    "kind",
     "method",
     "slo_multiplier",
     "slo_s",
-    "fid",
-    "slo_violation_ratio",
-    "heavy_share",
-    "infeasible_plan_share",
+    "seed",
+    "n_seeds",
+    *KEYS,
+    *(f"{k}_ci95" for k in KEYS),
 ]
 
 
 def compute(ctx: FigureContext) -> pd.DataFrame:
-    spec = {
-        "trace": azure.AZURE_TRACE,
-        "grid": {
-            "policy": list(METHODS),
-            "slo_multiplier": list(QUICK_MULTIPLIERS if ctx.quick else MULTIPLIERS),
-        },
-        "sim": ctx.sweep_sim(),
-    }
-    rows = ctx.sweep(NAME, spec).rename(columns={"policy": "method"})[COLUMNS]
+    multipliers = QUICK_MULTIPLIERS if ctx.quick else MULTIPLIERS
+    per_seed = seeds.seed_rows(
+        ctx, azure.AZURE_TRACE, METHODS, KEYS, store=NAME, axes={"slo_multiplier": multipliers}
+    )
+    means = [
+        seeds.mean_rows(rows, KEYS).assign(slo_multiplier=m)
+        for m, rows in per_seed.groupby("slo_multiplier", sort=True)
+    ]
+    data = pd.concat(
+        [per_seed.assign(kind="seed"), *(m.assign(kind="average") for m in means)],
+        ignore_index=True,
+    )
+    data["slo_s"] = ctx.base.slo_s * data["slo_multiplier"]
     rank = {m: i for i, m in enumerate(METHODS)}
-    order = np.lexsort((rows["slo_multiplier"].to_numpy(), rows["method"].map(rank).to_numpy()))
-    return rows.iloc[order].reset_index(drop=True)
+    order = np.lexsort(
+        (
+            data["seed"].fillna(-1).to_numpy(),
+            data["slo_multiplier"].to_numpy(),
+            data["method"].map(rank).to_numpy(),
+            (data["kind"] == "average").to_numpy(),
+        )
+    )
+    return data.iloc[order].reset_index(drop=True).reindex(columns=COLUMNS)
+
+
+def averages(data: pd.DataFrame) -> pd.DataFrame:
+    return data[data["kind"] == "average"]
 
 
 def plot(data: pd.DataFrame, path: Path) -> None:
     fig, axes = style.new_figure(1, 2, width_in=2 * style.COLUMN_IN, height_in=2.3)
-    for method in style.ordered(data["method"].unique()):
-        rows = data[data["method"] == method]
+    avg = averages(data)
+    for method in style.ordered(avg["method"].unique()):
+        rows = avg[avg["method"] == method]
         kw = style.method_line(method)
         axes[0, 0].plot(rows["slo_multiplier"], rows["fid"], **kw)
         axes[0, 1].plot(rows["slo_multiplier"], 100 * rows["slo_violation_ratio"], **kw)
@@ -70,82 +92,110 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     style.save(fig, path)
 
 
+def at_multiplier(data: pd.DataFrame, multiplier: float) -> pd.DataFrame:
+    """The seed rows of one multiplier."""
+    return data[(data["kind"] == "seed") & (data["slo_multiplier"] == multiplier)]
+
+
 def fid_gain_claim(data: pd.DataFrame, baseline: str, paper: float) -> Claim:
-    """HADIS's largest FID reduction over `baseline` at tight SLOs vs the paper's 'up to'."""
-    tight = data[data["slo_multiplier"] <= TIGHT_MAX].pivot(
-        index="slo_multiplier", columns="method", values="fid"
-    )
+    """HADIS's largest FID reduction over `baseline` at tight SLOs vs the paper's 'up to': the
+    reduction at the tight multiplier with the largest mean reduction, with its interval."""
     label = style.METHOD_LABELS[baseline]
     claim = f"HADIS FID lower than {label} under tight SLOs (≤ {TIGHT_MAX:g}×)"
-    if tight.empty:
-        return Claim(NAME, claim, f"up to {paper:.0%}", "no tight multiplier run", "not comparable")
-    gain = 1 - tight["hadis"] / tight[baseline]
-    at = gain.idxmax()
+    tight = sorted(m for m in averages(data)["slo_multiplier"].unique() if m <= TIGHT_MAX)
+    if not tight:
+        return Claim(NAME, claim, f"up to {paper:.0%}", "no tight multiplier run", v.NOT_COMPARABLE)
+    gains = {}
+    for m in tight:
+        rows = at_multiplier(data, m)
+        base_fid = rows.loc[rows["method"] == baseline, "fid"].mean()
+        gains[m] = seeds.paired_estimate(rows, "fid", "hadis", baseline).scaled(-1 / base_fid)
+    at = max(gains, key=lambda m: gains[m].value)
+    band = v.Band.proportion(paper)
     return Claim(
         NAME,
         claim,
         f"up to {paper:.0%}",
-        f"up to {azure.pct(gain.max())} (at {at:g}×; multipliers "
-        f"{', '.join(f'{m:g}' for m in gain.index)})",
-        azure.factor_verdict(gain.max(), paper),
-        f"x/÷ {azure.FACTOR_REPRODUCED:g} reproduced, x/÷ {azure.FACTOR_PARTIAL:g} partially",
+        "; ".join(f"{m:g}×: {est.text(azure.pct)}" for m, est in gains.items()),
+        v.difference_verdict(gains[at], v.HIGHER, v.FID_TIE_REL, band),
+        f"the largest mean reduction (at {at:g}×) beyond the {v.FID_TIE_REL:.1%} tie with its "
+        f"interval above 0, in {band.text()}; paired over {n_seeds(data)} seeds",
     )
 
 
+def n_seeds(data: pd.DataFrame) -> int:
+    return int(averages(data)["n_seeds"].min())
+
+
+def violations_of(data: pd.DataFrame, method: str, multiplier: float) -> v.Estimate:
+    rows = at_multiplier(data, multiplier)
+    return v.t_interval(rows.loc[rows["method"] == method, "slo_violation_ratio"])
+
+
+def extremes(data: pd.DataFrame, multiplier: float) -> str:
+    """'Clipper-Light ≈0 violations with the worst FID; Clipper-Heavy the best FID with the
+    most violations' at one multiplier (every comparison paired over seeds)."""
+    rows = at_multiplier(data, multiplier)
+    fid = {m: rows.loc[rows["method"] == m, "fid"].mean() for m in METHODS}
+    parts = [v.level_verdict(violations_of(data, "clipper-light", multiplier), NEAR_ZERO)]
+    for other in METHODS:
+        if other != "clipper-light":
+            est = seeds.paired_estimate(rows, "fid", "clipper-light", other)
+            parts.append(v.difference_verdict(est, v.HIGHER, v.fid_tie(fid[other])))
+        if other != "clipper-heavy":
+            est = seeds.paired_estimate(rows, "fid", "clipper-heavy", other)
+            parts.append(v.difference_verdict(est, v.LOWER, v.fid_tie(fid[other])))
+            est = seeds.paired_estimate(rows, "slo_violation_ratio", "clipper-heavy", other)
+            parts.append(v.difference_verdict(est, v.HIGHER, v.RATE_TIE))
+    return v.all_of(parts)
+
+
 def claims(data: pd.DataFrame) -> list[Claim]:
-    fid = data.pivot(index="slo_multiplier", columns="method", values="fid")
-    violations = data.pivot(index="slo_multiplier", columns="method", values="slo_violation_ratio")
+    multipliers = sorted(averages(data)["slo_multiplier"].unique())
+    seeds_note = f"[ ]: 95% interval over {n_seeds(data)} seeds"
     out = [fid_gain_claim(data, "proteus", 0.11), fid_gain_claim(data, "diffserve", 0.07)]
-    hadis = violations["hadis"]
-    low = hadis <= LOW_VIOLATIONS
+    hadis = {m: violations_of(data, "hadis", m) for m in multipliers}
     out.append(
         Claim(
             NAME,
             "HADIS keeps SLO violations low at every SLO multiplier",
             "low at all multipliers",
-            f"max {azure.pct(hadis.max())} (at {hadis.idxmax():g}×); ≤ {LOW_VIOLATIONS:.0%} at "
-            f"{int(low.sum())}/{len(low)} multipliers",
-            "reproduced"
-            if low.all()
-            else ("partially reproduced" if low.mean() >= 0.5 else "not reproduced"),
-            f"low: ≤ {LOW_VIOLATIONS:.0%}; partially: at ≥ half the multipliers",
+            "; ".join(f"{m:g}×: {est.text(azure.pct)}" for m, est in hadis.items()),
+            v.all_of(v.level_verdict(est, LOW_VIOLATIONS) for est in hadis.values()),
+            f"low: the interval {LOW_VIOLATIONS.text()} at every multiplier; {seeds_note}",
         )
     )
     claim = "DiffServe violations nearly zero at 0.25× (all workers on light models)"
-    if 0.25 in violations.index:
-        ours = violations.at[0.25, "diffserve"]
-        at = data[(data["slo_multiplier"] == 0.25) & (data["method"] == "diffserve")].iloc[0]
+    if 0.25 in multipliers:
+        est = violations_of(data, "diffserve", 0.25)
+        at = averages(data).set_index(["slo_multiplier", "method"]).loc[(0.25, "diffserve")]
         out.append(
             Claim(
                 NAME,
                 claim,
                 "≈0",
-                f"{azure.pct(ours)} (heavy share {azure.pct(at['heavy_share'])}; no feasible "
+                f"{est.text(azure.pct)} (heavy share {azure.pct(at['heavy_share'])}; no feasible "
                 f"plan {azure.pct(at['infeasible_plan_share'])} of the time)",
-                "reproduced" if ours <= NEAR_ZERO else "not reproduced",
-                f"nearly zero: ≤ {NEAR_ZERO:.0%}; without a feasible plan the planner is "
-                "overloaded at this SLO",
+                v.level_verdict(est, NEAR_ZERO),
+                f"nearly zero: the interval {NEAR_ZERO.text()}; without a feasible plan the "
+                f"planner is overloaded at this SLO; {seeds_note}",
             )
         )
     else:
-        out.append(Claim(NAME, claim, "≈0", "0.25× not run (quick grid)", "not comparable"))
-    light_ok = (violations["clipper-light"] <= NEAR_ZERO) & fid.idxmax(axis=1).eq("clipper-light")
-    heavy_ok = fid.idxmin(axis=1).eq("clipper-heavy") & (
-        violations["clipper-heavy"] >= violations.drop(columns="clipper-heavy").max(axis=1)
-    )
-    both = light_ok & heavy_ok
+        out.append(Claim(NAME, claim, "≈0", "0.25× not run (quick grid)", v.NOT_COMPARABLE))
+    per_multiplier = {m: extremes(data, m) for m in multipliers}
     out.append(
         Claim(
             NAME,
             "Clipper-Light ≈0 violations with the worst FID; Clipper-Heavy the best FID with "
             "the most violations, at every SLO",
             "at every multiplier",
-            f"holds at {int(both.sum())}/{len(both)} multipliers "
-            f"(Light {int(light_ok.sum())}, Heavy {int(heavy_ok.sum())})",
-            "reproduced"
-            if both.all()
-            else ("partially reproduced" if both.any() else "not reproduced"),
-            f"≈0: ≤ {NEAR_ZERO:.0%}",
+            "; ".join(f"{m:g}×: {verdict}" for m, verdict in per_multiplier.items()),
+            v.all_of(per_multiplier.values()),
+            f"≈0: the interval {NEAR_ZERO.text()}; worst / best / most: paired differences "
+            f"with the interval beyond 0 and the estimate beyond the tie (FID "
+            f"{v.FID_TIE_REL:.1%}, violations {100 * v.RATE_TIE:g} pp) against every other "
+            f"method; {seeds_note}",
         )
     )
     return out

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from experiments.figures import figure_modules
-from experiments.figures.context import VERDICTS, Claim, FigureContext
+from experiments.figures import figure_modules, verdicts
+from experiments.figures.context import Claim, FigureContext
+from simulator.atomic import atomic_file, atomic_write_text
 from simulator.errors import InputError
 from simulator.results import code_version
 
@@ -42,8 +43,10 @@ def make_figures(
         module = modules[name]
         start = time.perf_counter()
         data = module.compute(ctx)
-        data.to_csv(ctx.out_dir / f"{name}.csv", index=False, float_format="%.6g")
-        module.plot(data, ctx.out_dir / f"{name}.png")
+        with atomic_file(ctx.out_dir / f"{name}.csv") as staging:
+            data.to_csv(staging, index=False, float_format="%.6g")
+        with atomic_file(ctx.out_dir / f"{name}.png") as staging:
+            module.plot(data, staging)
         claims[name] = list(module.claims(data))
         if on_figure is not None:
             on_figure(name, time.perf_counter() - start)
@@ -65,16 +68,28 @@ def replicate_verdicts(
     return verdicts
 
 
+def verdict_summary(counts: dict[str, int]) -> list[str]:
+    """Header lines: the claims per category, evidence and not-evidence apart."""
+    evidence = sum(counts[v] for v in verdicts.EVIDENCE)
+    rest = [v for v in verdicts.VERDICTS if v not in verdicts.EVIDENCE]
+    return [
+        f"Verdicts on {evidence} claims that are evidence: "
+        + ", ".join(f"{counts[v]} {v}" for v in verdicts.EVIDENCE)
+        + ".",
+        "Not counted as evidence: " + ", ".join(f"{counts[v]} {v}" for v in rest) + ".",
+    ]
+
+
 def write_report(
     ctx: FigureContext,
     claims: dict[str, list[Claim]],
     replicas: dict[tuple[str, str], list[str]] | None = None,
 ) -> Path:
-    """REPRODUCTION.md: every claim with the paper's number, ours and a verdict (and, with
-    `replicas`, in how many of the other seeds the verdict is the same)."""
+    """REPRODUCTION.md: the verdict rules and counts, then every claim with the paper's number,
+    ours and a verdict (and, with `replicas`, in how many of the other seeds the verdict is the
+    same)."""
     modules = figure_modules()
-    rows = [c for name in claims for c in claims[name]]
-    counts = {v: sum(c.verdict == v for c in rows) for v in VERDICTS}
+    counts = verdicts.counts(c.verdict for name in claims for c in claims[name])
     source = ctx.bundle.meta.get("provenance", {}).get("source", "?")
     lines = [
         "# Reproduction report",
@@ -85,8 +100,9 @@ def write_report(
         f"Mode: {'quick (short traces, coarse grids)' if ctx.quick else 'full'}; seed {ctx.seed}; "
         f"{ctx.base.n_workers} workers, SLO {ctx.base.slo_s:g} s unless a figure says otherwise.",
         "",
-        "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".",
+        *verdict_summary(counts),
         "",
+        verdicts.RULES,
     ]
     for name, figure_claims in claims.items():
         lines += [f"## {name}: {modules[name].TITLE}", "", f"![{name}]({name}.png)", ""]
@@ -105,5 +121,5 @@ def write_report(
             lines.append(f"| {c.claim} | {c.paper} | {c.ours} | {c.verdict} |{same} {c.note} |")
         lines.append("")
     path = ctx.out_dir / "REPRODUCTION.md"
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path

@@ -1,7 +1,9 @@
-"""Seed replication of the Azure-trace comparisons (Figs. 7, 9, 10): every method runs on
-`N_SEEDS` (quick: `N_SEEDS_QUICK`) independently drawn traces, through the sweep store
-``sweeps/azure`` (resumable, shared by the figures), and the claims compare methods by the
-paired per-seed differences with a 95% Student-t confidence interval.
+"""Seed replication of the figures' comparisons: every method runs on `N_SEEDS` (quick:
+`N_SEEDS_QUICK`) independently drawn traces — Figs. 7, 9, 10 through the sweep store
+``sweeps/azure`` (resumable, shared by the figures), Figs. 11 and 14 through their own stores,
+Figs. 3 and 13 through the context's runs — and the claims compare methods by the paired
+per-seed differences with a 95% Student-t interval (the rules that turn them into verdicts are
+in `verdicts`).
 
 The seeds of a context with seed s are s, s + 1000, …, s + 1000·(n − 1): the first is the
 seed of the context's single runs (the timeseries panels), and the replicate contexts of
@@ -14,13 +16,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from experiments.figures import verdicts
 from experiments.figures.context import FigureContext
+from experiments.figures.verdicts import Estimate
 
 N_SEEDS = 5
 N_SEEDS_QUICK = 3
-CONFIDENCE = 0.95
 SEED_STRIDE = 1000
 STORE = "azure"
 
@@ -58,12 +60,10 @@ def seed_rows(
 
 
 def ci_half_width(values: np.ndarray) -> float:
-    """Half-width of the 95% Student-t confidence interval of the mean (0 for one value)."""
+    """Half-width of the 95% Student-t confidence interval of the mean, for display (0 for one
+    value, which has no interval: the verdict rules treat it as unbounded)."""
     values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
-        return 0.0
-    t = stats.t.ppf((1 + CONFIDENCE) / 2, len(values) - 1)
-    return float(t * values.std(ddof=1) / np.sqrt(len(values)))
+    return 0.0 if len(values) < 2 else verdicts.t_half_width(values)
 
 
 def mean_rows(per_seed: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -80,30 +80,22 @@ def mean_rows(per_seed: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def paired_values(
+    per_seed: pd.DataFrame, metric: str, ours: str, other: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """metric of `ours` and of `other` over the seeds both ran, in seed order."""
+    wide = per_seed.pivot(index="seed", columns="method", values=metric)[[ours, other]].dropna()
+    return wide[ours].to_numpy(dtype=np.float64), wide[other].to_numpy(dtype=np.float64)
+
+
+def paired_estimate(per_seed: pd.DataFrame, metric: str, ours: str, other: str) -> Estimate:
+    """metric(ours) − metric(other) over the seeds both ran, with its 95% interval."""
+    return verdicts.paired_difference(*paired_values(per_seed, metric, ours, other))
+
+
 def paired_difference(
     per_seed: pd.DataFrame, metric: str, ours: str, other: str
 ) -> tuple[float, float]:
     """(mean, 95% CI half-width) of metric(ours) − metric(other) over the seeds both ran."""
-    wide = per_seed.pivot(index="seed", columns="method", values=metric)[[ours, other]].dropna()
-    diff = (wide[ours] - wide[other]).to_numpy(dtype=np.float64)
-    return float(diff.mean()), ci_half_width(diff)
-
-
-def lower_verdict(mean_diff: float, ci: float, tie: float) -> str:
-    """'ours lower than other' from the paired difference: reproduced if lower by more than
-    `tie` with the whole CI below 0; not reproduced if higher by more than `tie` with the CI
-    above 0; otherwise partially (a tie, or a difference the seeds cannot resolve)."""
-    if mean_diff < -tie and mean_diff + ci < 0:
-        return "reproduced"
-    if mean_diff > tie and mean_diff - ci > 0:
-        return "not reproduced"
-    return "partially reproduced"
-
-
-def significantly_lower(mean_diff: float, ci: float, tie: float) -> bool:
-    return lower_verdict(mean_diff, ci, tie) == "reproduced"
-
-
-def not_higher(mean_diff: float, ci: float, tie: float) -> bool:
-    """Not significantly higher by more than `tie` (a tie counts)."""
-    return lower_verdict(mean_diff, ci, tie) != "not reproduced"
+    est = paired_estimate(per_seed, metric, ours, other)
+    return est.value, est.half_width
