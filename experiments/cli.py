@@ -1,5 +1,6 @@
 """The `t2isim` command line (typer). Thin shells over the library; every input error is one
-line on stderr and exit code 2."""
+line on stderr and exit code 2 (`experiments/cli_errors.py`), every output is checked before
+any work starts and written atomically (`simulator/atomic.py`)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from experiments.cli_errors import OneLineErrors, input_errors
+from simulator.atomic import atomic_file, check_output_file, check_output_folder
 from simulator.errors import InputError
 
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Simulate, profile and plan text-to-image diffusion serving (HADIS, RouteT2I, ECVL).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -28,30 +32,6 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(import_app, name="import")
 out = Console()
 err = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def input_errors():
-    """Turn `InputError` (and unreadable files) into one line on stderr and exit code 2."""
-    try:
-        yield
-    except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        sys.stderr.write(f"error: {message}\n")
-        raise typer.Exit(2) from None
-
-
-@contextlib.contextmanager
-def sweep_errors():
-    """Turn a sweep that cannot finish (`SweepError`: a failed run, code changed mid-sweep)
-    into one line on stderr and exit code 1."""
-    from experiments.sweep import SweepError
-
-    try:
-        yield
-    except SweepError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        raise typer.Exit(1) from None
 
 
 def _register_policies() -> None:
@@ -78,6 +58,11 @@ class ServiceTime(StrEnum):
     lognormal = "lognormal"
 
 
+class QueueOrder(StrEnum):
+    fifo = "fifo"
+    edf = "edf"
+
+
 def _parse_options(items: list[str]) -> dict[str, object]:
     options: dict[str, object] = {}
     for item in items:
@@ -93,6 +78,7 @@ def _parse_options(items: list[str]) -> dict[str, object]:
 
 @app.command()
 def simulate(
+    ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
     policy: Annotated[str, typer.Option(help="Policy name (see `t2isim policies`).")] = "hadis",
     bundle: Annotated[str, typer.Option(help="'default' or a bundle folder.")] = "default",
@@ -116,6 +102,9 @@ def simulate(
     ] = None,
     max_wait: Annotated[float, typer.Option(help="Batching wait in seconds.")] = 0.0,
     service_time: Annotated[ServiceTime, typer.Option()] = ServiceTime.deterministic,
+    queue: Annotated[
+        QueueOrder, typer.Option(help="Worker queue order: fifo, or edf (earliest deadline).")
+    ] = QueueOrder.fifo,
     plan_delay: Annotated[float, typer.Option(help="Seconds before a plan takes effect.")] = 0.0,
     plan_delay_measured: Annotated[
         bool, typer.Option(help="Also delay by the planner's wall time (not deterministic).")
@@ -127,6 +116,13 @@ def simulate(
         str | None,
         typer.Option(help="Trained router (routers/) as hardness score; = --option router=NAME."),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Named settings (simulator/presets.py, e.g. artifact-testbed); options given "
+            "explicitly override the preset's values."
+        ),
+    ] = None,
     plot: Annotated[bool, typer.Option(help="Also write timeseries.png.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
 ) -> None:
@@ -137,8 +133,9 @@ def simulate(
     from simulator.run import run_simulation
 
     with input_errors():
+        check_output_folder(out_dir, marker="summary.json")
         _register_policies()
-        config = SimConfig(
+        fields = dict(
             n_workers=workers,
             slo_s=slo,
             time_scale=time_scale,
@@ -154,10 +151,17 @@ def simulate(
             service_time=service_time.value,
             plan_delay_s=plan_delay,
             plan_delay_measured=plan_delay_measured,
+            queue=queue.value,
         )
         options = _parse_options(option or [])
         if router is not None:
             options["router"] = router
+        if preset is not None:
+            from simulator.presets import get_preset
+
+            given = {p for p in ctx.params if ctx.get_parameter_source(p).name == "COMMANDLINE"}
+            fields, policy, options = get_preset(preset).apply(fields, policy, options, given)
+        config = SimConfig(**fields)
         the_bundle = resolve_bundle(bundle)
         the_trace = resolve_trace(trace, the_bundle, seed)
         with _progress(quiet, f"simulating {policy}") as progress:
@@ -166,6 +170,15 @@ def simulate(
             )
         result.summary["bundle_source"] = bundle
         result.summary["trace_spec"] = trace
+        extras = []
+        if plot:
+            from experiments.plots import plot_run
+
+            extras.append(
+                lambda staging: plot_run(
+                    result.timeseries, result.summary, staging / "timeseries.png"
+                )
+            )
         write_run(
             out_dir,
             result.queries,
@@ -173,11 +186,8 @@ def simulate(
             result.summary,
             result.config,
             result.raw.planner_wall_s,
+            extras=extras,
         )
-        if plot:
-            from experiments.plots import plot_run
-
-            plot_run(result.timeseries, result.summary, out_dir / "timeseries.png")
     if not quiet:
         _print_summary(result.summary, out_dir)
 
@@ -256,6 +266,7 @@ def make_trace(
     from simulator.workloads import write_artifact_trace, write_trace_csv
 
     with input_errors():
+        check_output_file(out_file)
         trace = resolve_trace(spec, resolve_bundle(bundle), seed)
         writer = write_trace_csv if fmt is TraceFormat.csv else write_artifact_trace
         writer(trace, out_file)
@@ -321,20 +332,25 @@ def bundle_export(
     from experiments.inputs import resolve_bundle
 
     with input_errors():
-        df = getattr(resolve_bundle(bundle), table.value)
         if fmt is TableFormat.parquet and out_file is None:
             raise InputError("--format parquet needs --out FILE")
-    if fmt is TableFormat.csv:
-        text = df.to_csv(index=False, float_format="%.10g")
-    elif fmt is TableFormat.json:
-        text = df.to_json(orient="records", indent=1) + "\n"
-    else:
-        df.to_parquet(out_file, index=False)
-        return
+        if out_file is not None:
+            check_output_file(out_file)
+        df = getattr(resolve_bundle(bundle), table.value)
     if out_file is None:
-        sys.stdout.write(text)
-    else:
-        out_file.write_text(text)
+        sys.stdout.write(_table_text(df, fmt))
+        return
+    with atomic_file(out_file) as staging:
+        if fmt is TableFormat.parquet:
+            df.to_parquet(staging, index=False)
+        else:
+            staging.write_text(_table_text(df, fmt), encoding="utf-8")
+
+
+def _table_text(df, fmt: TableFormat) -> str:
+    if fmt is TableFormat.csv:
+        return df.to_csv(index=False, float_format="%.10g")
+    return df.to_json(orient="records", indent=1) + "\n"
 
 
 @bundle_app.command("write")
@@ -347,6 +363,7 @@ def bundle_write(
     from simulator.bundle import write_bundle
 
     with input_errors():
+        check_output_folder(out_dir, marker="bundle.json")
         write_bundle(resolve_bundle(bundle), out_dir)
     out.print(f"bundle written to {out_dir}")
 
@@ -361,6 +378,7 @@ def import_hadis(
     from simulator.bundle import write_bundle
 
     with input_errors():
+        check_output_folder(out_dir, marker="bundle.json")
         bundle = import_hadis_artifact(artifact)
         write_bundle(bundle, out_dir)
     out.print(
@@ -381,9 +399,12 @@ def calibrate(
     from simulator.default_bundle import save_params
 
     with input_errors():
+        if out_file is not None:
+            check_output_file(out_file)
         params = fit(artifact)
         if out_file is not None:
-            save_params(params, out_file)
+            with atomic_file(out_file) as staging:
+                save_params(params, staging)
     for key, value in params.get("fit", {}).items():
         shown = [round(v, 4) for v in value] if isinstance(value, list) else value
         out.print(f"{key}: {shown}")
@@ -393,9 +414,11 @@ def calibrate(
 
 def _register_commands() -> None:
     from experiments import figures_cli, sweep_cli
+    from serving import cli as serving_cli
 
     sweep_cli.register(app)
     figures_cli.register(app)
+    serving_cli.register(app)
 
 
 _register_commands()

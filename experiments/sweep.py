@@ -29,7 +29,10 @@ yields the same key); config covers the policy, its options and every SimConfig 
 
 Store: `STORE/parts/<run_key>.parquet`, one row per run, each written to a temporary file and
 renamed into place — an interrupted or concurrent sweep never leaves a half-written row, and a
-rerun skips the keys present. `read_store` merges the parts. Columns: `run_key`, the grid
+rerun skips the keys present. A part counts as done only when it reads back as one row with the
+store's key and coordinate columns and its own run key (`part_problem`); a corrupt part (empty,
+random bytes, another schema) is reported by `--status` and re-run by a resumed sweep.
+`read_store` merges the parts. Columns: `run_key`, the grid
 coordinates (`COORDINATES`; NaN for axes not swept), every scalar summary key, `plan_share.<label>`
 (0 where a run never used that plan), `hash.<name>`, `config` (the resolved policy, options and
 SimConfig as JSON; `hash.config` is its sha256_json) and `wall_s` (the only column that differs
@@ -41,10 +44,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -57,9 +60,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from simulator.atomic import atomic_file, check_output_folder
 from simulator.bundle import Bundle
 from simulator.config import ConfigError, SimConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, RunFailure
 from simulator.results import code_version, sha256_json
 from simulator.workloads import Trace
 
@@ -79,7 +83,7 @@ class SweepSpecError(InputError):
     """A bad sweep spec; the message names the file and the field."""
 
 
-class SweepError(RuntimeError):
+class SweepError(RunFailure):
     """A run whose provenance hashes disagree with its planned key (code edited during the
     sweep, or other code on a Dask worker)."""
 
@@ -101,7 +105,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SweepSpecError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise SweepSpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -475,25 +485,54 @@ def _parts_dir(store: str | Path) -> Path:
     return Path(store) / "parts"
 
 
-def done_keys(store: str | Path) -> set[str]:
-    """Run keys with a row in the store."""
+def check_store(store: str | Path) -> Path:
+    """Refuse (InputError) a store path that is a file or an unrelated folder (no parts/)."""
+    return check_output_folder(store, marker="parts")
+
+
+PART_COLUMNS = ("run_key", *COORDINATES, "config", "wall_s")
+
+
+def part_problem(path: Path) -> str | None:
+    """Why the part file `path` is not a valid stored row (None if it is): unreadable as
+    Parquet, not exactly one row, missing store columns, or a run key other than its name."""
+    try:
+        metadata = pq.read_metadata(path)
+        if metadata.num_rows != 1:
+            return f"{metadata.num_rows} rows, expected 1"
+        missing = [c for c in PART_COLUMNS if c not in metadata.schema.names]
+        if missing:
+            return f"missing column {missing[0]!r}"
+        key = pq.read_table(path, columns=["run_key"]).column("run_key")[0].as_py()
+    except (OSError, pa.ArrowException) as exc:
+        return f"not a readable Parquet file ({str(exc).splitlines()[0][:80]})"
+    return None if key == path.stem else f"holds run_key {key!r}"
+
+
+def scan_parts(store: str | Path) -> tuple[set[str], dict[str, str]]:
+    """(run keys with a valid part, {run key: problem} of the corrupt parts)."""
     parts = _parts_dir(store)
-    return {p.stem for p in parts.glob("*.parquet")} if parts.is_dir() else set()
+    done: set[str] = set()
+    corrupt: dict[str, str] = {}
+    for path in sorted(parts.glob("*.parquet")) if parts.is_dir() else ():
+        problem = part_problem(path)
+        if problem is None:
+            done.add(path.stem)
+        else:
+            corrupt[path.stem] = problem
+    return done, corrupt
+
+
+def done_keys(store: str | Path) -> set[str]:
+    """Run keys with a valid row in the store (corrupt parts are not done)."""
+    return scan_parts(store)[0]
 
 
 def write_row(store: str | Path, row: Mapping[str, object]) -> Path:
     """Write one run's row as `parts/<run_key>.parquet`, atomically."""
-    parts = _parts_dir(store)
-    parts.mkdir(parents=True, exist_ok=True)
-    path = parts / f"{row['run_key']}.parquet"
-    handle, staging = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=parts)
-    os.close(handle)
-    try:
+    path = _parts_dir(store) / f"{row['run_key']}.parquet"
+    with atomic_file(path) as staging:
         pq.write_table(pa.Table.from_pylist([dict(row)]), staging)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -518,13 +557,14 @@ class SweepStatus:
     done: int
     missing: list[RunPoint]
     stale: int  # rows in the store that no run of the spec has (older code, edited spec)
+    corrupt: dict[str, str] = field(default_factory=dict)  # run key -> problem (to re-run)
 
 
 def sweep_status(runs: Sequence[PlannedRun], store: str | Path) -> SweepStatus:
-    have = done_keys(store)
+    have, corrupt = scan_parts(store)
     planned = {run.key for run in runs}
     missing = [run.point for run in runs if run.key not in have]
-    return SweepStatus(len(runs), len(runs) - len(missing), missing, len(have - planned))
+    return SweepStatus(len(runs), len(runs) - len(missing), missing, len(have - planned), corrupt)
 
 
 # ----------------------------------------------------------------------------- execution
@@ -553,6 +593,17 @@ class Backend:
     slots: int  # runs kept in flight: finished rows are stored while the rest wait to start
 
 
+DASK_SCHEMES = ("tcp://", "tls://", "inproc://", "ws://", "wss://")
+
+
+def check_dask(dask: str | None) -> str | None:
+    """`--dask`: None, 'local' or a scheduler address; InputError otherwise (checked before
+    any work)."""
+    if dask is None or dask == "local" or dask.startswith(DASK_SCHEMES):
+        return dask
+    raise InputError(f"--dask {dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
+
+
 @contextlib.contextmanager
 def open_backend(bundle: Bundle, jobs: int | None = None, dask: str | None = None
                  ) -> Iterator[Backend]:
@@ -566,13 +617,10 @@ def open_backend(bundle: Bundle, jobs: int | None = None, dask: str | None = Non
         if jobs == 1:
             yield Backend(InlineExecutor(), bundle, "inline", slots=1)
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with _process_pool(jobs) as pool:
             yield Backend(pool, bundle, f"process pool of {jobs}", slots=2 * jobs)
         return
+    check_dask(dask)
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -581,17 +629,55 @@ def open_backend(bundle: Bundle, jobs: int | None = None, dask: str | None = Non
         if dask == "local":
             cluster = stack.enter_context(
                 LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                             dashboard_address=None)
+                             dashboard_address=None, silence_logs=logging.CRITICAL)
             )
             client = stack.enter_context(Client(cluster))
-        elif dask.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
-            client = stack.enter_context(Client(dask))
         else:
-            raise InputError(f"--dask {dask!r}: expected 'local' or a scheduler address tcp://...")
+            client = stack.enter_context(Client(dask))
         bundle_ref = client.scatter(bundle, broadcast=True)
         threads = sum(client.nthreads().values())
         yield Backend(client.get_executor(), bundle_ref, f"dask {client.scheduler.address}",
                       slots=2 * max(threads, 1))
+
+
+@contextlib.contextmanager
+def _process_pool(jobs: int) -> Iterator[Executor]:
+    """A spawn-context process pool whose workers never outlive the sweep: on an error or an
+    interrupt (SIGINT/SIGTERM, see experiments/cli_errors.py) they are terminated at once
+    instead of finishing their runs, and a worker whose parent died (SIGKILL) exits by itself."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+    try:
+        yield pool
+    except BaseException:
+        # ProcessPoolExecutor has no public way to stop running tasks (Python < 3.14)
+        for process in list((pool._processes or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+PARENT_POLL_S = 1.0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Pool-worker initializer: a daemon thread exits the worker when its parent is gone."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`t2isim sweep SPEC.yaml`: run a parameter sweep into a results store, or show its status.
 
-Mounted by `experiments/cli.py` with `register(app)`; imports the CLI helpers lazily, so the two
-modules do not import each other at load time.
+Mounted by `experiments/cli.py` with `register(app)`; errors are reported by the app's
+`experiments.cli_errors.OneLineErrors` group (input errors exit 2, a failed run exits 1).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def sweep(
         str | None, typer.Option(help="Override the spec's bundle: 'default' or a folder.")
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option(help="Local worker processes (default: all cores).")
+        int | None, typer.Option(min=1, help="Local worker processes (default: all cores).")
     ] = None,
     dask: Annotated[
         str | None,
@@ -45,9 +45,10 @@ def sweep(
     """Expand a sweep spec into runs and execute those not yet in the results store."""
     from dataclasses import replace
 
-    from experiments.cli import input_errors, sweep_errors
     from experiments.inputs import resolve_bundle
     from experiments.sweep import (
+        check_dask,
+        check_store,
         default_store,
         load_spec,
         open_backend,
@@ -57,20 +58,22 @@ def sweep(
     )
 
     store = store or default_store(spec_file)
-    with input_errors():
-        spec = load_spec(spec_file)
-        if bundle is not None:
-            spec = replace(spec, bundle=bundle)
-        the_bundle = resolve_bundle(spec.bundle)
-        runs = plan_runs(spec, the_bundle, the_bundle.content_hash())
-        if status:
-            _print_status(sweep_status(runs, store), store)
-            return
-        with open_backend(the_bundle, jobs=jobs, dask=dask) as backend:
-            done = sweep_status(runs, store).done
-            with _progress_bar(quiet, len(runs), done) as on_done:
-                with sweep_errors():
-                    report = run_sweep(runs, store, backend, on_done)
+    check_store(store)
+    check_dask(dask)
+    spec = load_spec(spec_file)
+    if bundle is not None:
+        spec = replace(spec, bundle=bundle)
+    the_bundle = resolve_bundle(spec.bundle)
+    runs = plan_runs(spec, the_bundle, the_bundle.content_hash())
+    if status:
+        _print_status(sweep_status(runs, store), store)
+        return
+    with open_backend(the_bundle, jobs=jobs, dask=dask) as backend:
+        before = sweep_status(runs, store)
+        for line in _corrupt_lines(before, "re-running"):
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
+        with _progress_bar(quiet, len(runs), before.done) as on_done:
+            report = run_sweep(runs, store, backend, on_done)
     out.print(
         f"{report.total} runs: {report.ran} ran, {report.skipped} already stored "
         f"({backend.description}) -> {store}"
@@ -81,11 +84,23 @@ def _print_status(status: SweepStatus, store: Path) -> None:
     lines = [f"{status.done} / {status.total} runs done in {store}"]
     if status.stale:
         lines.append(f"{status.stale} stored rows belong to no run of this spec (older code?)")
+    lines += _corrupt_lines(status, "not done")
     lines += [f"missing: {point.label()}" for point in status.missing[:MISSING_SHOWN]]
     if len(status.missing) > MISSING_SHOWN:
         lines.append(f"... and {len(status.missing) - MISSING_SHOWN} more missing")
     for line in lines:
         out.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _corrupt_lines(status: SweepStatus, verdict: str) -> list[str]:
+    """One line per corrupt part file (at most MISSING_SHOWN)."""
+    lines = [
+        f"corrupt part {key}.parquet ({problem}): {verdict}"
+        for key, problem in list(status.corrupt.items())[:MISSING_SHOWN]
+    ]
+    if len(status.corrupt) > MISSING_SHOWN:
+        lines.append(f"... and {len(status.corrupt) - MISSING_SHOWN} more corrupt parts")
+    return lines
 
 
 @contextlib.contextmanager

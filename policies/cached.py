@@ -4,23 +4,30 @@
 * `cache-dq` — key = demand range × total-queue-length range [j·ΔQ, (j+1)·ΔQ).
 
 On a hit the cached plan is applied as it is; on a miss the HADIS MILP is solved for the
-current observation and its plan is stored under the key. Options: demand_bucket_qps (2.0),
-queue_bucket (10.0), plus the HADIS planner options.
+current observation and its plan is stored under the key. Options: demand_bucket_qps (2.0,
+in [0.001, 1e6]), queue_bucket (10.0, in [0.001, 1e9]), plus the HADIS planner options.
 """
 
 from __future__ import annotations
 
 import math
 
-from policies.hadis import PLANNER_DEFAULTS, MilpCascadePolicy, table_options
+from policies.hadis import MilpCascadePolicy, table_options
+from policies.planning import PLANNER_OPTIONS
+from simulator.limits import Interval
+from simulator.options import real
 from simulator.policy import Observation, Plan, PolicyContext, register_policy
 
-CACHE_DEFAULTS = {**PLANNER_DEFAULTS, "demand_bucket_qps": 2.0, "queue_bucket": 10.0}
+CACHE_OPTIONS = {
+    **PLANNER_OPTIONS,
+    "demand_bucket_qps": real(2.0, Interval(1e-3, 1e6)),
+    "queue_bucket": real(10.0, Interval(1e-3, 1e9)),
+}
 
 
 class CachedPlanner(MilpCascadePolicy):
     def __init__(self, name: str, context: PolicyContext, use_queue: bool) -> None:
-        super().__init__(name, context, table_options(context), defaults=CACHE_DEFAULTS)
+        super().__init__(name, context, table_options(context), declared=CACHE_OPTIONS)
         self.use_queue = use_queue
         self.cache: dict[tuple[int, ...], Plan] = {}
         self.hits = 0

@@ -1,9 +1,11 @@
-"""Glue between the simulator's observations/plans and the MILP planner's arrays."""
+"""Glue between the simulator's observations/plans and the MILP planner's arrays, and the
+typed declarations of the MILP policies' options (parsed by `simulator.options.take_options`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from policies.learned_router import DEFAULT_FOLDS
 from policies.milp import (
     ARTIFACT_BATCH_SIZES,
     CascadeOption,
@@ -12,34 +14,31 @@ from policies.milp import (
     PlanTable,
 )
 from simulator.bundle import Bundle
-from simulator.errors import InputError
+from simulator.limits import Interval
+from simulator.options import PolicyOptionError, choice, integer, real, take_options, text
 from simulator.policy import Observation, Plan
 
 QUEUE_ALPHA = 1.2  # safety factor α of the queue-delay estimate (the artifact's 1.2)
 MIN_RATE_QPS = 1e-3  # floor of a model's arrival rate in α·Q/λ
+__all__ = ["PolicyOptionError", "take_options"]  # re-exported for the policies
 
 
-class PolicyOptionError(InputError):
-    """An unknown or invalid policy option."""
-
-
-def take_options(name: str, options: dict, defaults: dict) -> dict:
-    """Options merged over defaults (converted to the defaults' types); unknown keys fail."""
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise PolicyOptionError(
-            f"{name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
-        )
-    merged = dict(defaults)
-    for key, value in options.items():
-        kind = type(defaults[key]) if defaults[key] is not None else str
-        try:
-            merged[key] = kind(value)
-        except (TypeError, ValueError):
-            raise PolicyOptionError(
-                f"{name}: option {key}={value!r} is not a {kind.__name__}"
-            ) from None
-    return merged
+# typed option declarations shared by the MILP policies (`simulator.options`)
+QUEUE_ALPHA_OPTION = real(QUEUE_ALPHA, Interval(0.0, 1e3))
+PLANNER_OPTIONS = {
+    "planner": choice("default", ("default", "faithful")),
+    "spare": choice("distribute", ("distribute", "idle")),
+    "queue_alpha": QUEUE_ALPHA_OPTION,
+    "time_limit_s": real(10.0, Interval(0.1, 3600.0)),
+    "router": text(""),  # a routers/ name: its trained score replaces the bundle's router score
+    "router_features": text("auto"),  # checked by routers.features.resolve_feature_kind
+    "router_folds": integer(DEFAULT_FOLDS, Interval(3)),  # cross-fitting K (learned_router)
+    "router_seed": integer(None, Interval(0)),  # fold split and training; None: --seed
+    # planner=faithful (policies/artifact_controller.py): which artifact revision's demand
+    # signal, and whether the policy keeps that signal itself from per-tick observations
+    "artifact_revision": choice("dae194b", ("dae194b", "dbd6629")),
+    "demand_signal": choice("observation", ("observation", "artifact")),
+}
 
 
 def scaled_profiles(bundle: Bundle, time_scale: float) -> tuple[ModelProfile, ...]:

@@ -11,6 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from simulator.atomic import (
+    OutputPathError,
+    atomic_file,
+    atomic_folder,
+    check_output_file,
+    check_output_folder,
+)
+from simulator.limits import NON_NEGATIVE
+
 from .base import RouterError
 from .data import RouterDataError, Split, load_routing_data, split_by_prompt
 from .ecvl import EcvlConfigError, parse_ecvl_scenarios
@@ -147,10 +156,12 @@ def print_repeated_summary(
     console.print(summary)
 
 
-DataOpt = Annotated[str, typer.Option(help="hadis-artifact, agiqa-3k, or a wide FILE.csv")]
+DataOpt = Annotated[str, typer.Option(help="default, hadis-artifact, agiqa-3k, or a wide FILE.csv")]
 OutOpt = Annotated[Path, typer.Option(help="output folder")]
 RoutersOpt = Annotated[str, typer.Option(help="all, or comma-separated router names")]
-SeedOpt = Annotated[int, typer.Option(help="split, initialisation and tie-break seed")]
+SeedOpt = Annotated[
+    int, typer.Option(min=0, max=2**32 - 1, help="split, initialisation and tie-break seed")
+]
 PairOpt = Annotated[str | None, typer.Option(help="LIGHT,HEAVY model names or column indices")]
 DataRootOpt = Annotated[Path, typer.Option(help="folder holding hadis-artifact/ and agiqa-3k/")]
 FeaturesOpt = Annotated[str, typer.Option(help="auto, bow, hadis8, minilm, bow+hadis8")]
@@ -170,6 +181,7 @@ RepeatsOpt = Annotated[
     int, typer.Option(help="seeded splits (seed, seed+1, ...); > 1 reports mean and std")
 ]
 DATA_ERRORS = (
+    OutputPathError,
     RouterDataError,
     RouterError,
     UnknownRouterError,
@@ -246,6 +258,7 @@ def evaluate(
     """
     console, err = _consoles()
     try:
+        check_output_folder(out, marker="routers.csv")
         seeds = repeat_seeds(seed, repeats)
         split, names, ctx = _prepare(
             console, data, routers, seed, pair, data_root, features, epochs, ecvl_weights, ecvl_mes
@@ -262,8 +275,10 @@ def evaluate(
         print_tables(console, runs[0], split)
     else:
         print_repeated_summary(console, runs, seeds)
-    for path in write_outputs(runs, splits, out):
-        console.print(f"wrote {path}", markup=False, highlight=False)
+    with atomic_folder(out, marker="routers.csv") as staging:
+        written = write_outputs(runs, splits, staging)
+    for path in written:
+        console.print(f"wrote {out / path.name}", markup=False, highlight=False)
 
 
 @routers_app.command("simulate-edge-cloud")
@@ -285,10 +300,14 @@ def simulate_edge_cloud_command(
     """Edge-cloud routing under a cloud-call budget ρ: share, quality, ΔP, cost, latency."""
     console, err = _consoles()
     try:
+        check_output_file(out / "edge_cloud.csv")
+        costs = EdgeCloudCosts(
+            NON_NEGATIVE.check(edge_cost, "--edge-cost"),
+            NON_NEGATIVE.check(cloud_cost, "--cloud-cost"),
+        )
         split, names, ctx = _prepare(
             console, data, routers, seed, pair, data_root, features, epochs, ecvl_weights, ecvl_mes
         )
-        costs = EdgeCloudCosts(edge_cost, cloud_cost)
         rows = [simulate_edge_cloud(build_router(n, ctx), split, rho, costs) for n in names]
     except DATA_ERRORS as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
@@ -303,8 +322,8 @@ def simulate_edge_cloud_command(
             *(str(row[c]) if isinstance(row[c], str | bool) else _fmt(row[c]) for c in columns)
         )
     console.print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(columns[:1]) + ["rho"] + list(columns[1:])).to_csv(
-        out / "edge_cloud.csv", index=False, float_format="%.6g"
-    )
+    with atomic_file(out / "edge_cloud.csv") as staging:
+        pd.DataFrame(rows, columns=list(columns[:1]) + ["rho"] + list(columns[1:])).to_csv(
+            staging, index=False, float_format="%.6g"
+        )
     console.print(f"wrote {out / 'edge_cloud.csv'}", markup=False, highlight=False)

@@ -14,12 +14,18 @@ Sources:
   generator/setting is the ``name`` prefix, the prompt index its number); ``mos_align`` is kept
   as a second metric and ``std_quality`` as the per-entry spread. Default pair
   ``sd1.5_lowstep`` (edge) -> ``xl2.2_normal`` (cloud, SDXL), as suggested by the data README.
+* ``default``: the embedded synthetic bundle (`simulator.default_bundle`, built in memory):
+  quality(p, m) = the generative model's discriminator score (the artifact's mean P(real)
+  over a prompt's images), prompts and their 8 router features from the bundle; the HADIS
+  models and default pair as for ``hadis-artifact``.
 * a wide CSV: ``prompt`` + one numeric column per model, light -> heavy; default pair first and
   last column.
 """
 
 from __future__ import annotations
 
+import csv
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +35,7 @@ import pandas as pd
 
 from simulator.bundle import ROUTER_FEATURES
 from simulator.errors import InputError
+from simulator.limits import parse_number
 
 HADIS_MODELS = ("sdxl-lightning", "sd35-large-turbo", "sd35-medium", "sd35-large")
 # Batch-1 latency on an L40S (s), HADIS artifact README table (shared/data/README.md).
@@ -49,7 +56,7 @@ AGIQA_MODELS = (
     "DALLE2_normal",
 )
 AGIQA_DEFAULT_PAIR = ("sd1.5_lowstep", "xl2.2_normal")
-DATASETS = ("hadis-artifact", "agiqa-3k")
+DATASETS = ("default", "hadis-artifact", "agiqa-3k")
 
 
 class RouterDataError(InputError):
@@ -211,6 +218,28 @@ def load_hadis_artifact(root: Path, pair: str | None = None) -> RoutingData:
     )
 
 
+def load_default_bundle(pair: str | None = None) -> RoutingData:
+    """The default synthetic bundle's 5000 prompts x 4 HADIS models (see module docstring)."""
+    from simulator.default_bundle import build_default_bundle
+
+    light, heavy = parse_pair(pair, HADIS_MODELS, HADIS_DEFAULT_PAIR)
+    bundle = build_default_bundle()
+    prompts = bundle.prompts
+    return RoutingData(
+        name="default",
+        batch=PromptBatch(
+            prompts["prompt_id"].to_numpy(),
+            tuple(prompts["text"]),
+            prompts[list(HADIS_FEATURES)].to_numpy(dtype=float),
+        ),
+        model_names=HADIS_MODELS,  # the bundle's models, in the same light -> heavy order
+        quality=bundle.disc_score,
+        light=light,
+        heavy=heavy,
+        latency_s=HADIS_LATENCY_S,
+    )
+
+
 _AGIQA_NAME = re.compile(r"^(?P<model>.+)_(?P<index>\d+)\.\w+$")
 
 
@@ -267,25 +296,29 @@ def load_wide_csv(path: Path, pair: str | None = None) -> RoutingData:
     if not path.is_file():
         raise RouterDataError(f"{path}: no such file")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        table = pd.read_csv(path, dtype=str, keep_default_na=False).fillna("")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RouterDataError(f"{path}: not a CSV table ({str(exc).splitlines()[0]})") from None
+    repeated = [c for c in dict.fromkeys(header) if header.count(c) > 1]
+    if repeated:
+        raise RouterDataError(
+            f"{path} line 1: column {repeated[0]!r} appears {header.count(repeated[0])} times; "
+            "column names must be unique"
+        )
     if "prompt" not in table.columns:
         raise RouterDataError(f"{path}: missing column 'prompt'")
+    if not any(text.strip() for text in table["prompt"]):
+        raise RouterDataError(f"{path}: column 'prompt' is empty in every row")
     models = tuple(c for c in table.columns if c != "prompt")
     if len(models) < 2:
         raise RouterDataError(f"{path}: need at least two model columns besides 'prompt'")
-    quality = np.empty((len(table), len(models)))
+    quality = np.full((len(table), len(models)), np.nan)
     for j, model in enumerate(models):
-        values = pd.to_numeric(table[model].replace("", "nan"), errors="coerce")
-        text = table[model].str.strip().str.lower()
-        bad = np.flatnonzero(values.isna().to_numpy() & ~text.isin(["", "nan"]).to_numpy())
-        if len(bad):
-            raise RouterDataError(
-                f"{path} line {bad[0] + 2}: column {model!r} value {table.at[bad[0], model]!r} "
-                "is not a number"
-            )
-        quality[:, j] = values.to_numpy(dtype=float)
+        for i, cell in enumerate(table[model]):
+            if cell.strip():
+                quality[i, j] = _score(cell, f"{path} line {i + 2}: column {model!r}")
     light, heavy = parse_pair(pair, models, (models[0], models[-1]))
     for j in (light, heavy):
         bad = np.flatnonzero(~np.isfinite(quality[:, j]))
@@ -303,8 +336,27 @@ def load_wide_csv(path: Path, pair: str | None = None) -> RoutingData:
     )
 
 
+NON_FINITE_WORDS = ("nan", "inf", "infinity")
+
+
+def _score(cell: str, where: str) -> float:
+    """A wide-CSV score cell as a finite float (plain decimal); RouterDataError otherwise."""
+    value = parse_number(cell)
+    if value is not None and math.isfinite(value):
+        return float(value)
+    if value is not None or cell.strip().lower().lstrip("+-") in NON_FINITE_WORDS:
+        raise RouterDataError(
+            f"{where} value {cell!r} is nan/inf: scores must be finite numbers "
+            "(leave the cell empty for a missing score)"
+        )
+    raise RouterDataError(f"{where} value {cell!r} is not a number")
+
+
 def load_routing_data(spec: str, data_root: Path, pair: str | None = None) -> RoutingData:
-    """`hadis-artifact` / `agiqa-3k` (folders under `data_root`) or a wide CSV path."""
+    """`default` (built in memory), `hadis-artifact` / `agiqa-3k` (folders under `data_root`)
+    or a wide CSV path."""
+    if spec == "default":
+        return load_default_bundle(pair)
     if spec == "hadis-artifact":
         root = Path(data_root) / "hadis-artifact"
     elif spec == "agiqa-3k":

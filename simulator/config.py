@@ -1,10 +1,17 @@
-"""Simulation settings: one typed dataclass, dumped with every run."""
+"""Simulation settings: one typed dataclass, dumped with every run.
+
+Every numeric field has a documented range (`FIELD_RANGES`, checked by `simulator.limits`);
+times in simulated seconds and the worker count are also bounded by the size limits
+`T2ISIM_MAX_SIM_S` and `T2ISIM_MAX_WORKERS`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
 from simulator.errors import InputError
+from simulator.limits import MAX_SIM_S, MAX_WORKERS, NON_NEGATIVE, Interval
+from simulator.queues import QUEUE_DISCIPLINES
 
 DISPATCH_MODES = ("random", "jsq", "central")
 DEMAND_ESTIMATORS = ("ewma", "inflight")
@@ -13,6 +20,41 @@ SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal")
 
 class ConfigError(InputError):
     pass
+
+
+FIELD_RANGES: dict[str, Interval] = {
+    "n_workers": Interval(1, integer=True),
+    "slo_s": Interval(1e-3),
+    "time_scale": Interval(1e-3, 1e3),
+    "seed": Interval(0, 2**63 - 1, integer=True),
+    "tick_s": Interval(1e-2, 3600.0),
+    "plan_interval_s": Interval(1e-2),
+    "ewma_com": Interval(0.0, 1e6),
+    "inflight_factor": Interval(0.0, 100.0, low_open=True),
+    "router_cost_s": NON_NEGATIVE,
+    "disc_cost_s": NON_NEGATIVE,
+    "drop_factor": Interval(0.0, 100.0, low_open=True),
+    "late_factor": Interval(0.0, 100.0, low_open=True),
+    "load_s": NON_NEGATIVE,  # or None
+    "max_wait_s": NON_NEGATIVE,
+    "plan_delay_s": NON_NEGATIVE,
+}
+SIM_SECONDS_FIELDS = (
+    "slo_s", "plan_interval_s", "router_cost_s", "disc_cost_s", "load_s", "max_wait_s",
+    "plan_delay_s",
+)
+CLI_FLAGS = {  # the `t2isim simulate` option of each field, named in errors
+    "n_workers": "--workers", "slo_s": "--slo", "time_scale": "--time-scale", "seed": "--seed",
+    "plan_interval_s": "--plan-interval", "router_cost_s": "--router-cost",
+    "disc_cost_s": "--disc-cost", "drop_factor": "--drop-factor", "load_s": "--load-s",
+    "max_wait_s": "--max-wait", "plan_delay_s": "--plan-delay",
+}
+
+
+def field_label(name: str) -> str:
+    """`slo_s (--slo)`: a field as errors name it."""
+    flag = CLI_FLAGS.get(name)
+    return f"{name} ({flag})" if flag else name
 
 
 @dataclass(frozen=True)
@@ -38,20 +80,36 @@ class SimConfig:
     service_time: str = "deterministic"  # deterministic p50 | exponential | lognormal(p50, p95)
     plan_delay_s: float = 0.0  # a plan takes effect this long after it is computed
     plan_delay_measured: bool = False  # add the planner's measured wall time (not deterministic)
+    queue: str = "fifo"  # worker queue order: fifo | edf (earliest deadline = arrival + SLO first)
 
     def __post_init__(self) -> None:
+        for name, interval in FIELD_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name == "load_s":
+                continue
+            label = field_label(name)
+            try:
+                interval.check(value, label)
+                if name in SIM_SECONDS_FIELDS:
+                    MAX_SIM_S.check(value, label)
+            except InputError as exc:
+                raise ConfigError(str(exc)) from None
+        try:
+            MAX_WORKERS.check(self.n_workers, field_label("n_workers"))
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
         checks = [
-            (self.n_workers >= 1, "n_workers must be >= 1"),
-            (self.slo_s > 0, "slo_s must be > 0"),
-            (self.time_scale > 0, "time_scale must be > 0"),
-            (self.tick_s > 0, "tick_s must be > 0"),
-            (self.plan_interval_s >= self.tick_s, "plan_interval_s must be >= tick_s"),
-            (self.ewma_com >= 0, "ewma_com must be >= 0"),
-            (self.router_cost_s >= 0 and self.disc_cost_s >= 0, "costs must be >= 0"),
-            (self.drop_factor > 0 and self.late_factor > 0, "drop/late factors must be > 0"),
-            (self.load_s is None or self.load_s >= 0, "load_s must be >= 0"),
-            (self.max_wait_s >= 0 and self.plan_delay_s >= 0, "waits must be >= 0"),
+            (
+                self.plan_interval_s >= self.tick_s,
+                f"plan_interval_s (--plan-interval): {self.plan_interval_s:g} must be >= "
+                f"tick_s={self.tick_s:g}",
+            ),
+            (
+                isinstance(self.plan_delay_measured, bool),
+                f"plan_delay_measured: {self.plan_delay_measured!r} is not true or false",
+            ),
             (self.dispatch in DISPATCH_MODES, f"dispatch must be one of {DISPATCH_MODES}"),
+            (self.queue in QUEUE_DISCIPLINES, f"queue must be one of {QUEUE_DISCIPLINES}"),
             (
                 self.demand_estimator in DEMAND_ESTIMATORS,
                 f"demand_estimator must be one of {DEMAND_ESTIMATORS}",

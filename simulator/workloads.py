@@ -32,6 +32,12 @@ Spec strings (`parse_trace_spec`), or the path of a trace file:
   ``azure:peak=24,min=1[,seconds_per_hour=1][,shape=PATH][,arrivals=poisson|artifact]``,
   ``phases:rates=2/6/10/6,phase_s=600``,
   ``alternating:rate=8,phase_s=300,pools=easy/hard[,n_phases=4]`` (pools named in a dict).
+
+Numbers in spec strings and files are plain decimals (`simulator.limits.parse_number`: no
+``1_0``, ``inf`` or ``nan``); rates and times are finite and >= 0, ``n_phases`` in [1, 10000].
+Every trace is bounded in size before it is generated or read: its expected number of queries
+by `T2ISIM_MAX_QUERIES` and its duration (last arrival) by `T2ISIM_MAX_SIM_S`
+(`simulator.limits`).
 """
 
 from __future__ import annotations
@@ -46,12 +52,22 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.atomic import atomic_write_text
 from simulator.azure_shape import scale_to_qps, synthetic_azure_shape
 from simulator.errors import InputError
+from simulator.limits import (
+    MAX_QUERIES,
+    MAX_SIM_S,
+    NON_NEGATIVE,
+    POSITIVE,
+    Interval,
+    parse_number,
+)
 
 CSV_HEADER = "arrival_s,prompt_idx"
 AZURE_SHAPE_COLUMNS = ["", "hour", "invocations"]
 _HASH_TAG = b"t2isim.trace.v1\n"
+N_PHASES = Interval(1, 10_000, integer=True)
 
 
 class TraceError(InputError):
@@ -92,6 +108,7 @@ class Trace:
             raise TraceError(
                 f"{label}: arrival_s[{i}]={float(arrival[i])!r} is not a finite time >= 0"
             )
+        _check_size(label, arrival.size, float(arrival.max()))
         back = np.flatnonzero(np.diff(arrival) < 0)
         if back.size:
             i = back[0] + 1
@@ -153,7 +170,7 @@ def read_trace(path: str | Path, n_prompts: int | None = None) -> Trace:
                 f"{path}: line {i + 2}: arrival_s={float(arrival_s[i])!r} is before the previous "
                 f"line's {float(arrival_s[i - 1])!r}; CSV traces must be sorted by arrival_s"
             )
-    elif _is_number(first.split(",")[0]):
+    elif parse_number(first.split(",")[0]) is not None:
         arrival_ms, prompts = _parse_rows(path, lines, 0, "arrival_ms", n_prompts)
         order = np.argsort(arrival_ms, kind="stable")
         arrival_s, prompts = arrival_ms[order] / 1000.0, prompts[order]
@@ -220,6 +237,7 @@ def _parse_rows(
     n = len(lines) - start
     if n == 0:
         raise TraceError(f"{path}: empty trace (header only)")
+    MAX_QUERIES.check(n, str(path))
     times = np.empty(n, dtype=np.float64)
     prompts = np.empty(n, dtype=np.int64)
     for k, line in enumerate(lines[start:]):
@@ -235,38 +253,28 @@ def _parse_rows(
 
 
 def _parse_time(where: str, field: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise TraceError(f"{where}: field {field}: {raw.strip()!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
+    value = parse_number(raw)
+    if value is None:
+        raise TraceError(f"{where}: field {field}: {raw.strip()!r} is not a finite decimal number")
+    if not NON_NEGATIVE.contains(value):
         raise TraceError(f"{where}: field {field}: {raw.strip()!r} must be finite and >= 0")
-    return value
+    return float(value)
 
 
 def _parse_prompt(where: str, raw: str, n_prompts: int | None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise TraceError(f"{where}: field prompt_idx: {raw.strip()!r} is not an integer") from None
+    value = parse_number(raw)
+    if not isinstance(value, int):
+        raise TraceError(f"{where}: field prompt_idx: {raw.strip()!r} is not an integer")
     if value < 0 or (n_prompts is not None and value >= n_prompts):
         limit = "" if n_prompts is None else f", {n_prompts}"
         raise TraceError(f"{where}: field prompt_idx: {value} is outside [0{limit})")
     return value
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _write(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.write_text(text, encoding="utf-8", newline="\n")
-    return path
+    """Write `text` atomically (complete or absent)."""
+    atomic_write_text(path, text)
+    return Path(path)
 
 
 # ----------------------------------------------------------------------------- generators
@@ -283,6 +291,7 @@ def poisson(
     """Homogeneous Poisson arrivals at `rate_qps` over [0, duration_s)."""
     rate = _check_number(rate_qps, "poisson: rate_qps")
     duration = _check_number(duration_s, "poisson: duration_s", positive=True)
+    _check_expected_size("poisson", np.array([rate]), duration)
     arrival_rng, prompt_rng = _rngs(seed)
     times = _piecewise_poisson(np.array([rate]), duration, arrival_rng)
     name = f"poisson(rate_qps={rate:g}, duration_s={duration:g})"
@@ -300,6 +309,7 @@ def constant(
     """Evenly spaced arrivals k / rate_qps in [0, duration_s); only the prompts are random."""
     rate = _check_number(rate_qps, "constant: rate_qps")
     duration = _check_number(duration_s, "constant: duration_s", positive=True)
+    _check_expected_size("constant", np.array([rate]), duration)
     count = math.ceil(rate * duration - 1e-9) if rate > 0 else 0
     times = np.arange(count, dtype=np.float64) / rate if count else np.empty(0)
     _, prompt_rng = _rngs(seed)
@@ -335,8 +345,10 @@ def azure(
         raise TraceError(
             "azure: shape must be a 1-D array of at least 2 finite hourly values, not all equal"
         )
+    rates = scale_to_qps(hourly, low, peak)
+    _check_expected_size("azure", rates, window_s)
     arrival_rng, prompt_rng = _rngs(seed)
-    times = ARRIVAL_PROCESSES[arrivals](scale_to_qps(hourly, low, peak), window_s, arrival_rng)
+    times = ARRIVAL_PROCESSES[arrivals](rates, window_s, arrival_rng)
     name = f"azure(peak_qps={peak:g}, min_qps={low:g}, seconds_per_hour={window_s:g}, {arrivals})"
     return Trace(times, _draw_prompts(prompt_rng, times.size, n_prompts, prompt_pool), name)
 
@@ -354,6 +366,7 @@ def phases(
         raise TraceError("phases: rates_qps is empty")
     rates = np.array([_check_number(r, f"phases: rates_qps[{k}]") for k, r in enumerate(rates_qps)])
     window_s = _check_number(phase_s, "phases: phase_s", positive=True)
+    _check_expected_size("phases", rates, window_s)
     arrival_rng, prompt_rng = _rngs(seed)
     times = _piecewise_poisson(rates, window_s, arrival_rng)
     name = f"phases(rates_qps={'/'.join(f'{r:g}' for r in rates)}, phase_s={window_s:g})"
@@ -372,7 +385,8 @@ def alternating_pools(
     """Fixed Poisson demand for `n_phases` phases; phase k draws from pools[k % len(pools)]."""
     rate = _check_number(rate_qps, "alternating_pools: rate_qps")
     window_s = _check_number(phase_s, "alternating_pools: phase_s", positive=True)
-    _check_int(n_phases, "alternating_pools: n_phases", 1)
+    n_phases = int(_check(N_PHASES, n_phases, "alternating_pools: n_phases"))
+    _check_expected_size("alternating_pools", np.full(n_phases, rate), window_s)
     if len(pools) == 0:
         raise TraceError("alternating_pools: no prompt pools given")
     checked = [
@@ -453,16 +467,32 @@ def _check_int(value: object, what: str, minimum: int) -> None:
         raise TraceError(f"{what}: must be an integer >= {minimum}, got {value!r}")
 
 
-def _check_number(value: object, what: str, positive: bool = False) -> float:
-    """`value` as a finite float >= 0 (> 0 when `positive`); TraceError naming `what` otherwise."""
+def _check(interval: Interval, value: object, what: str) -> float | int:
+    """`interval.check` raising TraceError."""
     try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TraceError(f"{what}: {value!r} is not a number") from None
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise TraceError(f"{what}: must be a finite number {bound}, got {value!r}")
-    return number
+        return interval.check(value, what)
+    except InputError as exc:
+        raise TraceError(str(exc)) from None
+
+
+def _check_number(value: object, what: str, positive: bool = False) -> float:
+    """`value` (a number or a plain decimal string) as a finite float >= 0 (> 0 when
+    `positive`); TraceError naming `what`, the value and the range otherwise."""
+    return float(_check(POSITIVE if positive else NON_NEGATIVE, value, what))
+
+
+def _check_size(where: str, n_queries: float, duration_s: float) -> None:
+    """TraceError when a trace of `n_queries` over `duration_s` exceeds the size bounds."""
+    try:
+        MAX_SIM_S.check(duration_s, where)
+        MAX_QUERIES.check(n_queries, where)
+    except InputError as exc:
+        raise TraceError(str(exc)) from None
+
+
+def _check_expected_size(where: str, rates_qps: np.ndarray, window_s: float) -> None:
+    """Bound a generator's trace (windows of `window_s` at `rates_qps`) before drawing it."""
+    _check_size(where, float(np.sum(rates_qps) * window_s), rates_qps.size * window_s)
 
 
 # ----------------------------------------------------------------------------- spec strings
@@ -548,9 +578,7 @@ def _build_from_spec(
         raise TraceError(
             f"key 'pools': unknown pool {missing[0]!r} (given: {', '.join(pools) or 'none'})"
         )
-    n_phases = number("n_phases", True) if "n_phases" in params else 4
-    if n_phases != int(n_phases):
-        raise TraceError(f"key 'n_phases': {params['n_phases']!r} is not an integer")
+    n_phases = _check(N_PHASES, params["n_phases"], "key 'n_phases'") if "n_phases" in params else 4
     return alternating_pools(
         number("rate"),
         number("phase_s", True),

@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# property tests (tests/test_hostile_*.py): no examples database in the repo, no flaky deadline
+# on a loaded machine (each test bounds its own examples' time)
+settings.register_profile("t2isim", database=None, deadline=None)
+settings.load_profile("t2isim")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -81,9 +81,12 @@ def test_simulate_writes_complete_run_and_reruns_byte_identical(bundle_dir, tmp_
 def test_seed_changes_the_run(bundle_dir, tmp_path):
     invoke(*simulate_args(bundle_dir, tmp_path / "a"))
     invoke(*simulate_args(bundle_dir, tmp_path / "b", "--seed", "1"))
-    a = (tmp_path / "a" / "summary.json").read_text()
-    b = (tmp_path / "b" / "summary.json").read_text()
-    assert a != b
+    a, b = (json.loads((tmp_path / x / "summary.json").read_text()) for x in ("a", "b"))
+    # the seed redraws the generated trace (not only the config hash) and the service draws
+    assert a["hashes"]["trace"] != b["hashes"]["trace"]
+    qa, qb = (pd.read_parquet(tmp_path / x / "queries.parquet") for x in ("a", "b"))
+    assert len(set(qa.arrival_s.round(9)) & set(qb.arrival_s.round(9))) == 0
+    assert abs(a["arrivals"] - b["arrivals"]) < 0.5 * a["arrivals"]  # same rate, other draws
 
 
 def test_simulate_plot(bundle_dir, tmp_path):
@@ -99,7 +102,7 @@ def test_simulate_plot(bundle_dir, tmp_path):
         (("--trace", "poisson:rate=2"), "missing key 'duration'"),
         (("--trace", "zigzag:rate=2"), "unknown kind 'zigzag'"),
         (("--bundle", "/nonexistent/bundle"), "no such bundle folder"),
-        (("--slo", "0"), "slo_s must be > 0"),
+        (("--slo", "0"), "slo_s (--slo): 0 is not a finite number >= 0.001"),
         (("--option", "light=ghost"), "unknown model 'ghost'"),
     ],
 )

@@ -313,7 +313,9 @@ def test_status_counts_missing_and_stale(tiny_runs, bundle, bundle_dir, tmp_path
 
 @pytest.fixture(scope="module")
 def cli():
-    app = typer.Typer()
+    from experiments.cli_errors import OneLineErrors
+
+    app = typer.Typer(cls=OneLineErrors)  # errors reported as `t2isim` reports them
     app.callback()(lambda: None)  # a group, so `sweep` is a subcommand as in `t2isim`
     register(app)
     runner = CliRunner()
