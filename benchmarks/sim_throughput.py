@@ -19,6 +19,7 @@ import time
 
 import simpy
 
+import simulator.baselines  # noqa: F401  (registers clipper-light, static-cascade)
 from experiments.inputs import resolve_bundle
 from simulator.config import SimConfig
 from simulator.engine import simulate

@@ -6,3 +6,4 @@ cache-dq; clipper-light, clipper-heavy and static-cascade live in the core
 """
 
 from policies import cached, diffserve, hadis, proteus  # noqa: F401
+from simulator import baselines  # noqa: F401  (the core policies)

@@ -1,8 +1,13 @@
 """The router interface: fit on training prompts, score prompts, calibrate to a heavy share.
 
 A router maps each prompt to a scalar score, higher = more in need of the heavy (cloud) model.
-`calibrate` turns a target heavy share into a threshold on a calibration split (score >
-threshold -> heavy) and reports the share realised there; `route_heavy` applies it.
+`calibrate` turns a target heavy share into a threshold θ on a calibration split and reports
+the share realised there; `route_heavy` applies it. The routing rule is the decision core's
+(`simulator.core.bypasses`: score >= θ -> heavy), the one the simulator and the serving path
+apply. A router's `threshold_for` gives the largest score that stays light under the budget
+(`routers.metrics.budget_threshold`: the share of scores above it never exceeds the target);
+θ is the next float above it (`simulator.core.threshold_above`), so the budget holds under
+`>=` too and ties at the cut stay light.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+
+from simulator.core import bypasses, threshold_above
 
 from .data import PromptBatch, RoutingData
 from .features import PromptFeaturizer
@@ -25,7 +32,7 @@ class RouterError(ValueError):
 @dataclass(frozen=True)
 class Calibration:
     target_heavy_share: float
-    threshold: float
+    threshold: float  # θ: score >= θ -> heavy
     realised_heavy_share: float  # on the calibration split
 
 
@@ -43,7 +50,8 @@ class Router(ABC):
         """Per-prompt score, higher = send to the heavy model."""
 
     def threshold_for(self, calib_scores: np.ndarray, target_heavy_share: float) -> float:
-        """Threshold whose heavy share on the calibration scores never exceeds the target."""
+        """The largest score kept light: the share of calibration scores above it never
+        exceeds the target."""
         return budget_threshold(calib_scores, target_heavy_share)
 
     def calibrate(self, calib: PromptBatch, target_heavy_share: float) -> Calibration:
@@ -54,16 +62,21 @@ class Router(ABC):
         """`calibrate` on already computed calibration scores."""
         if not 0.0 <= target_heavy_share <= 1.0:
             raise RouterError(f"{self.name}: target heavy share {target_heavy_share} not in [0, 1]")
-        self.threshold_ = self.threshold_for(calib_scores, target_heavy_share)
-        return Calibration(
-            target_heavy_share, self.threshold_, float(np.mean(calib_scores > self.threshold_))
-        )
+        self.threshold_ = threshold_above(self.threshold_for(calib_scores, target_heavy_share))
+        realised = float(np.mean(heavy_mask(calib_scores, self.threshold_)))
+        return Calibration(target_heavy_share, self.threshold_, realised)
 
     def route_heavy(self, batch: PromptBatch) -> np.ndarray:
         """Boolean mask: which prompts go to the heavy model under the calibrated threshold."""
         if not hasattr(self, "threshold_"):
             raise RouterError(f"{self.name}: call calibrate() before route_heavy()")
-        return self.score(batch) > self.threshold_
+        return heavy_mask(self.score(batch), self.threshold_)
+
+
+def heavy_mask(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The core's routing rule on router scores, compared in float64 (θ is a float64 just above
+    a score; a float32 comparison would round it back onto that score)."""
+    return bypasses(np.asarray(scores, dtype=np.float64), threshold)
 
 
 class FeatureRouter(Router):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from simulator.errors import InputError
 
-from .base import Router
+from .base import Router, heavy_mask
 from .data import Split
 from .ecvl import EcvlRouter
 from .metrics import (
@@ -104,7 +104,7 @@ def evaluate_router(router: Router, split: Split, seed: int) -> RouterResult:
     rows = []
     for target in HEAVY_SHARES:
         cal = router.calibrate_scores(calib_scores, target)
-        realised_test = float(np.mean(scores > cal.threshold))
+        realised_test = float(np.mean(heavy_mask(scores, cal.threshold)))
         rows.append((target, cal.threshold, cal.realised_heavy_share, realised_test))
     calibration = pd.DataFrame(
         rows, columns=["target", "threshold", "realised_calib", "realised_test"]

@@ -1,4 +1,4 @@
-"""Router names -> constructed (unfitted) routers."""
+"""Router names -> constructed (unfitted) routers (a `simulator.registry.Registry`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from simulator.errors import InputError
+from simulator.registry import Registry
 
 from .base import Router
 from .baselines import OracleRouter, RandomRouter
@@ -48,7 +49,8 @@ def _learned(cls, **kwargs) -> Callable[[RouterContext], Router]:
     return lambda ctx: cls(ctx.featurizer(), ctx.config, ctx.seed, **kwargs)
 
 
-ROUTERS: dict[str, Callable[[RouterContext], Router]] = {
+ROUTERS: Registry[Callable[[RouterContext], Router]] = Registry("router", UnknownRouterError)
+for _name, _factory in {
     "random": lambda ctx: RandomRouter(ctx.seed),
     "oracle": lambda ctx: OracleRouter(ctx.reference),
     "hadis-rule": lambda ctx: HadisRuleRouter(seed=ctx.seed),
@@ -67,7 +69,8 @@ ROUTERS: dict[str, Callable[[RouterContext], Router]] = {
         )
         for name in ECVL_SCENARIOS
     },
-}
+}.items():
+    ROUTERS.register(_name, _factory)
 NEEDS_HADIS_FEATURES = ("hadis-rule", "hadis-published")
 
 
@@ -76,13 +79,14 @@ def select_router_names(spec: str, has_hadis_features: bool) -> tuple[list[str],
 
     Naming a router the data cannot serve explicitly is an error."""
     if spec == "all":
-        names = list(ROUTERS)
+        names = ROUTERS.names()
         skipped = [] if has_hadis_features else [n for n in names if n in NEEDS_HADIS_FEATURES]
         return [n for n in names if n not in skipped], skipped
     names = [n.strip() for n in spec.split(",") if n.strip()]
     for name in names:
         if name not in ROUTERS:
-            raise UnknownRouterError(f"router {name!r}: expected one of all, {', '.join(ROUTERS)}")
+            known = ", ".join(ROUTERS.names())
+            raise UnknownRouterError(f"router {name!r}: expected one of all, {known}")
         if name in NEEDS_HADIS_FEATURES and not has_hadis_features:
             raise UnknownRouterError(f"router {name!r} needs the HADIS router features")
     if not names:
@@ -91,6 +95,5 @@ def select_router_names(spec: str, has_hadis_features: bool) -> tuple[list[str],
 
 
 def build_router(name: str, ctx: RouterContext) -> Router:
-    if name not in ROUTERS:
-        raise UnknownRouterError(f"router {name!r}: expected one of {', '.join(ROUTERS)}")
-    return ROUTERS[name](ctx)
+    """A constructed (unfitted) router; UnknownRouterError names the known ones."""
+    return ROUTERS.get(name)(ctx)

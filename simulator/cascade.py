@@ -9,35 +9,34 @@ lookup table (`config_results_hybrid.csv`):
   the light model's scores over *all* prompts is escalated to the heavy model (c = 0: none,
   c = 1: all).
 
-Quantiles use linear interpolation (numpy's and pandas' default, as the artifact).
+Quantiles use linear interpolation (numpy's and pandas' default, as the artifact). The rules
+and thresholds are defined once, in the decision core (`simulator.core`); this module applies
+them to whole prompt sets (the cascade tables) and re-exports the thresholds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from simulator.core import bypasses, escalates, quality_threshold, router_threshold
 
-def router_threshold(router_score: np.ndarray, router_ratio: float) -> float:
-    """Hardness threshold θ: prompts with score >= θ bypass the light model."""
-    if router_ratio <= 0.0:
-        return float("inf")
-    return float(np.quantile(router_score, 1.0 - min(router_ratio, 1.0)))
-
-
-def quality_threshold(light_score: np.ndarray, disc_ratio: float) -> float:
-    """Quality threshold τ: light results with score < τ are escalated to the heavy model."""
-    if disc_ratio >= 1.0:
-        return float("inf")
-    return float(np.quantile(light_score, max(disc_ratio, 0.0)))
+__all__ = [
+    "expected_latency_s",
+    "hybrid_assignment",
+    "quality_threshold",
+    "router_threshold",
+    "stage_shares",
+]
 
 
 def hybrid_assignment(
     router_score: np.ndarray, light_score: np.ndarray, router_ratio: float, disc_ratio: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Masks (bypassed, escalated) over prompts: bypassed go straight to heavy, escalated are
-    served by light then heavy; the rest are served by light only."""
-    bypassed = router_score >= router_threshold(router_score, router_ratio)
-    escalated = ~bypassed & (light_score < quality_threshold(light_score, disc_ratio))
+    served by light then heavy; the rest are served by light only. The decision core's rules
+    (`simulator.core`), vectorised over the prompts that also set the thresholds."""
+    bypassed = bypasses(router_score, router_threshold(router_score, router_ratio))
+    escalated = ~bypassed & escalates(light_score, quality_threshold(light_score, disc_ratio))
     return bypassed, escalated
 
 
@@ -47,3 +46,15 @@ def expected_latency_s(
     """Expected per-query latency of a configuration, as the artifact tabulates it:
     (1 - r) * L_light + heavy_share * L_heavy."""
     return (1.0 - router_ratio) * light_latency_s + heavy_share * heavy_latency_s
+
+
+def stage_shares(router_ratio: float, disc_ratios: tuple[float, ...]) -> tuple[list, list]:
+    """Nominal (reached, returned) share of queries per stage of a cascade whose ratios act
+    independently: the first stage gets 1 - r, stage i passes a share c_i of what it serves to
+    the next, the last stage also gets the router's r. Two stages: heavy reached r + (1 - r) c."""
+    reached = [1.0 - router_ratio]
+    for c in disc_ratios[:-1]:
+        reached.append(reached[-1] * c)
+    reached.append(router_ratio + reached[-1] * disc_ratios[-1])
+    returned = [share * (1.0 - c) for share, c in zip(reached, disc_ratios)] + [reached[-1]]
+    return reached, returned

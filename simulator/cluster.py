@@ -3,43 +3,46 @@
 One long-lived SimPy process per worker (never one per query). Per-query state lives in flat
 lists indexed by query id so every event costs O(1): no pandas, no dict rebuilds.
 
-Query flow under a cascade plan (HADIS §4.1): arrival (+ router cost) -> router bypass to the
-heavy model if hardness >= θ, else the light model -> the discriminator accepts the light image
-if its quality >= τ, else the query is escalated to the heavy model. Under a mix plan each query
-goes to one model drawn by the plan's shares.
+This module is the SimPy driver of the decision core (`simulator.core`): it owns simulated
+time, queues and per-query bookkeeping, and asks the core (or the policy's hooks,
+`simulator.hooks`, resolved once per run) where each query goes. Query flow under a cascade
+plan (HADIS §4.1): arrival (+ router cost) -> admission -> route (bypass to the last stage, or
+the first) -> after each stage accept, or escalate to the next stage. Under a mix plan each
+query goes to one model drawn by the plan's shares.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections import deque
 
 import numpy as np
 import simpy
 
 from simulator.bundle import Bundle
-from simulator.cascade import quality_threshold, router_threshold
 from simulator.config import SimConfig
+from simulator.core import ACCEPT, NO_MODEL, PlanState, place_workers
+from simulator.hooks import PolicyHooks
 from simulator.policy import Plan, Policy
+from simulator.queues import queue_factory
 
-STAGE_FIRST = 0  # not yet served by any model
-STAGE_HEAVY = 1  # bypassed or escalated: waiting for the heavy model
-NO_MODEL = -1
+STAGE_OPEN = 0  # routed, not escalated: re-routed after a plan change, may escalate
+STAGE_ESCALATED = 1  # escalated to a middle stage: may escalate again
+STAGE_FINAL = 2  # bypassed, or escalated to the last stage: its next image is returned
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 
 
 class Worker:
-    """A GPU worker: the model it hosts, its max batch size, its FIFO queue."""
+    """A GPU worker: the model it hosts, its max batch size, its queue."""
 
     __slots__ = ("index", "model", "target", "batch", "queue", "idle", "wake", "busy_s")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, queue) -> None:
         self.index = index
         self.model = NO_MODEL  # model loaded now
         self.target = NO_MODEL  # model the plan wants here
         self.batch = 1
-        self.queue: deque[int] = deque()
+        self.queue = queue  # deque-like (simulator.queues)
         self.idle = False
         self.wake: simpy.Event | None = None
         self.busy_s = 0.0
@@ -75,7 +78,7 @@ class Cluster:
         self.bypassed = [False] * n
         self.escalated = [False] * n
         self.dropped = [False] * n
-        self.stage = [STAGE_FIRST] * n
+        self.stage = [STAGE_OPEN] * n
 
         self.router_scores_np = np.asarray(policy.router_scores, dtype=np.float64)
         self.quality_np = np.asarray(policy.quality_scores, dtype=np.float64)
@@ -99,23 +102,26 @@ class Cluster:
         self.drop_limit_s = config.drop_factor * config.slo_s
 
         self.rng = random.Random(rng_seed)
-        self.workers = [Worker(i) for i in range(config.n_workers)]
+        self.draw = self.rng.random  # uniform draws for the core's mix choice
+        self.hooks = hooks = PolicyHooks.of(policy)
+        self.form_batch = hooks.batch_former
+        priority = None
+        if hooks.queue_priority is not None:
+            arrival, prompt, score = self.arrival_s, self.prompt, self.router_scores
+            priority = lambda q: hooks.queue_priority(arrival[q], score[prompt[q]])  # noqa: E731
+        new_queue = queue_factory(config.queue, self.arrival_s, priority)
+        self.workers = [Worker(i, new_queue()) for i in range(config.n_workers)]
         self.workers_of: list[list[Worker]] = [[] for _ in range(self.n_models)]
         self.central = config.dispatch == "central"
         self.jsq = config.dispatch == "jsq"
-        self.model_queue: list[deque[int]] = [deque() for _ in range(self.n_models)]
+        self.model_queue = [new_queue() for _ in range(self.n_models)]
         self.idle_of: list[list[Worker]] = [[] for _ in range(self.n_models)]
         self.orphans: list[int] = []  # queries whose model has no worker (until the next plan)
 
-        # the plan in force
+        # the plan in force and its decision state
         self.plan: Plan | None = None
-        self.cascade = False
-        self.light = NO_MODEL
-        self.heavy = NO_MODEL
-        self.theta = math.inf
-        self.tau_of = [math.inf] * self.n_models
-        self.mix_models: list[int] = []
-        self.mix_cum: list[float] = []
+        self.state = PlanState(self.n_models)
+        self._tabulate()
 
         # counters read by the controller
         self.inflight = 0
@@ -135,21 +141,33 @@ class Cluster:
     def arrival_process(self):
         env = self.env
         shift = self.router_shift_s
+        admit = self.hooks.admit
         for q, t in enumerate(self.arrival_s):
             due = t + shift
             if due > env.now:
                 yield env.timeout(due - env.now)
             self.inflight += 1
             self.arrived += 1
+            if admit is not None and not admit(
+                env.now, self.router_scores[self.prompt[q]], self.inflight
+            ):
+                self.drop(q)
+                continue
             self.enter(q)
 
     def worker_process(self, w: Worker):
+        """Swap, wait, form a batch (the core's rule or the hook), serve it; then accept or
+        escalate each image by the core's decision tabulated per prompt, or the hook."""
         env = self.env
-        quality = self.quality
         arrival = self.arrival_s
         start_s = self.start_s
+        first_model = self.first_model
+        prompt = self.prompt
         stage = self.stage
         latency = self.latency_s
+        form_batch = self.form_batch
+        hook = self.hooks.accept_or_escalate
+        final, accept = STAGE_FINAL, ACCEPT  # locals: read per image
         service = self.config.service_time
         max_wait = self.config.max_wait_s
         drop_limit = self.drop_limit_s
@@ -175,18 +193,11 @@ class Cluster:
                 if w.target != w.model or not queue:
                     continue
             table = latency[m]
-            planned = min(w.batch, len(queue))
             now = env.now
-            finish_by = now + table[planned]
-            batch = []
-            before = len(queue)
-            while queue and len(batch) < w.batch:
-                q = queue.popleft()
-                if finish_by - arrival[q] > drop_limit:
-                    self.drop(q)
-                else:
-                    batch.append(q)
-            self.queued[m] -= before - len(queue)
+            batch, dropped = form_batch(queue, arrival, now, w.batch, table, drop_limit)
+            for q in dropped:
+                self.drop(q)
+            self.queued[m] -= len(batch) + len(dropped)
             if not batch:
                 continue
             n = len(batch)
@@ -195,7 +206,7 @@ class Cluster:
                 exec_s = self.rng.expovariate(1.0 / exec_s)
             elif service == "lognormal":
                 exec_s *= math.exp(self.lognormal_sigma[m][n] * self.rng.gauss(0.0, 1.0))
-            if self.disc_cost_s and self.cascade and m == self.light:
+            if self.disc_cost_s and self.state.judged[m]:
                 exec_s += self.disc_cost_s * n
             for q in batch:
                 if start_s[q] != start_s[q]:  # NaN: first service
@@ -203,47 +214,47 @@ class Cluster:
             w.busy_s += exec_s
             yield env.timeout(exec_s)
             done = env.now
+            next_of = self.next_of_prompt[m]  # the plan in force now
             for q in batch:
-                if self.first_model[q] == NO_MODEL:
-                    self.first_model[q] = m
+                if first_model[q] == NO_MODEL:
+                    first_model[q] = m
                     self.first_done_s[q] = done
-                if (
-                    stage[q] == STAGE_FIRST
-                    and self.cascade
-                    and m != self.heavy
-                    and quality[m][self.prompt[q]] < self.tau_of[m]
-                ):
-                    self.escalated[q] = True
-                    stage[q] = STAGE_HEAVY
-                    self.send(q, self.heavy)
-                else:
-                    self.complete(q, m, done)
+                if stage[q] != final:
+                    p = prompt[q]
+                    if hook is None:
+                        nxt = next_of[p]
+                    else:
+                        nxt = hook(self.state, m, self.quality[m][p], done)
+                    if nxt != accept:
+                        self.escalate(q, nxt)
+                        continue
+                self.complete(q, m, done)
 
     # ------------------------------------------------------------------ per-query decisions
 
-    def enter(self, q: int) -> None:
-        """Route a query that has not been served yet under the plan in force."""
-        if self.cascade:
-            if self.router_scores[self.prompt[q]] >= self.theta:
-                self.bypassed[q] = True
-                self.stage[q] = STAGE_HEAVY
-                self.send(q, self.heavy)
-            else:
-                self.send(q, self.light)
-        elif self.mix_models:
-            self.send(q, self.pick_mix())
-        else:
-            self.orphans.append(q)
+    def escalate(self, q: int, m: int) -> None:
+        self.escalated[q] = True
+        self.stage[q] = STAGE_FINAL if m == self.state.last else STAGE_ESCALATED
+        self.send(q, m)
 
-    def pick_mix(self) -> int:
-        models = self.mix_models
-        if len(models) == 1:
-            return models[0]
-        u = self.rng.random()
-        for m, edge in zip(models, self.mix_cum):
-            if u < edge:
-                return m
-        return models[-1]
+    def enter(self, q: int) -> None:
+        """Route a query that has not been served yet under the plan in force: the core's
+        decision tabulated per prompt, else the policy's route hook, else a mix draw."""
+        p = self.prompt[q]
+        table = self.route_of_prompt
+        if table is not None:
+            m = table[p]
+        elif self.hooks.route is not None:
+            m = self.hooks.route(self.state, self.router_scores[p], self.env.now, self.queued)
+        else:
+            m = self.state.draw_mix(self.draw)
+        if m == NO_MODEL:
+            self.orphans.append(q)
+            return
+        if m == self.state.last:  # a cascade's last stage: bypassed
+            self.bypassed[q] = True
+            self.stage[q] = STAGE_FINAL
+        self.send(q, m)
 
     def send(self, q: int, m: int) -> None:
         """Queue a query at a worker hosting model m."""
@@ -297,53 +308,23 @@ class Cluster:
                 self.queued[w.target] += len(w.queue)
 
     def apply_plan(self, plan: Plan) -> None:
-        """Put a plan in force: thresholds, placement (fewest swaps), batch sizes, re-dispatch."""
+        """Put a plan in force: the core's decision state and placement (fewest swaps), batch
+        sizes, re-dispatch of the queues whose worker changed model."""
         bundle = self.bundle
         index = bundle.model_index
         self.plan = plan
-        self.cascade = plan.light is not None
-        if self.cascade:
-            self.light, self.heavy = index(plan.light), index(plan.heavy)
-            self.theta = router_threshold(self.router_scores_np, plan.router_ratio)
-            self.tau_of = [
-                quality_threshold(self.quality_np[:, m], plan.disc_ratio)
-                for m in range(self.n_models)
-            ]
-            self.mix_models, self.mix_cum = [], []
-        else:
-            self.light = self.heavy = NO_MODEL
-            shares = [(index(m), s) for m, s in plan.mix.items() if s > 0]
-            total = sum(s for _, s in shares)
-            self.mix_models = [m for m, _ in shares]
-            self.mix_cum = list(np.cumsum([s / total for _, s in shares]))
-
+        state = PlanState.from_plan(plan, index, self.router_scores_np, self.quality_np)
+        self.state = state
+        self._tabulate()
         desired = [0] * self.n_models
         for name, count in plan.workers.items():
             desired[index(name)] = count
-        if sum(desired) > len(self.workers):
-            raise ValueError(
-                f"plan uses {sum(desired)} workers, the cluster has {len(self.workers)}"
-            )
-        kept = [0] * self.n_models
-        free: list[Worker] = []
-        for w in self.workers:
-            if w.target != NO_MODEL and kept[w.target] < desired[w.target]:
-                kept[w.target] += 1
-            else:
-                free.append(w)
+        targets, changed = place_workers([w.target for w in self.workers], desired)
+        for w, m in zip(self.workers, targets):
+            w.target = m
         redispatch: list[int] = []
-        changed: list[Worker] = []
-        for m in range(self.n_models):
-            for _ in range(desired[m] - kept[m]):
-                w = free.pop(0)
-                if w.target != m:
-                    changed.append(w)
-                w.target = m
-        for w in free:  # left without a model
-            if w.target != NO_MODEL:
-                changed.append(w)
-            w.target = NO_MODEL
-        for w in changed:
+        for i in changed:
+            w = self.workers[i]
             redispatch.extend(w.queue)
             w.queue.clear()
             if w.idle:
@@ -367,12 +348,25 @@ class Cluster:
         self.orphans = []
         self._recount_queued()
         for q in sorted(redispatch):
-            if self.stage[q] == STAGE_FIRST:
+            if self.stage[q] == STAGE_OPEN:
                 self.enter(q)
-            elif self.cascade:
-                self.send(q, self.heavy)
-            else:
-                self.send(q, self.pick_mix())
+                continue
+            m = state.requeue(self.draw)
+            if m == NO_MODEL:
+                self.orphans.append(q)
+                continue
+            if m == state.last:
+                self.stage[q] = STAGE_FINAL
+            self.send(q, m)
+
+    def _tabulate(self) -> None:
+        """The plan's decisions per prompt: the prompts' scores are known before the run."""
+        state = self.state
+        by_hook = self.hooks.route is not None
+        self.route_of_prompt = None if by_hook else state.route_table(self.router_scores_np)
+        self.next_of_prompt = [
+            state.escalation_table(m, self.quality_np[:, m]) for m in range(self.n_models)
+        ]
 
 
 def _backlog(w: Worker) -> int:

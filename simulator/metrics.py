@@ -11,9 +11,9 @@ when the bundle has a generative model, else the table one (``fid_method`` says 
   at the router and discriminator ratios realised on the epoch's completed queries (r = share
   bypassed by the router, c = share whose light-model score is below τ, the table's own
   semantics), bilinear on the table's r x c grid; epochs weighted by completed queries. Mix
-  plans (no cascade), and policies whose scores carry no information
-  (`informative_scores = False`), use the share-weighted single-model FIDs (an approximation:
-  FID is not linear).
+  plans (no cascade), cascades of three or more stages (no table), and policies whose scores
+  carry no information (`informative_scores = False`), use the share-weighted single-model FIDs
+  of the served models (an approximation: FID is not linear).
 * ``fid_planned`` (b, the artifact's method): time average of the planned configurations' FIDs.
 * ``fid_exact`` (c, default bundle only): the FID of the multiset of served (prompt, model)
   images under the bundle's generative model — exact for any routing, router or policy.
@@ -32,8 +32,9 @@ import pandas as pd
 from scipy.interpolate import RegularGridInterpolator
 
 from simulator.bundle import Bundle
-from simulator.cascade import quality_threshold
+from simulator.cascade import stage_shares
 from simulator.config import SimConfig
+from simulator.core import PlanState, escalates
 from simulator.engine import RawRun
 from simulator.policy import Plan, Policy
 
@@ -108,9 +109,12 @@ class FidTable:
     def planned_fid(self, plan: Plan) -> float:
         if plan.fid is not None:
             return float(plan.fid)
-        if plan.light is not None:
+        if plan.stages is None:
+            return self.mix_fid(dict(plan.mix))
+        if len(plan.stages) == 2:
             return self.cascade_fid(plan.light, plan.heavy, plan.router_ratio, plan.disc_ratio)
-        return self.mix_fid(dict(plan.mix))
+        _, returned = stage_shares(plan.router_ratio, plan.disc_ratios)
+        return self.mix_fid(dict(zip(plan.stages, returned)))
 
 
 def epoch_of(raw: RawRun) -> np.ndarray:
@@ -129,6 +133,7 @@ def realised_fid(
     fid = np.full(n_epochs, np.nan)
     weight = np.bincount(epoch[completed], minlength=n_epochs)
     names = bundle.model_names
+    router = np.asarray(policy.router_scores, dtype=np.float64)
     quality = np.asarray(policy.quality_scores, dtype=np.float64)
     informative = getattr(policy, "informative_scores", True)
     for k, record in enumerate(raw.plans):
@@ -136,11 +141,11 @@ def realised_fid(
             continue
         mask = completed & (epoch == k)
         plan = record.plan
-        if plan.light is not None and informative:
-            light = bundle.model_index(plan.light)
-            tau = quality_threshold(quality[:, light], plan.disc_ratio)
+        if plan.stages is not None and len(plan.stages) == 2 and informative:
+            state = PlanState.from_plan(plan, bundle.model_index, router, quality)
+            light = state.first
             r = float(raw.bypassed[mask].mean())
-            c = float((quality[raw.prompt_idx[mask], light] < tau).mean())
+            c = float(escalates(quality[raw.prompt_idx[mask], light], state.tau_of[light]).mean())
             fid[k] = fids.cascade_fid(plan.light, plan.heavy, r, c)
         else:
             served = np.bincount(raw.final_model[mask], minlength=len(names))

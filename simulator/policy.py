@@ -1,15 +1,19 @@
 """The policy contract: what a serving policy sees (Observation) and decides (Plan).
 
 The controller calls `Policy.plan(observation)` on its clock (every `plan_interval_s`); the
-per-query decisions are cheap array lookups the cluster makes with the policy's score arrays:
+per-query decisions are the decision core's (`simulator.core.PlanState`) on the policy's score
+values (`router_scores[prompt]`, `quality_scores[prompt, model]`):
 
-* route:  bypass to heavy  iff  router_scores[prompt] >= θ(plan.router_ratio)
-* accept: return the light image  iff  quality_scores[prompt, light] >= τ(plan.disc_ratio)
+* route:  bypass to the last stage  iff  router score >= θ(plan.router_ratio)
+* accept: return a stage's image  iff  its quality score >= τ(that stage's disc ratio)
 
-with θ and τ the quantile thresholds of `simulator.cascade` over all bundle prompts.
+with θ and τ quantile thresholds over all bundle prompts. A policy may also decide per query by
+defining hooks (queue priority, admission, route, accept/escalate, batch formation: see
+`simulator.hooks`).
 
 A new policy is a class plus `@register_policy("name")`; `simulator/` never imports `policies/`
-(the CLI imports that package, which registers its policies here).
+(the CLI imports that package, which registers its policies here; `simulator.baselines`
+registers the core's Clipper and static cascade, imported by `simulator.run`).
 """
 
 from __future__ import annotations
@@ -22,15 +26,19 @@ import numpy as np
 
 from simulator.bundle import Bundle
 from simulator.errors import InputError
+from simulator.registry import Registry
 
 
 @dataclass(frozen=True)
 class Plan:
     """A resource plan: models per worker, batch sizes, and how queries flow.
 
-    Cascade plans set `light` and `heavy` (router bypass by `router_ratio`, discriminator
-    escalation by `disc_ratio`); mix plans (no cascade: Clipper, Proteus) set `mix`, the share
-    of queries sent to each model. `fid` is the planner's expected FID (None: look it up).
+    Cascade plans name their `stages`, light to heavy, with a discriminator ratio per stage but
+    the last (`disc_ratios`); the router bypasses a share `router_ratio` to the last stage.
+    Two-stage cascades may be written `light`, `heavy`, `disc_ratio` instead; either way all of
+    these fields are set (light/heavy = first/last stage, disc_ratio = the first stage's).
+    Mix plans (no cascade: Clipper, Proteus) set `mix`, the share of queries sent to each model.
+    `fid` is the planner's expected FID (None: look it up).
     """
 
     workers: Mapping[str, int]
@@ -42,28 +50,55 @@ class Plan:
     mix: Mapping[str, float] | None = None
     fid: float | None = None
     infeasible: bool = False
+    stages: tuple[str, ...] | None = None
+    disc_ratios: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if (self.light is None) == (self.mix is None):
-            raise ValueError("a plan is either a cascade (light, heavy) or a mix, not both")
-        if self.light is not None and self.heavy is None:
-            raise ValueError("a cascade plan needs a heavy model")
-        if not 0.0 <= self.router_ratio <= 1.0 or not 0.0 <= self.disc_ratio <= 1.0:
-            raise ValueError("router_ratio and disc_ratio must lie in [0, 1]")
+        if self.stages is not None:
+            self._set_from_stages()
+        elif self.light is not None:
+            if self.heavy is None:
+                raise ValueError("a cascade plan needs a heavy model")
+            object.__setattr__(self, "stages", (self.light, self.heavy))
+            object.__setattr__(self, "disc_ratios", (self.disc_ratio,))
+        if (self.stages is None) == (self.mix is None):
+            raise ValueError("a plan is either a cascade (stages) or a mix, not both")
+        ratios = (self.router_ratio, *(self.disc_ratios or ()))
+        if not all(0.0 <= x <= 1.0 for x in ratios):
+            raise ValueError("router_ratio and disc ratios must lie in [0, 1]")
         if any(n < 0 for n in self.workers.values()):
             raise ValueError("worker counts must be >= 0")
 
+    def _set_from_stages(self) -> None:
+        stages = tuple(self.stages)
+        if len(stages) < 2 or len(set(stages)) != len(stages):
+            raise ValueError(f"a cascade needs >= 2 distinct stages, got {list(stages)}")
+        ratios = self.disc_ratios
+        ratios = (self.disc_ratio,) * (len(stages) - 1) if ratios is None else tuple(ratios)
+        if len(ratios) != len(stages) - 1:
+            raise ValueError(f"{len(stages)} stages need {len(stages) - 1} disc ratios")
+        if (self.light, self.heavy) not in ((None, None), (stages[0], stages[-1])):
+            raise ValueError("light/heavy contradict the stages")
+        for name, value in (
+            ("stages", stages),
+            ("disc_ratios", ratios),
+            ("light", stages[0]),
+            ("heavy", stages[-1]),
+            ("disc_ratio", ratios[0]),
+        ):
+            object.__setattr__(self, name, value)
+
     @property
     def label(self) -> str:
-        """`LIGHT->HEAVY` for a cascade, `A+B` for a mix (models with a positive share)."""
-        if self.light is not None:
-            return f"{self.light}->{self.heavy}"
+        """`LIGHT->HEAVY` (`A->B->C`) for a cascade, `A+B` for a mix (positive shares)."""
+        if self.stages is not None:
+            return "->".join(self.stages)
         return "+".join(m for m, share in self.mix.items() if share > 0)
 
     @property
     def models(self) -> tuple[str, ...]:
-        if self.light is not None:
-            return (self.light, self.heavy)
+        if self.stages is not None:
+            return self.stages
         return tuple(m for m, share in self.mix.items() if share > 0)
 
 
@@ -110,33 +145,25 @@ class Policy(Protocol):
 
 
 PolicyFactory = Callable[[PolicyContext], Policy]
-_REGISTRY: dict[str, PolicyFactory] = {}
 
 
 class UnknownPolicyError(InputError):
     pass
 
 
+POLICIES: Registry[PolicyFactory] = Registry("policy", UnknownPolicyError)
+
+
 def register_policy(name: str) -> Callable[[PolicyFactory], PolicyFactory]:
     """Class decorator: make a policy constructible by name."""
-
-    def decorate(factory: PolicyFactory) -> PolicyFactory:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"policy {name!r} is registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
+    return POLICIES.register(name)
 
 
 def policy_names() -> list[str]:
-    import simulator.baselines  # noqa: F401  (registers the core baselines)
-
-    return sorted(_REGISTRY)
+    """Registered policies, sorted (importing `policies` registers all, `simulator.baselines`
+    the core's)."""
+    return sorted(POLICIES.names())
 
 
 def make_policy(name: str, context: PolicyContext) -> Policy:
-    names = policy_names()
-    if name not in _REGISTRY:
-        raise UnknownPolicyError(f"unknown policy {name!r}; known: {', '.join(names)}")
-    return _REGISTRY[name](context)
+    return POLICIES.get(name)(context)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+import simulator.baselines  # noqa: F401  (registers the core policies by name)
 from simulator.bundle import Bundle
 from simulator.config import SimConfig
 from simulator.engine import ProgressCallback, RawRun, simulate
