@@ -60,9 +60,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import highspy
 import numpy as np
 
+from policies.highs_solver import (
+    ModelStatus,
+    SolverError,
+    new_highs,
+    pass_rowwise_model,
+    run_checked,
+)
 from policies.pareto import dominated_by_cover, grouped_pareto_mask, pareto_mask
 from simulator.bundle import Bundle
 from simulator.cascade import expected_latency_s
@@ -490,34 +496,28 @@ class _Model:
     def highs(self, cost, col_upper, integer, time_limit_s: float, abs_gap: float):
         lower, upper, rows, cols, values = (np.concatenate(part) for part in zip(*self.blocks))
         order = np.argsort(rows, kind="stable")
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n_cols, self.n_rows
-        lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-        lp.col_lower_ = np.zeros(self.n_cols)
-        lp.col_upper_ = np.asarray(col_upper, dtype=np.float64)
-        lp.row_lower_ = lower
-        lp.row_upper_ = upper
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = np.concatenate(
-            [[0], np.cumsum(np.bincount(rows, minlength=self.n_rows))]
-        ).astype(np.int32)
-        lp.a_matrix_.index_ = cols[order].astype(np.int32)
-        lp.a_matrix_.value_ = values[order]
-        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
-        lp.integrality_ = [kinds[int(flag)] for flag in integer]
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("mip_rel_gap", 0.0)
-        h.setOptionValue("mip_abs_gap", abs_gap)
-        h.setOptionValue("time_limit", float(time_limit_s))
         # the model arrives reduced (exact prunes): HiGHS presolve and the feasibility-jump
         # heuristic cost ~10-30 ms on these ~100-column MILPs and find nothing to remove
-        h.setOptionValue("presolve", "off")
-        h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
-        # too small to parallelise; HiGHS sizes its (process-wide) thread pool on first use,
-        # and one thread avoids waiting on a helper thread on a busy machine
-        h.setOptionValue("threads", 1)
-        h.passModel(lp)
+        h = new_highs(
+            mip_rel_gap=0.0,
+            mip_abs_gap=abs_gap,
+            time_limit=float(time_limit_s),
+            presolve="off",
+            mip_heuristic_run_feasibility_jump=False,
+        )
+        pass_rowwise_model(
+            h,
+            col_cost=cost,
+            col_lower=np.zeros(self.n_cols),
+            col_upper=col_upper,
+            row_lower=lower,
+            row_upper=upper,
+            row_start=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_rows))]),
+            col_index=cols[order],
+            value=values[order],
+            integer=integer,
+            label="HADIS MILP",
+        )
         return h
 
 
@@ -620,11 +620,10 @@ def _solve_lexicographic(
     start = _warm_start(inst, cols, members, min_one, previous)
     if start is not None:
         h.setSolution(cols.n, np.arange(cols.n, dtype=np.int32), start)
-    h.run()
-    status = h.getModelStatus()
-    if status == highspy.HighsModelStatus.kOptimal:
+    status = run_checked(h, "HADIS MILP (lexicographic plan)")
+    if status == ModelStatus.kOptimal:
         label = "optimal"
-    elif status == highspy.HighsModelStatus.kTimeLimit and h.getInfo().primal_solution_status == 2:
+    elif status == ModelStatus.kTimeLimit:
         label = "time_limit"
     else:
         return None
@@ -729,7 +728,7 @@ def _max_throughput_plan(inst: _Instance, time_limit_s: float) -> dict:
     upper = np.concatenate([np.ones(k_n + p_n), cap, np.full(k_n, inst.demand_qps)])
     integer = np.arange(cols.n + k_n) < cols.n
     h = model.highs(cost, upper, integer, time_limit_s, abs_gap=1e-9)
-    h.run()
+    _run_fallback(h, "HADIS MILP (fallback stage 1: most demand served)")
     served = -h.getInfo().objective_function_value
     # stage 2: at (almost) that served demand, the lowest FID, then the least heavy share
     h.addRow(served * (1 - 1e-7) - _EPS, np.inf, k_n, theta.astype(np.int32), np.ones(k_n))
@@ -738,7 +737,7 @@ def _max_throughput_plan(inst: _Instance, time_limit_s: float) -> dict:
     stage2[:k_n] = _dense_rank(t.fid[rows]) * (heavy_rank.max() + 1.0) + heavy_rank
     h.changeColsCost(len(stage2), np.arange(len(stage2), dtype=np.int32), stage2)
     h.setOptionValue("mip_abs_gap", 0.5)
-    h.run()
+    _run_fallback(h, "HADIS MILP (fallback stage 2: lowest FID at that demand)")
     plan = _decode(
         inst, cols, t.serves, np.asarray(h.getSolution().col_value)[: cols.n], "infeasible_fallback"
     )
@@ -751,6 +750,17 @@ def _max_throughput_plan(inst: _Instance, time_limit_s: float) -> dict:
         t.serves,
         "infeasible_fallback",
     )
+
+
+def _run_fallback(h, label: str) -> None:
+    """Run a fallback stage, which is feasible by construction (every θ = 0, z on any row):
+    a status other than optimal or a time limit with a solution is a solver failure."""
+    status = run_checked(h, label)
+    if status not in (ModelStatus.kOptimal, ModelStatus.kTimeLimit):
+        raise SolverError(
+            f"{label}: HiGHS returned {h.modelStatusToString(status)!r} for a model that is "
+            "feasible by construction"
+        )
 
 
 def _spread_spare_workers(inst: _Instance, plan: dict) -> np.ndarray:

@@ -15,15 +15,20 @@ capacity whenever total capacity covers demand). Formulation (HiGHS):
 Minimising share-weighted FID is maximising normalised quality Σ s_m (FID_max - FID_m)/range.
 The penalty P serves as much demand as possible first: Σ s_m < 1 means demand above capacity
 (the plan is flagged infeasible). Workers left over join the best-quality model in use.
+
+The MILP is feasible and bounded by construction (all shares and workers 0 is a solution, every
+variable is bounded), so demand above capacity is never HiGHS-infeasible: it is the Σ s_m < 1
+flag above. Any HiGHS status other than optimal is therefore a solver failure and raises
+`policies.highs_solver.SolverError`; it never becomes a plan.
 """
 
 from __future__ import annotations
 
-import highspy
 import numpy as np
 
+from policies.highs_solver import ModelStatus, SolverError, new_highs, run_checked
 from policies.planning import (
-    QUEUE_ALPHA,
+    QUEUE_ALPHA_OPTION,
     PolicyOptionError,
     queue_delay_s,
     scaled_profiles,
@@ -47,9 +52,7 @@ def solve_proteus(
     """(share per model, workers per model, batch size per model; 0 = unused)."""
     n_models = len(fid)
     demand_qps = max(float(demand_qps), MIN_DEMAND_QPS)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("mip_rel_gap", 1e-6)
+    h = new_highs(mip_rel_gap=1e-6)
     penalty = float(np.max(fid)) * 10 + 1
     share = [h.addVariable(lb=0.0, ub=1.0, obj=float(fid[m]) - penalty) for m in range(n_models)]
     w_vars: dict[tuple[int, int], object] = {}
@@ -77,7 +80,12 @@ def solve_proteus(
         workers = list(w_vars.values())
         h.addConstr(sum(workers[1:], workers[0]) <= n_workers)
     h.addConstr(sum(share[1:], share[0]) <= 1)
-    h.run()
+    status = run_checked(h, "proteus MILP")
+    if status != ModelStatus.kOptimal:
+        raise SolverError(
+            f"proteus MILP: HiGHS returned {h.modelStatusToString(status)!r} for a model that is "
+            "feasible and bounded by construction"
+        )
     solution = np.asarray(h.getSolution().col_value)
     s = np.array([solution[v.index] for v in share])
     workers = np.zeros(n_models, dtype=np.int64)
@@ -97,7 +105,9 @@ class ProteusPolicy:
     def __init__(self, context: PolicyContext) -> None:
         self.name = "proteus"
         self.context = context
-        self.options = take_options("proteus", dict(context.options), {"queue_alpha": QUEUE_ALPHA})
+        self.options = take_options(
+            "proteus", dict(context.options), {"queue_alpha": QUEUE_ALPHA_OPTION}
+        )
         bundle = context.bundle
         self.router_scores = bundle.router_score
         self.quality_scores = bundle.disc_score
