@@ -33,6 +33,8 @@ from __future__ import annotations
 import highspy
 import numpy as np
 
+from simulator.errors import RunFailure
+
 ModelStatus = highspy.HighsModelStatus
 FIXED_OPTIONS: dict[str, object] = {
     "output_flag": False,
@@ -45,8 +47,9 @@ _ACCEPTED = (ModelStatus.kOptimal, ModelStatus.kInfeasible, ModelStatus.kUnbound
 _header_written = False
 
 
-class SolverError(RuntimeError):
-    """HiGHS failed (not infeasibility): the message names the solve and HiGHS's status."""
+class SolverError(RunFailure):
+    """HiGHS failed (not infeasibility): the message names the solve and HiGHS's status. A
+    `RunFailure`: the CLI reports it in one line with exit code 1."""
 
 
 def new_highs(**options: object) -> highspy.Highs:

@@ -7,7 +7,8 @@ capacity whenever total capacity covers demand). Formulation (HiGHS):
     variables  s_m ∈ [0, 1]        share of demand served by model m
                w_{m,b} ∈ Z>=0      workers of model m at batch size b
                y_{m,b} ∈ {0, 1}    model m runs batch size b (at most one per model)
-    min        Σ_m s_m · FID_m  +  P · (1 - Σ_m s_m)  +  ε · Σ w          (P > max FID)
+    min        Σ_m s_m · FID_m  +  P · (1 - Σ_m s_m)  +  ε · Σ w  +  δ · Σ j · y_{m,b_j}
+                                                   (P > max FID; b_j = j-th batch size of m)
     s.t.       Σ_b μ_{m,b} w_{m,b} >= λ s_m      (throughput)
                w_{m,b} <= S · y_{m,b},  Σ_b y_{m,b} <= 1,  Σ w <= S,  Σ_m s_m <= 1
                y_{m,b} = 0 unless L_{m,b} + D_m <= SLO   (a query visits one model)
@@ -15,6 +16,11 @@ capacity whenever total capacity covers demand). Formulation (HiGHS):
 Minimising share-weighted FID is maximising normalised quality Σ s_m (FID_max - FID_m)/range.
 The penalty P serves as much demand as possible first: Σ s_m < 1 means demand above capacity
 (the plan is flagged infeasible). Workers left over join the best-quality model in use.
+
+The optimum is unique, so any HiGHS version picks the same plan: among equal-quality plans the
+fewest workers (ε), then the smallest batch sizes (δ, with δ · Σ j < ε), solved to an absolute
+gap below δ. (Without δ and with a relative gap, highspy 1.15.1 and 1.16.0 picked different
+batch sizes: Azure trace, seed 0, FID 24.808 vs 24.833.)
 
 The MILP is feasible and bounded by construction (all shares and workers 0 is a solution, every
 variable is bounded), so demand above capacity is never HiGHS-infeasible: it is the Σ s_m < 1
@@ -37,6 +43,8 @@ from policies.planning import (
 from simulator.policy import Observation, Plan, PolicyContext, register_policy
 
 WORKER_COST = 1e-4  # ε: among equal-quality plans prefer fewer workers
+BATCH_INDEX_COST = 1e-6  # δ: then smaller batch sizes (δ · Σ_j j < ε for up to 13 sizes)
+ABS_GAP = 1e-7  # below δ: ties are broken exactly
 MIN_DEMAND_QPS = 0.01  # plan for at least this much demand: one worker on the chosen model
 
 
@@ -52,7 +60,7 @@ def solve_proteus(
     """(share per model, workers per model, batch size per model; 0 = unused)."""
     n_models = len(fid)
     demand_qps = max(float(demand_qps), MIN_DEMAND_QPS)
-    h = new_highs(mip_rel_gap=1e-6)
+    h = new_highs(mip_rel_gap=0.0, mip_abs_gap=ABS_GAP)
     penalty = float(np.max(fid)) * 10 + 1
     share = [h.addVariable(lb=0.0, ub=1.0, obj=float(fid[m]) - penalty) for m in range(n_models)]
     w_vars: dict[tuple[int, int], object] = {}
@@ -62,7 +70,7 @@ def solve_proteus(
             if lat + queue_delay[m] > slo_s:
                 continue
             w_vars[m, j] = h.addIntegral(lb=0, ub=n_workers, obj=WORKER_COST)
-            y_vars[m, j] = h.addBinary()
+            y_vars[m, j] = h.addBinary(obj=BATCH_INDEX_COST * j)
             h.addConstr(w_vars[m, j] - n_workers * y_vars[m, j] <= 0)
         ys = [y_vars[m, j] for j in range(len(batch_sizes[m])) if (m, j) in y_vars]
         if ys:

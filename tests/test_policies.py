@@ -50,8 +50,14 @@ def test_policy_end_to_end_is_conserving_and_deterministic(bundle, name):
         assert s["ok"] > 0.5 * s["arrivals"], s
     assert a.queries.equals(b.queries) and a.timeseries.equals(b.timeseries)
     assert s == b.summary
-    assert min(FOUR_FIDS.values()) - 1 <= s["fid"] <= max(FOUR_FIDS.values()) + 1
-    for plan in (r.plan for r in a.raw.plans):
+    single = {"clipper-light": FOUR_FIDS["fast"], "clipper-heavy": FOUR_FIDS["large"]}
+    if name in single:  # one model serves every completed query
+        assert s["fid"] == pytest.approx(single[name], abs=1e-9)
+    else:  # a planner that mixes quality levels, never stuck in its fallback plan
+        assert FOUR_FIDS["large"] + 0.5 < s["fid"] < FOUR_FIDS["fast"] - 0.5, s["fid"]
+    plans = [r.plan for r in a.raw.plans]
+    assert not any(plan.infeasible for plan in plans), name
+    for plan in plans:
         assert sum(plan.workers.values()) <= config.n_workers
 
 
@@ -124,7 +130,7 @@ def test_unknown_policy_option_is_an_input_error(bundle):
 
     with pytest.raises(InputError, match="unknown option"):
         make_policy("hadis", PolicyContext(bundle, 8, 30.0, options={"bogus": 1}))
-    with pytest.raises(InputError, match="planner must be"):
+    with pytest.raises(InputError, match="option planner: 'magic' is not one of default, faithful"):
         make_policy("hadis", PolicyContext(bundle, 8, 30.0, options={"planner": "magic"}))
 
 
@@ -178,5 +184,18 @@ def test_every_policy_on_the_default_bundle(default_bundle, name):
     out = run_simulation(default_bundle, trace, name, SimConfig())
     s = out.summary
     assert s["ok"] + s["timeouts"] + s["drops"] == s["arrivals"] == len(trace)
-    assert s["fid_method"] == "exact" and 19 < s["fid"] < 31
     assert set(s["plan_share"]) <= {r.plan.label for r in out.raw.plans}
+    assert s["fid_method"] == "exact"
+    fid_alone = dict(zip(default_bundle.model_names, default_bundle.models["fid_alone"]))
+    lightest, heaviest = default_bundle.model_names[0], default_bundle.model_names[-1]
+    if name in ("clipper-light", "clipper-heavy"):
+        model = lightest if name == "clipper-light" else heaviest
+        assert s["fid"] == pytest.approx(fid_alone[model], abs=1e-4)  # the table rounds
+        return
+    # 2-12 qps on 16 workers at a 60 s SLO is within every planner's reach: a planner in its
+    # infeasible fallback (e.g. a failed solve) or serving one quality level only would fail here
+    infeasible = np.mean([r.plan.infeasible for r in out.raw.plans])
+    assert infeasible <= (0.05 if name == "proteus" else 0.0), infeasible
+    assert fid_alone[heaviest] + 1 < s["fid"] < fid_alone[lightest] - 1, s["fid"]
+    if name in ("hadis", "router-only", "cache-dq"):
+        assert s["slo_violation_ratio"] < 0.01, s["slo_violation_ratio"]

@@ -101,17 +101,17 @@ def test_grid_expands_workloads_axes_and_placeholders(bundle_dir):
 
 def test_scalar_axis_is_one_value_and_options_go_to_their_policy(bundle_dir):
     spec = parse_spec(
-        tiny_spec(bundle_dir, policy_options={"hadis": {"planner": "faithful"}}), "t.yaml")
+        tiny_spec(bundle_dir, policy_options={"hadis": {"queue_alpha": 2.0}}), "t.yaml")
     points = expand_grid(spec)
     assert len(points) == 4
     assert {p.config.n_workers for p in points} == {4}
     options = {p.policy: dict(p.policy_options) for p in points}
-    assert options == {"hadis": {"planner": "faithful"}, "clipper-light": {}}
+    assert options == {"hadis": {"queue_alpha": 2.0}, "clipper-light": {}}
 
 
 def test_options_and_seed_change_the_run_key(bundle, bundle_dir, tiny_runs):
     with_options = plan_runs(
-        parse_spec(tiny_spec(bundle_dir, policy_options={"hadis": {"planner": "faithful"}}),
+        parse_spec(tiny_spec(bundle_dir, policy_options={"hadis": {"queue_alpha": 2.0}}),
                    "t.yaml"),
         bundle, bundle.content_hash())
     keys = [run.key for run in tiny_runs]
