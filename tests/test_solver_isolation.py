@@ -223,3 +223,20 @@ def test_a_failed_proteus_solve_raises_instead_of_planning(monkeypatch):
     # qps per worker): one worker on A (1.25 qps) takes the rest, two on B carry 0.5
     assert share.tolist() == pytest.approx([0.5, 0.5])
     assert workers.tolist() == [1, 2] and batch.tolist() == [2, 1]
+
+
+def test_proteus_breaks_ties_by_the_smallest_batch_size():
+    """One worker at any batch size carries 0.5 qps: the plan must not be the solver's pick
+    among equal-quality, equal-worker plans (highspy versions differed here)."""
+    from policies.proteus import solve_proteus
+
+    share, workers, batch = solve_proteus(
+        np.array([20.0]), [(1, 2, 4)], [(1.0, 1.5, 2.0)], 0.5, np.zeros(1), 10.0, 4
+    )
+    assert share.tolist() == pytest.approx([1.0])
+    assert workers.tolist() == [1] and batch.tolist() == [1]
+    # more demand than batch 1 and 2 carry on one worker: the smallest batch that does
+    share, workers, batch = solve_proteus(
+        np.array([20.0]), [(1, 2, 4)], [(1.0, 1.5, 2.0)], 1.9, np.zeros(1), 10.0, 1
+    )
+    assert workers.tolist() == [1] and batch.tolist() == [4]
