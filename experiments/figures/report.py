@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 from experiments.figures import figure_modules, verdicts
 from experiments.figures.context import Claim, FigureContext
+from experiments.figures.provenance import record_provenance, report_context
 from simulator.atomic import atomic_file, atomic_write_text
 from simulator.errors import InputError
 from simulator.results import code_version
@@ -48,6 +50,11 @@ def make_figures(
         with atomic_file(ctx.out_dir / f"{name}.png") as staging:
             module.plot(data, staging)
         claims[name] = list(module.claims(data))
+        record_provenance(
+            ctx.out_dir,
+            {name: module.__name__},
+            report_context(ctx.bundle_spec, ctx.quick, ctx.seed),
+        )
         if on_figure is not None:
             on_figure(name, time.perf_counter() - start)
     return claims
@@ -80,6 +87,12 @@ def verdict_summary(counts: dict[str, int]) -> list[str]:
     ]
 
 
+def report_libraries() -> dict[str, str]:
+    """Versions of the libraries that compute the report's numbers."""
+    names = ("highspy", "numpy", "scipy", "pandas", "simpy", "pyarrow")
+    return {name: metadata.version(name) for name in names}
+
+
 def write_report(
     ctx: FigureContext,
     claims: dict[str, list[Claim]],
@@ -99,6 +112,11 @@ def write_report(
         f"Bundle: `{ctx.bundle.name}` — {source}.",
         f"Mode: {'quick (short traces, coarse grids)' if ctx.quick else 'full'}; seed {ctx.seed}; "
         f"{ctx.base.n_workers} workers, SLO {ctx.base.slo_s:g} s unless a figure says otherwise.",
+        "Libraries (pinned in pyproject.toml where they change results): "
+        + ", ".join(f"{name} {version}" for name, version in report_libraries().items())
+        + ".",
+        "Modelling choices: the `SimConfig` defaults for every figure except fig15, which uses "
+        "`--preset artifact-testbed` (`simulator/presets.py`).",
         "",
         *verdict_summary(counts),
         "",

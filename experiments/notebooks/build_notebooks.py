@@ -449,14 +449,15 @@ FIG11 = Figure(
     """,
     (
         """
-        # average FID per method (rows) and SLO multiplier (columns)
+        # FID per method (rows) and SLO multiplier (columns): means over seeds
         methods11 = list(MODULES["fig11"].METHODS)
-        fig11.pivot(index="method", columns="slo_multiplier", values="fid").loc[methods11]
+        avg11 = MODULES["fig11"].averages(fig11)
+        avg11.pivot(index="method", columns="slo_multiplier", values="fid").loc[methods11]
         """,
         """
-        # average SLO-violation ratio per method and SLO multiplier
+        # SLO-violation ratio per method and SLO multiplier: means over seeds
         by11 = {"index": "method", "columns": "slo_multiplier"}
-        fig11.pivot(**by11, values="slo_violation_ratio").loc[methods11]
+        avg11.pivot(**by11, values="slo_violation_ratio").loc[methods11]
         """,
     ),
 )
@@ -560,6 +561,30 @@ FIG13 = Figure(
     ),
 )
 
+FIG15 = Figure(
+    "fig15",
+    "constant load under the artifact's testbed (HADIS artifact's own experiment)",
+    """
+    Constant demand of 1-32 QPS, 200 s each, every knob from the `artifact-testbed` preset
+    (16 workers, 10x time compression, 6 s SLO, `planner=faithful`: the port of the artifact's
+    controller). Per load: the share of time each cascade pair is in force, SLO violations and
+    FID. `docs/FAITHFUL.md` lists what still differs from the artifact's controller.
+
+    **Question:** at which load does each pair take over, compared with the artifact's own
+    constant-load logs (which pick SDXL-Lightning -> SD3.5-Large-Turbo from 19 QPS)?
+    """,
+    (
+        """
+        # share of time each pair (or the fallback) is in force, per load
+        fig15.pivot_table(index="load_qps", columns="plan", values="share", fill_value=0)
+        """,
+        """
+        # violations and FID per load
+        fig15.groupby("load_qps")[["slo_violation_ratio", "fid", "fid_planned"]].first()
+        """,
+    ),
+)
+
 FIGURE_NOTEBOOKS = (
     FigureNotebook(
         "01_models_and_cascades",
@@ -579,7 +604,7 @@ FIGURE_NOTEBOOKS = (
         (Fig. 7), its adaptation on a synthetic phased trace (Fig. 8), the SLO sensitivity of
         all methods (Fig. 11) and the runtime overheads (§5.8).
         """,
-        (FIG07, FIG08, FIG11, FIG14, TAB01),
+        (FIG07, FIG08, FIG11, FIG14, FIG15, TAB01),
     ),
     FigureNotebook(
         "03_ablations",
