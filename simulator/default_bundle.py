@@ -9,8 +9,15 @@ Latent model, per prompt p and model m (all draws seeded):
   space whose reference (real-image) distribution is N(0, I);
 * image defect ``d_pm = b_m h_p + sqrt(1 - w_m^2 - b_m^2) n_pm`` (``n_pm ~ N(0,1)``);
 * discriminator latent ``q_pm = w_m z_p0 + d_pm`` (unit variance; ``w`` makes scores correlate
-  across models, ``b`` with hardness) and score ``disc_pm = min(1, exp(mu_m + sigma_m q_pm))``
-  (log-normal: tiny, heavy-tailed, like the artifact's mean P(real));
+  across models, ``b`` with hardness) and score ``disc_pm = min(1, exp(L_m(q_pm)))`` with
+  ``L_m`` piecewise linear through the artifact's log-score quantiles at `SCORE_LEVELS` (tiny,
+  heavy-tailed and left-skewed, like the artifact's mean P(real); a log-normal fitted to the
+  IQR has too heavy an upper tail, which lowers the oracle router's APGR to 1.01 vs 1.06);
+* text signals (`text_signals`): the prompt's content words (`simulator.synthetic_prompts`)
+  lean with two N(0,1) per-prompt signals, ease ``e_p`` with corr(e, q_m) = c_m (all models
+  do well on easy prompts, the light one most) and light fit ``f_p`` with corr(f, beta q_p0 -
+  q_p3) = rho (the light model comes close to the heavy one): what a sentence embedding of a
+  real prompt reveals of its images' quality;
 * image feature ``x_pm = bias_m + lambda_m z_p - eta_m d_pm e_0``: a biased, narrowed copy of
   the content, pushed along axis 0 by the defect the discriminator sees.
 
@@ -20,10 +27,23 @@ reference between diagonal Gaussian fits, in FID units. Mixing models with diffe
 lowers FID below the linear blend (as the artifact's cascades do); escalating low-score light
 images removes defects but truncates the light images' spread.
 
-`calibrate` fits the parameters to the artifact: ``mu, sigma`` to the median and IQR of each
-model's log mean score, ``w`` to the cross-model correlations of log scores, ``b`` to the
+`calibrate` fits the parameters to the artifact: ``L_m`` to the quantiles of each model's log
+mean score, ``w`` to the cross-model correlations of log scores, ``b`` to the
 Spearman correlation of router score and score, then the FID parameters by least squares to the
 726-row hybrid table and the 66-row discriminator-only table (single-model rows weighted 3x).
+
+The text-signal strengths (`TEXT_EASE_CORRELATION`, `TEXT_LIGHT_FIT`) are fitted to the
+artifact's prompts (`fit_text_signals`): on the artifact, `text_predictability` of MiniLM
+sentence embeddings (a cross-fitted ridge) gives Spearman 0.585, 0.474, 0.387, 0.368 with each
+model's log score and 0.385 with the log gap heavy - light, and its level and gap predictions
+correlate 0.163 (`ARTIFACT_TEXT_PREDICTABILITY`). A Gaussian model of the ridge (the multiple
+correlation of a target with (ease, light fit), times the share kappa of a signal the
+embeddings recover from the words) gives (c, rho, beta) matching these six numbers. One lean
+alone is recovered at kappa about 0.75; kappa = 0.66 (`TEXT_DECODING_SHARE`) was chosen so
+that every router's APGR on `t2isim routers evaluate --data default` lies within 0.05 of the
+artifact's (tests/test_default_bundle_signal.py), at the cost of a more readable text: the
+default bundle's predictability is 0.666, 0.536, 0.410, 0.372, 0.474 and 0.116. The
+discriminator and FID fits do not see the text.
 """
 
 from __future__ import annotations
@@ -58,6 +78,14 @@ CALIBRATION_SOURCE = "hadis-artifact (github Tung-I/diffserve-2@538dc5d)"
 FEATURE_DIMS = 3
 RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 SINGLE_MODEL_WEIGHT = 3.0
+# normal-score levels at which each model's log-score quantiles are fitted (disc_scores)
+SCORE_LEVELS = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
+# text_predictability of the artifact's prompts (MiniLM embeddings, light 0, heavy 3)
+ARTIFACT_TEXT_PREDICTABILITY = (0.585, 0.474, 0.387, 0.368, 0.385, 0.163)
+TEXT_DECODING_SHARE = 0.66  # kappa: the share of a signal a ridge on MiniLM recovers from words
+# strength of the text's signals (text_signals) = fit_text_signals(committed disc params)
+TEXT_EASE_CORRELATION = (0.834, 0.697, 0.568, 0.395)
+TEXT_LIGHT_FIT = (0.545, 0.867)  # (rho, beta)
 N_MODELS = len(HADIS_MODELS)
 
 
@@ -69,17 +97,21 @@ class ParamsError(InputError):
 
 
 def sample_latents(n_prompts: int, seed: int, dims: int) -> dict:
-    """Prompts and the seeded latent draws (one RNG stream per purpose)."""
-    prompt_seed, content_seed, noise_seed = np.random.SeedSequence(seed).spawn(3)
+    """Prompt structure (features, router score, hardness) and the seeded latent draws (one RNG
+    stream per purpose); the prompts' words come from `prompt_texts`."""
+    streams = np.random.SeedSequence(seed).spawn(5)
+    prompt_seed, content_seed, noise_seed, ease_seed, fit_seed = streams
     texts, hardness = generate_prompts(n_prompts, prompt_seed)
-    features = feature_table(texts)
+    features = feature_table(texts)  # the same whatever the prompts' ease (generate_prompts)
     return {
-        "texts": texts,
+        "prompt_seed": prompt_seed,
         "features": features,
         "router_score": router_score(features),
         "hardness": hardness,
         "content": np.random.default_rng(content_seed).standard_normal((n_prompts, dims)),
         "noise": np.random.default_rng(noise_seed).standard_normal((n_prompts, N_MODELS)),
+        "ease_noise": np.random.default_rng(ease_seed).standard_normal(n_prompts),
+        "fit_noise": np.random.default_rng(fit_seed).standard_normal(n_prompts),
     }
 
 
@@ -90,11 +122,123 @@ def defect_and_disc_latent(disc: dict, latents: dict) -> tuple[np.ndarray, np.nd
     return defect, w * latents["content"][:, [0]] + defect
 
 
+def _log_score(q: np.ndarray, log_quantiles: np.ndarray) -> np.ndarray:
+    """Piecewise-linear map of the N(0,1) latent q through (Phi^-1(SCORE_LEVELS),
+    log_quantiles), extended linearly beyond the end knots."""
+    knots_q = stats.norm.ppf(SCORE_LEVELS)
+    slope_low = (log_quantiles[1] - log_quantiles[0]) / (knots_q[1] - knots_q[0])
+    slope_high = (log_quantiles[-1] - log_quantiles[-2]) / (knots_q[-1] - knots_q[-2])
+    inside = np.interp(q, knots_q, log_quantiles)
+    below = log_quantiles[0] + slope_low * (q - knots_q[0])
+    above = log_quantiles[-1] + slope_high * (q - knots_q[-1])
+    return np.where(q < knots_q[0], below, np.where(q > knots_q[-1], above, inside))
+
+
 def disc_scores(disc: dict, latents: dict) -> np.ndarray:
     """(n_prompts, n_models) discriminator scores of the generative model."""
     _, q = defect_and_disc_latent(disc, latents)
-    log_score = np.asarray(disc["log_median"]) + np.asarray(disc["log_sd"]) * q
+    knots = np.asarray(disc["log_quantiles"])
+    log_score = np.column_stack([_log_score(q[:, m], knots[m]) for m in range(N_MODELS)])
     return np.minimum(np.exp(log_score), 1.0)
+
+
+def _latent_correlation(disc: dict) -> np.ndarray:
+    """(n_models, n_models) correlation of the discriminator latents q."""
+    w = np.asarray(disc["content_loading"])
+    b = np.asarray(disc["hardness_loading"])
+    corr = np.outer(w, w) + np.outer(b, b)
+    np.fill_diagonal(corr, 1.0)
+    return corr
+
+
+def text_signals(disc: dict, latents: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt, (ease, light fit): the two N(0, 1) signals its text reveals.
+
+    ease = ``a^T q + sqrt(1 - c^T a) eps_1`` with ``a = C^-1 c``, so that corr(ease, q_m) =
+    c_m = `TEXT_EASE_CORRELATION`[m] (C: correlation of the discriminator latents q); light fit
+    = ``rho g / sd(g) + sqrt(1 - rho^2) eps_2`` with the gap ``g = beta q_light - q_heavy`` of
+    the lightest and the heaviest model, (rho, beta) = `TEXT_LIGHT_FIT`."""
+    corr = _latent_correlation(disc)
+    c = np.asarray(TEXT_EASE_CORRELATION)
+    a = np.linalg.solve(corr, c)
+    explained = float(c @ a)
+    if explained >= 1.0:
+        raise ParamsError(
+            f"TEXT_EASE_CORRELATION {tuple(c)}: not attainable with these discriminator "
+            f"loadings (c^T C^-1 c = {explained:.3f}, must be < 1)"
+        )
+    _, q = defect_and_disc_latent(disc, latents)
+    ease = q @ a + np.sqrt(1.0 - explained) * latents["ease_noise"]
+    rho, beta = TEXT_LIGHT_FIT
+    gap_sd = np.sqrt(beta**2 + 1.0 - 2.0 * beta * corr[0, -1])
+    gap = (beta * q[:, 0] - q[:, -1]) / gap_sd
+    light_fit = rho * gap + np.sqrt(1.0 - rho**2) * latents["fit_noise"]
+    return ease, light_fit
+
+
+def text_predictability(
+    embeddings: np.ndarray, quality: np.ndarray, folds: int = 5, alpha: float = 1.0
+) -> tuple[float, ...]:
+    """What prompt embeddings reveal of quality (n, 4 models), cross-fitted: the Spearman
+    correlation of a ridge prediction (`folds`-fold, penalty `alpha`) with each model's log
+    quality and with the log gap heavy (last) - light (first), then the correlation of the
+    predictions of the heavy model's level and of the gap."""
+    log_q = np.log(quality)
+    targets = [*log_q.T, log_q[:, -1] - log_q[:, 0]]
+    order = np.random.default_rng(0).permutation(len(log_q))
+    predictions = []
+    for y in targets:
+        pred = np.empty(len(y))
+        for k in range(folds):
+            test = order[k::folds]
+            train = np.setdiff1d(order, test)
+            x_mean, y_mean = embeddings[train].mean(axis=0), y[train].mean()
+            x = embeddings[train] - x_mean
+            gram = x.T @ x + alpha * np.eye(x.shape[1])
+            beta = np.linalg.solve(gram, x.T @ (y[train] - y_mean))
+            pred[test] = (embeddings[test] - x_mean) @ beta + y_mean
+        predictions.append(pred)
+    spearman = [float(stats.spearmanr(p, y)[0]) for p, y in zip(predictions, targets)]
+    return (*spearman, float(np.corrcoef(predictions[-2], predictions[-1])[0, 1]))
+
+
+def fit_text_signals(
+    disc: dict,
+    targets: tuple[float, ...] = ARTIFACT_TEXT_PREDICTABILITY,
+    kappa: float = TEXT_DECODING_SHARE,
+) -> tuple[tuple[float, ...], tuple[float, float]]:
+    """(TEXT_EASE_CORRELATION, TEXT_LIGHT_FIT) whose `text_predictability` would be `targets`
+    under a Gaussian model of the ridge: a target y = v^T q is predicted with correlation
+    kappa * R(y | ease, light fit) (R: multiple correlation), the level and gap predictions
+    correlate as their projections on (ease, light fit). Least squares, rounded to 3 digits."""
+    corr = _latent_correlation(disc)
+    targets_v = [*np.eye(N_MODELS), np.eye(N_MODELS)[-1] - np.eye(N_MODELS)[0]]
+
+    def predicted(x: np.ndarray) -> np.ndarray:
+        c, rho, beta = x[:N_MODELS], x[N_MODELS], x[N_MODELS + 1]
+        gap = np.zeros(N_MODELS)
+        gap[0], gap[-1] = beta, -1.0
+        gap_sd = np.sqrt(gap @ corr @ gap)
+        r_fit = rho * (corr @ gap) / gap_sd  # corr(light fit, q)
+        ease_fit = rho * (c @ gap) / gap_sd  # corr(ease, light fit)
+        inverse = np.linalg.inv(np.array([[1.0, ease_fit], [ease_fit, 1.0]]))
+        r = [np.array([c @ v, r_fit @ v]) / np.sqrt(v @ corr @ v) for v in targets_v]
+        multiple = [np.sqrt(ri @ inverse @ ri) for ri in r]
+        level_gap = (r[-2] @ inverse @ r[-1]) / (multiple[-2] * multiple[-1])
+        return np.array([*(kappa * np.array(multiple)), level_gap])
+
+    start = np.r_[np.asarray(targets[:N_MODELS]) / kappa, 0.4, 1.0]
+    bounds = ([-1.0] * (N_MODELS + 1) + [0.0], [1.0] * (N_MODELS + 1) + [3.0])
+    x = optimize.least_squares(lambda x: predicted(x) - np.asarray(targets), start, bounds=bounds).x
+    x = np.round(x, 3)
+    return tuple(float(v) for v in x[:N_MODELS]), (float(x[N_MODELS]), float(x[N_MODELS + 1]))
+
+
+def prompt_texts(disc: dict, latents: dict) -> list[str]:
+    """The prompts' texts: the structure of `sample_latents`, content words leaning with
+    `text_signals` (simulator.synthetic_prompts)."""
+    n_prompts = len(latents["hardness"])
+    return generate_prompts(n_prompts, latents["prompt_seed"], *text_signals(disc, latents))[0]
 
 
 # ----------------------------------------------------------------------------- FID
@@ -253,8 +397,7 @@ def save_params(params: dict, path: Path) -> Path:
 
 def _check_params(params: dict, where: str) -> None:
     shapes = {
-        ("disc", "log_median"): (N_MODELS,),
-        ("disc", "log_sd"): (N_MODELS,),
+        ("disc", "log_quantiles"): (N_MODELS, len(SCORE_LEVELS)),
         ("disc", "content_loading"): (N_MODELS,),
         ("disc", "hardness_loading"): (N_MODELS,),
         ("fid", "bias"): (N_MODELS, FEATURE_DIMS),
@@ -272,6 +415,8 @@ def _check_params(params: dict, where: str) -> None:
             raise ParamsError(f"{where}: field {group}.{key}: missing or not numeric") from None
         if value.shape != shape or not np.isfinite(value).all():
             raise ParamsError(f"{where}: field {group}.{key}: expected finite shape {shape}")
+    if (np.diff(np.asarray(params["disc"]["log_quantiles"]), axis=1) <= 0).any():
+        raise ParamsError(f"{where}: field disc.log_quantiles: each row must increase")
     w = np.asarray(params["disc"]["content_loading"])
     b = np.asarray(params["disc"]["hardness_loading"])
     if (w**2 + b**2 >= 1.0).any():
@@ -321,7 +466,8 @@ def build_default_bundle(
             ),
         }
     )
-    prompts = pd.DataFrame({"prompt_id": np.arange(n_prompts), "text": latents["texts"]})
+    texts = prompt_texts(params["disc"], latents)
+    prompts = pd.DataFrame({"prompt_id": np.arange(n_prompts), "text": texts})
     for feature in ROUTER_FEATURES:
         prompts[feature] = latents["features"][feature].to_numpy()
     prompts["router_score"] = latents["router_score"]
@@ -335,6 +481,8 @@ def build_default_bundle(
             "seed": seed,
             "params_source": params["source"],
             "params_sha256": sha256_json(params),
+            "text_ease_correlation": list(TEXT_EASE_CORRELATION),
+            "text_light_fit": list(TEXT_LIGHT_FIT),
         },
         cascade_semantics="heavy_share and latency_s use the realised bypass/heavy fractions",
     )
@@ -352,9 +500,9 @@ def build_default_bundle(
 
 
 def _fit_disc(artifact_disc: np.ndarray, artifact_router: np.ndarray, latents: dict) -> dict:
-    """Score distribution (median, IQR of log), cross-model loadings and hardness loadings."""
+    """Score distribution (quantiles of log score), cross-model loadings and hardness
+    loadings."""
     log_score = np.log(artifact_disc)
-    q25, median, q75 = np.quantile(log_score, [0.25, 0.5, 0.75], axis=0)
     corr = np.corrcoef(log_score.T)
     upper = np.triu_indices(N_MODELS, 1)
 
@@ -376,8 +524,7 @@ def _fit_disc(artifact_disc: np.ndarray, artifact_router: np.ndarray, latents: d
 
         b[m] = optimize.brentq(spearman_gap, -hardness_limit, hardness_limit, xtol=1e-5)
     return {
-        "log_median": median.tolist(),
-        "log_sd": ((q75 - q25) / (2 * stats.norm.ppf(0.75))).tolist(),
+        "log_quantiles": np.quantile(log_score, SCORE_LEVELS, axis=0).T.tolist(),
         "content_loading": w.tolist(),
         "hardness_loading": b.tolist(),
     }

@@ -5,6 +5,18 @@ objects, attributes, spatial relations, action verbs, abstract nouns, named enti
 words it contains (Poisson counts with rate ``base * exp(slope * h)``), so the router features,
 and the router score built from them, are noisy functions of h.
 
+Content: the common objects, attributes and moods (abstract nouns) of a prompt are drawn, from
+a second RNG stream, out of four pools each (`OBJECT_POOLS`, ...), indexed by two per-prompt
+leans: ``ease`` (people, animals, vehicles and still lifes are hard to render, landscapes and
+buildings easy) and ``light_fit`` (landscapes, still lifes and plain colours come out of a
+few-step light model about as well as from the heavy one; people, street scenes and small or
+broken details need the heavy one). A word comes from the easy half with
+probability Phi(1.5 * ease) and from the light-fit half with probability Phi(1.5 * light_fit).
+Every pool word has the router features of any other word of its kind, and the draws per word
+do not depend on the leans, so the leans move what a prompt is about (what a sentence
+embedding sees) and never its structure, features or HADIS router score. The default bundle
+(`simulator.default_bundle.text_signals`) ties the leans to the images' latent quality.
+
 Extractor (`extract_features`): the artifact computed the features with spaCy
 ``en_core_web_sm``, wordfreq and the Brysbaert concreteness norms (see the data README). Here the
 same definitions are approximated with token rules and the word lists of this module:
@@ -35,6 +47,7 @@ import re
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from simulator.bundle import ROUTER_FEATURES
 
@@ -186,6 +199,51 @@ LOCATIVE_TERMS = _terms(
 )
 FRAMES = ("a photo of", "a close-up of", "a painting of", "an image of", "a view of")
 ABSTRACT_PATTERNS = ("evoking {}", "with a sense of {}", "symbolizing {}", "full of {}")
+# Content pools (see the module docstring), indexed [easy][light_fit]: [0] hard, [1] easy;
+# [..][0] needs the heavy model, [..][1] fits the light one. Every word has the same router
+# features as any other word of its kind (objects, attributes, moods).
+OBJECT_POOLS = (
+    (
+        _terms(
+            "dog, cat, man, woman, child, boy, girl, bird, horse, car, train, bus, bike, truck, "
+            "plane"
+        ),
+        _terms("cup, bottle, plate, box, lamp, bed, cake, apple, chair, ball, book, hat, shoe"),
+    ),
+    (
+        _terms(
+            "house, building, bridge, city, street, road, wall, fence, window, door, kitchen, "
+            "room, clock, phone"
+        ),
+        _terms(
+            "mountain, beach, river, field, sky, forest, snow, garden, grass, water, tree, "
+            "flower, rock, boat, flag, shirt, dress, bag"
+        ),
+    ),
+)
+ATTRIBUTE_POOLS = (
+    (
+        _terms("tiny, small, little, broken, wet, old, young"),
+        _terms("wooden, metal, heavy, empty, clean"),
+    ),
+    (
+        _terms("tall, long, round, large, big, huge"),
+        _terms("red, white, black, green, blue, yellow, brown, bright, dark, golden, soft, wild"),
+    ),
+)
+MOOD_POOLS = (
+    (
+        _terms("chaos, fear, despair, grief, loneliness"),
+        _terms("nostalgia, memory, joy, justice, ambition"),
+    ),
+    (
+        _terms("time, wisdom, love, freedom, eternity"),
+        _terms("serenity, harmony, silence, hope, wonder"),
+    ),
+)
+POOL_SLOPE = 1.5  # P(easy pool) = Phi(POOL_SLOPE * ease), P(light-fit pool) likewise
+
+
 _TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[.,]\d+)*|[^\w\s]")
 
 
@@ -314,39 +372,76 @@ def _pick(rng: np.random.Generator, words: tuple[str, ...]) -> str:
     return words[int(rng.integers(len(words)))]
 
 
-def _noun_phrase(rng: np.random.Generator, h: float, rare_p: float) -> str:
-    noun = _pick(rng, RARE_OBJECTS if rng.random() < rare_p else COMMON_OBJECTS)
+class _ContentPicker:
+    """Picks a prompt's content words: the pool from its own RNG stream (easy with probability
+    Phi(`POOL_SLOPE` * ease), light-fit with probability Phi(`POOL_SLOPE` * light_fit),
+    independently), the word in it from a `slot` in [0, 1) that the structure stream draws as
+    before the pools existed; so structure, hardness and router features never depend on ease
+    or light fit."""
+
+    def __init__(self, rng: np.random.Generator, ease: float, light_fit: float) -> None:
+        self.rng = rng
+        self.p_easy = float(stats.norm.cdf(POOL_SLOPE * ease))
+        self.p_light_fit = float(stats.norm.cdf(POOL_SLOPE * light_fit))
+
+    def pick(
+        self, pools: tuple[tuple[tuple[str, ...], ...], ...], slot: float, exclude=()
+    ) -> str:
+        easy = self.rng.random() < self.p_easy
+        light_fit = self.rng.random() < self.p_light_fit
+        words = [w for w in pools[easy][light_fit] if w not in exclude]
+        return words[int(slot * len(words))]
+
+
+def _noun_phrase(
+    rng: np.random.Generator, content: _ContentPicker, h: float, rare_p: float
+) -> str:
+    if rng.random() < rare_p:
+        noun = _pick(rng, RARE_OBJECTS)
+    else:
+        noun = content.pick(OBJECT_POOLS, rng.integers(len(COMMON_OBJECTS)) / len(COMMON_OBJECTS))
     n_attrs = min(int(rng.poisson(0.45 * np.exp(0.5 * h))), 3)
-    attrs = [
-        _pick(rng, RARE_ATTRIBUTES if rng.random() < rare_p else COMMON_ATTRIBUTES)
+    n_common = len(COMMON_ATTRIBUTES)
+    slots = [
+        _pick(rng, RARE_ATTRIBUTES) if rng.random() < rare_p else rng.integers(n_common) / n_common
         for _ in range(n_attrs)
     ]
-    words = [*dict.fromkeys(attrs), noun]
+    attrs: list[str] = []
+    for word in slots:  # a repeated rare attribute is dropped; common ones are drawn distinct
+        if not isinstance(word, str):
+            attrs.append(content.pick(ATTRIBUTE_POOLS, word, exclude=attrs))
+        elif word not in attrs:
+            attrs.append(word)
+    words = [*attrs, noun]
     det = "a" if rng.random() < 0.75 else "the"
     if det == "a" and words[0][0] in "aeiou":
         det = "an"
     return " ".join((det, *words))
 
 
-def _prompt(rng: np.random.Generator, h: float) -> str:
+def _prompt(rng: np.random.Generator, content: _ContentPicker, h: float) -> str:
     rare_p = min(0.6, 0.05 * np.exp(0.8 * h))
     n_objects = 1 + min(int(rng.poisson(1.3 * np.exp(0.3 * h))), 4)
     parts = [_pick(rng, FRAMES)] if rng.random() < 0.3 else []
-    parts.append(_noun_phrase(rng, h, rare_p))
+    parts.append(_noun_phrase(rng, content, h, rare_p))
     if rng.random() < min(0.9, 0.4 * np.exp(0.5 * h)):
         verb = _pick(rng, ACTION_VERBS)
         third, ing, _ = _inflections(verb)
         parts.append(third if rng.random() < 0.5 else ing)
         if verb in TRANSITIVE_VERBS and n_objects > 1:
-            parts.append(_noun_phrase(rng, h, rare_p))
+            parts.append(_noun_phrase(rng, content, h, rare_p))
             n_objects -= 1
     elif rng.random() < 0.25:
-        parts += [_pick(rng, ("is", "looks")), _pick(rng, COMMON_ATTRIBUTES)]
+        verb = _pick(rng, ("is", "looks"))
+        slot = rng.integers(len(COMMON_ATTRIBUTES)) / len(COMMON_ATTRIBUTES)
+        parts += [verb, content.pick(ATTRIBUTE_POOLS, slot)]
     for _ in range(n_objects - 1):
         relation = _pick(rng, LOCATIVE_TERMS) if rng.random() < 0.85 else "and"
-        parts += [relation, _noun_phrase(rng, h, rare_p)]
+        parts += [relation, _noun_phrase(rng, content, h, rare_p)]
     for _ in range(min(int(rng.poisson(0.12 * np.exp(0.8 * h))), 2)):
-        parts.append(_pick(rng, ABSTRACT_PATTERNS).format(_pick(rng, ABSTRACT_NOUNS)))
+        pattern = _pick(rng, ABSTRACT_PATTERNS)
+        slot = rng.integers(len(ABSTRACT_NOUNS)) / len(ABSTRACT_NOUNS)
+        parts.append(pattern.format(content.pick(MOOD_POOLS, slot)))
     if rng.random() < min(0.5, 0.03 * np.exp(h)):
         entity = _pick(rng, NAMED_ENTITIES)
         parts.append(f"in {entity}" if entity in PLACES else f"in the style of {entity}")
@@ -354,11 +449,32 @@ def _prompt(rng: np.random.Generator, h: float) -> str:
 
 
 def generate_prompts(
-    n_prompts: int, seed: int | np.random.SeedSequence
+    n_prompts: int,
+    seed: int | np.random.SeedSequence,
+    ease: np.ndarray | None = None,
+    light_fit: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """`n_prompts` compositional prompts and their latent hardness h ~ N(0, 1) (seeded)."""
+    """`n_prompts` compositional prompts and their latent hardness h ~ N(0, 1) (seeded).
+
+    `ease` and `light_fit` (one value per prompt each, default 0 = no lean) shift each
+    prompt's content words towards the easy / light-fit pools (positive) or the hard /
+    heavy-needing pools (negative). Structure, hardness and router features depend on `seed`
+    only: the content words come from a second RNG stream derived from `seed`."""
     if n_prompts < 1:
         raise ValueError(f"n_prompts must be >= 1, got {n_prompts}")
-    rng = np.random.default_rng(seed)
+    leans = []
+    for name, lean in (("ease", ease), ("light_fit", light_fit)):
+        lean = np.zeros(n_prompts) if lean is None else np.asarray(lean, dtype=np.float64)
+        if lean.shape != (n_prompts,) or not np.isfinite(lean).all():
+            raise ValueError(f"{name} must be {n_prompts} finite values, got shape {lean.shape}")
+        leans.append(lean)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    content_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
+    rng = np.random.default_rng(root)  # structure and hardness
+    content_rng = np.random.default_rng(content_seed)
     hardness = rng.standard_normal(n_prompts)
-    return [_prompt(rng, float(h)) for h in hardness], hardness
+    texts = [
+        _prompt(rng, _ContentPicker(content_rng, float(e), float(f)), float(h))
+        for h, e, f in zip(hardness, *leans, strict=True)
+    ]
+    return texts, hardness

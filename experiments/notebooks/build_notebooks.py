@@ -695,8 +695,10 @@ ROUTERS_SETUP = src(
         from routers.cli import evaluate
 
         synthetic_dir = tempfile.TemporaryDirectory(prefix="t2isim-routers-")  # removed at exit
-        ROUTERS_DIR = Path(synthetic_dir.name)
-        wide = synthetic_wide_csv(ROUTERS_DIR / "synthetic.csv", SYNTHETIC_PROMPTS, SYNTHETIC_SEED)
+        wide = synthetic_wide_csv(
+            Path(synthetic_dir.name) / "synthetic.csv", SYNTHETIC_PROMPTS, SYNTHETIC_SEED
+        )
+        ROUTERS_DIR = Path(synthetic_dir.name) / "routers"  # evaluate writes a new folder
         with contextlib.redirect_stdout(io.StringIO()):
             evaluate(
                 data=str(wide),
