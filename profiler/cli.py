@@ -8,16 +8,40 @@ Models are a local folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1)
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from profiler.layout import WorkLayout
+from simulator.atomic import OutputPathError, check_output_file, check_output_folder
 
 profile_app = typer.Typer(help="Profile text-to-image models into a bundle.", no_args_is_help=True)
 
-WORK = typer.Option(Path("profile-work"), "--work", help="Work folder shared by the steps.")
+def _work_folder(path: Path) -> Path:
+    """A work folder is resumed, not replaced: it must be a folder (or absent) that can be
+    written, checked before any step runs."""
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: exists and is a file; give a work folder")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: cannot write in it (permission denied)")
+    if not path.exists():
+        check_output_file(path)  # its nearest existing ancestor is a writable folder
+    return path
+
+
+def _output_file(path: Path | None) -> Path | None:
+    return None if path is None else check_output_file(path)
+
+
+def _bundle_folder(path: Path | None) -> Path | None:
+    return None if path is None else check_output_folder(path, marker="bundle.json")
+
+
+WORK = typer.Option(
+    Path("profile-work"), "--work", help="Work folder shared by the steps.", callback=_work_folder
+)
 DEVICE = typer.Option("cuda", help="torch device (cuda, cuda:1, cpu).")
 DEVICES = typer.Option(
     None,
@@ -295,7 +319,9 @@ def prompt_features_command(
         None, help="Prompt file (one per line); default: the work folder's. Needs --out."
     ),
     out: Path | None = typer.Option(
-        None, help="Features CSV to write; default: the work folder's prompt_features.csv."
+        None,
+        help="Features CSV to write; default: the work folder's prompt_features.csv.",
+        callback=_output_file,
     ),
     compare: Path | None = typer.Option(
         None, help="Reference features CSV (prompt + 8 features) to measure agreement with."
@@ -349,7 +375,9 @@ def prompt_features_command(
 @_fail_cleanly
 def build_table(
     name: str = typer.Option(..., help="Bundle name."),
-    out: Path | None = typer.Option(None, help="Bundle folder (default: <work>/bundle)."),
+    out: Path | None = typer.Option(
+        None, help="Bundle folder (default: <work>/bundle).", callback=_bundle_folder
+    ),
     grid_points: int = 11,
     router_weights: str | None = typer.Option(None, help="8 comma-separated weights."),
     prune_models: bool = typer.Option(True, help="Apply HADIS candidate pruning."),
@@ -380,7 +408,9 @@ def build_table(
 @profile_app.command("all")
 @_fail_cleanly
 def all_steps(
-    out: Path = typer.Option(..., help="Work folder; the bundle goes to <out>/bundle."),
+    out: Path = typer.Option(
+        ..., help="Work folder; the bundle goes to <out>/bundle.", callback=_work_folder
+    ),
     tiny: bool = typer.Option(False, help="Tiny random-init models on CPU (CI)."),
     prompts: int = 16,
     seed: int = 0,

@@ -161,6 +161,14 @@ def test_policy_options_are_typed_and_named(bundle_dir, tmp_path, policy, option
         (lambda b, t: ("sweep", t / "spec.yaml", "--out", t / "afile.txt"), "exists and is a file"),
         (lambda b, t: ("sweep", t / "spec.yaml", "--out", t / "unrelated"), "(no parts)"),
         (lambda b, t: ("calibrate", t, "--out", t / "unrelated"), "is a folder"),
+        (lambda b, t: ("profile", "all", "--tiny", "--out", t / "afile.txt" / "w"),
+         "afile.txt is a file, not a folder"),
+        (lambda b, t: ("profile", "all", "--tiny", "--out", t / "afile.txt"),
+         "exists and is a file; give a work folder"),
+        (lambda b, t: ("profile", "build-table", "--name", "x", "--work", t / "w", "--out",
+                       t / "unrelated"), "(no bundle.json)"),
+        (lambda b, t: ("profile", "prompt-features", "--work", t / "w", "--out", t),
+         "is a folder; give a file path"),
     ],
 )
 def test_output_paths_are_checked_before_any_work(bundle_dir, tmp_path, command, fragment):
