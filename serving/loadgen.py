@@ -1,0 +1,284 @@
+"""The load generator: replays a trace (any spec or file `simulate` accepts) open loop in real
+time against a serving URL and writes the same run folder as `simulate` (`queries.parquet`,
+`timeseries.csv`, `summary.json`, `config.json`), through the simulator's own metrics.
+
+Each query is sent at its trace time (never waiting for earlier ones) as
+`POST /v1/images/generations` with the bundle prompt's text and `prompt_id`; its latency is
+the client's (send -> response). A query ends as exactly one of: done, dropped (by the
+server's drop rule or admission), failed (a lost replica, an HTTP error; the reason is kept),
+or no answer by late_factor x SLO; outcomes must add up to arrivals (the simulator's
+conservation check, plus a count here). The server's plans and demand estimates
+(`GET /v1/t2isim/state`) become the run's plan epochs and demand log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving.requests import EPOCH, GENERATIONS, STATE
+from serving.setup import ServeSetup
+from simulator.controller import PlanRecord
+from simulator.core import NO_MODEL
+from simulator.engine import RawRun
+from simulator.errors import InputError
+from simulator.metrics import ConservationError, compute_metrics
+from simulator.policy import Plan
+from simulator.results import code_version, sha256_json, write_run
+
+MAX_CONNECTIONS = 2000
+ANSWER_MARGIN_S = 5.0  # the client waits late_factor x SLO plus this for an answer
+READY_TIMEOUT_S = 600.0
+
+
+class UnreachableError(InputError):
+    pass
+
+
+@dataclass
+class Answer:
+    """One query as the client saw it (seconds since the replay started)."""
+
+    sent_s: float = math.nan
+    received_s: float = math.nan
+    status: str = "failed"  # done | dropped | failed
+    reason: str | None = None
+    image: dict | None = None  # the server's record of the query
+
+
+def fetch_state(url: str, timeout_s: float = 10.0) -> dict:
+    """The server's state; an unreachable or foreign URL is an input error."""
+    import httpx
+
+    try:
+        response = httpx.get(url.rstrip("/") + STATE, timeout=timeout_s)
+        response.raise_for_status()
+        state = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise UnreachableError(f"--url {url!r}: no t2isim server answers ({exc})") from None
+    if not isinstance(state, dict) or "setup" not in state:
+        raise UnreachableError(f"--url {url!r}: answers, but not as a t2isim server")
+    return state
+
+
+def mark_epoch(url: str) -> None:
+    """Tell the server a replay starts now (its controller restarts, as a simulation)."""
+    import httpx
+
+    try:
+        httpx.post(url.rstrip("/") + EPOCH, timeout=10.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise UnreachableError(f"--url {url!r}: cannot start a replay ({exc})") from None
+
+
+def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> dict:
+    """The server's state once its initial plan's replicas run (replaying earlier would
+    measure the deployment, not the policy)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = fetch_state(url)
+        if state.get("ready", True):
+            return state
+        if time.monotonic() > deadline:
+            raise UnreachableError(f"--url {url!r}: server not ready after {timeout_s:g} s")
+        time.sleep(1.0)
+
+
+async def replay(url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float) -> list[Answer]:
+    """Send every query at its arrival time (open loop); their answers, in trace order."""
+    import httpx
+
+    endpoint = url.rstrip("/") + GENERATIONS
+    answers = [Answer() for _ in range(len(arrival_s))]
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=200)
+    async with httpx.AsyncClient(limits=limits, timeout=answer_timeout_s) as client:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        tasks = []
+        for i, at in enumerate(arrival_s.tolist()):
+            delay = t0 + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = {"prompt": texts[prompt_idx[i]], "prompt_id": int(prompt_idx[i])}
+            tasks.append(asyncio.create_task(_send(client, endpoint, body, answers[i], t0)))
+        await asyncio.gather(*tasks)
+    return answers
+
+
+async def _send(client, endpoint: str, body: dict, answer: Answer, t0: float) -> None:
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    answer.sent_s = loop.time() - t0
+    try:
+        response = await client.post(endpoint, json=body)
+    except httpx.TimeoutException:
+        answer.status, answer.reason = "dropped", "no answer by late_factor x SLO"
+        return
+    except httpx.HTTPError as exc:
+        answer.reason = f"{type(exc).__name__}: {exc}"
+        return
+    answer.received_s = loop.time() - t0
+    try:
+        payload = response.json()
+    except ValueError:
+        answer.reason = f"HTTP {response.status_code}, body not JSON"
+        return
+    images = payload.get("t2isim", {}).get("images") if isinstance(payload, dict) else None
+    if not images:
+        answer.reason = f"HTTP {response.status_code}: {payload.get('error', payload)}"
+        return
+    answer.image = images[0]
+    answer.status, answer.reason = images[0]["status"], images[0]["reason"]
+
+
+def to_raw_run(
+    answers: list[Answer], trace, state: dict, origin_s: float, busy_s: float, tick_s: float
+) -> RawRun:
+    """The replay as the simulator's raw run: client times for arrival and completion, the
+    server's (wall clock, minus `origin_s`) for service start and first stage; plans and
+    demand estimates moved to the replay's time base."""
+    n = len(answers)
+    nan = np.full(n, np.nan)
+    arrival, start, first_done, completion = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    first_model = np.full(n, NO_MODEL, dtype=np.int64)
+    final_model = np.full(n, NO_MODEL, dtype=np.int64)
+    bypassed = np.zeros(n, dtype=bool)
+    escalated = np.zeros(n, dtype=bool)
+    dropped = np.ones(n, dtype=bool)
+    for i, a in enumerate(answers):
+        arrival[i] = a.sent_s
+        image = a.image or {}
+        first_model[i] = image.get("first_model", NO_MODEL)
+        bypassed[i] = image.get("bypassed", False)
+        escalated[i] = image.get("escalated", False)
+        start[i] = _server_time(image.get("start_s"), origin_s)
+        first_done[i] = _server_time(image.get("first_done_s"), origin_s)
+        if a.status == "done":
+            dropped[i] = False
+            completion[i] = a.received_s
+            final_model[i] = image["final_model"]
+    end_s = float(np.nanmax(np.concatenate([arrival, completion])))
+    return RawRun(
+        arrival_s=arrival,
+        prompt_idx=np.asarray(trace.prompt_idx, dtype=np.int64),
+        start_s=start,
+        first_done_s=first_done,
+        completion_s=completion,
+        first_model=first_model,
+        final_model=final_model,
+        bypassed=bypassed,
+        escalated=escalated,
+        dropped=dropped,
+        plans=plan_records(state["plans"], origin_s),
+        planner_wall_s=[],
+        demand_log=demand_log(state["demand"], origin_s, tick_s, end_s),
+        busy_s=busy_s,
+        end_s=end_s,
+        policy_name=state["setup"]["policy"],
+    )
+
+
+def _server_time(value, origin_s: float) -> float:
+    return math.nan if value is None else float(value) - origin_s
+
+
+def plan_records(plans: list[dict], origin_s: float) -> list[PlanRecord]:
+    """The plans in force during the replay: the last one applied before it (at 0) and those
+    applied after, in replay seconds."""
+    records: list[PlanRecord] = []
+    for p in plans:
+        plan = Plan(**{**p["plan"], **_tuples(p["plan"])})
+        applied = p["applied_s"] - origin_s
+        if applied <= 0:
+            records = []
+        records.append(
+            PlanRecord(
+                max(p["planned_s"] - origin_s, 0.0), max(applied, 0.0), p["demand_qps"], plan
+            )
+        )
+    return records
+
+
+def _tuples(plan: dict) -> dict:
+    return {k: tuple(plan[k]) for k in ("stages", "disc_ratios") if plan.get(k) is not None}
+
+
+def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> list[float]:
+    """The server's demand estimate in force at the end of each replay tick (0 before any)."""
+    times = np.array([t - origin_s for t, _ in entries], dtype=np.float64)
+    values = np.array([d for _, d in entries], dtype=np.float64)
+    ticks = (np.arange(int(np.ceil(end_s / tick_s))) + 1) * tick_s
+    latest = np.searchsorted(times, ticks, side="right") - 1
+    return (
+        np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0).tolist()
+        if len(times)
+        else [0.0] * len(ticks)
+    )
+
+
+def swap_seconds(swaps: list[dict]) -> dict:
+    """Measured seconds from a deployment change to its replicas running, per model (mean,
+    count): the real swap cost, to compare with the bundle's `load_s`."""
+    seconds: dict[str, list[float]] = {}
+    for s in swaps:
+        seconds.setdefault(s["model"], []).append(s["running_s"] - s["requested_s"])
+    return {
+        m: {"mean_s": round(float(np.mean(v)), 3), "count": len(v)}
+        for m, v in sorted(seconds.items())
+    }
+
+
+def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
+    """Replay `trace_spec` against `url` and write the run folder; returns the summary."""
+    from experiments.inputs import resolve_trace
+
+    before = wait_ready(url)
+    setup = ServeSetup.from_dict(before["setup"])
+    bundle, policy, config = setup.build()
+    trace = resolve_trace(trace_spec, bundle, config.seed)
+    texts = bundle.prompts["text"].tolist()
+    answer_timeout_s = config.late_factor * config.slo_s + ANSWER_MARGIN_S
+    mark_epoch(url)
+    origin_s = time.time()
+    answers = asyncio.run(replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s))
+    after = fetch_state(url)
+    origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
+    raw = to_raw_run(
+        answers, trace, after, origin_s, after["busy_s"] - before["busy_s"], config.tick_s
+    )
+    statuses = Counter(a.status for a in answers)
+    if sum(statuses.values()) != len(trace):
+        raise ConservationError(f"{sum(statuses.values())} outcomes for {len(trace)} arrivals")
+    queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
+    queries["reason"] = [a.reason for a in answers]
+    send_lag = np.array([a.sent_s for a in answers]) - trace.arrival_s
+    resolved = {"policy": setup.policy, "policy_options": setup.options, "sim": config.to_dict()}
+    summary["hashes"] = {
+        "config": sha256_json(resolved),
+        "bundle": bundle.content_hash(),
+        "trace": trace.content_hash(),
+        "code_version": code_version(),
+    }
+    summary.update(
+        bundle=bundle.name,
+        trace=trace.name,
+        trace_spec=trace_spec,
+        bundle_source=setup.bundle,
+        source="serve",
+        url=url,
+        failed=int(statuses["failed"]),
+        failure_reasons=dict(sorted(Counter(a.reason for a in answers if a.reason).items())),
+        send_lag_p99_ms=round(float(np.percentile(send_lag, 99)) * 1e3, 3),
+        swap_s=swap_seconds(after["swaps"]),
+    )
+    resolved["hashes"] = summary["hashes"]
+    resolved["serving"] = {"url": url, "backend": "emulated"}
+    write_run(out_dir, queries, timeseries, summary, resolved, [])
+    return summary

@@ -1,0 +1,93 @@
+"""The HTTP API's request contract, shaped like OpenAI's images API
+(`POST /v1/images/generations`): parsing and validation without Ray, so every malformed
+request gets a 4xx JSON error naming the field, never a 500.
+
+Body: `prompt` (non-empty string, required), `n` (images, 1..MAX_IMAGES, default 1), `size`
+(`WxH` of SIZES, default 1024x1024), `response_format` (`b64_json`, the only one served: no
+image store exists), and the t2isim extension `prompt_id` (the bundle prompt the emulated
+backend looks the scores up for; without it the prompt text is looked up in the bundle).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+GENERATIONS = "/v1/images/generations"
+STATE = "/v1/t2isim/state"
+EPOCH = "/v1/t2isim/epoch"  # POST: a replay starts now (the controller restarts its clock)
+MAX_IMAGES = 10
+SIZES = ("256x256", "512x512", "1024x1024")
+RESPONSE_FORMATS = ("b64_json",)
+KNOWN_FIELDS = {"prompt", "n", "size", "response_format", "prompt_id", "model", "user"}
+MAX_BODY_BYTES = 1 << 20
+
+
+class RequestError(ValueError):
+    """A request the API refuses: HTTP `status` and a one-line message."""
+
+    def __init__(self, message: str, status: int = 400, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.param = param
+
+    def body(self) -> dict:
+        """OpenAI's error shape."""
+        return {
+            "error": {
+                "message": str(self),
+                "type": "invalid_request_error",
+                "param": self.param,
+                "code": None,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    n: int
+    size: str
+    prompt_id: int | None
+
+
+def parse_request(raw: bytes, n_prompts: int) -> ImageRequest:
+    """The request in `raw` (a JSON body) or RequestError (400, or 413 when too large)."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestError(f"body of {len(raw)} bytes exceeds {MAX_BODY_BYTES}", 413)
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise RequestError(f"body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - KNOWN_FIELDS)
+    if unknown:
+        raise RequestError(
+            f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(KNOWN_FIELDS))}",
+            param=unknown[0],
+        )
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise RequestError(f"prompt: {prompt!r} must be a non-empty string", param="prompt")
+    n = _integer(body, "n", 1, 1, MAX_IMAGES)
+    size = body.get("size", "1024x1024")
+    if size not in SIZES:
+        raise RequestError(f"size: {size!r} must be one of {', '.join(SIZES)}", param="size")
+    fmt = body.get("response_format", "b64_json")
+    if fmt not in RESPONSE_FORMATS:
+        raise RequestError(
+            f"response_format: {fmt!r} must be one of {', '.join(RESPONSE_FORMATS)}",
+            param="response_format",
+        )
+    prompt_id = None
+    if "prompt_id" in body:
+        prompt_id = _integer(body, "prompt_id", None, 0, n_prompts - 1)
+    return ImageRequest(prompt=prompt, n=n, size=size, prompt_id=prompt_id)
+
+
+def _integer(body: dict, name: str, default: int | None, lo: int, hi: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RequestError(f"{name}: {value!r} must be an integer in [{lo}, {hi}]", param=name)
+    return value

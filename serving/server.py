@@ -1,0 +1,91 @@
+"""A serving run: a Ray cluster (local, or joined with `ray_address`), Serve's HTTP proxy, the
+ingress application, the model deployments of the initial plan and the controller thread."""
+
+from __future__ import annotations
+
+import os
+
+from serving.setup import INGRESS_APP, ServeSetup
+from simulator.errors import InputError
+
+
+class ServeSession:
+    """`with ServeSession(setup, port=...) as s:` serves at `s.url` until the block ends.
+    Ray is started (and stopped) here unless this process already runs it."""
+
+    def __init__(
+        self,
+        setup: ServeSetup,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        ray_address: str | None = None,
+        num_cpus: int | None = None,
+        chaos_kill_s: float | None = None,
+    ) -> None:
+        self.setup = setup
+        self.host = host
+        self.port = port
+        self.ray_address = ray_address
+        self.num_cpus = num_cpus
+        self.chaos_kill_s = chaos_kill_s
+        self.controller = None
+        self.owns_ray = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> ServeSession:
+        import ray
+        from ray import serve
+
+        from serving.controller import LiveCluster, ServingController
+        from serving.ingress import ingress_app
+
+        bundle, policy, config = self.setup.build()  # input errors before Ray starts
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        self.owns_ray = not ray.is_initialized()
+        try:
+            if not self.owns_ray:
+                pass
+            elif self.ray_address is not None:
+                ray.init(address=self.ray_address, log_to_driver=False)
+            else:
+                ray.init(
+                    num_cpus=self.num_cpus or os.cpu_count(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
+        except ConnectionError as exc:
+            raise InputError(f"--ray-address {self.ray_address!r}: {exc}") from None
+        try:
+            serve.start(
+                http_options={"host": self.host, "port": self.port},
+                logging_config={"log_level": "WARNING", "enable_access_log": False},
+            )
+            ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
+            cluster = LiveCluster(bundle, policy, config, ingress)
+            self.controller = ServingController(cluster, self.chaos_kill_s)
+            self.controller.start()
+        except BaseException:
+            self._shutdown()
+            raise
+        return self
+
+    def check(self) -> None:
+        """Raise what the controller thread died of, if it did."""
+        if self.controller is not None and self.controller.error is not None:
+            raise self.controller.error
+
+    def __exit__(self, *exc) -> None:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        import ray
+        from ray import serve
+
+        if self.controller is not None:
+            self.controller.close()
+        serve.shutdown()
+        if self.owns_ray:
+            ray.shutdown()

@@ -1,0 +1,219 @@
+"""The load generator against an in-process HTTP stub (no Ray): open-loop replay, the run
+folder through the simulator's metrics, every outcome accounted for, one-line input errors;
+and the HTTP API's request validation."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("httpx")
+
+from experiments.cli import app  # noqa: E402
+from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
+from serving.loadgen import UnreachableError, demand_log, fetch_state, run_loadgen  # noqa: E402
+from serving.requests import RequestError, parse_request  # noqa: E402
+from simulator.config import SimConfig  # noqa: E402
+from simulator.policy import Plan  # noqa: E402
+
+TRACE = "constant:rate=40,duration=1"
+SERVICE_S = 0.05
+MODEL = "SDXL-Lightning"
+
+
+def stub_outcome(prompt_id: int) -> str:
+    """What the stub does with a prompt: drop, fail with a 500, or serve."""
+    if prompt_id % 3 == 0:
+        return "dropped"
+    if prompt_id % 7 == 0:
+        return "error"
+    return "done"
+
+
+class Stub(BaseHTTPRequestHandler):
+    """A t2isim server stand-in: serves every query with MODEL after SERVICE_S."""
+
+    origin = time.time()
+    plan = Plan(workers={MODEL: 2}, batch_size={MODEL: 1}, mix={MODEL: 1.0})
+    epochs: list[float] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _json(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._json(
+            200,
+            {
+                "setup": {
+                    "bundle": "default",
+                    "policy": "clipper-light",
+                    "options": {},
+                    "sim": SimConfig(n_workers=2, slo_s=1.0).to_dict(),
+                },
+                "plans": [
+                    {
+                        "planned_s": self.origin,
+                        "applied_s": self.origin,
+                        "demand_qps": 0.0,
+                        "plan": asdict(self.plan),
+                    }
+                ],
+                "demand": [[self.origin, 0.0]],
+                "busy_s": 0.0,
+                "ready": True,
+                "swaps": [],
+                "clock_s": time.time(),
+            },
+        )
+
+    def do_POST(self) -> None:
+        if self.path == "/v1/t2isim/epoch":
+            self.epochs.append(time.time())
+            self._json(200, {"epoch_s": self.epochs[-1]})
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        arrival = time.time()
+        outcome = stub_outcome(body["prompt_id"])
+        if outcome == "error":
+            data = b"internal"
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        time.sleep(SERVICE_S)
+        done = time.time()
+        image = {
+            "status": outcome,
+            "reason": None if outcome == "done" else "drop rule",
+            "arrival_s": arrival,
+            "start_s": arrival,
+            "first_done_s": done,
+            "completion_s": done,
+            "first_model": 0,
+            "final_model": 0,
+            "bypassed": False,
+            "escalated": False,
+        }
+        self._json(200 if outcome == "done" else 503, {"data": [{}], "t2isim": {"images": [image]}})
+
+
+@pytest.fixture(scope="module")
+def stub_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
+    summary = run_loadgen(TRACE, stub_url, tmp_path / "run")
+    assert len(Stub.epochs) == 1  # the replay told the server when it started
+    trace = resolve_trace(TRACE, resolve_bundle("default"), 0)
+    expected = [stub_outcome(int(p)) for p in trace.prompt_idx]
+    queries = pd.read_parquet(tmp_path / "run" / "queries.parquet")
+    assert len(queries) == summary["arrivals"] == len(trace) == 40
+    assert summary["ok"] == expected.count("done")  # 50 ms service, 1 s SLO: all in time
+    assert summary["drops"] == expected.count("dropped") + expected.count("error")
+    assert summary["failed"] == expected.count("error")
+    assert summary["failure_reasons"] == {
+        k: v
+        for k, v in (
+            ("HTTP 500, body not JSON", expected.count("error")),
+            ("drop rule", expected.count("dropped")),
+        )
+        if v
+    }
+    done = queries[queries.outcome == "ok"]
+    assert (done.latency_s >= SERVICE_S).all() and done.latency_s.max() < 1.0
+    assert (done.final_model == MODEL).all()
+    # open loop: each query left at its trace time (not after the previous answer)
+    lag = queries.arrival_s.to_numpy() - trace.arrival_s
+    assert np.all(lag >= -1e-3) and np.percentile(lag, 50) < SERVICE_S
+    ts = pd.read_csv(tmp_path / "run" / "timeseries.csv")
+    assert ts.arrivals.sum() == 40 and (ts.ok + ts.timeouts + ts.drops).sum() == 40
+    assert set(ts.plan) == {MODEL}
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["policy"] == "clipper-light" and config["sim"]["slo_s"] == 1.0
+
+
+def test_unreachable_url_is_one_line_exit_2(tmp_path):
+    with pytest.raises(UnreachableError, match="no t2isim server answers"):
+        fetch_state("http://127.0.0.1:9", timeout_s=2)
+    result = CliRunner().invoke(
+        app, ["loadgen", TRACE, "--url", "http://127.0.0.1:9", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_demand_log_is_the_estimate_in_force_at_each_tick_end():
+    entries = [(100.5, 2.0), (101.5, 4.0), (103.5, 8.0)]
+    assert demand_log(entries, 100.0, 1.0, 4.0) == [2.0, 4.0, 4.0, 8.0]
+    assert demand_log([], 100.0, 1.0, 2.0) == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        (b"{bad", 400, None),
+        (b"[1]", 400, None),
+        (b'{"n": 1}', 400, "prompt"),
+        (b'{"prompt": "  "}', 400, "prompt"),
+        (b'{"prompt": "a", "n": 0}', 400, "n"),
+        (b'{"prompt": "a", "n": true}', 400, "n"),
+        (b'{"prompt": "a", "size": "3x3"}', 400, "size"),
+        (b'{"prompt": "a", "response_format": "url"}', 400, "response_format"),
+        (b'{"prompt": "a", "prompt_id": 5000}', 400, "prompt_id"),
+        (b'{"prompt": "a", "colour": 1}', 400, "colour"),
+        (b"\xff\xfe", 400, None),
+    ],
+)
+def test_malformed_requests_are_4xx_naming_the_field(body, status, param):
+    with pytest.raises(RequestError) as caught:
+        parse_request(body, n_prompts=5000)
+    assert caught.value.status == status
+    assert caught.value.body()["error"]["param"] == param
+
+
+def test_a_valid_request_parses_with_defaults():
+    req = parse_request(b'{"prompt": "a cat", "prompt_id": 7}', n_prompts=10)
+    assert (req.prompt, req.n, req.size, req.prompt_id) == ("a cat", 1, "1024x1024", 7)
+    with pytest.raises(RequestError) as caught:
+        parse_request(b"x" * (1 << 21), 10)
+    assert caught.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["serve", "--chaos", "kill-replica@soon"], "--chaos"),
+        (["serve", "--chaos", "explode@3"], "--chaos"),
+        (["serve", "--backend", "gpu"], "--backend"),
+        (["serve", "--set", "warp=9"], "--set warp"),
+        (["serve", "--policy", "nope"], "nope"),
+        (["serve", "--workers", "0"], "--workers"),
+        (["validate", "--out", "x", "--repeats", "0"], "--repeats"),
+    ],
+)
+def test_serving_commands_refuse_bad_input_before_starting_ray(args, named):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert named in result.output and result.output.count("\n") == 1
