@@ -12,12 +12,11 @@ second-fastest and the slowest model), spare, queue_alpha, time_limit_s.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from policies.hadis import MilpCascadePolicy
 from policies.milp import CascadeOption, PlanSolution
-from policies.planning import PolicyOptionError
+from policies.planning import PLANNER_OPTIONS, PolicyOptionError, take_options
 from simulator.baselines import models_by_speed
+from simulator.options import choice
 from simulator.policy import PolicyContext, register_policy
 
 PAPER_PAIR = ("SD3.5-Large-Turbo", "SD3.5-Large")
@@ -36,9 +35,10 @@ class DiffServePolicy(MilpCascadePolicy):
 
     def __init__(self, context: PolicyContext) -> None:
         light, heavy = default_pair(context)
-        options = dict(context.options)
-        light = str(options.pop("light", light))
-        heavy = str(options.pop("heavy", heavy))
+        names = tuple(context.bundle.model_names)
+        declared = {**PLANNER_OPTIONS, "light": choice(light, names), "heavy": choice(heavy, names)}
+        parsed = take_options("diffserve", dict(context.options), declared)
+        light, heavy = parsed["light"], parsed["heavy"]
         bundle = context.bundle
         rows = bundle.cascades
         rows = rows[(rows.light == light) & (rows.heavy == heavy) & (rows.router_ratio == 0)]
@@ -57,7 +57,7 @@ class DiffServePolicy(MilpCascadePolicy):
             for r in rows.itertuples()
         ]
         self.table_fid = [float(f) for f in rows["fid"]]
-        super().__init__("diffserve", replace(context, options=options), objective)
+        super().__init__("diffserve", context, objective, declared)
 
     def reported_fid(self, solution: PlanSolution) -> float:
         return self.table_fid[solution.option_index]

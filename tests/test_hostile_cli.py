@@ -127,6 +127,8 @@ def test_trace_file_values_are_plain_decimals(bundle_dir, tmp_path, row, fragmen
         ("cache-d", "demand_bucket_qps=0", "cache-d: option demand_bucket_qps: 0 is not"),
         ("cache-dq", "demand_bucket_qps=5e-324", "option demand_bucket_qps: 4.94066e-324 is not"),
         ("proteus", "queue_alpha=NaN", "proteus: option queue_alpha: nan is not"),
+        ("diffserve", "light=nope", "diffserve: option light: 'nope' is not one of"),
+        ("diffserve", "bogus=1", "known: artifact_revision, demand_signal, heavy, light,"),
     ],
 )
 def test_policy_options_are_typed_and_named(bundle_dir, tmp_path, policy, option, fragment):
