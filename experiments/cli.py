@@ -5,7 +5,6 @@ any work starts and written atomically (`simulator/atomic.py`)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.cli_errors import OneLineErrors, input_errors
+from experiments.cli_values import parse_key_values
 from simulator.atomic import atomic_file, check_output_file, check_output_folder
 from simulator.errors import InputError
 
@@ -61,19 +61,6 @@ class ServiceTime(StrEnum):
 class QueueOrder(StrEnum):
     fifo = "fifo"
     edf = "edf"
-
-
-def _parse_options(items: list[str]) -> dict[str, object]:
-    options: dict[str, object] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise InputError(f"--option {item!r}: expected key=value")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 @app.command()
@@ -153,7 +140,7 @@ def simulate(
             plan_delay_measured=plan_delay_measured,
             queue=queue.value,
         )
-        options = _parse_options(option or [])
+        options = parse_key_values(option or [], "--option")
         if router is not None:
             options["router"] = router
         if preset is not None:

@@ -7,30 +7,17 @@ unreachable URL, a used port) are one line and exit 2.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from experiments.cli_values import parse_key_values
 from simulator.errors import InputError
 
 BACKENDS = ("emulated",)
 CHAOS_KINDS = ("kill-replica",)
-
-
-def _parse_pairs(items: list[str], flag: str) -> dict[str, object]:
-    pairs: dict[str, object] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise InputError(f"{flag} {item!r}: expected key=value")
-        try:
-            pairs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            pairs[key] = value
-    return pairs
 
 
 def parse_chaos(spec: str | None) -> float | None:
@@ -76,7 +63,7 @@ def _setup(
     )
     if dispatch is not None:
         fields["dispatch"] = dispatch
-    extra = _parse_pairs(sets or [], "--set")
+    extra = parse_key_values(sets or [], "--set")
     unknown = sorted(set(extra) - set(SimConfig.field_names()))
     if unknown:
         raise InputError(
@@ -85,7 +72,7 @@ def _setup(
         )
     fields.update(extra)
     setup = ServeSetup(
-        bundle, policy, _parse_pairs(option or [], "--option"), SimConfig(**fields).to_dict()
+        bundle, policy, parse_key_values(option or [], "--option"), SimConfig(**fields).to_dict()
     )
     setup.build()  # every input error before Ray starts
     return setup
