@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from experiments.cli_config import config_options
 from experiments.cli_errors import OneLineErrors, input_errors
 from experiments.cli_values import parse_key_values
 from simulator.atomic import atomic_file, check_output_file, check_output_folder
@@ -41,61 +43,17 @@ def _register_policies() -> None:
 # ----------------------------------------------------------------------------- simulate
 
 
-class Dispatch(StrEnum):
-    random = "random"
-    jsq = "jsq"
-    central = "central"
-
-
-class DemandEstimator(StrEnum):
-    ewma = "ewma"
-    inflight = "inflight"
-
-
-class ServiceTime(StrEnum):
-    deterministic = "deterministic"
-    exponential = "exponential"
-    lognormal = "lognormal"
-
-
-class QueueOrder(StrEnum):
-    fifo = "fifo"
-    edf = "edf"
-
-
 @app.command()
+@config_options
 def simulate(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    config: Mapping[str, object],
     policy: Annotated[str, typer.Option(help="Policy name (see `t2isim policies`).")] = "hadis",
     bundle: Annotated[str, typer.Option(help="'default' or a bundle folder.")] = "default",
     trace: Annotated[
         str, typer.Option(help="Spec (poisson:rate=8,duration=600 ...) or trace file.")
     ] = "azure:peak=24,min=1",
-    workers: Annotated[int, typer.Option(help="GPU workers.")] = 16,
-    slo: Annotated[float, typer.Option(help="Latency SLO in seconds.")] = 60.0,
-    time_scale: Annotated[float, typer.Option(help="Multiplier of execution times.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Master seed.")] = 0,
-    plan_interval: Annotated[float, typer.Option(help="Seconds between plans.")] = 5.0,
-    demand_estimator: Annotated[DemandEstimator, typer.Option()] = DemandEstimator.ewma,
-    dispatch: Annotated[Dispatch, typer.Option(help="Worker choice within a model.")] = (
-        Dispatch.random
-    ),
-    router_cost: Annotated[float, typer.Option(help="Router seconds per query.")] = 0.005,
-    disc_cost: Annotated[float, typer.Option(help="Discriminator seconds per image.")] = 0.007,
-    drop_factor: Annotated[float, typer.Option(help="Worker drop at this x SLO.")] = 1.5,
-    load_s: Annotated[
-        float | None, typer.Option(help="Model swap seconds (default: the bundle's).")
-    ] = None,
-    max_wait: Annotated[float, typer.Option(help="Batching wait in seconds.")] = 0.0,
-    service_time: Annotated[ServiceTime, typer.Option()] = ServiceTime.deterministic,
-    queue: Annotated[
-        QueueOrder, typer.Option(help="Worker queue order: fifo, or edf (earliest deadline).")
-    ] = QueueOrder.fifo,
-    plan_delay: Annotated[float, typer.Option(help="Seconds before a plan takes effect.")] = 0.0,
-    plan_delay_measured: Annotated[
-        bool, typer.Option(help="Also delay by the planner's wall time (not deterministic).")
-    ] = False,
     option: Annotated[
         list[str] | None, typer.Option(help="Policy option key=value (repeatable).")
     ] = None,
@@ -122,24 +80,7 @@ def simulate(
     with input_errors():
         check_output_folder(out_dir, marker="summary.json")
         _register_policies()
-        fields = dict(
-            n_workers=workers,
-            slo_s=slo,
-            time_scale=time_scale,
-            seed=seed,
-            plan_interval_s=plan_interval,
-            demand_estimator=demand_estimator.value,
-            dispatch=dispatch.value,
-            router_cost_s=router_cost,
-            disc_cost_s=disc_cost,
-            drop_factor=drop_factor,
-            load_s=load_s,
-            max_wait_s=max_wait,
-            service_time=service_time.value,
-            plan_delay_s=plan_delay,
-            plan_delay_measured=plan_delay_measured,
-            queue=queue.value,
-        )
+        fields = dict(config)  # the settings given, checked (experiments/cli_config.py)
         options = parse_key_values(option or [], "--option")
         if router is not None:
             options["router"] = router
@@ -148,13 +89,11 @@ def simulate(
 
             given = {p for p in ctx.params if ctx.get_parameter_source(p).name == "COMMANDLINE"}
             fields, policy, options = get_preset(preset).apply(fields, policy, options, given)
-        config = SimConfig(**fields)
+        sim = SimConfig(**fields)
         the_bundle = resolve_bundle(bundle)
-        the_trace = resolve_trace(trace, the_bundle, seed)
+        the_trace = resolve_trace(trace, the_bundle, sim.seed)
         with _progress(quiet, f"simulating {policy}") as progress:
-            result = run_simulation(
-                the_bundle, the_trace, policy, config, options, progress=progress
-            )
+            result = run_simulation(the_bundle, the_trace, policy, sim, options, progress=progress)
         result.summary["bundle_source"] = bundle
         result.summary["trace_spec"] = trace
         extras = []
@@ -353,6 +292,39 @@ def bundle_write(
         check_output_folder(out_dir, marker="bundle.json")
         write_bundle(resolve_bundle(bundle), out_dir)
     out.print(f"bundle written to {out_dir}")
+
+
+@bundle_app.command("fid-error")
+def bundle_fid_error(
+    artifact: Annotated[Path, typer.Argument(help="Checkout of the HADIS artifact.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write the JSON record (the committed one: "
+            "simulator/data/fid_estimator_error.json).",
+        ),
+    ] = None,
+    folds: Annotated[int, typer.Option("--folds", help="k of the k-fold (>= 2).")] = 5,
+) -> None:
+    """Out-of-sample error of the FID estimators on the artifact's measured FIDs (slow: the
+    exact estimator is refitted once per fold)."""
+    from simulator import fid_error
+
+    with input_errors():
+        if out_file is not None:
+            check_output_file(out_file)
+        summary = fid_error.summarise(fid_error.measure(artifact, k=folds))
+        if out_file is not None:
+            with atomic_file(out_file) as staging:
+                staging.write_text(fid_error.record_text(fid_error.error_record(summary, folds)))
+    for row in summary.itertuples():
+        out.print(
+            f"{row.estimator:6} {row.set:15} n={row.n:4d} mean |error| {row.mean_abs_fid:.3f} "
+            f"max {row.max_abs_fid:.3f} bias {row.bias_fid:+.3f} FID"
+        )
+    if out_file is not None:
+        out.print(f"record written to {out_file}")
 
 
 @import_app.command("hadis-artifact")

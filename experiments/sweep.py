@@ -12,9 +12,16 @@ Spec (YAML; relative paths resolve against the current directory, like the CLI's
       load: [4, 8]                        # substituted for {load} in every trace spec
       hardness: [0.1, 0.5]                # fraction of queries drawn from the hard pool
       n_workers: [8, 16]
+      queue: [fifo, edf]                  # any other SimConfig field is an axis too
       seed: [0, 1]
     sim: {plan_interval_s: 5}             # fixed SimConfig fields (not also grid axes)
     policy_options: {hadis: {planner: faithful}}   # per policy name
+
+Every SimConfig field can be set under `sim:` or swept as a grid axis, with the check and the
+error of `t2isim simulate --FLAG` (`simulator.config.check_field`: a bad value is a
+`ConfigError` naming the field and its flag, inside the spec's file and section). The grid may
+expand to at most `T2ISIM_MAX_SWEEP_RUNS` runs (10,000 by default), checked before any run is
+built.
 
 Hardness: when `hardness` is swept and a trace spec has no `{hardness}` placeholder, the spec's
 arrivals are kept and every query's prompt is redrawn: query i is hard iff u_i < hardness, then
@@ -33,7 +40,8 @@ rerun skips the keys present. A part counts as done only when it reads back as o
 store's key and coordinate columns and its own run key (`part_problem`); a corrupt part (empty,
 random bytes, another schema) is reported by `--status` and re-run by a resumed sweep.
 `read_store` merges the parts. Columns: `run_key`, the grid
-coordinates (`COORDINATES`; NaN for axes not swept), every scalar summary key, `plan_share.<label>`
+coordinates (`COORDINATES`; NaN for axes not swept; then any other SimConfig field swept, named
+as the field), every scalar summary key, `plan_share.<label>`
 (0 where a run never used that plan), `hash.<name>`, `config` (the resolved policy, options and
 SimConfig as JSON; `hash.config` is its sha256_json) and `wall_s` (the only column that differs
 between reruns and executors).
@@ -51,7 +59,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +70,19 @@ import yaml
 
 from simulator.atomic import atomic_file, check_output_folder
 from simulator.bundle import Bundle
-from simulator.config import ConfigError, SimConfig
+from simulator.config import ConfigError, SimConfig, check_field
 from simulator.errors import InputError, RunFailure
+from simulator.limits import FRACTION, MAX_SWEEP_RUNS, NON_NEGATIVE, POSITIVE, LimitError
 from simulator.results import code_version, sha256_json
 from simulator.workloads import Trace
 
-GRID_AXES = ("policy", "slo_s", "slo_multiplier", "load", "hardness", "n_workers", "seed")
+SWEEP_AXES = {"slo_multiplier": POSITIVE, "load": NON_NEGATIVE, "hardness": FRACTION}  # not
+# SimConfig fields: x the base slo_s, substituted for {load}, the hard-prompt fraction
+COORDINATE_FIELDS = ("slo_s", "n_workers", "seed")  # SimConfig fields always in a store row
+GRID_AXES = (  # the product's order: the last varies fastest
+    "policy", "slo_s", "slo_multiplier", "load", "hardness", "n_workers",
+    *(name for name in SimConfig.field_names() if name not in COORDINATE_FIELDS), "seed",
+)
 SPEC_KEYS = ("bundle", "trace", "grid", "sim", "policy_options")
 COORDINATES = (
     "workload", "policy", "slo_s", "slo_multiplier", "load", "hardness", "n_workers", "seed",
@@ -190,10 +205,7 @@ def _parse_grid(value: object, fail) -> dict[str, tuple]:
         values = tuple(raw) if isinstance(raw, list) else (raw,)
         if not values:
             raise fail(f"grid.{axis}: empty list")
-        for v in values:
-            problem = _axis_value_problem(axis, v)
-            if problem:
-                raise fail(f"grid.{axis}: {v!r} {problem}")
+        values = tuple(_axis_value(axis, v, fail) for v in values)
         if len(set(values)) != len(values):
             raise fail(f"grid.{axis}: duplicate values in {list(values)}")
         grid[axis] = values
@@ -204,41 +216,39 @@ def _parse_grid(value: object, fail) -> dict[str, tuple]:
     return grid
 
 
-def _axis_value_problem(axis: str, v: object) -> str | None:
-    """Why `v` is not a valid value of `axis` (None if it is)."""
+def _axis_value(axis: str, v: object, fail) -> object:
+    """`v` as a value of `axis`: a policy name, a number of a sweep axis (as given: a load is
+    substituted as written), or a SimConfig field's value (`check_field`)."""
     if axis == "policy":
-        return None if isinstance(v, str) else "is not a policy name"
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return "is not a number"
-    if axis in ("n_workers", "seed"):
-        minimum = 1 if axis == "n_workers" else 0
-        return None if isinstance(v, int) and v >= minimum else f"is not an integer >= {minimum}"
-    if axis == "hardness":
-        return None if 0 <= v <= 1 else "is not a fraction in [0, 1]"
-    if axis == "load":
-        return None if v >= 0 else "is negative"
-    return None if v > 0 else "is not > 0"
+        if not isinstance(v, str):
+            raise fail(f"grid.policy: {v!r} is not a policy name")
+        return v
+    if axis in SWEEP_AXES:
+        try:
+            number = SWEEP_AXES[axis].check(v, f"grid.{axis}")
+        except LimitError as exc:
+            raise fail(str(exc)) from None
+        return v if isinstance(v, int | float) else number
+    try:
+        return check_field(axis, v)
+    except ConfigError as exc:
+        raise fail(f"grid: {exc}") from exc
 
 
 def _parse_sim(value: object, grid: Mapping[str, tuple], fail) -> dict[str, object]:
     if not isinstance(value, Mapping):
         raise fail("sim: expected a mapping of SimConfig fields")
-    defaults = {f.name: f.default for f in fields(SimConfig)}
+    sim = {}
     for key, v in value.items():
-        if key not in defaults:
+        if key not in SimConfig.field_names():
             raise fail(f"sim: unknown SimConfig field {key!r}")
         if key in grid:
             raise fail(f"sim.{key}: also a grid axis; set it in one place")
-        default = defaults[key]
-        if isinstance(default, bool) or isinstance(v, bool):
-            ok = isinstance(v, bool) and isinstance(default, bool)
-        elif default is None or isinstance(default, float):
-            ok = isinstance(v, int | float) or (default is None and v is None)
-        else:
-            ok = isinstance(v, type(default))
-        if not ok:
-            raise fail(f"sim.{key}: {v!r} has the wrong type (default is {default!r})")
-    return dict(value)
+        try:
+            sim[key] = check_field(key, v)
+        except ConfigError as exc:
+            raise fail(f"sim: {exc}") from exc
+    return sim
 
 
 def _parse_policy_options(value: object, grid: Mapping[str, tuple], fail) -> dict[str, dict]:
@@ -268,6 +278,7 @@ class RunPoint:
     hardness: float | None = None  # hard-prompt fraction
     slo_multiplier: float | None = None
     redraw_prompts: bool = False  # apply `hardness` by redrawing the trace's prompts
+    swept: tuple[str, ...] = ()  # SimConfig fields swept beyond COORDINATE_FIELDS
 
     def coordinates(self) -> dict[str, object]:
         nan = float("nan")
@@ -281,6 +292,7 @@ class RunPoint:
             "n_workers": self.config.n_workers,
             "seed": self.config.seed,
             "trace_spec": self.trace_spec,
+            **{name: getattr(self.config, name) for name in self.swept},
         }
 
     def label(self) -> str:
@@ -292,13 +304,24 @@ class RunPoint:
         for name, value in optional:
             if value is not None:
                 parts.append(f"{name}={value:g}")
-        parts += [f"n_workers={self.config.n_workers}", f"seed={self.config.seed}"]
+        parts.append(f"n_workers={self.config.n_workers}")
+        parts += [f"{name}={getattr(self.config, name)}" for name in self.swept]
+        parts.append(f"seed={self.config.seed}")
         return " ".join(parts)
 
 
+def grid_size(spec: SweepSpec) -> int:
+    """How many runs the grid expands to: workloads x the product of the axes' lengths."""
+    return len(spec.traces) * math.prod(len(values) for values in spec.grid.values())
+
+
 def expand_grid(spec: SweepSpec) -> list[RunPoint]:
-    """The grid's points: workloads (in spec order) x the axes in GRID_AXES order."""
+    """The grid's points: workloads (in spec order) x the axes in GRID_AXES order. LimitError
+    before anything is built when there are more than `T2ISIM_MAX_SWEEP_RUNS`."""
+    MAX_SWEEP_RUNS.check(grid_size(spec), f"{spec.source}: grid")
     axes = list(spec.grid)
+    config_axes = [a for a in axes if a in SimConfig.field_names()]
+    swept = tuple(a for a in config_axes if a not in COORDINATE_FIELDS)
     base_slo_s = float(spec.sim.get("slo_s", SimConfig.slo_s))
     points = []
     for workload, template in spec.traces.items():
@@ -309,7 +332,7 @@ def expand_grid(spec: SweepSpec) -> list[RunPoint]:
                 if name in at:
                     trace_spec = trace_spec.replace("{" + name + "}", str(at[name]))
             sim = dict(spec.sim)
-            sim.update({k: at[k] for k in ("slo_s", "n_workers", "seed") if k in at})
+            sim.update({k: at[k] for k in config_axes})
             if "slo_multiplier" in at:
                 sim["slo_s"] = base_slo_s * at["slo_multiplier"]
             try:
@@ -327,6 +350,7 @@ def expand_grid(spec: SweepSpec) -> list[RunPoint]:
                     hardness=at.get("hardness"),
                     slo_multiplier=at.get("slo_multiplier"),
                     redraw_prompts="hardness" in at and "{hardness}" not in template,
+                    swept=swept,
                 )
             )
     return points

@@ -1,127 +1,152 @@
-"""Simulation settings: one typed dataclass, dumped with every run.
+"""Simulation settings: one typed dataclass, dumped with every run, and the one source of what
+each setting means and accepts.
 
-Every numeric field has a documented range (`FIELD_RANGES`, checked by `simulator.limits`);
-times in simulated seconds and the worker count are also bounded by the size limits
-`T2ISIM_MAX_SIM_S` and `T2ISIM_MAX_WORKERS`.
+Each `SimConfig` field declares in its dataclass metadata (`Setting`) its help, unit, allowed
+values (`domain`: an `Interval` of numbers, a `Choice` of names or `SWITCH`), the size bound
+it counts against (`limit`, raised by an environment variable) and its `t2isim simulate` flag.
+`check_field` is the one check of a value: `SimConfig` runs it on every field, `t2isim simulate`
+builds one option per field from the metadata (`experiments/cli_config.py`) and a sweep spec
+accepts every field under `sim:` and as a grid axis (`experiments/sweep.py`), so a value is
+accepted or refused in the same words (`ConfigError`) wherever it is given.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, field, fields, replace
+from typing import Any
 
 from simulator.errors import InputError
-from simulator.limits import MAX_SIM_S, MAX_WORKERS, NON_NEGATIVE, Interval
+from simulator.limits import (
+    MAX_SIM_S,
+    MAX_WORKERS,
+    NON_NEGATIVE,
+    SWITCH,
+    Choice,
+    Interval,
+    LimitError,
+    SizeLimit,
+    Switch,
+    read_number,
+)
 from simulator.queues import QUEUE_DISCIPLINES
 
 DISPATCH_MODES = ("random", "jsq", "central")
-DEMAND_ESTIMATORS = ("ewma", "inflight")
+DEMAND_ESTIMATORS = ("ewma", "inflight", "artifact-inflight")
 SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal")
+FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
 
 class ConfigError(InputError):
-    pass
+    """A SimConfig value outside what its field declares."""
 
 
-FIELD_RANGES: dict[str, Interval] = {
-    "n_workers": Interval(1, integer=True),
-    "slo_s": Interval(1e-3),
-    "time_scale": Interval(1e-3, 1e3),
-    "seed": Interval(0, 2**63 - 1, integer=True),
-    "tick_s": Interval(1e-2, 3600.0),
-    "plan_interval_s": Interval(1e-2),
-    "ewma_com": Interval(0.0, 1e6),
-    "inflight_factor": Interval(0.0, 100.0, low_open=True),
-    "router_cost_s": NON_NEGATIVE,
-    "disc_cost_s": NON_NEGATIVE,
-    "drop_factor": Interval(0.0, 100.0, low_open=True),
-    "late_factor": Interval(0.0, 100.0, low_open=True),
-    "load_s": NON_NEGATIVE,  # or None
-    "max_wait_s": NON_NEGATIVE,
-    "plan_delay_s": NON_NEGATIVE,
-}
-SIM_SECONDS_FIELDS = (
-    "slo_s", "plan_interval_s", "router_cost_s", "disc_cost_s", "load_s", "max_wait_s",
-    "plan_delay_s",
-)
-CLI_FLAGS = {  # the `t2isim simulate` option of each field, named in errors
-    "n_workers": "--workers", "slo_s": "--slo", "time_scale": "--time-scale", "seed": "--seed",
-    "plan_interval_s": "--plan-interval", "router_cost_s": "--router-cost",
-    "disc_cost_s": "--disc-cost", "drop_factor": "--drop-factor", "load_s": "--load-s",
-    "max_wait_s": "--max-wait", "plan_delay_s": "--plan-delay",
-}
+@dataclass(frozen=True)
+class Setting:
+    """What a `SimConfig` field declares: help, unit, allowed values, size bound, flag."""
+
+    help: str  # a sentence without its full stop
+    domain: Interval | Choice | Switch
+    unit: str = ""  # "s": (simulated) seconds, "x": a multiplier, "ticks": controller ticks
+    limit: SizeLimit | None = None  # the size bound the value counts against
+    flag: str = ""  # the `t2isim simulate` option; "" for --field-name
+    optional: bool = False  # None is allowed (and means what `help` says)
 
 
-def field_label(name: str) -> str:
-    """`slo_s (--slo)`: a field as errors name it."""
-    flag = CLI_FLAGS.get(name)
-    return f"{name} ({flag})" if flag else name
+def setting(default: object, help: str, domain: Interval | Choice | Switch, **declared) -> Any:
+    """A `SimConfig` field with its `Setting` as metadata."""
+    return field(default=default, metadata={"setting": Setting(help, domain, **declared)})
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    n_workers: int = 16  # GPU workers in the cluster
-    slo_s: float = 60.0  # end-to-end latency SLO; slower queries are timeouts
-    time_scale: float = 1.0  # multiplies every profiled execution time (0.1 = 10x faster GPUs)
-    seed: int = 0  # master seed; one derived stream per purpose
-    tick_s: float = 1.0  # controller tick (demand and queue EWMAs)
-    plan_interval_s: float = 5.0  # the policy plans every this many seconds
-    demand_estimator: str = (
-        "ewma"  # ewma: arrival-rate EWMA; inflight: artifact's in-flight x 1.2
+    n_workers: int = setting(
+        16, "GPU workers in the cluster", Interval(1, integer=True), limit=MAX_WORKERS,
+        flag="--workers",
     )
-    ewma_com: float = 2.1  # EWMA centre of mass (alpha = 1 / (1 + com)), as the artifact
-    inflight_factor: float = 1.2  # the artifact's in-flight demand multiplier
-    router_cost_s: float = 0.005  # rule-based router per query (HADIS §5.8)
-    disc_cost_s: float = 0.007  # CLIP discriminator per light image (HADIS §5.8)
-    drop_factor: float = 1.5  # a worker drops a query whose completion would pass drop_factor x SLO
-    late_factor: float = 2.0  # a query not done by late_factor x SLO counts as dropped
-    load_s: float | None = None  # model swap time; None: the bundle's load_s per model
-    dispatch: str = "random"  # worker choice within a model: random | jsq | central (shared FIFO)
-    max_wait_s: float = 0.0  # a worker with a partial batch waits this long for more queries
-    service_time: str = "deterministic"  # deterministic p50 | exponential | lognormal(p50, p95)
-    plan_delay_s: float = 0.0  # a plan takes effect this long after it is computed
-    plan_delay_measured: bool = False  # add the planner's measured wall time (not deterministic)
-    queue: str = "fifo"  # worker queue order: fifo | edf (earliest deadline = arrival + SLO first)
+    slo_s: float = setting(
+        60.0, "End-to-end latency SLO; slower queries are timeouts", Interval(1e-3), unit="s",
+        limit=MAX_SIM_S, flag="--slo",
+    )
+    time_scale: float = setting(
+        1.0, "Multiplies every profiled execution time (0.1 = 10x faster GPUs)",
+        Interval(1e-3, 1e3), unit="x",
+    )
+    seed: int = setting(
+        0, "Master seed; one derived stream per purpose", Interval(0, 2**63 - 1, integer=True)
+    )
+    tick_s: float = setting(
+        1.0, "Controller tick (demand and queue EWMAs)", Interval(1e-2, 3600.0), unit="s"
+    )
+    plan_interval_s: float = setting(
+        5.0, "The policy plans every this many seconds (>= tick_s)", Interval(1e-2), unit="s",
+        limit=MAX_SIM_S, flag="--plan-interval",
+    )
+    demand_estimator: str = setting(
+        "ewma",
+        "Demand signal: ewma (arrival-rate EWMA), inflight (EWMA of queries in flight x "
+        "inflight_factor) or artifact-inflight (the same over the artifact's count, "
+        "simulator/artifact_inflight.py)",
+        Choice(DEMAND_ESTIMATORS),
+    )
+    ewma_com: float = setting(
+        2.1, "EWMA centre of mass (alpha = 1 / (1 + com)), as the artifact",
+        Interval(0.0, 1e6), unit="ticks",
+    )
+    inflight_factor: float = setting(
+        1.2, "The artifact's in-flight demand multiplier", FACTOR, unit="x"
+    )
+    router_cost_s: float = setting(
+        0.005, "Rule-based router per query (HADIS §5.8)", NON_NEGATIVE, unit="s",
+        limit=MAX_SIM_S, flag="--router-cost",
+    )
+    disc_cost_s: float = setting(
+        0.007, "CLIP discriminator per light image (HADIS §5.8)", NON_NEGATIVE, unit="s",
+        limit=MAX_SIM_S, flag="--disc-cost",
+    )
+    drop_factor: float = setting(
+        1.5, "A worker drops a query whose completion would pass drop_factor x SLO", FACTOR,
+        unit="x",
+    )
+    late_factor: float = setting(
+        2.0, "A query not done by late_factor x SLO counts as dropped", FACTOR, unit="x"
+    )
+    load_s: float | None = setting(
+        None, "Model swap time; unset: the bundle's load_s per model", NON_NEGATIVE, unit="s",
+        limit=MAX_SIM_S, optional=True,
+    )
+    dispatch: str = setting(
+        "random", "Worker choice within a model (central: one shared FIFO)",
+        Choice(DISPATCH_MODES),
+    )
+    max_wait_s: float = setting(
+        0.0, "A worker with a partial batch waits this long for more queries", NON_NEGATIVE,
+        unit="s", limit=MAX_SIM_S, flag="--max-wait",
+    )
+    service_time: str = setting(
+        "deterministic", "Batch service time: the profiled p50, exponential, or "
+        "lognormal(p50, p95)", Choice(SERVICE_TIME_MODELS),
+    )
+    plan_delay_s: float = setting(
+        0.0, "A plan takes effect this long after it is computed", NON_NEGATIVE, unit="s",
+        limit=MAX_SIM_S, flag="--plan-delay",
+    )
+    plan_delay_measured: bool = setting(
+        False, "Add the planner's measured wall time to the plan delay (not deterministic)",
+        SWITCH,
+    )
+    queue: str = setting(
+        "fifo", "Worker queue order: fifo, or edf (earliest deadline = arrival + SLO first)",
+        Choice(QUEUE_DISCIPLINES),
+    )
 
     def __post_init__(self) -> None:
-        for name, interval in FIELD_RANGES.items():
-            value = getattr(self, name)
-            if value is None and name == "load_s":
-                continue
-            label = field_label(name)
-            try:
-                interval.check(value, label)
-                if name in SIM_SECONDS_FIELDS:
-                    MAX_SIM_S.check(value, label)
-            except InputError as exc:
-                raise ConfigError(str(exc)) from None
-        try:
-            MAX_WORKERS.check(self.n_workers, field_label("n_workers"))
-        except InputError as exc:
-            raise ConfigError(str(exc)) from None
-        checks = [
-            (
-                self.plan_interval_s >= self.tick_s,
-                f"plan_interval_s (--plan-interval): {self.plan_interval_s:g} must be >= "
-                f"tick_s={self.tick_s:g}",
-            ),
-            (
-                isinstance(self.plan_delay_measured, bool),
-                f"plan_delay_measured: {self.plan_delay_measured!r} is not true or false",
-            ),
-            (self.dispatch in DISPATCH_MODES, f"dispatch must be one of {DISPATCH_MODES}"),
-            (self.queue in QUEUE_DISCIPLINES, f"queue must be one of {QUEUE_DISCIPLINES}"),
-            (
-                self.demand_estimator in DEMAND_ESTIMATORS,
-                f"demand_estimator must be one of {DEMAND_ESTIMATORS}",
-            ),
-            (
-                self.service_time in SERVICE_TIME_MODELS,
-                f"service_time must be one of {SERVICE_TIME_MODELS}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        for name in SETTINGS:
+            object.__setattr__(self, name, check_field(name, getattr(self, name)))
+        if not self.plan_interval_s >= self.tick_s:
+            raise ConfigError(
+                f"{field_label('plan_interval_s')}: {self.plan_interval_s:g} must be >= "
+                f"tick_s={self.tick_s:g}"
+            )
 
     @property
     def ewma_alpha(self) -> float:
@@ -133,3 +158,42 @@ class SimConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+def _resolved(config_field: Field) -> Setting:
+    """The field's Setting with its flag filled in (`--field-name` unless declared)."""
+    declared: Setting = config_field.metadata["setting"]
+    return replace(declared, flag=declared.flag or "--" + config_field.name.replace("_", "-"))
+
+
+SETTINGS: dict[str, Setting] = {f.name: _resolved(f) for f in fields(SimConfig)}
+CLI_FLAGS = {name: declared.flag for name, declared in SETTINGS.items()}  # presets.cli_parameter
+
+
+def field_label(name: str) -> str:
+    """`slo_s (--slo)`: a field as errors name it."""
+    return f"{name} ({SETTINGS[name].flag})"
+
+
+def check_field(name: str, value: object) -> object:
+    """`value` as field `name` holds it, or ConfigError naming the field, its flag, the value
+    and what is allowed. Text (a command-line value) is parsed: numbers in plain decimal,
+    switches as `true`/`false`. An integer field gets an int; a real-valued field keeps a number
+    as given (a sweep's `slo_s: 20` stays the int its stored run keys were computed with)."""
+    declared = SETTINGS.get(name)
+    if declared is None:
+        raise ConfigError(f"unknown SimConfig field {name!r}; known: {', '.join(SETTINGS)}")
+    if value is None and declared.optional:
+        return None
+    label = field_label(name)
+    text = isinstance(value, str)
+    if text and isinstance(declared.domain, Interval):
+        value = read_number(value)  # `--seed -1` is refused as -1, as a sweep's `seed: -1` is
+    try:
+        checked = declared.domain.check(value, label)
+        if declared.limit is not None:
+            declared.limit.check(checked, label)
+    except LimitError as exc:
+        raise ConfigError(str(exc)) from None
+    as_given = not text and isinstance(checked, float) and isinstance(value, int | float)
+    return value if as_given else checked

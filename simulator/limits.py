@@ -1,16 +1,18 @@
-"""The one validation layer for numeric inputs: documented ranges and bounds on simulated size.
+"""The one validation layer for input values: documented ranges and bounds on simulated size.
 
 Every number a user gives (CLI options, trace spec strings and files, sweep YAML, policy
 options) is checked by an `Interval` — finite, of the right kind (integer or real) and inside a
-documented range — before any arithmetic uses it. The size of a simulation is bounded by
-`SizeLimit`s checked *before* anything of that size is allocated; each bound can be raised by
-an environment variable, which its error message names:
+documented range — before any arithmetic uses it; a named setting by a `Choice`, a yes/no
+setting by `SWITCH`. The size of a simulation is bounded by `SizeLimit`s checked *before*
+anything of that size is allocated; each bound can be raised by an environment variable,
+which its error message names:
 
 | bound | default | environment variable |
 |---|---|---|
 | queries in a trace | 2,000,000 | `T2ISIM_MAX_QUERIES` |
 | GPU workers | 1,024 | `T2ISIM_MAX_WORKERS` |
 | simulated seconds (last arrival, duration, SLO, waits) | 172,800 (2 d) | `T2ISIM_MAX_SIM_S` |
+| runs a sweep grid expands to | 10,000 | `T2ISIM_MAX_SWEEP_RUNS` |
 
 A bound only accepts or refuses an input; it never changes a result.
 """
@@ -49,6 +51,18 @@ def parse_number(text: str) -> float | int | None:
     return None
 
 
+NON_FINITE_TEXTS = ("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan")
+
+
+def read_number(text: str) -> float | int | str:
+    """The number `text` writes — plain decimal (`parse_number`), or inf / nan, which no range
+    accepts — else `text` itself: a command-line value as a check sees it and names it."""
+    number = parse_number(text)
+    if number is not None:
+        return number
+    return float(text) if text.strip().lower() in NON_FINITE_TEXTS else text
+
+
 def _number_text(value: object) -> str:
     """The value as a message shows it (long texts cut)."""
     text = f"{value:g}" if isinstance(value, float) else repr(value)
@@ -66,6 +80,8 @@ class Interval:
     integer: bool = False
 
     def _bound(self, number: float) -> str:
+        if isinstance(number, int):
+            return str(number)
         return f"{number:.0f}" if self.integer else f"{number:g}"
 
     def describe(self) -> str:
@@ -126,6 +142,40 @@ FRACTION = Interval(0.0, 1.0)
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A setting that is one of a few names."""
+
+    names: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.names)
+
+    def check(self, value: object, name: str) -> str:
+        """`value` when it is one of the names; LimitError naming `name` otherwise."""
+        if isinstance(value, str) and value in self.names:
+            return value
+        raise LimitError(f"{name}: {_number_text(value)} is not {self.describe()}")
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A yes/no setting: a bool, or the text `true` / `false` (as JSON and YAML write it)."""
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def check(self, value: object, name: str) -> bool:
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        if isinstance(value, str) and value in ("true", "false"):
+            return value == "true"
+        raise LimitError(f"{name}: {_number_text(value)} is not {self.describe()}")
+
+
+SWITCH = Switch()
+
+
+@dataclass(frozen=True)
 class SizeLimit:
     """A bound on the size of a simulation, raised with an environment variable."""
 
@@ -159,6 +209,7 @@ class SizeLimit:
 MAX_QUERIES = SizeLimit("queries in a trace", "T2ISIM_MAX_QUERIES", 2_000_000)
 MAX_WORKERS = SizeLimit("GPU workers", "T2ISIM_MAX_WORKERS", 1024)
 MAX_SIM_S = SizeLimit("simulated seconds", "T2ISIM_MAX_SIM_S", 172_800.0)
+MAX_SWEEP_RUNS = SizeLimit("runs in a sweep", "T2ISIM_MAX_SWEEP_RUNS", 10_000)
 
 
 def seconds(value: object, name: str, *, positive: bool = False) -> float:

@@ -368,7 +368,7 @@ def test_queue_priority_hook_orders_every_queue():
 
 
 def test_config_queue_is_checked():
-    with pytest.raises(ConfigError, match="queue must be one of"):
+    with pytest.raises(ConfigError, match=r"queue \(--queue\): 'lifo' is not one of fifo, edf"):
         SimConfig(queue="lifo")
 
 

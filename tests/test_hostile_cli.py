@@ -219,10 +219,10 @@ def test_summary_json_is_strict_json_when_no_query_completes(bundle_dir, tmp_pat
     ("args", "fragment"),
     [
         (("simulate", "--workers", "abc", "--out", "x"),
-         "Invalid value for '--workers': Input should be a valid integer"),
-        (("simulate", "--workers=abc", "--out", "x"), "as an integer (got 'abc')"),
+         "n_workers (--workers): 'abc' is not an integer >= 1"),
+        (("simulate", "--workers=abc", "--out", "x"), "(--workers): 'abc' is not an integer"),
         (("simulate", "--dispatch", "foo", "--out", "x"),
-         "'foo' is not one of 'random', 'jsq', 'central'"),
+         "dispatch (--dispatch): 'foo' is not one of random, jsq, central"),
         (("simulate", "--wrkers", "3", "--out", "x"), "No such option: --wrkers"),
         (("simulate",), "Missing option '--out'"),
         (("figures", "--replicate-seeds", "-1"), "'--replicate-seeds'"),
@@ -282,7 +282,7 @@ def test_corrupt_sweep_parts_are_reported_and_rerun(bundle_dir, tmp_path):
         ({"sim": {"slo_s": float("inf")}}, "slo_s (--slo): inf is not a finite number"),
         ({"sim": {"n_workers": 10**6}}, "GPU workers exceeds the bound of 1024"),
         ({"trace": "poisson:rate=8,duration=1e12"}, "simulated seconds exceeds the bound"),
-        ({"grid": {"policy": ["hadis"], "seed": [-1]}}, "grid.seed: -1 is not an integer"),
+        ({"grid": {"policy": ["hadis"], "seed": [-1]}}, "grid: seed (--seed): -1 is not an"),
         ({"policy_options": {"clipper-light": {"x": 1}}}, "clipper-light: unknown option(s) x"),
     ],
 )
@@ -413,7 +413,7 @@ def test_quiet_means_quiet_in_a_real_process(bundle_dir, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "experiments.cli", *args, "--workers", "abc"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.startswith("error: Invalid value for '--workers'") and (
+    assert bad.stderr.startswith("error: n_workers (--workers): 'abc'") and (
         bad.stderr.count("\n") == 1
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from experiments.sweep import (
 )
 from experiments.sweep_cli import register
 from simulator.bundle import write_bundle
+from simulator.limits import LimitError
 from simulator.results import sha256_json
 from simulator.workloads import read_trace, write_trace_csv
 
@@ -168,6 +170,53 @@ def test_example_specs_are_valid(path):
     assert expand_grid(load_spec(path))
 
 
+def test_any_simconfig_field_is_an_axis_and_a_store_coordinate(bundle, bundle_dir, tmp_path):
+    spec = parse_spec(tiny_spec(bundle_dir, grid={"policy": "clipper-light", "load": 2,
+                                                  "n_workers": 4, "queue": ["fifo", "edf"],
+                                                  "tick_s": [0.5, 1]}), "q.yaml")
+    points = expand_grid(spec)
+    assert [(p.config.tick_s, p.config.queue) for p in points] == [
+        (0.5, "fifo"), (0.5, "edf"), (1, "fifo"), (1, "edf")]  # GRID_AXES order
+    assert points[0].label() == ("workload=trace policy=clipper-light slo_s=20 load=2 "
+                                 "n_workers=4 tick_s=0.5 queue=fifo seed=0")
+    runs = plan_runs(spec, bundle, bundle.content_hash())
+    assert len({run.key for run in runs}) == 4
+    run_inline(bundle, runs, tmp_path)
+    frame = read_store(tmp_path)
+    assert sorted(zip(frame.queue, frame.tick_s)) == [("edf", 0.5), ("edf", 1.0), ("fifo", 0.5),
+                                                      ("fifo", 1.0)]
+    assert [json.loads(c)["sim"]["queue"] for c in frame.config] == frame.queue.tolist()
+
+
+def test_unswept_fields_add_no_store_column(tiny_runs):
+    assert list(tiny_runs[0].point.coordinates()) == list(COORDINATES)
+
+
+# ----------------------------------------------------------------------------- the runs bound
+
+
+def test_grid_size_is_bounded_before_expanding(bundle_dir):
+    huge = tiny_spec(bundle_dir, grid={"policy": ["hadis", "clipper-light"],
+                                       "load": list(range(1, 1001)), "seed": list(range(1000)),
+                                       "n_workers": list(range(1, 1001))})
+    start = time.perf_counter()
+    with pytest.raises(LimitError) as info:
+        parse_spec(huge, "huge.yaml")
+    assert str(info.value) == (
+        "huge.yaml: grid: 2e+09 runs in a sweep exceeds the bound of 10000 "
+        "(set T2ISIM_MAX_SWEEP_RUNS to raise it)")
+    assert time.perf_counter() - start < 5  # refused from the axes' lengths, not by expanding
+
+
+def test_runs_bound_is_raised_by_its_variable(bundle, bundle_dir, monkeypatch):
+    spec = parse_spec(tiny_spec(bundle_dir), "t.yaml")  # 4 runs
+    monkeypatch.setenv("T2ISIM_MAX_SWEEP_RUNS", "3")
+    with pytest.raises(LimitError, match="t.yaml: grid: 4 runs in a sweep exceeds the bound of 3"):
+        plan_runs(spec, bundle, bundle.content_hash())
+    monkeypatch.setenv("T2ISIM_MAX_SWEEP_RUNS", "4")
+    assert len(plan_runs(spec, bundle, bundle.content_hash())) == 4
+
+
 # ----------------------------------------------------------------------------- bad specs
 
 
@@ -182,15 +231,22 @@ def test_example_specs_are_valid(path):
         ({"grid": {"policy": "hadis", "load": [1], "slo_s": [1], "slo_multiplier": [1]}},
          "slo_s or slo_multiplier"),
         ({"grid": {"policy": "hadis", "load": [1], "hardness": [1.5]}}, "grid.hardness: 1.5"),
-        ({"grid": {"policy": "hadis", "load": [1], "n_workers": [0]}}, "grid.n_workers: 0"),
+        ({"grid": {"policy": "hadis", "load": [1], "n_workers": [0]}},
+         "grid: n_workers (--workers): 0 is not an integer >= 1"),
+        ({"grid": {"policy": "hadis", "load": [1], "queue": ["lifo"]}},
+         "grid: queue (--queue): 'lifo' is not one of fifo, edf"),
+        ({"grid": {"policy": "hadis", "load": [-1]}}, "grid.load: -1 is not a finite number >= 0"),
         ({"grid": {"policy": "hadis", "load": [1, 1]}}, "duplicate values"),
         ({"grid": {"policy": "hadis"}}, "{load} needs grid.load"),
         ({"trace": "poisson:rate=1,duration=20"}, "grid.load is swept but the spec has no"),
         ({"trace": "poisson:rate={rate},duration=20"}, "unknown placeholder {rate}"),
         ({"trace": []}, "trace: expected a spec string"),
         ({"sim": {"slo": 3}}, "unknown SimConfig field 'slo'"),
-        ({"sim": {"slo_s": "fast"}}, "sim.slo_s: 'fast' has the wrong type"),
-        ({"sim": {"dispatch": "lifo"}}, "dispatch must be one of"),
+        ({"sim": {"slo_s": "fast"}}, "sim: slo_s (--slo): 'fast' is not a finite number >= 0.001"),
+        ({"sim": {"dispatch": "lifo"}},
+         "sim: dispatch (--dispatch): 'lifo' is not one of random, jsq, central"),
+        ({"sim": {"tick_s": 0}},
+         "sim: tick_s (--tick-s): 0 is not a finite number in [0.01, 3600]"),
         ({"sim": {"n_workers": 3}}, "sim.n_workers: also a grid axis"),
         ({"policy_options": {"proteus": {}}}, "'proteus' is not in grid.policy"),
     ],
@@ -338,6 +394,17 @@ def test_cli_status_then_run_then_status(cli, bundle_dir, tmp_path):
     assert "4 runs: 4 ran, 0 already stored" in run.output
     after = cli("sweep", spec_file, "--out", store, "--status")
     assert after.output.splitlines() == [f"4 / 4 runs done in {store}"]
+
+
+def test_cli_refuses_a_grid_over_the_runs_bound(cli, bundle_dir, tmp_path, monkeypatch):
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(bundle_dir)))
+    monkeypatch.setenv("T2ISIM_MAX_SWEEP_RUNS", "2")
+    result = cli("sweep", spec_file, "--out", tmp_path / "store", "--jobs", "1", "--quiet")
+    assert result.exit_code == 2
+    assert result.output == (f"error: {spec_file}: grid: 4 runs in a sweep exceeds the bound of "
+                             "2 (set T2ISIM_MAX_SWEEP_RUNS to raise it)\n")
+    assert not (tmp_path / "store").exists()
 
 
 def test_cli_bad_spec_exits_2_with_one_line(cli, bundle_dir, tmp_path):
