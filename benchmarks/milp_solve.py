@@ -7,8 +7,8 @@ the controller handed the `hadis` policy in a simulation of the whole Azure-shap
 Case 2 (scale): 10 synthetic models, 45 pairs × 121 configurations = 5445 rows, 256 workers,
 a sinusoid demand curve from 16 to 384 qps.
 
-Baselines measured in the same run: the faithful (artifact: one MILP per pair) mode and the
-default mode without warm start. Last line: `p50_ms=… p99_ms=… scale_p50_ms=…` (default mode).
+Baseline measured in the same run: the planner without warm start. Last line:
+`p50_ms=… p99_ms=… scale_p50_ms=…` (warm-started).
 
     python benchmarks/milp_solve.py [--scale-plans 20]
 """
@@ -97,7 +97,6 @@ def solve_sequence(
     table: PlanTable,
     demands: np.ndarray,
     n_workers: int,
-    mode: str,
     warm: bool,
     delays: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -114,7 +113,6 @@ def solve_sequence(
             delay,
             SLO_S,
             n_workers,
-            mode=mode,
             previous=previous if warm else None,
         )
         cpu.append(time.process_time() - start)
@@ -152,19 +150,13 @@ def main() -> None:
         f"{len(observations)} plans of the Azure-shaped trace "
         f"(demand {demands.min():.1f}-{demands.max():.1f} qps), "
         f"table build {build_s * 1e3:.0f} ms, {int(table.exact_keep.sum())} rows after "
-        f"exact per-pair pruning, {int(table.faithful_keep.sum())} on the artifact's front"
+        "exact per-pair pruning"
     )
     results = {}
-    for label, mode, warm in (
-        ("default", "default", True),
-        ("default cold", "default", False),
-        ("faithful", "faithful", True),
-    ):
-        wall, cpu, fallbacks = solve_sequence(table, demands, 16, mode, warm, delays)
+    for label, warm in (("default", True), ("default cold", False)):
+        wall, cpu, fallbacks = solve_sequence(table, demands, 16, warm, delays)
         results[label] = wall
         report(label, wall, cpu, fallbacks)
-    ratio = np.median(results["faithful"]) / np.median(results["default"])
-    print(f"  faithful / default wall p50 ratio {ratio:.2f}")
 
     start = time.perf_counter()
     latency = tuple(np.geomspace(0.5, 27.0, 10).round(3))
@@ -176,7 +168,7 @@ def main() -> None:
         f"scale case: 10 models, {len(scale.options)} rows, 256 workers, table build "
         f"{build_s * 1e3:.0f} ms, {int(scale.exact_keep.sum())} rows after exact pruning"
     )
-    scale_wall, scale_cpu, fallbacks = solve_sequence(scale, scale_demands, 256, "default", True)
+    scale_wall, scale_cpu, fallbacks = solve_sequence(scale, scale_demands, 256, True)
     report("default", scale_wall, scale_cpu, fallbacks)
     s50 = np.percentile(scale_wall, 50) * 1e3
     p50, p99 = np.percentile(results["default"], [50, 99]) * 1e3

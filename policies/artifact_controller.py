@@ -13,8 +13,10 @@ Control loop (controller.py `eventLoop`): a 1 s tick; every tick the demand sign
 on ticks 0, 5, 10, ... the MILP re-plans.
 
 Demand signal (controller.py `computeSystemEWMA`): the system demand is the number of queries
-in flight (received by a worker, neither finished nor older than 2 x SLO) times an
-over-provision factor (1.2 at dae194b, 1.05 at dbd6629); per model, the queries its workers
+in flight (entries of queries a worker reported receiving, neither reported done by the sink nor
+older than 2 x SLO, re-entries included: the run's `Observation.inflight`, which
+`demand_estimator=artifact-inflight` counts as the artifact does, `simulator/artifact_inflight.py`)
+times an over-provision factor (1.2 at dae194b, 1.05 at dbd6629); per model, the queries its workers
 received since the last tick and their queue length. Each series is smoothed by a pandas-style
 EWMA recomputed over its last 20 samples (`EWMA_WINDOW`): centre of mass 2.1 with adjustment
 at dae194b, half-life 3 ticks without adjustment at dbd6629. A tick with nothing in flight adds
@@ -57,6 +59,12 @@ the workers placed as the artifact places them (`docs/FAITHFUL.md`).
 
 Thresholds reach the workers as the ratios r and c themselves (controller.py `loadModelOnWorker`
 → worker `model.py`, which turns them into score order statistics); the plan carries r and c.
+
+Placement (`spare=keep`, `ArtifactPlacement`; controller.py `allocateByMultiCascadeAlg`'s
+reloading loop): the GPUs in registration order, the first x of the plan's first model get it,
+the next ones the next model's (the fallback: every model of the order in turn), and the GPUs
+beyond Σ x are not touched: they keep the model and batch size they had, and the plan counts
+them (`docs/FAITHFUL.md` #7).
 """
 
 from __future__ import annotations
@@ -378,6 +386,7 @@ class ArtifactController:
         demand_signal: str,
         queue_factor: float,
         time_limit_s: float,
+        keep_spare: bool = False,
     ) -> None:
         names = tuple(bundle.model_names)
         if names != MODEL_ORDER:
@@ -406,6 +415,7 @@ class ArtifactController:
         self.time_limit_s = time_limit_s
         self.own_signal = demand_signal == "artifact"
         self.signal = ArtifactDemandSignal(len(names), REVISIONS[revision])
+        self.placement = ArtifactPlacement(n_workers) if keep_spare else None
         self.calls = 0
         self.last_call_s: float | None = None
         self.solution: PlanSolution | None = None
@@ -457,6 +467,9 @@ class ArtifactController:
         row = len(self.table.options) - 1 if fallback else decision.row
         option = self.table.options[row]
         members = (option.light, option.heavy)
+        workers, batch_sizes = decision.workers, decision.batch_sizes
+        if self.placement is not None:
+            workers, batch_sizes = self.placement.apply(decision)
         capacity = min(
             (
                 decision.workers[i]
@@ -475,14 +488,40 @@ class ArtifactController:
         )
         return PlanSolution(
             option_index=row,
-            workers=decision.workers,
-            batch_sizes=decision.batch_sizes,
+            workers=workers,
+            batch_sizes=batch_sizes,
             fid=float(option.fid),
             status="infeasible_fallback" if fallback else "optimal",
             capacity_qps=float(capacity),
             path_latency_s=float(path),
             solve_time_s=wall_s,
         )
+
+
+class ArtifactPlacement:
+    """The model and batch size of each GPU as the artifact's reloading loop leaves them."""
+
+    def __init__(self, n_workers: int) -> None:
+        self.model: list[int | None] = [None] * n_workers
+        self.batch = [0] * n_workers
+
+    def apply(self, decision: ControllerDecision) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Load `decision` on the first Σ x GPUs, model by model in index order; return the
+        GPUs and batch size per model over all GPUs (a model only spare GPUs keep: the batch
+        size of the first of them)."""
+        gpu = 0
+        for m, count in enumerate(decision.workers):
+            for _ in range(count):
+                self.model[gpu], self.batch[gpu] = m, decision.batch_sizes[m]
+                gpu += 1
+        n_models = len(decision.workers)
+        workers, batch = [0] * n_models, list(decision.batch_sizes)
+        for m, b in zip(self.model, self.batch):
+            if m is not None:
+                if not workers[m] and not decision.workers[m]:
+                    batch[m] = b
+                workers[m] += 1
+        return tuple(workers), tuple(batch)
 
 
 def _row_key(light: int, heavy: int | None, r: float, c: float) -> tuple:

@@ -14,10 +14,16 @@ table. The ablations restrict the table and the mechanisms:
 
 Options (`--option key=value`): planner=default|faithful (faithful: the artifact's controller,
 policies/artifact_controller.py, with artifact_revision=dae194b|dbd6629 and
-demand_signal=observation|artifact), spare=distribute|idle, queue_alpha,
+demand_signal=observation|artifact), spare=distribute|idle|keep (keep: planner=faithful only,
+GPUs beyond the plan keep their model, as the artifact), queue_alpha,
 time_limit_s, router=NAME (a trained router of routers/ replaces the bundle's hardness score;
 see policies/learned_router.py), router_features=auto|bow|hadis8|minilm|bow+hadis8,
-router_folds=K (its cross-fitting folds, default 5), router_seed (default: the run's seed).
+router_folds=K (its cross-fitting folds, default 5), router_seed (default: the run's seed),
+swap_aware=true|false and swap_fid_per_gpu_s (default 0.1): the swap-cost rule
+(`policies.planning.SwapRule`: keep the plan in force while it serves the demand unless the new
+plan's FID gain exceeds swap_fid_per_gpu_s per GPU-second of model loading it causes); on by
+default with planner=default, off with planner=faithful (the artifact plans without swap cost;
+swap_aware=true is refused there). With every load time 0 it changes nothing.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import numpy as np
 from policies.artifact_controller import ArtifactController
 from policies.milp import CascadeOption, PlanSolution, plan_table, solve_plan
 from policies.planning import (
-    PLANNER_OPTIONS,
+    HADIS_OPTIONS,
     PolicyOptionError,
     queue_delay_s,
     scaled_profiles,
     solution_to_plan,
+    swap_rule,
     take_options,
 )
 from simulator.options import Option
@@ -54,7 +61,7 @@ class MilpCascadePolicy:
     ) -> None:
         self.name = name
         self.context = context
-        self.options = take_options(name, dict(context.options), declared or PLANNER_OPTIONS)
+        self.options = take_options(name, dict(context.options), declared or HADIS_OPTIONS)
         bundle = context.bundle
         self.router_scores = bundle.router_score
         if self.options["router"]:
@@ -83,8 +90,19 @@ class MilpCascadePolicy:
                 demand_signal=self.options["demand_signal"],
                 queue_factor=self.options["queue_alpha"],
                 time_limit_s=self.options["time_limit_s"],
+                keep_spare=self.options["spare"] == "keep",
             )
             self.table = self.artifact.table
+        elif self.options["spare"] == "keep":
+            raise PolicyOptionError(
+                f"{name}: option spare: 'keep' needs planner=faithful (the artifact's placement: "
+                "GPUs beyond the plan keep their model); use distribute or idle"
+            )
+        # the swap-cost rule (policies.planning.SwapRule) where the declared options have it
+        self.swap_rule = (
+            swap_rule(name, self.options, context) if "swap_aware" in self.options else None
+        )
+        self.in_force: tuple[PlanSolution, Plan] | None = None  # the last plan returned
 
     def solve(self, observation: Observation) -> PlanSolution:
         if self.artifact is not None:
@@ -95,7 +113,6 @@ class MilpCascadePolicy:
             queue_delay_s(observation, self.options["queue_alpha"]),
             self.context.slo_s,
             self.context.n_workers,
-            mode=self.options["planner"],
             previous=self.previous,
             time_limit_s=self.options["time_limit_s"],
         )
@@ -103,7 +120,21 @@ class MilpCascadePolicy:
         return solution
 
     def plan(self, observation: Observation) -> Plan:
-        return self.to_plan(self.solve(observation))
+        solution = self.solve(observation)
+        return self.hold_or_switch(observation, solution, self.to_plan(solution))
+
+    def hold_or_switch(self, observation: Observation, solution: PlanSolution, plan: Plan) -> Plan:
+        """`plan` (of `solution`), or the plan in force where the swap-cost rule keeps it."""
+        if self.swap_rule is None:
+            return plan
+        delay = queue_delay_s(observation, self.options["queue_alpha"])
+        if self.in_force is not None and self.swap_rule.keeps(
+            self.table, self.in_force, plan, observation.current, observation, delay
+        ):
+            solution, plan = self.in_force
+            self.previous = solution  # the MILP's warm start: the plan kept
+        self.in_force = (solution, plan)
+        return plan
 
     def to_plan(self, solution: PlanSolution) -> Plan:
         return solution_to_plan(

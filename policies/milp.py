@@ -21,9 +21,7 @@ there. Batch sizes with L_{i,b} + D_i > SLO, or slower and no more productive th
 batch size of the same model, get no columns (exact). Among plans equal in the objective below,
 the batch sizes are HiGHS's pick (deterministic for a given HiGHS version).
 
-Modes
------
-``default``: members are the models with a positive share; each gets at least one worker
+Members are the models with a positive share; each gets at least one worker
 (w_{i,b} >= y_{i,b}: a plan never idles on demand that arrives before the next re-plan).
 Objective: lexicographic (FID, then fewest GPUs, then least heavy share) as ONE integer
 objective over dense ranks: rank_fid(k)·(S+1)·H + H·Σx + rank_heavy(k), H = number of
@@ -41,15 +39,8 @@ none does), the one serving the most demand (MILP maximising served demand θ <=
 lowest FID at that throughput), with every spare worker added to the member with the least
 capacity per unit share. Never raises for infeasibility, never leaves the cluster idle.
 
-``faithful``: as the artifact's controller — the table pruned to its global Pareto front in
-(expected latency at the smallest batch, fid), one MILP per model pair over that pair's rows,
-both models of the pair count in the latency bound (and may get 0 workers), the best pair
-wins. Ties are broken like the default mode (fewest GPUs, least heavy share, first pair) so
-plans are deterministic — the artifact's Gurobi objective was FID alone. Infeasible for every
-pair → the artifact's fallback: the r = c = 0.5 row of the previous plan's pair (else of the
-first pair that has one), workers dealt round robin light, heavy, light, ... and each model at
-its smallest batch size (the artifact's README does not name one; the smallest keeps latency
-lowest). Without such a row the default fallback is used.
+The HADIS artifact's own controller (`--option planner=faithful`) is a separate port:
+`policies/artifact_controller.py`.
 """
 
 from __future__ import annotations
@@ -71,13 +62,10 @@ from policies.highs_solver import (
 )
 from policies.pareto import dominated_by_cover, grouped_pareto_mask, pareto_mask
 from simulator.bundle import Bundle
-from simulator.cascade import expected_latency_s
 from simulator.errors import InputError
 
 PlanStatus = Literal["optimal", "time_limit", "infeasible_fallback"]
-PlanMode = Literal["default", "faithful"]
 _EPS = 1e-9
-_FALLBACK_RATIO = 0.5  # the artifact's fallback: router_ratio = disc_ratio = 0.5
 ARTIFACT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)  # the artifact's controller (shared/data/README.md)
 
 
@@ -146,8 +134,7 @@ class PlanTable:
     batch_sizes: np.ndarray  # (B,) union of profiled batch sizes
     latency_s: np.ndarray  # (M, B) batch latency, inf where not profiled
     share: np.ndarray  # (K, M) demand share per model
-    serves: np.ndarray  # (K, M) bool: share > 0 (default-mode members)
-    pair_member: np.ndarray  # (K, M) bool: the option's light and heavy (faithful members)
+    serves: np.ndarray  # (K, M) bool: share > 0 (the option's members)
     member: np.ndarray  # (K, 2) int: serving models, -1 = none
     member_share: np.ndarray  # (K, 2)
     pair_id: np.ndarray  # (K,) index of (light, heavy) in table order
@@ -156,7 +143,6 @@ class PlanTable:
     throughput_qps: np.ndarray  # (M, B) per worker: batch size / batch latency, 0 where absent
     batch_keep: np.ndarray  # (M, B) bool: no other batch size is as fast and as productive
     exact_keep: np.ndarray  # (K,) bool: not dominated within its pair (exact)
-    faithful_keep: np.ndarray  # (K,) bool: on the global (expected latency, fid) front
 
     @property
     def n_models(self) -> int:
@@ -189,16 +175,13 @@ def plan_table(options: Sequence[CascadeOption], profiles: Sequence[ModelProfile
 
     k_count = len(options)
     share = np.zeros((k_count, n_models))
-    pair_member = np.zeros((k_count, n_models), dtype=bool)
     pairs: dict[tuple[int, int | None], int] = {}
     pair_id = np.empty(k_count, dtype=np.int64)
     for k, o in enumerate(options):
         _check_option(k, o, n_models)
         share[k, o.light] += o.light_share
-        pair_member[k, o.light] = True
         if o.heavy is not None:
             share[k, o.heavy] += o.heavy_share
-            pair_member[k, o.heavy] = True
         pair_id[k] = pairs.setdefault((o.light, o.heavy), len(pairs))
     serves = share > 0
     member = np.full((k_count, 2), -1, dtype=np.int64)
@@ -210,7 +193,6 @@ def plan_table(options: Sequence[CascadeOption], profiles: Sequence[ModelProfile
     fid = np.array([o.fid for o in options])
     heavy_share = np.array([o.heavy_share for o in options])
     light = np.array([o.light for o in options])
-    heavy = np.array([light[k] if o.heavy is None else o.heavy for k, o in enumerate(options)])
     # exact dominance with every model standing in only for itself: first within each pair
     # (light share, heavy share, fid) — cheap — then across pairs on the survivors
     exact_keep = grouped_pareto_mask(
@@ -224,13 +206,6 @@ def plan_table(options: Sequence[CascadeOption], profiles: Sequence[ModelProfile
         heavy_share[front],
         np.eye(n_models, dtype=bool),
     )
-    first_latency = latency[np.arange(n_models), np.argmax(np.isfinite(latency), axis=1)]
-    router_ratio = np.array([o.router_ratio for o in options])
-    expected = expected_latency_s(
-        first_latency[light], first_latency[heavy], router_ratio, heavy_share
-    )
-    expected = np.where([o.heavy is None for o in options], first_latency[light], expected)
-    faithful_keep = pareto_mask(np.column_stack([expected, fid]))
     return PlanTable(
         options=options,
         profiles=profiles,
@@ -238,7 +213,6 @@ def plan_table(options: Sequence[CascadeOption], profiles: Sequence[ModelProfile
         latency_s=latency,
         share=share,
         serves=serves,
-        pair_member=pair_member,
         member=member,
         member_share=member_share,
         pair_id=pair_id,
@@ -247,7 +221,6 @@ def plan_table(options: Sequence[CascadeOption], profiles: Sequence[ModelProfile
         throughput_qps=throughput,
         batch_keep=batch_keep,
         exact_keep=exact_keep,
-        faithful_keep=faithful_keep,
     )
 
 
@@ -334,22 +307,18 @@ def solve_plan(
     slo_s: float,
     n_workers: int,
     *,
-    mode: PlanMode = "default",
     previous: PlanSolution | None = None,
     time_limit_s: float = 10.0,
 ) -> PlanSolution:
     """Plan option, workers and batch sizes for `demand_qps` (see the module docstring)."""
     start = time.perf_counter()
     delay = np.asarray(queue_delay_s, dtype=np.float64)
-    _check_call(table, demand_qps, delay, slo_s, n_workers, mode, previous, time_limit_s)
+    _check_call(table, demand_qps, delay, slo_s, n_workers, previous, time_limit_s)
     step = table.latency_s + delay[:, None]
     inst = _Instance(
         table, float(demand_qps), float(slo_s), int(n_workers), step, step <= slo_s, True
     )
-    if mode == "default":
-        plan = _solve_default(inst, previous, time_limit_s)
-    else:
-        plan = _solve_faithful(inst, previous, time_limit_s)
+    plan = _solve(inst, previous, time_limit_s)
     return PlanSolution(**{**plan, "solve_time_s": time.perf_counter() - start})
 
 
@@ -359,7 +328,6 @@ def _check_call(
     delay: np.ndarray,
     slo_s: float,
     n_workers: int,
-    mode: str,
     previous: PlanSolution | None,
     time_limit_s: float,
 ) -> None:
@@ -375,39 +343,19 @@ def _check_call(
         raise PlanInputError(f"n_workers: {n_workers!r} is not an integer >= 1")
     if not time_limit_s > 0:
         raise PlanInputError(f"time_limit_s: {time_limit_s!r} is not > 0")
-    if mode not in ("default", "faithful"):
-        raise PlanInputError(f"mode: {mode!r} is not 'default' or 'faithful'")
     if previous is not None and not 0 <= previous.option_index < len(table.options):
         raise PlanInputError(f"previous: option_index {previous.option_index} is not in the table")
 
 
-def _solve_default(inst: _Instance, previous: PlanSolution | None, time_limit_s: float) -> dict:
+def _solve(inst: _Instance, previous: PlanSolution | None, time_limit_s: float) -> dict:
     t = inst.table
     rows = _candidates(inst, np.flatnonzero(t.exact_keep), t.serves, min_one=True)
     if rows.size:
         rows = _cover_prune(inst, rows)
-        plan = _solve_lexicographic(inst, rows, t.serves, True, previous, time_limit_s)
+        plan = _solve_lexicographic(inst, rows, previous, time_limit_s)
         if plan is not None:
             return plan
     return _max_throughput_plan(inst, time_limit_s)
-
-
-def _solve_faithful(inst: _Instance, previous: PlanSolution | None, time_limit_s: float) -> dict:
-    t = inst.table
-    rows = _candidates(inst, np.flatnonzero(t.faithful_keep), t.pair_member, min_one=False)
-    best = None
-    for pair in np.unique(t.pair_id[rows]):
-        plan = _solve_lexicographic(
-            inst, rows[t.pair_id[rows] == pair], t.pair_member, False, previous, time_limit_s
-        )
-        if plan is None:
-            continue
-        key = (plan["fid"], sum(plan["workers"]), t.heavy_share[plan["option_index"]])
-        if best is None or key < best[0]:  # ties: the first pair in table order
-            best = (key, plan)
-    if best is not None:
-        return best[1]
-    return _artifact_fallback(inst, previous) or _max_throughput_plan(inst, time_limit_s)
 
 
 def _candidates(
@@ -589,22 +537,20 @@ def _dense_rank(values: np.ndarray) -> np.ndarray:
 
 
 def _solve_lexicographic(
-    inst: _Instance,
-    rows: np.ndarray,
-    members: np.ndarray,
-    min_one: bool,
-    previous: PlanSolution | None,
-    time_limit_s: float,
+    inst: _Instance, rows: np.ndarray, previous: PlanSolution | None, time_limit_s: float
 ) -> dict | None:
-    """Min (FID, GPUs, heavy share) over candidate options `rows`; None when infeasible."""
+    """Min (FID, GPUs, heavy share) over candidate options `rows`, every member with at least
+    one worker; None when infeasible."""
     if rows.size == 0:
         return None
-    t, cols = inst.table, _columns(inst, rows, members)
+    t = inst.table
+    members = t.serves
+    cols = _columns(inst, rows, members)
     mu = inst.table.throughput_qps[cols.model, cols.batch]
     peak_share = t.share[rows][:, cols.model].max(axis=0)
     need = np.ceil(inst.demand_qps * peak_share / mu - _EPS)
     cap = np.clip(need, 1.0, inst.n_workers)
-    model = _constraints(inst, cols, members, cap, min_one)
+    model = _constraints(inst, cols, members, cap, min_one=True)
     _throughput_rows(model, inst, cols, np.arange(len(rows)), np.full(len(rows), inst.demand_qps))
     heavy_rank = _dense_rank(t.heavy_share[rows])
     n_heavy = heavy_rank.max() + 1.0
@@ -617,7 +563,7 @@ def _solve_lexicographic(
     )
     upper = np.concatenate([np.ones(len(rows) + len(cols.model)), cap])
     h = model.highs(cost, upper, np.ones(cols.n, dtype=bool), time_limit_s, abs_gap=0.5)
-    start = _warm_start(inst, cols, members, min_one, previous)
+    start = _warm_start(inst, cols, previous)
     if start is not None:
         h.setSolution(cols.n, np.arange(cols.n, dtype=np.int32), start)
     status = run_checked(h, "HADIS MILP (lexicographic plan)")
@@ -631,20 +577,17 @@ def _solve_lexicographic(
 
 
 def _warm_start(
-    inst: _Instance,
-    cols: _Columns,
-    members: np.ndarray,
-    min_one: bool,
-    previous: PlanSolution | None,
+    inst: _Instance, cols: _Columns, previous: PlanSolution | None
 ) -> np.ndarray | None:
-    """The previous option and batch sizes with workers re-sized to this demand, if feasible."""
+    """The previous option and batch sizes with workers re-sized to this demand (at least one
+    per member), if feasible."""
     if previous is None or previous.option_index not in cols.rows:
         return None
     k = previous.option_index
     x = np.zeros(cols.n)
     x[int(np.searchsorted(cols.rows, k))] = 1.0
     latency = 0.0
-    for i in np.flatnonzero(members[k]):
+    for i in np.flatnonzero(inst.table.serves[k]):
         pos = int(np.searchsorted(inst.table.batch_sizes, previous.batch_sizes[i]))
         match = np.flatnonzero((cols.model == i) & (cols.batch == pos))
         if match.size == 0 or inst.table.batch_sizes[pos] != previous.batch_sizes[i]:
@@ -653,7 +596,7 @@ def _warm_start(
         mu = inst.table.throughput_qps[i, pos]
         workers = math.ceil(inst.demand_qps * inst.table.share[k, i] / mu - _EPS)
         x[cols.y0 + p] = 1.0
-        x[cols.w0 + p] = max(workers, 1 if min_one else 0)
+        x[cols.w0 + p] = max(workers, 1)
         latency += inst.step_latency_s[i, pos]
     if x[cols.w0 :].sum() > inst.n_workers or latency > inst.slo_s + _EPS:
         return None
@@ -773,29 +716,3 @@ def _spread_spare_workers(inst: _Instance, plan: dict) -> np.ndarray:
     for _ in range(inst.n_workers - int(workers.sum())):
         workers[served[int(np.argmin(workers[served] * per_worker))]] += 1
     return workers
-
-
-def _artifact_fallback(inst: _Instance, previous: PlanSolution | None) -> dict | None:
-    """The artifact's infeasible plan: r = c = 0.5, workers round robin, smallest batches."""
-    t = inst.table
-    rows = [
-        k
-        for k, o in enumerate(t.options)
-        if o.heavy is not None
-        and math.isclose(o.router_ratio, _FALLBACK_RATIO)
-        and math.isclose(o.disc_ratio, _FALLBACK_RATIO)
-    ]
-    if not rows:
-        return None
-    same_pair = [
-        k for k in rows if previous is not None and t.pair_id[k] == t.pair_id[previous.option_index]
-    ]
-    k = (same_pair or rows)[0]
-    o = t.options[k]
-    workers = np.zeros(t.n_models, dtype=np.int64)
-    workers[o.light] = (inst.n_workers + 1) // 2
-    workers[o.heavy] = inst.n_workers // 2
-    batch = np.zeros(t.n_models, dtype=np.int64)
-    for i in (o.light, o.heavy):
-        batch[i] = t.profiles[i].batch_sizes[0]
-    return _plan_dict(inst, k, workers, batch, t.pair_member, "infeasible_fallback")

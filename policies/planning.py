@@ -1,7 +1,30 @@
-"""Glue between the simulator's observations/plans and the MILP planner's arrays, and the
-typed declarations of the MILP policies' options (parsed by `simulator.options.take_options`)."""
+"""Glue between the simulator's observations/plans and the MILP planner's arrays, the typed
+declarations of the MILP policies' options (parsed by `simulator.options.take_options`), and
+the swap-cost rule of the HADIS family's default planner (`SwapRule`).
+
+Swap cost. A worker whose model changes spends the model's load time (`load_s`: the bundle's
+models.csv, or the run's `--load-s`) loading it and serves nothing meanwhile; the queries sent
+to it wait. The MILP plans for one demand and ignores where the workers are, so a demand that
+wobbles around a boundary moves workers back and forth every re-plan; with a load time close to
+the re-plan interval a worker can spend most of its time loading. `SwapRule` is a hysteresis
+on plan changes: the plan in force is kept while it still serves the demand (every served
+model's capacity >= its share of the demand, path latency within the SLO, both as the MILP
+checks them), unless the new plan's FID gain pays for the loading it causes:
+
+    switch  iff  the plan in force no longer serves the demand
+                 or  load_gpu_s == 0
+                 or  FID(in force) - FID(new) > swap_fid_per_gpu_s * load_gpu_s
+
+where load_gpu_s = sum over models of (workers gained) x load_s, the GPU-seconds of loading
+under the fewest-swaps placement (`simulator.core.place_workers`; workers left spare load
+nothing). A demand rise the plan in force cannot carry always switches, as before; a fall only
+switches when the quality gain is worth the loading.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,8 +38,17 @@ from policies.milp import (
 )
 from simulator.bundle import Bundle
 from simulator.limits import Interval
-from simulator.options import PolicyOptionError, choice, integer, real, take_options, text
-from simulator.policy import Observation, Plan
+from simulator.options import (
+    Option,
+    PolicyOptionError,
+    choice,
+    flag,
+    integer,
+    real,
+    take_options,
+    text,
+)
+from simulator.policy import Observation, Plan, PolicyContext
 
 QUEUE_ALPHA = 1.2  # safety factor α of the queue-delay estimate (the artifact's 1.2)
 MIN_RATE_QPS = 1e-3  # floor of a model's arrival rate in α·Q/λ
@@ -27,7 +59,8 @@ __all__ = ["PolicyOptionError", "take_options"]  # re-exported for the policies
 QUEUE_ALPHA_OPTION = real(QUEUE_ALPHA, Interval(0.0, 1e3))
 PLANNER_OPTIONS = {
     "planner": choice("default", ("default", "faithful")),
-    "spare": choice("distribute", ("distribute", "idle")),
+    # keep (planner=faithful): GPUs beyond the plan keep their model (artifact_controller.py)
+    "spare": choice("distribute", ("distribute", "idle", "keep")),
     "queue_alpha": QUEUE_ALPHA_OPTION,
     "time_limit_s": real(10.0, Interval(0.1, 3600.0)),
     "router": text(""),  # a routers/ name: its trained score replaces the bundle's router score
@@ -38,6 +71,18 @@ PLANNER_OPTIONS = {
     # signal, and whether the policy keeps that signal itself from per-tick observations
     "artifact_revision": choice("dae194b", ("dae194b", "dbd6629")),
     "demand_signal": choice("observation", ("observation", "artifact")),
+}
+# FID a plan change must gain per GPU-second of model loading it causes (`SwapRule`): moving 2
+# workers to SD3.5-Large-Turbo (9.0 s each) must gain 1.8 FID. A choice, not a measurement: the
+# smallest of 0.05, 0.1, 0.2 that kept HADIS's violations at or below its load_s = 0 level with
+# 5 and 10 s loads on the Azure trace (3 seeds; experiments/figures/fig16_swap_cost.py)
+SWAP_FID_PER_GPU_S = 0.1
+# the HADIS family's options: the planner's and the swap-cost rule's (`SwapRule`); swap_aware
+# None = on for planner=default, off for planner=faithful (the artifact ignores swap cost)
+HADIS_OPTIONS: dict[str, Option] = {
+    **PLANNER_OPTIONS,
+    "swap_aware": flag(None),
+    "swap_fid_per_gpu_s": real(SWAP_FID_PER_GPU_S, Interval(0.0, 1e6)),
 }
 
 
@@ -126,3 +171,105 @@ def _distribute_spare(
         given[m] += 1
     for m, extra in given.items():
         workers[m] += extra
+
+
+# ----------------------------------------------------------------------------- swap cost
+
+
+def model_load_s(context: PolicyContext) -> dict[str, float]:
+    """Seconds a worker spends loading each model: the run's `--load-s` for every model
+    (`PolicyContext.load_s`), else the bundle's models.csv `load_s`."""
+    names = context.bundle.model_names
+    if context.load_s is not None:
+        return {name: float(context.load_s) for name in names}
+    return {name: float(x) for name, x in zip(names, context.bundle.models["load_s"])}
+
+
+def load_gpu_s(
+    placed: Mapping[str, int], wanted: Mapping[str, int], load_s: Mapping[str, float]
+) -> float:
+    """GPU-seconds of model loading to go from the workers per model `placed` to `wanted` with
+    the fewest swaps: each worker a model gains loads it once (spare workers load nothing)."""
+    return float(sum(max(0, n - placed.get(m, 0)) * load_s[m] for m, n in wanted.items()))
+
+
+def sustains(
+    table: PlanTable,
+    option_index: int,
+    plan: Plan,
+    model_names: Sequence[str],
+    demand_qps: float,
+    queue_delay_s: np.ndarray,
+    slo_s: float,
+) -> bool:
+    """Whether `plan` (of table option `option_index`) serves `demand_qps` as the default MILP
+    requires: every model with a share has capacity workers x b / L(b) >= demand x share at its
+    batch size b, and the path latency sum (L(b) + D) over those models is within the SLO."""
+    k = option_index
+    path_s = 0.0
+    for i in np.flatnonzero(table.serves[k]):
+        name = model_names[i]
+        workers, batch = plan.workers.get(name, 0), plan.batch_size.get(name, 0)
+        j = int(np.searchsorted(table.batch_sizes, batch))
+        if workers <= 0 or j == len(table.batch_sizes) or table.batch_sizes[j] != batch:
+            return False
+        latency = table.latency_s[i, j]
+        if not np.isfinite(latency) or workers * batch / latency < demand_qps * table.share[k, i]:
+            return False
+        path_s += latency + queue_delay_s[i]
+    return path_s <= slo_s
+
+
+@dataclass(frozen=True)
+class SwapRule:
+    """The swap-cost hysteresis of the HADIS family's default planner (module docstring)."""
+
+    load_s: Mapping[str, float]  # seconds to load each model on a worker, in bundle order
+    fid_per_gpu_s: float  # FID a change must gain per GPU-second of loading it causes
+
+    def keeps(
+        self,
+        table: PlanTable,
+        in_force: tuple[PlanSolution, Plan],
+        new: Plan,
+        placed: Plan | None,
+        observation: Observation,
+        queue_delay_s: np.ndarray,
+    ) -> bool:
+        """Whether to keep the plan in force (`in_force`: its solution and plan) rather than
+        apply `new`; `placed` is the plan the cluster's workers follow now."""
+        solution, plan = in_force
+        if placed is None or new == plan:
+            return False
+        cost = load_gpu_s(placed.workers, new.workers, self.load_s)
+        if cost <= 0:
+            return False
+        names = list(self.load_s)
+        if not sustains(
+            table,
+            solution.option_index,
+            plan,
+            names,
+            observation.demand_qps,
+            queue_delay_s,
+            observation.slo_s,
+        ):
+            return False
+        return plan.fid - new.fid <= self.fid_per_gpu_s * cost
+
+
+def swap_rule(
+    policy: str, options: Mapping[str, object], context: PolicyContext
+) -> SwapRule | None:
+    """The policy's `SwapRule`, or None when it plans without swap cost: `swap_aware=false`,
+    or planner=faithful (as the artifact; swap_aware=true with it is refused)."""
+    faithful = options["planner"] == "faithful"
+    aware = options["swap_aware"]
+    if aware and faithful:
+        raise PolicyOptionError(
+            f"{policy}: option swap_aware: true needs planner=default (planner=faithful "
+            "replays the artifact's controller, which plans without swap cost)"
+        )
+    if aware is False or faithful:
+        return None
+    return SwapRule(model_load_s(context), float(options["swap_fid_per_gpu_s"]))

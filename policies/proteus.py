@@ -2,7 +2,10 @@
 
 An MILP picks a mix of model variants, workers and batch sizes; each query is served by one
 model, drawn in proportion to the models' planned capacity (so every model stays under its
-capacity whenever total capacity covers demand). Formulation (HiGHS):
+capacity whenever total capacity covers demand), or with `--option routing=workers` in
+proportion to their workers: each worker equally likely, as HADIS §5.1 describes Proteus ("queries
+are randomly routed to each worker with equal probability") and as the HADIS artifact's load
+balancer routes (`RoutingPolicy.EQUAL`). Formulation (HiGHS):
 
     variables  s_m ∈ [0, 1]        share of demand served by model m
                w_{m,b} ∈ Z>=0      workers of model m at batch size b
@@ -40,12 +43,18 @@ from policies.planning import (
     scaled_profiles,
     take_options,
 )
+from simulator.options import choice
 from simulator.policy import Observation, Plan, PolicyContext, register_policy
 
 WORKER_COST = 1e-4  # ε: among equal-quality plans prefer fewer workers
 BATCH_INDEX_COST = 1e-6  # δ: then smaller batch sizes (δ · Σ_j j < ε for up to 13 sizes)
 ABS_GAP = 1e-7  # below δ: ties are broken exactly
 MIN_DEMAND_QPS = 0.01  # plan for at least this much demand: one worker on the chosen model
+PROTEUS_OPTIONS = {
+    "queue_alpha": QUEUE_ALPHA_OPTION,
+    # a query's model: drawn in proportion to planned capacity, or to workers (HADIS §5.1)
+    "routing": choice("capacity", ("capacity", "workers")),
+}
 
 
 def solve_proteus(
@@ -113,9 +122,7 @@ class ProteusPolicy:
     def __init__(self, context: PolicyContext) -> None:
         self.name = "proteus"
         self.context = context
-        self.options = take_options(
-            "proteus", dict(context.options), {"queue_alpha": QUEUE_ALPHA_OPTION}
-        )
+        self.options = take_options("proteus", dict(context.options), PROTEUS_OPTIONS)
         bundle = context.bundle
         self.router_scores = bundle.router_score
         self.quality_scores = bundle.disc_score
@@ -146,9 +153,12 @@ class ProteusPolicy:
         best = used[np.argmin(self.fid[used])]
         workers[best] += spare
         names = ctx.bundle.model_names
-        capacity = {names[m]: workers[m] * batch[m] / self._latency(m, batch[m]) for m in used}
-        total = sum(capacity.values())
-        mix = {m: c / total for m, c in capacity.items()}
+        if self.options["routing"] == "workers":
+            weight = {names[m]: float(workers[m]) for m in used}
+        else:
+            weight = {names[m]: workers[m] * batch[m] / self._latency(m, batch[m]) for m in used}
+        total = sum(weight.values())
+        mix = {m: w / total for m, w in weight.items()}
         return Plan(
             workers={names[m]: int(workers[m]) for m in used},
             batch_size={names[m]: int(batch[m]) for m in used},

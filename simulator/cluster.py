@@ -19,6 +19,7 @@ import random
 import numpy as np
 import simpy
 
+from simulator.artifact_inflight import ArtifactInflight
 from simulator.bundle import Bundle
 from simulator.config import SimConfig
 from simulator.core import ACCEPT, NO_MODEL, PlanState, place_workers
@@ -87,6 +88,11 @@ class Cluster:
         self.router_shift_s = (
             config.router_cost_s * config.time_scale if policy.uses_router else 0.0
         )
+        # the bundle's per-hop overheads (median, lognormal sigma): the serving stack's wall
+        # clock, not scaled; drawn from their own stream, so they never move another draw
+        self.dispatch_hop = _hop(*bundle.overhead_s("dispatch"))
+        self.escalation_hop = _hop(*bundle.overhead_s("escalation"))
+        self.hop_rng = random.Random(f"{rng_seed}/hops")
         self.disc_cost_s = (
             config.disc_cost_s * config.time_scale if policy.uses_discriminator else 0.0
         )
@@ -130,6 +136,12 @@ class Cluster:
         self.model_arrivals = [0] * self.n_models
         self.queued = [0] * self.n_models  # queries waiting per model (kept incrementally)
         self.load_busy_s = 0.0
+        # the artifact controller's in-flight bookkeeping (simulator.artifact_inflight)
+        self.artifact_inflight = (
+            ArtifactInflight(self.arrival_s, config.late_factor * config.slo_s)
+            if config.demand_estimator == "artifact-inflight"
+            else None
+        )
 
     # ------------------------------------------------------------------ processes
 
@@ -147,11 +159,16 @@ class Cluster:
             if due > env.now:
                 yield env.timeout(due - env.now)
             self.inflight += 1
+            if self.artifact_inflight is not None:
+                self.artifact_inflight.arrive()
             self.arrived += 1
             if admit is not None and not admit(
                 env.now, self.router_scores[self.prompt[q]], self.inflight
             ):
                 self.drop(q)
+                continue
+            if self.dispatch_hop[0]:
+                self.after_hop(self.dispatch_hop, self.enter, q)
                 continue
             self.enter(q)
 
@@ -235,7 +252,16 @@ class Cluster:
     def escalate(self, q: int, m: int) -> None:
         self.escalated[q] = True
         self.stage[q] = STAGE_FINAL if m == self.state.last else STAGE_ESCALATED
+        if self.escalation_hop[0]:
+            self.after_hop(self.escalation_hop, self.send, q, m)
+            return
         self.send(q, m)
+
+    def after_hop(self, hop: tuple[float, float], action, *args) -> None:
+        """`action(*args)` once a hop's overhead (median, sigma) has passed."""
+        median_s, sigma = hop
+        delay_s = median_s * math.exp(sigma * self.hop_rng.gauss(0.0, 1.0)) if sigma else median_s
+        self.env.timeout(delay_s).callbacks.append(lambda _: action(*args))
 
     def enter(self, q: int) -> None:
         """Route a query that has not been served yet under the plan in force: the core's
@@ -254,6 +280,8 @@ class Cluster:
         if m == self.state.last:  # a cascade's last stage: bypassed
             self.bypassed[q] = True
             self.stage[q] = STAGE_FINAL
+            if self.artifact_inflight is not None:  # the artifact routes on a first-model worker
+                self.artifact_inflight.receive(q, self.env.now)
         self.send(q, m)
 
     def send(self, q: int, m: int) -> None:
@@ -264,6 +292,8 @@ class Cluster:
             return
         self.model_arrivals[m] += 1
         self.queued[m] += 1
+        if self.artifact_inflight is not None:
+            self.artifact_inflight.receive(q, self.env.now)
         if self.central:
             self.model_queue[m].append(q)
             idle = self.idle_of[m]
@@ -286,6 +316,8 @@ class Cluster:
         self.completion_s[q] = now
         self.inflight -= 1
         self.finished += 1
+        if self.artifact_inflight is not None:
+            self.artifact_inflight.complete(q)
 
     def drop(self, q: int) -> None:
         self.dropped[q] = True
@@ -371,6 +403,10 @@ class Cluster:
 
 def _backlog(w: Worker) -> int:
     return len(w.queue) + (0 if w.idle else 1)
+
+
+def _hop(median_s: float, p95_s: float) -> tuple[float, float]:
+    return median_s, _lognormal_sigma(median_s, p95_s)
 
 
 def _lognormal_sigma(p50: float, p95: float) -> float:

@@ -32,6 +32,7 @@ class Controller:
         n_models = cluster.n_models
         self.arrival_rate_qps = 0.0
         self.inflight_ewma = 0.0
+        self.inflight = 0  # in flight at the last tick (the artifact's count, when configured)
         self.queue_ewma = [0.0] * n_models
         self.model_arrival_qps = [0.0] * n_models
         self._last_arrived = 0
@@ -43,7 +44,7 @@ class Controller:
 
     @property
     def demand_qps(self) -> float:
-        if self.config.demand_estimator == "inflight":
+        if self.config.demand_estimator in ("inflight", "artifact-inflight"):
             return self.inflight_ewma * self.config.inflight_factor
         return self.arrival_rate_qps
 
@@ -53,7 +54,7 @@ class Controller:
             now_s=c.env.now,
             demand_qps=self.demand_qps,
             arrival_rate_qps=self.arrival_rate_qps,
-            inflight=c.inflight,
+            inflight=c.inflight if c.artifact_inflight is None else self.inflight,
             queue_len=tuple(self.queue_ewma),
             model_arrival_qps=tuple(self.model_arrival_qps),
             n_workers=self.config.n_workers,
@@ -110,7 +111,11 @@ class Controller:
         rate = (c.arrived - self._last_arrived) / tick_s
         self._last_arrived = c.arrived
         self.arrival_rate_qps = rate if first else a * rate + (1 - a) * self.arrival_rate_qps
-        self.inflight_ewma = c.inflight if first else a * c.inflight + (1 - a) * self.inflight_ewma
+        # the artifact's count is read once per tick (reading expires old entries)
+        counter = c.artifact_inflight
+        inflight = c.inflight if counter is None else counter.tick(c.env.now)
+        self.inflight = inflight
+        self.inflight_ewma = inflight if first else a * inflight + (1 - a) * self.inflight_ewma
         queues = c.queue_lengths()
         for m in range(c.n_models):
             model_rate = (c.model_arrivals[m] - self._last_model_arrivals[m]) / tick_s

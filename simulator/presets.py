@@ -7,14 +7,21 @@ file and line of an artifact, a paper section) so a preset documents where its n
 from (the artifact-testbed preset's table is also in `docs/FAITHFUL.md`).
 
 A preset is registered once with `register_preset`; config keys must be `SimConfig` fields.
+The policy options of a run are the preset's `options_by_policy` entry of the run's policy, else
+its `policy_options` (the options of its own policy, which the MILP ablations share).
+
+Three presets name the modelling choices that decide headline numbers (docs/PRESETS.md, and the
+sensitivity table `experiments/figures/tab02_sensitivity.py`): `paper` (the HADIS paper's
+description), `artifact` (the HADIS artifact's code: `artifact-testbed` without its testbed
+scale) and `default` (the project's own choices, the `SimConfig` and option defaults).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from simulator.config import CLI_FLAGS, SimConfig
+from simulator.config import CLI_FLAGS, SimConfig, field_label
 from simulator.errors import InputError
 
 
@@ -39,6 +46,7 @@ class Preset:
     config: Mapping[str, Sourced]
     policy: Sourced | None = None
     policy_options: Mapping[str, Sourced] | None = None
+    options_by_policy: Mapping[str, Mapping[str, Sourced]] = field(default_factory=dict)
 
     def apply(
         self,
@@ -49,14 +57,16 @@ class Preset:
     ) -> tuple[dict[str, object], str, dict[str, object]]:
         """(config fields, policy, options) with this preset's values, except where the
         command line gave a value: `given` holds the explicit CLI parameter names (`workers`,
-        `policy`, ...); explicit `options` keys always win over the preset's options."""
+        `policy`, ...); the preset's options are those of the resulting policy
+        (`options_by_policy`, else `policy_options`), and explicit `options` keys win."""
         fields = dict(config_fields)
         for name, sourced in self.config.items():
             if cli_parameter(name) not in given:
                 fields[name] = sourced.value
         if self.policy is not None and "policy" not in given:
             policy = str(self.policy.value)
-        merged = {key: sourced.value for key, sourced in (self.policy_options or {}).items()}
+        preset_options = self.options_by_policy.get(policy, self.policy_options or {})
+        merged = {key: sourced.value for key, sourced in preset_options.items()}
         merged.update(options)
         return fields, policy, merged
 
@@ -124,8 +134,10 @@ register_preset(
                 f"({_CTRL} computeSystemEWMA)",
             ),
             "demand_estimator": Sourced(
-                "inflight",
-                f"{_CTRL} computeSystemEWMA: len(queriesStartTime) + len(queriesEndTime)",
+                "artifact-inflight",
+                f"{_CTRL} computeSystemEWMA: len(queriesStartTime) + len(queriesEndTime), "
+                "kept by checkWorkerHeartbeat and computeSLOTimeoutsPerSec "
+                "(simulator/artifact_inflight.py)",
             ),
             "inflight_factor": Sourced(1.2, f"{_CTRL}:30 OVER_PROVISION_FACTOR = 1.2"),
             "drop_factor": Sourced(1.5, f"{_WORKER}:48 SLO_FACTOR = 1.5 (serviceQueue drop)"),
@@ -165,10 +177,156 @@ register_preset(
                 "src/controller/qaware_multi_cascade_ILP.py solve_milp_loop queue_safety_factor",
             ),
             "spare": Sourced(
-                "distribute",
-                f"{_CTRL} allocateByMultiCascadeAlg leaves GPUs beyond the plan's count on their "
-                "previous model; not expressible (docs/FAITHFUL.md)",
+                "keep",
+                f"{_CTRL} allocateByMultiCascadeAlg: the reloading loop loads the plan on the "
+                "first sum(x) GPUs; the others keep their model and batch size (docs/FAITHFUL.md)",
             ),
         },
     )
 )
+
+
+# --------------------------------------------------------------------------- modelling choices
+# The knobs of the modelling choices the sensitivity table varies (tab02_sensitivity): a preset
+# states each, so `--preset NAME` fixes every one of them. Queued queries on a plan change have
+# no knob yet: the simulator re-dispatches the queue of a worker whose model changes (the
+# artifact keeps it on the worker, which serves it with its new model; docs/PRESETS.md).
+_PAPER = "HADIS paper"
+_PROTEUS_ROUTING_PAPER = (
+    f"{_PAPER} §5.1 Baselines: Proteus's queries 'are randomly routed to each worker with equal "
+    "probability'"
+)
+_BASELINES = ("clipper-light", "clipper-heavy")  # no options: a preset gives them none
+
+register_preset(
+    Preset(
+        name="paper",
+        summary="the HADIS paper's description (§4.4, §5.1): EWMA demand, the paper's MILP "
+        "(Eqs. 3-6, one per pair), only the planned workers serve, Proteus routes to workers "
+        "equally",
+        config={
+            "demand_estimator": Sourced(
+                "ewma", f"{_PAPER} §4.4 'Solving the MILP': λ is an EWMA of recent demand"
+            ),
+            "load_s": Sourced(
+                None,
+                f"the bundle's load time per model: {_PAPER} §4.1 Workers swap models at "
+                "runtime on real L40S GPUs and gives no load time",
+            ),
+        },
+        policy=Sourced("hadis", f"{_PAPER} §4"),
+        policy_options={
+            "planner": Sourced(
+                "faithful",
+                f"{_PAPER} §4.4 Eqs. 3-6: a selector per pair, x_i >= 0, both members in the "
+                "path bound (Eq. 5), objective FID alone: the artifact's formulation "
+                "(policies/artifact_controller.py); the default MILP adds >= 1 worker per "
+                "member and a GPU tie-break",
+            ),
+            "demand_signal": Sourced(
+                "observation", f"{_PAPER} §4.4: the simulator's EWMA demand, not the artifact's"
+            ),
+            "spare": Sourced(
+                "idle",
+                f"{_PAPER} §4.4 Eq. 3 (sum_i x_i <= S): the plan places x_i workers; the paper "
+                "says nothing of the rest",
+            ),
+        },
+        options_by_policy={
+            "proteus": {"routing": Sourced("workers", _PROTEUS_ROUTING_PAPER)},
+            "diffserve": {
+                "spare": Sourced(
+                    "idle", "as HADIS here: DiffServe is planned by the HADIS MILP over its pair"
+                )
+            },
+            **{name: {} for name in _BASELINES},
+        },
+    )
+)
+
+TESTBED_SCALE_FIELDS = ("n_workers", "slo_s", "time_scale")  # the testbed's, not its code's
+_TESTBED = PRESETS["artifact-testbed"]
+register_preset(
+    Preset(
+        name="artifact",
+        summary="the HADIS artifact's code behaviour at the paper's scale: every artifact-testbed "
+        "value but the testbed's scale (" + ", ".join(TESTBED_SCALE_FIELDS) + "), and Proteus "
+        "routed by the artifact's equal-share load balancer",
+        config={k: v for k, v in _TESTBED.config.items() if k not in TESTBED_SCALE_FIELDS},
+        policy=_TESTBED.policy,
+        policy_options=_TESTBED.policy_options,
+        options_by_policy={
+            "proteus": {
+                "routing": Sourced(
+                    "workers",
+                    "src/load_balancer/load_balancer.py balanceLoadEqual (RoutingPolicy.EQUAL): "
+                    "1 / len(workers) per worker",
+                )
+            },
+            "diffserve": {},
+            **{name: {} for name in _BASELINES},
+        },
+    )
+)
+
+_OWN = "the project's choice"
+register_preset(
+    Preset(
+        name="default",
+        summary="the project's own choices (the SimConfig and policy-option defaults): EWMA "
+        "demand, the default MILP, spare workers join the plan's models, capacity-proportional "
+        "Proteus routing",
+        config={
+            "demand_estimator": Sourced("ewma", f"{_OWN}; as {_PAPER} §4.4"),
+            "load_s": Sourced(None, f"{_OWN}: the bundle's load time per model"),
+        },
+        policy=Sourced("hadis", f"{_PAPER} §4"),
+        policy_options={
+            "planner": Sourced(
+                "default",
+                f"{_OWN}: one MILP over all pairs, >= 1 worker per member (policies/milp.py)",
+            ),
+            "spare": Sourced(
+                "distribute",
+                f"{_OWN}: workers the MILP leaves unused join the plan's models (idle GPUs help "
+                "nobody; policies/planning.py)",
+            ),
+        },
+        options_by_policy={
+            "proteus": {
+                "routing": Sourced(
+                    "capacity",
+                    f"{_OWN}: a model in proportion to its planned capacity keeps every model "
+                    "under its capacity (policies/proteus.py)",
+                )
+            },
+            "diffserve": {"spare": Sourced("distribute", f"{_OWN}, as HADIS")},
+            **{name: {} for name in _BASELINES},
+        },
+    )
+)
+MODELLING_PRESETS = ("paper", "artifact", "default")
+
+
+def preset_rows(preset: Preset) -> list[tuple[str, str, str]]:
+    """(knob, value, source) for every value of a preset, as docs/PRESETS.md tabulates them: a
+    config field as `field (--flag)`, an option as `--option key` (`policy: --option key` for a
+    policy's own entry)."""
+    rows = [(field_label(k), _text(s.value), s.source) for k, s in preset.config.items()]
+    if preset.policy is not None:
+        rows.append(("--policy", _text(preset.policy.value), preset.policy.source))
+    own = (preset.policy_options or {}).items()
+    rows += [(f"--option {k}", _text(s.value), s.source) for k, s in own]
+    for policy, options in preset.options_by_policy.items():
+        rows += [(f"{policy}: --option {k}", _text(s.value), s.source) for k, s in options.items()]
+    return rows
+
+
+def markdown_table(preset: Preset) -> list[str]:
+    """docs/PRESETS.md's table of a preset: one row per `preset_rows` row."""
+    rows = [f"| `{knob}` | `{value}` | {source} |" for knob, value, source in preset_rows(preset)]
+    return ["| knob | value | source |", "|---|---|---|", *rows]
+
+
+def _text(value: object) -> str:
+    return "the bundle's" if value is None else str(value)

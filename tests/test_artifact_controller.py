@@ -26,13 +26,15 @@ from policies.artifact_controller import (
     ArtifactController,
     ArtifactControllerError,
     ArtifactDemandSignal,
+    ArtifactPlacement,
+    ControllerDecision,
     queue_delay_s,
     windowed_ewma,
 )
 from policies.milp import CascadeOption
 from simulator.config import SimConfig
 from simulator.errors import InputError
-from simulator.policy import Observation, Plan
+from simulator.policy import Observation, Plan, PolicyContext, make_policy
 from simulator.presets import PRESETS, get_preset
 from tests.bundle_factory import make_bundle
 
@@ -297,6 +299,49 @@ def test_artifact_signal_replans_every_fifth_tick_and_refuses_other_cadences(bun
         port.solve(observe(now_s=15.0, inflight=30))
 
 
+# ----------------------------------------------------------------------------- spare=keep
+
+
+def test_keep_placement_reloads_the_first_gpus_and_leaves_the_rest():
+    """The reloading loop: the plan on GPUs 0..sum(x)-1 in model order, the rest untouched."""
+    placement = ArtifactPlacement(16)
+    fallback = ControllerDecision(None, (4, 4, 4, 4), (1, 1, 1, 1), None)
+    assert placement.apply(fallback) == ((4, 4, 4, 4), (1, 1, 1, 1))
+    # GPUs 0-2 -> model 1 (batch 4), 3-4 -> model 2 (batch 8); 5-7 keep model 1, 8-11
+    # model 2, 12-15 model 3 (batch 1): a member's kept GPUs run at the plan's batch size
+    first = ControllerDecision(7, (0, 3, 2, 0), (0, 4, 8, 0), 22.0)
+    assert placement.apply(first) == ((0, 6, 6, 4), (0, 4, 8, 1))
+    # GPUs 0-4 -> model 0, 5-7 -> model 3; 8-11 keep model 2 and the batch size they were
+    # loaded with (the fallback's 1), 12-15 model 3
+    second = ControllerDecision(40, (5, 0, 0, 3), (2, 0, 0, 16), 25.0)
+    assert placement.apply(second) == ((5, 0, 4, 7), (2, 0, 1, 16))
+    assert placement.model == [0] * 5 + [3] * 3 + [2] * 4 + [3] * 4
+
+
+def test_keep_puts_every_gpu_in_the_plan(bundle):
+    context = PolicyContext(
+        bundle, 16, 6.0, time_scale=0.1, options={"planner": "faithful", "spare": "keep"}
+    )
+    policy = make_policy("hadis", context)
+    first = policy.plan(observe())  # demand 0: the fallback, 4 GPUs per model
+    assert dict(first.workers) == dict.fromkeys(NAMES, 4)
+    plan = policy.plan(observe(demand=2.0, arrivals=(2, 0, 0, 0), queue=(1, 0, 0, 0)))
+    # the controller's plan: SD3.5-Medium x3 -> SD3.5-Large x4 on GPUs 0-6; GPU 7 keeps
+    # SD3.5-Large-Turbo, 8-11 SD3.5-Medium and 12-15 SD3.5-Large from the fallback
+    assert policy.artifact.placement.model[:8] == [2, 2, 2, 3, 3, 3, 3, 1]
+    assert plan.label == "SD3.5-Medium->SD3.5-Large"
+    assert dict(plan.workers) == {"SD3.5-Large-Turbo": 1, "SD3.5-Medium": 7, "SD3.5-Large": 8}
+    assert plan.batch_size["SD3.5-Large-Turbo"] == 1  # kept from the fallback
+
+
+@pytest.mark.parametrize("policy_name", ["hadis", "cache-d", "diffserve"])
+def test_keep_without_the_faithful_planner_is_one_line_error(bundle, policy_name):
+    context = PolicyContext(bundle, 16, 6.0, time_scale=0.1, options={"spare": "keep"})
+    with pytest.raises(InputError, match="spare: 'keep' needs planner=faithful") as info:
+        make_policy(policy_name, context)
+    assert "\n" not in str(info.value)
+
+
 def test_bundle_without_the_artifacts_models_is_refused():
     with pytest.raises(InputError, match="model order"):
         controller(make_bundle(), options=[])
@@ -314,6 +359,8 @@ def test_preset_values_are_sourced_and_explicit_options_win():
     config = SimConfig(**fields)
     assert (config.n_workers, config.slo_s, config.time_scale) == (4, 6.0, 0.1)
     assert (config.plan_interval_s, config.ewma_com, config.inflight_factor) == (1.0, 0.0, 1.2)
+    assert (config.demand_estimator, config.late_factor) == ("artifact-inflight", 2.0)
+    assert preset.policy_options["spare"].value == "keep"
     assert policy == "hadis"
     assert options["planner"] == "faithful" and options["demand_signal"] == "artifact"
     assert options["spare"] == "idle"

@@ -1,5 +1,6 @@
 """The HADIS MILP planner: hand-solved optima, brute-force cross-checks, plan invariants,
-monotonicity in demand, infeasible demand, determinism, faithful mode, Pareto pruning."""
+monotonicity in demand, infeasible demand, determinism, Pareto pruning. (The artifact's
+controller, `planner=faithful`: tests/test_artifact_controller.py.)"""
 
 from __future__ import annotations
 
@@ -92,30 +93,6 @@ def test_slo_below_every_batch_latency_still_plans_all_workers(hand_table):
     assert plan.capacity_qps > 0
 
 
-def test_faithful_agrees_with_default_on_the_hand_instance(hand_table):
-    for demand_qps in (0.6, 0.9, 1.2, 2.2):
-        default = solve_plan(hand_table, demand_qps, NO_DELAY, 8.0, 3)
-        faithful = solve_plan(hand_table, demand_qps, NO_DELAY, 8.0, 3, mode="faithful")
-        assert faithful.status == "optimal"
-        assert faithful.fid == default.fid
-
-
-def test_faithful_fallback_is_the_artifacts_round_robin_half_half():
-    profiles = HAND_PROFILES
-    options = [
-        CascadeOption(0, 1, r, c, r + (1 - r) * c, 25.0 - 5 * (r + (1 - r) * c))
-        for r in (0.0, 0.5)
-        for c in (0.0, 0.5)
-    ]
-    table = plan_table(options, profiles)
-    plan = solve_plan(table, 50.0, NO_DELAY, 8.0, 5, mode="faithful")
-    option = table.options[plan.option_index]
-    assert plan.status == "infeasible_fallback"
-    assert (option.router_ratio, option.disc_ratio) == (0.5, 0.5)
-    assert plan.workers == (3, 2)
-    assert plan.batch_sizes == (1, 1)
-
-
 # ----------------------------------------------------------------------------- random instances
 
 
@@ -189,13 +166,11 @@ def brute_force(options, profiles, call):
     return best
 
 
-def check_plan(plan: PlanSolution, options, profiles, call, mode="default"):
-    """Every plan satisfies its own constraints (faithful: both models of the pair count in
-    the latency bound and may have no workers)."""
+def check_plan(plan: PlanSolution, options, profiles, call):
+    """Every plan satisfies its own constraints."""
     option = options[plan.option_index]
     shares = served_shares(option)
-    pair = [m for m in (option.light, option.heavy) if m is not None]
-    bounded = sorted(shares) if mode == "default" else pair
+    bounded = sorted(shares)
     assert plan.fid == option.fid
     assert all(w >= 0 for w in plan.workers)
     assert plan.n_gpus <= call["n_workers"]
@@ -247,15 +222,7 @@ def test_plans_satisfy_their_constraints_on_larger_instances(seed):
     rng = np.random.default_rng(1000 + seed)
     options, profiles, call = random_instance(rng, int(rng.integers(3, 6)), max_workers=24)
     call["demand_qps"] *= 4
-    table = plan_table(options, profiles)
-    for mode in ("default", "faithful"):
-        plan = solve_plan(table, **call, mode=mode)
-        if mode == "default" or plan.status == "optimal":
-            check_plan(plan, options, profiles, call, mode)
-    default = solve_plan(table, **call)
-    faithful = solve_plan(table, **call, mode="faithful")
-    if default.status == faithful.status == "optimal":
-        assert faithful.fid >= default.fid  # default prunes exactly; faithful's front does not
+    check_plan(solve_plan(plan_table(options, profiles), **call), options, profiles, call)
 
 
 # ----------------------------------------------------------------------------- demand curve
@@ -287,20 +254,16 @@ DEMANDS_QPS = np.round(np.concatenate([np.linspace(0.1, 30.0, 24), [45.0]]), 3)
 
 def test_fid_is_non_decreasing_in_demand():
     """Higher demand only shrinks the feasible set, so the optimum's FID cannot improve; the
-    default fallback (most demand served) is no better than the last feasible plan either.
-    The artifact's r = c = 0.5 fallback is not monotone, so faithful is checked while optimal."""
+    fallback (most demand served) is no better than the last feasible plan either."""
     table = hadis_like_table()
-    for mode in ("default", "faithful"):
-        plans, previous = [], None
-        for demand in DEMANDS_QPS:
-            previous = solve_plan(
-                table, demand, np.zeros(4), 60.0, 16, mode=mode, previous=previous
-            )
-            plans.append(previous)
-        assert plans[-1].status == "infeasible_fallback"
-        fids = [p.fid for p in plans if mode == "default" or p.status == "optimal"]
-        assert np.all(np.diff(fids) >= 0), (mode, fids)
-        assert fids[0] < fids[-1]
+    plans, previous = [], None
+    for demand in DEMANDS_QPS:
+        previous = solve_plan(table, demand, np.zeros(4), 60.0, 16, previous=previous)
+        plans.append(previous)
+    assert plans[-1].status == "infeasible_fallback"
+    fids = [p.fid for p in plans]
+    assert np.all(np.diff(fids) >= 0), fids
+    assert fids[0] < fids[-1]
 
 
 def test_warm_start_does_not_change_the_optimum_and_calls_are_deterministic():
@@ -315,8 +278,8 @@ def test_warm_start_does_not_change_the_optimum_and_calls_are_deterministic():
         previous = warm
 
 
-def test_artifact_table_default_and_faithful(hadis_artifact):
-    """The artifact's 726-row table: default is never worse than faithful, both monotone."""
+def test_artifact_table(hadis_artifact):
+    """The artifact's 726-row table: the best row at low demand, FID monotone in demand."""
     rows = pd.read_csv(hadis_artifact / "discriminator" / "config_results_hybrid.csv")
     options = [
         CascadeOption(
@@ -326,18 +289,15 @@ def test_artifact_table_default_and_faithful(hadis_artifact):
     ]
     table = plan_table(options, hadis_like_table().profiles)
     assert len(options) == 726
-    assert 40 <= int(table.faithful_keep.sum()) <= 60  # the README: ~49 Pareto rows
     low = solve_plan(table, 0.1, np.zeros(4), 60.0, 16)
     assert (low.fid, options[low.option_index].light, options[low.option_index].heavy) == (
         19.29,
         2,
         3,
     )  # the table's best row (pair (2, 3), r = 0.2, c = 0.5)
-    for demand in DEMANDS_QPS[::4]:
-        default = solve_plan(table, demand, np.zeros(4), 60.0, 16)
-        faithful = solve_plan(table, demand, np.zeros(4), 60.0, 16, mode="faithful")
-        if default.status == faithful.status == "optimal":
-            assert default.fid <= faithful.fid
+    fids = [solve_plan(table, d, np.zeros(4), 60.0, 16).fid for d in DEMANDS_QPS[::4]]
+    assert np.all(np.diff(fids) >= 0), fids
+    assert fids[0] == 19.29 < fids[-1]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -379,7 +339,7 @@ def test_bad_table_raises(options, profiles, message):
         ({"queue_delay_s": (0.0,)}, "queue_delay_s"),
         ({"slo_s": 0.0}, "slo_s"),
         ({"n_workers": 0}, "n_workers"),
-        ({"mode": "gurobi"}, "mode"),
+        ({"time_limit_s": 0.0}, "time_limit_s"),
     ],
 )
 def test_bad_call_raises(hand_table, kwargs, message):
