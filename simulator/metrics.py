@@ -16,7 +16,21 @@ when the bundle has a generative model, else the table one (``fid_method`` says 
   of the served models (an approximation: FID is not linear).
 * ``fid_planned`` (b, the artifact's method): time average of the planned configurations' FIDs.
 * ``fid_exact`` (c, default bundle only): the FID of the multiset of served (prompt, model)
-  images under the bundle's generative model — exact for any routing, router or policy.
+  images under the bundle's generative model — exact under that fitted model for any routing,
+  router or policy; three-model cascades and mixes of three or four models extrapolate the fit.
+
+Every policy of one run (and of one figure's comparison) is scored by the same estimator:
+``fid_method`` is "exact" on a bundle built by `build_default_bundle` from the committed
+parameters or a replicate's (`default:replicate=K`) and "table" on any other. Their
+out-of-sample errors against FIDs the HADIS artifact measured on real images are in
+`simulator.fid_error` (table tab03 of the report): mean absolute
+0.05 FID (exact) and 0.05 (table) on held-out cascade rows, 0.10 (exact) and 1.03 (table: the
+linear blend scores random mixes too high) on the artifact's random-routing FIDs.
+
+No bundle carries per-image features: the profiler computes its cascade table's FIDs exactly
+from the features of each assembled image set (`profiler.table_builder`) but writes only the
+table, so a run on a profiled bundle reports ``fid_table`` (the table at the realised ratios),
+not the FID of the features of the images it actually served (tests/test_fid_error.py).
 
 Dropped queries return no image, so every FID covers the completed queries only (HADIS §5.1:
 FID of the generated images against the reference set); drops count in the SLO-violation

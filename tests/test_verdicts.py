@@ -186,4 +186,74 @@ def test_compound_claims_and_counts():
     assert found[v.REPRODUCED] == 2 and found[v.BY_CONSTRUCTION] == 1 and found[v.PARTIAL] == 0
     with pytest.raises(ValueError, match="unknown"):
         v.counts(["roughly"])
-    assert set(v.EVIDENCE) == set(v.VERDICTS) - {v.BY_CONSTRUCTION, v.NOT_COMPARABLE}
+    assert set(v.EVIDENCE) == set(v.VERDICTS) - {
+        v.WITHIN_ERROR,
+        v.BY_CONSTRUCTION,
+        v.NOT_COMPARABLE,
+    }
+
+
+# ----------------------------------------------------------------------------- estimator error
+
+
+@pytest.mark.parametrize(
+    "est, error, verdict",
+    [
+        (Estimate(-0.08, -0.10, -0.06), 0.095, v.WITHIN_ERROR),  # lower, by less than the error
+        (Estimate(-0.08, -0.10, -0.06), 0.05, v.REPRODUCED),  # beyond the error
+        (Estimate(-0.08, -0.10, -0.06), 0.08, v.REPRODUCED),  # equal to it: resolved
+        (Estimate(0.08, 0.06, 0.10), 0.095, v.WITHIN_ERROR),  # reversed within the error
+        (Estimate(0.5, 0.3, 0.7), 0.095, v.NOT_REPRODUCED),  # reversed beyond it
+        (Estimate(-0.08, -0.3, 0.1), 1.0, v.INDISTINGUISHABLE),  # a tie stays a tie
+        (Estimate(-0.005, -0.006, -0.004), 1.0, v.INDISTINGUISHABLE),  # within the tie band
+    ],
+)
+def test_difference_verdict_within_estimator_error(est, error, verdict):
+    assert v.difference_verdict(est, LOWER, 0.01, error=error) == verdict
+
+
+def test_within_estimator_error_with_a_band_and_relative_units():
+    # a relative reduction of 3% of a baseline FID of 25 (0.75 FID), under the band [4%, 26%]:
+    # an error of 0.095 FID is 0.38% of it, one of 1.03 FID 4.1%
+    band = Band.proportion(0.07, 0.23)
+    reduction = Estimate(0.03, 0.02, 0.04)
+    assert v.difference_verdict(reduction, HIGHER, 0.005, band) == v.PARTIAL
+    assert v.difference_verdict(reduction, HIGHER, 0.005, band, 0.095 / 25) == v.PARTIAL
+    assert v.difference_verdict(reduction, HIGHER, 0.005, band, 1.03 / 25) == v.WITHIN_ERROR
+    inside = Estimate(0.10, 0.08, 0.12)  # 2.5 FID: beyond either error
+    assert v.difference_verdict(inside, HIGHER, 0.005, band, 1.03 / 25) == v.REPRODUCED
+
+
+def test_no_worse_verdict_within_estimator_error_only_when_found_worse():
+    # worse by 0.3 FID beyond a 0.1 margin: not reproduced, unless the estimator errs by 0.3+
+    worse = Estimate(0.3, 0.2, 0.4)
+    assert v.no_worse_verdict(worse, LOWER, 0.1) == v.NOT_REPRODUCED
+    assert v.no_worse_verdict(worse, LOWER, 0.1, error=0.25) == v.NOT_REPRODUCED
+    assert v.no_worse_verdict(worse, LOWER, 0.1, error=1.0) == v.WITHIN_ERROR
+    # comparable (the whole interval under the margin) stays reproduced whatever the error
+    assert v.no_worse_verdict(Estimate(0.02, -0.03, 0.07), LOWER, 0.1, error=1.0) == v.REPRODUCED
+
+
+def test_compound_claims_rank_within_error_between_a_tie_and_partial():
+    assert v.all_of([v.REPRODUCED, v.WITHIN_ERROR]) == v.WITHIN_ERROR
+    assert v.all_of([v.PARTIAL, v.WITHIN_ERROR]) == v.WITHIN_ERROR
+    assert v.all_of([v.WITHIN_ERROR, v.INDISTINGUISHABLE]) == v.INDISTINGUISHABLE
+    assert v.all_of([v.WITHIN_ERROR, v.NOT_REPRODUCED]) == v.NOT_REPRODUCED
+    assert v.best_of([v.WITHIN_ERROR, v.INDISTINGUISHABLE]) == v.WITHIN_ERROR
+    assert v.best_of([v.WITHIN_ERROR, v.PARTIAL]) == v.PARTIAL
+    assert v.counts([v.WITHIN_ERROR])[v.WITHIN_ERROR] == 1
+    assert "within estimator error" in v.RULES
+
+
+def test_one_estimator_per_comparison_and_its_measured_error():
+    # the committed measurement on the artifact (simulator/data/fid_estimator_error.json)
+    assert v.fid_estimator_error(["exact", "exact", None, float("nan")]) == (
+        "exact",
+        pytest.approx(0.095049),
+    )
+    assert v.fid_estimator_error(["table"]) == ("table", pytest.approx(1.028471))
+    with pytest.raises(ValueError, match="exactly one estimator"):
+        v.fid_estimator_error(["exact", "table"])
+    with pytest.raises(ValueError, match="none"):
+        v.fid_estimator_error([None])
+    assert "fid_table (out-of-sample error 1.03 FID" in v.fid_error_note("table", 1.028471)

@@ -15,6 +15,10 @@ Categories (`VERDICTS`, in report order):
 * ``not reproduced``: the sign is reversed (the interval excludes the null on the wrong side and
   the estimate is beyond the tie band); a level claim whose interval lies outside the band; a
   non-inferiority claim whose interval lies above the margin.
+* ``within estimator error``: a FID comparison that would be reproduced, partially or not
+  reproduced, but whose difference is smaller than the out-of-sample error of the FID estimator
+  that scored it (`simulator.fid_error`): the estimator cannot tell which FID is lower; not
+  evidence. A "no worse" claim gets it only when found worse.
 * ``by construction``: the setup makes the claim true (the note says why); not evidence.
 * ``not comparable``: this bundle or run cannot test the claim; not evidence.
 
@@ -33,14 +37,17 @@ API for a figure module (all intervals are 95%)::
     Band.factor(paper)                  # a ratio band: paper ×/÷ RATIO_FACTOR
     Band.at_most(x) / Band(lo, hi)      # any other band, stated in the claim's note
     fid_tie(other_fid)                  # FID tie band: FID_TIE_REL of the other's FID
-    difference_verdict(est, LOWER|HIGHER, tie, band=None)   # "ours lower/higher than other"
+    fid_estimator_error(fid_methods)    # (estimator, its error) of a comparison's runs
+    fid_error_note(estimator, error)    # the phrase that states them in a claim's note
+    difference_verdict(est, LOWER|HIGHER, tie, band=None, error=0)  # "ours lower/higher"
     ratio_verdict(est, band, gap, tie)  # "num is `paper`x den" (violation-reduction factors)
     level_verdict(est, band)            # "ours ≈ the paper's number"
-    no_worse_verdict(est, LOWER, margin)    # "not worse by more than margin" (non-inferiority)
+    no_worse_verdict(est, LOWER, margin, error=0)   # "not worse by more than margin"
     all_of(verdicts) / best_of(verdicts)    # compound claims ("every", "lowest of all") / "some"
 
 A figure module builds a `context.Claim` with the verdict these return and puts the band or
-tie it used in the claim's note.
+tie it used in the claim's note. `error` is the FID estimator's error in the units of `est`
+(FID, or divided by the baseline's FID for a relative reduction).
 """
 
 from __future__ import annotations
@@ -56,9 +63,18 @@ REPRODUCED = "reproduced"
 PARTIAL = "partially reproduced"
 INDISTINGUISHABLE = "indistinguishable"
 NOT_REPRODUCED = "not reproduced"
+WITHIN_ERROR = "within estimator error"
 BY_CONSTRUCTION = "by construction"
 NOT_COMPARABLE = "not comparable"
-VERDICTS = (REPRODUCED, PARTIAL, INDISTINGUISHABLE, NOT_REPRODUCED, BY_CONSTRUCTION, NOT_COMPARABLE)
+VERDICTS = (
+    REPRODUCED,
+    PARTIAL,
+    INDISTINGUISHABLE,
+    NOT_REPRODUCED,
+    WITHIN_ERROR,
+    BY_CONSTRUCTION,
+    NOT_COMPARABLE,
+)
 EVIDENCE = (REPRODUCED, PARTIAL, INDISTINGUISHABLE, NOT_REPRODUCED)
 
 CONFIDENCE = 0.95
@@ -91,10 +107,17 @@ tab01's planner mean) are exact. One value has no interval: it cannot be reprodu
   "Lowest of all" with a tie is indistinguishable, not lowest.
 - **not reproduced**: the sign is reversed (interval on the wrong side, beyond the tie band), a
   level outside the band, or a "no worse" claim significantly worse than its margin.
+- **within estimator error**: a FID comparison that would be reproduced, partially or not
+  reproduced (a "no worse" claim: found worse), but whose difference is smaller than the
+  out-of-sample error of the FID estimator that scored every policy of the comparison (one
+  estimator per comparison: `fid_exact` on the default bundle, `fid_table` elsewhere; errors
+  measured on the HADIS artifact's FIDs of real images, table `tab03`, simulator/fid_error.py);
+  not evidence.
 - **by construction**: the setup makes the claim true (reason in the note); not evidence.
 - **not comparable**: this bundle or run cannot test the claim; not evidence.
 - Compound claims ("every", "both", "lowest of all"): the weakest part decides (not reproduced
-  < indistinguishable < partially < reproduced); "at some setting": the strongest.
+  < indistinguishable < within estimator error < partially < reproduced); "at some setting":
+  the strongest.
 """
 
 
@@ -261,6 +284,32 @@ def fid_tie(other_fid: float) -> float:
     return FID_TIE_REL * abs(other_fid)
 
 
+def fid_estimator_error(fid_methods: Iterable[object]) -> tuple[str, float]:
+    """(estimator, its out-of-sample FID error) of a comparison whose runs report
+    `fid_methods` (their summaries' `fid_method`; missing values, runs that completed no query,
+    are skipped). Every policy of one comparison must be scored by the same estimator."""
+    from simulator.fid_error import estimator_error
+
+    found = sorted({str(m) for m in fid_methods if isinstance(m, str)})
+    if len(found) != 1:
+        raise ValueError(f"a FID comparison needs exactly one estimator, got {found or 'none'}")
+    return found[0], estimator_error(found[0])
+
+
+def fid_error_note(estimator: str, error: float) -> str:
+    """The claim-note phrase naming a comparison's FID estimator and its error."""
+    return (
+        f"every FID compared here from fid_{estimator} (out-of-sample error {error:.2f} FID, "
+        "tab03; a smaller difference is within estimator error)"
+    )
+
+
+def _within_error(verdict: str, est: Estimate, error: float) -> str:
+    """WITHIN_ERROR for a decided verdict whose estimate is smaller than `error`."""
+    decided = verdict in (REPRODUCED, PARTIAL, NOT_REPRODUCED)
+    return WITHIN_ERROR if decided and est.defined and abs(est.value) < error else verdict
+
+
 # ----------------------------------------------------------------------------- rules
 
 
@@ -281,14 +330,15 @@ def _direction(est: Estimate, direction: int, null: float, tie: float) -> str | 
 
 
 def difference_verdict(
-    est: Estimate, direction: int, tie: float = 0.0, band: Band | None = None
+    est: Estimate, direction: int, tie: float = 0.0, band: Band | None = None, error: float = 0.0
 ) -> str:
     """'ours − other is LOWER/HIGHER than 0' (and, with `band`, the difference — or whatever
-    magnitude `est` holds, e.g. a relative reduction — lies in the band)."""
+    magnitude `est` holds, e.g. a relative reduction — lies in the band); a decided verdict
+    whose |estimate| is below the estimator's `error` (same units) is WITHIN_ERROR."""
     verdict = _direction(est, direction, 0.0, tie)
     if verdict == REPRODUCED and band is not None and not band.contains(est.value):
-        return PARTIAL
-    return verdict
+        verdict = PARTIAL
+    return _within_error(verdict, est, error)
 
 
 def ratio_verdict(est: Estimate, band: Band, gap: float, tie: float) -> str:
@@ -315,17 +365,19 @@ def level_verdict(est: Estimate, band: Band) -> str:
     return INDISTINGUISHABLE
 
 
-def no_worse_verdict(est: Estimate, better: int, margin: float) -> str:
+def no_worse_verdict(est: Estimate, better: int, margin: float, error: float = 0.0) -> str:
     """Non-inferiority of ours − other (`better` = LOWER: lower is better): reproduced when the
     whole interval is less than `margin` worse, not reproduced when all of it is more than
-    `margin` worse, indistinguishable otherwise."""
+    `margin` worse (WITHIN_ERROR when it is worse by less than the estimator's `error`),
+    indistinguishable otherwise."""
     if better not in (LOWER, HIGHER):
         raise ValueError(f"better must be LOWER (-1) or HIGHER (1), got {better!r}")
     worse = est if better == LOWER else Estimate(-est.value, -est.high, -est.low)
-    return level_verdict(worse, Band.at_most(margin))
+    verdict = level_verdict(worse, Band.at_most(margin))
+    return _within_error(verdict, est, error) if verdict == NOT_REPRODUCED else verdict
 
 
-_STRENGTH = {NOT_REPRODUCED: 0, INDISTINGUISHABLE: 1, PARTIAL: 2, REPRODUCED: 3}
+_STRENGTH = {NOT_REPRODUCED: 0, INDISTINGUISHABLE: 1, WITHIN_ERROR: 1.5, PARTIAL: 2, REPRODUCED: 3}
 
 
 def _evidence(verdicts: Iterable[str]) -> list[str]:
@@ -334,7 +386,9 @@ def _evidence(verdicts: Iterable[str]) -> list[str]:
         raise ValueError("a compound claim needs at least one part")
     other = [v for v in verdicts if v not in _STRENGTH]
     if other:
-        raise ValueError(f"compound claims combine evidence verdicts only, got {other}")
+        raise ValueError(
+            f"compound claims combine evidence verdicts (and {WITHIN_ERROR}) only, got {other}"
+        )
     return verdicts
 
 
