@@ -15,6 +15,7 @@ from experiments.figures import (
     fig04_feasibility,
     fig08_phases,
     fig12_hardness,
+    style,
 )
 from experiments.figures import verdicts as v
 from experiments.figures.context import VERDICTS, FigureContext
@@ -191,8 +192,7 @@ def test_module_quick_compute_plot_claims(name, small_context):
     assert columns <= set(data.columns)
     again = module.compute(replace(small_context, _runs={}, _traces={}))
     pd.testing.assert_frame_equal(data, again)
-    path = small_context.out_dir / f"{name}.png"
-    module.plot(data, path)
+    path = style.save(module.plot(data), small_context.out_dir / f"{name}.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     found = module.claims(data)
     assert found and all(c.verdict in VERDICTS and c.figure == name for c in found)
@@ -293,6 +293,7 @@ def best_pair_frame(high_violations_bc: float, high_fid_bc: float) -> pd.DataFra
             "seed": seed,
             "demand_qps": load * 40,
             "fid": fid + 0.1 * seed,
+            "fid_method": "exact",
             "slo_violation_ratio": violations + 0.01 * seed if violations else 0.0,
         }
         for pair, load, fid, violations in (

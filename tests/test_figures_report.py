@@ -25,5 +25,8 @@ def test_report_with_replicate_seeds(tmp_path):
     assert "same in other seeds" not in plain
     # fig12's one claim is true by construction: listed apart, not counted as evidence
     assert "Verdicts on 0 claims that are evidence: 0 reproduced" in plain
-    assert "Not counted as evidence: 1 by construction, 0 not comparable." in plain
+    assert (
+        "Not counted as evidence: 0 within estimator error, 1 by construction, 0 not comparable."
+        in plain
+    )
     assert v.RULES in plain and "| by construction |" in plain

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from bundle_factory import small_figure_context
 
-from experiments.figures import fig13_routers, seeds
+from experiments.figures import fig13_routers, seeds, style
 from experiments.figures import verdicts as v
 from experiments.figures.context import VERDICTS
 
@@ -25,15 +25,21 @@ def test_fig13_compares_routers_inside_hadis(tmp_path):
     assert per_seed.router_bypass_share.nunique() > 1  # the routers route differently
     means = per_seed.groupby("router").fid.mean()
     assert average.set_index("router").fid.to_dict() == pytest.approx(means.to_dict())
-    fig13_routers.plot(data, tmp_path / "fig13.png")
-    assert (tmp_path / "fig13.png").stat().st_size > 10_000
+    assert style.save(fig13_routers.plot(data), tmp_path / "fig13.png").stat().st_size > 10_000
     found = fig13_routers.claims(data)
     assert len(found) == 2 and all(claim.verdict in VERDICTS for claim in found)
 
 
 def test_fig13_claims_use_paired_differences():
     rows = [
-        {"kind": "seed", "router": r, "seed": k, "fid": f + 0.01 * k, "slo_violation_ratio": 0.01}
+        {
+            "kind": "seed",
+            "router": r,
+            "seed": k,
+            "fid": f + 0.01 * k,
+            "slo_violation_ratio": 0.01,
+            "fid_method": "exact",
+        }
         for k in range(4)
         for r, f in (("bundle", 25.0), ("random", 24.9), ("knn", 24.5), ("mlp", 24.95))
     ]

@@ -1,6 +1,7 @@
-"""The figure notebooks (experiments/notebooks/) are up to date with their generator, execute
-(nbclient) on quick-mode results of the default bundle, draw every figure they list, and fail
-naming the file when a CSV is missing.
+"""The figure notebooks (experiments/notebooks/) are up to date with their jupytext sources
+(NN_topic.py, built by build_notebooks.py), execute (nbclient) on quick-mode results of the
+default bundle, draw every figure they list through its module's `plot(data)` (a table with
+`plot = None`: its data frame), and fail naming the file when a CSV is missing.
 
 The figures are computed once per session (`make_figures`, default bundle, quick mode); each
 notebook then runs on a folder holding only the CSVs it lists, so a notebook that reads another
@@ -18,8 +19,8 @@ import nbclient
 import nbformat
 import pytest
 
-from experiments.figures import figure_modules
 from experiments.figures.context import FigureContext
+from experiments.figures.registry import figure_module, figure_modules
 from experiments.figures.report import make_figures
 from experiments.inputs import resolve_bundle
 
@@ -80,14 +81,35 @@ def results_for(figure_results: Path, figures: list[str], folder: Path) -> Path:
 
 def test_generator_lists_four_notebooks_that_are_up_to_date():
     generator = load_generator()
+    assert [p.with_suffix(".ipynb").name for p in generator.sources()] == NAMES
     assert sorted(generator.build_all()) == NAMES
     assert len(NAMES) == 4
     assert generator.main(["--check"]) == 0, "run experiments/notebooks/build_notebooks.py"
 
 
+def test_notebook_is_its_source_cell_for_cell():
+    generator = load_generator()
+    nb = generator.build(NOTEBOOKS / "01_models_and_cascades.py")
+    figures = nb.metadata["t2isim"]["figures"]
+    assert figures[:3] == ["fig02", "fig03", "fig04"]
+    assert "jupytext" not in nb.metadata
+    figure_cells = [c for c in nb.cells if "figure" in c.metadata.get("tags", [])]
+    assert [c.source for c in figure_cells] == [f'{f} = results.show("{f}")' for f in figures]
+    assert [c.metadata["t2isim_figure"] for c in figure_cells] == figures
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# Models")
+    assert [c.id for c in nb.cells[:3]] == ["cell-00", "cell-01", "cell-02"]
+
+
+def test_figure_cell_without_a_figure_name_is_refused(tmp_path):
+    source = tmp_path / "01_bad.py"
+    source.write_text('# %%\nx = 1\n\n# %% tags=["figure"]\nx\n')
+    with pytest.raises(ValueError, match="01_bad.py: cell 1 is tagged 'figure' without"):
+        load_generator().build(source)
+
+
 def test_every_figure_module_is_drawn_by_a_notebook():
     drawn = [f for n in FIGURE_NOTEBOOKS for f in figures_of(n)]
-    assert sorted(drawn) == sorted(figure_modules()), "add the figure to build_notebooks.py"
+    assert sorted(drawn) == sorted(figure_modules()), "add the figure to a notebook source"
 
 
 def test_committed_notebooks_have_no_outputs_and_valid_schema():
@@ -119,8 +141,10 @@ def test_notebook_executes_and_draws_every_figure(name, figure_results, tmp_path
     drawn = {}
     for cell in nb.cells:
         if "figure" in cell.metadata.get("tags", []):
-            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
-            drawn[cell.metadata["t2isim_figure"]] = len(images)
+            figure = cell.metadata["t2isim_figure"]
+            table = figure in figure_modules() and figure_module(figure).plot is None
+            shown = "text/html" if table else "image/png"  # a table shows its data frame
+            drawn[figure] = sum(shown in o.get("data", {}) for o in cell.outputs)
     assert sorted(drawn) == sorted(figures)
     assert all(count >= 1 for count in drawn.values()), drawn
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

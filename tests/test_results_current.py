@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from experiments.figures import figure_modules
 from experiments.figures.provenance import (
     PROVENANCE_FILE,
     ROOT,
@@ -20,6 +19,7 @@ from experiments.figures.provenance import (
     report_context,
     stale_figures,
 )
+from experiments.figures.registry import figure_modules
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 COMMITTED = report_context(bundle_spec="default", quick=False, seed=0)

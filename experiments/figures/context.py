@@ -1,20 +1,34 @@
 """What a figure module gets: the bundle, quick/full mode, cached single runs and sweeps.
 
-A figure module (experiments/figures/figNN_*.py) defines::
+A figure module (experiments/figures/figNN_topic.py or tabNN_topic.py, listed in
+`experiments.figures.registry.FIGURE_MODULES`) defines::
 
-    NAME = "fig07"                      # the --only name, also the output file stem
+    NAME = "fig07"                      # the --only name (file name up to "_"), output stem
     TITLE = "Azure trace: ..."          # one line, used in the report
     def compute(ctx: FigureContext) -> pd.DataFrame     # tidy data (written as NAME.csv)
-    def plot(data: pd.DataFrame, path: Path) -> None    # a paper-style PNG
+    def plot(data: pd.DataFrame, ax=None) -> Figure     # draws; or `plot = None` (see below)
     def claims(data: pd.DataFrame) -> list[Claim]       # the paper's claims it checks ([] if none)
 
 `compute` must be deterministic for a given context; quick mode shortens traces and grids so
 every figure together stays within about two minutes on two cores.
+
+`plot` is a display function: it draws `data` (NAME.csv as read back is enough) into `ax` and
+returns the matplotlib Figure without saving or closing it. With `ax=None` it makes a new
+figure in the paper style; a single-panel figure also takes one Axes, a multi-panel one a
+sequence (or array) of exactly its number of axes, row-major, of one figure (anything else: a
+ValueError saying how many it needs; `style.figure_axes` does both). `report.make_figures`
+saves the figure atomically as NAME.png (`style.save`) and closes it; notebooks show it. A
+table with no figure of its own sets `plot = None`: the report then writes NAME.csv only and
+links it, and the notebooks show the data frame.
+
+Optional: `PRESET = "artifact-testbed"` (the modelling preset the figure runs, named in the
+report; `default` when absent) and `def report_lines(data) -> list[str]` (Markdown the report
+puts under the figure's heading, from NAME.csv as read back: a table's rows, say).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -107,15 +121,24 @@ class FigureContext:
         sim.update(slo_s=self.base.slo_s, seed=self.seed)
         return sim
 
-    def sweep(self, name: str, spec: Mapping[str, object]) -> pd.DataFrame:
+    def sweep(
+        self, name: str, spec: Mapping[str, object] | Sequence[Mapping[str, object]]
+    ) -> pd.DataFrame:
         """Run a sweep spec (the YAML schema of experiments/sweep.py, as a dict; `bundle` is
-        this context's) into the store `out_dir/sweeps/<name>` (resumable) and return the rows
-        of exactly these runs."""
+        this context's), or several (one backend), into the store `out_dir/sweeps/<name>`
+        (resumable) and return the rows of exactly these runs."""
         from experiments.sweep import open_backend, parse_spec, plan_runs, read_store, run_sweep
 
-        data = {"bundle": self.bundle_spec, **spec}
-        parsed = parse_spec(data, f"figure sweep {name}")
-        runs = plan_runs(parsed, self.bundle, self.bundle_hash)
+        specs = [spec] if isinstance(spec, Mapping) else list(spec)
+        runs = [
+            run
+            for one in specs
+            for run in plan_runs(
+                parse_spec({"bundle": self.bundle_spec, **one}, f"figure sweep {name}"),
+                self.bundle,
+                self.bundle_hash,
+            )
+        ]
         store = self.out_dir / "sweeps" / name
         with open_backend(self.bundle, jobs=self.jobs, dask=self.dask) as backend:
             run_sweep(runs, store, backend)

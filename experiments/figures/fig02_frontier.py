@@ -25,7 +25,7 @@ measured one).
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from policies.pareto import pareto_mask
 from simulator.bundle import Bundle
 from simulator.cascade import hybrid_assignment, quality_threshold
 from simulator.default_bundle import generative_model
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig02"
 TITLE = "Quality-latency of single models; two- vs three-model cascade Pareto frontiers"
@@ -241,10 +244,11 @@ def claims(data: pd.DataFrame) -> list[Claim]:
     return [frontier_claim, regime_claim]
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    from experiments.figures.style import COLUMN_IN, ROW_IN, new_figure, save
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Single models (first axes) and cascade frontiers (second): 1 x 2 axes."""
+    from experiments.figures.style import COLUMN_IN, ROW_IN, figure_axes
 
-    fig, axes = new_figure(1, 2, width_in=COLUMN_IN * 2, height_in=ROW_IN * 1.3)
+    fig, axes = figure_axes(ax, 1, 2, width_in=COLUMN_IN * 2, height_in=ROW_IN * 1.3)
     left, right = axes[0]
     models = data[data["kind"] == "model"]
     left.scatter(models["latency_s"], models["fid"], marker="*", s=70, color="tab:orange", zorder=3)
@@ -292,4 +296,4 @@ def plot(data: pd.DataFrame, path: Path) -> None:
         )
     right.set(xscale="log", xlabel="expected latency (s)", ylabel="FID", title="cascades")
     right.legend(loc="upper right" if (data["kind"] == "three-model").any() else "lower left")
-    save(fig, path)
+    return fig

@@ -33,7 +33,7 @@ simulator's realised FID.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from experiments.figures.context import Claim, FigureContext
 from simulator.bundle import Bundle
 from simulator.cascade import hybrid_assignment, quality_threshold, router_threshold
 from simulator.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig04"
 TITLE = "§3 feasibility regions of HY vs RO (Fig. 4) and HY vs DO (Fig. 5); simulator check"
@@ -514,11 +517,13 @@ def _agreement_claims(check: pd.DataFrame) -> list[Claim]:
 ARCH_COLORS = {"RO": "router-only", "HY": "hadis", "DO": "disc-only"}
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    from experiments.figures.style import COLUMN_IN, METHOD_COLORS, ROW_IN, new_figure, save
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Feasibility regions HY vs RO and HY vs DO, and the formulas vs the simulator at equal
+    cost: 1 x 3 axes."""
+    from experiments.figures.style import COLUMN_IN, METHOD_COLORS, ROW_IN, figure_axes
 
     check = data[data["kind"] == "check"]
-    fig, axes = new_figure(1, 3, width_in=COLUMN_IN * 3, height_in=ROW_IN * 1.35)
+    fig, axes = figure_axes(ax, 1, 3, width_in=COLUMN_IN * 3, height_in=ROW_IN * 1.35)
     source = data["roc_source"].iloc[0]
     for ax, curve, roc_curve, who in (
         (axes[0, 0], "HY vs RO", "discriminator", "discriminator of HY"),
@@ -583,4 +588,4 @@ def plot(data: pd.DataFrame, path: Path) -> None:
             title=f"equal-cost check: {pair}",
         )
         ax.legend(loc="lower right", ncol=2, fontsize=6)
-    save(fig, path)
+    return fig

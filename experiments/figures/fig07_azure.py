@@ -26,7 +26,7 @@ differences, violation-reduction factors by a bootstrap over seeds, levels by t-
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ import pandas as pd
 from experiments.figures import seeds, style
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig07"
 TITLE = "Azure trace: demand, FID and SLO violations over time, and their averages"
@@ -54,6 +57,7 @@ COLUMNS = [
     "slo_violation_ratio_ci95",
     "infeasible_plan_share",
     "infeasible_plan_share_ci95",
+    "fid_method",
 ]
 PAPER_FID_REDUCTION = (0.07, 0.23)  # HADIS's FID vs every baseline but Clipper-Heavy
 PAPER_VIOLATION_FACTORS = (("diffserve", 2.7), ("proteus", 4.2), ("clipper-heavy", 45.0))
@@ -86,7 +90,7 @@ def comparison_frame(ctx: FigureContext, methods: Sequence[str]) -> pd.DataFrame
                 }
             )
         )
-    per_seed = seeds.seed_rows(ctx, AZURE_TRACE, methods, SEED_KEYS)
+    per_seed = seeds.seed_rows(ctx, AZURE_TRACE, methods, (*SEED_KEYS, "fid_method"))
     frames.append(per_seed.assign(kind="seed"))
     frames.append(seeds.mean_rows(per_seed, SEED_KEYS).assign(kind="average"))
     return pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
@@ -163,11 +167,13 @@ def plot_averages(ax_fid, ax_violations, avg: pd.DataFrame) -> None:
         ax.grid(axis="x", visible=False)
 
 
-def plot_comparison(data: pd.DataFrame, path: Path) -> None:
-    """Demand, FID and violations over time (left) and their averages (right)."""
+def plot_comparison(data: pd.DataFrame, ax=None) -> Figure:
+    """Demand, FID and violations over time (left column) and their averages (right; the
+    top right panel holds the legend): 3 x 2 axes."""
     ts = data[data["kind"] == "timeseries"]
     methods = style.ordered(ts["method"].unique())
-    fig, axes = style.new_figure(
+    fig, axes = style.figure_axes(
+        ax,
         3,
         2,
         width_in=2 * style.COLUMN_IN,
@@ -206,11 +212,10 @@ def plot_comparison(data: pd.DataFrame, path: Path) -> None:
     plot_averages(axes[1, 1], axes[2, 1], averages(data))
     for ax in (axes[0, 0], axes[1, 0], axes[1, 1]):
         ax.tick_params(labelbottom=False)
-    style.save(fig, path)
+    return fig
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    plot_comparison(data, path)
+plot = plot_comparison
 
 
 # ----------------------------------------------------------------------------- claims
@@ -253,10 +258,12 @@ def fid_reduction_claim(data: pd.DataFrame, figure: str, baselines: Sequence[str
     divided by the baseline's mean FID) against the paper's 7–23% range, for every baseline."""
     avg, per_seed = averages(data), seed_data(data)
     band = v.Band.proportion(*PAPER_FID_REDUCTION)
+    estimator, error = v.fid_estimator_error(per_seed["fid_method"])
     parts, shown = [], []
     for b in baselines:
         reduction = seeds.paired_estimate(per_seed, "fid", "hadis", b).scaled(-1 / avg.at[b, "fid"])
-        parts.append(v.difference_verdict(reduction, v.HIGHER, v.FID_TIE_REL, band))
+        relative_error = error / avg.at[b, "fid"]
+        parts.append(v.difference_verdict(reduction, v.HIGHER, v.FID_TIE_REL, band, relative_error))
         shown.append(f"{style.METHOD_LABELS[b]} {reduction.text(pct)}")
     return Claim(
         figure,
@@ -266,7 +273,8 @@ def fid_reduction_claim(data: pd.DataFrame, figure: str, baselines: Sequence[str
         v.all_of(parts),
         f"every reduction (paired over seeds, / the baseline's mean FID) beyond the "
         f"{pct(v.FID_TIE_REL)} tie with its interval above 0, magnitude band {band.text()}; "
-        f"FID of the completed queries (drops return no image); "
+        f"{v.fid_error_note(estimator, error)}; FID of the completed queries (drops return no "
+        f"image); "
         f"{overload_note(avg, [*baselines, 'hadis'])}; {seeds_note(data)}",
     )
 

@@ -14,7 +14,7 @@ ratios, with its interval over the phases, inside the paper's 1–5% ± 3 pp.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 from experiments.figures.fig03_best_pair import capacity_qps
 from simulator.run import RunOutput
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig08"
 TITLE = "Piecewise-constant demand P1-P4: FID, violations, throughput share, workers, heavy ratio"
@@ -121,6 +124,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
     band = v.Band.proportion(*PAPER_VIOLATIONS)
     violations = float((data["timeouts"] + data["drops"]).sum() / max(data["arrivals"].sum(), 1))
     fid_text = ", ".join(f"{p} {f:.2f}" for p, f in zip(phases["phase"], phases["fid"]))
+    estimator, error = v.fid_estimator_error(["table"])  # realised_fid: fid_table per epoch
     return [
         Claim(
             NAME,
@@ -128,10 +132,10 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             "FID up in P3/P4, back down in P2/P1",
             f"FID change with demand per step {with_demand.text(lambda x: f'{x:+.2f}')} "
             f"(FID {fid_text})",
-            v.difference_verdict(with_demand, v.HIGHER, v.fid_tie(float(fid.mean()))),
+            v.difference_verdict(with_demand, v.HIGHER, v.fid_tie(float(fid.mean())), error=error),
             f"mean realised FID per phase; per step: FID change × sign of the level change; "
             f"[ ]: 95% interval over {int((steps != 0).sum())} steps of one run; tie "
-            f"{v.FID_TIE_REL:.1%} of the mean FID",
+            f"{v.FID_TIE_REL:.1%} of the mean FID; {v.fid_error_note(estimator, error)}",
         ),
         Claim(
             NAME,
@@ -153,11 +157,13 @@ def shade_phases(ax, data: pd.DataFrame) -> None:
             ax.axvspan(lo, hi, color="0.95", lw=0, zorder=0)
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    from experiments.figures.style import COLUMN_IN, ROW_IN, new_figure, save
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Demand, FID, violations, completions per model and workers per model over the
+    phases: 5 x 1 axes (the last gets a twin for the heavy ratio)."""
+    from experiments.figures.style import COLUMN_IN, ROW_IN, figure_axes
 
     models = [c[len("completions_") :] for c in data.columns if c.startswith("completions_")]
-    fig, axes = new_figure(5, 1, width_in=COLUMN_IN * 2, height_in=ROW_IN * 3.6, sharex=True)
+    fig, axes = figure_axes(ax, 5, 1, width_in=COLUMN_IN * 2, height_in=ROW_IN * 3.6, sharex=True)
     t = data["second"]
     ax = axes[0, 0]
     ax.plot(
@@ -203,4 +209,4 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     twin.legend(loc="upper right")
     for row in axes[:, 0]:
         shade_phases(row, data)
-    save(fig, path)
+    return fig

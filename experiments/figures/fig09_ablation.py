@@ -10,7 +10,7 @@ HADIS with each variant by the paired per-seed differences.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from experiments.figures import fig07_azure as azure
 from experiments.figures import seeds, style
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig09"
 TITLE = "Hybrid routing ablation: Random, Router-only, Disc-only and HADIS"
@@ -33,18 +36,18 @@ SUMMARY_KEYS = (
 
 
 def compute(ctx: FigureContext) -> pd.DataFrame:
-    per_seed = seeds.seed_rows(ctx, azure.AZURE_TRACE, METHODS, SUMMARY_KEYS)
+    per_seed = seeds.seed_rows(ctx, azure.AZURE_TRACE, METHODS, (*SUMMARY_KEYS, "fid_method"))
     averages = seeds.mean_rows(per_seed, SUMMARY_KEYS)
     frame = pd.concat(
         [per_seed.assign(kind="seed"), averages.assign(kind="average")], ignore_index=True
     )
     ci = [f"{k}_ci95" for k in SUMMARY_KEYS]
-    return frame[["kind", "method", "seed", "n_seeds", *SUMMARY_KEYS, *ci]]
+    return frame[["kind", "method", "seed", "n_seeds", *SUMMARY_KEYS, *ci, "fid_method"]]
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    """Average FID, SLO violations and heavy-model share per variant."""
-    fig, axes = style.new_figure(1, 3, width_in=2 * style.COLUMN_IN, height_in=2.1)
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Average FID, SLO violations and heavy-model share per variant: 1 x 3 axes."""
+    fig, axes = style.figure_axes(ax, 1, 3, width_in=2 * style.COLUMN_IN, height_in=2.1)
     frame = azure.averages(data)
     azure.plot_averages(axes[0, 0], axes[0, 1], frame)
     methods = style.ordered(frame.index)
@@ -56,12 +59,15 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     axes[0, 2].set_ylabel("queries on heavy model (%)")
     axes[0, 2].set_xticks(x, [style.METHOD_LABELS[m] for m in methods], rotation=35, ha="right")
     axes[0, 2].grid(axis="x", visible=False)
-    style.save(fig, path)
+    return fig
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
     avg, per_seed = azure.averages(data), azure.seed_data(data)
-    fid_note = f"tie: within {v.FID_TIE_REL:.1%} of the other's FID"
+    estimator, error = v.fid_estimator_error(per_seed["fid_method"])
+    fid_note = (
+        f"tie: within {v.FID_TIE_REL:.1%} of the other's FID; {v.fid_error_note(estimator, error)}"
+    )
     violation_note = f"tie: within {100 * v.RATE_TIE:g} percentage points"
     significance = f"lower: the paired difference's interval below 0; {azure.seeds_note(data)}"
 
@@ -70,7 +76,9 @@ def claims(data: pd.DataFrame) -> list[Claim]:
 
     def lower(metric: str, other: str) -> str:
         est = seeds.paired_estimate(per_seed, metric, "hadis", other)
-        return v.difference_verdict(est, v.LOWER, tie(metric, other))
+        return v.difference_verdict(
+            est, v.LOWER, tie(metric, other), error=error if metric == "fid" else 0.0
+        )
 
     def shown(metric: str, method: str) -> str:
         mean, ci = avg.at[method, metric], avg.at[method, f"{metric}_ci95"]

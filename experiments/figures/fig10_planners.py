@@ -7,8 +7,6 @@ method and second, and one ``average`` row per method). Quick mode is the same a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from experiments.figures import fig07_azure as azure
@@ -25,8 +23,7 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
     return azure.comparison_frame(ctx, METHODS)
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    azure.plot_comparison(data, path)
+plot = azure.plot_comparison
 
 
 def fewer_violations(per_seed: pd.DataFrame, ours: str, other: str) -> str:
@@ -34,19 +31,26 @@ def fewer_violations(per_seed: pd.DataFrame, ours: str, other: str) -> str:
     return v.difference_verdict(est, v.LOWER, v.RATE_TIE)
 
 
-def dominance_verdict(per_seed: pd.DataFrame, ours: str, other: str, other_fid: float) -> str:
+def dominance_verdict(
+    per_seed: pd.DataFrame, ours: str, other: str, other_fid: float, error: float
+) -> str:
     """'fewer violations with comparable or better FID' (paired over seeds): violations
     significantly lower beyond the tie, and FID not worse than the FID tie (non-inferiority:
-    the whole interval below it); the weaker of the two decides."""
+    the whole interval below it; worse by less than the estimator's `error`: within it); the
+    weaker of the two decides."""
     comparable = v.no_worse_verdict(
-        seeds.paired_estimate(per_seed, "fid", ours, other), v.LOWER, v.fid_tie(other_fid)
+        seeds.paired_estimate(per_seed, "fid", ours, other), v.LOWER, v.fid_tie(other_fid), error
     )
     return v.all_of([fewer_violations(per_seed, ours, other), comparable])
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
     avg, per_seed = azure.averages(data), azure.seed_data(data)
-    significance = f"paired differences over seeds; {azure.seeds_note(data)}"
+    estimator, error = v.fid_estimator_error(per_seed["fid_method"])
+    significance = (
+        f"paired differences over seeds; {v.fid_error_note(estimator, error)}; "
+        f"{azure.seeds_note(data)}"
+    )
     note = (
         f"fewer: lower by > {100 * v.RATE_TIE:g} pp with the interval below 0; comparable FID: "
         f"the interval of the difference below +{v.FID_TIE_REL:.1%} of the other's FID; "
@@ -64,7 +68,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             "comparable or better FID",
             "HADIS lower violations, FID ≤",
             f"{row('hadis')}; {row(cached)}",
-            dominance_verdict(per_seed, "hadis", cached, avg.at[cached, "fid"]),
+            dominance_verdict(per_seed, "hadis", cached, avg.at[cached, "fid"], error),
             note,
         )
         for cached in ("cache-d", "cache-dq")
@@ -73,6 +77,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
         seeds.paired_estimate(per_seed, "fid", "cache-dq", "cache-d"),
         v.LOWER,
         v.fid_tie(avg.at["cache-d", "fid"]),
+        error=error,
     )
     out.append(
         Claim(

@@ -11,7 +11,7 @@ that meets the SLO). Claims compare methods by paired per-seed differences at ea
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from experiments.figures import fig07_azure as azure
 from experiments.figures import seeds, style
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig11"
 TITLE = "SLO sensitivity: average FID and SLO violations vs SLO multiplier, all methods"
@@ -39,13 +42,19 @@ COLUMNS = [
     "n_seeds",
     *KEYS,
     *(f"{k}_ci95" for k in KEYS),
+    "fid_method",
 ]
 
 
 def compute(ctx: FigureContext) -> pd.DataFrame:
     multipliers = QUICK_MULTIPLIERS if ctx.quick else MULTIPLIERS
     per_seed = seeds.seed_rows(
-        ctx, azure.AZURE_TRACE, METHODS, KEYS, store=NAME, axes={"slo_multiplier": multipliers}
+        ctx,
+        azure.AZURE_TRACE,
+        METHODS,
+        (*KEYS, "fid_method"),
+        store=NAME,
+        axes={"slo_multiplier": multipliers},
     )
     means = [
         seeds.mean_rows(rows, KEYS).assign(slo_multiplier=m)
@@ -72,8 +81,9 @@ def averages(data: pd.DataFrame) -> pd.DataFrame:
     return data[data["kind"] == "average"]
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    fig, axes = style.new_figure(1, 2, width_in=2 * style.COLUMN_IN, height_in=2.3)
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Average FID (first axes) and SLO violations (second) per SLO multiplier: 1 x 2 axes."""
+    fig, axes = style.figure_axes(ax, 1, 2, width_in=2 * style.COLUMN_IN, height_in=2.3)
     avg = averages(data)
     for method in style.ordered(avg["method"].unique()):
         rows = avg[avg["method"] == method]
@@ -89,7 +99,7 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     axes[0, 1].set_ylim(-3, 103)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
-    style.save(fig, path)
+    return fig
 
 
 def at_multiplier(data: pd.DataFrame, multiplier: float) -> pd.DataFrame:
@@ -105,21 +115,23 @@ def fid_gain_claim(data: pd.DataFrame, baseline: str, paper: float) -> Claim:
     tight = sorted(m for m in averages(data)["slo_multiplier"].unique() if m <= TIGHT_MAX)
     if not tight:
         return Claim(NAME, claim, f"up to {paper:.0%}", "no tight multiplier run", v.NOT_COMPARABLE)
-    gains = {}
+    gains, base_fids = {}, {}
     for m in tight:
         rows = at_multiplier(data, m)
-        base_fid = rows.loc[rows["method"] == baseline, "fid"].mean()
-        gains[m] = seeds.paired_estimate(rows, "fid", "hadis", baseline).scaled(-1 / base_fid)
+        base_fids[m] = rows.loc[rows["method"] == baseline, "fid"].mean()
+        gains[m] = seeds.paired_estimate(rows, "fid", "hadis", baseline).scaled(-1 / base_fids[m])
     at = max(gains, key=lambda m: gains[m].value)
     band = v.Band.proportion(paper)
+    estimator, error = v.fid_estimator_error(data["fid_method"])
     return Claim(
         NAME,
         claim,
         f"up to {paper:.0%}",
         "; ".join(f"{m:g}×: {est.text(azure.pct)}" for m, est in gains.items()),
-        v.difference_verdict(gains[at], v.HIGHER, v.FID_TIE_REL, band),
+        v.difference_verdict(gains[at], v.HIGHER, v.FID_TIE_REL, band, error / base_fids[at]),
         f"the largest mean reduction (at {at:g}×) beyond the {v.FID_TIE_REL:.1%} tie with its "
-        f"interval above 0, in {band.text()}; paired over {n_seeds(data)} seeds",
+        f"interval above 0, in {band.text()}; {v.fid_error_note(estimator, error)}; paired "
+        f"over {n_seeds(data)} seeds",
     )
 
 
@@ -137,14 +149,15 @@ def extremes(data: pd.DataFrame, multiplier: float) -> str:
     most violations' at one multiplier (every comparison paired over seeds)."""
     rows = at_multiplier(data, multiplier)
     fid = {m: rows.loc[rows["method"] == m, "fid"].mean() for m in METHODS}
+    _, error = v.fid_estimator_error(rows["fid_method"])
     parts = [v.level_verdict(violations_of(data, "clipper-light", multiplier), NEAR_ZERO)]
     for other in METHODS:
         if other != "clipper-light":
             est = seeds.paired_estimate(rows, "fid", "clipper-light", other)
-            parts.append(v.difference_verdict(est, v.HIGHER, v.fid_tie(fid[other])))
+            parts.append(v.difference_verdict(est, v.HIGHER, v.fid_tie(fid[other]), error=error))
         if other != "clipper-heavy":
             est = seeds.paired_estimate(rows, "fid", "clipper-heavy", other)
-            parts.append(v.difference_verdict(est, v.LOWER, v.fid_tie(fid[other])))
+            parts.append(v.difference_verdict(est, v.LOWER, v.fid_tie(fid[other]), error=error))
             est = seeds.paired_estimate(rows, "slo_violation_ratio", "clipper-heavy", other)
             parts.append(v.difference_verdict(est, v.HIGHER, v.RATE_TIE))
     return v.all_of(parts)
@@ -195,7 +208,8 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             f"≈0: the interval {NEAR_ZERO.text()}; worst / best / most: paired differences "
             f"with the interval beyond 0 and the estimate beyond the tie (FID "
             f"{v.FID_TIE_REL:.1%}, violations {100 * v.RATE_TIE:g} pp) against every other "
-            f"method; {seeds_note}",
+            f"method; {v.fid_error_note(*v.fid_estimator_error(data['fid_method']))}; "
+            f"{seeds_note}",
         )
     )
     return out

@@ -15,7 +15,7 @@ bypasses more queries to the heavy model whatever the policy plans.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 from experiments.figures.fig03_best_pair import capacity_qps
 from experiments.figures.fig08_phases import per_second_share, shade_phases
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig12"
 TITLE = "Hardness sensitivity: easy/hard phases at fixed demand"
@@ -111,11 +114,12 @@ def claims(data: pd.DataFrame) -> list[Claim]:
     ]
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    from experiments.figures.style import COLUMN_IN, ROW_IN, new_figure, save
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Bypass share and heavy intake, planned ratios, and workers over the phases: 3 x 1 axes."""
+    from experiments.figures.style import COLUMN_IN, ROW_IN, figure_axes
 
     models = [c[len("workers_") :] for c in data.columns if c.startswith("workers_")]
-    fig, axes = new_figure(3, 1, width_in=COLUMN_IN * 2, height_in=ROW_IN * 2.4, sharex=True)
+    fig, axes = figure_axes(ax, 3, 1, width_in=COLUMN_IN * 2, height_in=ROW_IN * 2.4, sharex=True)
     t = data["second"]
     smooth = {
         c: data[c].rolling(PLAN_WINDOW_S, min_periods=1).mean()
@@ -146,4 +150,4 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for row in axes[:, 0]:
         shade_phases(row, data)
-    save(fig, path)
+    return fig

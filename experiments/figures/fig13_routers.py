@@ -23,14 +23,17 @@ the difference below `VIOLATION_MARGIN`).
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from experiments.figures import seeds
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
-from experiments.figures.style import new_figure, save
+from experiments.figures.style import figure_axes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig13"
 TITLE = "HADIS with learned routers: FID and SLO violations by router (Azure trace)"
@@ -85,8 +88,9 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
     return data[["kind", "router", "seed", "n_seeds", "fid_method", "arrivals", *KEYS, *ci]]
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    fig, axes = new_figure(1, 2)
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Mean FID (first axes) and SLO violations (second) per router, 95% CIs: 1 x 2 axes."""
+    fig, axes = figure_axes(ax, 1, 2)
     order = data[data["kind"] == "average"].sort_values("fid")
     labels = order["router"].replace({"bundle": "HADIS rule (bundle)"})
     colors = ["#d62728" if r == "bundle" else "#4c72b0" for r in order["router"]]
@@ -106,7 +110,7 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     axes[0, 1].set_xlabel("SLO violations (%)")
     axes[0, 1].set_yticklabels([])
     axes[0, 1].invert_yaxis()
-    save(fig, path)
+    return fig
 
 
 def beats(per_seed: pd.DataFrame, best: str, other: str) -> tuple[str, str]:
@@ -115,9 +119,10 @@ def beats(per_seed: pd.DataFrame, best: str, other: str) -> tuple[str, str]:
     fid = seeds.paired_estimate(per_seed, "fid", best, other)
     violations = seeds.paired_estimate(per_seed, "slo_violation_ratio", best, other)
     other_fid = per_seed.loc[per_seed["method"] == other, "fid"].mean()
+    _, error = v.fid_estimator_error(per_seed["fid_method"])
     verdict = v.all_of(
         [
-            v.difference_verdict(fid, v.LOWER, v.fid_tie(other_fid)),
+            v.difference_verdict(fid, v.LOWER, v.fid_tie(other_fid), error=error),
             v.no_worse_verdict(violations, v.LOWER, VIOLATION_MARGIN),
         ]
     )
@@ -148,6 +153,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
         f"best = the learned router with the lowest mean FID (chosen on these seeds); beats: "
         f"FID lower by more than {v.FID_TIE_REL:.1%} with its 95% interval below 0, and the "
         f"violations' interval below +{100 * VIOLATION_MARGIN:g} pp; "
+        f"{v.fid_error_note(*v.fid_estimator_error(per_seed['fid_method']))}; "
         f"[ ]: 95% interval over n = {int(average['n_seeds'].min())} seeds"
     )
     if "oracle" in average.index:

@@ -13,7 +13,7 @@ or ``fallback``) with its time share, and the load's violation ratio, FID (the r
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ import pandas as pd
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
 from simulator.presets import get_preset
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "fig15"
 TITLE = "Constant load 1-32 QPS under the artifact's testbed: cascade share, violations, FID"
@@ -36,6 +39,7 @@ COLUMNS = [
     "slo_violation_ratio",
     "fid",
     "fid_planned",
+    "fid_method",
 ]
 
 
@@ -59,6 +63,7 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
                     "slo_violation_ratio": s["slo_violation_ratio"],
                     "fid": s["fid"],
                     "fid_planned": s["fid_planned"],
+                    "fid_method": s["fid_method"],
                 }
             )
         )
@@ -94,6 +99,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
     loads = per_load(data)
     lo, hi = loads.iloc[0], loads.iloc[-1]
     rise = v.Estimate.exact(float(hi["fid"] - lo["fid"]))
+    estimator, error = v.fid_estimator_error(data["fid_method"])
     takeover = dominant_text(data)
     return [
         Claim(
@@ -102,9 +108,10 @@ def claims(data: pd.DataFrame) -> list[Claim]:
             "FID rises with demand (HADIS §5.3, Fig. 8)",
             f"FID {lo['fid']:.2f} at {lo['load_qps']:g} QPS, {hi['fid']:.2f} at "
             f"{hi['load_qps']:g} QPS; plan in force longest: {takeover}",
-            v.difference_verdict(rise, v.HIGHER, v.fid_tie(float(lo["fid"]))),
+            v.difference_verdict(rise, v.HIGHER, v.fid_tie(float(lo["fid"])), error=error),
             f"FID at the highest load minus at the lowest, one run per load (deterministic); "
-            f"tie {v.FID_TIE_REL:.1%} of the FID at the lowest load",
+            f"tie {v.FID_TIE_REL:.1%} of the FID at the lowest load; "
+            f"{v.fid_error_note(estimator, error)}",
         ),
         Claim(
             NAME,
@@ -118,10 +125,11 @@ def claims(data: pd.DataFrame) -> list[Claim]:
     ]
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    from experiments.figures.style import COLUMN_IN, ROW_IN, new_figure, save
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """Share of time per pair, SLO violations and FID per constant load: 3 x 1 axes."""
+    from experiments.figures.style import COLUMN_IN, ROW_IN, figure_axes
 
-    fig, axes = new_figure(3, 1, width_in=COLUMN_IN * 2, height_in=ROW_IN * 2.6, sharex=True)
+    fig, axes = figure_axes(ax, 3, 1, width_in=COLUMN_IN * 2, height_in=ROW_IN * 2.6, sharex=True)
     shares = data.pivot_table(index="load_qps", columns="plan", values="share", fill_value=0.0)
     x = np.arange(len(shares))
     bottom = np.zeros(len(shares))
@@ -139,4 +147,4 @@ def plot(data: pd.DataFrame, path: Path) -> None:
     axes[2, 0].set(ylabel="FID", xlabel="constant load (QPS)")
     axes[2, 0].legend(loc="upper left")
     axes[2, 0].set_xticks(x, [f"{q:g}" for q in shares.index])
-    save(fig, path)
+    return fig

@@ -154,7 +154,7 @@ def report_context(bundle_spec: str, quick: bool, seed: int) -> dict[str, object
 
 def module_names(names: Iterable[str]) -> dict[str, str]:
     """Figure NAME -> its module's dotted name, for the given figure names."""
-    from experiments.figures import figure_modules
+    from experiments.figures.registry import figure_modules
 
     modules = figure_modules()
     return {name: modules[name].__name__ for name in names}

@@ -1,4 +1,5 @@
-"""Compute, plot and report figures: NAME.csv + NAME.png per figure and REPRODUCTION.md."""
+"""Compute, draw and report figures: NAME.csv + NAME.png per figure (no PNG for a table whose
+module has `plot = None`) and REPRODUCTION.md. Figure modules only draw; this module saves."""
 
 from __future__ import annotations
 
@@ -7,21 +8,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
-from experiments.figures import figure_modules, verdicts
+import pandas as pd
+
+from experiments.figures import style, verdicts
 from experiments.figures.context import Claim, FigureContext
 from experiments.figures.provenance import record_provenance, report_context
+from experiments.figures.registry import FIGURES, UnknownFigureError, figure_module
+from experiments.figures.seeds import uncertainty_note
 from simulator.atomic import atomic_file, atomic_write_text
-from simulator.errors import InputError
 from simulator.results import code_version
 
 
-class UnknownFigureError(InputError):
-    pass
-
-
 def select_figures(only: Sequence[str] | None) -> list[str]:
-    known = list(figure_modules())
+    """The figures `--only` names (all when empty), in report order."""
+    known = FIGURES.names()
     if not only:
         return known
     unknown = [name for name in only if name not in known]
@@ -37,18 +39,18 @@ def make_figures(
     names: Sequence[str],
     on_figure: Callable[[str, float], None] | None = None,
 ) -> dict[str, list[Claim]]:
-    """Compute and plot each figure into ctx.out_dir; returns the claims per figure."""
-    modules = figure_modules()
+    """Compute each figure into ctx.out_dir (NAME.csv) and save what its `plot` draws
+    (NAME.png); returns the claims per figure."""
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     claims: dict[str, list[Claim]] = {}
     for name in names:
-        module = modules[name]
+        module = figure_module(name)
         start = time.perf_counter()
         data = module.compute(ctx)
         with atomic_file(ctx.out_dir / f"{name}.csv") as staging:
             data.to_csv(staging, index=False, float_format="%.6g")
-        with atomic_file(ctx.out_dir / f"{name}.png") as staging:
-            module.plot(data, staging)
+        if module.plot is not None:
+            save_figure(module, data, ctx.out_dir / f"{name}.png")
         claims[name] = list(module.claims(data))
         record_provenance(
             ctx.out_dir,
@@ -60,17 +62,31 @@ def make_figures(
     return claims
 
 
+def save_figure(module: ModuleType, data: pd.DataFrame, path: Path) -> Path:
+    """The figure `module.plot(data)` draws, written atomically as a PNG in the paper's
+    savefig settings (`style.save`) and closed."""
+    with atomic_file(path) as staging:
+        figure = module.plot(data)
+        if not isinstance(figure, style.Figure):
+            raise TypeError(
+                f"{module.__name__}.plot returned {type(figure).__name__}, not a matplotlib "
+                "Figure (see experiments/figures/context.py)"
+            )
+        style.save(figure, staging)
+    return path
+
+
 def replicate_verdicts(
     ctx: FigureContext, names: Sequence[str], seeds: Sequence[int]
 ) -> dict[tuple[str, str], list[str]]:
     """Recompute each figure's claims with other seeds (traces and simulations re-drawn; no
     files written): (figure, claim) -> the verdict under each seed, in `seeds` order."""
-    modules = figure_modules()
     verdicts: dict[tuple[str, str], list[str]] = {}
     for seed in seeds:
         other = replace(ctx, seed=seed, _runs={}, _traces={})
         for name in names:
-            for claim in modules[name].claims(modules[name].compute(other)):
+            module = figure_module(name)
+            for claim in module.claims(module.compute(other)):
                 verdicts.setdefault((claim.figure, claim.claim), []).append(claim.verdict)
     return verdicts
 
@@ -93,6 +109,17 @@ def report_libraries() -> dict[str, str]:
     return {name: metadata.version(name) for name in names}
 
 
+def figure_notes(module: ModuleType, csv: Path) -> list[str]:
+    """Report lines under a figure's heading: the preset it used (its module's `PRESET`; the
+    `default` preset when it names none) and, from a module with `report_lines(data)`, its
+    table rendered from the CSV it wrote."""
+    preset = getattr(module, "PRESET", "default")
+    lines = [f"Preset: `{preset}` (`simulator/presets.py`, docs/PRESETS.md).", ""]
+    if hasattr(module, "report_lines"):
+        lines += [*module.report_lines(pd.read_csv(csv)), ""]
+    return lines
+
+
 def write_report(
     ctx: FigureContext,
     claims: dict[str, list[Claim]],
@@ -101,7 +128,6 @@ def write_report(
     """REPRODUCTION.md: the verdict rules and counts, then every claim with the paper's number,
     ours and a verdict (and, with `replicas`, in how many of the other seeds the verdict is the
     same)."""
-    modules = figure_modules()
     counts = verdicts.counts(c.verdict for name in claims for c in claims[name])
     source = ctx.bundle.meta.get("provenance", {}).get("source", "?")
     lines = [
@@ -115,15 +141,22 @@ def write_report(
         "Libraries (pinned in pyproject.toml where they change results): "
         + ", ".join(f"{name} {version}" for name, version in report_libraries().items())
         + ".",
-        "Modelling choices: the `SimConfig` defaults for every figure except fig15, which uses "
-        "`--preset artifact-testbed` (`simulator/presets.py`).",
+        "Modelling choices: each figure names the preset it used (`simulator/presets.py`, "
+        "docs/PRESETS.md); tab02 shows the headline metrics under each alternative of each "
+        "choice.",
+        uncertainty_note(ctx),
         "",
         *verdict_summary(counts),
         "",
         verdicts.RULES,
     ]
     for name, figure_claims in claims.items():
-        lines += [f"## {name}: {modules[name].TITLE}", "", f"![{name}]({name}.png)", ""]
+        module = figure_module(name)
+        shown = f"Table: [{name}.csv]({name}.csv)"  # a table module: plot = None
+        if module.plot is not None:
+            shown = f"![{name}]({name}.png)"
+        lines += [f"## {name}: {module.TITLE}", "", shown, ""]
+        lines += figure_notes(module, ctx.out_dir / f"{name}.csv")
         if not figure_claims:
             lines += ["No headline claim is attached to this figure.", ""]
             continue

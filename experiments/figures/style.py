@@ -1,15 +1,18 @@
 """Paper-style plotting shared by every figure module: Agg backend, one font size, one colour
 and label per method, and a fixed legend order.
 
-    fig, axes = new_figure(2, 1, width_in=COLUMN_IN * 2)
-    axes[0, 0].plot(x, y, color=METHOD_COLORS["hadis"], label=METHOD_LABELS["hadis"])
-    save(fig, path)
+    def plot(data, ax=None):
+        fig, axes = figure_axes(ax, 2, 1, width_in=COLUMN_IN * 2)
+        axes[0, 0].plot(x, y, color=METHOD_COLORS["hadis"], label=METHOD_LABELS["hadis"])
+        return fig          # the report saves it: save(fig, path)
 
-`new_figure` always returns a 2-D array of axes (squeeze off), so callers index [row, col].
+`figure_axes` and `new_figure` always return a 2-D array of axes (squeeze off), so callers
+index [row, col].
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 COLUMN_IN = 3.5  # one paper column, inches
 ROW_IN = 2.2  # height of one row of panels, inches
@@ -109,7 +114,7 @@ def new_figure(
     width_in: float | None = None,
     height_in: float | None = None,
     **subplots: object,
-) -> tuple[plt.Figure, np.ndarray]:
+) -> tuple[Figure, np.ndarray]:
     """A figure in the paper style (sets matplotlib's rcParams to RC) and its axes as a
     rows x cols array; extra keyword arguments go to `plt.subplots` (sharex, gridspec_kw, ...)."""
     plt.rcParams.update(RC)  # global: legends and texts added later read rcParams
@@ -124,10 +129,39 @@ def new_figure(
     return fig, axes
 
 
-def save(fig: plt.Figure, path: Path) -> Path:
-    """Write `fig` as a PNG at DPI and close it."""
+def figure_axes(
+    ax: Axes | Sequence[Axes] | np.ndarray | None,
+    rows: int = 1,
+    cols: int = 1,
+    width_in: float | None = None,
+    height_in: float | None = None,
+    **subplots: object,
+) -> tuple[Figure, np.ndarray]:
+    """Where a figure module's `plot(data, ax)` draws, as (figure, rows x cols array of axes):
+    a new figure (`new_figure(rows, cols, width_in, height_in, **subplots)`) when `ax` is None,
+    else the caller's axes of one figure, left as they are styled: one Axes for a single panel,
+    or a sequence (or array) of rows * cols axes in row-major order. Anything else is a
+    ValueError naming the number of axes the figure needs."""
+    if ax is None:
+        return new_figure(rows, cols, width_in, height_in, **subplots)
+    panels = [ax] if isinstance(ax, Axes) else list(np.asarray(ax, dtype=object).ravel())
+    wanted = f"{rows * cols} matplotlib Axes ({rows} x {cols} panels)"
+    other = [type(p).__name__ for p in panels if not isinstance(p, Axes)]
+    if other or len(panels) != rows * cols:
+        got = f"a {type(ax).__name__} holding {other[0]}" if other else f"{len(panels)} Axes"
+        raise ValueError(f"ax: this figure draws into {wanted}, got {got}")
+    if any(p.figure is not panels[0].figure for p in panels):
+        raise ValueError(f"ax: the {wanted} must belong to one figure")
+    return panels[0].figure, np.array(panels, dtype=object).reshape(rows, cols)
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write `fig` as a PNG at DPI (no software tag: the same figure gives the same bytes) and
+    close it, also when writing fails."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    finally:
+        plt.close(fig)
     return path

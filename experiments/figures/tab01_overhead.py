@@ -17,7 +17,7 @@ on configured constants ("by construction"), the planner time is a measured leve
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from experiments.figures import fig07_azure as azure
 from experiments.figures import style
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAME = "tab01"
 TITLE = "Overheads (§5.8): router, discriminator and MILP planner times"
@@ -77,10 +80,10 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def plot(data: pd.DataFrame, path: Path) -> None:
-    """The table rendered as a PNG."""
-    fig, axes = style.new_figure(
-        1, 1, width_in=2 * style.COLUMN_IN, height_in=0.3 + 0.19 * (len(data) + 1)
+def plot(data: pd.DataFrame, ax=None) -> Figure:
+    """The table drawn into one axes (the report saves it as a PNG)."""
+    fig, axes = style.figure_axes(
+        ax, 1, 1, width_in=2 * style.COLUMN_IN, height_in=0.3 + 0.19 * (len(data) + 1)
     )
     ax = axes[0, 0]
     ax.axis("off")
@@ -110,7 +113,7 @@ def plot(data: pd.DataFrame, path: Path) -> None:
         if r == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("0.93")
-    style.save(fig, path)
+    return fig
 
 
 def claims(data: pd.DataFrame) -> list[Claim]:
