@@ -1,0 +1,249 @@
+"""Simulator vs real serving (`t2isim validate`): the bundle's per-hop overheads in the
+simulator, their measurement from a run's latencies, the fidelity table, and (Ray) a short
+emulated validation end to end."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.inputs import resolve_bundle, resolve_trace
+from serving.setup import ServeSetup
+from serving.validate import (
+    fidelity_table,
+    hop_overheads_ms,
+    overheads_spec,
+    pooled_overheads_ms,
+    run_validation,
+    with_overheads,
+)
+from simulator.bundle import BundleError, check_overheads
+from simulator.config import SimConfig
+from simulator.errors import InputError
+from simulator.results import write_run
+from simulator.run import run_simulation
+
+LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
+OPTIONS = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
+# load_s = 0: no swap at t = 0, so a dispatch overhead shifts every query alike
+CONFIG = SimConfig(n_workers=4, slo_s=3.0, time_scale=0.1, dispatch="jsq", load_s=0.0)
+TRACE = "constant:rate=4,duration=30"  # light load: no query waits behind another
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return resolve_bundle("default")
+
+
+def simulate(bundle, overheads: dict, trace: str = TRACE, config: SimConfig = CONFIG):
+    b = with_overheads(bundle, overheads)
+    return run_simulation(
+        b, resolve_trace(trace, b, config.seed), "static-cascade", config, OPTIONS
+    )
+
+
+def test_overheads_delay_each_hop_by_their_value_and_default_to_none(bundle):
+    assert bundle.overhead_s("dispatch") == bundle.overhead_s("escalation") == (0.0, 0.0)
+    base = simulate(bundle, {}).queries
+    explicit_zero = simulate(bundle, {"dispatch_overhead_ms": 0, "escalation_overhead_ms": 0})
+    pd.testing.assert_frame_equal(base, explicit_zero.queries)
+    slow = simulate(bundle, {"dispatch_overhead_ms": 40.0, "escalation_overhead_ms": 15.0})
+    extra = (slow.queries.latency_s - base.latency_s).to_numpy()
+    escalated = base.escalated.to_numpy()
+    assert 20 < escalated.sum() < len(base) - 20
+    np.testing.assert_allclose(extra[~escalated], 0.040, atol=1e-9)
+    np.testing.assert_allclose(extra[escalated], 0.055, atol=1e-9)
+    # decisions are the plan's, not the overheads'
+    pd.testing.assert_series_equal(base.final_model, slow.queries.final_model)
+
+
+def test_a_hop_with_a_p95_is_lognormal_and_reproducible(bundle):
+    overheads = {"dispatch_overhead_ms": 30.0, "dispatch_overhead_p95_ms": 90.0}
+    trace = "constant:rate=4,duration=300"
+    base = simulate(bundle, {}, trace).queries
+    runs = [simulate(bundle, overheads, trace).queries for _ in range(2)]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    extra = (runs[0].latency_s - base.latency_s).to_numpy()
+    assert np.median(extra) == pytest.approx(0.030, rel=0.1)
+    assert np.percentile(extra, 95) == pytest.approx(0.090, rel=0.15)
+    assert extra.min() > 0 and extra.max() > 0.120
+
+
+def test_measured_overheads_recover_the_injected_ones(bundle):
+    base = simulate(bundle, {}).queries
+    real = simulate(bundle, {"dispatch_overhead_ms": 40.0, "escalation_overhead_ms": 15.0})
+    measured = hop_overheads_ms(real.queries, base)
+    assert measured["dispatch_overhead_ms"] == pytest.approx(40.0, abs=1e-6)
+    assert measured["escalation_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+    assert measured["dispatch_overhead_p95_ms"] == pytest.approx(40.0, abs=1e-6)
+    pooled = pooled_overheads_ms(
+        [measured, {**measured, "dispatch_overhead_ms": 50.0, "dispatch_overhead_p95_ms": 70.0}]
+    )
+    assert pooled == {
+        "dispatch_overhead_ms": 45.0,
+        "dispatch_overhead_p95_ms": 55.0,
+        "escalation_overhead_ms": 15.0,
+        "escalation_overhead_p95_ms": 15.0,
+    }
+    # queueing the simulation lacks (a replica start) is no hop: clipped to the bundle's range
+    assert (
+        pooled_overheads_ms([{**measured, "dispatch_overhead_p95_ms": 1e6}])[
+            "dispatch_overhead_p95_ms"
+        ]
+        == 60_000.0
+    )
+    # a hop faster in the real run than simulated (noise) is no overhead
+    assert (
+        pooled_overheads_ms([{**measured, "escalation_overhead_ms": -3.0}])[
+            "escalation_overhead_ms"
+        ]
+        == 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    "overheads, named",
+    [
+        ([1], "overheads: expected an object"),
+        ({"dispatch_ms": 1}, "unknown field 'dispatch_ms'"),
+        ({"dispatch_overhead_ms": -1}, "overheads.dispatch_overhead_ms: value -1"),
+        ({"escalation_overhead_ms": float("nan")}, "overheads.escalation_overhead_ms: value nan"),
+        ({"dispatch_overhead_ms": True}, "overheads.dispatch_overhead_ms: value True"),
+        ({"dispatch_overhead_ms": 5, "dispatch_overhead_p95_ms": 4}, "dispatch_overhead_p95_ms"),
+        ({"dispatch_overhead_p95_ms": 4}, "dispatch_overhead_p95_ms: value 4 is neither"),
+    ],
+)
+def test_bad_overheads_are_one_line_errors_naming_the_field(overheads, named):
+    with pytest.raises(BundleError) as info:
+        check_overheads(overheads)
+    message = str(info.value)
+    assert named in message and "\n" not in message and message.startswith("bundle.json")
+
+
+def test_a_bundle_folder_with_bad_overheads_is_refused_on_load(bundle, tmp_path):
+    from simulator.bundle import load_bundle, write_bundle
+
+    write_bundle(bundle, tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    meta["overheads"] = {"dispatch_overhead_ms": 12.5}
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
+    assert load_bundle(tmp_path / "b").overhead_s("dispatch") == (0.0125, 0.0125)
+    meta["overheads"] = {"dispatch_overhead_ms": "fast"}
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="b/bundle.json: column overheads.dispatch_overhead_ms"):
+        load_bundle(tmp_path / "b")
+
+
+def test_overheads_option_takes_a_mode_or_a_file(tmp_path):
+    assert overheads_spec("measured") == "measured"
+    path = tmp_path / "o.json"
+    path.write_text('{"dispatch_overhead_ms": 30, "dispatch_overhead_p95_ms": 80}')
+    assert overheads_spec(str(path))["dispatch_overhead_p95_ms"] == 80
+    path.write_text('{"dispatch_overhead_ms": -2}')
+    with pytest.raises(InputError, match="dispatch_overhead_ms: value -2"):
+        overheads_spec(str(path))
+    with pytest.raises(InputError, match="expected measured, bundle, none"):
+        overheads_spec("fast")
+
+
+def test_fidelity_table_errors_and_goals():
+    real = [
+        {"p50_latency_s": 1.0, "p99_latency_s": 2.0, "slo_violation_ratio": 0.10},
+        {"p50_latency_s": 1.2, "p99_latency_s": 2.2, "slo_violation_ratio": 0.14},
+    ]
+    sim = {"p50_latency_s": 1.155, "p99_latency_s": 2.5, "slo_violation_ratio": 0.135}
+    base = {"p50_latency_s": 0.55, "p99_latency_s": 2.1, "slo_violation_ratio": 0.12}
+    table = fidelity_table(real, sim, [1.0, 0.8], {"no_overhead": base}).set_index("metric")
+    assert table.loc["p50_latency_s", "error"] == pytest.approx(5.0)
+    assert table.loc["p50_latency_s", "goal_met"]
+    assert table.loc["p50_latency_s", "error_no_overhead"] == pytest.approx(-50.0)
+    assert table.loc["p99_latency_s", "error"] == pytest.approx(19.047619)
+    assert not table.loc["p99_latency_s", "goal_met"]
+    # 1.5 pp off, but within the real runs' spread (std 2.83 pp)
+    assert table.loc["slo_violation_ratio", "error"] == pytest.approx(1.5)
+    assert table.loc["slo_violation_ratio", "real_spread"] == pytest.approx(2.828427)
+    assert table.loc["slo_violation_ratio", "goal_met"]
+    assert table.loc["same_plan_share", "real_mean"] == pytest.approx(0.9)
+    assert table.loc["same_plan_share", "goal_met"]
+
+
+def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path):
+    """Stand-in "real" runs (simulations with known overheads) re-reported: the measured
+    overheads are the injected ones and the compared simulation matches them."""
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict())
+    injected = {"dispatch_overhead_ms": 35.0, "escalation_overhead_ms": 12.0}
+    fake = simulate(bundle, injected)
+    for k in (1, 2):
+        summary = {**fake.summary, "trace_spec": TRACE}
+        write_run(tmp_path / f"real-{k}", fake.queries, fake.timeseries, summary, fake.config, [])
+    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    assert json.loads((tmp_path / "overheads.json").read_text()) == {
+        "dispatch_overhead_ms": 35.0,
+        "dispatch_overhead_p95_ms": 35.0,
+        "escalation_overhead_ms": 12.0,
+        "escalation_overhead_p95_ms": 12.0,
+    }
+    errors = table.set_index("metric")["error"]
+    assert errors[["p50_latency_s", "p90_latency_s", "p99_latency_s"]].abs().max() < 1e-6
+    without = table.set_index("metric")["error_no_overhead"]
+    assert without["p50_latency_s"] < -10  # the overhead-free simulation is too fast
+    assert (tmp_path / "fidelity.md").read_text().count("| yes |") == 4
+    assert len(pd.read_csv(tmp_path / "overheads.csv")) == 2
+    with pytest.raises(InputError, match="not a replay of this policy"):
+        other = ServeSetup("default", "static-cascade", OPTIONS, {**CONFIG.to_dict(), "seed": 1})
+        run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+
+
+# ----------------------------------------------------------------------------- Ray (CI)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_short_emulated_validation_end_to_end(bundle, tmp_path):
+    """One real run (Ray Serve, 4 emulated replicas) against the simulator: the fidelity
+    table's rows, the same decisions and plan, every query accounted for, overheads > 0."""
+    pytest.importorskip("ray.serve")
+    trace = "constant:rate=10,duration=5"
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict())
+    table = run_validation(setup, trace, tmp_path, repeats=1, port=free_port(), num_cpus=2)
+    metrics = [
+        "p50_latency_s",
+        "p90_latency_s",
+        "p99_latency_s",
+        "slo_violation_ratio",
+        "throughput_qps",
+        "heavy_share",
+        *(f"completions_{m}" for m in bundle.model_names),
+        "same_plan_share",
+    ]
+    assert table["metric"].tolist() == metrics
+    assert list(pd.read_csv(tmp_path / "fidelity.csv").columns) == [
+        "metric",
+        "real_mean",
+        "real_spread",
+        "simulated",
+        "error",
+        "unit",
+        "goal_met",
+        "error_no_overhead",
+    ]
+    rows = table.set_index("metric")
+    assert rows.loc["same_plan_share", "real_mean"] == 1.0  # a static plan, in force throughout
+    summary = json.loads((tmp_path / "real-1" / "summary.json").read_text())
+    assert summary["ok"] + summary["timeouts"] + summary["drops"] == summary["arrivals"] == 50
+    assert summary["failed"] == 0
+    assert rows.loc["heavy_share", "error"] == 0.0  # the decision core in both drivers
+    for m in (LIGHT, HEAVY):
+        assert rows.loc[f"completions_{m}", "error"] == 0.0
+    overheads = json.loads((tmp_path / "overheads.json").read_text())
+    assert 0 < overheads["dispatch_overhead_ms"] < 2000
+    assert (tmp_path / "timeseries.png").stat().st_size > 10_000
