@@ -22,7 +22,7 @@ import simpy
 from simulator.artifact_inflight import ArtifactInflight
 from simulator.bundle import Bundle
 from simulator.config import SimConfig
-from simulator.core import ACCEPT, NO_MODEL, PlanState, place_workers
+from simulator.core import ACCEPT, NO_MODEL, PlanState, hosted_above, place_workers
 from simulator.hooks import PolicyHooks
 from simulator.policy import Plan, Policy
 from simulator.queues import queue_factory
@@ -123,6 +123,11 @@ class Cluster:
         self.model_queue = [new_queue() for _ in range(self.n_models)]
         self.idle_of: list[list[Worker]] = [[] for _ in range(self.n_models)]
         self.orphans: list[int] = []  # queries whose model has no worker (until the next plan)
+        self.keep_queues = config.on_plan_change == "keep"
+        # escalation=next-hosted: per model, the model an escalated image goes to (None: the
+        # plan's next stage); set by apply_plan from the models the workers host
+        self.next_hosted = config.escalation == "next-hosted"
+        self.hosted_above: list[int] | None = None
 
         # the plan in force and its decision state
         self.plan: Plan | None = None
@@ -232,6 +237,7 @@ class Cluster:
             yield env.timeout(exec_s)
             done = env.now
             next_of = self.next_of_prompt[m]  # the plan in force now
+            above = self.hosted_above  # escalation=next-hosted: the target per model
             for q in batch:
                 if first_model[q] == NO_MODEL:
                     first_model[q] = m
@@ -242,6 +248,8 @@ class Cluster:
                         nxt = next_of[p]
                     else:
                         nxt = hook(self.state, m, self.quality[m][p], done)
+                    if nxt != accept and above is not None:
+                        nxt = above[m]
                     if nxt != accept:
                         self.escalate(q, nxt)
                         continue
@@ -341,7 +349,8 @@ class Cluster:
 
     def apply_plan(self, plan: Plan) -> None:
         """Put a plan in force: the core's decision state and placement (fewest swaps), batch
-        sizes, re-dispatch of the queues whose worker changed model."""
+        sizes; the queues whose worker changed model are routed again (`on_plan_change=reroute`)
+        or stay for its new model (`keep`); escalation targets (`escalation=next-hosted`)."""
         bundle = self.bundle
         index = bundle.model_index
         self.plan = plan
@@ -357,11 +366,16 @@ class Cluster:
         redispatch: list[int] = []
         for i in changed:
             w = self.workers[i]
-            redispatch.extend(w.queue)
-            w.queue.clear()
+            if not (self.keep_queues and w.target != NO_MODEL):
+                redispatch.extend(w.queue)
+                w.queue.clear()
             if w.idle:
                 w.idle = False
                 w.wake.succeed()
+        if self.keep_queues:  # each worker's model serves its queue, judged by the new plan
+            for w in self.workers:
+                if w.target != NO_MODEL:
+                    self._restage(w.queue, w.target)
         self.workers_of = [[] for _ in range(self.n_models)]
         self.idle_of = [[] for _ in range(self.n_models)]
         for w in self.workers:
@@ -371,6 +385,8 @@ class Cluster:
                 w.batch = max(
                     1, min(int(size), bundle.max_batch_size(bundle.model_names[w.target]))
                 )
+        if self.next_hosted:
+            self.hosted_above = hosted_above([bool(ws) for ws in self.workers_of])
         if self.central:
             for m in range(self.n_models):
                 if desired[m] == 0 and self.model_queue[m]:
@@ -390,6 +406,17 @@ class Cluster:
             if m == state.last:
                 self.stage[q] = STAGE_FINAL
             self.send(q, m)
+
+    def _restage(self, queue, m: int) -> None:
+        """Queued queries that model m will serve, staged as if sent to it under the plan in
+        force: the plan's last stage returns their image, any other model judges it."""
+        last = self.state.last
+        stage, escalated = self.stage, self.escalated
+        for q in queue:
+            if m == last:
+                stage[q] = STAGE_FINAL
+            elif stage[q] == STAGE_FINAL:
+                stage[q] = STAGE_ESCALATED if escalated[q] else STAGE_OPEN
 
     def _tabulate(self) -> None:
         """The plan's decisions per prompt: the prompts' scores are known before the run."""

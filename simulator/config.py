@@ -33,6 +33,8 @@ from simulator.queues import QUEUE_DISCIPLINES
 DISPATCH_MODES = ("random", "jsq", "central")
 DEMAND_ESTIMATORS = ("ewma", "inflight", "artifact-inflight")
 SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal")
+PLAN_CHANGE_MODES = ("reroute", "keep")  # queued queries of a worker whose model changes
+ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query goes
 FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
 
@@ -137,6 +139,20 @@ class SimConfig:
     queue: str = setting(
         "fifo", "Worker queue order: fifo, or edf (earliest deadline = arrival + SLO first)",
         Choice(QUEUE_DISCIPLINES),
+    )
+    on_plan_change: str = setting(
+        "reroute",
+        "Queued queries of a worker whose model a plan changes: reroute (routed again under "
+        "the new plan) or keep (left on the worker and served by its new model, as the HADIS "
+        "artifact; a worker left without a model has its queue rerouted)",
+        Choice(PLAN_CHANGE_MODES),
+    )
+    escalation: str = setting(
+        "next-stage",
+        "Where an escalated query goes: next-stage (a worker of the plan's next stage) or "
+        "next-hosted (the HADIS artifact's load balancer: a worker of the lowest-index model "
+        "above the escalating one that a worker hosts; returned as it is when none)",
+        Choice(ESCALATION_TARGETS),
     )
 
     def __post_init__(self) -> None:

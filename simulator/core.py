@@ -220,6 +220,23 @@ def place_workers(current: Sequence[int], desired: Sequence[int]) -> tuple[list[
     return new, changed
 
 
+def hosted_above(hosted: Sequence[bool]) -> list[int]:
+    """Per model, the lowest-index model above it that some worker hosts (ACCEPT: none).
+
+    The HADIS artifact's escalation target (src/load_balancer/load_balancer.py
+    `balanceLoadEqual` gives a worker of model level l a table of the workers of the next level
+    hosted above l, plus the sink; src/worker/worker.py `getHostID(None)` draws among its
+    non-sink entries, equal weights, and sends to the sink, which returns the image, when there
+    are none). `hosted[m]`: a worker hosts model m."""
+    above = [ACCEPT] * len(hosted)
+    nearest = ACCEPT
+    for m in reversed(range(len(hosted))):
+        above[m] = nearest
+        if hosted[m]:
+            nearest = m
+    return above
+
+
 def form_batch(
     queue,
     arrival_s: Sequence[float],

@@ -162,6 +162,18 @@ register_preset(
             "service_time": Sourced(
                 "deterministic", f"{_WORKER} executeBatch: time.sleep(profiled runtime)"
             ),
+            "on_plan_change": Sourced(
+                "keep",
+                f"{_WORKER} readIPCMessages LOAD_MODEL: the worker loads the new model and "
+                "leaves self.queue as it is; serviceQueue serves it with the new model",
+            ),
+            "escalation": Sourced(
+                "next-hosted",
+                f"{_ROUTE} forwardIntermediateQuery: an escalated (resultQualified 0) query goes "
+                "to getHostID(None), equal weights over the non-sink entries of the routing "
+                "table, which src/load_balancer/load_balancer.py balanceLoadEqual fills with the "
+                "workers of the next model level hosted above the worker's",
+            ),
         },
         policy=Sourced(
             "hadis", f"{_CTRL} allocateResources: CAS_ITER -> allocateByMultiCascadeAlg"
@@ -188,9 +200,7 @@ register_preset(
 
 # --------------------------------------------------------------------------- modelling choices
 # The knobs of the modelling choices the sensitivity table varies (tab02_sensitivity): a preset
-# states each, so `--preset NAME` fixes every one of them. Queued queries on a plan change have
-# no knob yet: the simulator re-dispatches the queue of a worker whose model changes (the
-# artifact keeps it on the worker, which serves it with its new model; docs/PRESETS.md).
+# states each, so `--preset NAME` fixes every one of them.
 _PAPER = "HADIS paper"
 _PROTEUS_ROUTING_PAPER = (
     f"{_PAPER} §5.1 Baselines: Proteus's queries 'are randomly routed to each worker with equal "
@@ -212,6 +222,11 @@ register_preset(
                 None,
                 f"the bundle's load time per model: {_PAPER} §4.1 Workers swap models at "
                 "runtime on real L40S GPUs and gives no load time",
+            ),
+            "on_plan_change": Sourced(
+                "reroute",
+                f"{_PAPER} §4.1: the Load Balancer updates the routing tables on a placement "
+                "change; silent on queued queries, read as routed again under the new tables",
             ),
         },
         policy=Sourced("hadis", f"{_PAPER} §4"),
@@ -279,6 +294,10 @@ register_preset(
         config={
             "demand_estimator": Sourced("ewma", f"{_OWN}; as {_PAPER} §4.4"),
             "load_s": Sourced(None, f"{_OWN}: the bundle's load time per model"),
+            "on_plan_change": Sourced(
+                "reroute",
+                f"{_OWN}: a worker's queue follows the plan (simulator/cluster.py apply_plan)",
+            ),
         },
         policy=Sourced("hadis", f"{_PAPER} §4"),
         policy_options={

@@ -367,6 +367,32 @@ def test_preset_values_are_sourced_and_explicit_options_win():
     assert set(PRESETS) >= {"artifact-testbed"}
 
 
+@pytest.mark.parametrize("escalation", ["next-hosted", "next-stage"])
+def test_preset_fallback_chains_escalations_through_every_hosted_model(bundle, escalation):
+    """Before the first MILP (tick 5) the fallback hosts all four models, 4 GPUs each, and the
+    plan names SDXL-Lightning -> SD3.5-Large at r = c = 0.5. The artifact's load balancer
+    (escalation=next-hosted, the preset's) sends an escalated image to the next model hosted,
+    so SD3.5-Large-Turbo and SD3.5-Medium judge and return some of them (FAITHFUL.md #6, #12);
+    to the plan's next stage, they go straight to SD3.5-Large."""
+    from simulator.run import run_simulation
+    from simulator.workloads import constant
+
+    fields, policy, options = get_preset("artifact-testbed").apply({}, "hadis", {}, set())
+    config = SimConfig(**{**fields, "escalation": escalation})
+    assert config.on_plan_change == "keep"
+    trace = constant(16.0, 4.0, n_prompts=bundle.n_prompts, seed=0)
+    raw = run_simulation(bundle, trace, policy, config, options).raw
+    assert raw.plans[0].plan.label == "SDXL-Lightning->SD3.5-Large"
+    early = raw.completion_s < 5.0  # done under the fallback
+    returned = set(raw.final_model[early].tolist())  # models that returned an image
+    if escalation == "next-hosted":
+        assert returned == {0, 1, 2, 3}
+        assert set(raw.final_model[early & raw.escalated].tolist()) >= {1, 2}
+    else:
+        assert returned == {0, 3}
+    assert early.sum() >= 25
+
+
 def test_cli_preset_applies_its_values_and_explicit_options_win(bundle, tmp_path):
     from simulator.bundle import write_bundle
 

@@ -42,7 +42,7 @@ CHANGED = {
     "inflight_factor": 1.5, "router_cost_s": 0.0, "disc_cost_s": 0.01, "drop_factor": 2.0,
     "late_factor": 3.0, "load_s": 1.5, "dispatch": "jsq", "max_wait_s": 0.25,
     "service_time": "lognormal", "plan_delay_s": 0.5, "plan_delay_measured": True,
-    "queue": "edf",
+    "queue": "edf", "on_plan_change": "keep", "escalation": "next-hosted",
 }
 # a bad value for every field that takes one on the command line, as typed there
 BAD = {
@@ -51,6 +51,7 @@ BAD = {
     "inflight_factor": "0", "router_cost_s": "nan", "disc_cost_s": "-0.5", "drop_factor": "101",
     "late_factor": "-2", "load_s": "-1", "dispatch": "lifo", "max_wait_s": "inf",
     "service_time": "gamma", "plan_delay_s": "1e300", "queue": "random",
+    "on_plan_change": "drop", "escalation": "any",
 }
 
 

@@ -19,7 +19,7 @@ from experiments.figures.context import FigureContext
 from policies.planning import HADIS_OPTIONS
 from policies.proteus import PROTEUS_OPTIONS
 from simulator.bundle import write_bundle
-from simulator.config import SimConfig
+from simulator.config import PLAN_CHANGE_MODES, SimConfig
 from simulator.presets import (
     MODELLING_PRESETS,
     PRESETS,
@@ -54,7 +54,7 @@ def applied(name: str, policy: str = "hadis", given: set[str] | None = None, opt
 
 def test_paper_preset_is_the_papers_description():
     fields, policy, options = applied("paper")
-    assert fields == {"demand_estimator": "ewma", "load_s": None}
+    assert fields == {"demand_estimator": "ewma", "load_s": None, "on_plan_change": "reroute"}
     assert policy == "hadis"
     assert options == {"planner": "faithful", "demand_signal": "observation", "spare": "idle"}
     assert applied("paper", "proteus", {"policy"})[2] == {"routing": "workers"}
@@ -72,6 +72,10 @@ def test_artifact_preset_is_the_testbed_without_its_scale():
     assert fields["demand_estimator"] != SimConfig().demand_estimator  # the in-flight count
     assert fields["inflight_factor"] == 1.2
     assert fields["load_s"] == 0.0
+    # the artifact's worker keeps its queue for its new model; its load balancer sends an
+    # escalated query to the next model level hosted (tests/test_plan_change.py)
+    assert fields["on_plan_change"] == "keep" != SimConfig().on_plan_change
+    assert fields["escalation"] == "next-hosted" != SimConfig().escalation
     assert policy == "hadis"
     assert options == {k: s.value for k, s in testbed.policy_options.items()}
     assert options["planner"] == "faithful" and options["demand_signal"] == "artifact"
@@ -215,6 +219,9 @@ def test_sensitivity_alternatives_cover_every_declared_value():
     assert by_choice["spare workers"] == list(HADIS_OPTIONS["spare"].choices)
     assert by_choice["MILP planner"] == list(HADIS_OPTIONS["planner"].choices)
     assert by_choice["swap cost load_s"] == ["bundle", "0", "10"]
+    assert by_choice["queued queries on a plan change"] == list(PLAN_CHANGE_MODES)
+    kept = next(a for a in alts if a.value == "keep" and a.sim)
+    assert kept.sim == {"on_plan_change": "keep"} and kept.options == {}
     assert by_choice["Proteus routing"] == ["capacity", "workers"]
     # exactly one default per choice, and it changes nothing
     for choice in by_choice:

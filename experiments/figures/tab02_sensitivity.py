@@ -14,9 +14,9 @@ there (a demand estimator, a `spare` or `planner` choice) gets its row:
 * swap-aware planning: HADIS `--option swap_aware` (unset: on with the default planner, off
   with the artifact's; `policies.planning.SwapRule`);
 * swap cost: `SimConfig.load_s` (the bundle's load time per model, none, `SWAP_LOAD_S`);
+* queued queries on a plan change: `SimConfig.on_plan_change` (`simulator.config.
+  PLAN_CHANGE_MODES`: routed again, or kept for the worker's new model);
 * Proteus routing: Proteus `--option routing` (`policies.proteus.PROTEUS_OPTIONS`).
-
-Queued queries on a plan change have no knob yet (docs/PRESETS.md): every row re-dispatches them.
 
 Each (alternative, method) runs on the seeds of `seeds.seeds_of` (quick mode: the first
 `QUICK_SEEDS`) through the figures' sweep store (`seeds.STORE`, shared with Fig. 7: the default
@@ -39,7 +39,7 @@ import pandas as pd
 from experiments.figures import seeds, style
 from experiments.figures.context import Claim, FigureContext
 from experiments.figures.fig07_azure import AZURE_TRACE
-from simulator.config import DEMAND_ESTIMATORS, SimConfig
+from simulator.config import DEMAND_ESTIMATORS, PLAN_CHANGE_MODES, SimConfig
 from simulator.presets import MODELLING_PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ KEYS = ("fid", "slo_violation_ratio")
 SWAP_LOAD_S = (None, 0.0, 10.0)  # None: the bundle's load time per model
 SPARE_NEEDS = {"keep": {"planner": "faithful"}}  # HADIS options a spare value is refused without
 PRESET_CHOICE = "preset"
-QUICK_SEEDS = 2  # quick mode: the first two of `seeds.seeds_of` (about 35 runs of ~1 s)
+QUICK_SEEDS = 2  # quick mode: the first two of `seeds.seeds_of` (about 40 runs of ~1 s)
 COLUMNS = [
     "choice",
     "alternative",
@@ -138,6 +138,10 @@ def choice_alternatives() -> list[Alternative]:
             for label, value in (("on", None), ("off", False))
         ),
         *(alternative("swap cost load_s", _text(v), {"load_s": v}) for v in SWAP_LOAD_S),
+        *(
+            alternative("queued queries on a plan change", c, {"on_plan_change": c})
+            for c in PLAN_CHANGE_MODES
+        ),
         *(
             alternative("Proteus routing", r, options={"proteus": {"routing": r}})
             for r in proteus["routing"].choices
