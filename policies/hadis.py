@@ -19,11 +19,12 @@ GPUs beyond the plan keep their model, as the artifact), queue_alpha,
 time_limit_s, router=NAME (a trained router of routers/ replaces the bundle's hardness score;
 see policies/learned_router.py), router_features=auto|bow|hadis8|minilm|bow+hadis8,
 router_folds=K (its cross-fitting folds, default 5), router_seed (default: the run's seed),
-swap_aware=true|false and swap_fid_per_gpu_s (default 0.1): the swap-cost rule
-(`policies.planning.SwapRule`: keep the plan in force while it serves the demand unless the new
-plan's FID gain exceeds swap_fid_per_gpu_s per GPU-second of model loading it causes); on by
-default with planner=default, off with planner=faithful (the artifact plans without swap cost;
-swap_aware=true is refused there). With every load time 0 it changes nothing.
+swap_aware=true|false and swap_fid_s_per_gpu_s (default 1.0): the swap-cost rule
+(`policies.planning.SwapRule`: keep the plan in force while it serves the demand, until the
+quality it forgoes, in FID-seconds, reaches swap_fid_s_per_gpu_s per GPU-second of model loading
+a change costs); on by default with planner=default, off with planner=faithful (the artifact
+plans without swap cost; swap_aware=true is refused there). With every load time 0 it changes
+nothing.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class MilpCascadePolicy:
         if self.swap_rule is None:
             return plan
         delay = queue_delay_s(observation, self.options["queue_alpha"])
-        if self.in_force is not None and self.swap_rule.keeps(
+        if self.swap_rule.keeps(
             self.table, self.in_force, plan, observation.current, observation, delay
         ):
             solution, plan = self.in_force

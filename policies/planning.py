@@ -7,24 +7,28 @@ models.csv, or the run's `--load-s`) loading it and serves nothing meanwhile; th
 to it wait. The MILP plans for one demand and ignores where the workers are, so a demand that
 wobbles around a boundary moves workers back and forth every re-plan; with a load time close to
 the re-plan interval a worker can spend most of its time loading. `SwapRule` is a hysteresis
-on plan changes: the plan in force is kept while it still serves the demand (every served
-model's capacity >= its share of the demand, path latency within the SLO, both as the MILP
-checks them), unless the new plan's FID gain pays for the loading it causes:
+on plan changes in the manner of ski rental (rent until the rent paid equals the price, then
+buy): the plan in force is kept while it still serves the demand (every served model's
+capacity >= its share of the demand, path latency within the SLO, both as the MILP checks
+them) and the quality it forgoes, summed over the re-plans it has been kept, is below the price
+of the loading a change costs:
 
     switch  iff  the plan in force no longer serves the demand
                  or  load_gpu_s == 0
-                 or  FID(in force) - FID(new) > swap_fid_per_gpu_s * load_gpu_s
+                 or  regret + gain * dt >= swap_fid_s_per_gpu_s * load_gpu_s
 
-where load_gpu_s = sum over models of (workers gained) x load_s, the GPU-seconds of loading
-under the fewest-swaps placement (`simulator.core.place_workers`; workers left spare load
-nothing). A demand rise the plan in force cannot carry always switches, as before; a fall only
-switches when the quality gain is worth the loading.
+where gain = FID(in force) - FID(new) (keep, and regret = 0, when gain <= 0), dt = seconds
+since the previous re-plan, regret = the sum of gain * dt over the re-plans that kept the plan
+since its last switch, and load_gpu_s = sum over models of (workers gained) x load_s, the
+GPU-seconds of loading under the fewest-swaps placement (`simulator.core.place_workers`;
+workers left spare load nothing). A demand rise the plan in force cannot carry always switches,
+as before; a dip for a re-plan or two does not move workers; a lasting one does, once its
+forgone quality pays for the loading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,17 +76,17 @@ PLANNER_OPTIONS = {
     "artifact_revision": choice("dae194b", ("dae194b", "dbd6629")),
     "demand_signal": choice("observation", ("observation", "artifact")),
 }
-# FID a plan change must gain per GPU-second of model loading it causes (`SwapRule`): moving 2
-# workers to SD3.5-Large-Turbo (9.0 s each) must gain 1.8 FID. A choice, not a measurement: the
-# smallest of 0.05, 0.1, 0.2 that kept HADIS's violations at or below its load_s = 0 level with
-# 5 and 10 s loads on the Azure trace (3 seeds; experiments/figures/fig16_swap_cost.py)
-SWAP_FID_PER_GPU_S = 0.1
+# FID-seconds of forgone quality worth one GPU-second of model loading (`SwapRule`): moving 2
+# workers to SD3.5-Large-Turbo (18 GPU-s of loading) waits until the plan in force has cost
+# SWAP_FID_S_PER_GPU_S x 18 FID-seconds (at a gain of 1 FID, that many seconds). A choice, not a
+# measurement (experiments/figures/fig16_swap_cost.py shows its effect)
+SWAP_FID_S_PER_GPU_S = 1.0
 # the HADIS family's options: the planner's and the swap-cost rule's (`SwapRule`); swap_aware
 # None = on for planner=default, off for planner=faithful (the artifact ignores swap cost)
 HADIS_OPTIONS: dict[str, Option] = {
     **PLANNER_OPTIONS,
     "swap_aware": flag(None),
-    "swap_fid_per_gpu_s": real(SWAP_FID_PER_GPU_S, Interval(0.0, 1e6)),
+    "swap_fid_s_per_gpu_s": real(SWAP_FID_S_PER_GPU_S, Interval(0.0, 1e6)),
 }
 
 
@@ -220,27 +224,39 @@ def sustains(
     return path_s <= slo_s
 
 
-@dataclass(frozen=True)
 class SwapRule:
-    """The swap-cost hysteresis of the HADIS family's default planner (module docstring)."""
+    """The swap-cost hysteresis of the HADIS family's default planner (module docstring); it
+    keeps the regret of the plan in force between re-plans (one per policy and run)."""
 
-    load_s: Mapping[str, float]  # seconds to load each model on a worker, in bundle order
-    fid_per_gpu_s: float  # FID a change must gain per GPU-second of loading it causes
+    def __init__(self, load_s: Mapping[str, float], fid_s_per_gpu_s: float) -> None:
+        self.load_s = dict(load_s)  # seconds to load each model on a worker, in bundle order
+        self.fid_s_per_gpu_s = fid_s_per_gpu_s  # FID-seconds forgone worth a GPU-s of loading
+        self.regret_fid_s = 0.0  # quality forgone by keeping the plan in force (FID x s)
+        self.last_s: float | None = None  # time of the previous re-plan
 
     def keeps(
         self,
         table: PlanTable,
-        in_force: tuple[PlanSolution, Plan],
+        in_force: tuple[PlanSolution, Plan] | None,
         new: Plan,
         placed: Plan | None,
         observation: Observation,
         queue_delay_s: np.ndarray,
     ) -> bool:
-        """Whether to keep the plan in force (`in_force`: its solution and plan) rather than
-        apply `new`; `placed` is the plan the cluster's workers follow now."""
-        solution, plan = in_force
-        if placed is None or new == plan:
+        """Whether to keep the plan in force (`in_force`: its solution and plan; None before
+        the first plan) rather than apply `new`; `placed` is the plan the cluster's workers
+        follow now. Call at every re-plan, in time order."""
+        dt = 0.0 if self.last_s is None else observation.now_s - self.last_s
+        self.last_s = observation.now_s
+        keep = self._keeps(table, in_force, new, placed, observation, queue_delay_s, dt)
+        if not keep:
+            self.regret_fid_s = 0.0
+        return keep
+
+    def _keeps(self, table, in_force, new, placed, observation, queue_delay_s, dt) -> bool:
+        if in_force is None or placed is None or new == in_force[1]:
             return False
+        solution, plan = in_force
         cost = load_gpu_s(placed.workers, new.workers, self.load_s)
         if cost <= 0:
             return False
@@ -255,7 +271,12 @@ class SwapRule:
             observation.slo_s,
         ):
             return False
-        return plan.fid - new.fid <= self.fid_per_gpu_s * cost
+        gain = plan.fid - new.fid
+        if gain <= 0:
+            self.regret_fid_s = 0.0
+            return True
+        self.regret_fid_s += gain * dt
+        return self.regret_fid_s < self.fid_s_per_gpu_s * cost
 
 
 def swap_rule(
@@ -272,4 +293,4 @@ def swap_rule(
         )
     if aware is False or faithful:
         return None
-    return SwapRule(model_load_s(context), float(options["swap_fid_per_gpu_s"]))
+    return SwapRule(model_load_s(context), float(options["swap_fid_s_per_gpu_s"]))

@@ -130,6 +130,7 @@ class PolicyContext:
     time_scale: float = 1.0
     seed: int = 0
     options: Mapping[str, object] = field(default_factory=dict)
+    load_s: float | None = None  # the run's model swap time (SimConfig.load_s); None: bundle's
 
 
 class Policy(Protocol):

@@ -47,6 +47,7 @@ def run_simulation(
         time_scale=config.time_scale,
         seed=config.seed,
         options=options,
+        load_s=config.load_s,
     )
     policy = make_policy(policy_name, context)
     raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config, progress=progress)
