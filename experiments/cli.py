@@ -352,23 +352,44 @@ def calibrate(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Where to write the fitted parameters.")
     ] = None,
+    draws: Annotated[
+        int,
+        typer.Option(
+            "--draws", min=1, help="Bootstrap draws of the fit for --draws-out (slow: ~10 s each)."
+        ),
+    ] = 20,
+    draws_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--draws-out",
+            help="Where to write the fit's bootstrap draws (the committed ones: "
+            "simulator/data/default_model_draws.json; bundle replicates use them).",
+        ),
+    ] = None,
 ) -> None:
     """Fit the default bundle's generative model to the artifact's measurements."""
     from simulator.default_bundle import calibrate as fit
-    from simulator.default_bundle import save_params
+    from simulator.default_bundle import calibration_draws, save_draws, save_params
 
     with input_errors():
-        if out_file is not None:
-            check_output_file(out_file)
+        for path in (out_file, draws_out):
+            if path is not None:
+                check_output_file(path)
         params = fit(artifact)
         if out_file is not None:
             with atomic_file(out_file) as staging:
                 save_params(params, staging)
+        if draws_out is not None:
+            record = calibration_draws(artifact, draws, params)
+            with atomic_file(draws_out) as staging:
+                save_draws(record, staging)
     for key, value in params.get("fit", {}).items():
         shown = [round(v, 4) for v in value] if isinstance(value, list) else value
         out.print(f"{key}: {shown}")
     if out_file is not None:
         out.print(f"parameters written to {out_file}")
+    if draws_out is not None:
+        out.print(f"{draws} calibration draws written to {draws_out}")
 
 
 def _register_commands() -> None:

@@ -13,6 +13,7 @@ Spec (YAML; relative paths resolve against the current directory, like the CLI's
       hardness: [0.1, 0.5]                # fraction of queries drawn from the hard pool
       n_workers: [8, 16]
       queue: [fifo, edf]                  # any other SimConfig field is an axis too
+      replicate: [0, 1]                   # default bundle replicates (bundle: default only)
       seed: [0, 1]
     sim: {plan_interval_s: 5}             # fixed SimConfig fields (not also grid axes)
     policy_options: {hadis: {planner: faithful}}   # per policy name
@@ -29,6 +30,12 @@ drawn uniformly from the hard pool, else from the easy pool (`experiments.inputs
 the top / bottom 30% by router score). The uniforms u_i and the pool picks come from one RNG
 stream of the run's seed, so the hard queries at 0.3 stay hard at 0.5 (common random numbers).
 A spec with `{hardness}` gets the value substituted instead and keeps its own prompts.
+
+Replicate: the axis `replicate` runs each point on the default bundle's replicate K
+(`default:replicate=K`, `experiments.inputs.resolve_bundle`: latent draw K under calibration
+draw K; 0 is the nominal bundle) instead of the spec's bundle, which must be `default`. The
+run's trace is drawn on its replicate (its pools), its key has the replicate's bundle hash,
+and a worker builds the replicate from its spec (cached per process).
 
 Run key: sha256 of the run's provenance hashes {config, bundle, trace, code_version}, exactly as
 `simulator.run.run_simulation` puts them in `summary["hashes"]` (so a run folder's summary.json
@@ -81,7 +88,8 @@ SWEEP_AXES = {"slo_multiplier": POSITIVE, "load": NON_NEGATIVE, "hardness": FRAC
 COORDINATE_FIELDS = ("slo_s", "n_workers", "seed")  # SimConfig fields always in a store row
 GRID_AXES = (  # the product's order: the last varies fastest
     "policy", "slo_s", "slo_multiplier", "load", "hardness", "n_workers",
-    *(name for name in SimConfig.field_names() if name not in COORDINATE_FIELDS), "seed",
+    *(name for name in SimConfig.field_names() if name not in COORDINATE_FIELDS), "replicate",
+    "seed",
 )
 SPEC_KEYS = ("bundle", "trace", "grid", "sim", "policy_options")
 COORDINATES = (
@@ -223,6 +231,13 @@ def _axis_value(axis: str, v: object, fail) -> object:
         if not isinstance(v, str):
             raise fail(f"grid.policy: {v!r} is not a policy name")
         return v
+    if axis == "replicate":
+        from experiments.inputs import MAX_REPLICATE
+
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_REPLICATE:
+            raise fail(f"grid.replicate: {v!r}; allowed: an integer 0..{MAX_REPLICATE} "
+                       "(a replicate of the default bundle)")
+        return v
     if axis in SWEEP_AXES:
         try:
             number = SWEEP_AXES[axis].check(v, f"grid.{axis}")
@@ -279,6 +294,7 @@ class RunPoint:
     slo_multiplier: float | None = None
     redraw_prompts: bool = False  # apply `hardness` by redrawing the trace's prompts
     swept: tuple[str, ...] = ()  # SimConfig fields swept beyond COORDINATE_FIELDS
+    replicate: int | None = None  # the default bundle's replicate, when swept
 
     def coordinates(self) -> dict[str, object]:
         nan = float("nan")
@@ -293,6 +309,7 @@ class RunPoint:
             "seed": self.config.seed,
             "trace_spec": self.trace_spec,
             **{name: getattr(self.config, name) for name in self.swept},
+            **({} if self.replicate is None else {"replicate": self.replicate}),
         }
 
     def label(self) -> str:
@@ -306,6 +323,8 @@ class RunPoint:
                 parts.append(f"{name}={value:g}")
         parts.append(f"n_workers={self.config.n_workers}")
         parts += [f"{name}={getattr(self.config, name)}" for name in self.swept]
+        if self.replicate is not None:
+            parts.append(f"replicate={self.replicate}")
         parts.append(f"seed={self.config.seed}")
         return " ".join(parts)
 
@@ -319,6 +338,11 @@ def expand_grid(spec: SweepSpec) -> list[RunPoint]:
     """The grid's points: workloads (in spec order) x the axes in GRID_AXES order. LimitError
     before anything is built when there are more than `T2ISIM_MAX_SWEEP_RUNS`."""
     MAX_SWEEP_RUNS.check(grid_size(spec), f"{spec.source}: grid")
+    if "replicate" in spec.grid and spec.bundle != "default":
+        raise SweepSpecError(
+            f"{spec.source}: grid.replicate: needs bundle 'default' (replicates redraw the "
+            f"default bundle's latent model and calibration), got {spec.bundle!r}"
+        )
     axes = list(spec.grid)
     config_axes = [a for a in axes if a in SimConfig.field_names()]
     swept = tuple(a for a in config_axes if a not in COORDINATE_FIELDS)
@@ -351,6 +375,7 @@ def expand_grid(spec: SweepSpec) -> list[RunPoint]:
                     slo_multiplier=at.get("slo_multiplier"),
                     redraw_prompts="hardness" in at and "{hardness}" not in template,
                     swept=swept,
+                    replicate=at.get("replicate"),
                 )
             )
     return points
@@ -378,6 +403,7 @@ class PlannedRun:
     point: RunPoint
     trace: Trace
     hashes: Mapping[str, str]  # config, bundle, trace, code_version
+    bundle_spec: str | None = None  # the run's own bundle (a replicate), else the sweep's
 
     @property
     def key(self) -> str:
@@ -404,29 +430,41 @@ def run_hashes(point: RunPoint, trace_hash: str, bundle_hash: str, version: str)
 
 
 def plan_runs(spec: SweepSpec, bundle: Bundle, bundle_hash: str) -> list[PlannedRun]:
-    """Build every grid point's trace and key; SweepSpecError if two points are the same run."""
-    from experiments.inputs import prompt_pools, resolve_trace
+    """Build every grid point's trace and key (on the point's replicate of the default bundle
+    when `replicate` is swept); SweepSpecError if two points are the same run."""
+    from experiments.inputs import prompt_pools, replicate_spec, resolve_bundle, resolve_trace
 
     points = expand_grid(spec)
     _check_policy_options(spec, points, bundle)
-    pools = prompt_pools(bundle)
     version = code_version()
-    traces: dict[tuple[str, int, float | None], tuple[Trace, str]] = {}
+    bundles: dict[int | None, tuple[Bundle, str, dict]] = {
+        None: (bundle, bundle_hash, prompt_pools(bundle))
+    }
+    traces: dict[tuple[int | None, str, int, float | None], tuple[Trace, str]] = {}
     runs: list[PlannedRun] = []
     seen: dict[str, RunPoint] = {}
     for point in points:
+        if point.replicate not in bundles:
+            replicate = resolve_bundle(replicate_spec(point.replicate))
+            bundles[point.replicate] = replicate, replicate.content_hash(), prompt_pools(replicate)
+        run_bundle, run_bundle_hash, pools = bundles[point.replicate]
         redraw_at = point.hardness if point.redraw_prompts else None
-        cache_key = (point.trace_spec, point.config.seed, redraw_at)
+        cache_key = (point.replicate, point.trace_spec, point.config.seed, redraw_at)
         if cache_key not in traces:
             try:
-                trace = resolve_trace(point.trace_spec, bundle, point.config.seed)
+                trace = resolve_trace(point.trace_spec, run_bundle, point.config.seed)
             except InputError as exc:
                 raise SweepSpecError(f"{spec.source}: workload {point.workload!r}: {exc}") from None
             if redraw_at is not None:
                 trace = mix_hardness(trace, redraw_at, pools, point.config.seed)
             traces[cache_key] = trace, trace.content_hash()
         trace, trace_hash = traces[cache_key]
-        run = PlannedRun(point, trace, run_hashes(point, trace_hash, bundle_hash, version))
+        run = PlannedRun(
+            point,
+            trace,
+            run_hashes(point, trace_hash, run_bundle_hash, version),
+            None if point.replicate is None else replicate_spec(point.replicate),
+        )
         if run.key in seen:
             raise SweepSpecError(
                 f"{spec.source}: grid points [{seen[run.key].label()}] and [{point.label()}] "
@@ -462,10 +500,14 @@ def _check_policy_options(spec: SweepSpec, points: Sequence[RunPoint], bundle: B
 
 
 def execute_run(bundle: Bundle, run: PlannedRun) -> dict[str, object]:
-    """Simulate one planned run (in a worker) and return its store row."""
+    """Simulate one planned run (in a worker) on `bundle`, or on its own replicate bundle
+    (built in this process, cached), and return its store row."""
     import policies  # noqa: F401  (registers the adaptive policies in this process)
+    from experiments.inputs import resolve_bundle
     from simulator.run import run_simulation
 
+    if run.bundle_spec is not None:
+        bundle = resolve_bundle(run.bundle_spec)
     start = time.perf_counter()
     result = run_simulation(
         bundle, run.trace, run.point.policy, run.point.config, run.point.policy_options,

@@ -32,6 +32,13 @@ mean score, ``w`` to the cross-model correlations of log scores, ``b`` to the
 Spearman correlation of router score and score, then the FID parameters by least squares to the
 726-row hybrid table and the 66-row discriminator-only table (single-model rows weighted 3x).
 
+Replicates (`build_replicate_bundle`, the bundle spec ``default:replicate=K``): the figures'
+replicates vary the model too. Replicate K is the latent draw of seed K under calibration draw
+K: `calibration_draws` bootstraps the fit (the artifact's prompts resampled for the
+discriminator fit, the FID fit's weighted residuals resampled), `N_CALIBRATION_DRAWS` of them
+committed in data/default_model_draws.json (`t2isim calibrate ARTIFACT --draws-out FILE`);
+replicate K > N uses draw 1 + (K - 1) mod N. Replicate 0 is the nominal bundle.
+
 The text-signal strengths (`TEXT_EASE_CORRELATION`, `TEXT_LIGHT_FIT`) are fitted to the
 artifact's prompts (`fit_text_signals`): on the artifact, `text_predictability` of MiniLM
 sentence embeddings (a cross-fitted ridge) gives Spearman 0.585, 0.474, 0.387, 0.368 with each
@@ -73,6 +80,9 @@ from simulator.results import sha256_json
 from simulator.synthetic_prompts import feature_table, generate_prompts, router_score
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("data") / "default_model_params.json"
+DEFAULT_DRAWS_PATH = Path(__file__).with_name("data") / "default_model_draws.json"
+N_CALIBRATION_DRAWS = 20  # bootstrap draws of the calibration (`calibration_draws`)
+BOOTSTRAP_STREAM = 0xB007  # SeedSequence entropy tag of the calibration bootstrap
 DEFAULT_SOURCE = "t2isim synthetic model calibrated to hadis-artifact@538dc5d"
 CALIBRATION_SOURCE = "hadis-artifact (github Tung-I/diffserve-2@538dc5d)"
 FEATURE_DIMS = 3
@@ -87,6 +97,27 @@ TEXT_DECODING_SHARE = 0.66  # kappa: the share of a signal a ridge on MiniLM rec
 TEXT_EASE_CORRELATION = (0.834, 0.697, 0.568, 0.395)
 TEXT_LIGHT_FIT = (0.545, 0.867)  # (rho, beta)
 N_MODELS = len(HADIS_MODELS)
+# models.csv load_s: seconds to load a model's fp16 diffusers pipeline from local NVMe onto a GPU
+# = its weights / the disk-to-GPU rate measured for SD3.5 Large (16.5 GB in 5.4 s, bound by the
+# disk read; outerport.com/blog/sd35-cold-start, Nov 2024). Weights, from the Hugging Face repos'
+# file sizes: SDXL-Lightning (SDXL base pipeline) UNet 5.14 GB + CLIP-L 0.25 + OpenCLIP-bigG 1.39
+# + VAE 0.17; SD3.5-Large and -Large-Turbo transformer 16.30 + CLIP-L 0.25 + CLIP-G 1.39 +
+# T5-XXL 9.52 + VAE 0.17; SD3.5-Medium transformer 4.94 + the same encoders and VAE. Optimistic:
+# the same source reports close to a minute for a plain load of the 16.5 GB file on AWS EC2 (and
+# 1.5 s from a RAM cache). A profiled bundle carries its own measurement instead
+# (profiler/latency.py: the wall time of from_pretrained + .to(device)).
+PIPELINE_WEIGHTS_GB = {
+    "SDXL-Lightning": 6.94,
+    "SD3.5-Large-Turbo": 27.63,
+    "SD3.5-Medium": 16.27,
+    "SD3.5-Large": 27.63,
+}
+DISK_TO_GPU_GB_PER_S = 16.5 / 5.4
+MODEL_LOAD_S = {m: round(gb / DISK_TO_GPU_GB_PER_S, 1) for m, gb in PIPELINE_WEIGHTS_GB.items()}
+LOAD_S_SOURCE = (
+    "fp16 pipeline weights (Hugging Face file sizes) / 3.06 GB/s disk-to-GPU, measured for "
+    "SD3.5 Large at outerport.com/blog/sd35-cold-start (simulator/default_bundle.py MODEL_LOAD_S)"
+)
 
 
 class ParamsError(InputError):
@@ -313,21 +344,21 @@ def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: n
     return _multiset_fid(params, latents, prompt_idx, model_idx) - bias
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=16)  # a figure's sweep alternates between its replicates' latent draws
 def _cached_latents(n_prompts: int, seed: int) -> dict:
     return sample_latents(n_prompts, seed, FEATURE_DIMS)
 
 
 def generative_model(bundle: Bundle) -> tuple[dict, dict] | None:
     """(params, latents) of the generative model that built `bundle` — only when it was built
-    by `build_default_bundle` from the committed parameters and its discriminator scores
-    regenerate exactly — else None."""
+    by `build_default_bundle` from the committed parameters or a replicate's
+    (`replicate_params`) and its discriminator scores regenerate exactly — else None."""
     generator = bundle.meta.get("generator")
     if bundle.meta.get("provenance", {}).get("source") != DEFAULT_SOURCE or not generator:
         return None
-    params = load_params()
-    if sha256_json(params) != generator.get("params_sha256"):
-        return None  # built from other parameters than the committed ones
+    params = _committed_params().get(generator.get("params_sha256"))
+    if params is None:
+        return None  # built from other parameters than the committed ones or their draws
     latents = _cached_latents(int(generator["n_prompts"]), int(generator["seed"]))
     scores = disc_scores(params["disc"], latents)
     if scores.shape != bundle.disc_score.shape or not np.allclose(
@@ -460,7 +491,7 @@ def build_default_bundle(
         {
             "model": names,
             "steps": [m[1] for m in HADIS_MODELS],
-            "load_s": 0.0,
+            "load_s": [MODEL_LOAD_S[name] for name in names],
             "fid_alone": np.round(
                 _fid_from_stats(params["fid"], _served_stats(latents, defect, alone)), 4
             ),
@@ -485,6 +516,7 @@ def build_default_bundle(
             "text_light_fit": list(TEXT_LIGHT_FIT),
         },
         cascade_semantics="heavy_share and latency_s use the realised bypass/heavy fractions",
+        load_s_source=LOAD_S_SOURCE,
     )
     tables = {
         "models": models,
@@ -541,6 +573,18 @@ def _unpack_fid(x: np.ndarray) -> dict:
     }
 
 
+def _fid_vector(fid: dict) -> np.ndarray:
+    """Inverse of `_unpack_fid`."""
+    return np.concatenate(
+        [
+            np.ravel(fid["bias"]),
+            fid["content_scale"],
+            fid["defect_coupling"],
+            [fid["floor"], fid["scale"]],
+        ]
+    )
+
+
 def _initial_fid_vector(fid_alone: np.ndarray) -> np.ndarray:
     """Deterministic start: each model's bias along its own corner of a simplex, sized so that
     floor + scale * |bias|^2 is its FID alone."""
@@ -576,6 +620,30 @@ def _artifact_targets(root: Path) -> pd.DataFrame:
     )
 
 
+def cascade_stats(disc: dict, latents: dict, configs: pd.DataFrame) -> np.ndarray:
+    """`_served_stats` of the cascade configurations (light_index, heavy_index, router_ratio,
+    disc_ratio rows) under discriminator parameters `disc`."""
+    masks, _ = _cascade_masks(latents["router_score"], disc_scores(disc, latents), configs)
+    defect, _ = defect_and_disc_latent(disc, latents)
+    return _served_stats(latents, defect, masks)
+
+
+def fit_fid(
+    served: np.ndarray, fid_target: np.ndarray, weight: np.ndarray, start: dict | None = None
+) -> tuple[dict, int]:
+    """(FID parameters, least-squares evaluations): the weighted least-squares fit of the
+    model's FID of each routing (its `_served_stats`) to `fid_target`, from `start` (FID
+    parameters) or a deterministic start."""
+    fid_alone = np.array([m[3] for m in HADIS_MODELS])
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        return weight * (_fid_from_stats(_unpack_fid(x), served) - fid_target)
+
+    x0 = _initial_fid_vector(fid_alone) if start is None else _fid_vector(start)
+    solution = optimize.least_squares(residual, x0, x_scale="jac", ftol=1e-7, xtol=1e-7)
+    return _unpack_fid(solution.x), int(solution.nfev)
+
+
 def calibrate(artifact_path: Path, n_prompts: int = 5000, seed: int = 0) -> dict:
     """Fit the generative model to the HADIS artifact (deterministic); returns the params dict
     that `build_default_bundle` takes, with the achieved fit under ``fit``."""
@@ -586,20 +654,9 @@ def calibrate(artifact_path: Path, n_prompts: int = 5000, seed: int = 0) -> dict
     disc = _fit_disc(artifact_disc, artifact_router, latents)
     targets = _artifact_targets(root)
     synthetic_disc = disc_scores(disc, latents)
-    masks, _ = _cascade_masks(latents["router_score"], synthetic_disc, targets)
-    defect, _ = defect_and_disc_latent(disc, latents)
-    served = _served_stats(latents, defect, masks)
+    served = cascade_stats(disc, latents, targets)
     fid_target = targets["fid"].to_numpy()
-    weight = targets["weight"].to_numpy()
-    fid_alone = np.array([m[3] for m in HADIS_MODELS])
-
-    def residual(x: np.ndarray) -> np.ndarray:
-        return weight * (_fid_from_stats(_unpack_fid(x), served) - fid_target)
-
-    solution = optimize.least_squares(
-        residual, _initial_fid_vector(fid_alone), x_scale="jac", ftol=1e-7, xtol=1e-7
-    )
-    fid = _unpack_fid(solution.x)
+    fid, evaluations = fit_fid(served, fid_target, targets["weight"].to_numpy())
     predicted = _fid_from_stats(fid, served)
     error = predicted - fid_target
     hybrid = (targets["table"] == "hybrid").to_numpy()
@@ -614,7 +671,7 @@ def calibrate(artifact_path: Path, n_prompts: int = 5000, seed: int = 0) -> dict
         "spearman_router_disc_model": [
             float(stats.spearmanr(router, synthetic_disc[:, m])[0]) for m in range(N_MODELS)
         ],
-        "least_squares_evaluations": int(solution.nfev),
+        "least_squares_evaluations": evaluations,
     }
     return {
         "source": CALIBRATION_SOURCE,
@@ -626,3 +683,111 @@ def calibrate(artifact_path: Path, n_prompts: int = 5000, seed: int = 0) -> dict
         "fid": fid,
         "fit": fit,
     }
+
+
+# ----------------------------------------------------------------------------- replicates
+
+
+def calibration_draws(
+    artifact_path: Path, n_draws: int = N_CALIBRATION_DRAWS, params: dict | None = None
+) -> dict:
+    """The calibration's uncertainty as `n_draws` bootstrap refits of `calibrate` (the
+    committed parameters `params` are the nominal fit): draw k resamples the artifact's prompts
+    with replacement and refits the discriminator parameters on them (`_fit_disc`: the
+    sampling error of quantiles and correlations), then refits the FID parameters to the
+    nominal fit's predictions plus its weighted residuals resampled with replacement (a
+    residual bootstrap of the least-squares fit: it treats the 0.06-FID lack of fit as
+    independent noise, so draws share the fit's structured error), from the nominal FID
+    parameters, on the calibration's own latent draw. Seeded per draw; deterministic."""
+    root = Path(artifact_path)
+    nominal = load_params() if params is None else params
+    artifact_prompts, artifact_disc = read_artifact_prompts(root)
+    artifact_router = artifact_prompts["router_score"].to_numpy()
+    latents = sample_latents(int(nominal["n_prompts"]), int(nominal["seed"]), FEATURE_DIMS)
+    targets = _artifact_targets(root)
+    weight = targets["weight"].to_numpy()
+    fitted = _fid_from_stats(nominal["fid"], cascade_stats(nominal["disc"], latents, targets))
+    residual = weight * (targets["fid"].to_numpy() - fitted)
+    draws = []
+    for k in range(1, n_draws + 1):
+        rng = np.random.default_rng(np.random.SeedSequence([BOOTSTRAP_STREAM, k]))
+        rows = rng.integers(0, len(artifact_disc), len(artifact_disc))
+        disc = _fit_disc(artifact_disc[rows], artifact_router[rows], latents)
+        fid_target = fitted + rng.choice(residual, len(residual)) / weight
+        served = cascade_stats(disc, latents, targets)
+        fid, _ = fit_fid(served, fid_target, weight, start=nominal["fid"])
+        draws.append({"disc": _rounded(disc), "fid": _rounded(fid)})
+    return {
+        "source": CALIBRATION_SOURCE,
+        "description": "bootstrap draws of simulator.default_bundle's calibrated parameters, "
+        "output of simulator.default_bundle.calibration_draws on the artifact",
+        "command": f"t2isim calibrate ARTIFACT --draws {n_draws} --draws-out "
+        "simulator/data/default_model_draws.json",
+        "method": "prompt bootstrap (discriminator fit) + residual bootstrap (FID fit)",
+        "params_sha256": sha256_json(nominal),
+        "draws": draws,
+    }
+
+
+def save_draws(record: dict, path: Path) -> Path:
+    """Write a `calibration_draws` record as sorted JSON, one space of indent (byte-stable)."""
+    path = Path(path)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def _rounded(group: dict) -> dict:
+    """Parameters rounded to 6 decimals (well inside their bootstrap spread)."""
+    return {key: np.round(value, 6).tolist() for key, value in group.items()}
+
+
+def load_draws(path: Path = DEFAULT_DRAWS_PATH) -> dict:
+    """The committed calibration draws (`calibration_draws`), checked against the committed
+    parameters they were drawn around."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ParamsError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    draws = record.get("draws")
+    if not isinstance(draws, list) or not draws:
+        raise ParamsError(f"{path}: field draws: missing or empty (expected a list of draws)")
+    if record.get("params_sha256") != sha256_json(load_params()):
+        raise ParamsError(
+            f"{path}: drawn around other parameters than {DEFAULT_PARAMS_PATH.name}; "
+            f"regenerate it ({record.get('command', 't2isim calibrate --draws-out')})"
+        )
+    return record
+
+
+def replicate_params(replicate: int) -> dict:
+    """Parameters of bundle replicate `replicate`: the committed ones for 0, else calibration
+    draw 1 + (replicate - 1) mod K of the K committed draws."""
+    nominal = load_params()
+    if replicate == 0:
+        return nominal
+    record = load_draws()
+    index = (replicate - 1) % len(record["draws"])
+    params = {
+        **{key: value for key, value in nominal.items() if key != "fit"},
+        **record["draws"][index],
+        "source": f"{record['source']}: calibration bootstrap draw {index + 1} of "
+        f"{len(record['draws'])} ({DEFAULT_DRAWS_PATH.name})",
+    }
+    _check_params(params, f"{DEFAULT_DRAWS_PATH.name} draw {index + 1}")
+    return params
+
+
+def build_replicate_bundle(replicate: int) -> Bundle:
+    """Default bundle, replicate k: the latent draw of seed k under calibration draw k
+    (`replicate_params`); replicate 0 is `build_default_bundle()` itself."""
+    if replicate == 0:
+        return build_default_bundle()
+    return build_default_bundle(replicate_params(replicate), seed=replicate)
+
+
+@lru_cache(maxsize=1)
+def _committed_params() -> dict[str, dict]:
+    """sha256_json -> parameters, of the committed parameters and of every replicate's."""
+    n_draws = len(load_draws()["draws"]) if DEFAULT_DRAWS_PATH.exists() else 0
+    params = [replicate_params(k) for k in range(n_draws + 1)]
+    return {sha256_json(p): p for p in params}

@@ -1,13 +1,21 @@
-"""Seed replication of the figures' comparisons: every method runs on `N_SEEDS` (quick:
-`N_SEEDS_QUICK`) independently drawn traces — Figs. 7, 9, 10 through the sweep store
-``sweeps/azure`` (resumable, shared by the figures), Figs. 11 and 14 through their own stores,
-Figs. 3 and 13 through the context's runs — and the claims compare methods by the paired
-per-seed differences with a 95% Student-t interval (the rules that turn them into verdicts are
-in `verdicts`).
+"""Replication of the figures' comparisons: every method runs on `N_SEEDS` (quick:
+`N_SEEDS_QUICK`) replicates — Figs. 7, 9, 10 through the sweep store ``sweeps/azure``
+(resumable, shared by the figures), Figs. 11, 14 and 16 through their own stores (all by
+`seed_rows`), Figs. 3 and 13 through the context's runs — and the claims compare methods by the
+paired per-replicate differences with a 95% Student-t interval (the rules that turn them into
+verdicts are in `verdicts`).
 
-The seeds of a context with seed s are s, s + 1000, …, s + 1000·(n − 1): the first is the
-seed of the context's single runs (the timeseries panels), and the replicate contexts of
-`t2isim figures --replicate-seeds` (seeds 1, 2, …) draw disjoint seed sets.
+Replicate i of a context with seed s draws the trace with seed s_i = s + 1000·i and, by
+`seed_rows` on the default bundle, runs on the default bundle's replicate r_i = s·N_SEEDS + i
+(`replicates_of`; ``default:replicate=r``: the generative model's latent draw r under the
+calibration's bootstrap draw r, `simulator.default_bundle.build_replicate_bundle`), so the
+intervals include the three sources of uncertainty: the trace, the latent draw and the
+calibrated parameters. r_0 of seed 0 is the nominal bundle; the first seed is the seed of the
+context's single runs (the timeseries panels, on the context's bundle), and the replicate
+contexts of `t2isim figures --replicate-seeds` (seeds 1, 2, …) draw disjoint seed and
+replicate sets. Any other bundle (a profiled or imported one, such as the HADIS artifact) has
+no generative model to redraw: its replicates vary the trace seed only. Figs. 3 and 13 and
+tab02 (their own runs or specs) vary the trace seed only.
 """
 
 from __future__ import annotations
@@ -25,11 +33,34 @@ N_SEEDS = 5
 N_SEEDS_QUICK = 3
 SEED_STRIDE = 1000
 STORE = "azure"
+REPLICATED_BUNDLE = "default"  # the bundle spec whose replicates redraw the model
 
 
 def seeds_of(ctx: FigureContext) -> list[int]:
     n = N_SEEDS_QUICK if ctx.quick else N_SEEDS
     return [ctx.seed + SEED_STRIDE * k for k in range(n)]
+
+
+def replicates_of(ctx: FigureContext) -> list[int] | None:
+    """The default bundle's replicate of each seed of `seeds_of` (seed s, replicate i:
+    s·N_SEEDS + i), or None when the context's bundle is not `default` (trace seeds only)."""
+    if ctx.bundle_spec != REPLICATED_BUNDLE:
+        return None
+    return [ctx.seed * N_SEEDS + k for k in range(len(seeds_of(ctx)))]
+
+
+def uncertainty_note(ctx: FigureContext) -> str:
+    """One line for the report: what the replicates behind the intervals vary."""
+    if replicates_of(ctx) is None:
+        return (
+            "Replicates: each redraws the trace (seed) only; this bundle has no generative "
+            "model, so its latent draw and calibration stay fixed."
+        )
+    return (
+        "Replicates (figures run through `seeds.seed_rows`): each redraws the trace (seed), the "
+        "default bundle's latent draw and its calibrated parameters (a bootstrap draw of the "
+        "fit, `default:replicate=K`), so their intervals include all three sources."
+    )
 
 
 def seed_rows(
@@ -40,20 +71,32 @@ def seed_rows(
     *,
     store: str = STORE,
     axes: Mapping[str, Sequence[object]] | None = None,
+    sim: Mapping[str, object] | None = None,
+    policy_options: Mapping[str, Mapping[str, object]] | None = None,
 ) -> pd.DataFrame:
     """One row per method, value of each further sweep axis (e.g. ``load``) and seed (columns
-    method, *axes, seed, *keys): the summaries of the runs, from the sweep store `store`."""
+    method, *axes, seed, *keys): the summaries of the runs, from the sweep store `store`; seed
+    s_i runs on bundle replicate r_i (`replicates_of`; on the default bundle only).
+    `sim` overrides SimConfig fields of the context's base, `policy_options` are per policy."""
     axes = dict(axes or {})
-    spec = {
-        "trace": trace_spec,
-        "grid": {
-            "policy": list(methods),
-            **{k: list(v) for k, v in axes.items()},
-            "seed": seeds_of(ctx),
-        },
-        "sim": {k: v for k, v in ctx.sweep_sim().items() if k != "seed"},
-    }
-    rows = ctx.sweep(store, spec).rename(columns={"policy": "method"})
+    seeds = seeds_of(ctx)
+    replicates = replicates_of(ctx)
+    pairs = zip(seeds, replicates) if replicates is not None else ((s, None) for s in seeds)
+    specs = [
+        {
+            "trace": trace_spec,
+            "grid": {
+                "policy": list(methods),
+                **{k: list(v) for k, v in axes.items()},
+                **({} if replicate is None else {"replicate": [replicate]}),
+                "seed": [seed],
+            },
+            "sim": {**{k: v for k, v in ctx.sweep_sim().items() if k != "seed"}, **(sim or {})},
+            "policy_options": {k: dict(v) for k, v in (policy_options or {}).items()},
+        }
+        for seed, replicate in pairs
+    ]
+    rows = ctx.sweep(store, specs).rename(columns={"policy": "method"})
     rank = {m: i for i, m in enumerate(methods)}
     rows = rows.assign(_rank=rows["method"].map(rank)).sort_values(["_rank", *axes, "seed"])
     return rows[["method", *axes, "seed", *keys]].reset_index(drop=True)
