@@ -121,18 +121,10 @@ def cascade_targets(root: Path, k: int = K_FOLDS, seed: int = FOLD_SEED) -> pd.D
 # ----------------------------------------------------------------------------- estimators
 
 
-def _model_stats(targets: pd.DataFrame, params: dict, latents: dict) -> np.ndarray:
-    """Served statistics of the generative model for each cascade row."""
-    scores = gen.disc_scores(params["disc"], latents)
-    masks, _ = gen._cascade_masks(latents["router_score"], scores, targets)
-    defect, _ = gen.defect_and_disc_latent(params["disc"], latents)
-    return gen._served_stats(latents, defect, masks)
-
-
 def exact_kfold(targets: pd.DataFrame, params: dict, latents: dict) -> np.ndarray:
     """Held-out prediction of every mixing row (NaN for the single-model rows) by the
     generative model refitted on the other folds."""
-    served = _model_stats(targets, params, latents)
+    served = gen.cascade_stats(params["disc"], latents, targets)
     fid = targets["fid"].to_numpy()
     weight = targets["weight"].to_numpy()
     predicted = np.full(len(targets), np.nan)
@@ -312,7 +304,10 @@ def committed_summary() -> pd.DataFrame:
 
 
 def estimator_error(method: str) -> float:
-    """The out-of-sample FID error of estimator `method`: ERROR_STATISTIC on its worse set."""
+    """The out-of-sample FID error of estimator `method`: ERROR_STATISTIC on its worse set;
+    0 for "served", the FID of the served images' own features (`simulator.served_features`)."""
+    if method == "served":
+        return 0.0
     if method not in ESTIMATORS:
         raise EstimatorError(f"FID estimator {method!r}; known: {', '.join(ESTIMATORS)}")
     summary = committed_summary()
