@@ -69,7 +69,7 @@ def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
-def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+def psd_sqrt(sigma: np.ndarray) -> np.ndarray:
     """Symmetric square root of a symmetric PSD matrix (negative round-off eigenvalues -> 0)."""
     w, v = np.linalg.eigh((sigma + sigma.T) / 2.0)
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
@@ -80,7 +80,7 @@ def trace_sqrt_product(
 ) -> float:
     """Tr((S1 S2)^{1/2}) for symmetric PSD S1, S2 (eigenvalues of S2^{1/2} S1 S2^{1/2}).
     `root2` = S2^{1/2}, when already known (one reference against many image sets)."""
-    root2 = _psd_sqrt(sigma2) if root2 is None else root2
+    root2 = psd_sqrt(sigma2) if root2 is None else root2
     middle = root2 @ sigma1 @ root2
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2.0)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
@@ -208,7 +208,7 @@ class MixStats:
         self, assignments: Iterable[Sequence[str] | np.ndarray], reference: GaussianStats
     ) -> np.ndarray:
         """FID of many assignments against one reference (its square root computed once)."""
-        root = _psd_sqrt(reference.sigma)
+        root = psd_sqrt(reference.sigma)
         values = []
         for assignment in assignments:
             stats = self.stats(assignment)

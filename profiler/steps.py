@@ -24,6 +24,7 @@ from profiler.multimetric import (
 from profiler.prompt_features import HADIS_ROUTER_WEIGHTS, router_scores
 from profiler.table_builder import cascade_rows, ratio_grid
 from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables, write_bundle
+from simulator.served_features import ServedFeatures
 
 SCORE_COLUMNS = ("image", "prompt_id", "image_idx", "p_real", "clip_score")
 
@@ -175,7 +176,9 @@ def build_bundle(
 ) -> Bundle:
     """Assemble and validate the bundle from every step's outputs (models light -> heavy by
     batch-1 latency; cascades for every pair of the candidates kept by HADIS pruning; with
-    `multi_metric`, the per-prompt RouteT2I `q_<metric>` means as extra score columns)."""
+    `multi_metric`, the per-prompt RouteT2I `q_<metric>` means as extra score columns). The
+    per-image features and the reference statistics go in too (`features.npz`), so that runs
+    score the FID of the images they served."""
     from profiler.inception import load_features
 
     models = layout.profiled_models()
@@ -254,6 +257,13 @@ def build_bundle(
         },
         **({"multi_metric": metric_config} if multi_metric else {}),
     )
+    served = ServedFeatures(
+        features=np.stack([features[m] for m in models], axis=1),
+        models=tuple(models),
+        reference_mu=reference.mu,
+        reference_sigma=reference.sigma,
+        reference_n=reference.n,
+    )
     return validate_tables(
         meta,
         {
@@ -263,6 +273,7 @@ def build_bundle(
             "scores": score_table,
             "cascades": cascades,
         },
+        served,
     )
 
 

@@ -3,12 +3,18 @@
 A bundle is a folder::
 
     bundle.json   schema_version, name, provenance {source, gpu, libraries}, time_unit "s",
-                  router {features, weights} (how prompts.router_score was computed)
+                  router {features, weights} (how prompts.router_score was computed),
+                  optional overheads {dispatch_overhead_ms, escalation_overhead_ms, and
+                  their spread dispatch_overhead_p95_ms, escalation_overhead_p95_ms} (see
+                  `HOPS`; an absent one is 0, an absent p95 the median: no spread)
     models.csv    model, steps, load_s, fid_alone   (one row per model, light -> heavy)
     latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only)
     prompts.csv   prompt_id (0..N-1), text, the 8 HADIS router features, router_score, [label]
     scores.csv    prompt_id, model, disc_score, [clip_score, other quality signals]
     cascades.csv  light, heavy, router_ratio, disc_ratio, heavy_share, latency_s, fid
+    features.npz  optional (profiler): per prompt, model and image the feature vector, and the
+                  reference statistics; runs then score the FID of the images they served
+                  (`simulator.served_features`)
 
 `load_bundle` validates everything and raises `BundleError` naming file, row and column.
 The loaded `Bundle` carries dense numpy views (latency lookup, score matrix) so the simulator's
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +34,7 @@ import pandas as pd
 
 from simulator.atomic import atomic_folder
 from simulator.errors import InputError
+from simulator.served_features import FEATURES_FILE, FeaturesError, ServedFeatures
 
 SCHEMA_VERSION = 1
 ROUTER_FEATURES = (
@@ -62,6 +70,15 @@ REQUIRED_COLUMNS = {
     ),
 }
 
+# The serving stack's wall-clock cost of a query's hops, measured on a real serving path
+# (`t2isim validate`), not GPU time, so never multiplied by the time scale: dispatch = the
+# first model's round trip (client -> ingress -> model, and the answer back), applied when the
+# query arrives; escalation = each further model's (its result -> queued at the next model).
+# Each is a median and an optional 95th percentile (a lognormal per hop, as service times).
+HOPS = ("dispatch", "escalation")
+OVERHEAD_FIELDS = tuple(f"{hop}_overhead{q}_ms" for hop in HOPS for q in ("", "_p95"))
+MAX_OVERHEAD_MS = 60_000.0
+
 
 class BundleError(InputError):
     """A bundle that cannot be used; the message names file, row and column."""
@@ -77,6 +94,7 @@ class Bundle:
     prompts: pd.DataFrame
     scores: pd.DataFrame
     cascades: pd.DataFrame
+    features: ServedFeatures | None = field(default=None, repr=False)  # features.npz
     model_names: tuple[str, ...] = field(init=False)
     # latency_table_s[m][b] = p50 latency of a batch of b on model m: interpolated inside the
     # profiled range, padded to the smallest profiled batch below it, NaN above it
@@ -113,6 +131,13 @@ class Bundle:
     @property
     def name(self) -> str:
         return str(self.meta.get("name", "unnamed"))
+
+    def overhead_s(self, hop: str) -> tuple[float, float]:
+        """(median, 95th percentile) wall-clock seconds one `hop` (one of `HOPS`) adds to a
+        query: (0, 0) unless given; the p95 is the median unless given."""
+        overheads = self.meta.get("overheads", {})
+        median = float(overheads.get(f"{hop}_overhead_ms", 0.0))
+        return median / 1000.0, float(overheads.get(f"{hop}_overhead_p95_ms", median)) / 1000.0
 
     def model_index(self, name: str) -> int:
         try:
@@ -154,6 +179,8 @@ class Bundle:
         digest.update(json.dumps(self.meta, sort_keys=True).encode())
         for table in TABLE_FILES:
             digest.update(getattr(self, table).to_csv(index=False).encode())
+        if self.features is not None:
+            self.features.update_hash(digest)
         return digest.hexdigest()
 
 
@@ -232,8 +259,44 @@ def _check_models_known(table: str, df: pd.DataFrame, column: str, names: set[st
     df[column] = df[column].astype(str)
 
 
-def validate_tables(meta: dict, tables: dict[str, pd.DataFrame]) -> Bundle:
-    """Validate raw tables (copies are normalised in place) and build a `Bundle`."""
+def check_overheads(overheads) -> None:
+    """An `overheads` object of bundle.json (`OVERHEAD_FIELDS`, each in ms) or one-line error."""
+    if not isinstance(overheads, dict):
+        raise _fail("bundle.json", None, "overheads", f"expected an object, got {overheads!r}")
+    for key, value in overheads.items():
+        if key not in OVERHEAD_FIELDS:
+            raise _fail(
+                "bundle.json",
+                None,
+                "overheads",
+                f"unknown field {key!r}; known: {', '.join(OVERHEAD_FIELDS)}",
+            )
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and 0 <= value <= MAX_OVERHEAD_MS):
+            raise _fail(
+                "bundle.json",
+                None,
+                f"overheads.{key}",
+                f"value {value!r} is not a finite number of ms in [0, {MAX_OVERHEAD_MS:g}]",
+            )
+    for hop in HOPS:
+        median = overheads.get(f"{hop}_overhead_ms", 0)
+        p95 = overheads.get(f"{hop}_overhead_p95_ms", median)
+        if p95 != median and not 0 < median < p95:
+            raise _fail(
+                "bundle.json",
+                None,
+                f"overheads.{hop}_overhead_p95_ms",
+                f"value {p95!r} is neither {hop}_overhead_ms ({median!r}) nor above it with "
+                f"{hop}_overhead_ms > 0",
+            )
+
+
+def validate_tables(
+    meta: dict, tables: dict[str, pd.DataFrame], features: ServedFeatures | None = None
+) -> Bundle:
+    """Validate raw tables (copies are normalised in place) and the optional features, and
+    build a `Bundle`."""
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise _fail(
             "bundle.json",
@@ -243,6 +306,7 @@ def validate_tables(meta: dict, tables: dict[str, pd.DataFrame]) -> Bundle:
         )
     if meta.get("time_unit", "s") != "s":
         raise _fail("bundle.json", None, "time_unit", f"expected 's', got {meta['time_unit']!r}")
+    check_overheads(meta.get("overheads", {}))
     tables = {name: df.copy() for name, df in tables.items()}
     for table in TABLE_FILES:
         if table not in tables:
@@ -327,6 +391,8 @@ def validate_tables(meta: dict, tables: dict[str, pd.DataFrame]) -> Bundle:
     if same.any():
         i = int(np.flatnonzero(same.to_numpy())[0])
         raise _fail("cascades.csv", i + 1, "heavy", "heavy model equals light model")
+    if features is not None:
+        features.check(tuple(models["model"]), len(prompts))
 
     return Bundle(
         meta=meta,
@@ -335,6 +401,7 @@ def validate_tables(meta: dict, tables: dict[str, pd.DataFrame]) -> Bundle:
         prompts=prompts.reset_index(drop=True),
         scores=scores.sort_values(["prompt_id", "model"]).reset_index(drop=True),
         cascades=cascades.reset_index(drop=True),
+        features=features,
     )
 
 
@@ -365,8 +432,11 @@ def load_bundle(path: str | Path) -> Bundle:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise BundleError(f"{file_path}: unreadable CSV ({exc})".splitlines()[0]) from None
     try:
-        return validate_tables(meta, tables)
-    except BundleError as exc:
+        features = None
+        if (folder / FEATURES_FILE).exists():
+            features = ServedFeatures.load(folder / FEATURES_FILE)
+        return validate_tables(meta, tables, features)
+    except (BundleError, FeaturesError) as exc:
         raise BundleError(f"{folder}/{exc}") from None
 
 
@@ -376,6 +446,8 @@ def write_bundle(bundle: Bundle, path: str | Path) -> Path:
     with atomic_folder(folder, marker="bundle.json") as staging:
         for table, file in TABLE_FILES.items():
             getattr(bundle, table).to_csv(staging / file, index=False, float_format="%.10g")
+        if bundle.features is not None:
+            bundle.features.save(staging / FEATURES_FILE)
         meta = json.dumps(bundle.meta, indent=2, sort_keys=True) + "\n"
         (staging / "bundle.json").write_text(meta)
     return folder

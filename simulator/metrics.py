@@ -5,8 +5,13 @@ Outcome of a query (exactly one each; conservation is asserted):
 * ``timeout`` — done, but end-to-end latency (completion - arrival) > SLO;
 * ``ok``      — done within the SLO.
 
-FID is estimated up to three ways (no images exist in a simulation); ``fid`` is the exact one
-when the bundle has a generative model, else the table one (``fid_method`` says which):
+FID is computed or estimated up to four ways; ``fid`` is the served one when the bundle
+carries per-image features, else the exact one when it has a generative model, else the table
+one (``fid_method`` says which):
+* ``fid_served`` (bundles with `features.npz`, i.e. the profiler's): the FID of the features of
+  the images actually served: each completed query's (prompt, final model) images, repeats
+  included, against the reference statistics (`simulator.served_features`); no table or fitted
+  model in between, for any routing, router, mix or cascade length.
 * ``fid_table`` (a, realised): per plan epoch, the cascade table of the pair in force evaluated
   at the router and discriminator ratios realised on the epoch's completed queries (r = share
   bypassed by the router, c = share whose light-model score is below τ, the table's own
@@ -20,17 +25,19 @@ when the bundle has a generative model, else the table one (``fid_method`` says 
   router or policy; three-model cascades and mixes of three or four models extrapolate the fit.
 
 Every policy of one run (and of one figure's comparison) is scored by the same estimator:
-``fid_method`` is "exact" on a bundle built by `build_default_bundle` from the committed
-parameters or a replicate's (`default:replicate=K`) and "table" on any other. Their
+``fid_method`` is "served" on a bundle with per-image features, "exact" on a bundle built by
+`build_default_bundle` from the committed parameters or a replicate's (`default:replicate=K`)
+and "table" on any other (the imported artifact, hand-made bundles). Their
 out-of-sample errors against FIDs the HADIS artifact measured on real images are in
 `simulator.fid_error` (table tab03 of the report): mean absolute
 0.05 FID (exact) and 0.05 (table) on held-out cascade rows, 0.10 (exact) and 1.03 (table: the
-linear blend scores random mixes too high) on the artifact's random-routing FIDs.
+linear blend scores random mixes too high) on the artifact's random-routing FIDs; ``served``
+has none (0: it is the FID of the served images' own features).
 
-No bundle carries per-image features: the profiler computes its cascade table's FIDs exactly
-from the features of each assembled image set (`profiler.table_builder`) but writes only the
-table, so a run on a profiled bundle reports ``fid_table`` (the table at the realised ratios),
-not the FID of the features of the images it actually served (tests/test_fid_error.py).
+The profiler writes its per-image features into the bundle (`features.npz`), so a run on a
+profiled bundle reports ``fid_served``; it equals the cascade table's FID when the served set
+is one of the table's (each prompt once, tests/test_served_fid.py). ``fid_served`` is a
+summary key only on such bundles; the timeseries' per-epoch ``realised_fid`` stays ``fid_table``.
 
 Dropped queries return no image, so every FID covers the completed queries only (HADIS §5.1:
 FID of the generated images against the reference set); drops count in the SLO-violation
@@ -257,6 +264,13 @@ def summarise(
     valid = np.isfinite(epoch_fid) & (epoch_weight > 0)
     fid = float(np.average(epoch_fid[valid], weights=epoch_weight[valid])) if valid.any() else None
     fid_exact = exact_fid(raw, completed, bundle)
+    fid_served = served_fid(raw, completed, bundle)
+    if bundle.features is not None:
+        method, headline = "served", fid_served
+    elif fid_exact is not None:
+        method, headline = "exact", fid_exact
+    else:
+        method, headline = "table", fid
     horizon = float(raw.arrival_s[-1]) if n else 0.0
     seconds = plan_intervals(raw, horizon)
     planned = np.array([fids.planned_fid(p.plan) for p in raw.plans])
@@ -272,10 +286,11 @@ def summarise(
         "timeouts": int(counts[TIMEOUT]),
         "drops": int(counts[DROP]),
         "slo_violation_ratio": float((counts[TIMEOUT] + counts[DROP]) / n) if n else 0.0,
-        "fid": _round(fid_exact if fid_exact is not None else fid),
-        "fid_method": "exact" if fid_exact is not None else "table",
+        "fid": _round(headline),
+        "fid_method": method,
         "fid_table": _round(fid),
         "fid_exact": _round(fid_exact),
+        **({"fid_served": _round(fid_served)} if bundle.features is not None else {}),
         "fid_planned": _round(
             float(np.sum(planned * seconds) / total) if total > 0 else planned[0]
         ),
@@ -311,6 +326,13 @@ def exact_fid(raw: RawRun, completed: np.ndarray, bundle: Bundle) -> float | Non
     if fid_of is None or not completed.any():
         return None
     return fid_of(raw.prompt_idx[completed], raw.final_model[completed])
+
+
+def served_fid(raw: RawRun, completed: np.ndarray, bundle: Bundle) -> float | None:
+    """FID of the features of the served images (bundles with per-image features only)."""
+    if bundle.features is None:
+        return None
+    return bundle.features.fid(raw.prompt_idx[completed], raw.final_model[completed])
 
 
 def _round(x: float | None, digits: int = 9) -> float | None:

@@ -149,10 +149,10 @@ def test_measurement_reproduces_the_committed_record():
 # ----------------------------------------------------------------------------- which estimator
 
 
-def test_fid_of_a_bundle_without_a_generative_model_is_the_table_one(tmp_path):
-    """A bundle carries no per-image features (the profiler keeps them in its work folder and
-    writes only the cascade table), so its runs' `fid` is `fid_table`: read from the table at the
-    realised ratios, not computed from the features of the images actually served."""
+def test_fid_of_a_bundle_without_features_or_a_generative_model_is_the_table_one(tmp_path):
+    """A bundle with neither per-image features (`features.npz`, the profiler writes it:
+    tests/test_served_fid.py) nor a generative model, such as the imported artifact or a
+    hand-made one, is scored by `fid_table`: the table read at the realised ratios."""
     bundle = make_bundle(n_prompts=100)
     folder = write_bundle(bundle, tmp_path / "bundle")
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -164,12 +164,14 @@ def test_fid_of_a_bundle_without_a_generative_model_is_the_table_one(tmp_path):
         "scores.csv",
     ]
     trace = parse_trace_spec("poisson:rate=2,duration=60", n_prompts=100, seed=0)
-    assert gen.generative_fid(bundle) is None
+    assert gen.generative_fid(bundle) is None and bundle.features is None
     summary = run_simulation(bundle, trace, "static-cascade", SimConfig(n_workers=4)).summary
     assert summary["fid_method"] == "table" and summary["fid_exact"] is None
-    assert summary["fid"] == summary["fid_table"]
+    assert summary["fid"] == summary["fid_table"] and "fid_served" not in summary
     # a cascade of light and heavy: between the two models' FIDs alone (30 and 20)
     assert 20.0 < summary["fid"] < 30.0
+    # the served images' own features carry no estimator error
+    assert fe.estimator_error("served") == 0.0
 
 
 def test_tab03_reports_the_committed_errors_and_this_bundles_table(tmp_path):

@@ -48,6 +48,8 @@ def estimator_of(ctx: FigureContext) -> str:
     """The estimator behind this bundle's `fid` (`simulator.metrics.summarise`'s rule)."""
     from simulator.default_bundle import generative_model
 
+    if ctx.bundle.features is not None:
+        return "served"
     return "exact" if generative_model(ctx.bundle) is not None else "table"
 
 

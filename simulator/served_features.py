@@ -1,0 +1,188 @@
+"""Per-image features of a profiled bundle (`features.npz`) and the FID of the images a run served.
+
+`features.npz` (optional; `profiler.steps.build_bundle` writes it from the profiler's per-image
+features) holds::
+
+    features         (n_prompts, n_models, images_per_prompt, d) float: the feature vector
+                     (Inception pool, or the tiny extractor's) of each image each model
+                     generated for each prompt; prompts in prompt_id order, models in
+                     models.csv order
+    models           (n_models,) the model names, in models.csv order (checked on load)
+    reference_mu     (d,) mean of the reference (real) images' features
+    reference_sigma  (d, d) their covariance
+    reference_n      how many reference images they were estimated from
+
+Served FID: every completed query adds its prompt's `images_per_prompt` images of the model
+that served it (its final model) to the image set, repeats included, whose Gaussian statistics
+are compared with the reference's by `profiler.frechet.frechet_distance`. A set that serves
+each prompt once is the set whose FID the profiler's cascade table tabulates, so the two agree
+on it exactly; any other routing, mix or cascade length is scored from its own images, with no
+table or fitted model in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from profiler.frechet import frechet_distance, psd_sqrt
+from simulator.errors import InputError
+
+FEATURES_FILE = "features.npz"
+ARRAYS = ("features", "models", "reference_mu", "reference_sigma", "reference_n")
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the file is byte-stable
+
+
+class FeaturesError(InputError):
+    """A features file that cannot be used; the message names the file, array and problem."""
+
+
+def _fail(array: str, problem: str) -> FeaturesError:
+    return FeaturesError(f"{FEATURES_FILE}: {array}: {problem}")
+
+
+@dataclass(frozen=True, eq=False)
+class ServedFeatures:
+    """The per-image features of a bundle and the reference statistics they are scored against."""
+
+    features: np.ndarray  # (n_prompts, n_models, images_per_prompt, d)
+    models: tuple[str, ...]
+    reference_mu: np.ndarray  # (d,)
+    reference_sigma: np.ndarray  # (d, d)
+    reference_n: int
+
+    @property
+    def images_per_prompt(self) -> int:
+        return int(self.features.shape[2])
+
+    @cached_property
+    def reference_root(self) -> np.ndarray:
+        """reference_sigma^{1/2}, computed once per bundle (the costliest step at d = 2048)."""
+        return psd_sqrt(self.reference_sigma)
+
+    def check(self, model_names: tuple[str, ...], n_prompts: int) -> None:
+        """Shapes, finiteness and alignment with the bundle's prompts and models, or a
+        one-line `FeaturesError`."""
+        x = self.features
+        if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+            raise _fail(
+                "features",
+                f"expected a float (prompts, models, images per prompt, d) array, got "
+                f"{x.dtype} of shape {x.shape}",
+            )
+        if self.models != tuple(model_names):
+            raise _fail(
+                "models",
+                f"{list(self.models)} differ from models.csv's {list(model_names)} (same order)",
+            )
+        if x.shape[:2] != (n_prompts, len(model_names)):
+            raise _fail(
+                "features",
+                f"shape {x.shape} does not start with (prompts, models) = "
+                f"({n_prompts}, {len(model_names)})",
+            )
+        if x.shape[2] < 1 or x.shape[3] < 1:
+            raise _fail("features", f"shape {x.shape}: no images or no feature dimensions")
+        if not np.isfinite(x).all():
+            prompt, model = np.argwhere(~np.isfinite(x))[0][:2]
+            raise _fail(
+                "features",
+                f"NaN or infinite value (prompt {prompt}, model {model_names[model]!r})",
+            )
+        d = x.shape[3]
+        for name, value, shape in (
+            ("reference_mu", self.reference_mu, (d,)),
+            ("reference_sigma", self.reference_sigma, (d, d)),
+        ):
+            if value.shape != shape or not np.issubdtype(value.dtype, np.floating):
+                raise _fail(name, f"expected a float array of shape {shape}, got {value.shape}")
+            if not np.isfinite(value).all():
+                raise _fail(name, "contains NaN or infinite values")
+        sigma = self.reference_sigma
+        if not np.allclose(sigma, sigma.T, rtol=1e-6, atol=1e-12 * max(np.abs(sigma).max(), 1)):
+            raise _fail("reference_sigma", "not symmetric (a covariance matrix is)")
+        if self.reference_n < 2:
+            raise _fail("reference_n", f"value {self.reference_n} is not an integer >= 2")
+
+    def fid(self, prompt_idx: np.ndarray, model_idx: np.ndarray) -> float | None:
+        """FID of the images of the served (prompt, model) pairs, one pair per completed query
+        (None with fewer than two images: no covariance)."""
+        n_prompts, n_models, k, d = self.features.shape
+        counts = np.bincount(
+            np.asarray(prompt_idx, np.int64) * n_models + np.asarray(model_idx, np.int64),
+            minlength=n_prompts * n_models,
+        )
+        served = np.flatnonzero(counts)
+        if counts.sum() * k < 2:
+            return None
+        images = self.features.reshape(n_prompts * n_models, k, d)[served].reshape(-1, d)
+        weights = np.repeat(counts[served], k)
+        x = images.astype(np.float64)
+        mu = np.average(x, axis=0, weights=weights)
+        sigma = np.cov(x, rowvar=False, fweights=weights).reshape(d, d)
+        return frechet_distance(
+            mu, sigma, self.reference_mu, self.reference_sigma, self.reference_root
+        )
+
+    def update_hash(self, digest: hashlib._Hash) -> None:
+        """Feed every array (dtype, shape, bytes) into a bundle's content hash."""
+        for name, value in self._arrays().items():
+            value = np.ascontiguousarray(value)
+            digest.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
+            digest.update(value.tobytes())
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "features": self.features,
+            "models": np.array(self.models, dtype=str),
+            "reference_mu": self.reference_mu,
+            "reference_sigma": self.reference_sigma,
+            "reference_n": np.int64(self.reference_n),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """An uncompressed .npz with fixed entry timestamps (byte-identical for equal arrays)."""
+        path = Path(path)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+            for name, value in self._arrays().items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.asanyarray(value), allow_pickle=False)
+                archive.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_DATE), buffer.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ServedFeatures:
+        """Read a features file (no pickles); shape and alignment are checked by `check`."""
+        path = Path(path)
+        if not zipfile.is_zipfile(path):
+            raise FeaturesError(f"{FEATURES_FILE}: not an .npz (zip) archive")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                files = sorted(data.files)
+                arrays = {a: data[a] for a in ARRAYS if a in files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise FeaturesError(f"{FEATURES_FILE}: unreadable .npz ({problem})") from None
+        missing = [a for a in ARRAYS if a not in arrays]
+        if missing:
+            raise _fail(missing[0], f"missing array (the file has {files})")
+        models, n = arrays["models"], arrays["reference_n"]
+        if models.ndim != 1 or models.dtype.kind != "U":
+            raise _fail(
+                "models", f"expected a 1-D array of names, got {models.dtype} {models.shape}"
+            )
+        if n.shape != () or n.dtype.kind not in "iu":
+            raise _fail("reference_n", f"expected an integer, got {n.dtype} of shape {n.shape}")
+        return cls(
+            features=arrays["features"],
+            models=tuple(str(m) for m in models),
+            reference_mu=arrays["reference_mu"],
+            reference_sigma=arrays["reference_sigma"],
+            reference_n=int(n),
+        )
