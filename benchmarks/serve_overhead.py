@@ -4,6 +4,7 @@ with the emulated backend at near-zero latency (time scale 0.001: SDXL-Lightning
 SD3.5-Large-Turbo 1.3 ms per image; router and discriminator costs 0).
 
     python benchmarks/serve_overhead.py [--rates 25,50,100,200] [--seconds 10] [--workers 16]
+                                        [--dispatch p2c|jsq|random]
 
 A static cascade SDXL-Lightning -> SD3.5-Large-Turbo (r = 0.2, c = 0.3) on a local Ray cluster;
 one constant-rate replay per rate (the load generator on the same machine). Overhead of a query
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=None)
+    parser.add_argument("--dispatch", default="p2c", help="replica choice within a model")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     setup = ServeSetup(
@@ -60,6 +62,7 @@ def main() -> None:
             "router_cost_s": 0.0,
             "disc_cost_s": 0.0,
         },
+        dispatch=args.dispatch,
     )
     bundle, _, _ = setup.build()
     with socket.socket() as s:

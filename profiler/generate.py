@@ -94,6 +94,34 @@ def _checked_jobs(
     return wanted
 
 
+def render(
+    pipe,
+    texts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    steps: int,
+    resolution: int,
+    device: str = "cpu",
+    **call_kwargs,
+) -> np.ndarray:
+    """One batch through the pipeline: uint8 (n, resolution, resolution, 3) images, image k
+    drawn with a generator seeded with seeds[k]."""
+    import torch
+
+    generators = [torch.Generator(device).manual_seed(int(s)) for s in seeds]
+    with torch.inference_mode():
+        images = pipe(
+            prompt=list(texts),
+            num_inference_steps=steps,
+            height=resolution,
+            width=resolution,
+            generator=generators,
+            output_type="np",
+            **call_kwargs,
+        ).images
+    return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class GenerationResult:
     generated: int  # images written by this call
@@ -118,7 +146,6 @@ def generate_images(
     """Generate the missing images of `prompts` x `images_per_prompt` into `out_dir`, or only
     those of `jobs` ((prompt_id, image_idx) pairs; default all). A batch holding a wanted image
     is always run whole, so every image has the pixels of an unrestricted run."""
-    import torch
     from rich.progress import Progress
 
     if images_per_prompt < 1 or batch_size < 1 or steps < 1 or resolution < 8:
@@ -142,20 +169,15 @@ def generate_images(
                 skipped += len(mine)
                 bar.advance(task, len(mine))
                 continue
-            generators = [
-                torch.Generator(device).manual_seed(image_seed(seed, p, i)) for p, i in chunk
-            ]
-            with torch.inference_mode():
-                images = pipe(
-                    prompt=[prompts[p] for p, _ in chunk],
-                    num_inference_steps=steps,
-                    height=resolution,
-                    width=resolution,
-                    generator=generators,
-                    output_type="np",
-                    **extra,
-                ).images
-            pixels = np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+            pixels = render(
+                pipe,
+                [prompts[p] for p, _ in chunk],
+                [image_seed(seed, p, i) for p, i in chunk],
+                steps=steps,
+                resolution=resolution,
+                device=device,
+                **extra,
+            )
             for (p, i), image in zip(chunk, pixels):
                 if (p, i) in missing:
                     _save_png_atomic(image, out / image_name(p, i))

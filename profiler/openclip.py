@@ -66,17 +66,20 @@ def load_clip(
     return ClipBackbone(name, pretrained, model, preprocess, open_clip.get_tokenizer(name), device)
 
 
-def _open_rgb(path: str | Path):
+def _open_rgb(image):
+    """An RGB PIL image from a path, or from a PIL image in memory (a served image)."""
     from PIL import Image
 
-    with Image.open(path) as image:
+    if isinstance(image, Image.Image):
         return image.convert("RGB")
+    with Image.open(image) as opened:
+        return opened.convert("RGB")
 
 
 def image_embeddings(
     backbone: ClipBackbone, paths: Sequence[str | Path], batch_size: int = 64
 ) -> np.ndarray:
-    """L2-normalised image embeddings, (n, embed_dim) float32."""
+    """L2-normalised image embeddings, (n, embed_dim) float32 (paths or PIL images)."""
     import torch
 
     out = []

@@ -16,7 +16,6 @@ import typer
 from experiments.cli_values import parse_key_values
 from simulator.errors import InputError
 
-BACKENDS = ("emulated",)
 CHAOS_KINDS = ("kill-replica",)
 
 
@@ -46,13 +45,13 @@ def _setup(
     load_s,
     sets,
     backend,
-    dispatch=None,
+    discriminator,
+    dispatch,
+    sim_dispatch=None,
 ):
     from serving.setup import ServeSetup
     from simulator.config import SimConfig
 
-    if backend not in BACKENDS:
-        raise InputError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     fields = dict(
         n_workers=workers,
         slo_s=slo,
@@ -61,8 +60,8 @@ def _setup(
         plan_interval_s=plan_interval,
         load_s=load_s,
     )
-    if dispatch is not None:
-        fields["dispatch"] = dispatch
+    if sim_dispatch is not None:
+        fields["dispatch"] = sim_dispatch
     extra = parse_key_values(sets or [], "--set")
     unknown = sorted(set(extra) - set(SimConfig.field_names()))
     if unknown:
@@ -72,7 +71,13 @@ def _setup(
         )
     fields.update(extra)
     setup = ServeSetup(
-        bundle, policy, parse_key_values(option or [], "--option"), SimConfig(**fields).to_dict()
+        bundle,
+        policy,
+        parse_key_values(option or [], "--option"),
+        SimConfig(**fields).to_dict(),
+        backend,
+        dispatch,
+        None if discriminator is None else str(discriminator),
     )
     setup.build()  # every input error before Ray starts
     return setup
@@ -87,7 +92,20 @@ TimeScale = Annotated[float, typer.Option(help="Multiplier of execution times.")
 Seed = Annotated[int, typer.Option(help="Master seed.")]
 PlanInterval = Annotated[float, typer.Option(help="Seconds between plans.")]
 LoadS = Annotated[float | None, typer.Option(help="Model swap seconds (default: the bundle's).")]
-Backend = Annotated[str, typer.Option(help="emulated (sleeps the bundle's latencies).")]
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="emulated (sleeps the bundle's latencies) or diffusers (the profiled pipelines "
+        "and CLIP discriminator; tiny models on CPU, real ones one GPU per replica)."
+    ),
+]
+Discriminator = Annotated[
+    Path | None,
+    typer.Option(
+        help="diffusers: the profiler's discriminator checkpoint (default: "
+        "discriminator.pt of the work folder holding the bundle)."
+    ),
+]
 Port = Annotated[int, typer.Option(help="HTTP port of the ingress.")]
 NumCpus = Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster.")]
 
@@ -106,6 +124,13 @@ def serve(
         list[str] | None, typer.Option("--set", help="Any SimConfig field=value.")
     ] = None,
     backend: Backend = "emulated",
+    discriminator: Discriminator = None,
+    dispatch: Annotated[
+        str,
+        typer.Option(
+            help="Replica choice within a model: p2c (less loaded of two random), jsq, random."
+        ),
+    ] = "p2c",
     host: Annotated[str, typer.Option(help="HTTP host.")] = "127.0.0.1",
     port: Port = 8000,
     ray_address: Annotated[
@@ -127,7 +152,19 @@ def serve(
 
     kill_s = parse_chaos(chaos)
     setup = _setup(
-        bundle, policy, option, workers, slo, time_scale, seed, plan_interval, load_s, set_, backend
+        bundle,
+        policy,
+        option,
+        workers,
+        slo,
+        time_scale,
+        seed,
+        plan_interval,
+        load_s,
+        set_,
+        backend,
+        discriminator,
+        dispatch,
     )
     with ServeSession(
         setup, host=host, port=port, ray_address=ray_address, num_cpus=num_cpus, chaos_kill_s=kill_s
@@ -173,15 +210,28 @@ def validate(
         list[str] | None, typer.Option("--set", help="Any SimConfig field=value.")
     ] = None,
     backend: Backend = "emulated",
+    discriminator: Discriminator = None,
     repeats: Annotated[int, typer.Option(help="Real runs (>= 1; spread needs >= 2).")] = 3,
     port: Port = 8000,
     num_cpus: NumCpus = None,
+    overheads: Annotated[
+        str,
+        typer.Option(
+            help="Per-hop overheads of the compared simulation: measured (from the real "
+            "runs), bundle, none, or an overheads.json file."
+        ),
+    ] = "measured",
+    reuse_real: Annotated[
+        bool,
+        typer.Option(help="Re-simulate and re-report the real-N runs already in --out."),
+    ] = False,
 ) -> None:
     """Real runs (serve + loadgen) vs the simulator on the same inputs: fidelity table + PNG."""
-    from serving.validate import run_validation
+    from serving.validate import overheads_spec, run_validation
 
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: must be >= 1")
+    spec = overheads_spec(overheads)
     setup = _setup(
         bundle,
         policy,
@@ -194,10 +244,20 @@ def validate(
         load_s,
         set_,
         backend,
-        dispatch="jsq",
+        discriminator,
+        dispatch="jsq",  # the real runs dispatch as the simulated one
+        sim_dispatch="jsq",
     )
     run_validation(
-        setup, trace, out_dir, repeats, port, num_cpus, log=lambda s: typer.echo(s, err=True)
+        setup,
+        trace,
+        out_dir,
+        repeats,
+        port,
+        num_cpus,
+        log=lambda s: typer.echo(s, err=True),
+        overheads=spec,
+        reuse_real=reuse_real,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

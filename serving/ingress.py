@@ -4,11 +4,13 @@ accept-or-escalate by quality score) or the policy's per-query hooks — the rul
 runs, never a copy.
 
 Per query: arrival -> router cost (when the policy routes) -> admission -> route -> a model's
-deployment (queued at one of its replicas) -> accept or escalate -> ... as
-`simulator.cluster.Cluster` does. A query routed to a model without workers waits for the next
-plan (an orphan). A replica that dies with the query is retried on the model's other replicas
-(MAX_RETRIES), after which the query fails with the reason; every query ends as exactly one
-of done / dropped / failed.
+deployment (queued at one of its replicas, chosen by `serving.dispatch`) -> accept or
+escalate by the quality score of the image it made -> ... as `simulator.cluster.Cluster`
+does. The response carries the final model's image (`b64_json`; None on the emulated backend)
+and the t2isim record of each image (times, models, the deciding quality score). A query
+routed to a model without workers waits for the next plan (an orphan). A replica that dies
+with the query is retried on the model's other replicas (MAX_RETRIES), after which the query
+fails with the reason; every query ends as exactly one of done / dropped / failed.
 
 `POST /v1/t2isim/epoch` marks the start of a replay (see `mark_epoch`);
 `GET /v1/t2isim/state` returns the setup, whether the initial plan's replicas run (`ready`),
@@ -156,17 +158,21 @@ class Ingress:
                 prompt_id = self.prompt_of_text.get(req.prompt)
             if prompt_id is None:
                 raise RequestError(
-                    "prompt: not one of the bundle's prompts (the emulated backend serves "
-                    "those; give its text or prompt_id)",
+                    "prompt: not one of the bundle's prompts (the serving path serves those; "
+                    "give its text or prompt_id)",
                     422,
                     "prompt",
                 )
         except RequestError as exc:
             return _error(exc)
-        records = await asyncio.gather(*(self.serve_query(prompt_id) for _ in range(req.n)))
+        if req.n == 1:  # the common case without gather's task
+            served = [await self.serve_query(prompt_id, 0)]
+        else:
+            served = await asyncio.gather(*(self.serve_query(prompt_id, k) for k in range(req.n)))
+        records = [rec for rec, _ in served]
         body = {
             "created": int(records[0]["arrival_s"]),
-            "data": [{"b64_json": None, "revised_prompt": req.prompt} for _ in records],
+            "data": [{"b64_json": image, "revised_prompt": req.prompt} for _, image in served],
             "t2isim": {"prompt_id": prompt_id, "images": records},
         }
         failed = [r for r in records if r["status"] != "done"]
@@ -189,7 +195,8 @@ class Ingress:
 
     # ------------------------------------------------------------------ one query
 
-    async def serve_query(self, prompt_id: int) -> dict:
+    async def serve_query(self, prompt_id: int, image_idx: int) -> tuple[dict, str | None]:
+        """Image `image_idx` of a request for a prompt: (its record, the final image)."""
         arrival = time.time()
         rec = {  # JSON: None for a time that never came
             "status": "done",
@@ -202,37 +209,40 @@ class Ingress:
             "final_model": NO_MODEL,
             "bypassed": False,
             "escalated": False,
+            "quality_score": None,  # of the first image (diffusers: CLIP P(real); None: unscored)
         }
         self.arrived += 1
         self.inflight += 1
+        image = None
         try:
-            await self._cascade(prompt_id, rec)
+            image = await self._cascade(prompt_id, image_idx, rec)
         except Exception as exc:  # a query never leaks: it ends as failed with the reason
             rec["status"], rec["reason"] = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.inflight -= 1
-        return rec
+        return rec, image
 
-    async def _cascade(self, prompt_id: int, rec: dict) -> None:
+    async def _cascade(self, prompt_id: int, image_idx: int, rec: dict) -> str | None:
+        """Serve one query through the plan's cascade; the final image (None if none)."""
         score = self.router_scores[prompt_id]
         if self.router_shift_s:
             await asyncio.sleep(self.router_shift_s)
         admit = self.hooks.admit
         if admit is not None and not admit(time.time(), score, self.inflight):
             rec["status"], rec["reason"] = "dropped", "not admitted"
-            return
+            return None
         stage, m = await self._route(score, rec)
         while True:
-            result = await self._run_on(m, prompt_id, rec["arrival_s"])
+            result = await self._run_on(m, prompt_id, rec["arrival_s"], image_idx)
             if result["status"] == "requeue":  # its model lost its workers: the next plan
                 stage, m = await self._reenter(stage, score, rec)
                 continue
             if result["status"] != "done":
                 rec["status"], rec["reason"] = result["status"], result["reason"]
-                return
+                return None
             if rec["first_model"] == NO_MODEL:
                 rec["first_model"], rec["first_done_s"] = m, result["done_s"]
-                rec["start_s"] = result["start_s"]
+                rec["start_s"], rec["quality_score"] = result["start_s"], result["quality"]
             if stage != STAGE_FINAL:
                 nxt = self._decide(m, result["quality"])
                 if nxt != ACCEPT:
@@ -241,9 +251,13 @@ class Ingress:
                     m = await self._available(nxt)
                     continue
             rec["final_model"], rec["completion_s"] = m, result["done_s"]
-            return
+            return result["image"]
 
-    def _decide(self, m: int, quality: float) -> int:
+    def _decide(self, m: int, quality: float | None) -> int:
+        """ACCEPT or the next model; an image without a score (its replica was configured
+        under a plan that did not judge the model) is accepted."""
+        if quality is None:
+            return ACCEPT
         hook = self.hooks.accept_or_escalate
         if hook is None:
             return self.state.accept_or_escalate(m, quality)
@@ -282,7 +296,7 @@ class Ingress:
             await self.plan_changed.wait()
         return m
 
-    async def _run_on(self, m: int, prompt_id: int, arrival_s: float) -> dict:
+    async def _run_on(self, m: int, prompt_id: int, arrival_s: float, image_idx: int) -> dict:
         """One visit of model m: queued at one of its replicas until served or dropped;
         resent when its replica died (at most MAX_RETRIES times) or left it unserved."""
         self.model_arrivals[m] += 1
@@ -293,7 +307,7 @@ class Ingress:
                 if self.workers[m] == 0:
                     return {"status": "requeue"}
                 try:
-                    result = await self.handles[m].remote(prompt_id, arrival_s)
+                    result = await self.handles[m].remote(prompt_id, arrival_s, image_idx)
                 except Exception as exc:
                     kind = type(exc).__name__
                     if kind == "DeploymentUnavailableError":  # deleted by a plan, or restarting

@@ -279,6 +279,6 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
         swap_s=swap_seconds(after["swaps"]),
     )
     resolved["hashes"] = summary["hashes"]
-    resolved["serving"] = {"url": url, "backend": "emulated"}
+    resolved["serving"] = {"url": url, "backend": setup.backend, "dispatch": setup.dispatch}
     write_run(out_dir, queries, timeseries, summary, resolved, [])
     return summary

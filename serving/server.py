@@ -39,7 +39,7 @@ class ServeSession:
         import ray
         from ray import serve
 
-        from serving.controller import LiveCluster, ServingController
+        from serving.controller import ControllerThread, LiveCluster
         from serving.ingress import ingress_app
 
         bundle, policy, config = self.setup.build()  # input errors before Ray starts
@@ -64,8 +64,8 @@ class ServeSession:
                 logging_config={"log_level": "WARNING", "enable_access_log": False},
             )
             ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
-            cluster = LiveCluster(bundle, policy, config, ingress)
-            self.controller = ServingController(cluster, self.chaos_kill_s)
+            cluster = LiveCluster(self.setup, bundle, policy, config, ingress)
+            self.controller = ControllerThread(cluster, self.chaos_kill_s)
             self.controller.start()
         except BaseException:
             self._shutdown()

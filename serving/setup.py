@@ -1,5 +1,6 @@
 """What a serving run is: bundle, policy, its options and the simulator's `SimConfig` (one
-config source for both drivers), built the same way in every process that needs them (the
+config source for both drivers), the backend its replicas run, the dispatch among a model's
+replicas (`serving.dispatch`), built the same way in every process that needs them (the
 ingress, the controller, the load generator)."""
 
 from __future__ import annotations
@@ -7,13 +8,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from serving.dispatch import DISPATCH_MODES
 from simulator.config import SimConfig
 from simulator.errors import InputError
 from simulator.hooks import PolicyHooks
 from simulator.policy import PolicyContext
 
 INGRESS_APP = "t2isim"
+BACKENDS = ("emulated", "diffusers")
 REAL_PATH_HOOKS = ("admit", "route", "accept_or_escalate")  # hooks the ingress runs
+SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class ServeSetup:
     policy: str
     options: dict = field(default_factory=dict)
     sim: dict = field(default_factory=dict)  # SimConfig fields
+    backend: str = "emulated"
+    dispatch: str = "p2c"
+    discriminator: str | None = None  # diffusers: checkpoint (default: next to the bundle)
 
     @property
     def config(self) -> SimConfig:
@@ -33,15 +40,27 @@ class ServeSetup:
             "policy": self.policy,
             "options": dict(self.options),
             "sim": dict(self.sim),
+            "backend": self.backend,
+            "dispatch": self.dispatch,
+            "discriminator": self.discriminator,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> ServeSetup:
-        return cls(data["bundle"], data["policy"], dict(data["options"]), dict(data["sim"]))
+        defaults = cls("", "")
+        return cls(
+            data["bundle"],
+            data["policy"],
+            dict(data["options"]),
+            dict(data["sim"]),
+            data.get("backend", defaults.backend),
+            data.get("dispatch", defaults.dispatch),
+            data.get("discriminator"),
+        )
 
     def build(self):
         """(bundle, policy, config) in this process; the policy checked to use only the hooks
-        the serving path runs."""
+        the serving path runs, the backend's inputs checked (`models`)."""
         import policies  # noqa: F401  (registers the adaptive policies)
         from experiments.inputs import resolve_bundle
         from simulator.policy import make_policy
@@ -66,7 +85,29 @@ class ServeSetup:
                 )
         if config.queue != "fifo":
             raise InputError(f"queue {config.queue!r}: the serving path serves fifo only")
+        if config.demand_estimator not in SERVING_ESTIMATORS:
+            raise InputError(
+                f"demand_estimator {config.demand_estimator!r}: the serving path estimates "
+                f"{' or '.join(SERVING_ESTIMATORS)}"
+            )
+        if self.dispatch not in DISPATCH_MODES:
+            raise InputError(
+                f"--dispatch {self.dispatch!r}: expected one of {', '.join(DISPATCH_MODES)}"
+            )
+        if self.backend not in BACKENDS:
+            raise InputError(f"--backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.models(bundle, policy, config)
         return bundle, policy, config
+
+    def models(self, bundle, policy, config) -> list:
+        """The model spec of each bundle model that its replicas are built with."""
+        if self.backend == "diffusers":
+            from serving.diffusers_backend import diffusers_models
+
+            return diffusers_models(bundle, self.bundle, config, self.discriminator)
+        from serving.emulated import emulated_model
+
+        return [emulated_model(bundle, policy, config, m) for m in bundle.model_names]
 
 
 def model_app(index: int, name: str) -> str:

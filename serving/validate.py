@@ -8,10 +8,22 @@ metric: real mean, real spread (sample std; for shares in percentage points), si
 error (relative % for latencies, throughput and completions; percentage points for shares) and
 whether it meets the goal (issue 14: |p50| <= 5%, |p99| <= 10%, violation ratio within 1 pp or
 the real spread, the same plan in >= 90% of plan epochs).
+
+The per-hop overheads of the serving stack (`simulator.bundle.HOPS`) are measured from the real
+runs' timestamps against a simulation without them, query by query (`hop_overheads_ms`), and
+applied to the simulation the table compares with (`--overheads measured`, the default), or
+taken from the bundle or from a file (DIR/overheads.json of an earlier validation, for an
+out-of-sample check): DIR/sim is that simulation, DIR/sim-no-overhead the one without (and
+DIR/sim-measured-overheads the in-sample one, when the applied overheads are not measured),
+DIR/overheads.csv the values per real run and DIR/overheads.json their mean (a bundle.json
+`overheads` object).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +31,8 @@ import pandas as pd
 
 from serving.setup import ServeSetup
 from simulator.atomic import check_output_folder
+from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
+from simulator.errors import InputError
 from simulator.results import write_run
 
 SHARE_METRICS = ("slo_violation_ratio", "heavy_share")
@@ -28,6 +42,7 @@ GOALS = {  # metric -> (limit, unit) of |error|
     "slo_violation_ratio": (1.0, "pp"),
 }
 SAME_PLAN_GOAL = 0.9
+OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
 
 
 def run_metrics(queries: pd.DataFrame, summary: dict, model_names) -> dict:
@@ -61,70 +76,171 @@ def same_plan_share(real_ts: pd.DataFrame, sim_ts: pd.DataFrame, plan_interval_s
     return float((a.astype(str) == b.astype(str)).all(axis=1).mean())
 
 
-def fidelity_table(real: list[dict], sim: dict, same_plan: list[float]) -> pd.DataFrame:
-    """One row per metric: real mean and spread, simulated value, error, goal met."""
+def hop_overheads_ms(real: pd.DataFrame, base: pd.DataFrame) -> dict[str, float]:
+    """The serving stack's per-hop overheads in one real run (a bundle.json `overheads`
+    object, ms), from the client's clock only (a run folder's service times are the server's,
+    on another time base). Over the queries both runs completed and escalated alike, the real
+    minus the overhead-free simulated latency of the same query (the queueing both drivers
+    model cancels out) is the dispatch hop for queries served by one model: its median and
+    95th percentile; for queries escalated once it is dispatch plus escalation: the median
+    less the dispatch median, the p95 at the dispatch hop's spread (the same Ray handle call).
+    NaN for a hop no query took."""
+    alike = (
+        (real["outcome"].astype(str) != "drop").to_numpy()
+        & (base["outcome"].astype(str) != "drop").to_numpy()
+        & (real["escalated"].to_numpy() == base["escalated"].to_numpy())
+    )
+    escalated = base["escalated"].to_numpy()
+    extra = real["latency_s"].to_numpy(dtype=np.float64) - base["latency_s"].to_numpy(
+        dtype=np.float64
+    )
+
+    def percentile_ms(mask: np.ndarray, q: float) -> float:
+        x = extra[mask & np.isfinite(extra)]
+        return float(np.percentile(x, q)) * 1e3 if x.size else math.nan
+
+    dispatch = percentile_ms(alike & ~escalated, 50)
+    spread = percentile_ms(alike & ~escalated, 95) / dispatch if dispatch > 0 else 1.0
+    escalation = percentile_ms(alike & escalated, 50) - dispatch
+    return {
+        "dispatch_overhead_ms": dispatch,
+        "dispatch_overhead_p95_ms": dispatch * spread,
+        "escalation_overhead_ms": escalation,
+        "escalation_overhead_p95_ms": escalation * spread,
+    }
+
+
+def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:
+    """One `overheads` object: each field the mean over the real runs that measured it, to
+    0.1 ms, at most the bundle's MAX_OVERHEAD_MS (a run whose queueing differs from the
+    simulated one's measures that, not a hop); a hop with a median <= 0 (or none measured)
+    gets none."""
+    pooled = {}
+    for hop in HOPS:
+        for field in (f"{hop}_overhead_ms", f"{hop}_overhead_p95_ms"):
+            values = [r[field] for r in per_run if r[field] == r[field]]
+            pooled[field] = (
+                round(min(float(np.mean(values)), MAX_OVERHEAD_MS), 1) if values else 0.0
+            )
+        if pooled[f"{hop}_overhead_ms"] <= 0:
+            pooled[f"{hop}_overhead_ms"] = pooled[f"{hop}_overhead_p95_ms"] = 0.0
+        elif pooled[f"{hop}_overhead_p95_ms"] <= pooled[f"{hop}_overhead_ms"]:
+            pooled[f"{hop}_overhead_p95_ms"] = pooled[f"{hop}_overhead_ms"]
+    return pooled
+
+
+def with_overheads(bundle: Bundle, overheads: dict[str, float]) -> Bundle:
+    """`bundle` with this `overheads` object (ms) in its meta."""
+    check_overheads(overheads)
+    return dataclasses.replace(bundle, meta={**bundle.meta, "overheads": dict(overheads)})
+
+
+def overheads_spec(spec: str) -> str | dict[str, float]:
+    """`--overheads`: one of OVERHEAD_MODES, or the path of a JSON `overheads` object (such as
+    DIR/overheads.json of an earlier validation)."""
+    if spec in OVERHEAD_MODES:
+        return spec
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(
+            f"--overheads {spec!r}: expected {', '.join(OVERHEAD_MODES)} or an overheads.json file"
+        )
+    try:
+        data = json.loads(path.read_text())
+        check_overheads(data)
+    except (ValueError, UnicodeDecodeError, BundleError) as exc:
+        problem = str(exc).removeprefix("bundle.json: column overheads.").splitlines()[0]
+        raise InputError(f"--overheads {spec}: {problem}") from None
+    return data
+
+
+def applied_overheads(spec, bundle: Bundle, measured: dict[str, float]) -> dict[str, float]:
+    """The `overheads` object the compared simulation runs with."""
+    if isinstance(spec, dict):
+        return dict(spec)
+    if spec == "measured":
+        return dict(measured)
+    if spec == "bundle":
+        return dict(bundle.meta.get("overheads", {}))
+    return {}
+
+
+def fidelity_table(
+    real: list[dict], sim: dict, same_plan: list[float], others: dict[str, dict] | None = None
+) -> pd.DataFrame:
+    """One row per metric: real mean and spread, simulated value, error, goal met; and the
+    error of each of `others` (name -> the metrics of another simulation) as `error_NAME`."""
+    others = others or {}
     rows = []
     for metric in sim:
         values = np.array([r[metric] for r in real], dtype=np.float64)
         mean = float(values.mean())
         spread = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-        if metric in SHARE_METRICS:
-            error, spread_shown, unit = (sim[metric] - mean) * 100, spread * 100, "pp"
-        else:
-            error = (
-                (sim[metric] - mean) / mean * 100
-                if mean
-                else (0.0 if not sim[metric] else float("nan"))
-            )
-            spread_shown, unit = (spread / mean * 100 if mean else float("nan")), "%"
+        unit = "pp" if metric in SHARE_METRICS else "%"
+        spread_shown = spread * 100 if unit == "pp" else (spread / mean * 100 if mean else math.nan)
+        error = _error(sim[metric], mean, unit)
         goal = GOALS.get(metric)
         met = None
         if goal is not None:
             met = bool(abs(error) <= goal[0] or (unit == "pp" and abs(error) <= spread_shown))
-        rows.append(
-            {
-                "metric": metric,
-                "real_mean": mean,
-                "real_spread": spread_shown,
-                "simulated": sim[metric],
-                "error": error,
-                "unit": unit,
-                "goal_met": met,
-            }
-        )
+        row = {
+            "metric": metric,
+            "real_mean": mean,
+            "real_spread": spread_shown,
+            "simulated": sim[metric],
+            "error": error,
+            "unit": unit,
+            "goal_met": met,
+        }
+        for name, values in others.items():
+            row[f"error_{name}"] = _error(values[metric], mean, unit)
+        rows.append(row)
     share = float(np.mean(same_plan))
     spread = float(np.std(same_plan, ddof=1)) * 100 if len(same_plan) > 1 else float("nan")
-    rows.append(
-        {
-            "metric": "same_plan_share",
-            "real_mean": share,
-            "real_spread": spread,
-            "simulated": 1.0,
-            "error": (share - 1.0) * 100,
-            "unit": "pp",
-            "goal_met": share >= SAME_PLAN_GOAL,
-        }
-    )
+    row = {
+        "metric": "same_plan_share",
+        "real_mean": share,
+        "real_spread": spread,
+        "simulated": 1.0,
+        "error": (share - 1.0) * 100,
+        "unit": "pp",
+        "goal_met": share >= SAME_PLAN_GOAL,
+    }
+    for name in others:
+        row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
+    rows.append(row)
     return pd.DataFrame(rows)
 
 
-def markdown(table: pd.DataFrame, title: str) -> str:
+def _error(simulated: float, real_mean: float, unit: str) -> float:
+    """Percentage points for shares, else relative %."""
+    if unit == "pp":
+        return (simulated - real_mean) * 100
+    if real_mean:
+        return (simulated - real_mean) / real_mean * 100
+    return 0.0 if not simulated else math.nan
+
+
+def markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
+    others = [c for c in table.columns if c.startswith("error_")]
     lines = [
         f"## {title}",
         "",
-        "| metric | real mean | real spread | simulated | error | goal met |",
-        "|---|---|---|---|---|---|",
+        *([note, ""] if note else []),
+        "| metric | real mean | real spread | simulated | error | goal met |"
+        + "".join(f" {c.replace('_', ' ')} |" for c in others),
+        "|---|---|---|---|---|---|" + "---|" * len(others),
     ]
-    for r in table.itertuples():
-        met = (
-            ""
-            if r.goal_met is None or r.goal_met != r.goal_met
-            else ("yes" if r.goal_met else "no")
+    for r in table.to_dict("records"):
+        met = r["goal_met"]
+        met = "" if met is None or met != met else ("yes" if met else "no")
+        line = (
+            f"| {r['metric']} | {r['real_mean']:.4g} | ±{round(r['real_spread'], 6):.3g} "
+            f"{r['unit']} | {r['simulated']:.4g} | {r['error']:+.2f} {r['unit']} | {met} |"
         )
-        lines.append(
-            f"| {r.metric} | {r.real_mean:.4g} | ±{round(r.real_spread, 6):.3g} {r.unit} | "
-            f"{r.simulated:.4g} | {r.error:+.2f} {r.unit} | {met} |"
-        )
+        for c in others:
+            line += f" {r[c]:+.2f} {r['unit']} |" if r[c] == r[c] else " |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +278,7 @@ def plot_overlay(real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, path: Path, 
     axes[2].set_xlabel("second")
     axes[0].legend(fontsize=7)
     axes[2].legend(fontsize=6, ncol=2)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -176,47 +292,154 @@ def run_validation(
     port: int = 8000,
     num_cpus: int | None = None,
     log=print,
+    overheads: str | dict = "measured",
+    reuse_real: bool = False,
 ) -> pd.DataFrame:
-    """The real runs, the simulated run and the fidelity report in `out_dir`."""
+    """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
+    without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
+    report in `out_dir`."""
     from experiments.inputs import resolve_trace
-    from serving.loadgen import run_loadgen
-    from serving.server import ServeSession
     from simulator.run import run_simulation
 
-    out = check_output_folder(out_dir, marker="fidelity.csv")
+    out = Path(out_dir) if reuse_real else check_output_folder(out_dir, marker="fidelity.csv")
     bundle, _, config = setup.build()
     trace = resolve_trace(trace_spec, bundle, config.seed)
-    sim = run_simulation(bundle, trace, setup.policy, config, setup.options)
-    write_run(
-        out / "sim", sim.queries, sim.timeseries, sim.summary, sim.config, sim.raw.planner_wall_s
+    real_dirs = (
+        _reused_real_runs(out, setup, trace_spec)
+        if reuse_real
+        else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log)
     )
-    log(
-        f"simulated: p50 {sim.summary['p50_latency_s']:.3f} s, violations "
-        f"{sim.summary['slo_violation_ratio']:.3f}"
-    )
-    real_rows, real_ts, same = [], [], []
-    for k in range(1, repeats + 1):  # a fresh Ray and Serve each: no state carries over
-        with ServeSession(setup, port=port, num_cpus=num_cpus) as session:
-            summary = run_loadgen(trace_spec, session.url, out / f"real-{k}")
-            session.check()
-        queries = pd.read_parquet(out / f"real-{k}" / "queries.parquet")
-        ts = pd.read_csv(out / f"real-{k}" / "timeseries.csv")
-        real_rows.append(run_metrics(queries, summary, bundle.model_names))
-        real_ts.append(ts)
-        same.append(same_plan_share(ts, sim.timeseries, config.plan_interval_s))
-        log(
-            f"real {k}: p50 {summary['p50_latency_s']:.3f} s, violations "
-            f"{summary['slo_violation_ratio']:.3f}, failed {summary['failed']}, swaps "
-            f"{summary['swap_s']}"
+
+    def simulate(overheads_ms: dict, folder: str):
+        sim = run_simulation(
+            with_overheads(bundle, overheads_ms), trace, setup.policy, config, setup.options
         )
+        write_run(
+            out / folder,
+            sim.queries,
+            sim.timeseries,
+            sim.summary,
+            sim.config,
+            sim.raw.planner_wall_s,
+        )
+        log(
+            f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "
+            f"{sim.summary['slo_violation_ratio']:.3f}"
+        )
+        return sim
+
+    base = simulate({}, "sim-no-overhead")
+    reals = [
+        (
+            pd.read_parquet(d / "queries.parquet"),
+            pd.read_csv(d / "timeseries.csv"),
+            json.loads((d / "summary.json").read_text()),
+        )
+        for d in real_dirs
+    ]
+    per_run = [hop_overheads_ms(q, base.queries) for q, _, _ in reals]
+    measured = pooled_overheads_ms(per_run)
+    applied = applied_overheads(overheads, bundle, measured)
+    sim = simulate(applied, "sim")
+    names = bundle.model_names
+    others = {"no_overhead": run_metrics(base.queries, base.summary, names)}
+    if applied != measured:  # the in-sample comparison too
+        in_sample = simulate(measured, "sim-measured-overheads")
+        others["measured_overheads"] = run_metrics(in_sample.queries, in_sample.summary, names)
+    pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
+        out / "overheads.csv", index=False, float_format="%.6g"
+    )
+    (out / "overheads.json").write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
     table = fidelity_table(
-        real_rows, run_metrics(sim.queries, sim.summary, bundle.model_names), same
+        [run_metrics(q, summary, names) for q, _, summary in reals],
+        run_metrics(sim.queries, sim.summary, names),
+        [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
+        others,
     )
     title = (
         f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
-        f"workers, time scale {config.time_scale:g}, {repeats} real runs"
+        f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
     )
+    source = overheads if isinstance(overheads, str) else "given"
+    hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
+    simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
+    note = (
+        f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}. "
+        f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: "
+        + "; ".join(f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run))
+        + "."
+    )
+    if hashes != [simulated_hash]:
+        note += (
+            f" The real runs were made with bundle content hash {', '.join(hashes)}, the "
+            f"simulations with {simulated_hash}."
+        )
     table.to_csv(out / "fidelity.csv", index=False, float_format="%.6g")
-    (out / "fidelity.md").write_text(markdown(table, title))
-    plot_overlay(real_ts, sim.timeseries, out / "timeseries.png", title)
+    (out / "fidelity.md").write_text(markdown(table, title, note))
+    plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
     return table
+
+
+def _seconds(value: float | None) -> str:
+    return "none (no query completed)" if value is None else f"{value:.3f} s"
+
+
+def _hops_text(overheads: dict) -> str:
+    """'dispatch 45.1 ms (p95 120.0), escalation ...' of an `overheads` object."""
+    parts = []
+    for hop in HOPS:
+        median = overheads.get(f"{hop}_overhead_ms", 0.0)
+        p95 = overheads.get(f"{hop}_overhead_p95_ms", median)
+        parts.append(f"{hop} {median:.1f} ms (p95 {p95:.1f})")
+    return ", ".join(parts)
+
+
+def _real_runs(setup, trace_spec, out: Path, repeats, port, num_cpus, log) -> list[Path]:
+    """`repeats` replays of the trace, each on a fresh Ray and Serve (no state carries over)."""
+    from serving.loadgen import run_loadgen
+    from serving.server import ServeSession
+
+    dirs = []
+    for k in range(1, repeats + 1):
+        with ServeSession(setup, port=port, num_cpus=num_cpus) as session:
+            summary = run_loadgen(trace_spec, session.url, out / f"real-{k}")
+            session.check()
+        dirs.append(out / f"real-{k}")
+        log(
+            f"real {k}: p50 {_seconds(summary['p50_latency_s'])}, violations "
+            f"{summary['slo_violation_ratio']:.3f}, failed {summary['failed']}, swaps "
+            f"{summary['swap_s']}"
+        )
+    return dirs
+
+
+def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Path]:
+    """The real run folders already in `out`, checked to be replays of this policy, options,
+    trace and settings (a setting a run predates at its default); `load_s` may differ (to
+    simulate another swap cost: a real run's is its replicas' measured start, `swap_s` in its
+    summary)."""
+    dirs = sorted(
+        (d for d in out.glob("real-*") if (d / "summary.json").is_file()),
+        key=lambda d: int(d.name.split("-")[1]) if d.name.split("-")[1].isdigit() else 0,
+    )
+    if not dirs:
+        raise InputError(f"--reuse-real: {out} holds no real-N run folder")
+    wanted = json.loads(json.dumps({"options": setup.options, "sim": setup.config.to_dict()}))
+    wanted["sim"].pop("load_s")
+    defaults = json.loads(json.dumps(type(setup.config)().to_dict()))
+    for d in dirs:
+        config = json.loads((d / "config.json").read_text())
+        summary = json.loads((d / "summary.json").read_text())
+        config["sim"] = {**defaults, **config["sim"]}
+        config["sim"].pop("load_s")
+        same = (
+            config.get("policy") == setup.policy
+            and config.get("policy_options") == wanted["options"]
+            and config["sim"] == wanted["sim"]
+            and summary.get("trace_spec") == trace_spec
+        )
+        if not same:
+            raise InputError(
+                f"--reuse-real: {d} is not a replay of this policy, options, settings and trace"
+            )
+    return dirs

@@ -347,6 +347,12 @@ class Cluster:
             if w.target != NO_MODEL:
                 self.queued[w.target] += len(w.queue)
 
+    def preload(self) -> None:
+        """Load every worker's target model at no cost: the initial plan's models are in place
+        before the first arrival, as a serving system starts its replicas before traffic."""
+        for w in self.workers:
+            w.model = w.target
+
     def apply_plan(self, plan: Plan) -> None:
         """Put a plan in force: the core's decision state and placement (fewest swaps), batch
         sizes; the queues whose worker changed model are routed again (`on_plan_change=reroute`)

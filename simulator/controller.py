@@ -77,9 +77,11 @@ class Controller:
         self.plans.append(PlanRecord(planned_s, self.cluster.env.now, demand_qps, plan))
 
     def initial_plan(self) -> None:
-        """Plan with an empty observation and apply at t = 0, before any arrival."""
+        """Plan with an empty observation and apply at t = 0, before any arrival, with its
+        models already loaded (`Cluster.preload`): swaps cost load time from the first re-plan."""
         plan, _ = self.plan_now()
         self.apply(plan, 0.0, self.demand_qps)
+        self.cluster.preload()
 
     def process(self):
         env = self.cluster.env

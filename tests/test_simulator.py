@@ -164,12 +164,13 @@ def test_model_swaps_pay_the_load_time_and_requeue():
     raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
     queries, _, summary = compute_metrics(raw, bundle, policy, config)
     assert summary["ok"] + summary["timeouts"] + summary["drops"] == len(trace)
-    switches = [r.applied_s for r in raw.plans]
-    assert len(switches) >= 15
+    initial, *switches = [r.applied_s for r in raw.plans]
+    assert initial == 0.0 and len(switches) >= 15
     assert summary["gpu_seconds"] >= 3 * load_s * len(switches)  # every worker reloads
+    starts = queries.start_s.dropna().to_numpy()
+    assert starts.min() < load_s  # the initial plan's models are loaded before the trace
     # every worker swaps at every switch: no batch can start while the new model loads (a
     # worker that finished a batch at the switch instant may still start one at that instant)
-    starts = queries.start_s.dropna().to_numpy()
     for switch in switches:
         assert not ((starts > switch) & (starts < switch + load_s)).any(), switch
     # queries queued for the old model were re-dispatched to the new one, not lost

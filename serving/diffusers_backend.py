@@ -1,0 +1,160 @@
+"""The diffusers backend: a replica runs the profiled model's real pipeline and the profiler's
+CLIP discriminator (HADIS §4.3) on its own device, with the profiler's own loading and
+generation code (`profiler.sharding.PipelineSource`, `profiler.generate.render`,
+`profiler.discriminator`).
+
+Which pipeline a bundle model is comes from the bundle's latency profiles (`source_model`,
+`steps`, `resolution`, `dtype`, `guidance_scale`, written by `t2isim profile`): a local
+folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1) or `tiny:<seed>:<width>`, a
+random-init tiny pipeline built from a small config (CPU, no hub access). Real models get one
+GPU per replica; tiny ones run on CPU with CPU_THREADS torch threads each. The discriminator is
+the profiler's checkpoint (default: `discriminator.pt` of the work folder that holds the
+bundle, `profiler.layout.WorkLayout`).
+
+A replica start loads the pipeline and the discriminator: a model swap costs the real load
+time. Image k of a request for prompt p is drawn with the profiler's seed of (p, k), so it is
+the image `profile generate` made for that pair. Its quality score is the discriminator's
+P(real) of that image, computed when the plan may escalate the model's images (`scored`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.emulated import REPLICA_CPUS
+from simulator.errors import InputError
+
+TINY_PREFIX = "tiny:"
+CPU_THREADS = 1  # torch threads of a CPU replica: replicas share the cores
+PROFILE_KEYS = ("source_model", "steps", "resolution")
+
+
+@dataclass(frozen=True)
+class DiffusersModel:
+    name: str
+    source: object  # profiler.sharding.PipelineSource
+    steps: int
+    resolution: int
+    prompts: tuple[str, ...]  # the bundle's prompt texts, by prompt_id
+    seed: int
+    discriminator: str  # checkpoint path
+    device: str  # cpu (tiny models) or cuda (one GPU per replica)
+    latency_s: tuple[float, ...]  # the bundle's batch latencies (the drop rule's estimate)
+    load_s: float  # the bundle's profiled load time (the GPU-busy account of a swap)
+
+    @property
+    def actor_options(self) -> dict:
+        if self.device == "cpu":  # threads are pinned (CPU_THREADS), not reserved
+            return {"num_cpus": REPLICA_CPUS}
+        return {"num_cpus": 1, "num_gpus": 1}
+
+    async def start(self, swap_started_s: float) -> DiffusersEngine:
+        """The model swap: load the pipeline and the discriminator (real load time)."""
+        return await asyncio.to_thread(DiffusersEngine, self)
+
+
+class DiffusersEngine:
+    def __init__(self, model: DiffusersModel) -> None:
+        import torch
+
+        from profiler.discriminator import load_discriminator
+
+        if model.device == "cpu":
+            torch.set_num_threads(CPU_THREADS)
+        self.model = model
+        self.pipe = model.source.load(model.device)
+        self.backbone, self.head = load_discriminator(model.discriminator, model.device)
+
+    async def run(self, jobs: list[tuple[int, int]], judged: bool, scored: bool) -> list:
+        return await asyncio.to_thread(self.generate, jobs, scored)
+
+    def generate(self, jobs: list[tuple[int, int]], scored: bool) -> list:
+        """(P(real) or None, base64 PNG) per (prompt_id, image_idx) job, one pipeline batch."""
+        from PIL import Image
+
+        from profiler.discriminator import p_real
+        from profiler.generate import image_seed, render
+
+        m = self.model
+        pixels = render(
+            self.pipe,
+            [m.prompts[p] for p, _ in jobs],
+            [image_seed(m.seed, p, k) for p, k in jobs],
+            steps=m.steps,
+            resolution=m.resolution,
+            device=m.device,
+        )
+        images = [Image.fromarray(x) for x in pixels]
+        quality = p_real(self.backbone, self.head, images).tolist() if scored else []
+        return [
+            (float(quality[i]) if scored else None, png_base64(image))
+            for i, image in enumerate(images)
+        ]
+
+
+def png_base64(image) -> str:
+    """A PIL image as base64 PNG (the OpenAI images API's `b64_json`)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def default_discriminator(bundle_source: str) -> Path:
+    """The discriminator of the profiler's work folder that holds the bundle folder."""
+    from profiler.layout import WorkLayout
+
+    return WorkLayout(Path(bundle_source).resolve().parent).discriminator
+
+
+def diffusers_models(
+    bundle, bundle_source: str, config, discriminator: str | None
+) -> list[DiffusersModel]:
+    """One spec per bundle model; an input error names what is missing (a profile without its
+    source model, no discriminator checkpoint, a time scale other than 1)."""
+    from profiler.sharding import PipelineSource
+
+    if config.time_scale != 1.0:
+        raise InputError(
+            f"--time-scale {config.time_scale:g}: the diffusers backend runs models at their "
+            "real speed; use 1"
+        )
+    profiles = [bundle.meta.get("latency_profiles", {}).get(n, {}) for n in bundle.model_names]
+    for name, profile in zip(bundle.model_names, profiles):
+        missing = [k for k in PROFILE_KEYS if profile.get(k) is None]
+        if missing:
+            raise InputError(
+                f"--bundle {bundle_source!r}: model {name!r} has no {missing[0]} in its latency "
+                "profile; the diffusers backend serves bundles made by `t2isim profile`"
+            )
+    path = Path(discriminator) if discriminator else default_discriminator(bundle_source)
+    if not path.is_file():
+        raise InputError(
+            f"--discriminator {str(path)!r}: no discriminator checkpoint there (give the one "
+            "`t2isim profile` trained, <work>/discriminator.pt)"
+        )
+    texts = tuple(str(t) for t in bundle.prompts["text"])
+    loads = bundle.models.set_index("model")["load_s"]
+    models = []
+    for m, (name, profile) in enumerate(zip(bundle.model_names, profiles)):
+        source = str(profile["source_model"])
+        models.append(
+            DiffusersModel(
+                name=name,
+                source=PipelineSource(
+                    source, str(profile.get("dtype") or "fp16"), profile.get("guidance_scale")
+                ),
+                steps=int(profile["steps"]),
+                resolution=int(profile["resolution"]),
+                prompts=texts,
+                seed=config.seed,
+                discriminator=str(path.resolve()),
+                device="cpu" if source.startswith(TINY_PREFIX) else "cuda",
+                latency_s=tuple(float(x) for x in bundle.latency_table_s[m]),
+                load_s=float(config.load_s if config.load_s is not None else loads[name]),
+            )
+        )
+    return models

@@ -1,0 +1,68 @@
+"""The emulated backend: a replica stands in for a GPU as the HADIS artifact's testbed does. A
+batch of b sleeps the bundle's p50 latency of batch size b x time scale (plus the
+discriminator's cost per image when the plan judges this model's images) and returns each
+prompt's quality score, so many replicas run on few cores. A replica start (a model swap)
+costs the model's load time, counted from the plan's request.
+
+A model spec (`EmulatedModel`, or `serving.diffusers_backend.DiffusersModel`) is what a replica
+is built with: `name`, `latency_s` (index b: the batch latency the drop rule uses), `load_s`
+(the swap cost the GPU-busy account charges), `actor_options` and `start(swap_started_s)`,
+which returns the engine that runs batches: `run(jobs, judged, scored)` with jobs
+(prompt_id, image_idx) -> one (quality score or None, base64 PNG or None) per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+REPLICA_CPUS = 0.01  # emulated replicas sleep: many fit on one core
+
+
+@dataclass(frozen=True)
+class EmulatedModel:
+    """Scaled latency per batch size (index b), quality score per prompt, the discriminator's
+    scaled cost per image, load seconds."""
+
+    name: str
+    latency_s: tuple[float, ...]
+    quality: tuple[float, ...]
+    disc_cost_s: float
+    load_s: float
+
+    @property
+    def actor_options(self) -> dict:
+        return {"num_cpus": REPLICA_CPUS}
+
+    async def start(self, swap_started_s: float) -> EmulatedEngine:
+        """The model swap: ends `load_s` after the plan asked for the replica, or at once if
+        starting the replica took longer."""
+        await asyncio.sleep(max(0.0, swap_started_s + self.load_s - time.time()))
+        return EmulatedEngine(self)
+
+
+class EmulatedEngine:
+    def __init__(self, model: EmulatedModel) -> None:
+        self.model = model
+
+    async def run(self, jobs: list[tuple[int, int]], judged: bool, scored: bool) -> list:
+        n = len(jobs)
+        model = self.model
+        await asyncio.sleep(model.latency_s[n] + (model.disc_cost_s * n if judged else 0.0))
+        return [(model.quality[prompt_id], None) for prompt_id, _ in jobs]
+
+
+def emulated_model(bundle, policy, config, model: str) -> EmulatedModel:
+    """The emulated stand-in of `model` under `policy`'s scores and `config`'s time scale and
+    costs, with the simulator's numbers (`simulator.cluster.Cluster`)."""
+    m = bundle.model_index(model)
+    scale = config.time_scale
+    loads = bundle.models["load_s"].to_numpy()
+    return EmulatedModel(
+        name=model,
+        latency_s=tuple(float(x) * scale for x in bundle.latency_table_s[m]),
+        quality=tuple(float(x) for x in policy.quality_scores[:, m]),
+        disc_cost_s=config.disc_cost_s * scale if policy.uses_discriminator else 0.0,
+        load_s=float(config.load_s if config.load_s is not None else loads[m]),
+    )

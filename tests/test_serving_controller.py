@@ -1,0 +1,101 @@
+"""The serving controller's clock-free tick (`serving.controller.Controller`): time and the
+ingress's counters are arguments, so the planning loop is checked without Ray or a wall
+clock: the simulator's EWMA estimators, a plan every plan interval (only when it changes),
+the observation the policy sees, and a replay epoch restarting everything."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ray.serve")
+
+from serving.controller import Controller, Counters  # noqa: E402
+from simulator.config import SimConfig  # noqa: E402
+from simulator.policy import Plan  # noqa: E402
+
+MODELS = ("light", "heavy")
+CONFIG = SimConfig(n_workers=4, slo_s=10.0, tick_s=1.0, plan_interval_s=3.0)
+ALPHA = CONFIG.ewma_alpha  # 1 / 3.1
+
+
+class DemandPolicy:
+    """Heavy workers = demand rounded to tens (at most 3): a plan that follows the demand;
+    records every observation it was given."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    def plan(self, obs) -> Plan:
+        self.seen.append(obs)
+        heavy = min(3, int(obs.demand_qps // 10))
+        workers = {"light": CONFIG.n_workers - heavy, "heavy": heavy}
+        workers = {m: c for m, c in workers.items() if c}
+        return Plan(workers=workers, batch_size={"light": 1}, mix={m: 1.0 for m in workers})
+
+
+def counters(arrived: int, epoch_s: float = 0.0, queued=(0, 0)) -> Counters:
+    return Counters(
+        epoch_s, arrived, inflight=arrived // 2, model_arrivals=(arrived, 0), queued=queued
+    )
+
+
+def test_tick_estimates_demand_and_plans_every_interval_with_the_given_time():
+    policy = DemandPolicy()
+    ctrl = Controller(policy, CONFIG, len(MODELS))
+    first = ctrl.start(500.0)
+    assert first == Plan(workers={"light": 4}, batch_size={"light": 1}, mix={"light": 1.0})
+    assert policy.seen[0].now_s == 500.0 and policy.seen[0].demand_qps == 0.0
+
+    # arrivals per tick: 10, 40, 40, 40, 40, 40 (cumulative counters, as the ingress reports)
+    arrived = [10, 50, 90, 130, 170, 210]
+    results = [ctrl.tick(500.0 + k + 1, counters(a, queued=(k, 0))) for k, a in enumerate(arrived)]
+    rate, expected = 0.0, []
+    for k, a in enumerate(arrived):
+        step = a - (arrived[k - 1] if k else 0)
+        rate = step if k == 0 else ALPHA * step + (1 - ALPHA) * rate
+        expected.append(rate)
+    assert [r.demand_qps for r in results] == pytest.approx(expected, rel=1e-12)
+    assert not any(r.restarted for r in results)
+    # the policy is asked at ticks 3 and 6 only, with the time it was given
+    assert [o.now_s for o in policy.seen[1:]] == [503.0, 506.0]
+    assert policy.seen[1].demand_qps == pytest.approx(expected[2], rel=1e-12)
+    assert policy.seen[1].queue_len == pytest.approx((ALPHA * 2 + (1 - ALPHA) * ALPHA * 1, 0))
+    assert policy.seen[1].current == first  # the plan in force, as the simulator passes it
+    # demand 26.2 by tick 3: 2 heavy workers; 35.7 by tick 6: 3
+    plans = [r.plan for r in results]
+    assert plans[:2] == [None, None] and plans[3:5] == [None, None]
+    assert plans[2].workers == {"light": 2, "heavy": 2}
+    assert plans[5].workers == {"light": 1, "heavy": 3}
+    assert [(p.applied_s, p.plan.workers.get("heavy", 0)) for p in ctrl.plans] == [
+        (500.0, 0),
+        (503.0, 2),
+        (506.0, 3),
+    ]
+
+
+def test_an_unchanged_plan_is_not_returned_again():
+    ctrl = Controller(DemandPolicy(), CONFIG, len(MODELS))
+    ctrl.start(0.0)
+    results = [ctrl.tick(k + 1.0, counters(0)) for k in range(6)]
+    assert [r.plan for r in results] == [None] * 6  # planned twice, same plan: nothing to apply
+    assert len(ctrl.plans) == 1
+
+
+def test_a_replay_epoch_restarts_estimators_ticks_and_plans_at_once():
+    policy = DemandPolicy()
+    ctrl = Controller(policy, CONFIG, len(MODELS))
+    ctrl.start(0.0)
+    for k in range(2):  # two ticks of 50 qps before the replay
+        ctrl.tick(k + 1.0, counters(50 * (k + 1)))
+    restart = ctrl.tick(3.0, counters(0, epoch_s=1234.5))
+    assert restart.restarted and restart.demand_qps is None
+    assert ctrl.epoch_s == 1234.5
+    # planned at once from empty estimators (demand 0): the plan in force is returned so that
+    # the caller re-applies its routing state, as a simulation starts with its initial plan
+    assert policy.seen[-1].now_s == 3.0 and policy.seen[-1].demand_qps == 0.0
+    assert restart.plan == Plan(workers={"light": 4}, batch_size={"light": 1}, mix={"light": 1.0})
+    # the first tick after the restart takes the raw rate (no EWMA with the old estimate)
+    after = [ctrl.tick(4.0 + k, counters(20 * (k + 1), epoch_s=1234.5)) for k in range(3)]
+    assert after[0].demand_qps == 20.0
+    assert [r.plan is None for r in after] == [True, True, False]  # 3 ticks after the restart
+    assert after[2].plan.workers == {"light": 2, "heavy": 2}
