@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from serving.setup import INGRESS_APP, ServeSetup
-from simulator.errors import InputError
+from simulator.errors import InputError, RunFailure
 
 
 class ServeSession:
@@ -67,8 +67,13 @@ class ServeSession:
             cluster = LiveCluster(self.setup, bundle, policy, config, ingress)
             self.controller = ControllerThread(cluster, self.chaos_kill_s)
             self.controller.start()
-        except BaseException:
+        except BaseException as exc:
             self._shutdown()
+            if isinstance(exc, Exception) and not isinstance(exc, InputError | RunFailure):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise RunFailure(
+                    f"Ray Serve did not start: {type(exc).__name__}: {first}"
+                ) from exc
             raise
         return self
 

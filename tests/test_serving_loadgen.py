@@ -217,3 +217,25 @@ def test_serving_commands_refuse_bad_input_before_starting_ray(args, named):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert named in result.output and result.output.count("\n") == 1
+
+
+def test_a_serve_start_failure_is_one_line_exit_1(monkeypatch):
+    """Ray Serve failing to start (e.g. its HTTP proxy not ready in time on a loaded machine)
+    ends `serve` with one line and exit 1, after shutting down what was started."""
+    pytest.importorskip("ray")
+    import ray
+    from ray import serve
+
+    def not_ready(**_):
+        raise TimeoutError("HTTP proxy not ready after 60 s\nsecond line")
+
+    shutdowns = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # no local cluster is started
+    monkeypatch.setattr(serve, "start", not_ready)
+    monkeypatch.setattr(serve, "shutdown", lambda: shutdowns.append(True))
+    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        "error: Ray Serve did not start: TimeoutError: HTTP proxy not ready after 60 s\n"
+    )
+    assert shutdowns == [True]
