@@ -38,8 +38,6 @@ def observe(bundle, demand_qps, n_workers=8, slo_s=30.0):
 
 @pytest.mark.parametrize("name", policy_names())
 def test_policy_end_to_end_is_conserving_and_deterministic(bundle, name):
-    if name.startswith("test-"):
-        pytest.skip("test-only policy")
     trace = phases([1, 4, 1], 60, n_prompts=bundle.n_prompts, seed=0)
     config = SimConfig(n_workers=8, slo_s=30)
     a = run_simulation(bundle, trace, name, config)
@@ -178,7 +176,7 @@ def default_bundle():
     return resolve_bundle("default")
 
 
-@pytest.mark.parametrize("name", [n for n in policy_names() if not n.startswith("test-")])
+@pytest.mark.parametrize("name", policy_names())
 def test_every_policy_on_the_default_bundle(default_bundle, name):
     trace = phases([2, 12, 2], 40, n_prompts=default_bundle.n_prompts, seed=5)
     # free swaps: this checks each planner's reach; the bundle's load times turn the 6x demand
