@@ -1,19 +1,28 @@
 """`t2isim serve`, `t2isim loadgen` and `t2isim validate` (registered by `register(app)`).
 
-The serving settings are the simulator's `SimConfig` fields: the common ones as options named
-as in `t2isim simulate`, any other with `--set FIELD=VALUE`. Input errors (a bad value, an
-unreachable URL, a used port) are one line and exit 2.
+The serving settings are the simulator's `SimConfig` fields, one option per field from its
+metadata as in `t2isim simulate` (`experiments/cli_config.py`), except those the real path sets
+itself (`serving.setup.REAL_PATH_SETS`: given, they are refused). Serve and validate share
+their setup options (`setup_options`). Input errors (a bad value, an unreachable URL, a used
+port) are one line and exit 2, before Ray starts.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from experiments.cli_config import config_options
 from experiments.cli_values import parse_key_values
+from serving.setup import REAL_PATH_SETS, ServeSetup
+from simulator.config import SimConfig
 from simulator.errors import InputError
 
 CHAOS_KINDS = ("kill-replica",)
@@ -33,65 +42,9 @@ def parse_chaos(spec: str | None) -> float | None:
     return value
 
 
-def _setup(
-    bundle,
-    policy,
-    option,
-    workers,
-    slo,
-    time_scale,
-    seed,
-    plan_interval,
-    load_s,
-    sets,
-    backend,
-    discriminator,
-    dispatch,
-    sim_dispatch=None,
-):
-    from serving.setup import ServeSetup
-    from simulator.config import SimConfig
-
-    fields = dict(
-        n_workers=workers,
-        slo_s=slo,
-        time_scale=time_scale,
-        seed=seed,
-        plan_interval_s=plan_interval,
-        load_s=load_s,
-    )
-    if sim_dispatch is not None:
-        fields["dispatch"] = sim_dispatch
-    extra = parse_key_values(sets or [], "--set")
-    unknown = sorted(set(extra) - set(SimConfig.field_names()))
-    if unknown:
-        raise InputError(
-            f"--set {unknown[0]}: not a SimConfig field; known: "
-            f"{', '.join(SimConfig.field_names())}"
-        )
-    fields.update(extra)
-    setup = ServeSetup(
-        bundle,
-        policy,
-        parse_key_values(option or [], "--option"),
-        SimConfig(**fields).to_dict(),
-        backend,
-        dispatch,
-        None if discriminator is None else str(discriminator),
-    )
-    setup.build()  # every input error before Ray starts
-    return setup
-
-
 Bundle = Annotated[str, typer.Option(help="'default' or a bundle folder.")]
 Policy = Annotated[str, typer.Option(help="Policy name (see `t2isim policies`).")]
 Option = Annotated[list[str] | None, typer.Option(help="Policy option key=value (repeatable).")]
-Workers = Annotated[int, typer.Option(help="Workers (replicas in all).")]
-Slo = Annotated[float, typer.Option(help="Latency SLO in seconds.")]
-TimeScale = Annotated[float, typer.Option(help="Multiplier of execution times.")]
-Seed = Annotated[int, typer.Option(help="Master seed.")]
-PlanInterval = Annotated[float, typer.Option(help="Seconds between plans.")]
-LoadS = Annotated[float | None, typer.Option(help="Model swap seconds (default: the bundle's).")]
 Backend = Annotated[
     str,
     typer.Option(
@@ -106,31 +59,97 @@ Discriminator = Annotated[
         "discriminator.pt of the work folder holding the bundle)."
     ),
 ]
-Port = Annotated[int, typer.Option(help="HTTP port of the ingress.")]
-NumCpus = Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster.")]
 
 
-def serve(
+def _serve_setup(
+    config: Mapping[str, object],
+    dispatch: str,
+    sim_dispatch: str | None,
     bundle: Bundle = "default",
     policy: Policy = "hadis",
     option: Option = None,
-    workers: Workers = 16,
-    slo: Slo = 60.0,
-    time_scale: TimeScale = 1.0,
-    seed: Seed = 0,
-    plan_interval: PlanInterval = 5.0,
-    load_s: LoadS = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Any SimConfig field=value.")
-    ] = None,
     backend: Backend = "emulated",
     discriminator: Discriminator = None,
-    dispatch: Annotated[
+) -> ServeSetup:
+    """The checked `ServeSetup` of the options serve and validate share (every input error
+    before Ray starts)."""
+    sim = dict(config) if sim_dispatch is None else {**config, "dispatch": sim_dispatch}
+    setup = ServeSetup(
+        bundle,
+        policy,
+        parse_key_values(option or [], "--option"),
+        SimConfig(**sim).to_dict(),
+        backend,
+        dispatch,
+        None if discriminator is None else str(discriminator),
+    )
+    setup.build()
+    return setup
+
+
+SHARED = [
+    p for p in inspect.signature(_serve_setup).parameters.values()
+    if p.default is not inspect.Parameter.empty
+]
+
+
+DISPATCH_OPTION = inspect.Parameter(
+    "dispatch",
+    inspect.Parameter.KEYWORD_ONLY,
+    default="p2c",
+    annotation=Annotated[
         str,
         typer.Option(
             help="Replica choice within a model: p2c (less loaded of two random), jsq, random."
         ),
-    ] = "p2c",
+    ],
+)
+
+
+def setup_options(dispatch: str | None = None) -> Callable:
+    """Give a command (which takes `setup`) the options serve and validate share — bundle,
+    policy, options, backend, discriminator and every `SimConfig` field the real path takes,
+    from the fields' metadata as `t2isim simulate` (the `REAL_PATH_SETS` fields refused) —
+    and hand it their checked `ServeSetup`. `dispatch` None: a `--dispatch` option chooses
+    replicas (the simulated `dispatch` stays at its default); else that mode, for the real runs
+    and the simulated `dispatch` alike."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        hints = typing.get_type_hints(command, include_extras=True)
+        shared_hints = typing.get_type_hints(_serve_setup, include_extras=True)
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        own = [
+            p.replace(kind=keyword, annotation=hints[p.name])
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "setup"
+        ]
+        shared = [p.replace(kind=keyword, annotation=shared_hints[p.name]) for p in SHARED]
+        if dispatch is None:
+            shared.append(DISPATCH_OPTION)
+
+        @functools.wraps(command)
+        def with_setup(config: Mapping[str, object], **params: object) -> None:
+            values = {p.name: params.pop(p.name) for p in SHARED}
+            mode = params.pop(DISPATCH_OPTION.name) if dispatch is None else dispatch
+            setup = _serve_setup(config, mode, dispatch, **values)
+            return command(setup=setup, **params)
+
+        config = inspect.Parameter("config", keyword)
+        parameters = [*own, config, *shared]
+        with_setup.__signature__ = inspect.Signature(parameters)
+        with_setup.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+        return config_options(with_setup, excluded=REAL_PATH_SETS)
+
+    return decorate
+
+
+Port = Annotated[int, typer.Option(help="HTTP port of the ingress.")]
+NumCpus = Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster.")]
+
+
+@setup_options()
+def serve(
+    setup: ServeSetup,
     host: Annotated[str, typer.Option(help="HTTP host.")] = "127.0.0.1",
     port: Port = 8000,
     ray_address: Annotated[
@@ -151,25 +170,10 @@ def serve(
     from serving.server import ServeSession
 
     kill_s = parse_chaos(chaos)
-    setup = _setup(
-        bundle,
-        policy,
-        option,
-        workers,
-        slo,
-        time_scale,
-        seed,
-        plan_interval,
-        load_s,
-        set_,
-        backend,
-        discriminator,
-        dispatch,
-    )
     with ServeSession(
         setup, host=host, port=port, ray_address=ray_address, num_cpus=num_cpus, chaos_kill_s=kill_s
     ) as session:
-        typer.echo(f"serving {policy} at {session.url}/v1/images/generations", err=True)
+        typer.echo(f"serving {setup.policy} at {session.url}/v1/images/generations", err=True)
         end = None if duration is None else time.monotonic() + duration
         while end is None or time.monotonic() < end:
             time.sleep(0.5)
@@ -194,23 +198,11 @@ def loadgen(
     )
 
 
+@setup_options(dispatch="jsq")  # the real runs dispatch as the simulated one
 def validate(
     out_dir: Annotated[Path, typer.Option("--out", help="Report folder to write.")],
-    bundle: Bundle = "default",
-    policy: Policy = "hadis",
+    setup: ServeSetup,
     trace: Annotated[str, typer.Option(help="Trace spec or file.")] = "azure:peak=24,min=1",
-    option: Option = None,
-    workers: Workers = 16,
-    slo: Slo = 60.0,
-    time_scale: TimeScale = 1.0,
-    seed: Seed = 0,
-    plan_interval: PlanInterval = 5.0,
-    load_s: LoadS = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Any SimConfig field=value.")
-    ] = None,
-    backend: Backend = "emulated",
-    discriminator: Discriminator = None,
     repeats: Annotated[int, typer.Option(help="Real runs (>= 1; spread needs >= 2).")] = 3,
     port: Port = 8000,
     num_cpus: NumCpus = None,
@@ -232,22 +224,6 @@ def validate(
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: must be >= 1")
     spec = overheads_spec(overheads)
-    setup = _setup(
-        bundle,
-        policy,
-        option,
-        workers,
-        slo,
-        time_scale,
-        seed,
-        plan_interval,
-        load_s,
-        set_,
-        backend,
-        discriminator,
-        dispatch="jsq",  # the real runs dispatch as the simulated one
-        sim_dispatch="jsq",
-    )
     run_validation(
         setup,
         trace,

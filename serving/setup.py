@@ -9,15 +9,30 @@ import re
 from dataclasses import dataclass, field
 
 from serving.dispatch import DISPATCH_MODES
-from simulator.config import SimConfig
+from simulator.config import SimConfig, field_label
 from simulator.errors import InputError
-from simulator.hooks import PolicyHooks
-from simulator.policy import PolicyContext
 
 INGRESS_APP = "t2isim"
 BACKENDS = ("emulated", "diffusers")
 REAL_PATH_HOOKS = ("admit", "route", "accept_or_escalate")  # hooks the ingress runs
 SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters
+# SimConfig fields the real path sets itself, each at its default (`dispatch`: or the serving
+# dispatch, as validate's simulation), and why; another value is refused, however it is given
+REAL_PATH_SETS = {
+    "dispatch": "on the serving path the ingress chooses a model's replica by serve's --dispatch "
+    "(p2c, jsq, random; validate: jsq, in its real runs and its simulation)",
+    "service_time": "on the serving path a replica takes the time it takes (emulated: the "
+    "profiled p50)",
+    "max_wait_s": "on the serving path a replica starts a batch at once (Ray Serve "
+    "batch_wait_timeout_s=0)",
+    "plan_delay_s": "on the serving path a plan takes effect as its deployments update",
+    "plan_delay_measured": "on the serving path a plan takes effect as its deployments update",
+    "queue": "on the serving path a replica serves its queue in arrival order (fifo)",
+    "on_plan_change": "on the serving path the ingress routes again the queries of a model that "
+    "lost its workers (reroute)",
+    "escalation": "on the serving path the ingress escalates to the plan's next stage "
+    "(next-stage)",
+}
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,8 @@ class ServeSetup:
         the serving path runs, the backend's inputs checked (`models`)."""
         import policies  # noqa: F401  (registers the adaptive policies)
         from experiments.inputs import resolve_bundle
-        from simulator.policy import make_policy
+        from simulator.hooks import PolicyHooks
+        from simulator.policy import PolicyContext, make_policy
 
         config = self.config
         bundle = resolve_bundle(self.bundle)
@@ -74,6 +90,7 @@ class ServeSetup:
             time_scale=config.time_scale,
             seed=config.seed,
             options=dict(self.options),
+            load_s=config.load_s,  # the swap-aware planner's load time, as in the simulator
         )
         policy = make_policy(self.policy, context)
         hooks = PolicyHooks.of(policy)
@@ -83,8 +100,7 @@ class ServeSetup:
                     f"policy {self.policy!r} defines the {name} hook; the serving path runs "
                     f"only {', '.join(REAL_PATH_HOOKS)}"
                 )
-        if config.queue != "fifo":
-            raise InputError(f"queue {config.queue!r}: the serving path serves fifo only")
+        check_real_path_fields(config, self.dispatch)
         if config.demand_estimator not in SERVING_ESTIMATORS:
             raise InputError(
                 f"demand_estimator {config.demand_estimator!r}: the serving path estimates "
@@ -108,6 +124,15 @@ class ServeSetup:
         from serving.emulated import emulated_model
 
         return [emulated_model(bundle, policy, config, m) for m in bundle.model_names]
+
+
+def check_real_path_fields(config: SimConfig, dispatch: str) -> None:
+    """InputError for a `REAL_PATH_SETS` field of `config` away from what the real path does."""
+    defaults = SimConfig()
+    for name, why in REAL_PATH_SETS.items():
+        value = getattr(config, name)
+        if value != getattr(defaults, name) and not (name == "dispatch" and value == dispatch):
+            raise InputError(f"{field_label(name)}: {value!r} is not settable: {why}")
 
 
 def model_app(index: int, name: str) -> str:

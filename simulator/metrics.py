@@ -265,12 +265,8 @@ def summarise(
     fid = float(np.average(epoch_fid[valid], weights=epoch_weight[valid])) if valid.any() else None
     fid_exact = exact_fid(raw, completed, bundle)
     fid_served = served_fid(raw, completed, bundle)
-    if bundle.features is not None:
-        method, headline = "served", fid_served
-    elif fid_exact is not None:
-        method, headline = "exact", fid_exact
-    else:
-        method, headline = "table", fid
+    method = fid_method_of(bundle)
+    headline = {"served": fid_served, "exact": fid_exact, "table": fid}[method]
     horizon = float(raw.arrival_s[-1]) if n else 0.0
     seconds = plan_intervals(raw, horizon)
     planned = np.array([fids.planned_fid(p.plan) for p in raw.plans])
@@ -316,6 +312,16 @@ def summarise(
         if total > 0
         else 0.0,
     }
+
+
+def fid_method_of(bundle: Bundle) -> str:
+    """The estimator of a bundle's headline FID, whatever a run completes: "served" (per-image
+    features), "exact" (a generative model) or "table" — one estimator for every run on it."""
+    from simulator.default_bundle import generative_fid
+
+    if bundle.features is not None:
+        return "served"
+    return "exact" if generative_fid(bundle) is not None else "table"
 
 
 def exact_fid(raw: RawRun, completed: np.ndarray, bundle: Bundle) -> float | None:

@@ -1,6 +1,7 @@
 """One config source (issue 13 item 3): what `SimConfig`'s field metadata declares is what
-`t2isim simulate` and a sweep spec accept — every field settable by both, the same defaults, the
-same choices, the same error (class and words) for a bad value."""
+`t2isim simulate`, a sweep spec, `t2isim serve` and `t2isim validate` accept — every field
+settable by each (the real path: all but those it sets itself, refused in one line), the same
+defaults, the same choices, the same error (class and words) for a bad value."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import yaml
 from bundle_factory import make_bundle
 from typer.testing import CliRunner
 
+import simulator.policy
 import simulator.run
 from experiments.cli import app
 from experiments.cli_config import option_help
 from experiments.sweep import GRID_AXES, SweepSpecError, expand_grid, load_spec
+from serving.setup import REAL_PATH_SETS, ServeSetup
 from simulator.bundle import write_bundle
 from simulator.config import (
     DEMAND_ESTIMATORS,
@@ -26,6 +29,7 @@ from simulator.config import (
     SimConfig,
     check_field,
 )
+from simulator.errors import InputError
 from simulator.limits import Choice, Switch
 from simulator.presets import cli_parameter
 from simulator.queues import QUEUE_DISCIPLINES
@@ -210,3 +214,132 @@ def test_a_preset_yields_to_any_field_given(simulate_config):
                              "4")
     assert (config.ewma_com, config.late_factor) == (3.0, 4.0)  # given: --ewma-com, --late-factor
     assert (config.slo_s, config.time_scale, config.plan_interval_s) == (6.0, 0.1, 1.0)  # preset
+
+
+# ----------------------------------------------------------------- serve and validate (no Ray)
+
+SERVED = [name for name in FIELDS if name not in REAL_PATH_SETS]
+SERVING_COMMANDS = ("serve", "validate")
+
+
+@pytest.fixture
+def serving_setup(bundle_dir, tmp_path, monkeypatch):
+    """`t2isim serve|validate ARGS` up to Ray: the checked ServeSetup it would run, or the CLI
+    result when it exits first."""
+    build = ServeSetup.build
+
+    def capture(self):
+        build(self)
+        raise Captured(self)
+
+    monkeypatch.setattr(ServeSetup, "build", capture)
+
+    def run(command: str, *args: str):
+        own = ["--out", str(tmp_path / "report")] if command == "validate" else []
+        result = CliRunner().invoke(app, [
+            command, "--bundle", str(bundle_dir), "--policy", "clipper-light", *own, *args,
+        ])
+        return result.exception.args[0] if isinstance(result.exception, Captured) else result
+
+    return run
+
+
+def test_the_real_path_sets_only_declared_fields():
+    assert set(REAL_PATH_SETS) < set(FIELDS)
+    assert set(REAL_PATH_SETS) == {
+        "dispatch", "service_time", "max_wait_s", "plan_delay_s", "plan_delay_measured",
+        "queue", "on_plan_change", "escalation",
+    }
+
+
+@pytest.mark.parametrize("command", SERVING_COMMANDS)
+def test_serving_options_are_simulates(command):
+    """Every field the real path takes is an option as in simulate (flag, help); every other
+    keeps its flag only to be refused (serve's --dispatch is its replica choice)."""
+    options = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    for name in SERVED:
+        option = options[cli_parameter(name)]
+        simulated = SIMULATE_OPTIONS[cli_parameter(name)]
+        assert (option.opts, option.help, option.hidden) == (simulated.opts, simulated.help,
+                                                             False)
+    for name in REAL_PATH_SETS:
+        option = options[cli_parameter(name)]
+        assert SETTINGS[name].flag in option.opts
+        assert option.hidden is not (command == "serve" and name == "dispatch")
+
+
+@pytest.mark.parametrize("command", SERVING_COMMANDS)
+def test_every_served_field_is_set_as_simulate_sets_it(serving_setup, simulate_config, command):
+    changed = {name: CHANGED[name] for name in SERVED}
+    setup = serving_setup(command, *cli_args(changed))
+    assert isinstance(setup, ServeSetup), setup.output
+    simulated = simulate_config(*cli_args(changed))
+    dispatch = "jsq" if command == "validate" else SimConfig().dispatch  # validate: jsq, both
+    assert setup.sim == {**simulated.to_dict(), "dispatch": dispatch}
+    assert {name: setup.sim[name] for name in SERVED} == changed
+    assert setup.dispatch == ("jsq" if command == "validate" else "p2c")
+
+
+def test_defaults_agree_with_simulate(serving_setup):
+    assert serving_setup("serve").sim == SimConfig().to_dict()
+    assert serving_setup("validate").sim == {**SimConfig().to_dict(), "dispatch": "jsq"}
+
+
+def test_serve_dispatch_is_the_replica_choice(serving_setup):
+    setup = serving_setup("serve", "--dispatch", "jsq")
+    assert (setup.dispatch, setup.sim["dispatch"]) == ("jsq", SimConfig().dispatch)
+
+
+@pytest.mark.parametrize("command", SERVING_COMMANDS)
+@pytest.mark.parametrize("name", sorted(set(BAD) & set(SERVED)))
+def test_a_bad_value_is_simulates_error(serving_setup, simulate_config, command, name):
+    simulated = simulate_config(SETTINGS[name].flag, BAD[name])
+    assert simulated.exit_code == 2 and simulated.output.startswith(f"error: {name} (")
+    served = serving_setup(command, SETTINGS[name].flag, BAD[name])
+    assert (served.exit_code, served.output) == (2, simulated.output)
+
+
+def refused(name: str, value: object) -> str:
+    return f"{name} ({SETTINGS[name].flag}): {value!r} is not settable: {REAL_PATH_SETS[name]}"
+
+
+@pytest.mark.parametrize("command", SERVING_COMMANDS)
+@pytest.mark.parametrize("name", sorted(REAL_PATH_SETS))
+def test_a_field_the_real_path_sets_is_refused_on_the_command_line(serving_setup, command,
+                                                                     name):
+    if command == "serve" and name == "dispatch":
+        pytest.skip("serve's --dispatch is its replica choice (test_serve_dispatch_is_...)")
+    args = cli_args({name: CHANGED[name]})
+    value = True if isinstance(SETTINGS[name].domain, Switch) else args[1]
+    result = serving_setup(command, *args)
+    assert (result.exit_code, result.output) == (2, f"error: {refused(name, value)}\n")
+
+
+@pytest.mark.parametrize("name", sorted(REAL_PATH_SETS))
+def test_a_field_the_real_path_sets_is_refused_in_a_setup(bundle_dir, name):
+    """The other route: a ServeSetup made in code (benchmarks, tests, another process)."""
+    sim = {**SimConfig().to_dict(), name: CHANGED[name]}
+    setup = ServeSetup(str(bundle_dir), "clipper-light", {}, sim)
+    with pytest.raises(InputError) as caught:
+        setup.build()
+    assert str(caught.value) == refused(name, CHANGED[name])
+
+
+def test_validate_dispatch_is_taken_in_a_setup_that_dispatches_alike(bundle_dir):
+    sim = {**SimConfig().to_dict(), "dispatch": "jsq"}
+    bundle, policy, config = ServeSetup(str(bundle_dir), "clipper-light", {}, sim,
+                                        dispatch="jsq").build()
+    assert config.dispatch == "jsq"
+
+
+def test_the_real_path_plans_with_the_configs_load_time(bundle_dir, monkeypatch):
+    """As `simulator.run`: the policy gets `load_s` (the swap-aware planner's load time)."""
+    contexts = []
+    make = simulator.policy.make_policy
+    monkeypatch.setattr(simulator.policy, "make_policy",
+                        lambda name, context: contexts.append(context) or make(name, context))
+    sim = SimConfig(n_workers=3, slo_s=12.5, time_scale=0.5, seed=7, load_s=0.0).to_dict()
+    ServeSetup(str(bundle_dir), "clipper-light", {}, sim).build()
+    (context,) = contexts
+    assert (context.n_workers, context.slo_s, context.time_scale, context.seed,
+            context.load_s) == (3, 12.5, 0.5, 7, 0.0)

@@ -210,3 +210,14 @@ def test_cli_fid_error_rejects_bad_input_in_one_line(tmp_path):
     if ARTIFACT.is_dir():
         result = runner.invoke(app, ["bundle", "fid-error", str(ARTIFACT), "--folds", "1"])
         assert result.exit_code == 2 and "k = 1; allowed: an integer >= 2" in result.output
+
+
+def test_a_run_that_completes_nothing_keeps_its_bundles_estimator():
+    """The estimator is the bundle's, not the run's: a default-bundle run with no completed
+    query reports fid_method "exact" (and no FID), so one comparison never mixes estimators."""
+    bundle = gen.build_default_bundle(n_prompts=200)
+    trace = parse_trace_spec("constant:rate=1,duration=10", bundle.n_prompts, seed=0)
+    config = SimConfig(n_workers=1, slo_s=1.0)
+    summary = run_simulation(bundle, trace, "clipper-heavy", config).summary
+    assert summary["ok"] + summary["timeouts"] == 0
+    assert summary["fid_method"] == "exact" and summary["fid"] is None

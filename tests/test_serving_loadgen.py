@@ -207,7 +207,8 @@ def test_a_valid_request_parses_with_defaults():
         (["serve", "--chaos", "kill-replica@soon"], "--chaos"),
         (["serve", "--chaos", "explode@3"], "--chaos"),
         (["serve", "--backend", "gpu"], "--backend"),
-        (["serve", "--set", "warp=9"], "--set warp"),
+        (["serve", "--set", "warp=9"], "--set"),  # every field is an option of its own
+        (["serve", "--service-time", "lognormal"], "--service-time"),
         (["serve", "--policy", "nope"], "nope"),
         (["serve", "--workers", "0"], "--workers"),
         (["validate", "--out", "x", "--repeats", "0"], "--repeats"),

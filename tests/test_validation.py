@@ -174,7 +174,9 @@ def test_fidelity_table_errors_and_goals():
 def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path):
     """Stand-in "real" runs (simulations with known overheads) re-reported: the measured
     overheads are the injected ones and the compared simulation matches them."""
-    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict())
+    setup = ServeSetup(
+        "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
+    )
     injected = {"dispatch_overhead_ms": 35.0, "escalation_overhead_ms": 12.0}
     fake = simulate(bundle, injected)
     for k in (1, 2):
@@ -194,7 +196,8 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     assert (tmp_path / "fidelity.md").read_text().count("| yes |") == 4
     assert len(pd.read_csv(tmp_path / "overheads.csv")) == 2
     with pytest.raises(InputError, match="not a replay of this policy"):
-        other = ServeSetup("default", "static-cascade", OPTIONS, {**CONFIG.to_dict(), "seed": 1})
+        sim = {**CONFIG.to_dict(), "seed": 1}
+        other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
         run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
 
 
@@ -213,7 +216,9 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     table's rows, the same decisions and plan, every query accounted for, overheads > 0."""
     pytest.importorskip("ray.serve")
     trace = "constant:rate=10,duration=5"
-    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict())
+    setup = ServeSetup(
+        "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
+    )
     table = run_validation(setup, trace, tmp_path, repeats=1, port=free_port(), num_cpus=2)
     metrics = [
         "p50_latency_s",

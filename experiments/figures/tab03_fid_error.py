@@ -24,6 +24,7 @@ import pandas as pd
 from experiments.figures import style
 from experiments.figures.context import Claim, FigureContext
 from simulator import fid_error
+from simulator.metrics import fid_method_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -44,17 +45,8 @@ COLUMNS = [
 ]
 
 
-def estimator_of(ctx: FigureContext) -> str:
-    """The estimator behind this bundle's `fid` (`simulator.metrics.summarise`'s rule)."""
-    from simulator.default_bundle import generative_model
-
-    if ctx.bundle.features is not None:
-        return "served"
-    return "exact" if generative_model(ctx.bundle) is not None else "table"
-
-
 def compute(ctx: FigureContext) -> pd.DataFrame:
-    used = estimator_of(ctx)
+    used = fid_method_of(ctx.bundle)
     committed = fid_error.committed_summary().assign(source=ARTIFACT)
     held_out = fid_error.bundle_table_kfold(ctx.bundle.cascades)
     error = held_out["error_fid"].to_numpy(dtype=np.float64)
