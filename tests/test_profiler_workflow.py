@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -11,35 +9,16 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("open_clip")
 
+from tiny_profile import run_tiny_profile  # noqa: E402
+
 from profiler.layout import WorkLayout  # noqa: E402
 from profiler.steps import StepError, build_bundle  # noqa: E402
-from profiler.workflow import run_all, tiny_plan, write_smooth_images  # noqa: E402
 from simulator.bundle import ROUTER_FEATURES, load_bundle  # noqa: E402
-
-
-def _word_counts(texts):
-    """A stand-in extractor (the workflow, not feature quality, is under test here)."""
-    rows = []
-    for text in texts:
-        words = text.split()
-        rows.append([len(words), sum(len(w) > 6 for w in words), 1, 0, 0, 0, 0, 0])
-    return np.asarray(rows, dtype=np.int64)
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    layout = WorkLayout(tmp_path_factory.mktemp("work"))
-    write_smooth_images(layout.real_images, 16, 32, seed=0)
-    plan = dataclasses.replace(
-        tiny_plan(layout, n_prompts=8, seed=0),
-        prompt_features=_word_counts,
-        batch_sizes=(1, 2),
-        n_warmup=0,
-        n_repeats=1,
-        generation_batch_size=16,
-    )
-    # random-init models have arbitrary FIDs: candidate pruning would leave no pair
-    return layout, run_all(plan, layout, "tiny-test", prune_models=False)
+    return run_tiny_profile(tmp_path_factory.mktemp("work"), "tiny-test")
 
 
 def test_tiny_run_writes_a_loadable_bundle(tiny_run):

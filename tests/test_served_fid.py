@@ -170,31 +170,15 @@ def test_corrupt_features_file_is_one_line_exit_2(tmp_path, corruption):
 # ----------------------------------------------------------------------------- profiled bundle
 
 
-def _word_counts(texts):
-    """A stand-in router-feature extractor (the FID, not the features, is under test)."""
-    return np.asarray([[len(t.split()), 0, 1, 0, 0, 0, 0, 0] for t in texts], dtype=np.int64)
-
-
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory):
-    """`profile all --tiny`'s steps on 8 prompts (as tests/test_profiler_workflow.py)."""
+    """`profile all --tiny`'s steps on 8 prompts (tests/tiny_profile.py)."""
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
     pytest.importorskip("open_clip")
-    from profiler.layout import WorkLayout
-    from profiler.workflow import run_all, tiny_plan, write_smooth_images
+    from tiny_profile import run_tiny_profile
 
-    layout = WorkLayout(tmp_path_factory.mktemp("work"))
-    write_smooth_images(layout.real_images, 16, 32, seed=0)
-    plan = dataclasses.replace(
-        tiny_plan(layout, n_prompts=8, seed=0),
-        prompt_features=_word_counts,
-        batch_sizes=(1, 2),
-        n_warmup=0,
-        n_repeats=1,
-        generation_batch_size=16,
-    )
-    return layout, run_all(plan, layout, "tiny-served", prune_models=False)
+    return run_tiny_profile(tmp_path_factory.mktemp("work"), "tiny-served")
 
 
 def test_profiled_bundle_carries_features_that_reproduce_its_table(tiny_profile, tmp_path):
