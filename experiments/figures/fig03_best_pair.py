@@ -6,8 +6,10 @@ pair as options: the MILP tunes the discriminator threshold, workers and batch s
 fractions of the cluster's capacity (all workers on the fastest model at its most productive
 batch size), so the grid fits any bundle. For each load and tolerance, the best pair is the one
 with the lowest FID among those whose violation ratio is within the tolerance (if none is, the
-one with the fewest violations), on the means over the seeds of `seeds.seeds_of` (every pair
-and load runs on each seed's trace). Beside the simulations, the HADIS MILP (`solve_plan`, no
+one with the fewest violations), on the means over the replicates of
+`seeds.replicate_contexts` (every pair and load runs on each replicate's trace and, on the
+default bundle, its bundle replicate: latent draw and calibration draw; ``replicate`` column,
+empty on other bundles). Beside the simulations, the HADIS MILP (`solve_plan`, no
 queue delay) over the whole table gives the pair and thresholds it plans at each load ("MILP"
 row).
 
@@ -19,7 +21,6 @@ pair's violations above the tolerance (interval over seeds). One pair best at bo
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -91,8 +92,8 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
     capacity = capacity_qps(bundle, ctx.base.n_workers)
     rates = {f: round(f * capacity, 4) for f in LOAD_FRACTIONS[ctx.quick]}
     rows = []
-    for seed in seeds.seeds_of(ctx):
-        at = ctx if seed == ctx.seed else replace(ctx, seed=seed, _runs={}, _traces={})
+    for at in seeds.replicate_contexts(ctx):
+        replicate = seeds.replicate_of(at)
         for light, heavy in bundle.pairs():
             for fraction, rate in rates.items():
                 out = at.run(
@@ -106,7 +107,8 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
                         "kind": "simulated",
                         "pair": f"{light} → {heavy}",
                         "load_fraction": fraction,
-                        "seed": seed,
+                        "seed": at.seed,
+                        "replicate": replicate,
                         "demand_qps": rate,
                         "fid": s["fid"],
                         "fid_method": s["fid_method"],

@@ -8,10 +8,13 @@ FID is the run's `fid` (exact on the default bundle, where the generative model 
 routing; the table estimate on other bundles, which assumes the bundle's own router).
 
 Routers are trained on the bundle's prompts with `bow+hadis8` features (fast, no model
-download); quick mode uses fewer routers and a shorter trace. Every router runs on the seeds of
-`seeds.seeds_of` (trace, router folds and simulation re-drawn per seed). Data:
-``kind == "seed"`` rows (router, seed) and ``kind == "average"`` rows (means over seeds and
-95% CI half-widths).
+download); quick mode uses fewer routers and a shorter trace. Every router runs on each replicate of
+`seeds.replicate_contexts`: its seed re-draws the trace, the routers' cross-fitting folds and
+training (`router_seed` unset: the run's seed) and the simulation; on the default bundle its
+bundle replicate (``replicate`` column; empty on other bundles) also re-draws the prompts'
+latent quality and text and the calibrated parameters, so the routers train and are scored on
+that replicate's prompts. Data: ``kind == "seed"`` rows (router, seed, replicate) and
+``kind == "average"`` rows (means over replicates and 95% CI half-widths).
 
 Claims (RouteT2I / ECVL: learned routers beat rule-based and random routing): the best learned
 router (lowest mean FID) has a lower FID than the bundle's rule router, and than random
@@ -22,7 +25,6 @@ the difference below `VIOLATION_MARGIN`).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -59,15 +61,15 @@ FEATURES = "bow+hadis8"
 
 def compute(ctx: FigureContext) -> pd.DataFrame:
     rows = []
-    for seed in seeds.seeds_of(ctx):
-        at = ctx if seed == ctx.seed else replace(ctx, seed=seed, _runs={}, _traces={})
+    for at in seeds.replicate_contexts(ctx):
         for router in ROUTERS[ctx.quick]:
             options = {} if router == "bundle" else {"router": router, "router_features": FEATURES}
             summary = at.run("hadis", TRACE[ctx.quick], options).summary
             rows.append(
                 {
                     "router": router,
-                    "seed": seed,
+                    "seed": at.seed,
+                    "replicate": seeds.replicate_of(at),
                     "fid_method": summary["fid_method"],
                     "arrivals": summary["arrivals"],
                     **{k: summary[k] for k in KEYS},
@@ -85,7 +87,8 @@ def compute(ctx: FigureContext) -> pd.DataFrame:
         ignore_index=True,
     )
     ci = [f"{k}_ci95" for k in KEYS]
-    return data[["kind", "router", "seed", "n_seeds", "fid_method", "arrivals", *KEYS, *ci]]
+    columns = ["kind", "router", "seed", "replicate", "n_seeds", "fid_method", "arrivals"]
+    return data[[*columns, *KEYS, *ci]]
 
 
 def plot(data: pd.DataFrame, ax=None) -> Figure:

@@ -1,9 +1,9 @@
 """Replication of the figures' comparisons: every method runs on `N_SEEDS` (quick:
 `N_SEEDS_QUICK`) replicates — Figs. 7, 9, 10 through the sweep store ``sweeps/azure``
 (resumable, shared by the figures), Figs. 11, 14 and 16 through their own stores (all by
-`seed_rows`), Figs. 3 and 13 through the context's runs — and the claims compare methods by the
-paired per-replicate differences with a 95% Student-t interval (the rules that turn them into
-verdicts are in `verdicts`).
+`seed_rows`), Figs. 3 and 13 through the runs of `replicate_contexts` — and the claims compare
+methods by the paired per-replicate differences with a 95% Student-t interval (the rules that
+turn them into verdicts are in `verdicts`).
 
 Replicate i of a context with seed s draws the trace with seed s_i = s + 1000·i and, by
 `seed_rows` on the default bundle, runs on the default bundle's replicate r_i = s·N_SEEDS + i
@@ -14,13 +14,15 @@ calibrated parameters. r_0 of seed 0 is the nominal bundle; the first seed is th
 context's single runs (the timeseries panels, on the context's bundle), and the replicate
 contexts of `t2isim figures --replicate-seeds` (seeds 1, 2, …) draw disjoint seed and
 replicate sets. Any other bundle (a profiled or imported one, such as the HADIS artifact) has
-no generative model to redraw: its replicates vary the trace seed only. Figs. 3 and 13 and
-tab02 (their own runs or specs) vary the trace seed only.
+no generative model to redraw: its replicates vary the trace seed only. Figures that run their
+own simulations (`FigureContext.run`: Figs. 3 and 13) take one context per replicate from
+`replicate_contexts`, which pairs seeds and bundle replicates as `seed_rows` does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,38 @@ def replicates_of(ctx: FigureContext) -> list[int] | None:
     return [ctx.seed * N_SEEDS + k for k in range(len(seeds_of(ctx)))]
 
 
+def replicate_contexts(ctx: FigureContext) -> list[FigureContext]:
+    """One context per seed of `seeds_of`, for figures that run `FigureContext.run` themselves:
+    seed s_i on the default bundle's replicate r_i (`replicates_of`; bundle spec
+    ``default:replicate=r_i``), or on the context's bundle where it has no replicates. The
+    context itself stands for its own seed on its own bundle (its cached runs are reused)."""
+    from experiments.inputs import replicate_spec, resolve_bundle
+
+    replicates = replicates_of(ctx)
+    out = []
+    for i, seed in enumerate(seeds_of(ctx)):
+        replicate = None if replicates is None else replicates[i]
+        if seed == ctx.seed and replicate in (None, 0):
+            out.append(ctx)
+        elif replicate is None:
+            out.append(replace(ctx, seed=seed, _runs={}, _traces={}))
+        else:
+            spec = replicate_spec(replicate)
+            bundle = resolve_bundle(spec)
+            out.append(
+                replace(ctx, bundle_spec=spec, bundle=bundle, seed=seed, _runs={}, _traces={})
+            )
+    return out
+
+
+def replicate_of(ctx: FigureContext) -> int | None:
+    """The default bundle's replicate a context runs on (0 for `default`), None for any other
+    bundle: the ``replicate`` column of a figure's per-seed rows."""
+    from experiments.inputs import parse_replicate
+
+    return parse_replicate(ctx.bundle_spec)
+
+
 def uncertainty_note(ctx: FigureContext) -> str:
     """One line for the report: what the replicates behind the intervals vary."""
     if replicates_of(ctx) is None:
@@ -57,9 +91,10 @@ def uncertainty_note(ctx: FigureContext) -> str:
             "model, so its latent draw and calibration stay fixed."
         )
     return (
-        "Replicates (figures run through `seeds.seed_rows`): each redraws the trace (seed), the "
-        "default bundle's latent draw and its calibrated parameters (a bootstrap draw of the "
-        "fit, `default:replicate=K`), so their intervals include all three sources."
+        "Replicates (every figure's: `seeds.seed_rows`, `seeds.replicate_contexts`): each "
+        "redraws the trace (seed), the default bundle's latent draw and its calibrated "
+        "parameters (a bootstrap draw of the fit, `default:replicate=K`), so their intervals "
+        "include all three sources. tab03's rows are measurements, not replicated runs."
     )
 
 
@@ -73,13 +108,15 @@ def seed_rows(
     axes: Mapping[str, Sequence[object]] | None = None,
     sim: Mapping[str, object] | None = None,
     policy_options: Mapping[str, Mapping[str, object]] | None = None,
+    n_seeds: int | None = None,
 ) -> pd.DataFrame:
     """One row per method, value of each further sweep axis (e.g. ``load``) and seed (columns
     method, *axes, seed, *keys): the summaries of the runs, from the sweep store `store`; seed
     s_i runs on bundle replicate r_i (`replicates_of`; on the default bundle only).
-    `sim` overrides SimConfig fields of the context's base, `policy_options` are per policy."""
+    `sim` overrides SimConfig fields of the context's base, `policy_options` are per policy;
+    `n_seeds` keeps the first that many seeds (None: all of `seeds_of`)."""
     axes = dict(axes or {})
-    seeds = seeds_of(ctx)
+    seeds = seeds_of(ctx)[:n_seeds]
     replicates = replicates_of(ctx)
     pairs = zip(seeds, replicates) if replicates is not None else ((s, None) for s in seeds)
     specs = [

@@ -13,15 +13,20 @@ there (a demand estimator, a `spare` or `planner` choice) gets its row:
 * MILP planner: HADIS `--option planner` (the default MILP, the artifact's port, ...);
 * swap-aware planning: HADIS `--option swap_aware` (unset: on with the default planner, off
   with the artifact's; `policies.planning.SwapRule`);
+* the swap rule's rate: HADIS `--option swap_fid_s_per_gpu_s` (FID-seconds of forgone quality
+  worth a GPU-second of loading; its default `policies.planning.SWAP_FID_S_PER_GPU_S` is a
+  choice, not a measurement), and `SWAP_RATES`: a quarter and four times it;
 * swap cost: `SimConfig.load_s` (the bundle's load time per model, none, `SWAP_LOAD_S`);
 * queued queries on a plan change: `SimConfig.on_plan_change` (`simulator.config.
   PLAN_CHANGE_MODES`: routed again, or kept for the worker's new model);
 * Proteus routing: Proteus `--option routing` (`policies.proteus.PROTEUS_OPTIONS`).
 
-Each (alternative, method) runs on the seeds of `seeds.seeds_of` (quick mode: the first
-`QUICK_SEEDS`) through the figures' sweep store (`seeds.STORE`, shared with Fig. 7: the default
-rows are Fig. 7's runs). Data: one row per (choice, alternative) with the setting, whether it is
-the default preset's, per method and metric the seed mean and its 95% CI half-width
+Each (alternative, method) runs on the replicates of `seeds.seed_rows` (quick mode: the first
+`QUICK_SEEDS`): trace seed i on the default bundle's replicate i (latent draw and calibration
+draw; the trace seed only on other bundles), through the figures' sweep store (`seeds.STORE`,
+shared with Fig. 7: the default rows are Fig. 7's runs). Data: one row per (choice,
+alternative) with the setting, whether it is the default preset's, per method and metric the
+seed mean and its 95% CI half-width
 (``hadis_fid``, ``hadis_fid_ci95``, ...), and the paired HADIS − Proteus difference over seeds
 with its half-width (``fid_gap``, ``slo_violation_ratio_gap``): a conclusion hinges on a choice
 when the gap's sign changes between its alternatives.
@@ -39,6 +44,7 @@ import pandas as pd
 from experiments.figures import seeds, style
 from experiments.figures.context import Claim, FigureContext
 from experiments.figures.fig07_azure import AZURE_TRACE
+from policies.planning import SWAP_FID_S_PER_GPU_S
 from simulator.config import DEMAND_ESTIMATORS, PLAN_CHANGE_MODES, SimConfig
 from simulator.presets import MODELLING_PRESETS, get_preset
 
@@ -52,6 +58,7 @@ TRACE = AZURE_TRACE  # Fig. 7's trace
 METHODS = ("hadis", "proteus")
 KEYS = ("fid", "slo_violation_ratio")
 SWAP_LOAD_S = (None, 0.0, 10.0)  # None: the bundle's load time per model
+SWAP_RATES = (SWAP_FID_S_PER_GPU_S, 0.25 * SWAP_FID_S_PER_GPU_S, 4.0 * SWAP_FID_S_PER_GPU_S)
 SPARE_NEEDS = {"keep": {"planner": "faithful"}}  # HADIS options a spare value is refused without
 PRESET_CHOICE = "preset"
 QUICK_SEEDS = 2  # quick mode: the first two of `seeds.seeds_of` (about 40 runs of ~1 s)
@@ -137,6 +144,10 @@ def choice_alternatives() -> list[Alternative]:
             alternative("swap-aware planning", label, options={"hadis": {"swap_aware": value}})
             for label, value in (("on", None), ("off", False))
         ),
+        *(
+            alternative("swap rule rate", _text(r), options={"hadis": {"swap_fid_s_per_gpu_s": r}})
+            for r in SWAP_RATES
+        ),
         *(alternative("swap cost load_s", _text(v), {"load_s": v}) for v in SWAP_LOAD_S),
         *(
             alternative("queued queries on a plan change", c, {"on_plan_change": c})
@@ -162,21 +173,18 @@ def preset_alternatives() -> list[Alternative]:
     return rows
 
 
-def table_seeds(ctx: FigureContext) -> list[int]:
-    """The seeds of `seeds.seeds_of`, the first QUICK_SEEDS of them in quick mode."""
-    return seeds.seeds_of(ctx)[:QUICK_SEEDS] if ctx.quick else seeds.seeds_of(ctx)
-
-
 def per_seed_rows(ctx: FigureContext, alt: Alternative) -> pd.DataFrame:
-    """method, seed and KEYS of both methods under `alt`, from the sweep store."""
-    spec = {
-        "trace": TRACE,
-        "grid": {"policy": list(METHODS), "seed": table_seeds(ctx)},
-        "sim": {**{k: v for k, v in ctx.sweep_sim().items() if k != "seed"}, **alt.sim},
-        "policy_options": {m: dict(o) for m, o in alt.options.items()},
-    }
-    rows = ctx.sweep(seeds.STORE, spec).rename(columns={"policy": "method"})
-    return rows[["method", "seed", *KEYS]].sort_values(["method", "seed"])
+    """method, seed and KEYS of both methods under `alt` (`seeds.seed_rows`: each seed on its
+    bundle replicate; quick mode: the first QUICK_SEEDS seeds)."""
+    return seeds.seed_rows(
+        ctx,
+        TRACE,
+        METHODS,
+        KEYS,
+        sim=alt.sim,
+        policy_options=alt.options,
+        n_seeds=QUICK_SEEDS if ctx.quick else None,
+    )
 
 
 def summary_row(alt: Alternative, per_seed: pd.DataFrame) -> dict[str, object]:
