@@ -93,9 +93,11 @@ class Cluster:
         self.dispatch_hop = _hop(*bundle.overhead_s("dispatch"))
         self.escalation_hop = _hop(*bundle.overhead_s("escalation"))
         self.hop_rng = random.Random(f"{rng_seed}/hops")
-        self.disc_cost_s = (
-            config.disc_cost_s * config.time_scale if policy.uses_discriminator else 0.0
-        )
+        # the discriminator's cost: per judged image, or per batch of any model (disc_cost_per)
+        disc_s = config.disc_cost_s * config.time_scale if policy.uses_discriminator else 0.0
+        per_batch = config.disc_cost_per == "batch"
+        self.disc_cost_s = 0.0 if per_batch else disc_s
+        self.disc_batch_s = disc_s if per_batch else 0.0
         scale = config.time_scale
         self.latency_s = [(row * scale).tolist() for row in bundle.latency_table_s]
         p95 = bundle.latency_p95_table_s * scale
@@ -103,6 +105,13 @@ class Cluster:
             [_lognormal_sigma(a, b) for a, b in zip(p50row, p95row)]
             for p50row, p95row in zip(self.latency_s, p95.tolist())
         ]
+        if config.batch_latency == "artifact":
+            self.latency_s = [
+                artifact_batch_times_s(row, bundle.max_batch_size(name))
+                for row, name in zip(self.latency_s, bundle.model_names)
+            ]
+        self.threshold_rule = config.threshold_rule
+        self.bypass_arrivals_at_first = config.bypass_arrivals_at_first
         loads = bundle.models["load_s"].to_numpy(dtype=np.float64)
         self.load_s = [config.load_s if config.load_s is not None else float(x) for x in loads]
         self.drop_limit_s = config.drop_factor * config.slo_s
@@ -193,6 +202,7 @@ class Cluster:
         service = self.config.service_time
         max_wait = self.config.max_wait_s
         drop_limit = self.drop_limit_s
+        disc_batch = self.disc_batch_s  # disc_cost_per=batch: per batch of any model
         while True:
             if w.target != w.model:
                 w.model = w.target
@@ -230,6 +240,8 @@ class Cluster:
                 exec_s *= math.exp(self.lognormal_sigma[m][n] * self.rng.gauss(0.0, 1.0))
             if self.disc_cost_s and self.state.judged[m]:
                 exec_s += self.disc_cost_s * n
+            if disc_batch:
+                exec_s += disc_batch
             for q in batch:
                 if start_s[q] != start_s[q]:  # NaN: first service
                     start_s[q] = now
@@ -288,6 +300,9 @@ class Cluster:
         if m == self.state.last:  # a cascade's last stage: bypassed
             self.bypassed[q] = True
             self.stage[q] = STAGE_FINAL
+            first = self.state.first
+            if self.bypass_arrivals_at_first and self.workers_of[first]:
+                self.model_arrivals[first] += 1  # registered by the router's worker
             if self.artifact_inflight is not None:  # the artifact routes on a first-model worker
                 self.artifact_inflight.receive(q, self.env.now)
         self.send(q, m)
@@ -360,7 +375,9 @@ class Cluster:
         bundle = self.bundle
         index = bundle.model_index
         self.plan = plan
-        state = PlanState.from_plan(plan, index, self.router_scores_np, self.quality_np)
+        state = PlanState.from_plan(
+            plan, index, self.router_scores_np, self.quality_np, self.threshold_rule
+        )
         self.state = state
         self._tabulate()
         desired = [0] * self.n_models
@@ -432,6 +449,34 @@ class Cluster:
         self.next_of_prompt = [
             state.escalation_table(m, self.quality_np[:, m]) for m in range(self.n_models)
         ]
+
+
+# src/worker/model.py LoadedModel.__init__ (pipeline 'multi'): the profiled batch sizes, and
+# the sizes it fills in as the average of two (in this order: 7 averages the filled-in 6)
+ARTIFACT_PROFILED_BATCHES = (1, 2, 4, 8, 16, 32)
+ARTIFACT_AVERAGED_BATCHES = ((3, 2, 4), (5, 2, 8), (6, 4, 8), (7, 6, 8))
+ARTIFACT_OTHER_BATCH = 4  # executeBatch: a size outside 1-8, 16, 32 runs for the batch-4 time
+
+
+def artifact_batch_times_s(row_s: list[float], max_batch: int) -> list[float]:
+    """A model's batch execution times (index = batch size) as the HADIS artifact's workers
+    look them up (`executeBatch`, `serviceQueue`): `row_s`'s times at the profiled sizes, in
+    ms to 0.1 ms (`round(..., 1)`), sizes 3, 5, 6, 7 as averages, sizes above 8 but 16 and 32
+    the batch-4 time. A size up to 8 whose average needs a size above `max_batch` keeps
+    `row_s`'s time (the artifact profiles every model to 32)."""
+    ms = {b: round(row_s[b] * 1000.0, 1) for b in ARTIFACT_PROFILED_BATCHES if b <= max_batch}
+    for b, lo, hi in ARTIFACT_AVERAGED_BATCHES:
+        if hi <= max_batch:
+            ms[b] = (ms[lo] + ms[hi]) / 2
+    times = [math.nan] * len(row_s)
+    for b in range(1, max_batch + 1):
+        if b in ms:
+            times[b] = ms[b] / 1000.0
+        elif b <= 8:
+            times[b] = round(row_s[b] * 1000.0, 1) / 1000.0
+        else:
+            times[b] = ms[ARTIFACT_OTHER_BATCH] / 1000.0
+    return times
 
 
 def _backlog(w: Worker) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from simulator.core import THRESHOLD_RULES
 from simulator.errors import InputError
 from simulator.limits import (
     MAX_SIM_S,
@@ -35,6 +36,8 @@ DEMAND_ESTIMATORS = ("ewma", "inflight", "artifact-inflight")
 SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal")
 PLAN_CHANGE_MODES = ("reroute", "keep")  # queued queries of a worker whose model changes
 ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query goes
+BATCH_LATENCY_MODELS = ("bundle", "artifact")  # a batch's execution time by its size
+DISC_COST_UNITS = ("judged-image", "batch")  # what disc_cost_s is charged for
 FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
 
@@ -153,6 +156,33 @@ class SimConfig:
         "next-hosted (the HADIS artifact's load balancer: a worker of the lowest-index model "
         "above the escalating one that a worker hosts; returned as it is when none)",
         Choice(ESCALATION_TARGETS),
+    )
+    threshold_rule: str = setting(
+        "quantile",
+        "How a plan's router and confidence ratios become score thresholds: quantile (numpy's "
+        "linear-interpolated quantile of the reference scores) or order-statistic (the HADIS "
+        "artifact's: the sorted scores at max(int(N(1 - r)) - 1, 0), resp. max(int(N c) - 1, 0))",
+        Choice(THRESHOLD_RULES),
+    )
+    bypass_arrivals_at_first: bool = setting(
+        False,
+        "A query the router bypasses counts among the arrivals of the plan's first model too "
+        "(the HADIS artifact's router runs on a first-model worker, which registers it)",
+        SWITCH,
+    )
+    batch_latency: str = setting(
+        "bundle",
+        "A batch's execution time: bundle (its latency table) or artifact (the HADIS artifact "
+        "worker's lookup: the bundle's times at 1, 2, 4, 8, 16, 32 to 0.1 ms, sizes 3, 5, 6, 7 "
+        "as its averages, other sizes the batch-4 time)",
+        Choice(BATCH_LATENCY_MODELS),
+    )
+    disc_cost_per: str = setting(
+        "judged-image",
+        "What disc_cost_s is charged for: judged-image (each image of a stage the "
+        "discriminator judges) or batch (once per batch of any model, as the HADIS artifact's "
+        "simulated workers)",
+        Choice(DISC_COST_UNITS),
     )
 
     def __post_init__(self) -> None:

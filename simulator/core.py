@@ -14,7 +14,8 @@ one query (a live system has no prompt ids):
 * accept-or-escalate: a stage's image with quality score `< τ` of that stage goes to the next
   stage (`escalates`), else it is returned;
 * θ and τ are quantiles of reference scores at the plan's ratios (`router_threshold`,
-  `quality_threshold`, HADIS §4.2-4.3, linear interpolation as the artifact).
+  `quality_threshold`, HADIS §4.2-4.3): linear-interpolated (`quantile`, the default) or the
+  HADIS artifact's order statistic (`order-statistic`, `THRESHOLD_RULES`).
 
 A budget router (RouteT2I: never exceed a heavy share) is the same `>=` rule with the smallest θ
 that keeps the share within budget (`routers.metrics.budget_threshold` gives the largest score
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 NO_MODEL = -1  # no model: an orphaned query, an idle worker
 ACCEPT = -1  # accept_or_escalate: the image is returned
+# how a ratio becomes a score threshold: numpy's linear-interpolated quantile, or the HADIS
+# artifact's order statistic (src/worker/model.py `isHardByRouter`, `executeBatch`)
+THRESHOLD_RULES = ("quantile", "order-statistic")
 
 
 def bypasses(router_score, theta):
@@ -47,18 +51,35 @@ def escalates(quality_score, tau):
     return quality_score < tau
 
 
-def router_threshold(router_score: np.ndarray, router_ratio: float) -> float:
-    """θ over reference scores: a share `router_ratio` of them bypasses (r = 0: none)."""
+def router_threshold(
+    router_score: np.ndarray, router_ratio: float, rule: str = "quantile"
+) -> float:
+    """θ over reference scores: a share `router_ratio` of them bypasses. `quantile`: the
+    (1 - r)-quantile (r = 0: none); `order-statistic`: the artifact's sorted score at
+    max(int(N (1 - r)) - 1, 0) (r = 0 still bypasses the top score)."""
+    if rule == "order-statistic":
+        return order_statistic(router_score, len(router_score) * (1.0 - router_ratio))
     if router_ratio <= 0.0:
         return math.inf
     return float(np.quantile(router_score, 1.0 - min(router_ratio, 1.0)))
 
 
-def quality_threshold(stage_score: np.ndarray, disc_ratio: float) -> float:
-    """τ over a stage's reference quality scores: a share `disc_ratio` escalates (c = 1: all)."""
+def quality_threshold(stage_score: np.ndarray, disc_ratio: float, rule: str = "quantile") -> float:
+    """τ over a stage's reference quality scores: a share `disc_ratio` escalates. `quantile`:
+    the c-quantile (c = 1: all); `order-statistic`: the artifact's sorted score at
+    max(int(N c) - 1, 0) (c = 1 keeps the top score)."""
+    if rule == "order-statistic":
+        return order_statistic(stage_score, len(stage_score) * disc_ratio)
     if disc_ratio >= 1.0:
         return math.inf
     return float(np.quantile(stage_score, max(disc_ratio, 0.0)))
+
+
+def order_statistic(scores: np.ndarray, rank: float) -> float:
+    """The HADIS artifact's threshold: the sorted scores at index max(int(rank) - 1, 0), with
+    `rank` the float the artifact computes (N (1 - r) or N c; `int` truncates it)."""
+    index = min(max(int(rank) - 1, 0), len(scores) - 1)
+    return float(np.partition(np.asarray(scores, dtype=np.float64), index)[index])
 
 
 def threshold_above(cut: float) -> float:
@@ -127,10 +148,12 @@ class PlanState:
         model_index: Callable[[str], int],
         router_reference: np.ndarray,
         quality_reference: np.ndarray,
+        threshold_rule: str = "quantile",
     ) -> PlanState:
         """θ from `plan.router_ratio` over the router's reference scores, τ per stage from
-        `plan.disc_ratios` over each model's reference quality scores (n_prompts, n_models);
-        models outside the cascade get the first stage's ratio."""
+        `plan.disc_ratios` over each model's reference quality scores (n_prompts, n_models),
+        both by `threshold_rule` (`THRESHOLD_RULES`); models outside the cascade get the first
+        stage's ratio."""
         n_models = quality_reference.shape[1]
         if plan.stages is None:
             return cls(n_models, mix={model_index(m): s for m, s in plan.mix.items()})
@@ -138,8 +161,12 @@ class PlanState:
         ratio_of = [plan.disc_ratios[0]] * n_models
         for m, ratio in zip(stages, plan.disc_ratios):
             ratio_of[m] = ratio
-        tau_of = [quality_threshold(quality_reference[:, m], ratio_of[m]) for m in range(n_models)]
-        return cls(n_models, stages, router_threshold(router_reference, plan.router_ratio), tau_of)
+        tau_of = [
+            quality_threshold(quality_reference[:, m], ratio_of[m], threshold_rule)
+            for m in range(n_models)
+        ]
+        theta = router_threshold(router_reference, plan.router_ratio, threshold_rule)
+        return cls(n_models, stages, theta, tau_of)
 
     @property
     def is_cascade(self) -> bool:

@@ -146,9 +146,33 @@ register_preset(
             ),
             "router_cost_s": Sourced(0.0, f"{_WORKER} isHardByRouter: no delay"),
             "disc_cost_s": Sourced(
-                0.0,
-                f"{_WORKER} executeBatch: time.sleep(0.01) per batch, not per image "
-                "(docs/FAITHFUL.md)",
+                0.1,
+                f"{_WORKER} executeBatch: time.sleep(0.01) per batch when simulating: 10 ms at "
+                "the testbed's time_scale 0.1 (disc_cost_s x time_scale)",
+            ),
+            "disc_cost_per": Sourced(
+                "batch",
+                f"{_WORKER} executeBatch: the discriminator's sleep runs once per batch, on "
+                "every model's worker",
+            ),
+            "batch_latency": Sourced(
+                "artifact",
+                f"{_WORKER} LoadedModel.__init__ profiled_runtimes (batch sizes 1, 2, 4, 8, 16, "
+                "32, round(..., 1) ms; 3, 5, 6, 7 averaged from (2,4), (2,8), (4,8), (6,8)); "
+                "executeBatch and serviceQueue: a size not in [1..8, 16, 32] runs for the "
+                "batch-4 time",
+            ),
+            "threshold_rule": Sourced(
+                "order-statistic",
+                f"{_WORKER} isHardByRouter: sorted router scores at max(int(N (1 - r)) - 1, 0), "
+                "hard iff score >= it; executeBatch: sorted confidence scores at "
+                "max(int(N c) - 1, 0), qualified iff score >= it",
+            ),
+            "bypass_arrivals_at_first": Sourced(
+                True,
+                f"{_ROUTE} readIPCMessages: COMPLETED_INFERENCE_BY_ROUTER sets needToRegister, "
+                "so the router's (first-model) worker registers the bypassed query "
+                "(registerQuery) among its queriesSinceHeartbeat",
             ),
             "load_s": Sourced(0.0, f"{_WORKER} loadFromStorage: no load time when simulating"),
             "dispatch": Sourced("random", f"{_ROUTE} getHostID: random.choices over workers"),

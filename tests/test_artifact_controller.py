@@ -393,6 +393,28 @@ def test_preset_fallback_chains_escalations_through_every_hosted_model(bundle, e
     assert early.sum() >= 25
 
 
+def test_preset_runs_the_artifacts_worker_rules(bundle):
+    """FAITHFUL.md #9-#11 under the preset: the fallback's r = 0.5 becomes the sorted router
+    score at index int(N 0.5) - 1 (the artifact's order statistic: 101 of 200 prompts bypass,
+    where the 0.5-quantile lets 100), and every bypassed query also counts at the first model."""
+    from simulator.run import run_simulation
+    from simulator.workloads import Trace
+
+    fields, policy, options = get_preset("artifact-testbed").apply({}, "hadis", {}, set())
+    config = SimConfig(**fields)
+    assert (config.threshold_rule, config.batch_latency) == ("order-statistic", "artifact")
+    assert config.disc_cost_per == "batch" and config.bypass_arrivals_at_first
+    assert config.disc_cost_s * config.time_scale == pytest.approx(0.01)  # 10 ms per batch
+    rank = np.argsort(bundle.router_score, kind="stable")
+    prompts = rank[68:132][np.argsort(np.arange(64) * 37 % 64)]  # ranks 68-131, mixed
+    trace = Trace(np.arange(64) / 16.0, prompts)  # all before the first MILP (tick 5)
+    raw = run_simulation(bundle, trace, policy, config, options).raw
+    assert raw.plans[0].plan.router_ratio == 0.5 and raw.plans[1].applied_s >= 5.0
+    theta = np.sort(bundle.router_score)[int(200 * 0.5) - 1]
+    np.testing.assert_array_equal(raw.bypassed, bundle.router_score[prompts] >= theta)
+    assert raw.bypassed.sum() == 33  # ranks 99-131
+
+
 def test_cli_preset_applies_its_values_and_explicit_options_win(bundle, tmp_path):
     from simulator.bundle import write_bundle
 

@@ -14,7 +14,7 @@ from bundle_factory import make_bundle
 from typer.testing import CliRunner
 
 import simulator.baselines  # noqa: F401  (registers static-cascade, clipper-light)
-from simulator.cluster import Cluster
+from simulator.cluster import Cluster, artifact_batch_times_s
 from simulator.config import ConfigError, SimConfig
 from simulator.core import (
     ACCEPT,
@@ -476,3 +476,106 @@ def test_policy_module_imports_no_policy_definitions():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['clipper-heavy', 'clipper-light', 'static-cascade']"
+
+
+# ----------------------------------------------------------------------------- artifact rules
+
+
+def test_order_statistic_thresholds_are_the_artifacts_hand_computed():
+    scores = np.array([5.0, 1.0, 4.0, 2.0, 3.0])  # sorted 1, 2, 3, 4, 5; N = 5
+    rule = "order-statistic"
+    # θ = sorted[max(int(5 (1 - r)) - 1, 0)]: r = 0.4 -> index 2 -> 3 (3 prompts >= 3 bypass,
+    # where the 0.6-quantile 3.4 bypasses 2); r = 0 -> index 4 -> 5 (the top one bypasses)
+    assert router_threshold(scores, 0.4, rule) == 3.0 and router_threshold(scores, 0.4) == 3.4
+    assert router_threshold(scores, 0.0, rule) == 5.0 and router_threshold(scores, 0.0) == math.inf
+    assert router_threshold(scores, 1.0, rule) == 1.0
+    # τ = sorted[max(int(5 c) - 1, 0)]: c = 0.4 -> index 1 -> 2 (1 prompt < 2 escalates, where
+    # the 0.4-quantile 2.6 escalates 2); c = 1 -> 5 (the top one stays); c = 0 -> 1 (none)
+    assert quality_threshold(scores, 0.4, rule) == 2.0 and quality_threshold(scores, 0.4) == 2.6
+    assert quality_threshold(scores, 1.0, rule) == 5.0
+    assert quality_threshold(scores, 0.0, rule) == 1.0
+    # `int` truncates the float the artifact computes: 10 (1 - 0.9) = 0.999... -> index 0
+    assert router_threshold(np.arange(10.0), 0.9, rule) == 0.0
+
+
+def cluster_of(bundle, plan, config, arrival_s, policy_options=None):
+    """A Cluster running `plan` from t = 0 (no controller) over `arrival_s`, prompts 0, 1, ..."""
+    policy = make_policy("static-cascade", PolicyContext(bundle, config.n_workers, config.slo_s))
+    env = simpy.Environment()
+    arrival = np.asarray(arrival_s, dtype=np.float64)
+    prompts = np.arange(len(arrival)) % bundle.n_prompts
+    cluster = Cluster(env, bundle, config, policy, arrival, prompts, 0)
+    cluster.apply_plan(plan)
+    cluster.preload()
+    cluster.start()
+    return env, cluster
+
+
+def two_stage(router_ratio, disc_ratio, batch=1, workers=(1, 1)):
+    return Plan(
+        workers={"light": workers[0], "heavy": workers[1]},
+        batch_size={"light": batch, "heavy": batch},
+        stages=("light", "heavy"),
+        router_ratio=router_ratio,
+        disc_ratios=(disc_ratio,),
+    )
+
+
+def test_threshold_rule_reaches_the_cluster():
+    bundle = make_bundle()
+    top = int(np.argmax(bundle.router_score))
+    for rule, top_route in (("quantile", 0), ("order-statistic", 1)):
+        config = SimConfig(n_workers=2, threshold_rule=rule)
+        _, cluster = cluster_of(bundle, two_stage(0.0, 0.3), config, [])
+        assert cluster.route_of_prompt[top] == top_route  # r = 0 bypasses the top prompt or not
+        light = bundle.disc_score[:, 0]
+        assert cluster.state.tau_of[0] == quality_threshold(light, 0.3, rule)
+
+
+def test_bypassed_queries_count_at_the_first_model_when_asked():
+    bundle = make_bundle()
+    arrivals = np.arange(200) * 0.5
+    counts = {}
+    for at_first in (False, True):
+        config = SimConfig(n_workers=8, slo_s=600, bypass_arrivals_at_first=at_first)
+        env, cluster = cluster_of(bundle, two_stage(0.4, 0.0, workers=(4, 4)), config, arrivals)
+        env.run(until=2000)
+        bypassed = sum(cluster.bypassed)
+        assert 40 < bypassed < 160 and cluster.finished == 200
+        counts[at_first] = (cluster.model_arrivals, bypassed)
+    (plain, bypassed), (artifact, _) = counts[False], counts[True]
+    assert plain[0] == 200 - bypassed and artifact[0] == 200  # the router's worker registers all
+    assert plain[1] == artifact[1] == bypassed  # c = 0 escalates none
+
+
+def test_disc_cost_per_batch_is_charged_once_per_batch_of_any_model():
+    bundle = make_bundle()  # light 1 s, heavy 4 s, batch b: base * b * 0.9
+    done = {}
+    for per in ("judged-image", "batch"):
+        for r, model in ((0.0, "light"), (1.0, "heavy")):  # r = 1: every query bypasses
+            config = SimConfig(n_workers=2, router_cost_s=0.0, disc_cost_s=0.5, disc_cost_per=per)
+            env, cluster = cluster_of(bundle, two_stage(r, 0.0, batch=4), config, [0.0] * 4)
+            env.run(until=100)
+            done[per, model] = set(cluster.completion_s)
+    assert done["judged-image", "light"] == {3.6 + 4 * 0.5}  # 4 judged images
+    assert done["batch", "light"] == {3.6 + 0.5}
+    assert done["judged-image", "heavy"] == {14.4}  # the last stage is not judged
+    assert done["batch", "heavy"] == {14.4 + 0.5}  # the artifact's workers all sleep 10 ms
+
+
+def test_artifact_batch_lookup_runs_odd_sizes_for_the_batch_4_time():
+    row = [math.nan] + [0.013 * b * 0.9 if b > 1 else 0.013 for b in range(1, 33)]
+    ms = [round(t * 1000, 6) for t in artifact_batch_times_s(row, 32)[1:]]
+    # 13 ms base: 1, 2, 4, 8 -> 13, 23.4, 46.8, 93.6 ms; 3, 5, 6, 7 averages (7 of 6 and 8)
+    assert ms[:8] == [13.0, 23.4, 35.1, 46.8, 58.5, 70.2, 81.9, 93.6]
+    assert ms[8:15] == [46.8] * 7 and ms[15] == 187.2 and ms[16:31] == [46.8] * 15
+    assert ms[31] == 374.4
+    assert artifact_batch_times_s([math.nan, 0.5, 0.8, 1.1], 3)[1:] == [0.5, 0.8, 1.1]
+    bundle = make_bundle(batch_sizes=(1, 2, 4, 8, 16))
+    done = {}
+    for model in ("bundle", "artifact"):
+        config = SimConfig(n_workers=2, router_cost_s=0.0, disc_cost_s=0.0, batch_latency=model)
+        env, cluster = cluster_of(bundle, two_stage(0.0, 0.0, batch=16), config, [0.0] * 12)
+        env.run(until=100)
+        done[model] = {round(t, 9) for t in cluster.completion_s}
+    assert done == {"bundle": {10.8}, "artifact": {3.6}}  # a batch of 12: 12 x 0.9 s, or 4 x
