@@ -80,7 +80,7 @@ def three_model_served_by(
     router_ratio: float,
     disc_ratio: float,
     disc_ratio_2: float,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, float]:
     """(model index serving each prompt, shares that ran on the first and on the second model)
     of a three-model cascade (see the module docstring)."""
     a, b, c = models
@@ -94,20 +94,42 @@ def three_model_served_by(
     return served_by, float(1.0 - bypassed.mean()), float(escalated.mean())
 
 
+def three_model_point(
+    bundle: Bundle,
+    params: dict,
+    latents: dict,
+    models: tuple[int, int, int],
+    ratios: tuple[float, float, float],
+    latency_s: np.ndarray | None = None,
+) -> dict[str, float]:
+    """One three-model cascade (`ratios` = router_ratio, disc_ratio, disc_ratio_2) from the
+    tables: the share of prompts that run on each stage (`stage1_share` .. `stage3_share`), the
+    expected latency at batch 1 (`latency_s`) and the generative model's FID (`fid`). The
+    argument `latency_s`, when given, is `batch1_latency_s(bundle)` computed once."""
+    from simulator.default_bundle import routing_fid
+
+    latency = batch1_latency_s(bundle) if latency_s is None else latency_s
+    served_by, on_first, on_second = three_model_served_by(
+        bundle.router_score, bundle.disc_score, models, *ratios
+    )
+    shares = (on_first, on_second, float((served_by == models[2]).mean()))
+    return {
+        **{f"stage{i}_share": share for i, share in enumerate(shares, start=1)},
+        "latency_s": sum(share * latency[m] for share, m in zip(shares, models)),
+        "fid": routing_fid(params, latents, served_by),
+    }
+
+
 def three_model_table(bundle: Bundle, params: dict, latents: dict, step: float) -> pd.DataFrame:
     """Every three-model cascade of the bundle's models on the ratio grid, with latency and the
     generative model's FID."""
-    from simulator.default_bundle import routing_fid
-
     ratios = np.round(np.arange(0.0, 1.0 + 1e-9, step), 10)
     latency = batch1_latency_s(bundle)
     names = bundle.model_names
     rows = []
     for models in itertools.combinations(range(len(names)), 3):
         for r, c1, c2 in itertools.product(ratios, ratios, ratios):
-            served_by, on_first, on_second = three_model_served_by(
-                bundle.router_score, bundle.disc_score, models, r, c1, c2
-            )
+            point = three_model_point(bundle, params, latents, models, (r, c1, c2), latency)
             rows.append(
                 {
                     "kind": "three-model",
@@ -115,10 +137,8 @@ def three_model_table(bundle: Bundle, params: dict, latents: dict, step: float) 
                     "router_ratio": r,
                     "disc_ratio": c1,
                     "disc_ratio_2": c2,
-                    "latency_s": on_first * latency[models[0]]
-                    + on_second * latency[models[1]]
-                    + float((served_by == models[2]).mean()) * latency[models[2]],
-                    "fid": routing_fid(params, latents, served_by),
+                    "latency_s": point["latency_s"],
+                    "fid": point["fid"],
                 }
             )
     return pd.DataFrame(rows)

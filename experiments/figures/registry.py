@@ -26,6 +26,7 @@ class UnknownFigureError(InputError):
 
 FIGURE_MODULES = (
     "fig02_frontier",
+    "fig02b_three_stage",
     "fig03_best_pair",
     "fig04_feasibility",
     "fig07_azure",

@@ -11,14 +11,15 @@
 #
 # Why HADIS uses two-model cascades (Fig. 2), why the pair must adapt to the load
 # (Fig. 3), when the hybrid router + discriminator beats either alone (§3,
-# Figs. 4-5), and how far the FID estimators behind every comparison are from measured FIDs
-# (tab03).
+# Figs. 4-5), whether Fig. 2's table-based three-model frontier holds when the cascades are
+# simulated (fig02b), and how far the FID estimators behind every comparison are from
+# measured FIDs (tab03).
 #
 # Figures are read from `$T2ISIM_RESULTS` (default: the repository's `results/`), as
 # written by
 #
 # ```
-# t2isim figures [--quick] --only fig02,fig03,fig04,tab03 --out results/
+# t2isim figures [--quick] --only fig02,fig02b,fig03,fig04,tab03 --out results/
 # ```
 #
 # Each figure is drawn by its module's `plot(data, ax=None)` from its CSV alone (the figure's
@@ -31,10 +32,15 @@
 import pandas as pd
 from IPython.display import display
 
-from experiments.figures import fig02_frontier, fig03_best_pair, fig04_feasibility
+from experiments.figures import (
+    fig02_frontier,
+    fig02b_three_stage,
+    fig03_best_pair,
+    fig04_feasibility,
+)
 from experiments.notebooks.helpers import claims, open_results
 
-FIGURES = ["fig02", "fig03", "fig04", "tab03"]
+FIGURES = ["fig02", "fig03", "fig04", "fig02b", "tab03"]
 results = open_results(FIGURES)
 
 # %% [markdown]
@@ -155,6 +161,51 @@ check04[
 
 # %%
 claims("fig04", fig04)
+
+# %% [markdown]
+# ## fig02b: Fig. 2's three-model cascades simulated (not a paper figure)
+#
+# Configurations of fig02's three-model frontier whose third stage is reached through the
+# second, run as static three-stage cascades (`static-cascade`, `models=A,B,C`) at 30% of
+# the busiest stage's batch-1 capacity, on the figures' replicates. Left: the table's
+# frontier (expected batch-1 latency, FID) next to the simulated one (mean latency, FID; p99
+# as crosses). Middle: FID difference simulated − table with its 95% interval over
+# replicates, against the FID estimator's out-of-sample error (grey band). Right: the same
+# for the share of queries that run on each stage.
+#
+# **By construction:** the simulator routes with the same scores through the same rules and
+# scores FID with the same generative model as the table, so shares and FID can differ only
+# through the trace's prompt sample and dropped queries; what the simulator adds is the
+# latency (queues, batching, router and discriminator costs).
+
+# %% tags=["figure"] t2isim_figure="fig02b"
+fig02b = results.show("fig02b")
+
+# %%
+# table vs simulated per configuration: stage shares, FID, latency
+fig02b[
+    [
+        "config",
+        "router_ratio",
+        "disc_ratio",
+        "disc_ratio_2",
+        *(f"{s}_{part}" for s in fig02b_three_stage.STAGES for part in ("table", "sim")),
+        "fid_table",
+        "fid_sim",
+        "fid_diff",
+        "fid_diff_ci95",
+        "latency_s_table",
+        "latency_s_sim",
+        "p99_latency_s_sim",
+        "fid_agreement",
+    ]
+]
+
+# %%
+agreement02b, why02b = (
+    fig02b_three_stage.frontier_agreement(fig02b) if len(fig02b) else ("not comparable", "")
+)
+print(f"table-based vs simulated three-model frontier: {agreement02b} ({why02b})")
 
 # %% [markdown]
 # ## tab03: the FID estimators' out-of-sample error (not a paper figure)
