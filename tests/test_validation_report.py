@@ -1,0 +1,77 @@
+"""benchmarks/validation_report.py: which goal each backend's experiments are held to, the order
+experiments run in (each after the one whose overheads it applies) and the report's tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "validation_report.py"
+
+
+@pytest.fixture(scope="module")
+def report_module():
+    spec = importlib.util.spec_from_file_location("validation_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def fidelity(p50_error: float, p50_met: bool) -> pd.DataFrame:
+    """A fidelity.csv as `t2isim validate` writes it (its goal_met: the emulated goals)."""
+    rows = [
+        ("p50_latency_s", 0.2, 3.0, p50_error, "%", p50_met, 1.0),
+        ("p99_latency_s", 0.9, 40.0, -20.0, "%", False, -5.0),
+        ("slo_violation_ratio", 0.0, 0.0, 0.0, "pp", True, 0.0),
+        ("same_plan_share", 1.0, 0.0, 0.0, "pp", True, float("nan")),
+    ]
+    columns = ["metric", "real_mean", "real_spread", "error", "unit", "goal_met"]
+    return pd.DataFrame(rows, columns=[*columns, "error_measured_overheads"])
+
+
+def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(report_module):
+    cells, met, total = report_module.goals_row("tiny-diffusers-static", fidelity(7.0, False))
+    assert (met, total) == (1, 1)  # validate's 5% p50 rule said no; the tiny goal is 10%
+    assert cells == [
+        "tiny-diffusers-static",
+        "+7.0 % (±3), in-sample +1.0 yes",
+        "-20.0 % (±40), in-sample -5.0",  # no goal: no verdict
+        "+0.0 pp (±0), in-sample +0.0",
+        "100%",
+    ]
+    _, met, total = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
+    assert (met, total) == (0, 1)
+    cells, met, total = report_module.goals_row("static-constant", fidelity(7.0, False))
+    assert (met, total) == (2, 4)  # violations and same plan; p50 and p99 not
+    assert cells[1] == "+7.0 % (±3), in-sample +1.0 no"
+
+
+def test_experiments_run_after_the_one_whose_overheads_they_apply(report_module):
+    order = report_module.run_order(["tiny-diffusers-static", "static-constant", "static-azure"])
+    assert order == ["static-azure", "static-constant", "tiny-diffusers-static"]
+    assert report_module.run_order(["tiny-diffusers-static"]) == ["tiny-diffusers-static"]
+
+
+def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_path):
+    folder = tmp_path / "validation"
+    (folder / "tiny-diffusers-static").mkdir(parents=True)
+    fidelity(-12.0, False).to_csv(folder / "tiny-diffusers-static" / "fidelity.csv", index=False)
+    (folder / "tiny-diffusers-static" / "fidelity.md").write_text("## title\n\ntable\n")
+    names = ["static-constant", "tiny-diffusers-static"]
+    text, met, total = report_module.report(folder, names, "# Notes\n")
+    assert (met, total) == (0, 1)
+    emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
+    assert "| static-constant | not run | | | |" in emulated
+    assert "| tiny-diffusers-static | -12.0 % (±3), in-sample +1.0 no |" in tiny
+    assert "### tiny-diffusers-static: title" in tiny
+    command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
+    assert command in tiny
+    assert f"--overheads {folder}/static-constant/overheads.json`" in tiny
