@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=None)
-    parser.add_argument("--dispatch", default="p2c", help="replica choice within a model")
+    parser.add_argument("--dispatch", default="p2c", help="worker choice within a model")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     setup = ServeSetup(

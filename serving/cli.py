@@ -49,7 +49,7 @@ Backend = Annotated[
     str,
     typer.Option(
         help="emulated (sleeps the bundle's latencies) or diffusers (the profiled pipelines "
-        "and CLIP discriminator; tiny models on CPU, real ones one GPU per replica)."
+        "and CLIP discriminator; tiny models on CPU, real ones one GPU per worker)."
     ),
 ]
 Discriminator = Annotated[
@@ -111,7 +111,7 @@ def setup_options(dispatch: str | None = None) -> Callable:
     policy, options, backend, discriminator and every `SimConfig` field the real path takes,
     from the fields' metadata as `t2isim simulate` (the `REAL_PATH_SETS` fields refused) —
     and hand it their checked `ServeSetup`. `dispatch` None: a `--dispatch` option chooses
-    replicas (the simulated `dispatch` stays at its default); else that mode, for the real runs
+    workers (the simulated `dispatch` stays at its default); else that mode, for the real runs
     and the simulated `dispatch` alike."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
@@ -159,7 +159,7 @@ def serve(
     chaos: Annotated[
         str | None,
         typer.Option(
-            help="kill-replica@SECONDS: kill a replica that long after the first arrival."
+            help="kill-replica@SECONDS: kill a worker's replica that long after the first arrival."
         ),
     ] = None,
     duration: Annotated[

@@ -1,39 +1,38 @@
 """The serving controller: the simulator's own `Controller` (EWMA estimators, `Observation`,
-`Policy.plan`) fed with live counters, each `Plan` applied to the deployments.
+`Policy.plan`) fed with live counters, each `Plan` applied to the worker slots.
 
 `Controller` is the clock-free part: `tick(now_s, counters)` takes the time and the ingress's
 counters (`Counters`) explicitly and returns the plan to put in force, if any, so it runs
 without Ray and without a wall clock. `ControllerThread` drives it: a tick every `tick_s` of
 wall time, the counters read from the ingress, the plans applied by `LiveCluster`.
 
-`LiveCluster.apply_plan` puts a plan in force at the ingress (routing thresholds) and on the
-deployments: one Serve application per model with `num_replicas` = its workers, `user_config`
-= its batch size and discriminator flags (no restart) and the ingress's dispatch among its
-replicas (`serving.dispatch`); a model with no workers is deleted. Which workers change model
-is the decision core's `place_workers` (fewest swaps); each swap is a replica start, paying
-the model's load time.
+`LiveCluster.apply_plan` puts a plan in force at the ingress (routing thresholds, the model of
+each worker slot) and on the workers (`serving.workers.Worker`, one long-lived replica per
+slot): which slots change model is the decision core's `place_workers` (fewest swaps); a slot
+gets its model, batch size and discriminator flags by `reconfigure` (no restart), and a swap
+costs the model's load time inside the running worker, as in the simulator.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 import ray
 from ray import serve
-from ray.serve.config import RequestRouterConfig
 
-from serving.replicas import ModelReplica
-from serving.router import ROUTER_CLASS
-from serving.setup import model_app
+from serving.setup import worker_app
+from serving.workers import Worker, worker_actor_options
 from simulator import controller as sim_controller
 from simulator.controller import PlanRecord
 from simulator.core import ACCEPT, NO_MODEL, PlanState, place_workers
-from simulator.engine import SEED_STREAM_DISPATCH, stream_seed
+from simulator.errors import RunFailure
 from simulator.policy import Plan
 
 SERVE_NAMESPACE = "serve"  # Ray namespace of Serve's actors
+LOAD_POLL_S = 0.1  # between looks at the initial plan's loads
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,13 @@ class WallClock:
 
 
 class LiveCluster:
-    """The live system: the ingress's counters and the deployments of the plan in force."""
+    """The live system: the ingress's counters and the worker slots of the plan in force.
+
+    Every worker slot is its own Serve application (`worker_app`, one replica), deployed with
+    the initial plan and kept for the run under one code version (`code_version`), so that a
+    new `user_config` reconfigures the running replica instead of replacing it. `slots` is the
+    model per slot (`place_workers`: fewest swaps), `assigned` the plan version that put it
+    there (`version` counts the plans applied)."""
 
     def __init__(self, setup, bundle, policy, config, ingress) -> None:
         self.env = WallClock()
@@ -169,80 +174,83 @@ class LiveCluster:
         self.ingress = ingress
         self.n_models = len(bundle.model_names)
         self.models = setup.models(bundle, policy, config)
-        self.dispatch = setup.dispatch
+        self.actor_options = worker_actor_options(self.models)
+        self.code_version = f"t2isim-worker-{uuid.uuid4().hex}"
         self.first_arrival_s: float | None = None
         self.plan: Plan | None = None
+        self.version = 0
         self.slots = [NO_MODEL] * config.n_workers  # model per worker (placement)
-        self.swaps = 0
-        self.deployed: set[int] = set()
-        self.replicas: dict[int, int] = {}
-        self.swap_started = [0.0] * self.n_models  # wall time of each model's latest scale-up
-        self.pending: dict[int, tuple[float, int]] = {}  # model -> (requested at, replicas)
+        self.assigned = [(0, 0.0)] * config.n_workers  # (plan version, wall time) per slot
+        self.configs: list[dict | None] = [None] * config.n_workers  # deployed user_config
+        self.pending: dict[int, tuple[int, float]] = {}  # slot -> (version, requested at)
 
-    def refresh(self, demand: tuple[float, float] | None) -> Counters:
-        """The ingress's counters (logging there the last tick's demand estimate, (wall time,
-        qps))."""
+    def refresh(self, demand: tuple[float, float] | None, until_s: float) -> Counters:
+        """The ingress's counters, arrivals counted up to the tick's boundary `until_s` (wall
+        clock), logging there the last tick's demand estimate, (wall time, qps)."""
         now_s, qps = demand or (None, None)
-        counters = Counters.from_dict(self.ingress.tick.remote(now_s, qps).result())
+        counters = Counters.from_dict(self.ingress.tick.remote(now_s, qps, until_s).result())
         if self.first_arrival_s is None and counters.arrived > 0:
             self.first_arrival_s = self.env.now
         return counters
 
     def apply_plan(self, plan: Plan, wait: bool = False) -> None:
         """Routing at the ingress first (as the simulator switches its decision state at
-        once), then the deployments; `wait` blocks until every replica runs. The plan in
-        force again (a replay's first plan) leaves the deployments alone: redeploying makes
-        them briefly unavailable."""
-        if plan == self.plan:  # a replay's first plan, as in force: routing state only
-            self.ingress.set_plan.remote(plan, self.env.origin + self.env.now, 0.0).result()
+        once), then the workers whose configuration changed (a swap: a new model; else batch
+        size and discriminator flags); `wait` deploys and blocks until every worker runs with
+        its model loaded (the initial plan: loaded before traffic, not logged as swaps). The
+        plan in force again (a replay's first plan) changes routing state only."""
+        if plan == self.plan:
+            self.ingress.set_plan.remote(
+                plan, self.slots, self.version, self.env.origin + self.env.now, 0.0
+            ).result()
             return
         index = self.bundle.model_index
         desired = [0] * self.n_models
         for name, count in plan.workers.items():
             desired[index(name)] = count
+        self.version += 1
+        requested = time.time()
         self.slots, changed = place_workers(self.slots, desired)
-        started = [w for w in changed if self.slots[w] != NO_MODEL]
-        self.swaps += len(started)
-        load_s = sum(self.models[self.slots[w]].load_s for w in started)
+        for w in changed:
+            self.assigned[w] = (self.version, requested)
+            if self.slots[w] == NO_MODEL:
+                self.pending.pop(w, None)
+            else:
+                self.pending[w] = self.assigned[w]
+        load_s = sum(self.models[self.slots[w]].load_s for w in changed if self.slots[w] >= 0)
         self.plan = plan
-        self.ingress.set_plan.remote(plan, self.env.origin + self.env.now, load_s).result()
+        self.ingress.set_plan.remote(
+            plan, self.slots, self.version, self.env.origin + self.env.now, load_s
+        ).result()
         state = PlanState.from_plan(
             plan, index, self.policy.router_scores, self.policy.quality_scores
         )
-        now = time.time()
-        for m, count in enumerate(desired):
-            if count > self.replicas.get(m, 0):  # replicas to start: swaps
-                self.pending[m] = (now, count)
-                self.swap_started[m] = now
-            elif m in self.pending:
-                self.pending[m] = (self.pending[m][0], count)
-                if count == 0:
-                    del self.pending[m]
-        self.replicas = dict(enumerate(desired))
         drop_limit_s = self.config.drop_factor * self.config.slo_s
         targets = []
-        for m, count in enumerate(desired):
-            if count == 0:
-                continue
-            name = self.bundle.model_names[m]
-            size = max(1, min(int(plan.batch_size.get(name, 1)), self.bundle.max_batch_size(name)))
+        for w, m in enumerate(self.slots):
+            size = 1
+            if m != NO_MODEL:
+                name = self.bundle.model_names[m]
+                size = min(int(plan.batch_size.get(name, 1)), self.bundle.max_batch_size(name))
+                size = max(1, size)
+            version, requested_s = self.assigned[w]
             config = {
+                "model": m,
+                "assigned": version,
+                "requested_s": requested_s,
                 "batch_size": size,
-                "judged": state.judged[m],
-                "scored": state.next_of[m] != ACCEPT,
-                "swap_started_s": self.swap_started[m],
+                "judged": m != NO_MODEL and bool(state.judged[m]),
+                "scored": m != NO_MODEL and state.next_of[m] != ACCEPT,
             }
-            replica = ModelReplica.options(
-                num_replicas=count,
-                user_config=config,
-                ray_actor_options=self.models[m].actor_options,
-                request_router_config=self.router_config(m),
-            )
+            if config == self.configs[w]:
+                continue
+            self.configs[w] = config
+            worker = Worker.options(
+                num_replicas=1, user_config=config, ray_actor_options=self.actor_options
+            ).options(version=self.code_version, _internal=True)  # reconfigure, never restart
             targets.append(
                 serve.RunTarget(
-                    replica.bind(self.models[m], drop_limit_s),
-                    name=model_app(m, name),
-                    route_prefix=None,
+                    worker.bind(self.models, drop_limit_s), name=worker_app(w), route_prefix=None
                 )
             )
         if targets:
@@ -251,38 +259,36 @@ class LiveCluster:
                 wait_for_ingress_deployment_creation=wait,
                 wait_for_applications_running=wait,
             )
-        for m in sorted(self.deployed - {m for m, c in enumerate(desired) if c}):
-            serve.delete(model_app(m, self.bundle.model_names[m]), _blocking=False)
-        self.deployed = {m for m, c in enumerate(desired) if c}
+        if wait:
+            while self.pending:
+                self.check_swaps(log=False)
+                time.sleep(LOAD_POLL_S)
 
-    def router_config(self, m: int) -> RequestRouterConfig:
-        """The ingress's dispatch among model m's replicas, seeded from the run's dispatch
-        stream (a sub-stream of its own per model, apart from the ingress's mix draws)."""
-        stream = stream_seed(self.config.seed, SEED_STREAM_DISPATCH)
-        return RequestRouterConfig(
-            request_router_class=ROUTER_CLASS,
-            request_router_kwargs={"mode": self.dispatch, "seed": f"{stream}/replica/{m}"},
-        )
+    def worker(self, w: int):
+        return serve.get_deployment_handle("Worker", worker_app(w))
 
-    def check_swaps(self) -> None:
-        """Log (at the ingress) each deployment that reached its planned replicas since the
-        last check: the real cost of a swap, replica start included."""
-        if not self.pending:
-            return
-        apps = serve.status().applications
-        for m in sorted(self.pending):
-            requested, count = self.pending[m]
-            app = apps.get(model_app(m, self.bundle.model_names[m]))
-            deployment = app.deployments.get("ModelReplica") if app is not None else None
-            if deployment is not None and deployment.replica_states.get("RUNNING", 0) >= count:
-                del self.pending[m]
-                self.ingress.log_swap.remote(self.bundle.model_names[m], requested, time.time())
+    def check_swaps(self, log: bool = True) -> None:
+        """Log (at the ingress) each swap whose model has loaded since the last check: from
+        the plan's request to the worker's model being loaded. A worker whose load failed ends
+        the run (`RunFailure`)."""
+        asked = {w: self.worker(w).status.remote() for w in sorted(self.pending)}
+        for w, answer in asked.items():
+            status = answer.result()
+            if status["error"] is not None:
+                raise RunFailure(f"worker {w}: {status['error']}")
+            version, requested_s = self.pending.get(w, (None, 0.0))
+            if status["assigned"] == version and status["loaded"]:
+                if self.pending.pop(w, None) is not None and log:  # logged once
+                    times = {k: status[k] for k in ("configured_s", "load_from_s", "loaded_s")}
+                    name = self.bundle.model_names[self.slots[w]]
+                    self.ingress.log_swap.remote(name, requested_s, times)
 
 
 class ControllerThread:
     """`Controller` on wall time in a thread: a tick every `tick_s` (re-anchored at each replay
     epoch), its plans applied to the `LiveCluster`; optional fault injection (`chaos_kill_s`:
-    kill a replica that many seconds after the first arrival)."""
+    kill the replica of a worker of the most hosted model that many seconds after the first
+    arrival; Serve restarts it with its latest configuration, and it loads its model again)."""
 
     def __init__(self, cluster: LiveCluster, chaos_kill_s: float | None = None) -> None:
         self.cluster = cluster
@@ -296,7 +302,6 @@ class ControllerThread:
     def start(self) -> None:
         """The initial plan, applied and running before the first query, then the loop."""
         self.cluster.apply_plan(self.controller.start(0.0), wait=True)
-        self.cluster.check_swaps()
         self.thread.start()
         self.cluster.ingress.set_ready.remote().result()
 
@@ -317,8 +322,8 @@ class ControllerThread:
         demand = None
         next_s = c.env.now + tick
         while not self.stop.wait(max(0.0, next_s - c.env.now)):
+            counters = c.refresh(demand, c.env.origin + next_s)  # the tick that ends at next_s
             next_s += tick
-            counters = c.refresh(demand)
             now_s = c.env.now
             result = self.controller.tick(now_s, counters)
             demand = None
@@ -337,12 +342,13 @@ class ControllerThread:
         c = self.cluster
         if self.chaos_kill_s is None or self.killed or c.first_arrival_s is None:
             return
-        if c.env.now < c.first_arrival_s + self.chaos_kill_s or not c.deployed:
+        if c.env.now < c.first_arrival_s + self.chaos_kill_s:
             return
-        workers = [c.slots.count(m) for m in range(c.n_models)]
-        m = max(sorted(c.deployed), key=lambda k: workers[k])
-        name = c.bundle.model_names[m]
-        handle = serve.get_deployment_handle("ModelReplica", model_app(m, name))
-        actor = handle.actor_name.remote().result()  # one replica, whichever answers
+        hosted = [m for m in c.slots if m != NO_MODEL]
+        if not hosted:
+            return
+        m = max(sorted(set(hosted)), key=hosted.count)  # a worker of the most hosted model
+        w = c.slots.index(m)
+        actor = c.worker(w).actor_name.remote().result()
         ray.kill(ray.get_actor(actor, namespace=SERVE_NAMESPACE))
-        self.killed.append((c.env.now, name))
+        self.killed.append((c.env.now, c.bundle.model_names[m]))

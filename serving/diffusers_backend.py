@@ -1,4 +1,4 @@
-"""The diffusers backend: a replica runs the profiled model's real pipeline and the profiler's
+"""The diffusers backend: a worker runs the profiled model's real pipeline and the profiler's
 CLIP discriminator (HADIS §4.3) on its own device, with the profiler's own loading and
 generation code (`profiler.sharding.PipelineSource`, `profiler.generate.render`,
 `profiler.discriminator`).
@@ -7,11 +7,11 @@ Which pipeline a bundle model is comes from the bundle's latency profiles (`sour
 `steps`, `resolution`, `dtype`, `guidance_scale`, written by `t2isim profile`): a local
 folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1) or `tiny:<seed>:<width>`, a
 random-init tiny pipeline built from a small config (CPU, no hub access). Real models get one
-GPU per replica; tiny ones run on CPU with CPU_THREADS torch threads each. The discriminator is
+GPU per worker; tiny ones run on CPU with CPU_THREADS torch threads each. The discriminator is
 the profiler's checkpoint (default: `discriminator.pt` of the work folder that holds the
 bundle, `profiler.layout.WorkLayout`).
 
-A replica start loads the pipeline and the discriminator: a model swap costs the real load
+A model swap in a worker loads the pipeline and the discriminator: it costs the real load
 time. Image k of a request for prompt p is drawn with the profiler's seed of (p, k), so it is
 the image `profile generate` made for that pair. Its quality score is the discriminator's
 P(real) of that image, computed when the plan may escalate the model's images (`scored`).
@@ -29,7 +29,7 @@ from serving.emulated import REPLICA_CPUS
 from simulator.errors import InputError
 
 TINY_PREFIX = "tiny:"
-CPU_THREADS = 1  # torch threads of a CPU replica: replicas share the cores
+CPU_THREADS = 1  # torch threads of a CPU worker: workers share the cores
 PROFILE_KEYS = ("source_model", "steps", "resolution")
 
 
@@ -42,7 +42,7 @@ class DiffusersModel:
     prompts: tuple[str, ...]  # the bundle's prompt texts, by prompt_id
     seed: int
     discriminator: str  # checkpoint path
-    device: str  # cpu (tiny models) or cuda (one GPU per replica)
+    device: str  # cpu (tiny models) or cuda (one GPU per worker)
     latency_s: tuple[float, ...]  # the bundle's batch latencies (the drop rule's estimate)
     load_s: float  # the bundle's profiled load time (the GPU-busy account of a swap)
 
@@ -52,8 +52,9 @@ class DiffusersModel:
             return {"num_cpus": REPLICA_CPUS}
         return {"num_cpus": 1, "num_gpus": 1}
 
-    async def start(self, swap_started_s: float) -> DiffusersEngine:
-        """The model swap: load the pipeline and the discriminator (real load time)."""
+    async def start(self, load_from_s: float) -> DiffusersEngine:
+        """The model swap: load the pipeline and the discriminator, taking the real load time
+        (from now: `load_from_s` is the emulated backend's)."""
         return await asyncio.to_thread(DiffusersEngine, self)
 
 

@@ -1,14 +1,15 @@
-"""The emulated backend: a replica stands in for a GPU as the HADIS artifact's testbed does. A
+"""The emulated backend: a worker stands in for a GPU as the HADIS artifact's testbed does. A
 batch of b sleeps the bundle's p50 latency of batch size b x time scale (plus the
 discriminator's cost per image when the plan judges this model's images) and returns each
-prompt's quality score, so many replicas run on few cores. A replica start (a model swap)
-costs the model's load time, counted from the plan's request.
+prompt's quality score, so many workers run on few cores. A model swap sleeps the model's
+load time (`load_s`, not scaled: the simulator's `Cluster` charges it the same way).
 
-A model spec (`EmulatedModel`, or `serving.diffusers_backend.DiffusersModel`) is what a replica
-is built with: `name`, `latency_s` (index b: the batch latency the drop rule uses), `load_s`
-(the swap cost the GPU-busy account charges), `actor_options` and `start(swap_started_s)`,
-which returns the engine that runs batches: `run(jobs, judged, scored)` with jobs
-(prompt_id, image_idx) -> one (quality score or None, base64 PNG or None) per job.
+A model spec (`EmulatedModel`, or `serving.diffusers_backend.DiffusersModel`) is what a worker
+(`serving.workers.Worker`) is built with, one per model: `name`, `latency_s` (index b: the
+batch latency the drop rule uses), `load_s` (the swap cost the GPU-busy account charges),
+`actor_options` and `start(load_from_s)`, the swap, which returns the engine that runs
+batches: `run(jobs, judged, scored)` with jobs (prompt_id, image_idx) -> one (quality score or
+None, base64 PNG or None) per job.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-REPLICA_CPUS = 0.01  # emulated replicas sleep: many fit on one core
+REPLICA_CPUS = 0.01  # emulated workers sleep: many fit on one core
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class EmulatedModel:
     def actor_options(self) -> dict:
         return {"num_cpus": REPLICA_CPUS}
 
-    async def start(self, swap_started_s: float) -> EmulatedEngine:
-        """The model swap: ends `load_s` after the plan asked for the replica, or at once if
-        starting the replica took longer."""
-        await asyncio.sleep(max(0.0, swap_started_s + self.load_s - time.time()))
+    async def start(self, load_from_s: float) -> EmulatedEngine:
+        """The model swap: ends `load_s` after `load_from_s` (wall clock: the plan's request,
+        or when the worker came free of its last batch, as the simulator's worker loads)."""
+        await asyncio.sleep(max(0.0, load_from_s + self.load_s - time.time()))
         return EmulatedEngine(self)
 
 

@@ -3,17 +3,20 @@ query, decided by the decision core (`simulator.core.PlanState`: route by router
 accept-or-escalate by quality score) or the policy's per-query hooks — the rules the simulator
 runs, never a copy.
 
-Per query: arrival -> router cost (when the policy routes) -> admission -> route -> a model's
-deployment (queued at one of its replicas, chosen by `serving.dispatch`) -> accept or
-escalate by the quality score of the image it made -> ... as `simulator.cluster.Cluster`
-does. The response carries the final model's image (`b64_json`; None on the emulated backend)
-and the t2isim record of each image (times, models, the deciding quality score). A query
-routed to a model without workers waits for the next plan (an orphan). A replica that dies
-with the query is retried on the model's other replicas (MAX_RETRIES), after which the query
-fails with the reason; every query ends as exactly one of done / dropped / failed.
+Per query: arrival -> router cost (when the policy routes) -> admission -> route -> one of the
+worker slots hosting the model (`serving.workers.Worker`, chosen by `serving.dispatch` over
+this ingress's outstanding queries per worker) -> accept or escalate by the quality score of
+the image it made -> ... as `simulator.cluster.Cluster` does. The response carries the final
+model's image (`b64_json`; None on the emulated backend) and the t2isim record of each image
+(times, models, the deciding quality score). A query routed to a model without workers waits
+for the next plan (an orphan); one a worker answers `resend` (its model changed) is routed
+again under the plan in force (`on_plan_change=reroute`). A worker whose replica dies with the
+query is left out of dispatch until it answers again; the query is retried on the model's
+workers (MAX_RETRIES), after which it fails with the reason; every query ends as exactly one
+of done / dropped / failed.
 
 `POST /v1/t2isim/epoch` marks the start of a replay (see `mark_epoch`);
-`GET /v1/t2isim/state` returns the setup, whether the initial plan's replicas run (`ready`),
+`GET /v1/t2isim/state` returns the setup, whether the initial plan's workers run (`ready`),
 the plans in force (wall-clock times), the demand log, the measured model swaps and the
 GPU-busy seconds: what a load generator needs to write a run folder.
 """
@@ -21,6 +24,7 @@ GPU-busy seconds: what a load generator needs to write a run folder.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import time
 from dataclasses import asdict
@@ -29,17 +33,18 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from serving.replicas import MAX_ONGOING
+from serving.dispatch import choose_replica
 from serving.requests import EPOCH, GENERATIONS, STATE, RequestError, parse_request
-from serving.setup import ServeSetup, model_app
+from serving.setup import ServeSetup, worker_app
+from serving.workers import MAX_ONGOING
 from simulator.cluster import STAGE_ESCALATED, STAGE_FINAL, STAGE_OPEN
 from simulator.core import ACCEPT, NO_MODEL, PlanState
 from simulator.engine import SEED_STREAM_DISPATCH, stream_seed
 from simulator.hooks import PolicyHooks
 from simulator.policy import Plan
 
-MAX_RETRIES = 2  # resends of a query whose replica died
-UNAVAILABLE_WAIT_S = 0.2  # before asking again a deployment that a plan just removed
+MAX_RETRIES = 2  # resends of a query whose worker's replica died
+REVIVE_WAIT_S = 0.2  # between asks of a worker whose replica died
 REPLICA_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError")
 
 
@@ -56,36 +61,50 @@ class Ingress:
         self.quality_np = policy.quality_scores
         self.router_shift_s = config.router_cost_s * config.time_scale if policy.uses_router else 0
         self.hooks = PolicyHooks.of(policy)
-        self.draw = random.Random(stream_seed(config.seed, SEED_STREAM_DISPATCH)).random
+        stream = stream_seed(config.seed, SEED_STREAM_DISPATCH)
+        self.draw = random.Random(stream).random  # the core's mix draws
+        self.dispatch = self.setup.dispatch
+        self.pick = random.Random(f"{stream}/worker")  # the dispatch's draws
         self.prompt_of_text: dict[str, int] = {}
         for i, text in enumerate(bundle.prompts["text"]):
             self.prompt_of_text.setdefault(text, i)
         self.handles = [
-            serve.get_deployment_handle("ModelReplica", model_app(m, name), _check_exists=False)
-            for m, name in enumerate(bundle.model_names)
+            serve.get_deployment_handle("Worker", worker_app(w), _check_exists=False)
+            for w in range(config.n_workers)
         ]
         self.state = PlanState(self.n_models)
+        self.version = 0  # of the plan in force (`LiveCluster.version`)
+        self.workers_of: list[list[int]] = [[] for _ in range(self.n_models)]  # slots per model
+        self.sent = [0] * config.n_workers  # outstanding queries per worker slot
+        self.down: set[int] = set()  # slots whose replica died, until it answers again
         self.workers = [0] * self.n_models
         self.batch = [1] * self.n_models
         self.plan_changed = asyncio.Event()
         self.plans: list[dict] = []
         self.demand: list[tuple[float, float]] = []
-        self.arrived = 0
+        self.arrival_s: list[float] = []  # wall time of each arrival since the epoch
+        self.visit_s: list[list[float]] = [[] for _ in range(self.n_models)]  # per model
         self.inflight = 0
-        self.model_arrivals = [0] * self.n_models
         self.outstanding = [0] * self.n_models
         self.busy_s = 0.0
-        self.ready = False  # the initial plan's replicas run
+        self.ready = False  # the initial plan's workers run, their models loaded
         self.epoch_s = 0.0
         self.swaps: list[dict] = []
 
     # ------------------------------------------------------------------ controller side
 
-    def set_plan(self, plan: Plan, planned_s: float, swap_load_s: float) -> float:
-        """Put a plan in force for routing now (its swaps cost `swap_load_s` GPU seconds);
-        returns the wall time it took effect."""
+    def set_plan(
+        self, plan: Plan, slots: list[int], version: int, planned_s: float, swap_load_s: float
+    ) -> float:
+        """Put plan `version` in force for routing now, with the model of each worker slot
+        (its swaps cost `swap_load_s` GPU seconds); returns the wall time it took effect."""
         index = self.bundle.model_index
         self.state = PlanState.from_plan(plan, index, self.router_np, self.quality_np)
+        self.version = version
+        self.workers_of = [[] for _ in range(self.n_models)]
+        for w, m in enumerate(slots):
+            if m != NO_MODEL:
+                self.workers_of[m].append(w)
         self.workers = [0] * self.n_models
         self.batch = [1] * self.n_models
         for name, count in plan.workers.items():
@@ -111,32 +130,39 @@ class Ingress:
         """A replay starts now: the controller restarts its estimators and plans afresh, as a
         simulation starts at t = 0; the arrival counters it reads restart from 0."""
         self.epoch_s = time.time()
-        self.arrived = 0
-        self.model_arrivals = [0] * self.n_models
+        self.arrival_s = []
+        self.visit_s = [[] for _ in range(self.n_models)]
         return self.epoch_s
 
     def set_ready(self) -> None:
         self.ready = True
 
-    def log_swap(self, model: str, requested_s: float, running_s: float) -> None:
-        """A model's deployment reached its planned replicas (wall-clock times)."""
-        self.swaps.append({"model": model, "requested_s": requested_s, "running_s": running_s})
+    def log_swap(self, model: str, requested_s: float, times: dict) -> None:
+        """A worker's swap to `model`, wall clock: the plan's request, and (`times`) when the
+        worker got it, when its load began to count and when the model was loaded."""
+        self.swaps.append({"model": model, "requested_s": requested_s, **times})
 
-    def tick(self, now_s: float, demand_qps: float | None) -> dict:
+    def tick(self, now_s: float, demand_qps: float | None, until_s: float | None = None) -> dict:
         """The live counters the controller's estimators read (simulator.controller); logs the
-        demand estimate of the tick that ended at `now_s`. Queued per model = outstanding
-        beyond what its replicas hold in service (workers x batch size)."""
+        demand estimate of the tick that ended at `now_s`. Arrivals and visits per model are
+        counted by their own time stamps, those before `until_s` (the tick's boundary, wall
+        clock; None: all), as the simulator counts a tick's arrivals whenever the controller
+        thread wakes."""
         if demand_qps is not None:
             self.demand.append((now_s, demand_qps))
+        count = len if until_s is None else (lambda times: bisect.bisect_left(times, until_s))
         return {
             "epoch_s": self.epoch_s,
-            "arrived": self.arrived,
+            "arrived": count(self.arrival_s),
             "inflight": self.inflight,
-            "model_arrivals": list(self.model_arrivals),
-            "queued": [
-                max(0, o - w * b) for o, w, b in zip(self.outstanding, self.workers, self.batch)
-            ],
+            "model_arrivals": [count(times) for times in self.visit_s],
+            "queued": self.queued(),
         }
+
+    def queued(self) -> list[int]:
+        """Queued per model: outstanding beyond what its workers hold in service (workers x
+        batch size)."""
+        return [max(0, o - w * b) for o, w, b in zip(self.outstanding, self.workers, self.batch)]
 
     # ------------------------------------------------------------------ HTTP
 
@@ -211,7 +237,7 @@ class Ingress:
             "escalated": False,
             "quality_score": None,  # of the first image (diffusers: CLIP P(real); None: unscored)
         }
-        self.arrived += 1
+        self.arrival_s.append(arrival)
         self.inflight += 1
         image = None
         try:
@@ -234,7 +260,7 @@ class Ingress:
         stage, m = await self._route(score, rec)
         while True:
             result = await self._run_on(m, prompt_id, rec["arrival_s"], image_idx)
-            if result["status"] == "requeue":  # its model lost its workers: the next plan
+            if result["status"] == "requeue":  # its worker's model changed: route it again
                 stage, m = await self._reenter(stage, score, rec)
                 continue
             if result["status"] != "done":
@@ -254,7 +280,7 @@ class Ingress:
             return result["image"]
 
     def _decide(self, m: int, quality: float | None) -> int:
-        """ACCEPT or the next model; an image without a score (its replica was configured
+        """ACCEPT or the next model; an image without a score (its worker was configured
         under a plan that did not judge the model) is accepted."""
         if quality is None:
             return ACCEPT
@@ -271,8 +297,8 @@ class Ingress:
             if route is None:
                 m = self.state.route(score, self.draw)
             else:
-                m = route(self.state, score, time.time(), self.tick(time.time(), None)["queued"])
-            if m != NO_MODEL and self.workers[m] > 0:
+                m = route(self.state, score, time.time(), self.queued())
+            if m != NO_MODEL and self.workers_of[m]:
                 break
             await self.plan_changed.wait()
         if m == self.state.last:
@@ -287,49 +313,79 @@ class Ingress:
             return await self._route(score, rec)
         while True:
             m = self.state.requeue(self.draw)
-            if m != NO_MODEL and self.workers[m] > 0:
+            if m != NO_MODEL and self.workers_of[m]:
                 return (STAGE_FINAL if m == self.state.last else STAGE_ESCALATED), m
             await self.plan_changed.wait()
 
     async def _available(self, m: int) -> int:
-        while self.workers[m] == 0:
+        while not self.workers_of[m]:
             await self.plan_changed.wait()
         return m
 
     async def _run_on(self, m: int, prompt_id: int, arrival_s: float, image_idx: int) -> dict:
-        """One visit of model m: queued at one of its replicas until served or dropped;
-        resent when its replica died (at most MAX_RETRIES times) or left it unserved."""
-        self.model_arrivals[m] += 1
+        """One visit of model m: queued at one of its workers until served or dropped;
+        `requeue` when the worker answers `resend` (its model changed) or the model has no
+        workers left; sent again when the worker's replica died (at most MAX_RETRIES times)."""
+        self.visit_s[m].append(time.time())
         self.outstanding[m] += 1
         try:
             lost = 0
             while True:
-                if self.workers[m] == 0:
+                w = self._choose(m)
+                if w is None:
                     return {"status": "requeue"}
+                self.sent[w] += 1
                 try:
-                    result = await self.handles[m].remote(prompt_id, arrival_s, image_idx)
+                    result = await self.handles[w].remote(
+                        m, self.version, prompt_id, arrival_s, image_idx
+                    )
                 except Exception as exc:
-                    kind = type(exc).__name__
-                    if kind == "DeploymentUnavailableError":  # deleted by a plan, or restarting
-                        await asyncio.sleep(UNAVAILABLE_WAIT_S)
-                        continue
-                    if kind not in REPLICA_LOST:
+                    if type(exc).__name__ not in REPLICA_LOST:
                         raise
                     lost += 1
+                    self._mark_down(w)
                     if lost > MAX_RETRIES:
                         return {
                             "status": "failed",
-                            "reason": f"replica of {self.bundle.model_names[m]} lost "
+                            "reason": f"worker of {self.bundle.model_names[m]} lost "
                             f"{lost} times ({type(exc).__name__})",
                         }
                     continue
+                finally:
+                    self.sent[w] -= 1
                 if result["status"] == "resend":
-                    continue
+                    return {"status": "requeue"}
                 if result["status"] == "done":
                     self.busy_s += result["busy_s"]
                 return result
         finally:
             self.outstanding[m] -= 1
+
+    def _choose(self, m: int) -> int | None:
+        """The worker slot for a query of model m (None: no workers): `serving.dispatch`'s
+        rule over this ingress's outstanding queries at each worker, those whose replica died
+        left out while another is up."""
+        slots = self.workers_of[m]
+        if not slots:
+            return None
+        if self.down:
+            slots = [w for w in slots if w not in self.down] or slots
+        return slots[choose_replica(self.dispatch, [self.sent[w] for w in slots], self.pick)]
+
+    def _mark_down(self, w: int) -> None:
+        if w not in self.down:
+            self.down.add(w)
+            asyncio.get_running_loop().create_task(self._revive(w))
+
+    async def _revive(self, w: int) -> None:
+        """Back in dispatch once the worker's (restarted) replica answers."""
+        while True:
+            try:
+                await self.handles[w].status.remote()
+                break
+            except Exception:
+                await asyncio.sleep(REVIVE_WAIT_S)
+        self.down.discard(w)
 
 
 def _error(exc: RequestError) -> JSONResponse:

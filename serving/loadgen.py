@@ -5,7 +5,7 @@ time against a serving URL and writes the same run folder as `simulate` (`querie
 Each query is sent at its trace time (never waiting for earlier ones) as
 `POST /v1/images/generations` with the bundle prompt's text and `prompt_id`; its latency is
 the client's (send -> response). A query ends as exactly one of: done, dropped (by the
-server's drop rule or admission), failed (a lost replica, an HTTP error; the reason is kept),
+server's drop rule or admission), failed (a lost worker, an HTTP error; the reason is kept),
 or no answer by late_factor x SLO; outcomes must add up to arrivals (the simulator's
 conservation check, plus a count here). The server's plans and demand estimates
 (`GET /v1/t2isim/state`) become the run's plan epochs and demand log.
@@ -78,7 +78,7 @@ def mark_epoch(url: str) -> None:
 
 
 def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> dict:
-    """The server's state once its initial plan's replicas run (replaying earlier would
+    """The server's state once its initial plan's workers run (replaying earlier would
     measure the deployment, not the policy)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -223,16 +223,28 @@ def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> l
     )
 
 
+SWAP_PARTS = {  # swap_s's means: seconds from the plan's request to ...
+    "mean_s": "loaded_s",  # the model loaded in its worker: the real swap cost
+    "reconfigure_mean_s": "configured_s",  # the worker got its new model
+    "batch_wait_mean_s": "load_from_s",  # its load began to count (after a batch in service)
+}
+
+
 def swap_seconds(swaps: list[dict]) -> dict:
-    """Measured seconds from a deployment change to its replicas running, per model (mean,
-    count): the real swap cost, to compare with the bundle's `load_s`."""
-    seconds: dict[str, list[float]] = {}
+    """Per swapped-in model, the count of swaps and the mean seconds from the plan's request to
+    each of `SWAP_PARTS` (those the log has): the real swap cost, to compare with the bundle's
+    `load_s`, and where it went."""
+    by_model: dict[str, list[dict]] = {}
     for s in swaps:
-        seconds.setdefault(s["model"], []).append(s["running_s"] - s["requested_s"])
-    return {
-        m: {"mean_s": round(float(np.mean(v)), 3), "count": len(v)}
-        for m, v in sorted(seconds.items())
-    }
+        by_model.setdefault(s["model"], []).append(s)
+    out = {}
+    for m, logged in sorted(by_model.items()):
+        out[m] = {"count": len(logged)}
+        for part, key in SWAP_PARTS.items():
+            seconds = [s[key] - s["requested_s"] for s in logged if s.get(key) is not None]
+            if seconds:
+                out[m][part] = round(float(np.mean(seconds)), 3)
+    return out
 
 
 def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:

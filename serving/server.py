@@ -1,5 +1,6 @@
 """A serving run: a Ray cluster (local, or joined with `ray_address`), Serve's HTTP proxy, the
-ingress application, the model deployments of the initial plan and the controller thread."""
+ingress application, one worker application per GPU slot (its initial plan's model loaded)
+and the controller thread."""
 
 from __future__ import annotations
 

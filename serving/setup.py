@@ -1,11 +1,10 @@
 """What a serving run is: bundle, policy, its options and the simulator's `SimConfig` (one
-config source for both drivers), the backend its replicas run, the dispatch among a model's
-replicas (`serving.dispatch`), built the same way in every process that needs them (the
+config source for both drivers), the backend its workers run, the dispatch among a model's
+workers (`serving.dispatch`), built the same way in every process that needs them (the
 ingress, the controller, the load generator)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from serving.dispatch import DISPATCH_MODES
@@ -19,17 +18,16 @@ SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters
 # SimConfig fields the real path sets itself, each at its default (`dispatch`: or the serving
 # dispatch, as validate's simulation), and why; another value is refused, however it is given
 REAL_PATH_SETS = {
-    "dispatch": "on the serving path the ingress chooses a model's replica by serve's --dispatch "
+    "dispatch": "on the serving path the ingress chooses a model's worker by serve's --dispatch "
     "(p2c, jsq, random; validate: jsq, in its real runs and its simulation)",
-    "service_time": "on the serving path a replica takes the time it takes (emulated: the "
+    "service_time": "on the serving path a worker takes the time it takes (emulated: the "
     "profiled p50)",
-    "max_wait_s": "on the serving path a replica starts a batch at once (Ray Serve "
-    "batch_wait_timeout_s=0)",
-    "plan_delay_s": "on the serving path a plan takes effect as its deployments update",
-    "plan_delay_measured": "on the serving path a plan takes effect as its deployments update",
-    "queue": "on the serving path a replica serves its queue in arrival order (fifo)",
-    "on_plan_change": "on the serving path the ingress routes again the queries of a model that "
-    "lost its workers (reroute)",
+    "max_wait_s": "on the serving path a worker starts a batch as soon as it is free",
+    "plan_delay_s": "on the serving path a plan takes effect as its workers reconfigure",
+    "plan_delay_measured": "on the serving path a plan takes effect as its workers reconfigure",
+    "queue": "on the serving path a worker serves its queue in arrival order (fifo)",
+    "on_plan_change": "on the serving path the ingress routes again the queries queued at a "
+    "worker whose model changes (reroute)",
     "escalation": "on the serving path the ingress escalates to the plan's next stage "
     "(next-stage)",
 }
@@ -79,20 +77,11 @@ class ServeSetup:
         import policies  # noqa: F401  (registers the adaptive policies)
         from experiments.inputs import resolve_bundle
         from simulator.hooks import PolicyHooks
-        from simulator.policy import PolicyContext, make_policy
+        from simulator.run import build_policy
 
         config = self.config
         bundle = resolve_bundle(self.bundle)
-        context = PolicyContext(
-            bundle=bundle,
-            n_workers=config.n_workers,
-            slo_s=config.slo_s,
-            time_scale=config.time_scale,
-            seed=config.seed,
-            options=dict(self.options),
-            load_s=config.load_s,  # the swap-aware planner's load time, as in the simulator
-        )
-        policy = make_policy(self.policy, context)
+        policy = build_policy(bundle, self.policy, config, self.options)
         hooks = PolicyHooks.of(policy)
         for name in ("queue_priority", "form_batch"):
             if getattr(hooks, name) is not None:
@@ -116,7 +105,7 @@ class ServeSetup:
         return bundle, policy, config
 
     def models(self, bundle, policy, config) -> list:
-        """The model spec of each bundle model that its replicas are built with."""
+        """The model spec of each bundle model (every worker is built with all of them)."""
         if self.backend == "diffusers":
             from serving.diffusers_backend import diffusers_models
 
@@ -135,6 +124,6 @@ def check_real_path_fields(config: SimConfig, dispatch: str) -> None:
             raise InputError(f"{field_label(name)}: {value!r} is not settable: {why}")
 
 
-def model_app(index: int, name: str) -> str:
-    """The Serve application of one model (one deployment, its replicas = its workers)."""
-    return f"t2isim-m{index}-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+def worker_app(slot: int) -> str:
+    """The Serve application of GPU worker `slot` (one deployment, one replica)."""
+    return f"t2isim-w{slot}"

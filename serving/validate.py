@@ -416,7 +416,7 @@ def _real_runs(setup, trace_spec, out: Path, repeats, port, num_cpus, log) -> li
 def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Path]:
     """The real run folders already in `out`, checked to be replays of this policy, options,
     trace and settings (a setting a run predates at its default); `load_s` may differ (to
-    simulate another swap cost: a real run's is its replicas' measured start, `swap_s` in its
+    simulate another swap cost: a real run's is its measured swaps, `swap_s` in its
     summary)."""
     dirs = sorted(
         (d for d in out.glob("real-*") if (d / "summary.json").is_file()),

@@ -12,7 +12,7 @@ from simulator.bundle import Bundle
 from simulator.config import SimConfig
 from simulator.engine import ProgressCallback, RawRun, simulate
 from simulator.metrics import compute_metrics
-from simulator.policy import PolicyContext, make_policy
+from simulator.policy import Policy, PolicyContext, make_policy
 from simulator.results import code_version, sha256_json
 from simulator.workloads import Trace, TraceError, validate_prompt_ids
 
@@ -24,6 +24,26 @@ class RunOutput:
     summary: dict
     config: dict  # the resolved configuration, as written to config.json
     raw: RawRun
+
+
+def build_policy(
+    bundle: Bundle,
+    policy_name: str,
+    config: SimConfig,
+    policy_options: Mapping[str, object] | None = None,
+) -> Policy:
+    """The named policy for a run of `config` on `bundle` (the simulator's and the serving
+    path's: the swap-aware planner gets the run's load time, `config.load_s`)."""
+    context = PolicyContext(
+        bundle=bundle,
+        n_workers=config.n_workers,
+        slo_s=config.slo_s,
+        time_scale=config.time_scale,
+        seed=config.seed,
+        options=dict(policy_options or {}),
+        load_s=config.load_s,
+    )
+    return make_policy(policy_name, context)
 
 
 def run_simulation(
@@ -40,16 +60,7 @@ def run_simulation(
         raise TraceError(f"{trace.name or 'trace'}: empty trace")
     validate_prompt_ids(trace, bundle.n_prompts, trace.name or "trace")
     options = dict(policy_options or {})
-    context = PolicyContext(
-        bundle=bundle,
-        n_workers=config.n_workers,
-        slo_s=config.slo_s,
-        time_scale=config.time_scale,
-        seed=config.seed,
-        options=options,
-        load_s=config.load_s,
-    )
-    policy = make_policy(policy_name, context)
+    policy = build_policy(bundle, policy_name, config, options)
     raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config, progress=progress)
     queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
     resolved = {"policy": policy_name, "policy_options": options, "sim": config.to_dict()}

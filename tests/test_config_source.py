@@ -340,7 +340,7 @@ def test_the_real_path_plans_with_the_configs_load_time(bundle_dir, monkeypatch)
     """As `simulator.run`: the policy gets `load_s` (the swap-aware planner's load time)."""
     contexts = []
     make = simulator.policy.make_policy
-    monkeypatch.setattr(simulator.policy, "make_policy",
+    monkeypatch.setattr(simulator.run, "make_policy",  # serving builds it by simulator.run
                         lambda name, context: contexts.append(context) or make(name, context))
     sim = SimConfig(n_workers=3, slo_s=12.5, time_scale=0.5, seed=7, load_s=0.0).to_dict()
     ServeSetup(str(bundle_dir), "clipper-light", {}, sim).build()

@@ -99,3 +99,21 @@ def test_a_replay_epoch_restarts_estimators_ticks_and_plans_at_once():
     assert after[0].demand_qps == 20.0
     assert [r.plan is None for r in after] == [True, True, False]  # 3 ticks after the restart
     assert after[2].plan.workers == {"light": 2, "heavy": 2}
+
+
+def test_the_ingress_counts_a_ticks_arrivals_by_their_time_stamps():
+    """However late the controller thread reads them, a tick counts the arrivals and visits
+    before its boundary (as the simulator's tick), not those that came since."""
+    from serving.ingress import Ingress
+
+    ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the counters only
+    ing.epoch_s, ing.inflight, ing.demand = 1000.0, 3, []
+    ing.arrival_s = [1000.2, 1000.9, 1001.0, 1001.4, 1002.1]
+    ing.visit_s = [[1000.3, 1001.05], [1001.5]]
+    ing.outstanding, ing.workers, ing.batch = [5, 1], [2, 1], [2, 1]
+    first = ing.tick(1001.3, 11.5, until_s=1001.0)  # read 0.3 s after the boundary at 1001
+    assert first["arrived"] == 2 and first["model_arrivals"] == [1, 0]
+    assert ing.demand == [(1001.3, 11.5)]
+    assert Counters.from_dict(first).queued == (1, 0)  # outstanding beyond workers x batch
+    assert ing.tick(1002.0, None, until_s=1002.0)["arrived"] == 4
+    assert ing.tick(1002.5, None)["arrived"] == 5  # no boundary: every arrival so far

@@ -1,13 +1,11 @@
-"""Dispatch among a model's replicas (`serving.dispatch`): power of two choices balances a
-skewed case (one straggler replica) far better than random choice, close to join-the-shortest-
-queue; the Serve request router that runs it in the ingress counts outstanding requests,
-picks the less loaded of its two draws and repeats its choices under the same seed."""
+"""Dispatch among a model's workers (`serving.dispatch`): power of two choices balances a
+skewed case (one straggler worker) far better than random choice, close to join-the-shortest-
+queue; the ingress runs it over the worker slots of the model a query is routed to, with its
+own outstanding counts, the same choices under the same seed, dead workers left out."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-from types import SimpleNamespace
 
 import pytest
 
@@ -57,53 +55,37 @@ def test_choose_replica_rules():
     assert choose_replica("random", [0, 0, 0, 0], random.Random(5)) == random.Random(5).randrange(4)
 
 
-def test_the_serve_router_counts_outstanding_and_repeats_under_a_seed():
+def test_the_ingress_dispatches_over_a_models_worker_slots_and_skips_dead_ones():
     pytest.importorskip("ray.serve")
-    from ray.serve._private.common import DeploymentHandleSource, DeploymentID, ReplicaID
+    from serving.ingress import Ingress
 
-    from serving.router import OutstandingRouter
+    def ingress(mode: str, seed: int = 7):
+        ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
+        ing.dispatch, ing.pick = mode, random.Random(seed)
+        ing.workers_of = [[0, 2, 5], [], [1, 3, 4, 6]]  # slots per model
+        ing.sent = [0] * 7
+        ing.down = set()
+        return ing
 
-    deployment = DeploymentID(name="ModelReplica", app_name="m")
-
-    def router(seed: int, mode: str = "p2c") -> OutstandingRouter:
-        r = OutstandingRouter(
-            deployment_id=deployment, handle_source=DeploymentHandleSource.UNKNOWN
-        )
-        r.initialize_state(mode=mode, seed=seed)
-        return r
-
-    replicas = [
-        SimpleNamespace(replica_id=ReplicaID(unique_id=name, deployment_id=deployment))
-        for name in ("c", "a", "d", "b")  # the router orders them by id
-    ]
-
-    async def route(r: OutstandingRouter, n: int, among=replicas) -> list[str]:
+    def route(ing, m: int, n: int) -> list[int]:
         chosen = []
         for _ in range(n):
-            [[replica]] = await r.choose_replicas(among)
-            r.on_send_request(replica.replica_id)
-            chosen.append(replica.replica_id.unique_id)
+            w = ing._choose(m)
+            ing.sent[w] += 1
+            chosen.append(w)
         return chosen
 
-    first, again = router(7), router(7)
-    sequence = asyncio.run(route(first, 12))
-    assert asyncio.run(route(again, 12)) == sequence
-    counts = {r.replica_id.unique_id: first.outstanding.get(r.replica_id, 0) for r in replicas}
-    assert sum(counts.values()) == 12 and max(counts.values()) - min(counts.values()) <= 2
-    # completions bring a replica's count down; then the emptiest replica wins
-    emptied = replicas[1].replica_id  # "a"
-    for _ in range(counts["a"]):
-        first.on_request_completed(emptied, "request")
-    assert emptied not in first.outstanding
-    shortest = router(0, "jsq")
-    shortest.outstanding = dict(first.outstanding)
-    assert asyncio.run(route(shortest, 1)) == ["a"]
-    # of two replicas both are drawn: p2c always takes the emptier one ("a" until it has
-    # as many as "c", then they alternate)
-    assert counts["c"] >= 2
-    picks = asyncio.run(route(first, 2 * counts["c"] + 1, among=replicas[:2]))
-    assert picks[: counts["c"]] == ["a"] * counts["c"]
-    left = {name: first.outstanding.get(r.replica_id, 0) for name, r in zip("ca", replicas)}
-    assert abs(left["a"] - left["c"]) <= 1
-    with pytest.raises(ValueError, match="dispatch 'fastest'"):
-        router(0).initialize_state(mode="fastest")
+    first, again = ingress("p2c"), ingress("p2c")
+    sequence = route(first, 2, 12)
+    assert route(again, 2, 12) == sequence  # the same seed, the same choices
+    counts = [first.sent[w] for w in (1, 3, 4, 6)]
+    assert sum(counts) == 12 and max(counts) - min(counts) <= 2  # p2c: balanced, all used
+    assert sum(first.sent) == 12  # only model 2's slots got its queries
+    assert first._choose(1) is None  # a model without workers: the query waits for a plan
+    shortest = ingress("jsq")
+    shortest.sent = [3, 1, 1, 0, 0, 2, 4]
+    assert shortest._choose(0) == 2 and shortest._choose(2) == 3  # fewest, first on a tie
+    shortest.down = {3, 4}  # their replicas died: left out while another worker is up
+    assert shortest._choose(2) == 1
+    shortest.down = {0, 2, 5}
+    assert shortest._choose(0) == 2  # all down: dispatch among them (they restart)

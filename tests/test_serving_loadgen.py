@@ -77,7 +77,16 @@ class Stub(BaseHTTPRequestHandler):
                 "demand": [[self.origin, 0.0]],
                 "busy_s": 0.0,
                 "ready": True,
-                "swaps": [],
+                "swaps": [  # two swaps to the light model: 2.5 s and 3.5 s from request to load
+                    {"model": MODEL, "requested_s": 100.0, "loaded_s": 102.5},
+                    {
+                        "model": MODEL,
+                        "requested_s": 200.0,
+                        "configured_s": 200.25,
+                        "load_from_s": 201.0,
+                        "loaded_s": 203.5,
+                    },
+                ],
                 "clock_s": time.time(),
             },
         )
@@ -133,6 +142,9 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     assert summary["ok"] == expected.count("done")  # 50 ms service, 1 s SLO: all in time
     assert summary["drops"] == expected.count("dropped") + expected.count("error")
     assert summary["failed"] == expected.count("error")
+    assert summary["swap_s"] == {  # the parts: means over the swaps that logged them
+        MODEL: {"count": 2, "mean_s": 3.0, "reconfigure_mean_s": 0.25, "batch_wait_mean_s": 1.0}
+    }
     assert summary["failure_reasons"] == {
         k: v
         for k, v in (

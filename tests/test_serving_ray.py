@@ -1,11 +1,14 @@
-"""The serving path on a local Ray cluster (emulated backend, 4 replicas, time scale 0.1): the
+"""The serving path on a local Ray cluster (emulated backend, 4 workers, time scale 0.1): the
 HTTP API's errors, an end-to-end replay whose per-query routing and escalation match the
-simulator's query by query, a replica killed mid-run with every query still accounted for.
+simulator's query by query, a worker's replica killed mid-run with every query still accounted
+for, and a plan change that swaps a model inside a running worker at the model's load time.
 One Serve instance for the module (Ray start-up dominates: ~30-60 s on 2 cores)."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+import time
 
 import httpx
 import numpy as np
@@ -90,3 +93,47 @@ def test_replay_matches_the_simulators_decisions_and_survives_a_killed_replica(s
     body = ok.json()
     assert isinstance(body["created"], int) and len(body["data"]) == 2
     assert body["t2isim"]["prompt_id"] == 11
+
+
+def test_a_plan_change_swaps_the_model_inside_the_running_worker(session):
+    cluster = session.controller.cluster
+    state_url = session.url + "/v1/t2isim/state"
+
+    def swap_to(plan) -> dict:
+        """Apply `plan` (one worker changes model) and return its logged swap."""
+        logged = len(httpx.get(state_url, timeout=30).json()["swaps"])
+        cluster.apply_plan(plan)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            cluster.check_swaps()  # as the controller thread does each tick
+            swaps = httpx.get(state_url, timeout=30).json()["swaps"]
+            if len(swaps) > logged:
+                return swaps[logged]
+            time.sleep(0.1)
+        raise AssertionError("no swap logged")
+
+    deadline = time.monotonic() + 60
+    while not all(cluster.worker(w).status.remote().result()["loaded"] for w in range(4)):
+        assert time.monotonic() < deadline, "a worker never loaded"  # (one killed restarts)
+        time.sleep(0.1)
+    original = cluster.plan
+    actors = [cluster.worker(w).actor_name.remote().result() for w in range(4)]
+    light, heavy = original.workers[LIGHT], original.workers[HEAVY]
+    workers = {LIGHT: light + 1, HEAVY: heavy - 1} if heavy > 1 else {LIGHT: light - 1, HEAVY: 2}
+    model = LIGHT if heavy > 1 else HEAVY
+    before = list(cluster.slots)
+    swap = swap_to(dataclasses.replace(original, workers=workers))
+    [w] = [w for w in range(4) if cluster.slots[w] != before[w]]  # fewest swaps: one
+    load_s = cluster.models[cluster.bundle.model_index(model)].load_s
+    assert swap["model"] == model
+    # the model's load time from the plan's request (the worker was idle), not a replica
+    # start (tens of seconds); later only if Serve's reconfigure came after that
+    assert swap["load_from_s"] == swap["requested_s"] < swap["configured_s"]
+    due_s = max(swap["requested_s"] + load_s, swap["configured_s"])
+    assert 0 <= swap["loaded_s"] - due_s <= 0.5
+    status = cluster.worker(w).status.remote().result()
+    assert status["model"] == cluster.bundle.model_index(model) and status["loaded"]
+    # every worker is the same replica as before the swap: reconfigured, never restarted
+    assert [cluster.worker(k).actor_name.remote().result() for k in range(4)] == actors
+    swap_to(original)  # back, loaded, for the other tests (any order)
+    assert cluster.slots == before

@@ -1,0 +1,241 @@
+"""One Serve deployment per GPU worker slot (`serving.setup.worker_app`), one long-lived replica
+each: the worker hosts the model the plan's placement gives its slot and swaps it in place, as
+a GPU server does (and as the simulator's `Worker`): a swap costs the model's load, never a
+process start.
+
+A worker is built with every model's spec of the run's backend (`serving.emulated.EmulatedModel`:
+sleeps the bundle's latencies; `serving.diffusers_backend.DiffusersModel`: the real pipeline and
+the CLIP discriminator). Its configuration comes by `reconfigure` (Serve's `user_config`, no
+restart: `serving.controller.LiveCluster` deploys every worker under one code version):
+`model` (index; NO_MODEL: none, the worker stays up, idle), `assigned` (the plan version that
+put that model here), `requested_s` (wall time of that plan), `batch_size`, `judged` and
+`scored` (see `reconfigure`).
+
+One task serves the worker like `simulator.cluster.Cluster.worker_process`: load the model the
+plan wants (`spec.start`: emulated, `load_s` counted from the plan's request or from when the
+worker came free, whichever is later; diffusers, the real load), else form a batch from the
+queue by the decision core's rule (`simulator.core.form_batch`: the drop rule) and run it, one
+batch at a time. A batch in service when the model changes ends on its model; the load follows.
+A query is sent with the model it is routed to and the ingress's plan version:
+- for the model the worker hosts: queued (held while that model loads);
+- for another model, from a plan newer than the worker's assignment: held until the
+  `reconfigure` of that plan arrives (the ingress learns a plan before the workers);
+- otherwise answered `resend`: the ingress routes it again under the plan in force
+  (`on_plan_change=reroute`). So are the queued queries of a worker whose model changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from ray import serve
+
+from simulator.core import NO_MODEL, form_batch
+
+MAX_ONGOING = 100_000  # queue at the worker (a GPU's queue), not at the caller
+RESEND = {"status": "resend"}
+
+
+class Job:
+    """One query's visit of a worker: the model it is routed to, the ingress's plan version
+    when sent, its prompt, arrival and image index, and the future its answer resolves."""
+
+    __slots__ = ("model", "version", "prompt_id", "arrival_s", "image_idx", "future")
+
+    def __init__(self, model, version, prompt_id, arrival_s, image_idx, future) -> None:
+        self.model = model
+        self.version = version
+        self.prompt_id = prompt_id
+        self.arrival_s = arrival_s
+        self.image_idx = image_idx
+        self.future = future
+
+
+class _ArrivalOf:
+    """`form_batch`'s arrival lookup for a queue of jobs."""
+
+    def __getitem__(self, job: Job) -> float:
+        return job.arrival_s
+
+
+ARRIVAL_OF = _ArrivalOf()
+
+
+def worker_actor_options(models) -> dict:
+    """The Ray resources of a worker that can host any of `models` (the most any one needs):
+    fixed for the run, as a resource change would restart the replica."""
+    options = [m.actor_options for m in models]
+    merged = {"num_cpus": max(o.get("num_cpus", 0) for o in options)}
+    gpus = max(o.get("num_gpus", 0) for o in options)
+    if gpus:
+        merged["num_gpus"] = gpus
+    return merged
+
+
+@serve.deployment(
+    max_ongoing_requests=MAX_ONGOING,
+    health_check_period_s=1.0,
+    graceful_shutdown_timeout_s=600.0,
+)
+class Worker:
+    """A GPU worker slot: one model at a time, swapped in place."""
+
+    def __init__(self, models: list, drop_limit_s: float) -> None:
+        self.models = models  # spec per bundle model index
+        self.drop_limit_s = drop_limit_s
+        self.free_s = time.time()  # when the worker last finished a batch or a load (or began)
+        self.model = NO_MODEL  # the model the plan wants here
+        self.assigned = -1
+        self.requested_s = 0.0
+        self.batch_size = 1
+        self.judged = False
+        self.scored = False
+        self.loaded = NO_MODEL  # the model whose engine runs now
+        self.loaded_s: float | None = None
+        self.configured_s: float | None = None  # when the assignment in force arrived
+        self.load_from_s: float | None = None  # when its load began to count
+        self.engine = None
+        self.error: str | None = None
+        self.queue: deque[Job] = deque()
+        self.held: list[Job] = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    async def reconfigure(self, config: dict) -> None:
+        """The plan in force for this worker. `judged`: the discriminator's cost is charged
+        for its model's images; `scored`: they need a quality score (the plan may escalate
+        them). A new `assigned` version puts its `model` here: the queued queries of another
+        model are answered `resend`, the held ones of that version are queued or resent."""
+        self.batch_size = int(config["batch_size"])
+        self.judged = bool(config["judged"])
+        self.scored = bool(config["scored"])
+        if int(config["assigned"]) != self.assigned:
+            self.assigned = int(config["assigned"])
+            self.requested_s = float(config["requested_s"])
+            self.configured_s = time.time()
+            model = int(config["model"])
+            if model != self.model:
+                self.model = model
+                while self.queue:
+                    _answer(self.queue.popleft(), RESEND)
+            held, self.held = self.held, []
+            for job in held:
+                if job.version > self.assigned:
+                    self.held.append(job)
+                elif job.model == self.model:
+                    self.queue.append(job)
+                else:
+                    _answer(job, RESEND)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        self.wake.set()
+
+    async def __call__(
+        self, model: int, version: int, prompt_id: int, arrival_s: float, image_idx: int = 0
+    ) -> dict:
+        """One query of `model`, sent under the ingress's plan `version`: its answer (done,
+        dropped, failed, or resend)."""
+        if self.error is not None:
+            return {"status": "failed", "reason": self.error}
+        job = Job(model, version, prompt_id, arrival_s, image_idx, _future())
+        if model == self.model:
+            self.queue.append(job)
+            self.wake.set()
+        elif version > self.assigned:
+            self.held.append(job)
+        else:
+            return RESEND
+        return await job.future
+
+    def status(self) -> dict:
+        """The assignment in force, when it arrived, whether its model is loaded, when the
+        load began to count and ended (wall clock), or the error a load ended with."""
+        return {
+            "model": self.model,
+            "assigned": self.assigned,
+            "loaded": self.loaded == self.model,
+            "configured_s": self.configured_s,
+            "load_from_s": self.load_from_s,
+            "loaded_s": self.loaded_s,
+            "error": self.error,
+        }
+
+    def actor_name(self) -> str:
+        """This replica's Ray actor name (fault injection kills that actor)."""
+        import ray
+
+        return ray.get_runtime_context().get_actor_name()
+
+    # ------------------------------------------------------------------ the worker's loop
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if self.loaded != self.model:
+                    await self._load()
+                elif self.queue:
+                    await self._serve_batch()
+                else:
+                    self.wake.clear()
+                    await self.wake.wait()
+        except Exception as exc:  # a load that failed: every query here still ends
+            self.error = f"model load failed: {type(exc).__name__}: {exc}"
+            for job in [*self.queue, *self.held]:
+                _answer(job, {"status": "failed", "reason": self.error})
+            self.queue.clear()
+            self.held.clear()
+
+    async def _load(self) -> None:
+        """The swap: the previous model leaves, the wanted one loads (queries wait)."""
+        model = self.model
+        self.engine, self.loaded = None, NO_MODEL
+        engine = None
+        if model != NO_MODEL:
+            self.load_from_s = max(self.requested_s, self.free_s)
+            engine = await self.models[model].start(self.load_from_s)
+        self.engine, self.loaded = engine, model
+        self.loaded_s = self.free_s = time.time()
+
+    async def _serve_batch(self) -> None:
+        spec = self.models[self.model]
+        size = max(1, min(self.batch_size, len(spec.latency_s) - 1))
+        now = time.time()
+        batch, dropped = form_batch(
+            self.queue, ARRIVAL_OF, now, size, spec.latency_s, self.drop_limit_s
+        )
+        for job in dropped:
+            _answer(job, {"status": "dropped", "reason": "drop rule"})
+        if not batch:
+            return
+        jobs = [(job.prompt_id, job.image_idx) for job in batch]
+        try:
+            outputs = await self.engine.run(jobs, self.judged, self.scored)
+        except Exception as exc:  # the batch fails with the reason; the worker goes on
+            for job in batch:
+                _answer(job, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+            return
+        done = self.free_s = time.time()
+        busy_s = (done - now) / len(batch)
+        for job, (quality, image) in zip(batch, outputs):
+            _answer(
+                job,
+                {
+                    "status": "done",
+                    "quality": quality,
+                    "image": image,
+                    "start_s": now,
+                    "done_s": done,
+                    "busy_s": busy_s,
+                },
+            )
+
+
+def _future() -> asyncio.Future:
+    return asyncio.get_running_loop().create_future()
+
+
+def _answer(job: Job, result: dict) -> None:
+    if not job.future.done():  # its caller may have gone (a cancelled request)
+        job.future.set_result(result)

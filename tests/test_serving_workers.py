@@ -1,0 +1,150 @@
+"""A serving worker slot (`serving.workers.Worker`) without Ray: the class Serve runs, driven
+by its `reconfigure` and calls on one event loop, with emulated models. A swap costs the
+model's load time inside the running worker (queries held meanwhile), a batch in service ends
+on its model before the load starts (as the simulator's worker), queued queries of a replaced
+model are answered `resend`, queries from a newer plan wait for its `reconfigure`, and the
+drop rule and an idle slot without a model behave as the simulator's."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+pytest.importorskip("ray.serve")
+
+from serving.emulated import EmulatedModel  # noqa: E402
+from serving.workers import RESEND, Worker, worker_actor_options  # noqa: E402
+from simulator.core import NO_MODEL  # noqa: E402
+
+LOAD_S = 0.3
+BATCH_S = (0.0, 0.2, 0.25, 0.3)  # latency of a batch of 1, 2, 3
+A, B = 0, 1
+MODELS = [
+    EmulatedModel("a", BATCH_S, (0.9, 0.1), disc_cost_s=0.0, load_s=LOAD_S),
+    EmulatedModel("b", BATCH_S, (0.7, 0.2), disc_cost_s=0.0, load_s=LOAD_S),
+]
+SLACK_S = 0.08  # event-loop scheduling on a shared machine
+
+
+def config(model: int, assigned: int, requested_s: float, batch_size: int = 1) -> dict:
+    return {
+        "model": model,
+        "assigned": assigned,
+        "requested_s": requested_s,
+        "batch_size": batch_size,
+        "judged": False,
+        "scored": True,
+    }
+
+
+def new_worker(drop_limit_s: float = 60.0):
+    return Worker.func_or_class(MODELS, drop_limit_s)
+
+
+async def loaded_worker(model: int, drop_limit_s: float = 60.0, batch_size: int = 1):
+    """A worker with `model` loaded under plan 1 (a fresh worker loads from its start)."""
+    worker = new_worker(drop_limit_s)
+    await worker.reconfigure(config(model, 1, time.time(), batch_size))
+    while not worker.status()["loaded"]:
+        await asyncio.sleep(0.01)
+    return worker
+
+
+def test_a_swap_costs_the_load_time_and_holds_queries_until_loaded():
+    async def scenario():
+        worker = new_worker()
+        requested = time.time()
+        await worker.reconfigure(config(A, 1, requested))
+        first = asyncio.ensure_future(worker(A, 1, 0, time.time()))
+        await asyncio.sleep(0.05)
+        assert not first.done() and not worker.status()["loaded"]  # loading: held
+        done = await first
+        status = worker.status()
+        return requested, done, status
+
+    requested, done, status = asyncio.run(scenario())
+    assert status == {
+        "model": A,
+        "assigned": 1,
+        "loaded": True,
+        "configured_s": status["configured_s"],
+        "load_from_s": requested,
+        "loaded_s": status["loaded_s"],
+        "error": None,
+    }
+    assert requested <= status["configured_s"] < status["loaded_s"]
+    # the load ends load_s after the plan's request (the worker began before it: no start)
+    assert LOAD_S <= status["loaded_s"] - requested <= LOAD_S + SLACK_S
+    assert done["status"] == "done" and done["quality"] == 0.9
+    assert done["start_s"] >= status["loaded_s"]
+    assert BATCH_S[1] <= done["done_s"] - done["start_s"] <= BATCH_S[1] + SLACK_S
+
+
+def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads():
+    async def scenario():
+        worker = await loaded_worker(A)
+        calls = [asyncio.ensure_future(worker(A, 1, p, time.time())) for p in (0, 1, 1)]
+        await asyncio.sleep(0.05)  # query 0 in service (batch size 1), two queued
+        swap_s = time.time()
+        await worker.reconfigure(config(B, 2, swap_s))
+        answers = await asyncio.gather(*calls)
+        late = await worker(B, 2, 0, time.time())  # held while b loads
+        return swap_s, answers, late, worker.status()
+
+    swap_s, answers, late, status = asyncio.run(scenario())
+    served, *resent = answers
+    assert resent == [RESEND, RESEND]  # the queue of a worker whose model changed: rerouted
+    assert served["status"] == "done" and served["quality"] == 0.9  # model a's image
+    assert served["done_s"] > swap_s  # the batch in service ended after the plan changed
+    # b loads once the worker is free of a's batch (as `Cluster.worker_process`)
+    assert status["model"] == B and status["loaded"]
+    assert status["load_from_s"] == served["done_s"]  # the load counts from the batch's end
+    assert LOAD_S <= status["loaded_s"] - served["done_s"] <= LOAD_S + SLACK_S
+    assert late["status"] == "done" and late["quality"] == 0.7
+    assert late["start_s"] >= status["loaded_s"]
+
+
+def test_queries_of_a_newer_plan_wait_for_its_reconfigure_stale_ones_are_resent():
+    async def scenario():
+        worker = await loaded_worker(A)
+        early = asyncio.ensure_future(worker(B, 2, 1, time.time()))  # the ingress knows plan 2
+        stale = await worker(B, 1, 1, time.time())  # plan 1 never put b here
+        await asyncio.sleep(0.05)
+        assert not early.done()
+        await worker.reconfigure(config(B, 2, time.time()))
+        return stale, await early
+
+    stale, early = asyncio.run(scenario())
+    assert stale == RESEND
+    assert early["status"] == "done" and early["quality"] == 0.2
+
+
+def test_a_slot_without_a_model_stays_idle_and_the_drop_rule_applies():
+    async def scenario():
+        idle = new_worker()
+        await idle.reconfigure(config(NO_MODEL, 3, time.time()))
+        resent = await idle(A, 3, 0, time.time())
+        worker = await loaded_worker(A, drop_limit_s=1.0, batch_size=2)
+        # arrived 0.9 s ago: a batch of 2 (0.25 s) would end 1.15 s after its arrival
+        late = worker(A, 1, 0, time.time() - 0.9)
+        fresh = worker(A, 1, 1, time.time())
+        return idle.status(), resent, await asyncio.gather(late, fresh)
+
+    status, resent, (late, fresh) = asyncio.run(scenario())
+    assert status["model"] == NO_MODEL and status["loaded"] and status["loaded_s"] is None
+    assert resent == RESEND
+    assert late == {"status": "dropped", "reason": "drop rule"}
+    assert fresh["status"] == "done" and fresh["quality"] == 0.1
+
+
+def test_a_worker_reserves_what_its_most_demanding_model_needs():
+    class Spec:
+        def __init__(self, options):
+            self.actor_options = options
+
+    gpu = Spec({"num_cpus": 1, "num_gpus": 1})
+    cpu = Spec({"num_cpus": 0.01})
+    assert worker_actor_options([cpu, gpu]) == {"num_cpus": 1, "num_gpus": 1}
+    assert worker_actor_options(MODELS) == {"num_cpus": 0.01}
