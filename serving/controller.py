@@ -223,7 +223,11 @@ class LiveCluster:
             plan, self.slots, self.version, self.env.origin + self.env.now, load_s
         ).result()
         state = PlanState.from_plan(
-            plan, index, self.policy.router_scores, self.policy.quality_scores
+            plan,
+            index,
+            self.policy.router_scores,
+            self.policy.quality_scores,
+            self.config.threshold_rule,
         )
         drop_limit_s = self.config.drop_factor * self.config.slo_s
         targets = []

@@ -99,7 +99,9 @@ class Ingress:
         """Put plan `version` in force for routing now, with the model of each worker slot
         (its swaps cost `swap_load_s` GPU seconds); returns the wall time it took effect."""
         index = self.bundle.model_index
-        self.state = PlanState.from_plan(plan, index, self.router_np, self.quality_np)
+        self.state = PlanState.from_plan(
+            plan, index, self.router_np, self.quality_np, self.config.threshold_rule
+        )
         self.version = version
         self.workers_of = [[] for _ in range(self.n_models)]
         for w, m in enumerate(slots):

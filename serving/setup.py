@@ -30,6 +30,12 @@ REAL_PATH_SETS = {
     "worker whose model changes (reroute)",
     "escalation": "on the serving path the ingress escalates to the plan's next stage "
     "(next-stage)",
+    "bypass_arrivals_at_first": "on the serving path a model's arrivals are the queries sent "
+    "to it",
+    "batch_latency": "on the serving path a batch takes what the backend takes (emulated: the "
+    "bundle's batch latencies)",
+    "disc_cost_per": "on the serving path the discriminator's cost is charged per judged image "
+    "(judged-image)",
 }
 
 

@@ -252,7 +252,8 @@ def test_the_real_path_sets_only_declared_fields():
     assert set(REAL_PATH_SETS) < set(FIELDS)
     assert set(REAL_PATH_SETS) == {
         "dispatch", "service_time", "max_wait_s", "plan_delay_s", "plan_delay_measured",
-        "queue", "on_plan_change", "escalation",
+        "queue", "on_plan_change", "escalation", "bypass_arrivals_at_first", "batch_latency",
+        "disc_cost_per",
     }
 
 
