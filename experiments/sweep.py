@@ -478,20 +478,12 @@ def plan_runs(spec: SweepSpec, bundle: Bundle, bundle_hash: str) -> list[Planned
 def _check_policy_options(spec: SweepSpec, points: Sequence[RunPoint], bundle: Bundle) -> None:
     """Build each policy that has options once (at its first grid point), so a bad option
     fails before any run starts."""
-    from simulator.policy import PolicyContext, make_policy
+    from simulator.run import build_policy
 
     for name in spec.policy_options:
         point = next(p for p in points if p.policy == name)
-        context = PolicyContext(
-            bundle=bundle,
-            n_workers=point.config.n_workers,
-            slo_s=point.config.slo_s,
-            time_scale=point.config.time_scale,
-            seed=point.config.seed,
-            options=dict(point.policy_options),
-        )
         try:
-            make_policy(name, context)
+            build_policy(bundle, name, point.config, point.policy_options)
         except InputError as exc:
             raise SweepSpecError(f"{spec.source}: policy_options.{name}: {exc}") from None
 
