@@ -38,6 +38,7 @@ and discriminator costs).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,10 +48,9 @@ from experiments.figures import fig02_frontier as frontier
 from experiments.figures import seeds, style
 from experiments.figures import verdicts as v
 from experiments.figures.context import Claim, FigureContext
-from simulator.baselines import StaticCascadePolicy
 from simulator.bundle import Bundle
 from simulator.default_bundle import generative_model
-from simulator.policy import PolicyContext
+from simulator.run import build_policy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -127,15 +127,9 @@ def policy_options(row) -> dict[str, object]:
 def arrival_rate_qps(ctx: FigureContext, row, shares: dict[str, float]) -> float:
     """`LOAD` × the batch-1 capacity of the busiest stage: the policy's workers on a stage over
     the GPU-seconds per query it serves there (share of queries × batch-1 latency)."""
-    context = PolicyContext(
-        ctx.bundle,
-        n_workers=ctx.base.n_workers,
-        slo_s=ctx.base.slo_s,
-        time_scale=ctx.base.time_scale,
-        seed=ctx.seed,
-        options=policy_options(row),
-    )
-    workers = StaticCascadePolicy(context).plan(None).workers  # a static plan: no observation
+    config = replace(ctx.base, seed=ctx.seed)
+    policy = build_policy(ctx.bundle, "static-cascade", config, policy_options(row))
+    workers = policy.plan(None).workers  # a static plan: no observation
     latency = frontier.batch1_latency_s(ctx.bundle)
     capacity = [
         workers[ctx.bundle.model_names[m]] / (shares[stage] * latency[m])
