@@ -63,12 +63,14 @@ Thresholds reach the workers as the ratios r and c themselves (controller.py `lo
 Placement (`spare=keep`, `ArtifactPlacement`; controller.py `allocateByMultiCascadeAlg`'s
 reloading loop): the GPUs in registration order, the first x of the plan's first model get it,
 the next ones the next model's (the fallback: every model of the order in turn), and the GPUs
-beyond Σ x are not touched: they keep the model and batch size they had, and the plan counts
-them (`docs/FAITHFUL.md` #7).
+beyond Σ x are not touched: they keep the model, batch size and thresholds they had, and the
+plan counts them; the plan names the GPUs it reloads (`Plan.loaded`), so that the simulator
+keeps the others as they are (`docs/FAITHFUL.md` #7).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -93,7 +95,7 @@ from policies.milp import (
 )
 from simulator.bundle import Bundle
 from simulator.errors import InputError
-from simulator.policy import Observation
+from simulator.policy import Observation, Plan
 
 TICK_S = 1.0  # controller.py: self.period = 1
 REPLAN_TICKS = 5  # controller.py eventLoop: allocateResources() when clockCounter % 5 == 0
@@ -409,6 +411,7 @@ class ArtifactController:
             for i, n in enumerate(names)
         )
         self.table: PlanTable = plan_table((*rows, fallback), profiles)
+        self.model_names = names
         self.n_workers = n_workers
         self.slo_s = slo_s
         self.queue_factor = queue_factor
@@ -445,6 +448,14 @@ class ArtifactController:
         )
         self.solution = self._solution(decision, delay, time.perf_counter() - start)
         return self.solution
+
+    def with_loads(self, plan: Plan, solution: PlanSolution) -> Plan:
+        """`plan` (of `solution`) carrying the GPUs its decision reloads (`Plan.loaded`) under
+        `spare=keep`: the others keep their model, batch size and thresholds."""
+        if self.placement is None or solution is not self.solution:
+            return plan
+        names = self.model_names
+        return dataclasses.replace(plan, loaded=tuple(names[m] for m in self.placement.loaded))
 
     def _tick(self, observation: Observation) -> None:
         """Feed one tick's raw observation to the demand signal (a call per 1 s tick)."""
@@ -499,11 +510,13 @@ class ArtifactController:
 
 
 class ArtifactPlacement:
-    """The model and batch size of each GPU as the artifact's reloading loop leaves them."""
+    """The model and batch size of each GPU as the artifact's reloading loop leaves them;
+    `loaded`: the model of each GPU the last decision reloaded (the first Σ x)."""
 
     def __init__(self, n_workers: int) -> None:
         self.model: list[int | None] = [None] * n_workers
         self.batch = [0] * n_workers
+        self.loaded: tuple[int, ...] = ()
 
     def apply(self, decision: ControllerDecision) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Load `decision` on the first Σ x GPUs, model by model in index order; return the
@@ -514,6 +527,7 @@ class ArtifactPlacement:
             for _ in range(count):
                 self.model[gpu], self.batch[gpu] = m, decision.batch_sizes[m]
                 gpu += 1
+        self.loaded = tuple(self.model[:gpu])
         n_models = len(decision.workers)
         workers, batch = [0] * n_models, list(decision.batch_sizes)
         for m, b in zip(self.model, self.batch):

@@ -138,7 +138,7 @@ class MilpCascadePolicy:
         return plan
 
     def to_plan(self, solution: PlanSolution) -> Plan:
-        return solution_to_plan(
+        plan = solution_to_plan(
             solution,
             self.table,
             self.context.bundle,
@@ -146,6 +146,7 @@ class MilpCascadePolicy:
             spare=self.options["spare"],
             reported_fid=self.reported_fid(solution),
         )
+        return plan if self.artifact is None else self.artifact.with_loads(plan, solution)
 
     def reported_fid(self, solution: PlanSolution) -> float | None:
         """The FID the plan reports (None: the chosen table row's)."""

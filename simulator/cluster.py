@@ -22,7 +22,16 @@ import simpy
 from simulator.artifact_inflight import ArtifactInflight
 from simulator.bundle import Bundle
 from simulator.config import SimConfig
-from simulator.core import ACCEPT, NO_MODEL, PlanState, hosted_above, place_workers
+from simulator.core import (
+    ACCEPT,
+    NO_MODEL,
+    PlanState,
+    bypasses,
+    escalates,
+    hosted_above,
+    place_workers,
+)
+from simulator.errors import InputError
 from simulator.hooks import PolicyHooks
 from simulator.policy import Plan, Policy
 from simulator.queues import queue_factory
@@ -34,9 +43,23 @@ Z95 = 1.6448536269514722  # standard normal 95th percentile
 
 
 class Worker:
-    """A GPU worker: the model it hosts, its max batch size, its queue."""
+    """A GPU worker: the model it hosts, its max batch size, its queue; under a plan with
+    per-worker loads (`Plan.loaded`) also the router threshold θ and quality threshold τ it was
+    loaded with, and its accept-or-escalate table per prompt when τ is not the plan's."""
 
-    __slots__ = ("index", "model", "target", "batch", "queue", "idle", "wake", "busy_s")
+    __slots__ = (
+        "index",
+        "model",
+        "target",
+        "batch",
+        "queue",
+        "idle",
+        "wake",
+        "busy_s",
+        "theta",
+        "tau",
+        "next_of",
+    )
 
     def __init__(self, index: int, queue) -> None:
         self.index = index
@@ -47,6 +70,9 @@ class Worker:
         self.idle = False
         self.wake: simpy.Event | None = None
         self.busy_s = 0.0
+        self.theta = math.inf
+        self.tau = -math.inf
+        self.next_of: list[int] | None = None  # None: the plan's table of its model
 
 
 class Cluster:
@@ -137,6 +163,9 @@ class Cluster:
         # plan's next stage); set by apply_plan from the models the workers host
         self.next_hosted = config.escalation == "next-hosted"
         self.hosted_above: list[int] | None = None
+        # a plan with per-worker loads (Plan.loaded): the workers of the lowest model hosted,
+        # where new queries enter and each is routed by its worker's θ (None: the plan's route)
+        self.entry: list[Worker] | None = None
 
         # the plan in force and its decision state
         self.plan: Plan | None = None
@@ -248,7 +277,7 @@ class Cluster:
             w.busy_s += exec_s
             yield env.timeout(exec_s)
             done = env.now
-            next_of = self.next_of_prompt[m]  # the plan in force now
+            next_of = w.next_of or self.next_of_prompt[m]  # the plan in force now
             above = self.hosted_above  # escalation=next-hosted: the target per model
             for q in batch:
                 if first_model[q] == NO_MODEL:
@@ -287,6 +316,9 @@ class Cluster:
         """Route a query that has not been served yet under the plan in force: the core's
         decision tabulated per prompt, else the policy's route hook, else a mix draw."""
         p = self.prompt[q]
+        if self.entry is not None:
+            self._enter_at_lowest(q, p)
+            return
         table = self.route_of_prompt
         if table is not None:
             m = table[p]
@@ -298,17 +330,34 @@ class Cluster:
             self.orphans.append(q)
             return
         if m == self.state.last:  # a cascade's last stage: bypassed
-            self.bypassed[q] = True
-            self.stage[q] = STAGE_FINAL
-            first = self.state.first
-            if self.bypass_arrivals_at_first and self.workers_of[first]:
-                self.model_arrivals[first] += 1  # registered by the router's worker
-            if self.artifact_inflight is not None:  # the artifact routes on a first-model worker
-                self.artifact_inflight.receive(q, self.env.now)
+            self._bypass(q, self.state.first)
         self.send(q, m)
 
-    def send(self, q: int, m: int) -> None:
-        """Queue a query at a worker hosting model m."""
+    def _enter_at_lowest(self, q: int, p: int) -> None:
+        """The HADIS artifact's client and router (`Plan.loaded`): a worker of the lowest model
+        hosted receives the query; its router, at that worker's θ, bypasses it to the plan's
+        last stage, or the worker keeps it."""
+        w = self._dispatch(self.entry)
+        m = w.target
+        if m == self.state.last:
+            self.stage[q] = STAGE_FINAL
+        elif bypasses(self.router_scores[p], w.theta):
+            self._bypass(q, m)
+            self.send(q, self.state.last)
+            return
+        self.send(q, m, w)
+
+    def _bypass(self, q: int, router_model: int) -> None:
+        """Mark a query bypassed by the router of a worker of `router_model`."""
+        self.bypassed[q] = True
+        self.stage[q] = STAGE_FINAL
+        if self.bypass_arrivals_at_first and self.workers_of[router_model]:
+            self.model_arrivals[router_model] += 1  # registered by the router's worker
+        if self.artifact_inflight is not None:  # the router's worker received it
+            self.artifact_inflight.receive(q, self.env.now)
+
+    def send(self, q: int, m: int, w: Worker | None = None) -> None:
+        """Queue a query at worker `w`, else at one hosting model m by the dispatch rule."""
         workers = self.workers_of[m]
         if not workers:
             self.orphans.append(q)
@@ -325,14 +374,18 @@ class Cluster:
                 w.idle = False
                 w.wake.succeed()
             return
-        if self.jsq:
-            w = min(workers, key=_backlog)
-        else:
-            w = workers[int(self.rng.random() * len(workers))]
+        if w is None:
+            w = self._dispatch(workers)
         w.queue.append(q)
         if w.idle:
             w.idle = False
             w.wake.succeed()
+
+    def _dispatch(self, workers: list[Worker]) -> Worker:
+        """The worker a query goes to among `workers` (`SimConfig.dispatch`: jsq or random)."""
+        if self.jsq:
+            return min(workers, key=_backlog)
+        return workers[int(self.rng.random() * len(workers))]
 
     def complete(self, q: int, m: int, now: float) -> None:
         self.final_model[q] = m
@@ -369,9 +422,11 @@ class Cluster:
             w.model = w.target
 
     def apply_plan(self, plan: Plan) -> None:
-        """Put a plan in force: the core's decision state and placement (fewest swaps), batch
-        sizes; the queues whose worker changed model are routed again (`on_plan_change=reroute`)
-        or stay for its new model (`keep`); escalation targets (`escalation=next-hosted`)."""
+        """Put a plan in force: the core's decision state and placement (fewest swaps, or the
+        workers `plan.loaded` names, the others kept as they are), batch sizes and per-worker
+        thresholds; the queues whose worker changed model are routed again
+        (`on_plan_change=reroute`) or stay for its new model (`keep`); escalation targets
+        (`escalation=next-hosted`)."""
         bundle = self.bundle
         index = bundle.model_index
         self.plan = plan
@@ -383,7 +438,11 @@ class Cluster:
         desired = [0] * self.n_models
         for name, count in plan.workers.items():
             desired[index(name)] = count
-        targets, changed = place_workers([w.target for w in self.workers], desired)
+        loaded = plan.loaded
+        if loaded is None:
+            targets, changed = place_workers([w.target for w in self.workers], desired)
+        else:
+            targets, changed = self._loaded_targets(loaded, desired)
         for w, m in zip(self.workers, targets):
             w.target = m
         redispatch: list[int] = []
@@ -401,13 +460,17 @@ class Cluster:
                     self._restage(w.queue, w.target)
         self.workers_of = [[] for _ in range(self.n_models)]
         self.idle_of = [[] for _ in range(self.n_models)]
+        n_loaded = len(self.workers) if loaded is None else len(loaded)
         for w in self.workers:
             if w.target != NO_MODEL:
                 self.workers_of[w.target].append(w)
+                if w.index >= n_loaded:
+                    continue  # not reloaded: keeps its batch size
                 size = plan.batch_size.get(bundle.model_names[w.target], 1)
                 w.batch = max(
                     1, min(int(size), bundle.max_batch_size(bundle.model_names[w.target]))
                 )
+        self._load_thresholds(n_loaded, loaded is not None)
         if self.next_hosted:
             self.hosted_above = hosted_above([bool(ws) for ws in self.workers_of])
         if self.central:
@@ -429,6 +492,52 @@ class Cluster:
             if m == state.last:
                 self.stage[q] = STAGE_FINAL
             self.send(q, m)
+
+    def _loaded_targets(
+        self, loaded: tuple[str, ...], desired: list[int]
+    ) -> tuple[list[int], list[int]]:
+        """(model per worker, workers whose model changed) under the artifact's placement: the
+        first len(loaded) workers load `loaded`, the others keep their model."""
+        if self.central:
+            raise InputError(
+                "dispatch: 'central' cannot carry a plan with per-worker loads (spare=keep: each "
+                "worker routes by its own thresholds); use random or jsq"
+            )
+        index = self.bundle.model_index
+        workers = self.workers
+        targets = [index(name) for name in loaded] + [w.target for w in workers[len(loaded) :]]
+        counts = [0] * self.n_models
+        for m in targets:
+            if m != NO_MODEL:
+                counts[m] += 1
+        if counts != desired:
+            raise ValueError(
+                f"plan counts {desired} workers per model, its loaded and kept ones are {counts}"
+            )
+        return targets, [w.index for w, m in zip(workers, targets) if m != w.target]
+
+    def _load_thresholds(self, n_loaded: int, per_worker: bool) -> None:
+        """Per-worker θ and τ: the first `n_loaded` workers take the plan's. With per-worker
+        loads (`Plan.loaded`) the others keep theirs and, where their τ is not the plan's, judge
+        by a table of their own, and new queries enter at the workers of the lowest model
+        hosted; without, every worker follows the plan."""
+        state = self.state
+        tables: dict[tuple[int, float], list[int]] = {}
+        for w in self.workers:
+            m = w.target
+            if w.index < n_loaded and m != NO_MODEL:
+                w.theta, w.tau = state.theta, state.tau_of[m]
+            if not per_worker or m == NO_MODEL or w.tau == state.tau_of[m]:
+                w.next_of = None
+                continue
+            key = (m, w.tau)
+            if key not in tables:
+                escalated = escalates(self.quality_np[:, m], w.tau)
+                tables[key] = np.where(escalated, state.next_of[m], ACCEPT).tolist()
+            w.next_of = tables[key]
+        hosted = [ws for ws in self.workers_of if ws]
+        usable = per_worker and state.is_cascade and self.hooks.route is None
+        self.entry = hosted[0] if usable and hosted else None
 
     def _restage(self, queue, m: int) -> None:
         """Queued queries that model m will serve, staged as if sent to it under the plan in

@@ -39,6 +39,11 @@ class Plan:
     these fields are set (light/heavy = first/last stage, disc_ratio = the first stage's).
     Mix plans (no cascade: Clipper, Proteus) set `mix`, the share of queries sent to each model.
     `fid` is the planner's expected FID (None: look it up).
+    `loaded` (the HADIS artifact's placement, `spare=keep`): the model loaded on each of the
+    first len(loaded) workers, in worker order, with this plan's batch sizes and thresholds;
+    the other workers keep the model, batch size and thresholds they were loaded with, and
+    `workers` counts them too. None: the simulator places `workers` with the fewest swaps and
+    every worker runs the plan's batch sizes and thresholds.
     """
 
     workers: Mapping[str, int]
@@ -52,6 +57,7 @@ class Plan:
     infeasible: bool = False
     stages: tuple[str, ...] | None = None
     disc_ratios: tuple[float, ...] | None = None
+    loaded: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.stages is not None:
@@ -68,6 +74,11 @@ class Plan:
             raise ValueError("router_ratio and disc ratios must lie in [0, 1]")
         if any(n < 0 for n in self.workers.values()):
             raise ValueError("worker counts must be >= 0")
+        if self.loaded is not None:
+            object.__setattr__(self, "loaded", tuple(self.loaded))
+        for name in set(self.loaded or ()):
+            if self.loaded.count(name) > self.workers.get(name, 0):
+                raise ValueError(f"loaded: {name} on more workers than `workers` gives it")
 
     def _set_from_stages(self) -> None:
         stages = tuple(self.stages)

@@ -215,7 +215,9 @@ register_preset(
             "spare": Sourced(
                 "keep",
                 f"{_CTRL} allocateByMultiCascadeAlg: the reloading loop loads the plan on the "
-                "first sum(x) GPUs; the others keep their model and batch size (docs/FAITHFUL.md)",
+                "first sum(x) GPUs (loadModelOnWorker sends each its batch size and thresholds); "
+                "the others keep their model, batch size and thresholds, and new queries go to "
+                "the workers of the lowest model level hosted (docs/FAITHFUL.md #7, #12)",
             ),
         },
     )

@@ -332,6 +332,16 @@ def test_keep_puts_every_gpu_in_the_plan(bundle):
     assert plan.label == "SD3.5-Medium->SD3.5-Large"
     assert dict(plan.workers) == {"SD3.5-Large-Turbo": 1, "SD3.5-Medium": 7, "SD3.5-Large": 8}
     assert plan.batch_size["SD3.5-Large-Turbo"] == 1  # kept from the fallback
+    # the GPUs each decision reloads reach the simulator (Plan.loaded); the rest keep their
+    # model, batch size and thresholds there
+    assert first.loaded == tuple(name for name in NAMES for _ in range(4))
+    assert plan.loaded == ("SD3.5-Medium",) * 3 + ("SD3.5-Large",) * 4
+    assert policy.plan(observe(demand=2.0, arrivals=(2, 0, 0, 0), queue=(1, 0, 0, 0))) == plan
+
+
+def test_without_keep_the_plan_carries_no_loads(bundle):
+    context = PolicyContext(bundle, 16, 6.0, time_scale=0.1, options={"planner": "faithful"})
+    assert make_policy("hadis", context).plan(observe()).loaded is None
 
 
 @pytest.mark.parametrize("policy_name", ["hadis", "cache-d", "diffserve"])

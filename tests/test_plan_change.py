@@ -14,7 +14,8 @@ from bundle_factory import make_bundle
 import simulator.baselines  # noqa: F401  (registers static-cascade)
 from simulator.cluster import Cluster
 from simulator.config import ConfigError, SimConfig
-from simulator.core import ACCEPT, hosted_above
+from simulator.core import ACCEPT, NO_MODEL, hosted_above
+from simulator.errors import InputError
 from simulator.policy import Plan, PolicyContext, make_policy
 
 MODELS = {"light": 1.0, "mid": 2.0, "heavy": 4.0}  # batch-1 latency, s
@@ -22,21 +23,23 @@ LIGHT, MID, HEAVY = 0, 1, 2
 BATCH_1 = {m: 1 for m in MODELS}
 
 
-def cluster_of(n_queries: int, **config) -> tuple[simpy.Environment, Cluster]:
+def cluster_of(n_queries: int, n_workers: int = 3, **config) -> tuple[simpy.Environment, Cluster]:
     """Three workers, `n_queries` arriving at t = 0, JSQ dispatch (ties: the lower index)."""
     bundle = make_bundle(MODELS, {"light": 30.0, "mid": 25.0, "heavy": 20.0})
-    sim = SimConfig(n_workers=3, slo_s=600.0, dispatch="jsq", router_cost_s=0.0,
+    sim = SimConfig(n_workers=n_workers, slo_s=600.0, dispatch=config.pop("dispatch", "jsq"),
+                    router_cost_s=0.0,
                     disc_cost_s=0.0, **config)
-    policy = make_policy("static-cascade", PolicyContext(bundle, 3, 600.0))
+    policy = make_policy("static-cascade", PolicyContext(bundle, n_workers, 600.0))
     env = simpy.Environment()
     prompts = np.arange(n_queries)
     cluster = Cluster(env, bundle, sim, policy, np.zeros(n_queries), prompts, 0)
     return env, cluster
 
 
-def cascade(workers: dict[str, int], stages=("light", "heavy"), router=0.0, disc=0.0) -> Plan:
-    return Plan(workers=workers, batch_size=BATCH_1, stages=stages,
-                disc_ratios=(disc,) * (len(stages) - 1), router_ratio=router)
+def cascade(workers: dict[str, int], stages=("light", "heavy"), router=0.0, disc=0.0,
+            batch=BATCH_1, loaded=None) -> Plan:
+    return Plan(workers=workers, batch_size=batch, stages=stages,
+                disc_ratios=(disc,) * (len(stages) - 1), router_ratio=router, loaded=loaded)
 
 
 def run_swap_scenario(mode: str) -> Cluster:
@@ -158,3 +161,107 @@ def test_the_knobs_refuse_unknown_values():
         SimConfig(on_plan_change="drop")
     with pytest.raises(ConfigError, match=r"escalation .*'any'.*next-stage.*next-hosted"):
         SimConfig(escalation="any")
+
+
+# ------------------------------------------- per-worker loads (Plan.loaded, spare=keep, #7, #12)
+
+
+def test_a_kept_worker_runs_the_batch_size_it_was_loaded_with():
+    """Plan 1 loads heavy on worker 1 at batch 2; plan 2 (heavy at batch 1) reloads only worker
+    0, so worker 1 keeps batch 2: both bypassed queries run as one batch (4 s x 2 x 0.9)."""
+    env, cluster = cluster_of(2, n_workers=2)
+    workers = {"light": 1, "heavy": 1}
+    cluster.apply_plan(cascade(workers, router=1.0, batch={"light": 1, "heavy": 2},
+                               loaded=("light", "heavy")))
+    cluster.apply_plan(cascade(workers, router=1.0, loaded=("light",)))
+    assert [w.batch for w in cluster.workers] == [1, 2]
+    cluster.start()
+    env.run()
+    assert cluster.final_model == [HEAVY, HEAVY] and all(cluster.bypassed)
+    assert cluster.completion_s == [pytest.approx(7.2)] * 2  # one batch of 2, not 4 s then 8 s
+
+
+def test_a_reloaded_worker_takes_the_new_plans_batch_size():
+    env, cluster = cluster_of(2, n_workers=2)
+    workers = {"light": 1, "heavy": 1}
+    cluster.apply_plan(cascade(workers, router=1.0, batch={"light": 1, "heavy": 2},
+                               loaded=("light", "heavy")))
+    cluster.apply_plan(cascade(workers, router=1.0, loaded=("light", "heavy")))
+    cluster.start()
+    env.run()
+    assert cluster.completion_s == [4.0, 8.0]
+
+
+def test_a_kept_worker_judges_with_the_confidence_threshold_it_was_loaded_with():
+    """Plan 1 loads light on workers 0 and 2 with disc ratio 1 (every image escalates); plan 2
+    (disc ratio 0: none) reloads workers 0-1 only: q0 on worker 0 is returned, q1 on the kept
+    worker 2 escalates to heavy."""
+    env, cluster = cluster_of(2)
+    workers = {"light": 2, "heavy": 1}
+    cluster.apply_plan(cascade(workers, disc=1.0, loaded=("light", "heavy", "light")))
+    cluster.apply_plan(cascade(workers, disc=0.0, loaded=("light", "heavy")))
+    assert [w.target for w in cluster.workers] == [LIGHT, HEAVY, LIGHT]
+    cluster.start()
+    env.run()
+    assert cluster.escalated == [False, True]
+    assert cluster.final_model == [LIGHT, HEAVY]
+    assert cluster.completion_s == [1.0, 5.0]
+
+
+def test_a_kept_worker_routes_with_the_router_threshold_it_was_loaded_with():
+    """Plan 1 loads light on workers 0 and 2 with router ratio 1 (every query bypasses); plan 2
+    (router ratio 0) reloads workers 0-1: q1, received by the kept worker 2, is bypassed."""
+    env, cluster = cluster_of(2)
+    workers = {"light": 2, "heavy": 1}
+    cluster.apply_plan(cascade(workers, router=1.0, loaded=("light", "heavy", "light")))
+    cluster.apply_plan(cascade(workers, router=0.0, loaded=("light", "heavy")))
+    cluster.start()
+    env.run()
+    assert cluster.bypassed == [False, True]
+    assert cluster.final_model == [LIGHT, HEAVY]
+
+
+@pytest.mark.parametrize(("escalation", "final"), [("next-hosted", MID), ("next-stage", HEAVY)])
+def test_new_queries_enter_at_a_kept_worker_below_the_plans_first_stage(escalation, final):
+    """Plan 2 is mid -> heavy (disc ratio 0: mid returns every image) on workers 0-1; worker 2
+    keeps light with plan 1's disc ratio 1. The artifact's clients send the query to the lowest
+    model hosted, light, whose worker escalates it by its own threshold: to the next model
+    hosted, mid (1 s + 2 s), or under next-stage to the plan's last stage, heavy (1 s + 4 s)."""
+    env, cluster = cluster_of(1, escalation=escalation)
+    workers = {"light": 1, "mid": 1, "heavy": 1}
+    cluster.apply_plan(cascade(workers, disc=1.0, loaded=("mid", "heavy", "light")))
+    cluster.apply_plan(cascade(workers, stages=("mid", "heavy"), loaded=("mid", "heavy")))
+    assert [w.target for w in cluster.workers] == [MID, HEAVY, LIGHT]
+    cluster.start()
+    env.run()
+    assert cluster.first_model == [LIGHT] and cluster.escalated == [True]
+    assert cluster.final_model == [final]
+    assert cluster.completion_s == [3.0 if final == MID else 5.0]
+
+
+def test_a_plan_without_loads_puts_every_worker_back_on_the_plans_thresholds():
+    env, cluster = cluster_of(2)
+    workers = {"light": 2, "heavy": 1}
+    cluster.apply_plan(cascade(workers, disc=1.0, loaded=("light", "heavy", "light")))
+    cluster.apply_plan(cascade(workers, disc=0.0, loaded=("light", "heavy")))
+    cluster.apply_plan(cascade(workers, disc=0.0))
+    assert cluster.entry is None and all(w.next_of is None for w in cluster.workers)
+    cluster.start()
+    env.run()
+    assert cluster.escalated == [False, False]
+
+
+def test_loads_that_contradict_the_plans_counts_are_refused():
+    env, cluster = cluster_of(1)
+    with pytest.raises(ValueError, match=r"plan counts \[1, 0, 1\] .* are \[1, 0, 0\]"):
+        cluster.apply_plan(cascade({"light": 1, "heavy": 1}, loaded=("light",)))
+    assert [w.target for w in cluster.workers] == [NO_MODEL] * 3
+    with pytest.raises(ValueError, match="loaded: heavy on more workers"):
+        cascade({"light": 1, "heavy": 1}, loaded=("heavy", "heavy"))
+    assert cascade({"light": 1, "heavy": 1}, loaded=["light"]).loaded == ("light",)  # from JSON
+
+
+def test_central_dispatch_refuses_per_worker_loads_in_one_line():
+    env, cluster = cluster_of(1, dispatch="central")
+    with pytest.raises(InputError, match="dispatch: 'central' cannot carry"):
+        cluster.apply_plan(cascade({"light": 1, "heavy": 2}, loaded=("light", "heavy", "heavy")))
