@@ -96,6 +96,11 @@ class ServeSetup:
                     f"only {', '.join(REAL_PATH_HOOKS)}"
                 )
         check_real_path_fields(config, self.dispatch)
+        if getattr(policy, "options", {}).get("spare") == "keep":
+            raise InputError(
+                f"policy {self.policy!r} option spare: 'keep' is not servable: the serving path "
+                "places workers by fewest swaps, not per GPU (Plan.loaded); use distribute or idle"
+            )
         if config.demand_estimator not in SERVING_ESTIMATORS:
             raise InputError(
                 f"demand_estimator {config.demand_estimator!r}: the serving path estimates "

@@ -223,6 +223,7 @@ def test_a_valid_request_parses_with_defaults():
         (["serve", "--service-time", "lognormal"], "--service-time"),
         (["serve", "--policy", "nope"], "nope"),
         (["serve", "--workers", "0"], "--workers"),
+        (["serve", "--option", "planner=faithful", "--option", "spare=keep"], "spare"),
         (["validate", "--out", "x", "--repeats", "0"], "--repeats"),
     ],
 )
