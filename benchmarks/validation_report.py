@@ -69,7 +69,8 @@ EXPERIMENTS = {
     "proteus-constant": Experiment(EMULATED, "--policy proteus", CONSTANT),
     "hadis-constant": Experiment(EMULATED, "--policy hadis", CONSTANT),
     "hadis-azure": Experiment(EMULATED, "--policy hadis", AZURE),
-    "static-azure-full": Experiment(STATIC_EMULATED, STATIC, "azure:peak=24,min=1"),  # 4,912 queries
+    # the Azure shape at full length: 4,912 queries
+    "static-azure-full": Experiment(STATIC_EMULATED, STATIC, "azure:peak=24,min=1"),
     # hops of the emulated run on the quietest machine (static-azure's were measured under load)
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, "static-constant"),
 }

@@ -20,7 +20,7 @@ def plot_run(timeseries: pd.DataFrame, summary: dict, path: Path) -> Path:
     axes[0].plot(t, timeseries["demand_estimate_qps"], lw=1.2, label="demand estimate")
     axes[0].set_ylabel("QPS")
     axes[0].legend(loc="upper right", fontsize=8, frameon=False)
-    axes[1].plot(t, timeseries["realised_fid"], lw=1.2, label="realised (a)")
+    axes[1].plot(t, timeseries["realised_fid"], lw=1.2, label=f"realised ({summary['fid_method']})")
     axes[1].plot(t, timeseries["planned_fid"], lw=1.0, ls="--", label="planned (b)")
     axes[1].set_ylabel("FID")
     axes[1].legend(loc="upper right", fontsize=8, frameon=False)

@@ -316,15 +316,38 @@ def routing_fid(params: dict, latents: dict, served_by: np.ndarray) -> float:
     return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, masks))[0])
 
 
+GROUP_CHUNK = 64  # groups per pass of `served_fid_groups`: 10 MB of weights at 5000 prompts
+
+
+def _multiset_fids(
+    params: dict, latents: dict, defect: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """FID of each routing k whose served images are weights[k, model, prompt] (multiplicities),
+    scaled to one image per prompt (the tables' scale), without the prompt-sample correction."""
+    n_prompts = weights.shape[-1]
+    scaled = weights * (n_prompts / weights.sum(axis=(1, 2), keepdims=True))
+    return _fid_from_stats(params["fid"], _served_stats(latents, defect, scaled))
+
+
+def _alone_fids(params: dict, latents: dict, defect: np.ndarray, prompts: np.ndarray) -> np.ndarray:
+    """(K, n_models): FID of each prompt multiset prompts[k] served by each model alone."""
+    k, n_prompts = prompts.shape
+    scaled = prompts * (n_prompts / prompts.sum(axis=1, keepdims=True))
+    every_model = np.broadcast_to(scaled[:, None, :], (k, N_MODELS, n_prompts))
+    stats = _served_stats(latents, defect, every_model)  # [k, m]: model m serving all of k
+    alone = stats[:, :, None, :] * np.eye(N_MODELS)[None, :, :, None]  # routing m: m only
+    return _fid_from_stats(params["fid"], alone.reshape(k * N_MODELS, N_MODELS, -1)).reshape(
+        k, N_MODELS
+    )
+
+
 def _multiset_fid(
     params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: np.ndarray
 ) -> float:
-    n_prompts = len(latents["content"])
-    weights = np.zeros((1, N_MODELS, n_prompts))
+    weights = np.zeros((1, N_MODELS, len(latents["content"])))
     np.add.at(weights[0], (np.asarray(model_idx), np.asarray(prompt_idx)), 1.0)
-    weights *= n_prompts / weights.sum()
     defect, _ = defect_and_disc_latent(params["disc"], latents)
-    return float(_fid_from_stats(params["fid"], _served_stats(latents, defect, weights))[0])
+    return float(_multiset_fids(params, latents, defect, weights)[0])
 
 
 def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: np.ndarray) -> float:
@@ -333,15 +356,49 @@ def served_fid(params: dict, latents: dict, prompt_idx: np.ndarray, model_idx: n
     prompts, which alone moves FID (as with real images); that prompt-sample bias is measured
     per model (the same prompts all served by model m, minus m's FID over every prompt) and
     removed in proportion to each model's share of the served images."""
-    prompt_idx, model_idx = np.asarray(prompt_idx), np.asarray(model_idx)
-    everyone = np.arange(len(latents["content"]))
-    bias = 0.0
-    for m in np.unique(model_idx):
-        share = float(np.mean(model_idx == m))
-        alone_sample = _multiset_fid(params, latents, prompt_idx, np.full(len(prompt_idx), m))
-        alone_population = _multiset_fid(params, latents, everyone, np.full(len(everyone), m))
-        bias += share * (alone_sample - alone_population)
-    return _multiset_fid(params, latents, prompt_idx, model_idx) - bias
+    group = np.zeros(len(np.asarray(prompt_idx)), dtype=np.int64)
+    return float(served_fid_groups(params, latents, prompt_idx, model_idx, group, 1)[0])
+
+
+def served_fid_groups(
+    params: dict,
+    latents: dict,
+    prompt_idx: np.ndarray,
+    model_idx: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+) -> np.ndarray:
+    """`served_fid` of each group of served images at once (image i in group[i], e.g. a run's
+    plan epochs), `GROUP_CHUNK` groups per pass over the prompts: (n_groups,), NaN for an
+    empty group."""
+    prompt_idx, model_idx, group = (np.asarray(a) for a in (prompt_idx, model_idx, group))
+    defect, _ = defect_and_disc_latent(params["disc"], latents)
+    fid = np.full(n_groups, np.nan)
+    for first in range(0, n_groups, GROUP_CHUNK):
+        size = min(GROUP_CHUNK, n_groups - first)
+        here = (group >= first) & (group < first + size)
+        served = np.zeros((size, N_MODELS, len(latents["content"])))
+        np.add.at(served, (group[here] - first, model_idx[here], prompt_idx[here]), 1.0)
+        filled = served.sum(axis=(1, 2)) > 0
+        if filled.any():
+            fid[first : first + size][filled] = _corrected_fids(
+                params, latents, defect, served[filled]
+            )
+    return fid
+
+
+def _corrected_fids(
+    params: dict, latents: dict, defect: np.ndarray, served: np.ndarray
+) -> np.ndarray:
+    """`served_fid` of each routing served[k, model, prompt] (image multiplicities, none empty):
+    the multiset's FID minus its prompt-sample bias."""
+    n_prompts = served.shape[-1]
+    counts = served.sum(axis=2)  # images per routing and model
+    share = counts / counts.sum(axis=1, keepdims=True)
+    alone_sample = _alone_fids(params, latents, defect, served.sum(axis=1))
+    alone_population = _alone_fids(params, latents, defect, np.ones((1, n_prompts)))
+    bias = (share * (alone_sample - alone_population)).sum(axis=1)
+    return _multiset_fids(params, latents, defect, served) - bias
 
 
 @lru_cache(maxsize=16)  # a figure's sweep alternates between its replicates' latent draws

@@ -37,7 +37,14 @@ has none (0: it is the FID of the served images' own features).
 The profiler writes its per-image features into the bundle (`features.npz`), so a run on a
 profiled bundle reports ``fid_served``; it equals the cascade table's FID when the served set
 is one of the table's (each prompt once, tests/test_served_fid.py). ``fid_served`` is a
-summary key only on such bundles; the timeseries' per-epoch ``realised_fid`` stays ``fid_table``.
+summary key only on such bundles.
+
+The timeseries scores each plan epoch by the summary's estimator too: ``realised_fid`` is the
+FID of the images of the queries that arrived in the epoch and completed, by ``fid_method``
+(a column of its own): served or exact, the epoch's own image set (not a share of the run's:
+FID is not linear, so the run's ``fid`` is not an average of them); table, the epoch's
+``fid_table`` term. ``realised_fid_table`` keeps the table estimate on every bundle. An epoch
+with no image (or, served, a single one) is NaN.
 
 Dropped queries return no image, so every FID covers the completed queries only (HADIS §5.1:
 FID of the generated images against the reference set); drops count in the SLO-violation
@@ -47,6 +54,10 @@ queries violating, goes from 25.21 to 24.71 that way while HADIS stays at 25.20)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -61,6 +72,8 @@ from simulator.policy import Plan, Policy
 
 OUTCOMES = ("ok", "timeout", "drop")
 OK, TIMEOUT, DROP = range(3)
+# (prompt_idx, model_idx, group, n_groups) of served images -> FID per group (NaN: none)
+GroupsFid = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 
 class ConservationError(AssertionError):
@@ -144,10 +157,10 @@ def epoch_of(raw: RawRun) -> np.ndarray:
     return np.maximum(np.searchsorted(applied, raw.arrival_s, side="right") - 1, 0)
 
 
-def realised_fid(
+def table_fid_per_epoch(
     raw: RawRun, outcome: np.ndarray, bundle: Bundle, policy: Policy, fids: FidTable
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(FID per epoch, completed queries per epoch) by method (a)."""
+    """(FID per epoch, completed queries per epoch) by method (a), the table."""
     epoch = epoch_of(raw)
     completed = outcome != DROP
     n_epochs = len(raw.plans)
@@ -172,6 +185,45 @@ def realised_fid(
             served = np.bincount(raw.final_model[mask], minlength=len(names))
             fid[k] = fids.mix_fid({names[m]: n for m, n in enumerate(served) if n > 0})
     return fid, weight
+
+
+def images_fid_of(bundle: Bundle) -> tuple[str, GroupsFid | None]:
+    """(estimator, FID of groups of served (prompt, model) images) of a bundle's headline FID,
+    whatever a run completes: "served" (per-image features), "exact" (a generative model) or
+    "table" (no such function: None) — one estimator for every run on it."""
+    from simulator.default_bundle import generative_model, served_fid_groups
+
+    if bundle.features is not None:
+        return "served", bundle.features.fid_groups
+    model = generative_model(bundle)
+    return ("exact", partial(served_fid_groups, *model)) if model is not None else ("table", None)
+
+
+def images_fid_per_epoch(raw: RawRun, outcome: np.ndarray, fid_of: GroupsFid) -> np.ndarray:
+    """FID per epoch of the images its completed queries were served (prompt, final model), by
+    `fid_of`; NaN for an epoch without images or too few for the estimator."""
+    done = outcome != DROP
+    return fid_of(raw.prompt_idx[done], raw.final_model[done], epoch_of(raw)[done], len(raw.plans))
+
+
+@dataclass(frozen=True, eq=False)
+class EpochFid:
+    """Per plan epoch: the FID by the run's estimator `method`, by the table, and the
+    completed queries (the table's weights in the summary's ``fid_table``)."""
+
+    method: str
+    fid: np.ndarray
+    table: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(
+        cls, raw: RawRun, outcome: np.ndarray, bundle: Bundle, policy: Policy, fids: FidTable
+    ) -> EpochFid:
+        method, fid_of = images_fid_of(bundle)
+        table, weight = table_fid_per_epoch(raw, outcome, bundle, policy, fids)
+        fid = table if fid_of is None else images_fid_per_epoch(raw, outcome, fid_of)
+        return cls(method, fid, table, weight)
 
 
 def plan_intervals(raw: RawRun, horizon_s: float) -> np.ndarray:
@@ -206,11 +258,12 @@ def timeseries_frame(
     outcome: np.ndarray,
     bundle: Bundle,
     fids: FidTable,
-    epoch_fid: np.ndarray,
+    epoch_fid: EpochFid,
     tick_s: float,
 ) -> pd.DataFrame:
     """One row per simulated second: demand, outcomes by arrival second, completions and
-    workers per model, the plan in force (thresholds, planned and realised FID)."""
+    workers per model, the plan in force (thresholds, planned and realised FID: by the run's
+    estimator, named in `fid_method`, and by the table)."""
     n_s = int(np.floor(raw.arrival_s[-1])) + 1 if len(raw.arrival_s) else 1
     second = np.minimum(raw.arrival_s.astype(np.int64), n_s - 1)
     arrivals = np.bincount(second, minlength=n_s)
@@ -244,7 +297,9 @@ def timeseries_frame(
         np.where(latest >= 0, log[np.maximum(latest, 0)], 0.0) if len(log) else 0.0
     )
     frame["planned_fid"] = np.array([fids.planned_fid(p) for p in plans])[in_force]
-    frame["realised_fid"] = epoch_fid[in_force]
+    frame["realised_fid"] = epoch_fid.fid[in_force]
+    frame["realised_fid_table"] = epoch_fid.table[in_force]
+    frame["fid_method"] = epoch_fid.method
     frame["infeasible"] = np.array([p.infeasible for p in plans])[in_force]
     return pd.DataFrame(frame)
 
@@ -254,18 +309,18 @@ def summarise(
     outcome: np.ndarray,
     bundle: Bundle,
     fids: FidTable,
-    epoch_fid: np.ndarray,
-    epoch_weight: np.ndarray,
+    epoch_fid: EpochFid,
 ) -> dict:
     n = len(raw.arrival_s)
     counts = np.bincount(outcome, minlength=3)
     completed = outcome != DROP
     latency = (raw.completion_s - raw.arrival_s)[completed]
-    valid = np.isfinite(epoch_fid) & (epoch_weight > 0)
-    fid = float(np.average(epoch_fid[valid], weights=epoch_weight[valid])) if valid.any() else None
+    table, weight = epoch_fid.table, epoch_fid.weight
+    valid = np.isfinite(table) & (weight > 0)
+    fid = float(np.average(table[valid], weights=weight[valid])) if valid.any() else None
     fid_exact = exact_fid(raw, completed, bundle)
     fid_served = served_fid(raw, completed, bundle)
-    method = fid_method_of(bundle)
+    method = epoch_fid.method
     headline = {"served": fid_served, "exact": fid_exact, "table": fid}[method]
     horizon = float(raw.arrival_s[-1]) if n else 0.0
     seconds = plan_intervals(raw, horizon)
@@ -314,16 +369,6 @@ def summarise(
     }
 
 
-def fid_method_of(bundle: Bundle) -> str:
-    """The estimator of a bundle's headline FID, whatever a run completes: "served" (per-image
-    features), "exact" (a generative model) or "table" — one estimator for every run on it."""
-    from simulator.default_bundle import generative_fid
-
-    if bundle.features is not None:
-        return "served"
-    return "exact" if generative_fid(bundle) is not None else "table"
-
-
 def exact_fid(raw: RawRun, completed: np.ndarray, bundle: Bundle) -> float | None:
     """FID of the served images under the bundle's generative model (default bundle only)."""
     from simulator.default_bundle import generative_fid
@@ -352,8 +397,8 @@ def compute_metrics(
     outcome = classify(raw, config)
     check_conservation(raw, outcome)
     fids = FidTable(bundle)
-    epoch_fid, epoch_weight = realised_fid(raw, outcome, bundle, policy, fids)
+    epoch_fid = EpochFid.of(raw, outcome, bundle, policy, fids)
     queries = queries_frame(raw, outcome, bundle)
     timeseries = timeseries_frame(raw, outcome, bundle, fids, epoch_fid, config.tick_s)
-    summary = summarise(raw, outcome, bundle, fids, epoch_fid, epoch_weight)
+    summary = summarise(raw, outcome, bundle, fids, epoch_fid)
     return queries, timeseries, summary

@@ -125,10 +125,42 @@ class ServedFeatures:
         weights = np.repeat(counts[served], k)
         x = images.astype(np.float64)
         mu = np.average(x, axis=0, weights=weights)
+        if len(x) < d:  # fewer distinct images than dimensions: the set's Gram matrix
+            return self._few_images_fid(x - mu, weights, mu)
         sigma = np.cov(x, rowvar=False, fweights=weights).reshape(d, d)
         return frechet_distance(
             mu, sigma, self.reference_mu, self.reference_sigma, self.reference_root
         )
+
+    def fid_groups(
+        self, prompt_idx: np.ndarray, model_idx: np.ndarray, group: np.ndarray, n_groups: int
+    ) -> np.ndarray:
+        """`fid` of each group of served pairs (pair i in group[i], e.g. a run's plan epochs):
+        (n_groups,), NaN for a group with fewer than two images."""
+        prompt_idx, model_idx = np.asarray(prompt_idx), np.asarray(model_idx)
+        group = np.asarray(group, np.int64)
+        order = np.argsort(group, kind="stable")  # pair order kept within a group
+        bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+        fid = np.full(n_groups, np.nan)
+        for k in np.flatnonzero(np.diff(bounds)):
+            pairs = order[bounds[k] : bounds[k + 1]]
+            value = self.fid(prompt_idx[pairs], model_idx[pairs])
+            fid[k] = np.nan if value is None else value
+        return fid
+
+    def _few_images_fid(self, centred: np.ndarray, weights: np.ndarray, mu: np.ndarray) -> float:
+        """The Fréchet distance for n < d distinct images in O(n d^2): with B = W^{1/2} X_c
+        S_ref^{1/2} / sqrt(N - 1), the set's covariance gives S_ref^{1/2} S S_ref^{1/2} = B^T B,
+        whose non-zero eigenvalues are those of the n x n matrix B B^T =
+        W^{1/2} X_c S_ref X_c^T W^{1/2} / (N - 1); Tr S = sum_i w_i |x_i - mu|^2 / (N - 1).
+        The same value as `frechet_distance` on the d x d covariance, up to round-off."""
+        scaled = centred * np.sqrt(weights / (weights.sum() - 1.0))[:, None]
+        gram = scaled @ self.reference_sigma @ scaled.T
+        eigenvalues = np.linalg.eigvalsh((gram + gram.T) / 2.0)
+        cross = float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+        diff = mu - self.reference_mu
+        value = diff @ diff + (scaled**2).sum() + np.trace(self.reference_sigma) - 2.0 * cross
+        return max(float(value), 0.0)
 
     def update_hash(self, digest: hashlib._Hash) -> None:
         """Feed every array (dtype, shape, bytes) into a bundle's content hash."""

@@ -243,6 +243,7 @@ def phase_frame(levels, fids, drops) -> pd.DataFrame:
                 "phase": f"P{k}",
                 "level_qps": level,
                 "realised_fid": fid,
+                "fid_method": "exact",
                 "arrivals": 10,
                 "timeouts": 0,
                 "drops": drops,

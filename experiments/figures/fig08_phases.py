@@ -70,6 +70,7 @@ def timeseries_with_phases(out: RunOutput, phase_s: float, labels: list[str]) ->
         "arrivals",
         "demand_estimate_qps",
         "realised_fid",
+        "fid_method",
         "planned_fid",
         "slo_violation_ratio",
         "timeouts",
@@ -124,7 +125,7 @@ def claims(data: pd.DataFrame) -> list[Claim]:
     band = v.Band.proportion(*PAPER_VIOLATIONS)
     violations = float((data["timeouts"] + data["drops"]).sum() / max(data["arrivals"].sum(), 1))
     fid_text = ", ".join(f"{p} {f:.2f}" for p, f in zip(phases["phase"], phases["fid"]))
-    estimator, error = v.fid_estimator_error(["table"])  # realised_fid: fid_table per epoch
+    estimator, error = v.fid_estimator_error(data["fid_method"])  # realised_fid's estimator
     return [
         Claim(
             NAME,
@@ -184,7 +185,8 @@ def plot(data: pd.DataFrame, ax=None) -> Figure:
         )
     ax.set(ylabel="QPS")
     ax.legend(loc="upper right")
-    axes[1, 0].plot(t, data["realised_fid"], color="tab:red", label="realised")
+    realised = f"realised ({data['fid_method'].iloc[0]})"
+    axes[1, 0].plot(t, data["realised_fid"], color="tab:red", label=realised)
     axes[1, 0].plot(t, data["planned_fid"], color="tab:red", ls="--", lw=0.8, label="planned")
     axes[1, 0].set(ylabel="FID")
     axes[1, 0].legend(loc="upper right")

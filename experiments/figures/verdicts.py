@@ -217,8 +217,11 @@ def t_half_width(values: Sequence[float]) -> float:
 
 
 def t_interval(values: Sequence[float]) -> Estimate:
-    """Mean of replicate values and its Student-t interval (unbounded for one value)."""
+    """Mean of replicate values and its Student-t interval (unbounded for one value; undefined,
+    NaN, for none: e.g. a paired FID where one method completed no query)."""
     values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return Estimate(math.nan, math.nan, math.nan)
     mean = float(values.mean())
     half = t_half_width(values)
     return Estimate(mean, mean - half, mean + half)
