@@ -162,7 +162,9 @@ class LiveCluster:
 
     Every worker slot is its own Serve application (`worker_app`, one replica), deployed with
     the initial plan and kept for the run under one code version (`code_version`), so that a
-    new `user_config` reconfigures the running replica instead of replacing it. `slots` is the
+    new `user_config` reconfigures the running replica instead of replacing it (a fixed
+    version needs `Deployment.options(version=..., _internal=True)`: private Ray Serve API,
+    checked against the pinned Ray 2.60.0 by tests/test_serving_ray.py). `slots` is the
     model per slot (`place_workers`: fewest swaps), `assigned` the plan version that put it
     there (`version` counts the plans applied)."""
 
