@@ -328,7 +328,8 @@ class ControllerThread:
         demand = None
         next_s = c.env.now + tick
         while not self.stop.wait(max(0.0, next_s - c.env.now)):
-            counters = c.refresh(demand, c.env.origin + next_s)  # the tick that ends at next_s
+            tick_end_s = next_s
+            counters = c.refresh(demand, c.env.origin + tick_end_s)  # the tick ending there
             next_s += tick
             now_s = c.env.now
             result = self.controller.tick(now_s, counters)
@@ -336,8 +337,8 @@ class ControllerThread:
             if result.restarted:  # a replay started: t = 0 of a simulation
                 next_s = self.controller.epoch_s - c.env.origin + tick
                 c.first_arrival_s = None
-            else:
-                demand = (c.env.origin + now_s, result.demand_qps)
+            else:  # logged at the end of the tick it estimates, as the simulator's demand log
+                demand = (c.env.origin + tick_end_s, result.demand_qps)
             if result.plan is not None:
                 c.apply_plan(result.plan)
             if not result.restarted:

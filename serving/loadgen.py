@@ -67,14 +67,19 @@ def fetch_state(url: str, timeout_s: float = 10.0) -> dict:
     return state
 
 
-def mark_epoch(url: str) -> None:
-    """Tell the server a replay starts now (its controller restarts, as a simulation)."""
+def mark_epoch(url: str) -> float:
+    """Tell the server a replay starts now (its controller restarts, as a simulation); returns
+    the server's epoch (wall clock), where its controller anchors its ticks."""
     import httpx
 
     try:
-        httpx.post(url.rstrip("/") + EPOCH, timeout=10.0).raise_for_status()
+        response = httpx.post(url.rstrip("/") + EPOCH, timeout=10.0)
+        response.raise_for_status()
+        return float(response.json()["epoch_s"])
     except httpx.HTTPError as exc:
         raise UnreachableError(f"--url {url!r}: cannot start a replay ({exc})") from None
+    except (ValueError, KeyError, TypeError):
+        raise UnreachableError(f"--url {url!r}: not a t2isim server (no epoch_s)") from None
 
 
 def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> dict:
@@ -139,11 +144,18 @@ async def _send(client, endpoint: str, body: dict, answer: Answer, t0: float) ->
 
 
 def to_raw_run(
-    answers: list[Answer], trace, state: dict, origin_s: float, busy_s: float, tick_s: float
+    answers: list[Answer],
+    trace,
+    state: dict,
+    origin_s: float,
+    busy_s: float,
+    tick_s: float,
+    epoch_s: float,
 ) -> RawRun:
     """The replay as the simulator's raw run: client times for arrival and completion, the
-    server's (wall clock, minus `origin_s`) for service start and first stage; plans and
-    demand estimates moved to the replay's time base."""
+    server's (wall clock, minus `origin_s`) for service start and first stage; plans moved to
+    the replay's time base, demand estimates to the controller's (`epoch_s`: the server's
+    epoch, where its ticks are anchored)."""
     n = len(answers)
     nan = np.full(n, np.nan)
     arrival, start, first_done, completion = nan.copy(), nan.copy(), nan.copy(), nan.copy()
@@ -178,7 +190,7 @@ def to_raw_run(
         dropped=dropped,
         plans=plan_records(state["plans"], origin_s),
         planner_wall_s=[],
-        demand_log=demand_log(state["demand"], origin_s, tick_s, end_s),
+        demand_log=demand_log(state["demand"], epoch_s, tick_s, end_s),
         busy_s=busy_s,
         end_s=end_s,
         policy_name=state["setup"]["policy"],
@@ -210,11 +222,16 @@ def _tuples(plan: dict) -> dict:
     return {k: tuple(plan[k]) for k in ("stages", "disc_ratios") if plan.get(k) is not None}
 
 
+TICK_MATCH_S = 1e-6  # a demand entry this close after a tick's end belongs to that tick
+
+
 def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> list[float]:
-    """The server's demand estimate in force at the end of each replay tick (0 before any)."""
+    """The server's demand estimate in force at the end of each replay tick (0 before any). The
+    server logs each estimate at the end of the tick it closes (wall time, up to rounding:
+    `TICK_MATCH_S`), which is that tick's, as in the simulator's demand log."""
     times = np.array([t - origin_s for t, _ in entries], dtype=np.float64)
     values = np.array([d for _, d in entries], dtype=np.float64)
-    ticks = (np.arange(int(np.ceil(end_s / tick_s))) + 1) * tick_s
+    ticks = (np.arange(int(np.ceil(end_s / tick_s))) + 1) * tick_s + TICK_MATCH_S
     latest = np.searchsorted(times, ticks, side="right") - 1
     return (
         np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0).tolist()
@@ -257,14 +274,13 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     trace = resolve_trace(trace_spec, bundle, config.seed)
     texts = bundle.prompts["text"].tolist()
     answer_timeout_s = config.late_factor * config.slo_s + ANSWER_MARGIN_S
-    mark_epoch(url)
+    epoch_s = mark_epoch(url)
     origin_s = time.time()
     answers = asyncio.run(replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s))
     after = fetch_state(url)
     origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
-    raw = to_raw_run(
-        answers, trace, after, origin_s, after["busy_s"] - before["busy_s"], config.tick_s
-    )
+    busy_s = after["busy_s"] - before["busy_s"]
+    raw = to_raw_run(answers, trace, after, origin_s, busy_s, config.tick_s, epoch_s)
     statuses = Counter(a.status for a in answers)
     if sum(statuses.values()) != len(trace):
         raise ConservationError(f"{sum(statuses.values())} outcomes for {len(trace)} arrivals")

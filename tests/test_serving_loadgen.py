@@ -182,6 +182,15 @@ def test_demand_log_is_the_estimate_in_force_at_each_tick_end():
     assert demand_log([], 100.0, 1.0, 2.0) == [0.0, 0.0]
 
 
+def test_an_estimate_logged_at_its_tick_end_is_that_ticks():
+    """The controller logs each estimate at the end of the tick it closes (the simulator's
+    demand_log[i] is the estimate at the end of tick i + 1); wall-clock rounding must not push
+    it into the next tick."""
+    origin = 1_764_600_000.0
+    entries = [(origin + 1.0 + 1e-9, 2.0), (origin + 2.0 - 1e-9, 4.0), (origin + 3.0, 8.0)]
+    assert demand_log(entries, origin, 1.0, 3.0) == [2.0, 4.0, 8.0]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
