@@ -195,16 +195,18 @@ class LiveCluster:
             self.first_arrival_s = self.env.now
         return counters
 
-    def apply_plan(self, plan: Plan, wait: bool = False) -> None:
-        """Routing at the ingress first (as the simulator switches its decision state at
-        once), then the workers whose configuration changed (a swap: a new model; else batch
-        size and discriminator flags); `wait` deploys and blocks until every worker runs with
-        its model loaded (the initial plan: loaded before traffic, not logged as swaps). The
-        plan in force again (a replay's first plan) changes routing state only."""
+    def apply_plan(self, plan: Plan, planned_s: float | None = None, wait: bool = False) -> None:
+        """Put `plan` in force: routing at the ingress first (as the simulator switches its
+        decision state at once), then the workers whose configuration changed (a swap: a new
+        model; else batch size and discriminator flags). `planned_s`: the wall time the plan
+        is due (its tick's end; None: now), logged with when it took effect at the ingress
+        (the delivery delay). `wait` deploys and blocks until every worker runs with its model
+        loaded (the initial plan: loaded before traffic, not logged as swaps). The plan in
+        force again (a replay's first plan) changes routing state only."""
+        if planned_s is None:
+            planned_s = time.time()
         if plan == self.plan:
-            self.ingress.set_plan.remote(
-                plan, self.slots, self.version, self.env.origin + self.env.now, 0.0
-            ).result()
+            self.ingress.set_plan.remote(plan, self.slots, self.version, planned_s, 0.0).result()
             return
         index = self.bundle.model_index
         desired = [0] * self.n_models
@@ -221,9 +223,7 @@ class LiveCluster:
                 self.pending[w] = self.assigned[w]
         load_s = sum(self.models[self.slots[w]].load_s for w in changed if self.slots[w] >= 0)
         self.plan = plan
-        self.ingress.set_plan.remote(
-            plan, self.slots, self.version, self.env.origin + self.env.now, load_s
-        ).result()
+        self.ingress.set_plan.remote(plan, self.slots, self.version, planned_s, load_s).result()
         state = PlanState.from_plan(
             plan,
             index,
@@ -334,13 +334,15 @@ class ControllerThread:
             now_s = c.env.now
             result = self.controller.tick(now_s, counters)
             demand = None
+            due_s = c.env.origin + tick_end_s
             if result.restarted:  # a replay started: t = 0 of a simulation
                 next_s = self.controller.epoch_s - c.env.origin + tick
                 c.first_arrival_s = None
+                due_s = self.controller.epoch_s
             else:  # logged at the end of the tick it estimates, as the simulator's demand log
-                demand = (c.env.origin + tick_end_s, result.demand_qps)
+                demand = (due_s, result.demand_qps)
             if result.plan is not None:
-                c.apply_plan(result.plan)
+                c.apply_plan(result.plan, due_s)
             if not result.restarted:
                 c.check_swaps()
                 self._maybe_kill()

@@ -95,8 +95,13 @@ def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> dict:
         time.sleep(1.0)
 
 
-async def replay(url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float) -> list[Answer]:
-    """Send every query at its arrival time (open loop); their answers, in trace order."""
+async def replay(
+    url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float
+) -> tuple[list[Answer], float, float]:
+    """Send every query at its arrival time (open loop): (their answers in trace order, the
+    server's epoch, the replay's origin), both wall clock. The epoch is marked once the client
+    is ready, and the replay's t = 0 follows at once, so the server's ticks and the trace's
+    seconds share an origin up to the epoch call's way back."""
     import httpx
 
     endpoint = url.rstrip("/") + GENERATIONS
@@ -104,7 +109,8 @@ async def replay(url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=200)
     async with httpx.AsyncClient(limits=limits, timeout=answer_timeout_s) as client:
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        epoch_s = mark_epoch(url)
+        t0, origin_s = loop.time(), time.time()
         tasks = []
         for i, at in enumerate(arrival_s.tolist()):
             delay = t0 + at - loop.time()
@@ -113,7 +119,7 @@ async def replay(url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float
             body = {"prompt": texts[prompt_idx[i]], "prompt_id": int(prompt_idx[i])}
             tasks.append(asyncio.create_task(_send(client, endpoint, body, answers[i], t0)))
         await asyncio.gather(*tasks)
-    return answers
+    return answers, epoch_s, origin_s
 
 
 async def _send(client, endpoint: str, body: dict, answer: Answer, t0: float) -> None:
@@ -240,6 +246,20 @@ def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> l
     )
 
 
+def plan_delays(plans: list[dict], origin_s: float) -> dict:
+    """How late the plans of the replay took effect at the ingress: seconds from when each was
+    due (its tick's end, where the simulator applies it) to its `set_plan` (count, median,
+    max; the controller's counter read, the policy's solve and the ingress call)."""
+    late = [p["applied_s"] - p["planned_s"] for p in plans if p["applied_s"] > origin_s]
+    if not late:
+        return {"count": 0}
+    return {
+        "count": len(late),
+        "median": round(float(np.median(late)), 4),
+        "max": round(float(np.max(late)), 4),
+    }
+
+
 SWAP_PARTS = {  # swap_s's means: seconds from the plan's request to ...
     "mean_s": "loaded_s",  # the model loaded in its worker: the real swap cost
     "reconfigure_mean_s": "configured_s",  # the worker got its new model
@@ -274,9 +294,9 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     trace = resolve_trace(trace_spec, bundle, config.seed)
     texts = bundle.prompts["text"].tolist()
     answer_timeout_s = config.late_factor * config.slo_s + ANSWER_MARGIN_S
-    epoch_s = mark_epoch(url)
-    origin_s = time.time()
-    answers = asyncio.run(replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s))
+    answers, epoch_s, origin_s = asyncio.run(
+        replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s)
+    )
     after = fetch_state(url)
     origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
     busy_s = after["busy_s"] - before["busy_s"]
@@ -305,6 +325,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
         failure_reasons=dict(sorted(Counter(a.reason for a in answers if a.reason).items())),
         send_lag_p99_ms=round(float(np.percentile(send_lag, 99)) * 1e3, 3),
         swap_s=swap_seconds(after["swaps"]),
+        plan_delay_s=plan_delays(after["plans"], origin_s),
     )
     resolved["hashes"] = summary["hashes"]
     resolved["serving"] = {"url": url, "backend": setup.backend, "dispatch": setup.dispatch}

@@ -19,7 +19,13 @@ pytest.importorskip("httpx")
 
 from experiments.cli import app  # noqa: E402
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
-from serving.loadgen import UnreachableError, demand_log, fetch_state, run_loadgen  # noqa: E402
+from serving.loadgen import (  # noqa: E402
+    UnreachableError,
+    demand_log,
+    fetch_state,
+    plan_delays,
+    run_loadgen,
+)
 from serving.requests import RequestError, parse_request  # noqa: E402
 from simulator.config import SimConfig  # noqa: E402
 from simulator.policy import Plan  # noqa: E402
@@ -164,6 +170,17 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     assert set(ts.plan) == {MODEL}
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["policy"] == "clipper-light" and config["sim"]["slo_s"] == 1.0
+
+
+def test_plan_delays_count_the_replays_plans_from_due_to_in_force():
+    plans = [  # (due, applied) wall seconds; the replay's origin is 100
+        {"planned_s": 90.0, "applied_s": 90.5},  # before the replay: not counted
+        {"planned_s": 105.0, "applied_s": 105.02},
+        {"planned_s": 110.0, "applied_s": 110.3},
+        {"planned_s": 115.0, "applied_s": 115.04},
+    ]
+    assert plan_delays(plans, 100.0) == {"count": 3, "median": 0.04, "max": 0.3}
+    assert plan_delays(plans[:1], 100.0) == {"count": 0}
 
 
 def test_unreachable_url_is_one_line_exit_2(tmp_path):

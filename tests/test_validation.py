@@ -19,6 +19,7 @@ from serving.validate import (
     overheads_spec,
     pooled_overheads_ms,
     run_validation,
+    same_plan_share,
     with_overheads,
 )
 from simulator.bundle import BundleError, check_overheads
@@ -169,6 +170,24 @@ def test_fidelity_table_errors_and_goals():
     assert table.loc["slo_violation_ratio", "goal_met"]
     assert table.loc["same_plan_share", "real_mean"] == pytest.approx(0.9)
     assert table.loc["same_plan_share", "goal_met"]
+
+
+def _plan_rows(labels: list[str], light_workers: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"plan": labels, "workers_A": light_workers})
+
+
+def test_same_plan_share_is_per_epoch_majority_not_the_switch_instant():
+    """Plans change at epoch starts (5 s interval): the simulated run's at that second, the
+    real run's a delivery delay later (its row still shows the old plan). Same decisions:
+    share 1, where comparing each epoch's first second gave 1/3. A real plan that differs for
+    most of the last epoch counts against it."""
+    sim = _plan_rows(["A->B"] * 5 + ["C->B"] * 5 + ["A->B"] * 5, [4] * 5 + [2] * 5 + [4] * 5)
+    late = _plan_rows(["A->B"] * 6 + ["C->B"] * 5 + ["A->B"] * 4, [4] * 6 + [2] * 5 + [4] * 4)
+    assert same_plan_share(late, sim, 5.0) == 1.0
+    other = late.copy()
+    other.loc[11:, "workers_A"] = 3  # same flow, other workers: a different plan
+    assert same_plan_share(other, sim, 5.0) == pytest.approx(2 / 3)
+    assert np.isnan(same_plan_share(sim.iloc[:0], sim, 5.0))
 
 
 def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path):
