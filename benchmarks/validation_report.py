@@ -32,9 +32,6 @@ from serving.diffusers_backend import CPU_THREADS
 EMULATED = (
     "--bundle default --backend emulated --workers 16 --time-scale 0.1 --repeats 3 --num-cpus 2"
 )
-# the static cascade swaps no model after the initial plan's (loaded before traffic): its runs
-# were made before the default bundle had load times and keep load 0, which is the same runs
-STATIC_EMULATED = f"{EMULATED} --load-s 0"
 TINY_PROFILE = "tiny-profile"  # under DIR: bundle/ and discriminator.pt of `profile all --tiny`
 TINY = (
     f"--bundle {{dir}}/{TINY_PROFILE}/bundle --backend diffusers --workers 2 --repeats 3 "
@@ -63,14 +60,14 @@ class Experiment:
 
 
 EXPERIMENTS = {
-    "static-azure": Experiment(STATIC_EMULATED, STATIC, AZURE, None),
-    "static-constant": Experiment(STATIC_EMULATED, STATIC, CONSTANT),
+    "static-azure": Experiment(EMULATED, STATIC, AZURE, None),
+    "static-constant": Experiment(EMULATED, STATIC, CONSTANT),
     "proteus-azure": Experiment(EMULATED, "--policy proteus", AZURE),
     "proteus-constant": Experiment(EMULATED, "--policy proteus", CONSTANT),
     "hadis-constant": Experiment(EMULATED, "--policy hadis", CONSTANT),
     "hadis-azure": Experiment(EMULATED, "--policy hadis", AZURE),
     # the Azure shape at full length: 4,912 queries
-    "static-azure-full": Experiment(STATIC_EMULATED, STATIC, "azure:peak=24,min=1"),
+    "static-azure-full": Experiment(EMULATED, STATIC, "azure:peak=24,min=1"),
     # hops of the emulated run on the quietest machine (static-azure's were measured under load)
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, "static-constant"),
 }
