@@ -238,6 +238,11 @@ class Ingress:
             "bypassed": False,
             "escalated": False,
             "quality_score": None,  # of the first image (diffusers: CLIP P(real); None: unscored)
+            # where its latency went besides the serving stack's hops (`hops_s` of loadgen):
+            "at_workers_s": 0.0,  # at workers (queued, held, served), summed over its visits
+            "waited_s": 0.0,  # at the ingress: the router's cost, waits for a plan
+            "visits": 0,  # stages served (1, or 2 when escalated once)
+            "resends": 0,  # visits answered `resend` (its worker's model changed)
         }
         self.arrival_s.append(arrival)
         self.inflight += 1
@@ -254,14 +259,16 @@ class Ingress:
         """Serve one query through the plan's cascade; the final image (None if none)."""
         score = self.router_scores[prompt_id]
         if self.router_shift_s:
+            start = time.time()
             await asyncio.sleep(self.router_shift_s)
+            rec["waited_s"] += time.time() - start
         admit = self.hooks.admit
         if admit is not None and not admit(time.time(), score, self.inflight):
             rec["status"], rec["reason"] = "dropped", "not admitted"
             return None
         stage, m = await self._route(score, rec)
         while True:
-            result = await self._run_on(m, prompt_id, rec["arrival_s"], image_idx)
+            result = await self._run_on(m, prompt_id, rec, image_idx)
             if result["status"] == "requeue":  # its worker's model changed: route it again
                 stage, m = await self._reenter(stage, score, rec)
                 continue
@@ -276,7 +283,7 @@ class Ingress:
                 if nxt != ACCEPT:
                     rec["escalated"] = True
                     stage = STAGE_FINAL if nxt == self.state.last else STAGE_ESCALATED
-                    m = await self._available(nxt)
+                    m = await self._available(nxt, rec)
                     continue
             rec["final_model"], rec["completion_s"] = m, result["done_s"]
             return result["image"]
@@ -302,7 +309,7 @@ class Ingress:
                 m = route(self.state, score, time.time(), self.queued())
             if m != NO_MODEL and self.workers_of[m]:
                 break
-            await self.plan_changed.wait()
+            await self._wait_for_plan(rec)
         if m == self.state.last:
             rec["bypassed"] = True
             return STAGE_FINAL, m
@@ -317,17 +324,23 @@ class Ingress:
             m = self.state.requeue(self.draw)
             if m != NO_MODEL and self.workers_of[m]:
                 return (STAGE_FINAL if m == self.state.last else STAGE_ESCALATED), m
-            await self.plan_changed.wait()
+            await self._wait_for_plan(rec)
 
-    async def _available(self, m: int) -> int:
+    async def _available(self, m: int, rec: dict) -> int:
         while not self.workers_of[m]:
-            await self.plan_changed.wait()
+            await self._wait_for_plan(rec)
         return m
 
-    async def _run_on(self, m: int, prompt_id: int, arrival_s: float, image_idx: int) -> dict:
+    async def _wait_for_plan(self, rec: dict) -> None:
+        start = time.time()
+        await self.plan_changed.wait()
+        rec["waited_s"] += time.time() - start
+
+    async def _run_on(self, m: int, prompt_id: int, rec: dict, image_idx: int) -> dict:
         """One visit of model m: queued at one of its workers until served or dropped;
         `requeue` when the worker answers `resend` (its model changed) or the model has no
-        workers left; sent again when the worker's replica died (at most MAX_RETRIES times)."""
+        workers left; sent again when the worker's replica died (at most MAX_RETRIES times).
+        Adds the visit's time at the worker to the query's record."""
         self.visit_s[m].append(time.time())
         self.outstanding[m] += 1
         try:
@@ -339,7 +352,7 @@ class Ingress:
                 self.sent[w] += 1
                 try:
                     result = await self.handles[w].remote(
-                        m, self.version, prompt_id, arrival_s, image_idx
+                        m, self.version, prompt_id, rec["arrival_s"], image_idx
                     )
                 except Exception as exc:
                     if type(exc).__name__ not in REPLICA_LOST:
@@ -355,10 +368,13 @@ class Ingress:
                     continue
                 finally:
                     self.sent[w] -= 1
+                rec["at_workers_s"] += result.get("at_worker_s", 0.0)
                 if result["status"] == "resend":
+                    rec["resends"] += 1
                     return {"status": "requeue"}
                 if result["status"] == "done":
                     self.busy_s += result["busy_s"]
+                    rec["visits"] += 1
                 return result
         finally:
             self.outstanding[m] -= 1

@@ -246,6 +246,17 @@ def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> l
     )
 
 
+def hops_seconds(answer: Answer) -> float:
+    """The serving stack's share of a completed query's latency: its client latency less what
+    the server measured it spend where the simulator models time (at workers, and waiting at
+    the ingress for the router or a plan): the proxy and the ingress's calls to the workers,
+    there and back, once per visit. NaN for a query not completed or not recorded."""
+    image = answer.image or {}
+    if answer.status != "done" or "at_workers_s" not in image:
+        return math.nan
+    return answer.received_s - answer.sent_s - image["at_workers_s"] - image["waited_s"]
+
+
 def plan_delays(plans: list[dict], origin_s: float) -> dict:
     """How late the plans of the replay took effect at the ingress: seconds from when each was
     due (its tick's end, where the simulator applies it) to its `set_plan` (count, median,
@@ -306,6 +317,9 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
         raise ConservationError(f"{sum(statuses.values())} outcomes for {len(trace)} arrivals")
     queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
     queries["reason"] = [a.reason for a in answers]
+    queries["hops_s"] = [hops_seconds(a) for a in answers]
+    for key in ("visits", "resends"):
+        queries[key] = np.array([(a.image or {}).get(key, 0) for a in answers], dtype=np.int64)
     send_lag = np.array([a.sent_s for a in answers]) - trace.arrival_s
     resolved = {"policy": setup.policy, "policy_options": setup.options, "sim": config.to_dict()}
     summary["hashes"] = {

@@ -10,13 +10,12 @@ whether it meets the goal (issue 14: |p50| <= 5%, |p99| <= 10%, violation ratio 
 the real spread, the same plan in >= 90% of plan epochs).
 
 The per-hop overheads of the serving stack (`simulator.bundle.HOPS`) are measured from the real
-runs' timestamps against a simulation without them, query by query (`hop_overheads_ms`), and
-applied to the simulation the table compares with (`--overheads measured`, the default), or
-taken from the bundle or from a file (DIR/overheads.json of an earlier validation, for an
-out-of-sample check): DIR/sim is that simulation, DIR/sim-no-overhead the one without (and
-DIR/sim-measured-overheads the in-sample one, when the applied overheads are not measured),
-DIR/overheads.csv the values per real run and DIR/overheads.json their mean (a bundle.json
-`overheads` object).
+runs' own timestamps, query by query (`hop_overheads_ms`), and applied to the simulation the
+table compares with (`--overheads measured`, the default), or taken from the bundle or from a
+file (DIR/overheads.json of an earlier validation, for an out-of-sample check): DIR/sim is that
+simulation, DIR/sim-no-overhead the one without (and DIR/sim-measured-overheads the in-sample
+one, when the applied overheads are not measured), DIR/overheads.csv the values per real run
+and DIR/overheads.json their mean (a bundle.json `overheads` object).
 """
 
 from __future__ import annotations
@@ -84,32 +83,30 @@ def same_plan_share(real_ts: pd.DataFrame, sim_ts: pd.DataFrame, plan_interval_s
     return float((majority(real_ts) == majority(sim_ts)).mean())
 
 
-def hop_overheads_ms(real: pd.DataFrame, base: pd.DataFrame) -> dict[str, float]:
+def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
     """The serving stack's per-hop overheads in one real run (a bundle.json `overheads`
-    object, ms), from the client's clock only (a run folder's service times are the server's,
-    on another time base). Over the queries both runs completed and escalated alike, the real
-    minus the overhead-free simulated latency of the same query (the queueing both drivers
-    model cancels out) is the dispatch hop for queries served by one model: its median and
-    95th percentile; for queries escalated once it is dispatch plus escalation: the median
-    less the dispatch median, the p95 at the dispatch hop's spread (the same Ray handle call).
-    NaN for a hop no query took."""
-    alike = (
-        (real["outcome"].astype(str) != "drop").to_numpy()
-        & (base["outcome"].astype(str) != "drop").to_numpy()
-        & (real["escalated"].to_numpy() == base["escalated"].to_numpy())
-    )
-    escalated = base["escalated"].to_numpy()
-    extra = real["latency_s"].to_numpy(dtype=np.float64) - base["latency_s"].to_numpy(
-        dtype=np.float64
-    )
+    object, ms), from the run's own timestamps: `hops_s`, a completed query's latency less the
+    time the server measured it spend where the simulator models time (`serving.loadgen`). No
+    simulation enters, so the queueing of either driver, and whether their plans agree, does
+    not either. Over the queries never resent: the dispatch hop is the median and 95th
+    percentile of `hops_s` for queries served by one model; for queries served by two it is
+    dispatch plus escalation: the median less the dispatch median, the p95 at the dispatch
+    hop's spread (the same Ray handle call). NaN for a hop no query took, and for a run folder
+    without `hops_s` (made before the serving path recorded it)."""
+    if "hops_s" not in real.columns:
+        hops = visits = np.zeros(0)
+    else:
+        kept = real["hops_s"].notna().to_numpy() & (real["resends"].to_numpy() == 0)
+        hops = real["hops_s"].to_numpy(dtype=np.float64)[kept]
+        visits = real["visits"].to_numpy()[kept]
 
-    def percentile_ms(mask: np.ndarray, q: float) -> float:
-        x = extra[mask & np.isfinite(extra)]
+    def percentile_ms(n_visits: int, q: float) -> float:
+        x = hops[visits == n_visits]
         return float(np.percentile(x, q)) * 1e3 if x.size else math.nan
 
-    dispatch = percentile_ms(alike & ~escalated, 50)
-    spread = percentile_ms(alike & ~escalated, 95) / dispatch if dispatch > 0 else 1.0
-    escalation = percentile_ms(alike & escalated, 50) - dispatch
+    dispatch = percentile_ms(1, 50)
+    spread = percentile_ms(1, 95) / dispatch if dispatch > 0 else 1.0
+    escalation = percentile_ms(2, 50) - dispatch
     return {
         "dispatch_overhead_ms": dispatch,
         "dispatch_overhead_p95_ms": dispatch * spread,
@@ -345,7 +342,7 @@ def run_validation(
         )
         for d in real_dirs
     ]
-    per_run = [hop_overheads_ms(q, base.queries) for q, _, _ in reals]
+    per_run = [hop_overheads_ms(q) for q, _, _ in reals]
     measured = pooled_overheads_ms(per_run)
     applied = applied_overheads(overheads, bundle, measured)
     sim = simulate(applied, "sim")

@@ -40,9 +40,10 @@ RESEND = {"status": "resend"}
 
 class Job:
     """One query's visit of a worker: the model it is routed to, the ingress's plan version
-    when sent, its prompt, arrival and image index, and the future its answer resolves."""
+    when sent, its prompt, arrival and image index, the future its answer resolves and when
+    the worker received it (wall clock)."""
 
-    __slots__ = ("model", "version", "prompt_id", "arrival_s", "image_idx", "future")
+    __slots__ = ("model", "version", "prompt_id", "arrival_s", "image_idx", "future", "received_s")
 
     def __init__(self, model, version, prompt_id, arrival_s, image_idx, future) -> None:
         self.model = model
@@ -51,6 +52,7 @@ class Job:
         self.arrival_s = arrival_s
         self.image_idx = image_idx
         self.future = future
+        self.received_s = time.time()
 
 
 class _ArrivalOf:
@@ -136,7 +138,9 @@ class Worker:
         self, model: int, version: int, prompt_id: int, arrival_s: float, image_idx: int = 0
     ) -> dict:
         """One query of `model`, sent under the ingress's plan `version`: its answer (done,
-        dropped, failed, or resend)."""
+        dropped, failed, or resend), with `at_worker_s`, the seconds it spent here (queued,
+        held or served: what the simulator models; the rest of a query's latency is the
+        serving stack's hops) when it was queued or held."""
         if self.error is not None:
             return {"status": "failed", "reason": self.error}
         job = Job(model, version, prompt_id, arrival_s, image_idx, _future())
@@ -238,4 +242,4 @@ def _future() -> asyncio.Future:
 
 def _answer(job: Job, result: dict) -> None:
     if not job.future.done():  # its caller may have gone (a cancelled request)
-        job.future.set_result(result)
+        job.future.set_result({**result, "at_worker_s": time.time() - job.received_s})

@@ -125,6 +125,10 @@ class Stub(BaseHTTPRequestHandler):
             "final_model": 0,
             "bypassed": False,
             "escalated": False,
+            "at_workers_s": done - arrival,
+            "waited_s": 0.0,
+            "visits": int(outcome == "done"),
+            "resends": 0,
         }
         self._json(200 if outcome == "done" else 503, {"data": [{}], "t2isim": {"images": [image]}})
 
@@ -162,6 +166,10 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     done = queries[queries.outcome == "ok"]
     assert (done.latency_s >= SERVICE_S).all() and done.latency_s.max() < 1.0
     assert (done.final_model == MODEL).all()
+    # the stack's share: the client's latency less the server's time (the stub's service)
+    assert (done.hops_s > 0).all() and (done.hops_s < done.latency_s - SERVICE_S + 1e-3).all()
+    assert (done.visits == 1).all() and (queries.resends == 0).all()
+    assert queries.loc[queries.outcome != "ok", "hops_s"].isna().all()
     # open loop: each query left at its trace time (not after the previous answer)
     lag = queries.arrival_s.to_numpy() - trace.arrival_s
     assert np.all(lag >= -1e-3) and np.percentile(lag, 50) < SERVICE_S

@@ -95,8 +95,13 @@ def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads()
 
     swap_s, answers, late, status = asyncio.run(scenario())
     served, *resent = answers
-    assert resent == [RESEND, RESEND]  # the queue of a worker whose model changed: rerouted
+    # the queue of a worker whose model changed: rerouted, after waiting there since sent
+    assert [r["status"] for r in resent] == ["resend", "resend"]
+    assert all(0.05 <= r["at_worker_s"] <= 0.05 + SLACK_S for r in resent)
     assert served["status"] == "done" and served["quality"] == 0.9  # model a's image
+    # its time at the worker: queued (none: it came first) and served
+    assert served["done_s"] - served["start_s"] <= served["at_worker_s"]
+    assert served["at_worker_s"] <= served["done_s"] - served["start_s"] + SLACK_S
     assert served["done_s"] > swap_s  # the batch in service ended after the plan changed
     # b loads once the worker is free of a's batch (as `Cluster.worker_process`)
     assert status["model"] == B and status["loaded"]
@@ -117,8 +122,9 @@ def test_queries_of_a_newer_plan_wait_for_its_reconfigure_stale_ones_are_resent(
         return stale, await early
 
     stale, early = asyncio.run(scenario())
-    assert stale == RESEND
+    assert stale == RESEND  # answered at once: no time at the worker
     assert early["status"] == "done" and early["quality"] == 0.2
+    assert early["at_worker_s"] >= 0.05 + BATCH_S[1]  # held until plan 2 came, then served
 
 
 def test_a_slot_without_a_model_stays_idle_and_the_drop_rule_applies():
@@ -135,7 +141,8 @@ def test_a_slot_without_a_model_stays_idle_and_the_drop_rule_applies():
     status, resent, (late, fresh) = asyncio.run(scenario())
     assert status["model"] == NO_MODEL and status["loaded"] and status["loaded_s"] is None
     assert resent == RESEND
-    assert late == {"status": "dropped", "reason": "drop rule"}
+    assert late["status"] == "dropped" and late["reason"] == "drop rule"
+    assert 0 <= late["at_worker_s"] < SLACK_S
     assert fresh["status"] == "done" and fresh["quality"] == 0.1
 
 

@@ -5,6 +5,7 @@ emulated validation end to end."""
 from __future__ import annotations
 
 import json
+import math
 import socket
 
 import numpy as np
@@ -74,13 +75,35 @@ def test_a_hop_with_a_p95_is_lognormal_and_reproducible(bundle):
     assert extra.min() > 0 and extra.max() > 0.120
 
 
-def test_measured_overheads_recover_the_injected_ones(bundle):
-    base = simulate(bundle, {}).queries
-    real = simulate(bundle, {"dispatch_overhead_ms": 40.0, "escalation_overhead_ms": 15.0})
-    measured = hop_overheads_ms(real.queries, base)
-    assert measured["dispatch_overhead_ms"] == pytest.approx(40.0, abs=1e-6)
-    assert measured["escalation_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
-    assert measured["dispatch_overhead_p95_ms"] == pytest.approx(40.0, abs=1e-6)
+def stack_queries(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """A real run's queries as `serving.loadgen` writes them: `hops_s` per completed query, a
+    lognormal dispatch hop (median 40 ms, p95 120 ms) once per query, and 15 ms more for the
+    third of the queries served by two models; resent and dropped queries besides."""
+    sigma = np.log(3.0) / 1.6448536269514722
+    hops = 0.040 * np.exp(sigma * rng.standard_normal(n))
+    visits = np.where(np.arange(n) % 3 == 0, 2, 1)
+    hops += np.where(visits == 2, 0.015, 0.0)
+    resends = np.where(np.arange(n) % 50 == 7, 1, 0)
+    hops[resends == 1] += 5.0  # a resent query also paid a wasted visit: not a hop sample
+    hops[np.arange(n) % 40 == 11] = np.nan  # dropped: no latency
+    return pd.DataFrame({"hops_s": hops, "visits": visits, "resends": resends})
+
+
+def test_measured_overheads_come_from_the_runs_own_timestamps():
+    measured = hop_overheads_ms(stack_queries(30_000, np.random.default_rng(0)))
+    assert measured["dispatch_overhead_ms"] == pytest.approx(40.0, rel=0.02)
+    assert measured["dispatch_overhead_p95_ms"] == pytest.approx(120.0, rel=0.03)
+    # the median of (dispatch + 15 ms) less the dispatch median: 15 ms
+    assert measured["escalation_overhead_ms"] == pytest.approx(15.0, abs=1.5)
+    assert measured["escalation_overhead_p95_ms"] == pytest.approx(45.0, rel=0.12)
+    before = hop_overheads_ms(pd.DataFrame({"latency_s": [1.0]}))  # a run folder without them
+    assert all(math.isnan(v) for v in before.values())
+    measured = {
+        "dispatch_overhead_ms": 40.0,
+        "dispatch_overhead_p95_ms": 40.0,
+        "escalation_overhead_ms": 15.0,
+        "escalation_overhead_p95_ms": 15.0,
+    }
     pooled = pooled_overheads_ms(
         [measured, {**measured, "dispatch_overhead_ms": 50.0, "dispatch_overhead_p95_ms": 70.0}]
     )
@@ -191,16 +214,22 @@ def test_same_plan_share_is_per_epoch_majority_not_the_switch_instant():
 
 
 def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path):
-    """Stand-in "real" runs (simulations with known overheads) re-reported: the measured
-    overheads are the injected ones and the compared simulation matches them."""
+    """Stand-in "real" runs (simulations with known overheads, their stack's share recorded)
+    re-reported: the measured overheads are the injected ones and the compared simulation
+    matches them."""
     setup = ServeSetup(
         "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
     )
     injected = {"dispatch_overhead_ms": 35.0, "escalation_overhead_ms": 12.0}
     fake = simulate(bundle, injected)
+    queries = fake.queries.copy()  # with the stack's share as a real run records it
+    escalated = queries["escalated"].to_numpy()
+    queries["visits"] = np.where(escalated, 2, 1)
+    queries["resends"] = 0
+    queries["hops_s"] = np.where(queries["outcome"] != "drop", 0.035 + 0.012 * escalated, np.nan)
     for k in (1, 2):
         summary = {**fake.summary, "trace_spec": TRACE}
-        write_run(tmp_path / f"real-{k}", fake.queries, fake.timeseries, summary, fake.config, [])
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     assert json.loads((tmp_path / "overheads.json").read_text()) == {
         "dispatch_overhead_ms": 35.0,
