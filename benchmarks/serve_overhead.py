@@ -11,11 +11,17 @@ one constant-rate replay per rate (the load generator on the same machine). Over
 = its client latency - the emulated batch-1 service time of the models it visited. Prints
 p50/p99 overhead per rate; the last line is `overhead_p99_ms=<at 100 qps, or the highest rate
 tried below it> max_qps=<highest rate with overhead p99 <= 20 ms and every query ok>`.
+
+Per rate it also prints the CPU seconds per query of each part of the stack (Linux: read from
+/proc over the replay): the ingress replica, Serve's HTTP proxy, the worker replicas, this
+process (load generator and controller thread), Serve's controller and Ray's own processes.
+On C cores the stack saturates near C / (CPU seconds per query) queries per second.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import tempfile
 from pathlib import Path
@@ -28,6 +34,13 @@ from serving.server import ServeSession
 from serving.setup import ServeSetup
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
+PARTS = (  # (part, what its processes' command lines contain), first match wins
+    ("ingress", "ServeReplica:t2isim:Ingress"),
+    ("proxy", "ProxyActor"),
+    ("workers", "ServeReplica:t2isim-w"),
+    ("serve controller", "ServeController"),
+    ("ray system", ""),  # raylet, GCS, agents, idle workers
+)
 TIME_SCALE = 1e-3
 GOAL_P99_MS = 20.0
 REFERENCE_QPS = 100
@@ -40,6 +53,37 @@ def overhead_ms(queries: pd.DataFrame, bundle) -> np.ndarray:
     heavy = bundle.batch_latency_s(HEAVY, 1) * TIME_SCALE
     service = np.where(ok.bypassed, 0.0, light) + np.where(ok.bypassed | ok.escalated, heavy, 0)
     return (ok.latency_s.to_numpy() - service) * 1e3
+
+
+def cpu_seconds_by_part() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process and of each Ray process, by part
+    (PARTS; this process: "load generator"); empty where /proc is not readable."""
+    me = os.getpid()
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone, or not ours to read
+        pid = int(entry.name)
+        if pid == me:
+            part = "load generator"
+        elif "ray" in cmdline:
+            part = next(name for name, key in PARTS if key in cmdline)
+        else:
+            continue
+        totals[part] = totals.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+def cpu_per_query_text(before: dict, after: dict, n_queries: int) -> str:
+    """'ingress 9.8, proxy 6.1, ... (total 33.0) ms CPU per query' between two readings."""
+    parts = {k: (after.get(k, 0.0) - before.get(k, 0.0)) * 1e3 / n_queries for k in after}
+    order = [name for name, _ in PARTS if name in parts] + ["load generator"]
+    shown = ", ".join(f"{k} {parts[k]:.1f}" for k in order if k in parts)
+    return f"CPU per query, ms: {shown} (total {sum(parts.values()):.1f})"
 
 
 def main() -> None:
@@ -75,9 +119,11 @@ def main() -> None:
     ):
         for rate in rates:
             out = Path(tmp) / f"r{rate}"
+            cpu_before = cpu_seconds_by_part()
             summary = run_loadgen(
                 f"constant:rate={rate},duration={args.seconds:g}", session.url, out
             )
+            cpu_after = cpu_seconds_by_part()
             ms = overhead_ms(pd.read_parquet(out / "queries.parquet"), bundle)
             all_ok = summary["ok"] == summary["arrivals"]
             p50, p99 = (float(np.percentile(ms, q)) for q in (50, 99)) if ms.size else (0, 0)
@@ -87,6 +133,8 @@ def main() -> None:
                 f"{p50:.1f} ms, p99 {p99:.1f} ms, send lag p99 {summary['send_lag_p99_ms']} ms",
                 flush=True,
             )
+            if cpu_after:
+                print("  " + cpu_per_query_text(cpu_before, cpu_after, summary["arrivals"]))
     reference = max((r for r in rates if r <= REFERENCE_QPS), default=rates[0])
     passing = [r for r, (p99, ok) in results.items() if ok and p99 <= GOAL_P99_MS]
     print(f"overhead_p99_ms={results[reference][0]:.1f} max_qps={max(passing, default=0)}")
