@@ -104,13 +104,16 @@ def run_order(names: list[str]) -> list[str]:
 def profile_tiny(work: Path) -> None:
     """`t2isim profile all --tiny` on this machine, with the torch threads of one CPU replica
     (`OMP_NUM_THREADS` = `CPU_THREADS`: replicas share the cores, and a profile made with more
-    threads measures their contention instead); keeps in `work` what the diffusers backend
-    serves and the report reads: bundle/ and discriminator.pt (not the images)."""
+    threads measures their contention instead), each prompt's bundle score that of its first
+    image (`--prompt-score first-image`: the image the real path renders for it, so both
+    drivers judge the same image); keeps in `work` what the diffusers backend serves and the
+    report reads: bundle/ and discriminator.pt (not the images)."""
     work.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work.parent, prefix=f".{work.name}-") as tmp:
         scratch, keep = Path(tmp) / "work", Path(tmp) / "keep"
         env = {**os.environ, "OMP_NUM_THREADS": str(CPU_THREADS)}
         args = ["t2isim", "profile", "all", "--tiny", "--out", str(scratch)]
+        args += ["--prompt-score", "first-image"]  # the image a one-image request renders
         print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
         subprocess.run(args, check=True, env=env)
         shutil.copytree(scratch / "bundle", keep / "bundle")

@@ -54,6 +54,22 @@ DASK = typer.Option(
     help="Run as tasks on a Dask cluster: tcp://host:8786 (one single-thread worker per GPU, "
     "shared work folder; tasks use the command's device) or local[:N] (in-process, N workers).",
 )
+
+
+def _prompt_score(value: str) -> str:
+    from profiler.steps import PROMPT_SCORES
+
+    if value not in PROMPT_SCORES:
+        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(PROMPT_SCORES)}")
+    return value
+
+
+PROMPT_SCORE = typer.Option(
+    "mean",
+    help="A prompt's quality scores in the bundle: mean (over its images) or first-image (its "
+    "image 0, the one a one-image serving request renders: for a validation).",
+    callback=_prompt_score,
+)
 MULTI_METRIC = typer.Option(False, help="Add RouteT2I q_<metric> scores (multi-metric quality).")
 METRICS_CONFIG = typer.Option(
     None, help="Metric texts JSON (default: profiler/data/routet2i_metrics.json)."
@@ -384,6 +400,7 @@ def build_table(
     multi_metric: bool = typer.Option(
         False, help="Add the per-prompt RouteT2I q_<metric> means to scores.csv."
     ),
+    prompt_score: str = PROMPT_SCORE,
     work: Path = WORK,
 ) -> None:
     """Cascade lookup table (exact FID per configuration) and the bundle."""
@@ -401,6 +418,7 @@ def build_table(
         grid_points=grid_points,
         prune_models=prune_models,
         multi_metric=multi_metric,
+        prompt_score=prompt_score,
     )
     typer.echo(f"wrote {path}")
 
@@ -419,6 +437,7 @@ def all_steps(
     logit_scale: float = LOGIT_SCALE,
     devices: str | None = DEVICES,
     dask: str | None = DASK,
+    prompt_score: str = PROMPT_SCORE,
 ) -> None:
     """Every step in order. Only --tiny for now: real runs use the per-step commands."""
     from profiler.sharding import open_runner
@@ -432,8 +451,8 @@ def all_steps(
     runner = open_runner(devices, dask, "cpu")
     layout = WorkLayout(out)
     if runner is None:
-        path = run_tiny(layout, "tiny", prompts, seed, multi_metric=config)
+        path = run_tiny(layout, "tiny", prompts, seed, None, config, prompt_score)
     else:
         with runner:
-            path = run_tiny(layout, "tiny", prompts, seed, runner, config)
+            path = run_tiny(layout, "tiny", prompts, seed, runner, config, prompt_score)
     typer.echo(f"wrote {path}")

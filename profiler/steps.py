@@ -27,6 +27,10 @@ from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables
 from simulator.served_features import ServedFeatures
 
 SCORE_COLUMNS = ("image", "prompt_id", "image_idx", "p_real", "clip_score")
+# A prompt's quality scores in the bundle: the mean over its images (what a query with a random
+# seed scores in expectation), or those of its first image (image_seed(seed, prompt, 0): the
+# image a one-image serving request renders, so a validation's two drivers judge one image)
+PROMPT_SCORES = ("mean", "first-image")
 
 
 class StepError(ValueError):
@@ -108,10 +112,14 @@ def prompt_features_step(
 
 
 def _per_prompt_scores(
-    layout: WorkLayout, model: str, n_prompts: int, multi_metric: bool = False
+    layout: WorkLayout,
+    model: str,
+    n_prompts: int,
+    multi_metric: bool = False,
+    prompt_score: str = "mean",
 ) -> tuple[pd.DataFrame, dict | None]:
-    """Per-prompt means of a model's per-image scores (with the `q_<metric>` columns and their
-    config when `multi_metric`)."""
+    """Per-prompt scores of a model from its per-image ones (PROMPT_SCORES: their mean, or the
+    first image's), with the `q_<metric>` columns and their config when `multi_metric`."""
     path = layout.scores(model)
     if not path.is_file():
         raise StepError(f"{path}: scores missing (run `profile score` first)")
@@ -128,6 +136,8 @@ def _per_prompt_scores(
                 f"{path}: no q_<metric> columns (run `profile score --multi-metric` first)"
             )
         config = json.loads(sidecar.read_text(encoding="utf-8"))
+    if prompt_score == "first-image":
+        table = table[table["image_idx"] == 0]
     means = table.groupby("prompt_id")[["p_real", "clip_score", *quality]].mean()
     if not np.array_equal(means.index.to_numpy(), np.arange(n_prompts)):
         raise StepError(f"{path}: prompt ids are not 0..{n_prompts - 1}")
@@ -135,12 +145,18 @@ def _per_prompt_scores(
 
 
 def _score_table(
-    layout: WorkLayout, models: Sequence[str], n_prompts: int, multi_metric: bool
+    layout: WorkLayout,
+    models: Sequence[str],
+    n_prompts: int,
+    multi_metric: bool,
+    prompt_score: str = "mean",
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict | None]:
-    """(bundle scores table, per-prompt means per model, the shared multi-metric config)."""
+    """(bundle scores table, per-prompt scores per model, the shared multi-metric config)."""
     scores, configs = {}, {}
     for model in models:
-        scores[model], configs[model] = _per_prompt_scores(layout, model, n_prompts, multi_metric)
+        scores[model], configs[model] = _per_prompt_scores(
+            layout, model, n_prompts, multi_metric, prompt_score
+        )
     first = models[0]
     for model in models[1:]:
         if configs[model] != configs[first] or list(scores[model]) != list(scores[first]):
@@ -173,13 +189,19 @@ def build_bundle(
     grid_points: int = 11,
     prune_models: bool = True,
     multi_metric: bool = False,
+    prompt_score: str = "mean",
 ) -> Bundle:
     """Assemble and validate the bundle from every step's outputs (models light -> heavy by
-    batch-1 latency; cascades for every pair of the candidates kept by HADIS pruning; with
-    `multi_metric`, the per-prompt RouteT2I `q_<metric>` means as extra score columns). The
-    per-image features and the reference statistics go in too (`features.npz`), so that runs
-    score the FID of the images they served."""
+    batch-1 latency; cascades for every pair of the candidates kept by HADIS pruning; each
+    prompt's scores by `prompt_score` (PROMPT_SCORES); with `multi_metric`, the per-prompt
+    RouteT2I `q_<metric>` scores as extra score columns). The per-image features and the
+    reference statistics go in too (`features.npz`), so that runs score the FID of the images
+    they served."""
     from profiler.inception import load_features
+
+    if prompt_score not in PROMPT_SCORES:
+        expected = ", ".join(PROMPT_SCORES)
+        raise StepError(f"prompt score {prompt_score!r}: expected one of {expected}")
 
     models = layout.profiled_models()
     if len(models) < 2:
@@ -224,7 +246,7 @@ def build_bundle(
     prompt_table["router_score"] = router_scores(
         prompt_table[list(ROUTER_FEATURES)].to_numpy(), router_weights
     )
-    score_table, scores, metric_config = _score_table(layout, models, n, multi_metric)
+    score_table, scores, metric_config = _score_table(layout, models, n, multi_metric, prompt_score)
     cascades = cascade_rows(
         mix,
         reference,
@@ -251,6 +273,7 @@ def build_bundle(
         router={"features": list(ROUTER_FEATURES), "weights": [float(w) for w in router_weights]},
         fid={"extractor": extractor.pop(), "reference_images": reference.n},
         images_per_prompt=int(mix.images_per_prompt),
+        **({"prompt_score": prompt_score} if prompt_score != "mean" else {}),
         pruned_models=dict(sorted(pruned.reasons.items())) if pruned else {},
         latency_profiles={
             m: {k: v for k, v in profiles[m][1].items() if k != "libraries"} for m in models

@@ -237,9 +237,11 @@ def run_tiny(
     seed: int = 0,
     runner: TaskRunner | None = None,
     multi_metric: MultiMetricConfig | None = None,
+    prompt_score: str = "mean",
 ) -> Path:
     """`profile all --tiny`: synthetic real images, then every step with the tiny plan.
-    Candidate pruning is off: random-init models have arbitrary FIDs."""
+    Candidate pruning is off: random-init models have arbitrary FIDs. `prompt_score`: see
+    `profiler.steps.PROMPT_SCORES`."""
     write_smooth_images(layout.real_images, 2 * n_prompts, 32, seed)
     plan = dataclasses.replace(tiny_plan(layout, n_prompts, seed), multi_metric=multi_metric)
-    return run_all(plan, layout, name, runner, prune_models=False)
+    return run_all(plan, layout, name, runner, prune_models=False, prompt_score=prompt_score)

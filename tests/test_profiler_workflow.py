@@ -50,6 +50,23 @@ def test_rebuilding_the_table_is_byte_identical(tiny_run, tmp_path):
         assert (again / file).read_bytes() == (path / file).read_bytes(), file
 
 
+def test_a_prompts_score_is_the_mean_over_its_images_or_its_first_images(tiny_run):
+    import pandas as pd
+
+    layout, path = tiny_run
+    mean = load_bundle(path)
+    first = build_bundle(layout, "tiny-test", prune_models=False, prompt_score="first-image")
+    assert "prompt_score" not in mean.meta and first.meta["prompt_score"] == "first-image"
+    for m, model in enumerate(first.model_names):
+        images = pd.read_csv(layout.scores(model)).sort_values(["prompt_id", "image_idx"])
+        per_image = images["p_real"].to_numpy().reshape(8, 2)
+        np.testing.assert_allclose(first.disc_score[:, m], per_image[:, 0], atol=1e-9)
+        np.testing.assert_allclose(mean.disc_score[:, m], per_image.mean(axis=1), atol=1e-9)
+    assert not np.allclose(first.disc_score, mean.disc_score)  # the two images differ
+    with pytest.raises(StepError, match="prompt score 'median': expected one of mean, "):
+        build_bundle(layout, "tiny-test", prune_models=False, prompt_score="median")
+
+
 def test_build_bundle_reports_missing_scores(tiny_run, tmp_path):
     import shutil
 
@@ -81,3 +98,5 @@ def test_cli_build_table_and_fid(tiny_run, tmp_path):
     assert float(result.output) == pytest.approx(fid_alone, abs=1e-4)
     result = runner.invoke(profile_app, ["all", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--tiny" in result.output
+    result = runner.invoke(profile_app, [*args, "--prompt-score", "median"])
+    assert result.exit_code == 2 and "'median': expected one of mean," in result.output
