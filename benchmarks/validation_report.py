@@ -5,13 +5,15 @@ experiment and each experiment's fidelity table, under hand-written notes.
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
-Emulated experiments: the default bundle, 16 replicas, time scale 0.1. The first (`CALIBRATION`)
-measures the per-hop overheads in sample; every other one is compared with a simulation that
-applies another experiment's overheads (out of sample: its own real runs never set them), its
-in-sample error beside. Diffusers experiments: the tiny models of `t2isim profile all --tiny`
-on 2 CPU replicas; `--run` profiles them first on this machine (`profile_tiny`, into
-DIR/tiny-profile, which the re-report reads). The last line is `goals_met=N/M` over the goals
-the experiments report (emulated: p50, p99, violations, same plan; diffusers: p50).
+Emulated experiments: the default bundle, 16 replicas, time scale 0.1. Each one's simulation
+applies the per-hop overheads measured in its own real runs from their timestamps (the time
+the stack adds besides the workers' queues and service, which the simulator models; no
+simulation enters the measurement), and a second simulation applies another experiment's
+(`CALIBRATION`'s), to show how the hops carry over between loads. Diffusers experiments: the
+tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles them first on
+this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads). The last line
+is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
+plan; diffusers: p50).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Experiment:
     setup: str  # bundle, backend, workers ... ({dir}: the experiments' folder)
     policy: str
     trace: str
-    overheads_from: str | None = CALIBRATION  # whose overheads.json; None: its own (in sample)
+    compare_with: str | None = CALIBRATION  # whose overheads.json the second simulation applies
 
     @property
     def diffusers(self) -> bool:
@@ -80,17 +82,17 @@ def command(name: str, folder: Path, reuse: bool) -> list[str]:
     e = EXPERIMENTS[name]
     args = ["t2isim", "validate", *e.setup.format(dir=folder).split(), *e.policy.split()]
     args += ["--trace", e.trace, "--out", str(folder / name)]
-    if e.overheads_from is not None:
-        args += ["--overheads", str(folder / e.overheads_from / "overheads.json")]
+    if e.compare_with is not None:
+        args += ["--compare-overheads", str(folder / e.compare_with / "overheads.json")]
     return args + (["--reuse-real"] if reuse else [])
 
 
 def run_order(names: list[str]) -> list[str]:
-    """`names`, each after the experiment whose overheads it applies (when also run)."""
+    """`names`, each after the experiment whose overheads it compares with (when also run)."""
     order: list[str] = []
 
     def visit(name: str) -> None:
-        source = EXPERIMENTS[name].overheads_from
+        source = EXPERIMENTS[name].compare_with
         if source in names and source not in order:
             visit(source)
         if name not in order:
@@ -125,21 +127,20 @@ def profile_tiny(work: Path) -> None:
 
 
 def error_text(r) -> str:
-    """'error unit (±spread), in-sample error' of one fidelity.csv row."""
+    """'error unit (±spread), error with the calibration's hops' of one fidelity.csv row."""
     text = f"{r.error:+.1f} {r.unit} (±{r.real_spread:.2g})"
-    if "error_measured_overheads" in r.index:
-        text += f", in-sample {r.error_measured_overheads:+.1f}"
+    if "error_compared_overheads" in r.index:
+        text += f", calibration's hops {r.error_compared_overheads:+.1f}"
     return text
 
 
 def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], int, int]:
-    """One line of a goals table: the experiment, then each goal's error (real spread, in
-    sample) and met (diffusers: the p50 goal, then p99 and the same plan without a goal);
-    the goals met and reported."""
+    """One line of a goals table: the experiment, then each goal's error (real spread, with
+    the calibration's hops) and met (diffusers: the p50 goal, then p99 and the same plan
+    without a goal); the goals met and reported."""
     rows = table.set_index("metric")
     e = EXPERIMENTS[name]
-    label = f"{name} (calibration: in sample)" if e.overheads_from is None else name
-    cells, met = [label], 0
+    cells, met = [name], 0
     goals = ("p50_latency_s",) if e.diffusers else GOAL_METRICS
     for metric in GOAL_METRICS:
         r = rows.loc[metric]
@@ -181,11 +182,11 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, int, int]:
             "|---|---|---|---|---|",
             *tables[False],
             "",
-            "Each cell: the simulation's error with another experiment's overheads (the "
-            "calibration's), the real runs' spread (sample std, same unit), the error with the "
-            "experiment's own (in-sample) overheads, whether the goal is met by the first "
-            "(|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the spread, the same plan "
-            "in >= 90% of plan epochs).",
+            "Each cell: the simulation's error with the hops measured in the experiment's own "
+            "real runs (from their timestamps), the real runs' spread (sample std, same unit), "
+            f"the error with the calibration's ({CALIBRATION}) hops instead, and whether the "
+            "goal is met by the first (|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the "
+            "spread, the same plan in >= 90% of plan epochs).",
             "",
         ]
     if tables[True]:
@@ -196,7 +197,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, int, int]:
             "|---|---|---|---|---|",
             *tables[True],
             "",
-            "As above, with the overheads of the experiment each one names (`--overheads` in "
+            "As above, with the hops of the experiment each one names (`--compare-overheads` in "
             f"its command below); the goal is |p50| <= {TINY_P50_GOAL_PCT:g}% (the other "
             "columns have none).",
             "",

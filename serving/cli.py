@@ -213,6 +213,13 @@ def validate(
             "runs), bundle, none, or an overheads.json file."
         ),
     ] = "measured",
+    compare_overheads: Annotated[
+        str | None,
+        typer.Option(
+            help="Also simulate with these per-hop overheads (as --overheads) and report that "
+            "simulation's errors in their own column (error_compared_overheads)."
+        ),
+    ] = None,
     reuse_real: Annotated[
         bool,
         typer.Option(help="Re-simulate and re-report the real-N runs already in --out."),
@@ -224,6 +231,7 @@ def validate(
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: must be >= 1")
     spec = overheads_spec(overheads)
+    compared = None if compare_overheads is None else overheads_spec(compare_overheads)
     run_validation(
         setup,
         trace,
@@ -234,6 +242,7 @@ def validate(
         log=lambda s: typer.echo(s, err=True),
         overheads=spec,
         reuse_real=reuse_real,
+        compare_overheads=compared,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

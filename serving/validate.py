@@ -299,10 +299,12 @@ def run_validation(
     log=print,
     overheads: str | dict = "measured",
     reuse_real: bool = False,
+    compare_overheads: str | dict | None = None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
     without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
-    report in `out_dir`."""
+    report in `out_dir`; with `compare_overheads` (the same kinds), one more simulation with
+    those (DIR/sim-compared-overheads), its errors in their own column."""
     from experiments.inputs import resolve_trace
     from simulator.run import run_simulation
 
@@ -351,6 +353,11 @@ def run_validation(
     if applied != measured:  # the in-sample comparison too
         in_sample = simulate(measured, "sim-measured-overheads")
         others["measured_overheads"] = run_metrics(in_sample.queries, in_sample.summary, names)
+    compared = None
+    if compare_overheads is not None:
+        compared = applied_overheads(compare_overheads, bundle, measured)
+        other = simulate(compared, "sim-compared-overheads")
+        others["compared_overheads"] = run_metrics(other.queries, other.summary, names)
     pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
         out / "overheads.csv", index=False, float_format="%.6g"
     )
@@ -365,15 +372,20 @@ def run_validation(
         f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
         f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
     )
-    source = overheads if isinstance(overheads, str) else "given"
+    source = _source(overheads)
     hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
     simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
-    note = (
-        f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}. "
+    parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
+    if compared is not None:
+        parts.append(
+            f"Compared simulation ({_source(compare_overheads)}): {_hops_text(compared)}."
+        )
+    per_run_text = "; ".join(f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run))
+    parts.append(
         f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: "
-        + "; ".join(f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run))
-        + "."
+        f"{per_run_text}."
     )
+    note = " ".join(parts)
     if hashes != [simulated_hash]:
         note += (
             f" The real runs were made with bundle content hash {', '.join(hashes)}, the "
@@ -383,6 +395,10 @@ def run_validation(
     (out / "fidelity.md").write_text(markdown(table, title, note))
     plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
     return table
+
+
+def _source(overheads: str | dict) -> str:
+    return overheads if isinstance(overheads, str) else "given"
 
 
 def _seconds(value: float | None) -> str:

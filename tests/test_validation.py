@@ -243,6 +243,14 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     assert without["p50_latency_s"] < -10  # the overhead-free simulation is too fast
     assert (tmp_path / "fidelity.md").read_text().count("| yes |") == 4
     assert len(pd.read_csv(tmp_path / "overheads.csv")) == 2
+    # one more simulation, with other overheads (none here): its own error column
+    table = run_validation(
+        setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None, compare_overheads="none"
+    ).set_index("metric")
+    pd.testing.assert_series_equal(
+        table["error_compared_overheads"], table["error_no_overhead"], check_names=False
+    )
+    assert "Compared simulation (none): dispatch 0.0 ms" in (tmp_path / "fidelity.md").read_text()
     with pytest.raises(InputError, match="not a replay of this policy"):
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")

@@ -1,5 +1,6 @@
 """benchmarks/validation_report.py: which goal each backend's experiments are held to, the order
-experiments run in (each after the one whose overheads it applies) and the report's tables."""
+experiments run in (each after the one whose overheads it compares with) and the report's
+tables."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def fidelity(p50_error: float, p50_met: bool) -> pd.DataFrame:
         ("same_plan_share", 1.0, 0.0, 0.0, "pp", True, float("nan")),
     ]
     columns = ["metric", "real_mean", "real_spread", "error", "unit", "goal_met"]
-    return pd.DataFrame(rows, columns=[*columns, "error_measured_overheads"])
+    return pd.DataFrame(rows, columns=[*columns, "error_compared_overheads"])
 
 
 def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(report_module):
@@ -42,19 +43,19 @@ def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(rep
     assert (met, total) == (1, 1)  # validate's 5% p50 rule said no; the tiny goal is 10%
     assert cells == [
         "tiny-diffusers-static",
-        "+7.0 % (±3), in-sample +1.0 yes",
-        "-20.0 % (±40), in-sample -5.0",  # no goal: no verdict
-        "+0.0 pp (±0), in-sample +0.0",
+        "+7.0 % (±3), calibration's hops +1.0 yes",
+        "-20.0 % (±40), calibration's hops -5.0",  # no goal: no verdict
+        "+0.0 pp (±0), calibration's hops +0.0",
         "100%",
     ]
     _, met, total = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
     assert (met, total) == (0, 1)
     cells, met, total = report_module.goals_row("static-constant", fidelity(7.0, False))
     assert (met, total) == (2, 4)  # violations and same plan; p50 and p99 not
-    assert cells[1] == "+7.0 % (±3), in-sample +1.0 no"
+    assert cells[1] == "+7.0 % (±3), calibration's hops +1.0 no"
 
 
-def test_experiments_run_after_the_one_whose_overheads_they_apply(report_module):
+def test_experiments_run_after_the_one_whose_overheads_they_compare_with(report_module):
     order = report_module.run_order(["tiny-diffusers-static", "static-constant", "static-azure"])
     assert order == ["static-azure", "static-constant", "tiny-diffusers-static"]
     assert report_module.run_order(["tiny-diffusers-static"]) == ["tiny-diffusers-static"]
@@ -70,8 +71,8 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     assert (met, total) == (0, 1)
     emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
     assert "| static-constant | not run | | | |" in emulated
-    assert "| tiny-diffusers-static | -12.0 % (±3), in-sample +1.0 no |" in tiny
+    assert "| tiny-diffusers-static | -12.0 % (±3), calibration's hops +1.0 no |" in tiny
     assert "### tiny-diffusers-static: title" in tiny
     command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
     assert command in tiny
-    assert f"--overheads {folder}/static-constant/overheads.json`" in tiny
+    assert f"--compare-overheads {folder}/static-constant/overheads.json`" in tiny
