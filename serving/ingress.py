@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse
 
 from serving.dispatch import choose_replica
 from serving.requests import EPOCH, GENERATIONS, STATE, RequestError, parse_request
-from serving.setup import ServeSetup, worker_app
+from serving.setup import SERVE_LOGGING, ServeSetup, worker_app
 from serving.workers import MAX_ONGOING
 from simulator.cluster import STAGE_ESCALATED, STAGE_FINAL, STAGE_OPEN
 from simulator.core import ACCEPT, NO_MODEL, PlanState
@@ -48,7 +48,11 @@ REVIVE_WAIT_S = 0.2  # between asks of a worker whose replica died
 REPLICA_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError")
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING, ray_actor_options={"num_cpus": 0.1})
+@serve.deployment(
+    max_ongoing_requests=MAX_ONGOING,
+    ray_actor_options={"num_cpus": 0.1},
+    logging_config=SERVE_LOGGING,
+)
 class Ingress:
     def __init__(self, setup: dict) -> None:
         self.setup = ServeSetup.from_dict(setup)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from serving.setup import INGRESS_APP, ServeSetup
+from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
 from simulator.errors import InputError, RunFailure
 
 
@@ -62,7 +62,7 @@ class ServeSession:
         try:
             serve.start(
                 http_options={"host": self.host, "port": self.port},
-                logging_config={"log_level": "WARNING", "enable_access_log": False},
+                logging_config=SERVE_LOGGING,
             )
             ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
             cluster = LiveCluster(self.setup, bundle, policy, config, ingress)

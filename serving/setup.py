@@ -12,6 +12,9 @@ from simulator.config import SimConfig, field_label
 from simulator.errors import InputError
 
 INGRESS_APP = "t2isim"
+# Serve's logging for every replica and the proxy: warnings only, no access log (a log line
+# per request costs the request path CPU; the run folders record every query)
+SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
 BACKENDS = ("emulated", "diffusers")
 REAL_PATH_HOOKS = ("admit", "route", "accept_or_escalate")  # hooks the ingress runs
 SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters

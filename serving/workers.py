@@ -32,6 +32,7 @@ from collections import deque
 
 from ray import serve
 
+from serving.setup import SERVE_LOGGING
 from simulator.core import NO_MODEL, form_batch
 
 MAX_ONGOING = 100_000  # queue at the worker (a GPU's queue), not at the caller
@@ -80,6 +81,7 @@ def worker_actor_options(models) -> dict:
     max_ongoing_requests=MAX_ONGOING,
     health_check_period_s=1.0,
     graceful_shutdown_timeout_s=600.0,
+    logging_config=SERVE_LOGGING,
 )
 class Worker:
     """A GPU worker slot: one model at a time, swapped in place."""
