@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -317,7 +318,10 @@ def run_validation(
         else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log)
     )
 
+    simulated: list[str] = []
+
     def simulate(overheads_ms: dict, folder: str):
+        simulated.append(folder)
         sim = run_simulation(
             with_overheads(bundle, overheads_ms), trace, setup.policy, config, setup.options
         )
@@ -391,10 +395,20 @@ def run_validation(
             f" The real runs were made with bundle content hash {', '.join(hashes)}, the "
             f"simulations with {simulated_hash}."
         )
+    _remove_stale_runs(out, {d.name for d in real_dirs} | set(simulated))
     table.to_csv(out / "fidelity.csv", index=False, float_format="%.6g")
     (out / "fidelity.md").write_text(markdown(table, title, note))
     plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
     return table
+
+
+def _remove_stale_runs(out: Path, written: set[str]) -> None:
+    """Remove the run folders (`real-N`, `sim*`) an earlier report left in `out` that this one
+    did not write (fewer repeats, another overheads mode), so the folder holds one report."""
+    for d in out.iterdir():
+        stale = d.name not in written and (d.name.startswith("real-") or d.name.startswith("sim"))
+        if stale and d.is_dir():
+            shutil.rmtree(d)
 
 
 def _source(overheads: str | dict) -> str:

@@ -230,7 +230,10 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     for k in (1, 2):
         summary = {**fake.summary, "trace_spec": TRACE}
         write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
+    (tmp_path / "sim-measured-overheads").mkdir()  # an earlier report's, in-sample mode
+    (tmp_path / "sim-measured-overheads" / "summary.json").write_text("{}")
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    assert not (tmp_path / "sim-measured-overheads").exists()  # not this report's: removed
     assert json.loads((tmp_path / "overheads.json").read_text()) == {
         "dispatch_overhead_ms": 35.0,
         "dispatch_overhead_p95_ms": 35.0,
@@ -251,6 +254,13 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         table["error_compared_overheads"], table["error_no_overhead"], check_names=False
     )
     assert "Compared simulation (none): dispatch 0.0 ms" in (tmp_path / "fidelity.md").read_text()
+    assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == [
+        "real-1",
+        "real-2",
+        "sim",
+        "sim-compared-overheads",
+        "sim-no-overhead",
+    ]
     with pytest.raises(InputError, match="not a replay of this policy"):
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
