@@ -231,7 +231,9 @@ def validate(
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: must be >= 1")
     spec = overheads_spec(overheads)
-    compared = None if compare_overheads is None else overheads_spec(compare_overheads)
+    compared = None
+    if compare_overheads is not None:
+        compared = overheads_spec(compare_overheads, "--compare-overheads")
     run_validation(
         setup,
         trace,

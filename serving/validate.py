@@ -141,22 +141,22 @@ def with_overheads(bundle: Bundle, overheads: dict[str, float]) -> Bundle:
     return dataclasses.replace(bundle, meta={**bundle.meta, "overheads": dict(overheads)})
 
 
-def overheads_spec(spec: str) -> str | dict[str, float]:
-    """`--overheads`: one of OVERHEAD_MODES, or the path of a JSON `overheads` object (such as
-    DIR/overheads.json of an earlier validation)."""
+def overheads_spec(spec: str, flag: str = "--overheads") -> str | dict[str, float]:
+    """`--overheads` (or `flag`, which errors name): one of OVERHEAD_MODES, or the path of a
+    JSON `overheads` object (such as DIR/overheads.json of an earlier validation)."""
     if spec in OVERHEAD_MODES:
         return spec
     path = Path(spec)
     if not path.is_file():
         raise InputError(
-            f"--overheads {spec!r}: expected {', '.join(OVERHEAD_MODES)} or an overheads.json file"
+            f"{flag} {spec!r}: expected {', '.join(OVERHEAD_MODES)} or an overheads.json file"
         )
     try:
         data = json.loads(path.read_text())
         check_overheads(data)
     except (ValueError, UnicodeDecodeError, BundleError) as exc:
         problem = str(exc).removeprefix("bundle.json: column overheads.").splitlines()[0]
-        raise InputError(f"--overheads {spec}: {problem}") from None
+        raise InputError(f"{flag} {spec}: {problem}") from None
     return data
 
 

@@ -259,6 +259,8 @@ def test_a_valid_request_parses_with_defaults():
         (["serve", "--workers", "0"], "--workers"),
         (["serve", "--option", "planner=faithful", "--option", "spare=keep"], "spare"),
         (["validate", "--out", "x", "--repeats", "0"], "--repeats"),
+        (["validate", "--out", "x", "--overheads", "fast"], "--overheads 'fast'"),
+        (["validate", "--out", "x", "--compare-overheads", "fast"], "--compare-overheads 'fast'"),
     ],
 )
 def test_serving_commands_refuse_bad_input_before_starting_ray(args, named):
