@@ -8,7 +8,10 @@ the client's (send -> response). A query ends as exactly one of: done, dropped (
 server's drop rule or admission), failed (a lost worker, an HTTP error; the reason is kept),
 or no answer by late_factor x SLO; outcomes must add up to arrivals (the simulator's
 conservation check, plus a count here). The server's plans and demand estimates
-(`GET /v1/t2isim/state`) become the run's plan epochs and demand log.
+(`GET /v1/t2isim/state`) become the run's plan epochs and demand log. Beyond the simulator's
+columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
+stack's share of its latency, `hops_seconds`), `visits` and `resends`; `summary.json` the
+swaps (`swap_s`) and the plans' delivery (`plan_delay_s`).
 """
 
 from __future__ import annotations
