@@ -185,10 +185,6 @@ def fidelity_table(
         unit = "pp" if metric in SHARE_METRICS else "%"
         spread_shown = spread * 100 if unit == "pp" else (spread / mean * 100 if mean else math.nan)
         error = _error(sim[metric], mean, unit)
-        goal = GOALS.get(metric)
-        met = None
-        if goal is not None:
-            met = bool(abs(error) <= goal[0] or (unit == "pp" and abs(error) <= spread_shown))
         row = {
             "metric": metric,
             "real_mean": mean,
@@ -196,7 +192,7 @@ def fidelity_table(
             "simulated": sim[metric],
             "error": error,
             "unit": unit,
-            "goal_met": met,
+            "goal_met": goal_met(metric, error, spread_shown),
         }
         for name, values in others.items():
             row[f"error_{name}"] = _error(values[metric], mean, unit)
@@ -216,6 +212,16 @@ def fidelity_table(
         row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
     rows.append(row)
     return pd.DataFrame(rows)
+
+
+def goal_met(metric: str, error: float, real_spread: float) -> bool | None:
+    """Whether `error` meets the metric's goal (GOALS: |error| within the limit; a share also
+    within the real runs' spread, in its unit); None for a metric without a goal."""
+    goal = GOALS.get(metric)
+    if goal is None:
+        return None
+    limit, unit = goal
+    return bool(abs(error) <= limit or (unit == "pp" and abs(error) <= real_spread))
 
 
 def _error(simulated: float, real_mean: float, unit: str) -> float:
