@@ -39,20 +39,32 @@ def fidelity(p50_error: float, p50_met: bool) -> pd.DataFrame:
 
 
 def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(report_module):
-    cells, met, total = report_module.goals_row("tiny-diffusers-static", fidelity(7.0, False))
+    cells, met, total, met_c, total_c = report_module.goals_row(
+        "tiny-diffusers-static", fidelity(7.0, False)
+    )
     assert (met, total) == (1, 1)  # validate's 5% p50 rule said no; the tiny goal is 10%
+    assert (met_c, total_c) == (1, 1)  # with the calibration's hops: +1.0
     assert cells == [
         "tiny-diffusers-static",
-        "+7.0 % (±3), calibration's hops +1.0 yes",
+        "+7.0 % (±3) yes, calibration's hops +1.0 yes",
         "-20.0 % (±40), calibration's hops -5.0",  # no goal: no verdict
         "+0.0 pp (±0), calibration's hops +0.0",
         "100%",
     ]
-    _, met, total = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
+    _, met, total, *_ = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
     assert (met, total) == (0, 1)
-    cells, met, total = report_module.goals_row("static-constant", fidelity(7.0, False))
+    cells, met, total, met_c, total_c = report_module.goals_row(
+        "static-constant", fidelity(7.0, False)
+    )
     assert (met, total) == (2, 4)  # violations and same plan; p50 and p99 not
-    assert cells[1] == "+7.0 % (±3), calibration's hops +1.0 no"
+    assert (met_c, total_c) == (4, 4)  # out of sample: p50 +1.0, p99 -5.0
+    assert cells[1] == "+7.0 % (±3) no, calibration's hops +1.0 yes"
+    assert cells[2] == "-20.0 % (±40) no, calibration's hops -5.0 yes"
+    # an experiment without the compared simulation (the calibration) counts no such goal
+    own = fidelity(3.0, True).drop(columns="error_compared_overheads")
+    cells, met, total, met_c, total_c = report_module.goals_row("static-azure", own)
+    assert (met, total, met_c, total_c) == (3, 4, 0, 0)  # p99 -20% not
+    assert cells[1] == "+3.0 % (±3) yes"
 
 
 def test_experiments_run_after_the_one_whose_overheads_they_compare_with(report_module):
@@ -67,11 +79,11 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     fidelity(-12.0, False).to_csv(folder / "tiny-diffusers-static" / "fidelity.csv", index=False)
     (folder / "tiny-diffusers-static" / "fidelity.md").write_text("## title\n\ntable\n")
     names = ["static-constant", "tiny-diffusers-static"]
-    text, met, total = report_module.report(folder, names, "# Notes\n")
-    assert (met, total) == (0, 1)
+    text, counts = report_module.report(folder, names, "# Notes\n")
+    assert counts == [0, 1, 1, 1]  # -12% not met; +1.0 with the calibration's hops
     emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
     assert "| static-constant | not run | | | |" in emulated
-    assert "| tiny-diffusers-static | -12.0 % (±3), calibration's hops +1.0 no |" in tiny
+    assert "| tiny-diffusers-static | -12.0 % (±3) no, calibration's hops +1.0 yes |" in tiny
     assert "### tiny-diffusers-static: title" in tiny
     command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
     assert command in tiny
