@@ -18,7 +18,7 @@ from experiments.sweep import part_problem
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 CLI = [sys.executable, "-m", "experiments.cli"]
-LONG_TRACE = "poisson:rate=20,duration=6000"  # far longer than the test waits
+LONG_TRACE = "poisson:rate=20,duration=60000"  # ~60 CPU s to simulate: far longer than the wait
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +58,7 @@ def signalled(args: list[str], cwd: Path, number: int, busy) -> tuple[int, str, 
 def test_signalled_simulate_leaves_no_run_and_no_staging(tmp_path, number):
     code, stderr, _ = signalled(
         ["simulate", "--policy", "hadis", "--trace", LONG_TRACE, "--out", "run", "--quiet"],
-        tmp_path, number, lambda pid: cpu_seconds(pid) > 6.0,
+        tmp_path, number, lambda pid: cpu_seconds(pid) > 3.0,
     )
     if code == 0:  # finished before the signal (a very fast machine): complete
         check_run_folder(tmp_path / "run")
@@ -80,7 +80,7 @@ def pool_busy(pid: int) -> bool:
 def test_signalled_sweep_stops_its_pool_and_keeps_only_complete_parts(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
-        "bundle": "default", "trace": "poisson:rate={load},duration=6000",
+        "bundle": "default", "trace": "poisson:rate={load},duration=60000",
         "grid": {"policy": ["hadis"], "load": [4, 8, 12, 16]},
     }))
     code, stderr, kids = signalled(
