@@ -13,8 +13,10 @@ simulation enters the measurement), and a second simulation applies another expe
 tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles them first on
 this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads). The last line
 is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
-plan; diffusers: p50), then `calibration_hops_goals_met=N/M` with the calibration's hops (the
-experiments that compare with them).
+plan; diffusers: p50) with each experiment's own hops, then `held_out_hops_goals_met=N/M` with
+each real run judged against a simulation of the other runs' hops, and
+`calibration_hops_goals_met=N/M` with the calibration's hops (the experiments that compare with
+them).
 """
 
 from __future__ import annotations
@@ -128,62 +130,76 @@ def profile_tiny(work: Path) -> None:
     print((work / "bundle" / "latency.csv").read_text(), flush=True)
 
 
-def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], int, int, int, int]:
+# the simulations a goal is judged on besides DIR/sim (own hops, in sample): fidelity.csv
+# column -> its label; both out of sample
+HELD_OUT = {
+    "error_leave_one_out": "held-out hops",
+    "error_compared_overheads": "calibration's hops",
+}
+
+
+def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], list[list[int]]]:
     """One line of a goals table: the experiment, then per goal its error with the hops of
-    its own runs (the real spread) and whether it meets the goal, then the same with the
-    calibration's hops (out of sample) when that simulation ran (diffusers: the p50 goal; p99
-    and the same plan without a verdict). Returns the cells, the goals met and judged with its
-    own hops, and with the calibration's (0 judged without that simulation; the same plan is
-    judged once, on DIR/sim)."""
+    its own runs (the real spread) and whether it meets the goal, then the same for each of
+    HELD_OUT that the table has (diffusers: the p50 goal; p99 and violations without a
+    verdict). Returns the cells and [goals met, goals judged] per source: own hops, then
+    HELD_OUT's ([0, 0] for one the table lacks; the same plan is judged on DIR/sim for
+    every source, as only that simulation's plans are logged per epoch)."""
     rows = table.set_index("metric")
     e = EXPERIMENTS[name]
     goals = ("p50_latency_s",) if e.diffusers else GOAL_METRICS
-    compared = "error_compared_overheads" in rows.columns
-    cells, met, met_compared = [name], 0, 0
+    sources = ["error", *HELD_OUT]
+    present = [c in rows.columns for c in sources]
+    counts = [[0, len(goals) if ok else 0] for ok in present]
+    cells = [name]
 
     def verdict(metric: str, error: float, r) -> bool:
         if e.diffusers:
             return bool(abs(error) <= TINY_P50_GOAL_PCT)
-        if metric == "same_plan_share":
-            return bool(r.goal_met)
         return bool(goal_met(metric, error, r.real_spread))
-
-    def said(ok: bool) -> str:
-        return " yes" if ok else " no"
 
     for metric in GOAL_METRICS:
         r = rows.loc[metric]
         judged = metric in goals
         if metric == "same_plan_share":
-            ok = judged and verdict(metric, r.error, r)
+            ok = judged and bool(r.goal_met)
             cells.append(f"{r.real_mean * 100:.0f}%" + (said(ok) if judged else ""))
-            met, met_compared = met + ok, met_compared + ok
+            for count, shown in zip(counts, present):
+                count[0] += ok and shown
             continue
-        ok = judged and verdict(metric, r.error, r)
-        text = f"{r.error:+.1f} {r.unit} (±{r.real_spread:.2g})" + (said(ok) if judged else "")
-        met += ok
-        if compared:
-            ok_compared = judged and verdict(metric, r.error_compared_overheads, r)
-            text += f", calibration's hops {r.error_compared_overheads:+.1f}"
-            text += said(ok_compared) if judged else ""
-            met_compared += ok_compared
-        cells.append(text)
-    return cells, met, len(goals), met_compared if compared else 0, len(goals) if compared else 0
+        texts = []
+        for k, (column, shown) in enumerate(zip(sources, present)):
+            if not shown:
+                continue
+            ok = judged and verdict(metric, r[column], r)
+            counts[k][0] += ok
+            text = f"{r[column]:+.1f}"
+            if column == "error":
+                text += f" {r.unit} (±{r.real_spread:.2g})"
+            else:
+                text = f"{HELD_OUT[column]} {text}"
+            texts.append(text + (said(ok) if judged else ""))
+        cells.append(", ".join(texts))
+    return cells, counts
 
 
-def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[int]]:
-    """VALIDATION.md: the notes, a goals table per backend and every fidelity table; and the
-    goals met and judged with each experiment's own hops, then with the calibration's."""
+def said(ok: bool) -> str:
+    return " yes" if ok else " no"
+
+
+def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[int]]]:
+    """VALIDATION.md: the notes, a goals table per backend and every fidelity table; and
+    [goals met, goals judged] per hop source (own, then HELD_OUT's)."""
     tables = {False: [], True: []}  # diffusers? -> goals table lines
-    sections, counts = [], [0, 0, 0, 0]
+    sections, counts = [], [[0, 0] for _ in range(1 + len(HELD_OUT))]
     for name in names:
         diffusers = EXPERIMENTS[name].diffusers
         path = folder / name / "fidelity.csv"
         if not path.is_file():
             tables[diffusers].append(f"| {name} | not run | | | |")
             continue
-        cells, *row_counts = goals_row(name, pd.read_csv(path))
-        counts = [c + r for c, r in zip(counts, row_counts)]
+        cells, row_counts = goals_row(name, pd.read_csv(path))
+        counts = [[a + b for a, b in zip(c, r)] for c, r in zip(counts, row_counts)]
         tables[diffusers].append("| " + " | ".join(cells) + " |")
         text = (folder / name / "fidelity.md").read_text().replace("## ", f"### {name}: ", 1)
         sections += [text, f"`{' '.join(command(name, folder, False))}`", ""]
@@ -201,8 +217,9 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[int]]:
             "real runs (from their timestamps), the real runs' spread (sample std, same unit), "
             "whether it meets the goal (|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the "
             "spread, the same plan in >= 90% of plan epochs; the hops are fitted on the runs "
-            f"they are compared with), then the error with the calibration's ({CALIBRATION}) "
-            "hops instead and its verdict: out of sample.",
+            "they are compared with); then, out of sample, the error with held-out hops (each "
+            "real run against a simulation with the hops of the other runs, the mean over the "
+            f"runs) and with the calibration's ({CALIBRATION}) hops, each with its verdict.",
             "",
         ]
     if tables[True]:
@@ -246,9 +263,14 @@ def main() -> None:
         subprocess.run(command(name, args.dir, not args.run), check=True)
         print(f"{name}: load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
     notes = args.notes.read_text() if args.notes.is_file() else "# Validation\n"
-    text, (met, total, met_compared, total_compared) = report(args.dir, names, notes)
+    text, ((met, total), (met_held, total_held), (met_cal, total_cal)) = report(
+        args.dir, names, notes
+    )
     args.out.write_text(text)
-    print(f"goals_met={met}/{total} calibration_hops_goals_met={met_compared}/{total_compared}")
+    print(
+        f"goals_met={met}/{total} held_out_hops_goals_met={met_held}/{total_held} "
+        f"calibration_hops_goals_met={met_cal}/{total_cal}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ table compares with (`--overheads measured`, the default), or taken from the bun
 file (DIR/overheads.json of an earlier validation, for an out-of-sample check): DIR/sim is that
 simulation, DIR/sim-no-overhead the one without (and DIR/sim-measured-overheads the in-sample
 one, when the applied overheads are not measured), DIR/overheads.csv the values per real run
-and DIR/overheads.json their mean (a bundle.json `overheads` object).
+and DIR/overheads.json their mean (a bundle.json `overheads` object). With two real runs or
+more, each is also held out: compared with a simulation that applies the hops of the other runs
+only (DIR/leave_one_out.csv; the table's `error_leave_one_out`, the mean over the runs), so the
+hops are never fitted on the run they are judged against.
 """
 
 from __future__ import annotations
@@ -182,7 +185,7 @@ def fidelity_table(
         values = np.array([r[metric] for r in real], dtype=np.float64)
         mean = float(values.mean())
         spread = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-        unit = "pp" if metric in SHARE_METRICS else "%"
+        unit = _unit(metric)
         spread_shown = spread * 100 if unit == "pp" else (spread / mean * 100 if mean else math.nan)
         error = _error(sim[metric], mean, unit)
         row = {
@@ -214,6 +217,14 @@ def fidelity_table(
     return pd.DataFrame(rows)
 
 
+def held_out_errors(simulated: dict, real: dict) -> dict[str, float]:
+    """Per fidelity-table metric, the error of a simulation against one real run (a share of
+    plan epochs in `simulated["same_plan"]`: its error, as in the table, share - 1 in pp)."""
+    errors = {m: _error(simulated[m], real[m], _unit(m)) for m in real}
+    errors["same_plan_share"] = (simulated["same_plan"] - 1.0) * 100
+    return errors
+
+
 def goal_met(metric: str, error: float, real_spread: float) -> bool | None:
     """Whether `error` meets the metric's goal (GOALS: |error| within the limit; a share also
     within the real runs' spread, in its unit); None for a metric without a goal."""
@@ -222,6 +233,10 @@ def goal_met(metric: str, error: float, real_spread: float) -> bool | None:
         return None
     limit, unit = goal
     return bool(abs(error) <= limit or (unit == "pp" and abs(error) <= real_spread))
+
+
+def _unit(metric: str) -> str:
+    return "pp" if metric in SHARE_METRICS else "%"
 
 
 def _error(simulated: float, real_mean: float, unit: str) -> float:
@@ -326,11 +341,13 @@ def run_validation(
 
     simulated: list[str] = []
 
-    def simulate(overheads_ms: dict, folder: str):
-        simulated.append(folder)
+    def simulate(overheads_ms: dict, folder: str | None = None):
         sim = run_simulation(
             with_overheads(bundle, overheads_ms), trace, setup.policy, config, setup.options
         )
+        if folder is None:
+            return sim
+        simulated.append(folder)
         write_run(
             out / folder,
             sim.queries,
@@ -372,12 +389,26 @@ def run_validation(
         out / "overheads.csv", index=False, float_format="%.6g"
     )
     (out / "overheads.json").write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
+    real_metrics = [run_metrics(q, summary, names) for q, _, summary in reals]
     table = fidelity_table(
-        [run_metrics(q, summary, names) for q, _, summary in reals],
+        real_metrics,
         run_metrics(sim.queries, sim.summary, names),
         [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
         others,
     )
+    held_out = out / "leave_one_out.csv"
+    held_out.unlink(missing_ok=True)
+    if len(reals) > 1:
+        rows = []
+        for k, d in enumerate(real_dirs):
+            hops = pooled_overheads_ms(per_run[:k] + per_run[k + 1 :])
+            other = simulate(hops)
+            plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
+            metrics = {**run_metrics(other.queries, other.summary, names), "same_plan": plans}
+            rows.append({"run": d.name, **hops, **held_out_errors(metrics, real_metrics[k])})
+        errors = pd.DataFrame(rows)
+        errors.to_csv(held_out, index=False, float_format="%.6g")
+        table["error_leave_one_out"] = [errors[m].mean() for m in table["metric"]]
     title = (
         f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
         f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
@@ -395,6 +426,12 @@ def run_validation(
         f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: "
         f"{per_run_text}."
     )
+    if "error_leave_one_out" in table.columns:
+        parts.append(
+            "Error leave one out: each real run against a simulation with the hops measured "
+            "in the other real runs (out of sample), the mean over the runs "
+            "(DIR/leave_one_out.csv)."
+        )
     note = " ".join(parts)
     if hashes != [simulated_hash]:
         note += (

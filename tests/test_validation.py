@@ -246,6 +246,12 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     assert without["p50_latency_s"] < -10  # the overhead-free simulation is too fast
     assert (tmp_path / "fidelity.md").read_text().count("| yes |") == 4
     assert len(pd.read_csv(tmp_path / "overheads.csv")) == 2
+    # each run held out: the other run's hops are the same injected ones
+    held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
+    assert held_out["run"].tolist() == ["real-1", "real-2"]
+    assert (held_out["dispatch_overhead_ms"] == 35.0).all()
+    loo = table.set_index("metric")["error_leave_one_out"]
+    assert loo[["p50_latency_s", "p99_latency_s", "same_plan_share"]].abs().max() < 1e-6
     # one more simulation, with other overheads (none here): its own error column
     table = run_validation(
         setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None, compare_overheads="none"
@@ -265,6 +271,35 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
         run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+
+
+def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_path):
+    """Stand-in real runs with 30 and 50 ms dispatch hops: held out, the first is simulated
+    with 50 ms (too slow by 20 ms a query), the second with 30 ms (too fast by 20 ms); the
+    in-sample simulation applies their mean, 40 ms."""
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    for k, hop_ms in ((1, 30.0), (2, 50.0)):
+        fake = simulate(bundle, {"dispatch_overhead_ms": hop_ms})
+        queries = fake.queries.assign(visits=1, resends=0, hops_s=hop_ms / 1e3)
+        queries = queries[~queries["escalated"]]  # one-visit queries: the dispatch hop only
+        summary = {**fake.summary, "trace_spec": TRACE}
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
+    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    held_out = pd.read_csv(tmp_path / "leave_one_out.csv").set_index("run")
+    assert held_out["dispatch_overhead_ms"].tolist() == [50.0, 30.0]
+    p50 = {
+        k: simulate(bundle, {"dispatch_overhead_ms": h}).summary["p50_latency_s"]
+        for k, h in ((1, 30.0), (2, 50.0))
+    }
+    shift = 0.020 / np.array([p50[1], p50[2]]) * 100
+    np.testing.assert_allclose(
+        held_out["p50_latency_s"].to_numpy(), [shift[0], -shift[1]], rtol=0.05
+    )
+    rows = table.set_index("metric")
+    assert rows.loc["p50_latency_s", "error_leave_one_out"] == pytest.approx(
+        held_out["p50_latency_s"].mean()
+    )
+    assert "Error leave one out" in (tmp_path / "fidelity.md").read_text()
 
 
 # ----------------------------------------------------------------------------- Ray (CI)

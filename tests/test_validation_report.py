@@ -28,43 +28,49 @@ def report_module():
 
 def fidelity(p50_error: float, p50_met: bool) -> pd.DataFrame:
     """A fidelity.csv as `t2isim validate` writes it (its goal_met: the emulated goals)."""
+    nan = float("nan")
     rows = [
-        ("p50_latency_s", 0.2, 3.0, p50_error, "%", p50_met, 1.0),
-        ("p99_latency_s", 0.9, 40.0, -20.0, "%", False, -5.0),
-        ("slo_violation_ratio", 0.0, 0.0, 0.0, "pp", True, 0.0),
-        ("same_plan_share", 1.0, 0.0, 0.0, "pp", True, float("nan")),
+        ("p50_latency_s", 0.2, 3.0, p50_error, "%", p50_met, 1.0, 6.0),
+        ("p99_latency_s", 0.9, 40.0, -20.0, "%", False, -5.0, -12.0),
+        ("slo_violation_ratio", 0.0, 0.0, 0.0, "pp", True, 0.0, 0.5),
+        ("same_plan_share", 1.0, 0.0, 0.0, "pp", True, nan, -10.0),
     ]
     columns = ["metric", "real_mean", "real_spread", "error", "unit", "goal_met"]
-    return pd.DataFrame(rows, columns=[*columns, "error_compared_overheads"])
+    return pd.DataFrame(
+        rows, columns=[*columns, "error_compared_overheads", "error_leave_one_out"]
+    )
 
 
 def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(report_module):
-    cells, met, total, met_c, total_c = report_module.goals_row(
-        "tiny-diffusers-static", fidelity(7.0, False)
-    )
-    assert (met, total) == (1, 1)  # validate's 5% p50 rule said no; the tiny goal is 10%
-    assert (met_c, total_c) == (1, 1)  # with the calibration's hops: +1.0
+    cells, counts = report_module.goals_row("tiny-diffusers-static", fidelity(7.0, False))
+    # validate's 5% p50 rule said no; the tiny goal is 10%: own +7.0, held out +6.0,
+    # calibration's +1.0
+    assert counts == [[1, 1], [1, 1], [1, 1]]
     assert cells == [
         "tiny-diffusers-static",
-        "+7.0 % (±3) yes, calibration's hops +1.0 yes",
-        "-20.0 % (±40), calibration's hops -5.0",  # no goal: no verdict
-        "+0.0 pp (±0), calibration's hops +0.0",
+        "+7.0 % (±3) yes, held-out hops +6.0 yes, calibration's hops +1.0 yes",
+        "-20.0 % (±40), held-out hops -12.0, calibration's hops -5.0",  # no goal: no verdict
+        "+0.0 pp (±0), held-out hops +0.5, calibration's hops +0.0",
         "100%",
     ]
-    _, met, total, *_ = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
-    assert (met, total) == (0, 1)
-    cells, met, total, met_c, total_c = report_module.goals_row(
-        "static-constant", fidelity(7.0, False)
-    )
-    assert (met, total) == (2, 4)  # violations and same plan; p50 and p99 not
-    assert (met_c, total_c) == (4, 4)  # out of sample: p50 +1.0, p99 -5.0
-    assert cells[1] == "+7.0 % (±3) no, calibration's hops +1.0 yes"
-    assert cells[2] == "-20.0 % (±40) no, calibration's hops -5.0 yes"
+    _, counts = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
+    assert counts[0] == [0, 1]
+
+
+def test_each_hop_source_is_judged_on_its_own_error(report_module):
+    cells, counts = report_module.goals_row("static-constant", fidelity(7.0, False))
+    assert counts[0] == [2, 4]  # own hops: violations and same plan; p50 and p99 not
+    assert counts[1] == [2, 4]  # held out: p50 +6.0 and p99 -12.0 not; violations +0.5 yes
+    assert counts[2] == [4, 4]  # calibration's: p50 +1.0, p99 -5.0
+    assert cells[1] == "+7.0 % (±3) no, held-out hops +6.0 no, calibration's hops +1.0 yes"
     # an experiment without the compared simulation (the calibration) counts no such goal
     own = fidelity(3.0, True).drop(columns="error_compared_overheads")
-    cells, met, total, met_c, total_c = report_module.goals_row("static-azure", own)
-    assert (met, total, met_c, total_c) == (3, 4, 0, 0)  # p99 -20% not
-    assert cells[1] == "+3.0 % (±3) yes"
+    cells, counts = report_module.goals_row("static-azure", own)
+    assert counts == [[3, 4], [2, 4], [0, 0]]  # p99 -20% not; held out p99 -12% not
+    assert cells[1] == "+3.0 % (±3) yes, held-out hops +6.0 no"
+    # one real run: no held-out column either
+    alone = own.drop(columns="error_leave_one_out")
+    assert report_module.goals_row("static-azure", alone)[1] == [[3, 4], [0, 0], [0, 0]]
 
 
 def test_experiments_run_after_the_one_whose_overheads_they_compare_with(report_module):
@@ -80,10 +86,11 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     (folder / "tiny-diffusers-static" / "fidelity.md").write_text("## title\n\ntable\n")
     names = ["static-constant", "tiny-diffusers-static"]
     text, counts = report_module.report(folder, names, "# Notes\n")
-    assert counts == [0, 1, 1, 1]  # -12% not met; +1.0 with the calibration's hops
+    assert counts == [[0, 1], [1, 1], [1, 1]]  # own -12% not met; held out +6.0, calibration +1.0
     emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
     assert "| static-constant | not run | | | |" in emulated
-    assert "| tiny-diffusers-static | -12.0 % (±3) no, calibration's hops +1.0 yes |" in tiny
+    row = "| tiny-diffusers-static | -12.0 % (±3) no, held-out hops +6.0 yes, calibration's hops"
+    assert row in tiny
     assert "### tiny-diffusers-static: title" in tiny
     command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
     assert command in tiny
