@@ -247,6 +247,8 @@ class Ingress:
             "waited_s": 0.0,  # at the ingress: the router's cost, waits for a plan
             "visits": 0,  # stages served (1, or 2 when escalated once)
             "resends": 0,  # visits answered `resend` (its worker's model changed)
+            # per visit served: [worker slot, model, start_s, done_s, batch size, judged]
+            "batches": [],
         }
         self.arrival_s.append(arrival)
         self.inflight += 1
@@ -379,6 +381,8 @@ class Ingress:
                 if result["status"] == "done":
                     self.busy_s += result["busy_s"]
                     rec["visits"] += 1
+                    served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))
+                    rec["batches"].append([w, m, *served])
                 return result
         finally:
             self.outstanding[m] -= 1

@@ -11,7 +11,8 @@ conservation check, plus a count here). The server's plans and demand estimates
 (`GET /v1/t2isim/state`) become the run's plan epochs and demand log. Beyond the simulator's
 columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
 stack's share of its latency, `hops_seconds`), `visits` and `resends`; `summary.json` the
-swaps (`swap_s`) and the plans' delivery (`plan_delay_s`).
+swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
+workers served (`served_batches`: the service times the serving path measured).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from serving.requests import EPOCH, GENERATIONS, STATE
 from serving.setup import ServeSetup
@@ -249,6 +251,21 @@ def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> l
     )
 
 
+BATCH_COLUMNS = ("worker", "model", "start_s", "service_s", "batch_size", "judged")
+
+
+def served_batches(answers: list[Answer], origin_s: float, model_names) -> pd.DataFrame:
+    """One row per batch a worker served to the replay's queries (BATCH_COLUMNS): its worker
+    slot, model, start (the replay's time base), service seconds, size, and whether the
+    discriminator's cost was charged; by start, then worker."""
+    seen = {}
+    for a in answers:
+        for w, m, start, done, size, judged in (a.image or {}).get("batches", ()):
+            seen[(w, start)] = (w, model_names[m], start - origin_s, done - start, size, judged)
+    rows = [seen[k] for k in sorted(seen, key=lambda k: (k[1], k[0]))]
+    return pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
+
+
 def hops_seconds(answer: Answer) -> float:
     """The serving stack's share of a completed query's latency: its client latency less what
     the server measured it spend where the simulator models time (at workers, and waiting at
@@ -346,5 +363,10 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     )
     resolved["hashes"] = summary["hashes"]
     resolved["serving"] = {"url": url, "backend": setup.backend, "dispatch": setup.dispatch}
-    write_run(out_dir, queries, timeseries, summary, resolved, [])
+    batches = served_batches(answers, origin_s, bundle.model_names)
+
+    def write_batches(staging: Path) -> None:
+        batches.to_csv(staging / "batches.csv", index=False, float_format="%.9g")
+
+    write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches])
     return summary

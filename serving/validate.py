@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.service_times import read_batches, served_latency_table, with_served_latency
 from serving.setup import ServeSetup
 from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
@@ -331,7 +332,7 @@ def run_validation(
     from simulator.run import run_simulation
 
     out = Path(out_dir) if reuse_real else check_output_folder(out_dir, marker="fidelity.csv")
-    bundle, _, config = setup.build()
+    bundle, policy, config = setup.build()
     trace = resolve_trace(trace_spec, bundle, config.seed)
     real_dirs = (
         _reused_real_runs(out, setup, trace_spec)
@@ -341,9 +342,9 @@ def run_validation(
 
     simulated: list[str] = []
 
-    def simulate(overheads_ms: dict, folder: str | None = None):
+    def simulate(overheads_ms: dict, folder: str | None = None, base: Bundle = bundle):
         sim = run_simulation(
-            with_overheads(bundle, overheads_ms), trace, setup.policy, config, setup.options
+            with_overheads(base, overheads_ms), trace, setup.policy, config, setup.options
         )
         if folder is None:
             return sim
@@ -396,19 +397,37 @@ def run_validation(
         [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
         others,
     )
-    held_out = out / "leave_one_out.csv"
+    held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
     held_out.unlink(missing_ok=True)
+    served_file.unlink(missing_ok=True)
+    batches = read_batches(real_dirs)
+    uses_disc = policy.uses_discriminator
+    if batches is not None:
+        served = served_latency_table(bundle, pd.concat(batches), config, uses_disc)
+        served.to_csv(served_file, index=False, float_format="%.6g")
     if len(reals) > 1:
         rows = []
         for k, d in enumerate(real_dirs):
             hops = pooled_overheads_ms(per_run[:k] + per_run[k + 1 :])
-            other = simulate(hops)
-            plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
-            metrics = {**run_metrics(other.queries, other.summary, names), "same_plan": plans}
-            rows.append({"run": d.name, **hops, **held_out_errors(metrics, real_metrics[k])})
+            bundles = {"profile": bundle}
+            if batches is not None:
+                others_served = pd.concat(batches[:k] + batches[k + 1 :])
+                bundles["served"] = with_served_latency(bundle, others_served, config, uses_disc)
+            for latency, base in bundles.items():
+                other = simulate(hops, base=base)
+                plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
+                metrics = {**run_metrics(other.queries, other.summary, names), "same_plan": plans}
+                errors = held_out_errors(metrics, real_metrics[k])
+                rows.append({"run": d.name, "latency": latency, **hops, **errors})
         errors = pd.DataFrame(rows)
         errors.to_csv(held_out, index=False, float_format="%.6g")
-        table["error_leave_one_out"] = [errors[m].mean() for m in table["metric"]]
+        for latency, column in (
+            ("profile", "error_leave_one_out"),
+            ("served", "error_leave_one_out_served"),
+        ):
+            kept = errors[errors["latency"] == latency]
+            if len(kept):
+                table[column] = [kept[m].mean() for m in table["metric"]]
     title = (
         f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
         f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
@@ -431,6 +450,12 @@ def run_validation(
             "Error leave one out: each real run against a simulation with the hops measured "
             "in the other real runs (out of sample), the mean over the runs "
             "(DIR/leave_one_out.csv)."
+        )
+    if "error_leave_one_out_served" in table.columns:
+        parts.append(
+            "Error leave one out served: the same, with the service times the other runs' "
+            "workers measured as the latency profile (`serving.service_times`; all runs': "
+            "DIR/served_latency.csv)."
         )
     note = " ".join(parts)
     if hashes != [simulated_hash]:

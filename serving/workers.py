@@ -142,7 +142,9 @@ class Worker:
         """One query of `model`, sent under the ingress's plan `version`: its answer (done,
         dropped, failed, or resend), with `at_worker_s`, the seconds it spent here (queued,
         held or served: what the simulator models; the rest of a query's latency is the
-        serving stack's hops) when it was queued or held."""
+        serving stack's hops) when it was queued or held. A done answer gives its batch's
+        service (`start_s`, `done_s`, `batch_size`, and `judged`: whether the discriminator's
+        cost was charged for it)."""
         if self.error is not None:
             return {"status": "failed", "reason": self.error}
         job = Job(model, version, prompt_id, arrival_s, image_idx, _future())
@@ -234,6 +236,8 @@ class Worker:
                     "start_s": now,
                     "done_s": done,
                     "busy_s": busy_s,
+                    "batch_size": len(batch),
+                    "judged": self.judged,
                 },
             )
 

@@ -20,11 +20,14 @@ pytest.importorskip("httpx")
 from experiments.cli import app  # noqa: E402
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
 from serving.loadgen import (  # noqa: E402
+    BATCH_COLUMNS,
+    Answer,
     UnreachableError,
     demand_log,
     fetch_state,
     plan_delays,
     run_loadgen,
+    served_batches,
 )
 from serving.requests import RequestError, parse_request  # noqa: E402
 from simulator.config import SimConfig  # noqa: E402
@@ -129,6 +132,7 @@ class Stub(BaseHTTPRequestHandler):
             "waited_s": 0.0,
             "visits": int(outcome == "done"),
             "resends": 0,
+            "batches": [[0, 0, arrival, done, 1, False]] if outcome == "done" else [],
         }
         self._json(200 if outcome == "done" else 503, {"data": [{}], "t2isim": {"images": [image]}})
 
@@ -178,6 +182,34 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     assert set(ts.plan) == {MODEL}
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["policy"] == "clipper-light" and config["sim"]["slo_s"] == 1.0
+    batches = pd.read_csv(tmp_path / "run" / "batches.csv")  # one batch per query served
+    assert list(batches.columns) == list(BATCH_COLUMNS) and len(batches) == summary["ok"]
+    assert (batches.model == MODEL).all() and (batches.service_s >= SERVICE_S).all()
+    assert batches.start_s.is_monotonic_increasing
+
+
+def test_served_batches_list_each_batch_once():
+    """Two queries served in one batch (same worker and start), a third in another, an
+    escalated one in two: each batch once, by start, its model by name."""
+    t = 1000.0
+    shared = [3, 1, t + 1.0, t + 1.5, 2, True]
+    answers = [
+        Answer(image={"batches": [shared]}),
+        Answer(image={"batches": [list(shared)]}),
+        Answer(
+            image={
+                "batches": [[4, 0, t + 0.5, t + 0.6, 1, True], [2, 1, t + 2.0, t + 2.2, 1, False]]
+            }
+        ),
+        Answer(image=None),  # failed before any visit
+    ]
+    table = served_batches(answers, t, ["A", "B"])
+    assert table["worker"].tolist() == [4, 3, 2]
+    assert table["model"].tolist() == ["A", "B", "B"]
+    np.testing.assert_allclose(table["start_s"], [0.5, 1.0, 2.0])
+    np.testing.assert_allclose(table["service_s"], [0.1, 0.5, 0.2])
+    assert table["batch_size"].tolist() == [1, 2, 1]
+    assert table["judged"].tolist() == [True, True, False]
 
 
 def test_plan_delays_count_the_replays_plans_from_due_to_in_force():

@@ -300,6 +300,41 @@ def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_p
         held_out["p50_latency_s"].mean()
     )
     assert "Error leave one out" in (tmp_path / "fidelity.md").read_text()
+    assert "error_leave_one_out_served" not in table.columns  # no batches.csv: no served column
+    assert not (tmp_path / "served_latency.csv").exists()
+
+
+def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
+    """Real runs whose workers served the light model twice as slowly as profiled: the
+    held-out simulation with their service times is slower than the profile's."""
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    fake = simulate(bundle, {"dispatch_overhead_ms": 30.0})
+    light_s = bundle.latency_table_s[bundle.model_names.index(LIGHT)][1] * CONFIG.time_scale
+    batches = pd.DataFrame(
+        {
+            "worker": 0,
+            "model": LIGHT,
+            "start_s": np.arange(10.0),
+            "service_s": 2 * light_s + CONFIG.disc_cost_s * CONFIG.time_scale,
+            "batch_size": 1,
+            "judged": True,
+        }
+    )
+    for k in (1, 2):
+        queries = fake.queries.assign(visits=1, resends=0, hops_s=0.030)
+        summary = {**fake.summary, "trace_spec": TRACE}
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
+        batches.to_csv(tmp_path / f"real-{k}" / "batches.csv", index=False)
+    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    served = pd.read_csv(tmp_path / "served_latency.csv").set_index(["model", "batch_size"])
+    assert served.loc[(LIGHT, 1), "ratio"] == pytest.approx(2.0)
+    assert served.loc[(LIGHT, 1), "served_batches"] == 20
+    rows = table.set_index("metric")
+    assert rows.loc["p50_latency_s", "error_leave_one_out_served"] > 10
+    assert abs(rows.loc["p50_latency_s", "error_leave_one_out"]) < 5
+    held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
+    assert held_out["latency"].tolist() == ["profile", "served", "profile", "served"]
+    assert "Error leave one out served" in (tmp_path / "fidelity.md").read_text()
 
 
 # ----------------------------------------------------------------------------- Ray (CI)

@@ -1,0 +1,103 @@
+"""Service times measured on the serving path, as a bundle's latency profile.
+
+A real run's `batches.csv` (`serving.loadgen.served_batches`) holds every batch its workers
+served: model, size, service seconds, and whether the discriminator's cost was charged. The
+simulator charges a batch of b on model m `latency[m][b] x time_scale` plus the
+discriminator's cost (`simulator.cluster`: `disc_cost_s x time_scale` per judged image, or per
+batch of any model with `disc_cost_per=batch`). `served_latency` inverts that: per model and
+profiled batch size with at least MIN_BATCHES served batches, the median served model time
+over the profile's p50 is that size's ratio; a profiled size with fewer takes the ratio of the
+nearest size that has one (the smaller on a tie), a model never served keeps its profile. The
+p50 and p95 are both scaled by the ratio.
+
+Used by `serving.validate` to tell the profile's error from the rest of the simulator's: the
+tiny diffusers replicas serve slower than `profile latency` measures them alone (they share two
+cores with the serving stack).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.bundle import Bundle
+from simulator.config import SimConfig
+
+MIN_BATCHES = 5
+BATCHES_FILE = "batches.csv"
+
+
+def read_batches(run_dirs: list[Path]) -> list[pd.DataFrame] | None:
+    """Each run folder's served batches; None when one has none recorded (a run made before
+    the serving path recorded them)."""
+    if not all((d / BATCHES_FILE).is_file() for d in run_dirs):
+        return None
+    return [pd.read_csv(d / BATCHES_FILE) for d in run_dirs]
+
+
+def discriminator_charge_s(
+    batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
+) -> np.ndarray:
+    """Per batch, the seconds the simulator adds to its latency for the discriminator."""
+    if not uses_discriminator:
+        return np.zeros(len(batches))
+    disc_s = config.disc_cost_s * config.time_scale
+    if config.disc_cost_per == "batch":
+        return np.full(len(batches), disc_s)
+    judged = batches["judged"].astype(bool).to_numpy()
+    return disc_s * batches["batch_size"].to_numpy(dtype=np.float64) * judged
+
+
+def served_latency_table(
+    bundle: Bundle, batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
+) -> pd.DataFrame:
+    """The bundle's latency rows with the served p50 and p95 (see the module docstring) and,
+    per row, `profiled_p50_s`, the `ratio` applied and `served_batches` (those of its size)."""
+    model_s = (
+        batches["service_s"].to_numpy(dtype=np.float64)
+        - discriminator_charge_s(batches, config, uses_discriminator)
+    ) / config.time_scale
+    served = batches.assign(model_s=model_s)
+    counts = served.groupby(["model", "batch_size"]).size()
+    medians = served.groupby(["model", "batch_size"])["model_s"].median()
+    rows = []
+    for name in bundle.model_names:
+        profile = bundle.latency[bundle.latency["model"] == name].sort_values("batch_size")
+        sizes = profile["batch_size"].to_numpy(dtype=np.int64)
+        p50 = profile["latency_p50_s"].to_numpy(dtype=np.float64)
+        n = np.array([int(counts.get((name, b), 0)) for b in sizes])
+        measured = {
+            int(b): medians[(name, b)] / p for b, p, k in zip(sizes, p50, n) if k >= MIN_BATCHES
+        }
+        for (_, row), b, k in zip(profile.iterrows(), sizes, n):
+            ratio = _nearest(measured, int(b))
+            rows.append(
+                {
+                    **row.to_dict(),
+                    "latency_p50_s": row["latency_p50_s"] * ratio,
+                    "latency_p95_s": row["latency_p95_s"] * ratio,
+                    "profiled_p50_s": row["latency_p50_s"],
+                    "ratio": ratio,
+                    "served_batches": int(k),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def with_served_latency(
+    bundle: Bundle, batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
+) -> Bundle:
+    """`bundle` with the latency profile its batches were served in (`served_latency_table`)."""
+    table = served_latency_table(bundle, batches, config, uses_discriminator)
+    return dataclasses.replace(bundle, latency=table[list(bundle.latency.columns)])
+
+
+def _nearest(ratios: dict[int, float], size: int) -> float:
+    """The ratio at `size`, else at the nearest size that has one (the smaller on a tie);
+    1.0 when none has."""
+    if not ratios:
+        return 1.0
+    return ratios[min(ratios, key=lambda b: (abs(b - size), b))]
