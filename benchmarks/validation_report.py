@@ -23,6 +23,7 @@ the calibration's hops (the experiments that compare with them).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -83,13 +84,27 @@ TINY_P50_GOAL_PCT = 10.0  # issue 14: tiny diffusers backend, |p50 error| <= 10%
 
 
 def command(name: str, folder: Path, reuse: bool) -> list[str]:
-    """The `t2isim validate` command of one experiment."""
+    """The `t2isim validate` command of one experiment; a diffusers one charges the
+    discriminator's measured cost (`measured_disc_cost_s`)."""
     e = EXPERIMENTS[name]
     args = ["t2isim", "validate", *e.setup.format(dir=folder).split(), *e.policy.split()]
+    if e.diffusers and (disc_s := measured_disc_cost_s(folder / TINY_PROFILE)) is not None:
+        args += ["--disc-cost", f"{disc_s:.6g}"]
     args += ["--trace", e.trace, "--out", str(folder / name)]
     if e.compare_with is not None:
         args += ["--compare-overheads", str(folder / e.compare_with / "overheads.json")]
     return args + (["--reuse-real"] if reuse else [])
+
+
+def measured_disc_cost_s(work: Path) -> float | None:
+    """The discriminator's cost per image as profiled with the tiny models (the p50 at batch
+    size 1 of the bundle's `discriminator_latency`), None for a bundle without it. The
+    simulator's default, 7 ms, is HADIS's GPU figure, not this CPU's."""
+    path = work / "bundle" / "bundle.json"
+    timing = json.loads(path.read_text()).get("discriminator_latency") if path.is_file() else None
+    if not timing or 1 not in timing["batch_size"]:
+        return None
+    return float(timing["latency_p50_s"][timing["batch_size"].index(1)])
 
 
 def run_order(names: list[str]) -> list[str]:

@@ -314,18 +314,30 @@ def score(
     multi_metric: bool = MULTI_METRIC,
     metrics_config: Path | None = METRICS_CONFIG,
     logit_scale: float = LOGIT_SCALE,
+    disc_batch_sizes: str = typer.Option(
+        "1,2,4,8,16", help="Batch sizes to time the discriminator at."
+    ),
     device: str = DEVICE,
     work: Path = WORK,
 ) -> None:
-    """Per-image P(real) and CLIPScore of every model's images (+ RouteT2I q_<metric>)."""
+    """Per-image P(real) and CLIPScore of every model's images (+ RouteT2I q_<metric>); then
+    the discriminator's cost per batch size on the first model's images."""
     from profiler.discriminator import load_discriminator
-    from profiler.steps import score_step
+    from profiler.steps import discriminator_latency_step, score_step
 
     layout = WorkLayout(work)
     config = _multi_metric(multi_metric, metrics_config, logit_scale)
+    sizes = _ints(disc_batch_sizes, "--disc-batch-sizes")
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter(
+            f"--disc-batch-sizes: expected sizes >= 1, got {disc_batch_sizes!r}"
+        )
     backbone, head = load_discriminator(layout.discriminator, device)
-    score_step(layout, backbone, head, _models(layout, models), config)
+    names = _models(layout, models)
+    score_step(layout, backbone, head, names, config)
     typer.echo(f"wrote scores to {layout.scores('x').parent}")
+    path = discriminator_latency_step(layout, backbone, head, names[0], sizes)
+    typer.echo(f"wrote the discriminator's cost per batch size to {path}")
 
 
 @profile_app.command("prompt-features")

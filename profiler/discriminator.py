@@ -158,3 +158,39 @@ def p_real(backbone: ClipBackbone, head, paths: Sequence[str | Path]) -> np.ndar
     with torch.inference_mode():
         probs = torch.softmax(head(embeddings).double(), dim=1)[:, 1]
     return probs.cpu().numpy()
+
+
+DISC_LATENCY_COLUMNS = ("batch_size", "latency_p50_s", "latency_p95_s", "n_repeats")
+
+
+def time_p_real(
+    backbone: ClipBackbone,
+    head,
+    images: Sequence,
+    batch_sizes: Sequence[int],
+    n_warmup: int = 2,
+    n_repeats: int = 10,
+):
+    """The discriminator's cost as a serving worker pays it: seconds of `p_real` on a batch of
+    b in-memory images (PIL, cycled from `images`), per batch size, after `n_warmup` untimed
+    calls; p50 and p95 of `n_repeats` timed ones (each ends on the host: `p_real` returns
+    a NumPy array, so the device is synchronised). A DataFrame of DISC_LATENCY_COLUMNS."""
+    import time
+
+    import pandas as pd
+
+    if not images:
+        raise DiscriminatorError("no images to time the discriminator on")
+    rows = []
+    for b in batch_sizes:
+        batch = [images[k % len(images)] for k in range(b)]
+        for _ in range(n_warmup):
+            p_real(backbone, head, batch)
+        times_s = []
+        for _ in range(n_repeats):
+            start = time.perf_counter()
+            p_real(backbone, head, batch)
+            times_s.append(time.perf_counter() - start)
+        p50, p95 = np.percentile(times_s, [50, 95])
+        rows.append((int(b), float(p50), float(p95), int(n_repeats)))
+    return pd.DataFrame(rows, columns=list(DISC_LATENCY_COLUMNS))

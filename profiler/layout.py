@@ -7,6 +7,7 @@
 <root>/real/                       synthetic "real" images of tiny runs
 <root>/features/<model>.npz        per-image features; features/reference.npz = real stats
 <root>/discriminator.pt            trained discriminator head
+<root>/discriminator_latency.csv   its cost per batch size (the serving path's p_real)
 <root>/scores/<model>.csv          per-image P(real) and CLIPScore
 <root>/bundle/                     the profile bundle
 """
@@ -40,6 +41,10 @@ class WorkLayout:
     @property
     def discriminator(self) -> Path:
         return self.root / "discriminator.pt"
+
+    @property
+    def discriminator_latency_csv(self) -> Path:
+        return self.root / "discriminator_latency.csv"
 
     @property
     def bundle(self) -> Path:

@@ -101,6 +101,33 @@ def score_step(
         pd.DataFrame(columns).to_csv(path, index=False, float_format="%.10g")
 
 
+def discriminator_latency_step(
+    layout: WorkLayout,
+    backbone,
+    head,
+    model: str,
+    batch_sizes: Sequence[int],
+    n_warmup: int = 2,
+    n_repeats: int = 10,
+) -> Path:
+    """The discriminator's cost per batch size (`profiler.discriminator.time_p_real`) on
+    `model`'s images, held in memory as a serving worker holds them; the bundle's
+    `discriminator_latency` (`build_bundle`)."""
+    from PIL import Image
+
+    from profiler.discriminator import time_p_real
+
+    _, _, grid = image_grid(layout.images(model))
+    paths = [p for row in grid for p in row][: max(batch_sizes)]
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    table = time_p_real(backbone, head, images, batch_sizes, n_warmup, n_repeats)
+    table.to_csv(layout.discriminator_latency_csv, index=False, float_format="%.10g")
+    return layout.discriminator_latency_csv
+
+
 def prompt_features_step(
     layout: WorkLayout, extract: Callable[[Sequence[str]], np.ndarray]
 ) -> Path:
@@ -275,6 +302,7 @@ def build_bundle(
         images_per_prompt=int(mix.images_per_prompt),
         **({"prompt_score": prompt_score} if prompt_score != "mean" else {}),
         pruned_models=dict(sorted(pruned.reasons.items())) if pruned else {},
+        **_discriminator_latency(layout),
         latency_profiles={
             m: {k: v for k, v in profiles[m][1].items() if k != "libraries"} for m in models
         },
@@ -298,6 +326,16 @@ def build_bundle(
         },
         served,
     )
+
+
+def _discriminator_latency(layout: WorkLayout) -> dict:
+    """{"discriminator_latency": its table's columns as lists} when the work folder has it
+    (`discriminator_latency_step`), else {} (a work folder profiled before it was timed)."""
+    path = layout.discriminator_latency_csv
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    return {"discriminator_latency": {c: table[c].tolist() for c in table.columns}}
 
 
 def build_table_step(

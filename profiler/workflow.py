@@ -19,6 +19,7 @@ from profiler.multimetric import MultiMetricConfig
 from profiler.sharding import PipelineSource, TaskRunner
 from profiler.steps import (
     build_table_step,
+    discriminator_latency_step,
     features_step,
     prompt_features_step,
     score_step,
@@ -141,9 +142,9 @@ def run_all(
     **table_kwargs,
 ) -> Path:
     """prompt features -> latency -> generate -> features -> train discriminator -> score ->
-    lookup table; returns the bundle folder. Generation resumes where a previous run stopped.
-    With a `profiler.sharding.TaskRunner` (entered), latency and generation run as tasks on its
-    workers (same files)."""
+    time the discriminator -> lookup table; returns the bundle folder. Generation resumes where
+    a previous run stopped. With a `profiler.sharding.TaskRunner` (entered), latency and
+    generation run as tasks on its workers (same files)."""
     from profiler.discriminator import save_discriminator, train_discriminator
     from profiler.inception import list_images
 
@@ -162,6 +163,9 @@ def run_all(
     )
     save_discriminator(disc, layout.discriminator)
     score_step(layout, backbone, disc.head, names, plan.multi_metric)
+    discriminator_latency_step(
+        layout, backbone, disc.head, names[0], plan.batch_sizes, plan.n_warmup, plan.n_repeats
+    )
     multi_metric = plan.multi_metric is not None
     return build_table_step(layout, name, multi_metric=multi_metric, **table_kwargs)
 

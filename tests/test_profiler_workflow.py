@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("torch")
@@ -39,6 +40,11 @@ def test_tiny_run_writes_a_loadable_bundle(tiny_run):
     np.testing.assert_allclose(rows["fid"], fid_alone[rows["heavy"]].to_numpy(), rtol=1e-9)
     for model in bundle.model_names:
         assert len(list(layout.images(model).glob("*.png"))) == 16
+    # the discriminator's cost per batch size, timed as a worker pays it
+    timing = bundle.meta["discriminator_latency"]
+    assert timing["batch_size"] == [1, 2] and timing["n_repeats"] == [1, 1]
+    assert all(0 < t < 10 for t in timing["latency_p50_s"])
+    assert layout.discriminator_latency_csv.is_file()
 
 
 def test_rebuilding_the_table_is_byte_identical(tiny_run, tmp_path):
@@ -100,3 +106,24 @@ def test_cli_build_table_and_fid(tiny_run, tmp_path):
     assert result.exit_code == 2 and "--tiny" in result.output
     result = runner.invoke(profile_app, [*args, "--prompt-score", "median"])
     assert result.exit_code == 2 and "'median': expected one of mean," in result.output
+
+
+def test_cli_score_times_the_discriminator_at_the_given_batch_sizes(tiny_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from profiler.cli import profile_app
+
+    layout, _ = tiny_run
+    work = WorkLayout(tmp_path / "work")  # a copy: the shared run's files stay as they are
+    shutil.copytree(layout.root, work.root)
+    runner = CliRunner()
+    args = ["score", "--work", str(work.root), "--device", "cpu"]
+    result = runner.invoke(profile_app, [*args, "--disc-batch-sizes", "1,3"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(work.discriminator_latency_csv)
+    assert table["batch_size"].tolist() == [1, 3]
+    assert (table["latency_p95_s"] >= table["latency_p50_s"]).all()
+    result = runner.invoke(profile_app, [*args, "--disc-batch-sizes", "0,2"])
+    assert result.exit_code == 2 and "--disc-batch-sizes" in result.output

@@ -101,3 +101,17 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
     assert command in tiny
     assert f"--compare-overheads {folder}/static-constant/overheads.json`" in tiny
+
+
+def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_module, tmp_path):
+    import json
+
+    folder = tmp_path / "validation"
+    assert "--disc-cost" not in report_module.command("tiny-diffusers-static", folder, False)
+    bundle = folder / "tiny-profile" / "bundle"
+    bundle.mkdir(parents=True)
+    timing = {"batch_size": [1, 2], "latency_p50_s": [0.0015, 0.0021]}
+    (bundle / "bundle.json").write_text(json.dumps({"discriminator_latency": timing}))
+    args = report_module.command("tiny-diffusers-static", folder, False)
+    assert args[args.index("--disc-cost") + 1] == "0.0015"
+    assert "--disc-cost" not in report_module.command("static-azure", folder, False)
