@@ -398,7 +398,7 @@ def _register_commands() -> None:
 
     sweep_cli.register(app)
     figures_cli.register(app)
-    serving_cli.register(app)
+    serving_cli.register(app, bundle_app)
 
 
 _register_commands()

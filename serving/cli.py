@@ -1,4 +1,5 @@
-"""`t2isim serve`, `t2isim loadgen` and `t2isim validate` (registered by `register(app)`).
+"""`t2isim serve`, `t2isim loadgen`, `t2isim validate` and `t2isim bundle served-latency`
+(registered by `register`).
 
 The serving settings are the simulator's `SimConfig` fields, one option per field from its
 metadata as in `t2isim simulate` (`experiments/cli_config.py`), except those the real path sets
@@ -249,8 +250,32 @@ def validate(
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 
 
-def register(app: typer.Typer) -> None:
-    """Add `serve`, `loadgen` and `validate` to `app`."""
+def served_latency(
+    runs: Annotated[list[Path], typer.Argument(help="Real run folders (`t2isim loadgen`).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
+    bundle: Annotated[
+        str | None, typer.Option(help="The bundle the runs served (default: as they name it).")
+    ] = None,
+) -> None:
+    """The runs' bundle with the latency profile their workers measured (batches.csv)."""
+    from serving.service_times import served_bundle
+    from simulator.atomic import check_output_folder
+    from simulator.bundle import write_bundle
+
+    check_output_folder(out_dir, marker="bundle.json")
+    served, table = served_bundle(runs, bundle)
+    write_bundle(served, out_dir)
+    for r in table.itertuples():
+        typer.echo(
+            f"{r.model} batch {r.batch_size}: {r.profiled_p50_s * 1e3:.3g} ms profiled -> "
+            f"{r.latency_p50_s * 1e3:.3g} ms served (x{r.ratio:.3f}, {r.served_batches} batches)"
+        )
+    typer.echo(f"bundle written to {out_dir}")
+
+
+def register(app: typer.Typer, bundle_app: typer.Typer) -> None:
+    """Add `serve`, `loadgen` and `validate` to `app`, `served-latency` to `bundle_app`."""
     app.command("serve")(serve)
     app.command("loadgen")(loadgen)
     app.command("validate")(validate)
+    bundle_app.command("served-latency")(served_latency)

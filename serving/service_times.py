@@ -8,7 +8,9 @@ batch of any model with `disc_cost_per=batch`). `served_latency` inverts that: p
 profiled batch size with at least MIN_BATCHES served batches, the median served model time
 over the profile's p50 is that size's ratio; a profiled size with fewer takes the ratio of the
 nearest size that has one (the smaller on a tie), a model never served keeps its profile. The
-p50 and p95 are both scaled by the ratio.
+p50 and p95 are both scaled by the ratio; the p50 then rises to the largest at any smaller
+size, as a bundle's may not fall with the batch size (the p95 to at least the p50), and
+`ratio` reports the one in effect.
 
 Used by `serving.validate` to tell the profile's error from the rest of the simulator's: the
 tiny diffusers replicas serve slower than `profile latency` measures them alone (they share two
@@ -72,15 +74,17 @@ def served_latency_table(
         measured = {
             int(b): medians[(name, b)] / p for b, p, k in zip(sizes, p50, n) if k >= MIN_BATCHES
         }
-        for (_, row), b, k in zip(profile.iterrows(), sizes, n):
-            ratio = _nearest(measured, int(b))
+        ratio = np.array([_nearest(measured, int(b)) for b in sizes])
+        served_p50 = np.maximum.accumulate(p50 * ratio)  # a bundle's p50 never falls with b
+        p95 = profile["latency_p95_s"].to_numpy(dtype=np.float64) * ratio
+        for (_, row), p, q, k in zip(profile.iterrows(), served_p50, p95, n):
             rows.append(
                 {
                     **row.to_dict(),
-                    "latency_p50_s": row["latency_p50_s"] * ratio,
-                    "latency_p95_s": row["latency_p95_s"] * ratio,
+                    "latency_p50_s": p,
+                    "latency_p95_s": max(q, p),
                     "profiled_p50_s": row["latency_p50_s"],
-                    "ratio": ratio,
+                    "ratio": p / row["latency_p50_s"],
                     "served_batches": int(k),
                 }
             )
@@ -101,3 +105,72 @@ def _nearest(ratios: dict[int, float], size: int) -> float:
     if not ratios:
         return 1.0
     return ratios[min(ratios, key=lambda b: (abs(b - size), b))]
+
+
+def served_bundle(
+    run_dirs: list[Path], bundle_spec: str | None = None
+) -> tuple[Bundle, pd.DataFrame]:
+    """The bundle real runs served (`bundle_spec`, or the one their summaries name) with the
+    latency profile their workers measured (`with_served_latency` over all their batches),
+    and the table of ratios (`served_latency_table`). The runs must be `t2isim loadgen` runs
+    that recorded their batches, of one bundle (by content hash), policy and settings; its
+    meta gains `served_latency` (the runs, MIN_BATCHES, each ratio)."""
+    import json
+
+    from experiments.inputs import resolve_bundle
+    from simulator.errors import InputError
+    from simulator.run import build_policy
+
+    if not run_dirs:
+        raise InputError("give at least one real run folder")
+    records = []
+    for d in run_dirs:
+        files = [d / name for name in ("summary.json", "config.json", BATCHES_FILE)]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise InputError(
+                f"{d}: no {missing[0]}; expected a run folder that `t2isim loadgen` wrote "
+                "(older ones did not record their batches)"
+            )
+        records.append(tuple(json.loads(f.read_text()) for f in files[:2]))
+    first_summary, first_config = records[0]
+    for d, (summary, config) in zip(run_dirs, records):
+        if summary.get("source") != "serve":
+            raise InputError(f"{d}: not a real run (made by {summary.get('source', 'simulate')})")
+        same = (
+            summary["hashes"]["bundle"] == first_summary["hashes"]["bundle"]
+            and config["sim"] == first_config["sim"]
+            and config["policy"] == first_config["policy"]
+            and config["policy_options"] == first_config["policy_options"]
+        )
+        if not same:
+            raise InputError(
+                f"{d}: another bundle, policy or settings than {run_dirs[0]}; give runs of one"
+            )
+    spec = bundle_spec or first_summary["bundle_source"]
+    try:
+        bundle = resolve_bundle(spec)
+    except InputError as exc:
+        if bundle_spec is not None:
+            raise
+        raise InputError(f"{exc} (the bundle the runs name; give --bundle)") from None
+    if bundle.content_hash() != first_summary["hashes"]["bundle"]:
+        raise InputError(f"--bundle {spec}: not the bundle the runs served (content hash differs)")
+    config = SimConfig(**first_config["sim"])
+    policy = build_policy(bundle, first_config["policy"], config, first_config["policy_options"])
+    batches = pd.concat([pd.read_csv(d / BATCHES_FILE) for d in run_dirs], ignore_index=True)
+    table = served_latency_table(bundle, batches, config, policy.uses_discriminator)
+    ratios = {
+        name: {str(int(r.batch_size)): round(float(r.ratio), 6) for r in rows.itertuples()}
+        for name, rows in table.groupby("model", sort=False)
+    }
+    meta = {
+        **bundle.meta,
+        "served_latency": {
+            "runs": [str(d) for d in run_dirs],
+            "min_batches": MIN_BATCHES,
+            "ratio": ratios,
+        },
+    }
+    latency = table[list(bundle.latency.columns)]
+    return dataclasses.replace(bundle, meta=meta, latency=latency), table

@@ -111,3 +111,80 @@ def test_runs_without_batches_give_none(tmp_path):
     (tmp_path / "real-1" / "batches.csv").write_text("worker,model\n")
     assert read_batches([tmp_path / "real-1", tmp_path / "real-2"]) is None
     assert len(read_batches([tmp_path / "real-1"])) == 1
+
+
+def test_a_served_p50_never_falls_with_the_batch_size(bundle):
+    batches = pd.concat(
+        [
+            batches_of(bundle, LIGHT, 1, MIN_BATCHES, 2.0, judged=True),
+            batches_of(bundle, LIGHT, 2, MIN_BATCHES, 0.5, judged=True),
+        ]
+    )
+    table = served_latency_table(bundle, batches, CONFIG, uses_discriminator=True)
+    light = table[table.model == LIGHT].set_index("batch_size")
+    one = 2.0 * profile_p50(bundle, LIGHT, 1)
+    assert light.loc[2, "latency_p50_s"] == pytest.approx(
+        max(one, 0.5 * profile_p50(bundle, LIGHT, 2))
+    )
+    assert light["latency_p50_s"].is_monotonic_increasing
+    assert (light["latency_p95_s"] >= light["latency_p50_s"]).all()
+    np.testing.assert_allclose(light["ratio"], light["latency_p50_s"] / light["profiled_p50_s"])
+
+
+# ------------------------------------------------------------- `t2isim bundle served-latency`
+
+
+def fake_real_run(bundle, folder, sim: dict, ratio: float = 1.5, with_batches: bool = True):
+    """A run folder as `t2isim loadgen` writes it (a simulation standing in), its light
+    batches served `ratio` x the profile."""
+    from experiments.inputs import resolve_trace
+    from simulator.results import write_run
+    from simulator.run import run_simulation
+
+    config = SimConfig(**sim)
+    options = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
+    trace = resolve_trace("constant:rate=2,duration=10", bundle, config.seed)
+    run = run_simulation(bundle, trace, "static-cascade", config, options)
+    summary = {**run.summary, "source": "serve", "bundle_source": "default"}
+    write_run(folder, run.queries, run.timeseries, summary, run.config, [])
+    if with_batches:
+        batches_of(bundle, LIGHT, 1, MIN_BATCHES, ratio, judged=True).to_csv(
+            folder / "batches.csv", index=False
+        )
+
+
+def test_cli_served_latency_writes_the_runs_bundle_with_their_service_times(bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+    from simulator.bundle import load_bundle
+
+    sim = CONFIG.to_dict()
+    runs = [tmp_path / "real-1", tmp_path / "real-2"]
+    for run in runs:
+        fake_real_run(bundle, run, sim)
+    runner = CliRunner()
+    out = tmp_path / "served"
+    result = runner.invoke(app, ["bundle", "served-latency", *map(str, runs), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{LIGHT} batch 1:" in result.output and "(x1.500, 10 batches)" in result.output
+    served = load_bundle(out)
+    m = served.model_names.index(LIGHT)
+    assert served.latency_table_s[m][1] == pytest.approx(1.5 * bundle.latency_table_s[m][1])
+    assert served.meta["served_latency"]["runs"] == [str(r) for r in runs]
+    assert served.meta["served_latency"]["ratio"][HEAVY]["1"] == 1.0
+    # bad input: one line, exit 2, nothing written
+    fake_real_run(bundle, tmp_path / "old", sim, with_batches=False)
+    fake_real_run(bundle, tmp_path / "other", {**sim, "slo_s": 9.0})
+    cases = [
+        ([str(tmp_path / "old")], "no batches.csv"),
+        ([str(runs[0]), str(tmp_path / "other")], "another bundle, policy or settings"),
+        ([str(runs[0]), "--bundle", "default:replicate=2"], "not the bundle the runs served"),
+    ]
+    for args, named in cases:
+        result = runner.invoke(
+            app, ["bundle", "served-latency", *args, "--out", str(tmp_path / "x")]
+        )
+        assert result.exit_code == 2, result.output
+        assert named in result.output and result.output.count("\n") == 1
+        assert not (tmp_path / "x").exists()
