@@ -46,7 +46,6 @@ from simulator.policy import Plan
 MAX_RETRIES = 2  # resends of a query whose worker's replica died
 REVIVE_WAIT_S = 0.2  # between asks of a worker whose replica died
 REPLICA_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError")
-QUEUE_POLL_TIMEOUT_S = 0.5  # for the workers' queue counts at a tick
 
 
 @serve.deployment(
@@ -149,46 +148,26 @@ class Ingress:
         worker got it, when its load began to count and when the model was loaded."""
         self.swaps.append({"model": model, "requested_s": requested_s, **times})
 
-    async def tick(
-        self, now_s: float, demand_qps: float | None, until_s: float | None = None
-    ) -> dict:
+    def tick(self, now_s: float, demand_qps: float | None, until_s: float | None = None) -> dict:
         """The live counters the controller's estimators read (simulator.controller); logs the
         demand estimate of the tick that ended at `now_s`. Arrivals and visits per model are
         counted by their own time stamps, those before `until_s` (the tick's boundary, wall
         clock; None: all), as the simulator counts a tick's arrivals whenever the controller
-        thread wakes. The queue per model is the workers' own count (`queued_at_workers`)."""
+        thread wakes."""
         if demand_qps is not None:
             self.demand.append((now_s, demand_qps))
         count = len if until_s is None else (lambda times: bisect.bisect_left(times, until_s))
-        counters = {
+        return {
             "epoch_s": self.epoch_s,
             "arrived": count(self.arrival_s),
             "inflight": self.inflight,
             "model_arrivals": [count(times) for times in self.visit_s],
+            "queued": self.queued(),
         }
-        return {**counters, "queued": await self.queued_at_workers()}
-
-    async def queued_at_workers(self) -> list[int]:
-        """Queued per model as the simulator counts it: the queries at the workers not yet in a
-        batch (`Worker.queued`, asked now); if a worker does not answer within
-        QUEUE_POLL_TIMEOUT_S (its replica died), the estimate `queued` instead."""
-        calls = [h.queued.remote() for h in self.handles]
-        try:
-            answers = await asyncio.wait_for(asyncio.gather(*calls), QUEUE_POLL_TIMEOUT_S)
-        except Exception as exc:  # a lost or slow replica: the ingress's own estimate
-            if not isinstance(exc, TimeoutError) and type(exc).__name__ not in REPLICA_LOST:
-                raise
-            return self.queued()
-        queued = [0] * self.n_models
-        for answer in answers:
-            for m, n in answer.items():
-                queued[int(m)] += int(n)
-        return queued
 
     def queued(self) -> list[int]:
-        """Queued per model, estimated from the ingress's own counts without asking the workers
-        (for a policy's per-query `route` hook): outstanding beyond what its workers hold in
-        service (workers x batch size); undercounts a worker serving a smaller batch."""
+        """Queued per model: outstanding beyond what its workers hold in service (workers x
+        batch size)."""
         return [max(0, o - w * b) for o, w, b in zip(self.outstanding, self.workers, self.batch)]
 
     # ------------------------------------------------------------------ HTTP

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import deque
 
 from ray import serve
 
@@ -169,15 +169,6 @@ class Worker:
             "loaded_s": self.loaded_s,
             "error": self.error,
         }
-
-    def queued(self) -> dict[int, int]:
-        """Queries here not yet in a batch, per model index: the queue (the hosted model's,
-        loading or not) and those held for a newer plan (by the model they were sent to); as
-        the simulator's `queue_lengths` counts them."""
-        counts = Counter(job.model for job in self.held)
-        if self.queue:
-            counts[self.model] += len(self.queue)
-        return dict(counts)
 
     def actor_name(self) -> str:
         """This replica's Ray actor name (fault injection kills that actor)."""

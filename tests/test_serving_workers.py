@@ -87,7 +87,6 @@ def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads()
         worker = await loaded_worker(A)
         calls = [asyncio.ensure_future(worker(A, 1, p, time.time())) for p in (0, 1, 1)]
         await asyncio.sleep(0.05)  # query 0 in service (batch size 1), two queued
-        assert worker.queued() == {A: 2}  # not yet in a batch: as the simulator counts
         swap_s = time.time()
         await worker.reconfigure(config(B, 2, swap_s))
         answers = await asyncio.gather(*calls)
@@ -119,7 +118,6 @@ def test_queries_of_a_newer_plan_wait_for_its_reconfigure_stale_ones_are_resent(
         stale = await worker(B, 1, 1, time.time())  # plan 1 never put b here
         await asyncio.sleep(0.05)
         assert not early.done()
-        assert worker.queued() == {B: 1}  # held for plan 2: queued for the model it was sent to
         await worker.reconfigure(config(B, 2, time.time()))
         return stale, await early
 
