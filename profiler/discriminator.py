@@ -173,24 +173,25 @@ def time_p_real(
 ):
     """The discriminator's cost as a serving worker pays it: seconds of `p_real` on a batch of
     b in-memory images (PIL, cycled from `images`), per batch size, after `n_warmup` untimed
-    calls; p50 and p95 of `n_repeats` timed ones (each ends on the host: `p_real` returns
-    a NumPy array, so the device is synchronised). A DataFrame of DISC_LATENCY_COLUMNS."""
-    import time
-
+    calls; p50 and p95 of `n_repeats` timed ones (`profiler.latency.timed_call_s`, as the
+    pipelines are timed). A DataFrame of DISC_LATENCY_COLUMNS."""
     import pandas as pd
 
+    from profiler.latency import check_timing_request, timed_call_s
+
+    check_timing_request(batch_sizes, n_warmup, n_repeats)
     if not images:
         raise DiscriminatorError("no images to time the discriminator on")
     rows = []
     for b in batch_sizes:
         batch = [images[k % len(images)] for k in range(b)]
+
+        def call(batch: list = batch) -> object:
+            return p_real(backbone, head, batch)
+
         for _ in range(n_warmup):
-            p_real(backbone, head, batch)
-        times_s = []
-        for _ in range(n_repeats):
-            start = time.perf_counter()
-            p_real(backbone, head, batch)
-            times_s.append(time.perf_counter() - start)
+            call()
+        times_s = [timed_call_s(call, backbone.device) for _ in range(n_repeats)]
         p50, p95 = np.percentile(times_s, [50, 95])
         rows.append((int(b), float(p50), float(p95), int(n_repeats)))
     return pd.DataFrame(rows, columns=list(DISC_LATENCY_COLUMNS))

@@ -107,7 +107,7 @@ def _release_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def _check_request(batch_sizes: Sequence[int], n_warmup: int, n_repeats: int) -> None:
+def check_timing_request(batch_sizes: Sequence[int], n_warmup: int, n_repeats: int) -> None:
     if not batch_sizes:
         raise LatencyError("batch sizes: none given")
     if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
@@ -130,7 +130,7 @@ def profile_latency(
 ) -> LatencyProfile:
     """Load the pipeline once (timed: `load_s`), then time full text-to-image calls (text
     encoding, `steps` denoising steps, VAE decode) for each batch size."""
-    _check_request(batch_sizes, n_warmup, n_repeats)
+    check_timing_request(batch_sizes, n_warmup, n_repeats)
     _synchronize(device)
     t0 = time.perf_counter()
     pipe = pipeline_factory()
