@@ -278,6 +278,11 @@ def fid(
 def train_discriminator_command(
     real: Path = typer.Option(..., help="Folder of real images (label real)."),
     models: str | None = typer.Option(None, help="Generated sets (label fake); default: all."),
+    training_work: Path | None = typer.Option(
+        None,
+        help="Work folder of the generated training images, of prompts the bundle does not "
+        "hold; default: <work>/discriminator-training.",
+    ),
     clip_model: str = "ViT-B-32",
     clip_pretrained: str | None = typer.Option("openai", help="open_clip tag or checkpoint path."),
     epochs: int = 20,
@@ -287,24 +292,29 @@ def train_discriminator_command(
     device: str = DEVICE,
     work: Path = WORK,
 ) -> None:
-    """Frozen CLIP backbone + MLP head trained on real vs generated images (HADIS §4.3)."""
-    from profiler.discriminator import save_discriminator, train_discriminator
-    from profiler.inception import list_images
+    """Frozen CLIP backbone + MLP head trained on real vs generated images (HADIS §4.3), the
+    generated ones of other prompts than the work folder's (it never scores its training
+    data)."""
     from profiler.openclip import load_clip
+    from profiler.steps import train_discriminator_step
 
     layout = WorkLayout(work)
-    generated = [p for m in _models(layout, models) for p in list_images(layout.images(m))]
-    disc = train_discriminator(
-        load_clip(clip_model, clip_pretrained, device, seed),
-        list_images(real),
-        generated,
+    training = WorkLayout(training_work) if training_work else None
+    _, disc = train_discriminator_step(
+        layout,
+        functools.partial(load_clip, clip_model, clip_pretrained, device, seed),
+        real,
+        _models(layout, models),
+        training,
         epochs=epochs,
         hidden=hidden,
         lr=lr,
         seed=seed,
     )
-    save_discriminator(disc, layout.discriminator)
-    typer.echo(f"validation accuracy {disc.validation_accuracy:.3f}; wrote {layout.discriminator}")
+    typer.echo(
+        f"validation accuracy {disc.validation_accuracy:.3f} on {len(disc.training_prompts)} "
+        f"training prompts; wrote {layout.discriminator}"
+    )
 
 
 @profile_app.command()
@@ -322,7 +332,7 @@ def score(
 ) -> None:
     """Per-image P(real) and CLIPScore of every model's images (+ RouteT2I q_<metric>); then
     the discriminator's cost per batch size on the first model's images."""
-    from profiler.discriminator import load_discriminator
+    from profiler.discriminator import load_discriminator, training_prompts
     from profiler.steps import discriminator_latency_step, score_step
 
     layout = WorkLayout(work)
@@ -334,7 +344,7 @@ def score(
         )
     backbone, head = load_discriminator(layout.discriminator, device)
     names = _models(layout, models)
-    score_step(layout, backbone, head, names, config)
+    score_step(layout, backbone, head, training_prompts(layout.discriminator), names, config)
     typer.echo(f"wrote scores to {layout.scores('x').parent}")
     path = discriminator_latency_step(layout, backbone, head, names[0], sizes)
     typer.echo(f"wrote the discriminator's cost per batch size to {path}")

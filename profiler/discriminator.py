@@ -2,6 +2,10 @@
 tells real images (label 1) from generated ones (label 0). Its softmax P(real) per image is the
 quality score the cascade thresholds.
 
+A discriminator never scores images of prompts it was trained on: it trains on a separate set
+of generated images (`WorkLayout.discriminator_training`), its checkpoint records those
+prompts, and scoring refuses a prompt among them (`check_held_out`).
+
 The backbone is frozen, so image embeddings are computed once and the head is trained on them.
 """
 
@@ -27,6 +31,7 @@ class TrainedDiscriminator:
     head: object  # torch.nn.Sequential: embedding -> 2 logits (fake, real)
     hidden: int
     validation_accuracy: float  # on the held-out split; NaN without one
+    training_prompts: tuple[str, ...]  # the prompts of the generated images it trained on
 
 
 def _mlp(embed_dim: int, hidden: int):
@@ -99,18 +104,24 @@ def train_discriminator(
     backbone: ClipBackbone,
     real_paths: Sequence[str | Path],
     generated_paths: Sequence[str | Path],
+    training_prompts: Sequence[str],
     **train_kwargs,
 ) -> TrainedDiscriminator:
-    """Embed real and generated images with the frozen backbone and train the head."""
+    """Embed real and generated images (of `training_prompts`) with the frozen backbone and
+    train the head."""
     if not real_paths or not generated_paths:
         raise DiscriminatorError(
             f"need real and generated images, got {len(real_paths)} and {len(generated_paths)}"
         )
+    if not training_prompts:
+        raise DiscriminatorError("the generated training images' prompts are not given")
     embeddings = image_embeddings(backbone, [*real_paths, *generated_paths])
     labels = np.r_[np.ones(len(real_paths), np.int64), np.zeros(len(generated_paths), np.int64)]
     head, accuracy = train_head(embeddings, labels, **train_kwargs)
     hidden = int(head[1].out_features)
-    return TrainedDiscriminator(backbone.name, backbone.pretrained, head, hidden, accuracy)
+    return TrainedDiscriminator(
+        backbone.name, backbone.pretrained, head, hidden, accuracy, tuple(training_prompts)
+    )
 
 
 def save_discriminator(disc: TrainedDiscriminator, path: str | Path) -> Path:
@@ -124,6 +135,7 @@ def save_discriminator(disc: TrainedDiscriminator, path: str | Path) -> Path:
             "clip_pretrained": disc.clip_pretrained,
             "hidden": disc.hidden,
             "validation_accuracy": disc.validation_accuracy,
+            "training_prompts": list(disc.training_prompts),
             "head": disc.head.state_dict(),
         },
         path,
@@ -131,23 +143,49 @@ def save_discriminator(disc: TrainedDiscriminator, path: str | Path) -> Path:
     return path
 
 
-def load_discriminator(path: str | Path, device: str = "cpu") -> tuple[ClipBackbone, object]:
-    """(frozen backbone, head) from a checkpoint written by `save_discriminator`; the backbone
-    is re-created from its open_clip name and pretrained tag/path."""
+def _checkpoint(path: str | Path) -> dict:
+    """A checkpoint's fields, checked for the ones `save_discriminator` writes."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise DiscriminatorError(f"{path}: discriminator checkpoint not found")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"clip_name", "clip_pretrained", "hidden", "head"} - set(state)
+    missing = {"clip_name", "clip_pretrained", "hidden", "head", "training_prompts"} - set(state)
     if missing:
-        raise DiscriminatorError(f"{path}: missing fields {', '.join(sorted(missing))}")
+        raise DiscriminatorError(
+            f"{path}: missing fields {', '.join(sorted(missing))} (re-train it with "
+            "`t2isim profile train-discriminator`)"
+        )
+    return state
+
+
+def load_discriminator(path: str | Path, device: str = "cpu") -> tuple[ClipBackbone, object]:
+    """(frozen backbone, head) from a checkpoint written by `save_discriminator`; the backbone
+    is re-created from its open_clip name and pretrained tag/path."""
+    state = _checkpoint(path)
     backbone = load_clip(state["clip_name"], state["clip_pretrained"], device)
     embed_dim = state["head"]["1.weight"].shape[1]
     head = _mlp(embed_dim, state["hidden"])
     head.load_state_dict(state["head"])
     return backbone, head.eval().to(device)
+
+
+def training_prompts(path: str | Path) -> tuple[str, ...]:
+    """The prompts whose generated images a saved discriminator was trained on."""
+    return tuple(_checkpoint(path)["training_prompts"])
+
+
+def check_held_out(trained_on: Sequence[str], prompts: Sequence[str], where: str) -> None:
+    """Raise unless no prompt of `prompts` (those about to be scored) is one the discriminator
+    trained on: a model never scores data it was trained on."""
+    seen = set(trained_on)
+    shared = [i for i, text in enumerate(prompts) if text in seen]
+    if shared:
+        raise DiscriminatorError(
+            f"{where}: the discriminator was trained on {len(shared)} of these prompts (first: "
+            f"prompt {shared[0]}, {prompts[shared[0]]!r}); train it on images of other prompts"
+        )
 
 
 def p_real(backbone: ClipBackbone, head, paths: Sequence[str | Path]) -> np.ndarray:

@@ -6,7 +6,9 @@
 <root>/images/<model>/NNNNN_i.png  generated images
 <root>/real/                       synthetic "real" images of tiny runs
 <root>/features/<model>.npz        per-image features; features/reference.npz = real stats
-<root>/discriminator.pt            trained discriminator head
+<root>/discriminator-training/     the discriminator's own work folder: prompts.txt and
+                                   images/<model>/ of prompts the bundle does not hold
+<root>/discriminator.pt            trained discriminator head (+ the prompts it trained on)
 <root>/discriminator_latency.csv   its cost per batch size (the serving path's p_real)
 <root>/scores/<model>.csv          per-image P(real) and CLIPScore
 <root>/bundle/                     the profile bundle
@@ -41,6 +43,10 @@ class WorkLayout:
     @property
     def discriminator(self) -> Path:
         return self.root / "discriminator.pt"
+
+    @property
+    def discriminator_training(self) -> WorkLayout:
+        return WorkLayout(self.root / "discriminator-training")
 
     @property
     def discriminator_latency_csv(self) -> Path:

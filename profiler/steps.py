@@ -59,20 +59,61 @@ def features_step(
     GaussianStats.from_features(real).save(layout.reference_stats)
 
 
+def train_discriminator_step(
+    layout: WorkLayout,
+    clip: Callable[[], object],
+    real_dir: str | Path,
+    models: Sequence[str],
+    training: WorkLayout | None = None,
+    **train_kwargs,
+):
+    """Train the discriminator (`profiler.discriminator.train_discriminator`, on the backbone
+    `clip()` loads once the inputs are checked) on the real images and the images `models`
+    generated in `training` (default `layout.discriminator_training`), whose prompts must not
+    be the work folder's; save it to `layout.discriminator`. Returns (backbone,
+    `TrainedDiscriminator`)."""
+    from profiler.discriminator import check_held_out, save_discriminator, train_discriminator
+    from profiler.inception import list_images
+
+    training = training or layout.discriminator_training
+    if not training.prompts_txt.is_file():
+        raise StepError(
+            f"{training.prompts_txt}: no training prompts (generate the discriminator's training "
+            f"images with `t2isim profile generate --work {training.root} --prompts FILE`)"
+        )
+    texts = read_prompts(training.prompts_txt)
+    if layout.prompts_txt.is_file():
+        check_held_out(texts, read_prompts(layout.prompts_txt), str(layout.prompts_txt))
+    generated = []
+    for model in models:
+        n_prompts, _, grid = image_grid(training.images(model))
+        if n_prompts != len(texts):
+            raise StepError(f"{training.images(model)}: {n_prompts} prompts, expected {len(texts)}")
+        generated += [p for row in grid for p in row]
+    real = list_images(real_dir)
+    backbone = clip()
+    disc = train_discriminator(backbone, real, generated, texts, **train_kwargs)
+    save_discriminator(disc, layout.discriminator)
+    return backbone, disc
+
+
 def score_step(
     layout: WorkLayout,
     backbone,
     head,
+    training_prompts: Sequence[str],
     models: Sequence[str],
     multi_metric: MultiMetricConfig | None = None,
 ) -> None:
-    """Per-image P(real) (discriminator) and CLIPScore (same backbone) for every model; with a
+    """Per-image P(real) (discriminator trained on `training_prompts`' images, none of them a
+    prompt scored here) and CLIPScore (same backbone) for every model; with a
     `MultiMetricConfig`, also the RouteT2I `q_<metric>` columns (the config goes to a `.json`
     sidecar next to each score file)."""
-    from profiler.discriminator import p_real
+    from profiler.discriminator import check_held_out, p_real
     from profiler.openclip import clip_scores, image_embeddings, text_embeddings
 
     prompts = read_prompts(layout.prompts_txt)
+    check_held_out(training_prompts, prompts, str(layout.prompts_txt))
     metric_texts = None
     if multi_metric is not None:
         metric_texts = metric_text_embeddings(backbone, multi_metric)

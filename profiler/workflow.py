@@ -23,6 +23,7 @@ from profiler.steps import (
     features_step,
     prompt_features_step,
     score_step,
+    train_discriminator_step,
     write_prompts,
 )
 
@@ -38,6 +39,7 @@ class ModelSpec:
 class ProfilePlan:
     models: tuple[ModelSpec, ...]
     prompts: tuple[str, ...]
+    discriminator_prompts: tuple[str, ...]  # its training images' prompts (none of `prompts`)
     real_dir: Path  # real reference images (FID reference, discriminator's positives)
     extractor: Callable[[], object]  # () -> profiler.inception.FeatureExtractor
     clip: Callable[[], object]  # () -> profiler.openclip.ClipBackbone
@@ -67,6 +69,17 @@ def _latency_meta(plan: ProfilePlan, spec: ModelSpec, device: str, provenance: d
     }
 
 
+def _image_sets(
+    plan: ProfilePlan, layout: WorkLayout, spec: ModelSpec
+) -> tuple[tuple[tuple[str, ...], Path], ...]:
+    """(prompts, image folder) a model generates for: the bundle's prompts, then the
+    discriminator's training prompts."""
+    return (
+        (plan.prompts, layout.images(spec.name)),
+        (plan.discriminator_prompts, layout.discriminator_training.images(spec.name)),
+    )
+
+
 def _latency_and_images_serial(plan: ProfilePlan, layout: WorkLayout) -> None:
     """One model at a time in this process: latency, then its images."""
     from profiler.provenance import device_provenance, library_versions
@@ -86,18 +99,20 @@ def _latency_and_images_serial(plan: ProfilePlan, layout: WorkLayout) -> None:
         )
         meta = _latency_meta(plan, spec, plan.device, provenance)
         write_latency_profile(profile, layout.latency_csv(spec.name), meta)
-        generate_images(
-            factory(),
-            plan.prompts,
-            layout.images(spec.name),
-            images_per_prompt=plan.images_per_prompt,
-            steps=spec.steps,
-            resolution=plan.resolution,
-            batch_size=plan.generation_batch_size,
-            seed=plan.seed,
-            device=plan.device,
-            progress=plan.progress,
-        )
+        pipeline = factory()
+        for prompts, folder in _image_sets(plan, layout, spec):
+            generate_images(
+                pipeline,
+                prompts,
+                folder,
+                images_per_prompt=plan.images_per_prompt,
+                steps=spec.steps,
+                resolution=plan.resolution,
+                batch_size=plan.generation_batch_size,
+                seed=plan.seed,
+                device=plan.device,
+                progress=plan.progress,
+            )
 
 
 def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner: TaskRunner) -> None:
@@ -119,10 +134,11 @@ def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner: T
     shards = [
         shard
         for spec in plan.models
+        for prompts, folder in _image_sets(plan, layout, spec)
         for shard in generation_shards(
             spec.source,
-            plan.prompts,
-            layout.images(spec.name),
+            prompts,
+            folder,
             runner.n_workers,
             images_per_prompt=plan.images_per_prompt,
             steps=spec.steps,
@@ -141,14 +157,13 @@ def run_all(
     runner: TaskRunner | None = None,
     **table_kwargs,
 ) -> Path:
-    """prompt features -> latency -> generate -> features -> train discriminator -> score ->
+    """prompt features -> latency -> generate (the bundle's prompts, then the discriminator's
+    training prompts) -> features -> train discriminator -> score ->
     time the discriminator -> lookup table; returns the bundle folder. Generation resumes where
     a previous run stopped. With a `profiler.sharding.TaskRunner` (entered), latency and
     generation run as tasks on its workers (same files)."""
-    from profiler.discriminator import save_discriminator, train_discriminator
-    from profiler.inception import list_images
-
     write_prompts(layout, plan.prompts)
+    write_prompts(layout.discriminator_training, plan.discriminator_prompts)
     prompt_features_step(layout, plan.prompt_features)  # cheap: fail fast on a missing extractor
     if runner is None:
         _latency_and_images_serial(plan, layout)
@@ -156,13 +171,10 @@ def run_all(
         _latency_and_images_sharded(plan, layout, runner)
     names = [spec.name for spec in plan.models]
     features_step(layout, plan.extractor(), names, plan.real_dir)
-    backbone = plan.clip()
-    generated = [p for n in names for p in list_images(layout.images(n))]
-    disc = train_discriminator(
-        backbone, list_images(plan.real_dir), generated, **{"seed": plan.seed, **plan.discriminator}
+    backbone, disc = train_discriminator_step(
+        layout, plan.clip, plan.real_dir, names, **{"seed": plan.seed, **plan.discriminator}
     )
-    save_discriminator(disc, layout.discriminator)
-    score_step(layout, backbone, disc.head, names, plan.multi_metric)
+    score_step(layout, backbone, disc.head, disc.training_prompts, names, plan.multi_metric)
     discriminator_latency_step(
         layout, backbone, disc.head, names[0], plan.batch_sizes, plan.n_warmup, plan.n_repeats
     )
@@ -186,6 +198,23 @@ def tiny_prompts(n: int, seed: int) -> tuple[str, ...]:
         parts += [_ACTIONS[rng.integers(len(_ACTIONS))], _PLACES[rng.integers(len(_PLACES))]]
         prompts.append(" ".join(p for p in parts if p))
     return tuple(prompts)
+
+
+def tiny_training_prompts(n: int, seed: int, exclude: Sequence[str]) -> tuple[str, ...]:
+    """n template prompts, none of them in `exclude` (the discriminator's training prompts;
+    `exclude`: the bundle's), distinct while the templates last."""
+    templates = [
+        " ".join(p for p in (f"a {subject}", action, place) if p)
+        for subject in _SUBJECTS
+        for action in _ACTIONS
+        for place in _PLACES
+    ]
+    excluded = set(exclude)
+    allowed = [t for t in templates if t not in excluded]
+    if not allowed:
+        raise ValueError("every tiny prompt template is a bundle prompt: none left to train on")
+    picks = np.random.default_rng(seed).choice(len(allowed), size=n, replace=n > len(allowed))
+    return tuple(allowed[i] for i in picks)
 
 
 def write_smooth_images(folder: Path, n: int, size: int, seed: int) -> Path:
@@ -213,9 +242,11 @@ def tiny_plan(layout: WorkLayout, n_prompts: int = 16, seed: int = 0) -> Profile
         ModelSpec("tiny-mid", 2, PipelineSource(f"tiny:{seed + 2}:8", "fp32")),
         ModelSpec("tiny-heavy", 4, PipelineSource(f"tiny:{seed + 3}:16", "fp32")),
     )
+    prompts = tiny_prompts(n_prompts, seed)
     return ProfilePlan(
         models=models,
-        prompts=tiny_prompts(n_prompts, seed),
+        prompts=prompts,
+        discriminator_prompts=tiny_training_prompts(n_prompts, seed + 1, prompts),
         real_dir=layout.real_images,
         extractor=functools.partial(tiny_extractor, seed, 16, "cpu"),
         clip=functools.partial(load_clip, TINY_CLIP, None, "cpu", seed),

@@ -115,7 +115,9 @@ def diffusers_models(
     bundle, bundle_source: str, config, discriminator: str | None
 ) -> list[DiffusersModel]:
     """One spec per bundle model; an input error names what is missing (a profile without its
-    source model, no discriminator checkpoint, a time scale other than 1)."""
+    source model, no discriminator checkpoint or one trained on the bundle's prompts, a time
+    scale other than 1)."""
+    from profiler.discriminator import DiscriminatorError, check_held_out, training_prompts
     from profiler.sharding import PipelineSource
 
     if config.time_scale != 1.0:
@@ -138,6 +140,10 @@ def diffusers_models(
             "`t2isim profile` trained, <work>/discriminator.pt)"
         )
     texts = tuple(str(t) for t in bundle.prompts["text"])
+    try:  # its scores of the bundle's prompts would be in-sample
+        check_held_out(training_prompts(path), texts, f"--discriminator {str(path)!r}")
+    except DiscriminatorError as exc:
+        raise InputError(str(exc)) from None
     loads = bundle.models.set_index("model")["load_s"]
     models = []
     for m, (name, profile) in enumerate(zip(bundle.model_names, profiles)):

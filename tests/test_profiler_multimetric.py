@@ -118,7 +118,7 @@ def scored_work(tiny_clip, tmp_path_factory):
     )
     torch.manual_seed(0)
     config = load_metric_config(logit_scale=10.0)
-    score_step(layout, tiny_clip, head, ["m"], config)
+    score_step(layout, tiny_clip, head, ["a dog"], ["m"], config)
     return layout, head, config
 
 
@@ -134,7 +134,7 @@ def test_tiny_clip_scores_are_probabilities_and_deterministic(tiny_clip, scored_
     assert np.all((q > 0) & (q < 1)) and q.std() > 0
     assert json.loads(layout.scores("m").with_suffix(".json").read_text()) == config.to_dict()
     first = layout.scores("m").read_bytes()
-    score_step(layout, tiny_clip, head, ["m"], config)
+    score_step(layout, tiny_clip, head, ["a dog"], ["m"], config)
     assert layout.scores("m").read_bytes() == first
 
 

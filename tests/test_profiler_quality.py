@@ -13,10 +13,12 @@ from PIL import Image  # noqa: E402
 
 from profiler.discriminator import (  # noqa: E402
     DiscriminatorError,
+    check_held_out,
     load_discriminator,
     p_real,
     save_discriminator,
     train_discriminator,
+    training_prompts,
 )
 from profiler.frechet import FeatureError  # noqa: E402
 from profiler.generate import image_name  # noqa: E402
@@ -105,12 +107,40 @@ def test_clip_scores_are_cosines(backbone, tmp_path):
 def test_discriminator_learns_real_vs_generated_and_roundtrips(backbone, tmp_path):
     real = _write(tmp_path / "real", 40, "smooth", 3)
     fake = _write(tmp_path / "fake", 40, "noise", 4)
-    disc = train_discriminator(backbone, real, fake, epochs=40, hidden=32, batch_size=16, seed=0)
-    assert disc.validation_accuracy >= 0.9
+    prompts = ["a cat", "a dog"]
+    disc = train_discriminator(
+        backbone, real, fake, prompts, epochs=40, hidden=32, batch_size=16, seed=0
+    )
+    assert disc.validation_accuracy >= 0.9 and disc.training_prompts == ("a cat", "a dog")
     scores_real, scores_fake = p_real(backbone, disc.head, real), p_real(backbone, disc.head, fake)
     assert ((0 <= scores_real) & (scores_real <= 1)).all()
     assert scores_real.mean() > scores_fake.mean() + 0.3
-    loaded_backbone, head = load_discriminator(save_discriminator(disc, tmp_path / "d.pt"))
+    saved = save_discriminator(disc, tmp_path / "d.pt")
+    loaded_backbone, head = load_discriminator(saved)
     np.testing.assert_allclose(p_real(loaded_backbone, head, real[:5]), scores_real[:5], rtol=1e-6)
+    assert training_prompts(saved) == ("a cat", "a dog")
     with pytest.raises(DiscriminatorError, match="need real and generated"):
-        train_discriminator(backbone, real, [])
+        train_discriminator(backbone, real, [], prompts)
+    with pytest.raises(DiscriminatorError, match="prompts are not given"):
+        train_discriminator(backbone, real, fake, [])
+
+
+def test_a_checkpoint_without_its_training_prompts_is_refused(backbone, tmp_path):
+    import torch
+
+    real = _write(tmp_path / "real", 4, "smooth", 3)
+    fake = _write(tmp_path / "fake", 4, "noise", 4)
+    disc = train_discriminator(backbone, real, fake, ["a cat"], epochs=1, hidden=4, seed=0)
+    state = torch.load(save_discriminator(disc, tmp_path / "d.pt"), weights_only=True)
+    del state["training_prompts"]  # a checkpoint saved before the prompts were recorded
+    torch.save(state, tmp_path / "old.pt")
+    for read in (load_discriminator, training_prompts):
+        with pytest.raises(DiscriminatorError, match="missing fields training_prompts .re-train"):
+            read(tmp_path / "old.pt")
+
+
+def test_the_discriminator_never_scores_a_prompt_it_trained_on():
+    check_held_out(["a cat", "a dog"], ["a car", "a tree"], "prompts.txt")
+    with pytest.raises(DiscriminatorError, match=r"prompts.txt: .* trained on 1 of these prompts "
+                       r"\(first: prompt 1, 'a dog'\)"):
+        check_held_out(["a cat", "a dog"], ["a car", "a dog"], "prompts.txt")

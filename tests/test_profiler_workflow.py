@@ -12,6 +12,8 @@ pytest.importorskip("open_clip")
 
 from tiny_profile import run_tiny_profile  # noqa: E402
 
+from profiler.discriminator import DiscriminatorError, training_prompts  # noqa: E402
+from profiler.generate import read_prompts  # noqa: E402
 from profiler.layout import WorkLayout  # noqa: E402
 from profiler.steps import StepError, build_bundle  # noqa: E402
 from simulator.bundle import ROUTER_FEATURES, load_bundle  # noqa: E402
@@ -40,6 +42,11 @@ def test_tiny_run_writes_a_loadable_bundle(tiny_run):
     np.testing.assert_allclose(rows["fid"], fid_alone[rows["heavy"]].to_numpy(), rtol=1e-9)
     for model in bundle.model_names:
         assert len(list(layout.images(model).glob("*.png"))) == 16
+        assert len(list(layout.discriminator_training.images(model).glob("*.png"))) == 16
+    # the discriminator trained on images of other prompts than the bundle's, and says which
+    trained_on = training_prompts(layout.discriminator)
+    assert len(trained_on) == 8 and not set(trained_on) & set(bundle.prompts["text"])
+    assert trained_on == tuple(read_prompts(layout.discriminator_training.prompts_txt))
     # the discriminator's cost per batch size, timed as a worker pays it
     timing = bundle.meta["discriminator_latency"]
     assert timing["batch_size"] == [1, 2] and timing["n_repeats"] == [1, 1]
@@ -127,3 +134,41 @@ def test_cli_score_times_the_discriminator_at_the_given_batch_sizes(tiny_run, tm
     assert (table["latency_p95_s"] >= table["latency_p50_s"]).all()
     result = runner.invoke(profile_app, [*args, "--disc-batch-sizes", "0,2"])
     assert result.exit_code == 2 and "--disc-batch-sizes" in result.output
+
+
+def test_the_discriminator_trains_only_on_prompts_the_bundle_lacks(tiny_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from profiler.cli import profile_app
+    from profiler.steps import write_prompts
+
+    layout, _ = tiny_run
+    work = WorkLayout(tmp_path / "work")  # a copy: the shared run's files stay as they are
+    shutil.copytree(layout.root, work.root)
+    runner = CliRunner()
+    train = ["train-discriminator", "--work", str(work.root), "--real", str(work.real_images)]
+    train += ["--clip-model", "ViT-B-32", "--epochs", "1"]  # refused before CLIP loads
+    # one bundle prompt among the training prompts: refused before any training
+    texts = read_prompts(work.discriminator_training.prompts_txt)
+    bundle_prompt = read_prompts(work.prompts_txt)[3]
+    write_prompts(work.discriminator_training, [bundle_prompt, *texts[1:]])
+    before = work.discriminator.read_bytes()
+    result = runner.invoke(profile_app, train)
+    assert result.exit_code == 2
+    assert f"trained on 1 of these prompts (first: prompt 3, {bundle_prompt!r})" in result.output
+    assert work.discriminator.read_bytes() == before
+    # ... and a discriminator that did train on it does not score it
+    score = ["score", "--work", str(work.root), "--disc-batch-sizes", "1", "--device", "cpu"]
+    write_prompts(work, [texts[0], *read_prompts(work.prompts_txt)[1:]])
+    result = runner.invoke(profile_app, score)
+    assert result.exit_code == 2
+    assert "trained on 1 of these prompts (first: prompt 0" in result.output
+    # no training images: one line naming the folder to generate them in
+    shutil.rmtree(work.discriminator_training.root)
+    result = runner.invoke(profile_app, train)
+    assert result.exit_code == 2
+    assert "discriminator-training/prompts.txt: no training" in result.output
+    with pytest.raises(DiscriminatorError):
+        training_prompts(tmp_path / "missing.pt")

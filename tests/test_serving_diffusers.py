@@ -147,7 +147,14 @@ def test_a_replay_on_the_diffusers_backend_accounts_for_every_query(session, tmp
     assert summary["ok"] >= 3
 
 
-def test_backend_inputs_are_one_line_errors_before_ray_starts(work):
+def test_backend_inputs_are_one_line_errors_before_ray_starts(work, tmp_path):
+    import torch
+
+    from profiler.generate import read_prompts
+
+    state = torch.load(work.discriminator, weights_only=True)
+    state["training_prompts"] = read_prompts(work.prompts_txt)[2:3]  # one bundle prompt
+    torch.save(state, tmp_path / "in-sample.pt")
     sim = {"n_workers": 2, "slo_s": 120.0}
     tiny = ServeSetup(str(work.bundle), "static-cascade", SETUP_OPTIONS, sim, backend="diffusers")
     assert ServeSetup.from_dict(tiny.to_dict()) == tiny
@@ -164,6 +171,10 @@ def test_backend_inputs_are_one_line_errors_before_ray_starts(work):
         ),
         (dataclasses.replace(tiny, sim={**sim, "time_scale": 0.1}), "--time-scale 0.1: the diff"),
         (dataclasses.replace(tiny, discriminator="/no/such.pt"), "--discriminator '/no/such.pt'"),
+        (
+            dataclasses.replace(tiny, discriminator=str(tmp_path / "in-sample.pt")),
+            "in-sample.pt': the discriminator was trained on 1 of these prompts (first: prompt 2",
+        ),
         (dataclasses.replace(tiny, backend="gpu"), "--backend 'gpu': expected one of emulated"),
         (dataclasses.replace(tiny, dispatch="fastest"), "--dispatch 'fastest': expected one of"),
     ]

@@ -92,7 +92,8 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     (folder / "tiny-diffusers-static" / "fidelity.md").write_text("## title\n\ntable\n")
     names = ["static-constant", "tiny-diffusers-static"]
     text, counts = report_module.report(folder, names, "# Notes\n")
-    assert counts == [[0, 1], [1, 1], [0, 0], [1, 1]]  # own -12% not met; held out +6.0, calibration +1.0
+    # own -12% not met; held out +6.0, calibration +1.0
+    assert counts == [[0, 1], [1, 1], [0, 0], [1, 1]]
     emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
     assert "| static-constant | not run | | | |" in emulated
     row = "| tiny-diffusers-static | -12.0 % (±3) no, held-out hops +6.0 yes, calibration's hops"
