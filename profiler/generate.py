@@ -8,6 +8,8 @@ images (`jobs`, e.g. one shard of a multi-device run) is made with those same ba
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -120,6 +122,32 @@ def render(
             **call_kwargs,
         ).images
     return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+def served_batch(
+    pipe,
+    texts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    steps: int,
+    resolution: int,
+    device: str = "cpu",
+) -> tuple[list, list[str]]:
+    """One batch as a serving worker answers it: the images `render` draws, as PIL images,
+    and each one encoded as a base64 PNG (the OpenAI images API's `b64_json`). What `profile
+    latency` times and what the diffusers backend's replicas run."""
+    from PIL import Image
+
+    pixels = render(pipe, texts, seeds, steps=steps, resolution=resolution, device=device)
+    images = [Image.fromarray(x) for x in pixels]
+    return images, [png_base64(image) for image in images]
+
+
+def png_base64(image) -> str:
+    """A PIL image as base64 PNG."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,11 @@ def profile_latency(
     resolution: int,
     prompt: str = PROFILE_PROMPT,
 ) -> LatencyProfile:
-    """Load the pipeline once (timed: `load_s`), then time full text-to-image calls (text
-    encoding, `steps` denoising steps, VAE decode) for each batch size."""
+    """Load the pipeline once (timed: `load_s`), then time each batch size's batch as a
+    serving worker answers it (`profiler.generate.served_batch`: text encoding, `steps`
+    denoising steps, VAE decode, PNG encoding of each image)."""
+    from profiler.generate import served_batch
+
     check_timing_request(batch_sizes, n_warmup, n_repeats)
     _synchronize(device)
     t0 = time.perf_counter()
@@ -141,12 +144,8 @@ def profile_latency(
     for batch_size in sorted(int(b) for b in batch_sizes):
 
         def call(b: int = batch_size) -> object:
-            return pipe(
-                prompt=[prompt] * b,
-                num_inference_steps=steps,
-                height=resolution,
-                width=resolution,
-                output_type="np",
+            return served_batch(
+                pipe, [prompt] * b, range(b), steps=steps, resolution=resolution, device=device
             )
 
         try:

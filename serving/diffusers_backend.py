@@ -20,8 +20,6 @@ P(real) of that image, computed when the plan may escalate the model's images (`
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +73,11 @@ class DiffusersEngine:
 
     def generate(self, jobs: list[tuple[int, int]], scored: bool) -> list:
         """(P(real) or None, base64 PNG) per (prompt_id, image_idx) job, one pipeline batch."""
-        from PIL import Image
-
         from profiler.discriminator import p_real
-        from profiler.generate import image_seed, render
+        from profiler.generate import image_seed, served_batch
 
         m = self.model
-        pixels = render(
+        images, encoded = served_batch(
             self.pipe,
             [m.prompts[p] for p, _ in jobs],
             [image_seed(m.seed, p, k) for p, k in jobs],
@@ -89,19 +85,8 @@ class DiffusersEngine:
             resolution=m.resolution,
             device=m.device,
         )
-        images = [Image.fromarray(x) for x in pixels]
         quality = p_real(self.backbone, self.head, images).tolist() if scored else []
-        return [
-            (float(quality[i]) if scored else None, png_base64(image))
-            for i, image in enumerate(images)
-        ]
-
-
-def png_base64(image) -> str:
-    """A PIL image as base64 PNG (the OpenAI images API's `b64_json`)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+        return [(float(quality[i]) if scored else None, png) for i, png in enumerate(encoded)]
 
 
 def default_discriminator(bundle_source: str) -> Path:

@@ -9,7 +9,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from profiler.generate import generate_images, image_grid, image_name  # noqa: E402
+from profiler.generate import (  # noqa: E402
+    generate_images,
+    image_grid,
+    image_name,
+    render,
+    served_batch,
+)
 from profiler.latency import LatencyError, profile_latency  # noqa: E402
 from profiler.pipelines import PipelineError, hub_offline, load_pipeline, tiny_pipeline  # noqa: E402
 
@@ -74,6 +80,23 @@ def test_latency_of_tiny_pipeline(pipe):
     )
     assert profile.table()["feasible"].all()
     assert (profile.table()["latency_p50_s"] > 0).all()
+
+
+def test_a_served_batch_is_the_rendered_images_as_base64_pngs(pipe):
+    """What `profile latency` times is what a diffusers replica answers: render + PNG encoding."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    settings = dict(steps=1, resolution=32)
+    pixels = render(pipe, PROMPTS[:2], [5, 6], **settings)
+    images, encoded = served_batch(pipe, PROMPTS[:2], [5, 6], **settings)
+    assert len(images) == len(encoded) == 2
+    for k, png in enumerate(encoded):
+        decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+        np.testing.assert_array_equal(decoded, pixels[k])
+        np.testing.assert_array_equal(np.asarray(images[k]), pixels[k])
 
 
 def test_generate_is_seeded_resumable_and_atomic(pipe, tmp_path):
