@@ -218,7 +218,14 @@ def validate(
         str | None,
         typer.Option(
             help="Also simulate with these per-hop overheads (as --overheads) and report that "
-            "simulation's errors in their own column (error_compared_overheads)."
+            "simulation's errors in their own column (error_compared)."
+        ),
+    ] = None,
+    compare_served_latency: Annotated[
+        str | None,
+        typer.Option(
+            help="Also simulate with the service times another validation measured "
+            "(its served_latency.csv) as the latency profile (in error_compared)."
         ),
     ] = None,
     reuse_real: Annotated[
@@ -246,6 +253,7 @@ def validate(
         overheads=spec,
         reuse_real=reuse_real,
         compare_overheads=compared,
+        compare_served_latency=compare_served_latency,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

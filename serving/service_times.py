@@ -14,7 +14,8 @@ size, as a bundle's may not fall with the batch size (the p95 to at least the p5
 
 Used by `serving.validate` to tell the profile's error from the rest of the simulator's: the
 tiny diffusers replicas serve slower than `profile latency` measures them alone (they share two
-cores with the serving stack).
+cores with the serving stack). Measured in one experiment (its DIR/served_latency.csv), the
+served profile predicts another (`compared_latency`, `validate --compare-served-latency`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,46 @@ def with_served_latency(
     """`bundle` with the latency profile its batches were served in (`served_latency_table`)."""
     table = served_latency_table(bundle, batches, config, uses_discriminator)
     return dataclasses.replace(bundle, latency=table[list(bundle.latency.columns)])
+
+
+def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
+    """`bundle` with the latency profile of another validation's DIR/served_latency.csv
+    (`served_latency_table`: service times its runs measured), for the same models and batch
+    sizes; the tables are validated as a bundle's."""
+    from simulator.bundle import BundleError, validate_tables
+    from simulator.errors import InputError
+
+    flag = f"--compare-served-latency {str(path)!r}"
+    if not Path(path).is_file():
+        raise InputError(f"{flag}: no such file (a validation's served_latency.csv)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{flag}: not a CSV table ({exc})") from None
+    columns = list(bundle.latency.columns)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{flag}: column {missing[0]} missing")
+    key = ["model", "batch_size"]
+    if sorted(map(tuple, table[key].astype(str).to_numpy())) != sorted(
+        map(tuple, bundle.latency[key].astype(str).to_numpy())
+    ):
+        raise InputError(f"{flag}: its models and batch sizes are not the bundle's")
+    if "profiled_p50_s" in table.columns:
+        profiled = bundle.latency.merge(table[[*key, "profiled_p50_s"]], on=key)
+        if not np.allclose(profiled["profiled_p50_s"], profiled["latency_p50_s"], rtol=1e-5):
+            raise InputError(f"{flag}: measured against another latency profile than the bundle's")
+    tables = {
+        "models": bundle.models,
+        "latency": table[columns],
+        "prompts": bundle.prompts,
+        "scores": bundle.scores,
+        "cascades": bundle.cascades,
+    }
+    try:
+        return validate_tables(bundle.meta, tables, bundle.features)
+    except BundleError as exc:
+        raise InputError(f"{flag}: {exc}") from None
 
 
 def _nearest(ratios: dict[int, float], size: int) -> float:

@@ -32,7 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.service_times import read_batches, served_latency_table, with_served_latency
+from serving.service_times import (
+    compared_latency,
+    read_batches,
+    served_latency_table,
+    with_served_latency,
+)
 from serving.setup import ServeSetup
 from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
@@ -323,17 +328,23 @@ def run_validation(
     overheads: str | dict = "measured",
     reuse_real: bool = False,
     compare_overheads: str | dict | None = None,
+    compare_served_latency: str | None = None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
     without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
-    report in `out_dir`; with `compare_overheads` (the same kinds), one more simulation with
-    those (DIR/sim-compared-overheads), its errors in their own column."""
+    report in `out_dir`; with `compare_overheads` (the same kinds) and/or
+    `compare_served_latency` (another validation's served_latency.csv), one more simulation
+    with those hops and service times (DIR/sim-compared; the other's measured in other runs,
+    it is out of sample), its errors in their own column (error_compared)."""
     from experiments.inputs import resolve_trace
     from simulator.run import run_simulation
 
     out = Path(out_dir) if reuse_real else check_output_folder(out_dir, marker="fidelity.csv")
     bundle, policy, config = setup.build()
     trace = resolve_trace(trace_spec, bundle, config.seed)
+    compared_bundle = bundle
+    if compare_served_latency is not None:  # checked before the real runs
+        compared_bundle = compared_latency(compare_served_latency, bundle)
     real_dirs = (
         _reused_real_runs(out, setup, trace_spec)
         if reuse_real
@@ -382,10 +393,11 @@ def run_validation(
         in_sample = simulate(measured, "sim-measured-overheads")
         others["measured_overheads"] = run_metrics(in_sample.queries, in_sample.summary, names)
     compared = None
-    if compare_overheads is not None:
-        compared = applied_overheads(compare_overheads, bundle, measured)
-        other = simulate(compared, "sim-compared-overheads")
-        others["compared_overheads"] = run_metrics(other.queries, other.summary, names)
+    if compare_overheads is not None or compare_served_latency is not None:
+        compared = applied if compare_overheads is None else compare_overheads
+        compared = applied_overheads(compared, bundle, measured)
+        other = simulate(compared, "sim-compared", compared_bundle)
+        others["compared"] = run_metrics(other.queries, other.summary, names)
     pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
         out / "overheads.csv", index=False, float_format="%.6g"
     )
@@ -437,9 +449,11 @@ def run_validation(
     simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
     parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
     if compared is not None:
-        parts.append(
-            f"Compared simulation ({_source(compare_overheads)}): {_hops_text(compared)}."
-        )
+        hops_source = _source(overheads if compare_overheads is None else compare_overheads)
+        text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"
+        if compare_served_latency is not None:
+            text += f"; service times measured on the serving path in {compare_served_latency}"
+        parts.append(text + ".")
     per_run_text = "; ".join(f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run))
     parts.append(
         f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: "

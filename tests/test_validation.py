@@ -257,16 +257,60 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None, compare_overheads="none"
     ).set_index("metric")
     pd.testing.assert_series_equal(
-        table["error_compared_overheads"], table["error_no_overhead"], check_names=False
+        table["error_compared"], table["error_no_overhead"], check_names=False
     )
-    assert "Compared simulation (none): dispatch 0.0 ms" in (tmp_path / "fidelity.md").read_text()
+    assert "Compared simulation: hops (none) dispatch 0.0 ms" in (tmp_path / "fidelity.md").read_text()
     assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == [
         "real-1",
         "real-2",
         "sim",
-        "sim-compared-overheads",
+        "sim-compared",
         "sim-no-overhead",
     ]
+    # service times measured in another experiment: as profiled, the compared simulation is
+    # DIR/sim's; 1.5x slower, it is slower
+    served = bundle.latency.assign(profiled_p50_s=bundle.latency["latency_p50_s"])
+    served.to_csv(tmp_path / "same.csv", index=False)
+    slower = served.assign(
+        latency_p50_s=1.5 * served["latency_p50_s"], latency_p95_s=1.5 * served["latency_p95_s"]
+    )
+    slower.to_csv(tmp_path / "slower.csv", index=False)
+    same = tmp_path / "same.csv"
+    table = run_validation(
+        setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None, compare_served_latency=same
+    ).set_index("metric")
+    compared = table["error_compared"].drop("same_plan_share")  # plans: DIR/sim's only
+    expected = table["error"].drop("same_plan_share")
+    pd.testing.assert_series_equal(compared, expected, check_names=False)
+    assert f"service times measured on the serving path in {same}" in (
+        tmp_path / "fidelity.md"
+    ).read_text()
+    table = run_validation(
+        setup,
+        TRACE,
+        tmp_path,
+        reuse_real=True,
+        log=lambda s: None,
+        compare_served_latency=tmp_path / "slower.csv",
+    ).set_index("metric")
+    assert table.loc["p50_latency_s", "error_compared"] > table.loc["p50_latency_s", "error"] + 20
+    for name, broken, message in (
+        ("absent.csv", None, "no such file"),
+        ("models.csv", served[served["model"] != "SD3.5-Large"], "models and batch sizes are not"),
+        ("other.csv", served.assign(profiled_p50_s=2.0), "another latency profile than"),
+        ("falling.csv", served.assign(latency_p50_s=1.0 / served["batch_size"]), "latency.csv"),
+    ):
+        if broken is not None:
+            broken.to_csv(tmp_path / name, index=False)
+        with pytest.raises(InputError, match=f"--compare-served-latency '.*{name}': .*{message}"):
+            run_validation(
+                setup,
+                TRACE,
+                tmp_path,
+                reuse_real=True,
+                log=lambda s: None,
+                compare_served_latency=tmp_path / name,
+            )
     with pytest.raises(InputError, match="not a replay of this policy"):
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")

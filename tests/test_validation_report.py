@@ -37,7 +37,7 @@ def fidelity(p50_error: float, p50_met: bool) -> pd.DataFrame:
     ]
     columns = ["metric", "real_mean", "real_spread", "error", "unit", "goal_met"]
     return pd.DataFrame(
-        rows, columns=[*columns, "error_compared_overheads", "error_leave_one_out"]
+        rows, columns=[*columns, "error_compared", "error_leave_one_out"]
     )
 
 
@@ -49,9 +49,9 @@ def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(rep
     assert counts == [[1, 1], [1, 1], [0, 0], [1, 1]]
     assert cells == [
         "tiny-diffusers-static",
-        "+7.0 % (±3) yes, held-out hops +6.0 yes, calibration's hops +1.0 yes",
-        "-20.0 % (±40), held-out hops -12.0, calibration's hops -5.0",  # no goal: no verdict
-        "+0.0 pp (±0), held-out hops +0.5, calibration's hops +0.0",
+        "+7.0 % (±3) yes, held-out hops +6.0 yes, calibration +1.0 yes",
+        "-20.0 % (±40), held-out hops -12.0, calibration -5.0",  # no goal: no verdict
+        "+0.0 pp (±0), held-out hops +0.5, calibration +0.0",
         "100%",
     ]
     _, counts = report_module.goals_row("tiny-diffusers-static", fidelity(-10.5, False))
@@ -68,9 +68,9 @@ def test_each_hop_source_is_judged_on_its_own_error(report_module):
     assert counts[0] == [2, 4]  # own hops: violations and same plan; p50 and p99 not
     assert counts[1] == [2, 4]  # held out: p50 +6.0 and p99 -12.0 not; violations +0.5 yes
     assert counts[3] == [4, 4]  # calibration's: p50 +1.0, p99 -5.0
-    assert cells[1] == "+7.0 % (±3) no, held-out hops +6.0 no, calibration's hops +1.0 yes"
+    assert cells[1] == "+7.0 % (±3) no, held-out hops +6.0 no, calibration +1.0 yes"
     # an experiment without the compared simulation (the calibration) counts no such goal
-    own = fidelity(3.0, True).drop(columns="error_compared_overheads")
+    own = fidelity(3.0, True).drop(columns="error_compared")
     cells, counts = report_module.goals_row("static-azure", own)
     assert counts == [[3, 4], [2, 4], [0, 0], [0, 0]]  # p99 -20% not; held out p99 -12% not
     assert cells[1] == "+3.0 % (±3) yes, held-out hops +6.0 no"
@@ -80,9 +80,11 @@ def test_each_hop_source_is_judged_on_its_own_error(report_module):
 
 
 def test_experiments_run_after_the_one_whose_overheads_they_compare_with(report_module):
-    order = report_module.run_order(["tiny-diffusers-static", "static-constant", "static-azure"])
-    assert order == ["static-azure", "static-constant", "tiny-diffusers-static"]
-    assert report_module.run_order(["tiny-diffusers-static"]) == ["tiny-diffusers-static"]
+    order = report_module.run_order(["static-constant", "static-azure"])
+    assert order == ["static-azure", "static-constant"]
+    tiny = ["tiny-diffusers-static", "tiny-diffusers-calibration"]
+    assert report_module.run_order(tiny) == tiny[::-1]
+    assert report_module.run_order(tiny[:1]) == tiny[:1]
 
 
 def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_path):
@@ -96,12 +98,14 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     assert counts == [[0, 1], [1, 1], [0, 0], [1, 1]]
     emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
     assert "| static-constant | not run | | | |" in emulated
-    row = "| tiny-diffusers-static | -12.0 % (±3) no, held-out hops +6.0 yes, calibration's hops"
+    row = "| tiny-diffusers-static | -12.0 % (±3) no, held-out hops +6.0 yes, calibration"
     assert row in tiny
     assert "### tiny-diffusers-static: title" in tiny
     command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
     assert command in tiny
-    assert f"--compare-overheads {folder}/static-constant/overheads.json`" in tiny
+    calibration = f"{folder}/tiny-diffusers-calibration"
+    assert f"--compare-overheads {calibration}/overheads.json --compare-served-latency " in tiny
+    assert f"--compare-served-latency {calibration}/served_latency.csv`" in tiny
 
 
 def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_module, tmp_path):
