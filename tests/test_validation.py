@@ -259,7 +259,8 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     pd.testing.assert_series_equal(
         table["error_compared"], table["error_no_overhead"], check_names=False
     )
-    assert "Compared simulation: hops (none) dispatch 0.0 ms" in (tmp_path / "fidelity.md").read_text()
+    report = (tmp_path / "fidelity.md").read_text()
+    assert "Compared simulation: hops (none) dispatch 0.0 ms" in report
     assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == [
         "real-1",
         "real-2",
