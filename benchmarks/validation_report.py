@@ -92,14 +92,15 @@ TINY_P50_GOAL_PCT = 10.0  # issue 14: tiny diffusers backend, |p50 error| <= 10%
 
 def command(name: str, folder: Path, reuse: bool) -> list[str]:
     """The `t2isim validate` command of one experiment; a diffusers one charges the
-    discriminator's measured cost (`measured_disc_cost_s`)."""
+    discriminator's measured cost (`measured_disc_cost_s`). It compares with the experiment it
+    names when that one has been run (`run_order` runs it first)."""
     e = EXPERIMENTS[name]
     args = ["t2isim", "validate", *e.setup.format(dir=folder).split(), *e.policy.split()]
     if e.diffusers and (disc_s := measured_disc_cost_s(folder / TINY_PROFILE)) is not None:
         args += ["--disc-cost", f"{disc_s:.6g}"]
     args += ["--trace", e.trace, "--out", str(folder / name)]
-    if e.compare_with is not None:
-        source = folder / e.compare_with
+    source = folder / (e.compare_with or "")
+    if e.compare_with is not None and (source / "overheads.json").is_file():
         args += ["--compare-overheads", str(source / "overheads.json")]
         if e.diffusers:
             args += ["--compare-served-latency", str(source / "served_latency.csv")]
@@ -275,6 +276,23 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
     return "\n".join(lines) + "\n", counts
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line; empty where unreadable)."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float:
+    """The share of CPU time between two `cpu_ticks` readings that the hypervisor gave other
+    guests (steal, the 8th counter): on a shared VM it slows the real runs, not the simulator."""
+    if len(before) < 8 or len(after) < 8:
+        return float("nan")
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / sum(delta) if sum(delta) > 0 else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="do the real runs (else re-report)")
@@ -295,9 +313,12 @@ def main() -> None:
             profile_tiny(args.dir / TINY_PROFILE)
             profiled = True
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
-        before = os.getloadavg()
+        before, ticks = os.getloadavg(), cpu_ticks()
         subprocess.run(command(name, args.dir, not args.run), check=True)
-        print(f"{name}: load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
+        print(
+            f"{name}: load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
+            f"CPU stolen by the hypervisor {steal_share(ticks, cpu_ticks()):.1%}"
+        )
     notes = args.notes.read_text() if args.notes.is_file() else "# Validation\n"
     text, counts = report(args.dir, names, notes)
     args.out.write_text(text)

@@ -5,6 +5,7 @@ tables."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -103,6 +104,11 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     assert "### tiny-diffusers-static: title" in tiny
     command = f"--bundle {folder}/tiny-profile/bundle --backend diffusers --workers 2"
     assert command in tiny
+    assert f"--compare-overheads {folder}" not in tiny  # its calibration has not been run
+    (folder / "tiny-diffusers-calibration").mkdir()
+    (folder / "tiny-diffusers-calibration" / "overheads.json").write_text("{}")
+    text, _ = report_module.report(folder, names, "# Notes\n")
+    tiny = text.split("## Goals per experiment, tiny diffusers backend")[1]
     calibration = f"{folder}/tiny-diffusers-calibration"
     assert f"--compare-overheads {calibration}/overheads.json --compare-served-latency " in tiny
     assert f"--compare-served-latency {calibration}/served_latency.csv`" in tiny
@@ -120,3 +126,12 @@ def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_m
     args = report_module.command("tiny-diffusers-static", folder, False)
     assert args[args.index("--disc-cost") + 1] == "0.0015"
     assert "--disc-cost" not in report_module.command("static-azure", folder, False)
+
+
+def test_steal_is_the_hypervisors_share_of_the_cpu_time_between_two_readings(report_module):
+    before = [100, 0, 10, 500, 0, 0, 0, 40, 0, 0]
+    after = [130, 0, 20, 520, 0, 0, 0, 80, 0, 0]  # +30 user, +10 system, +20 idle, +40 steal
+    assert report_module.steal_share(before, after) == pytest.approx(0.4)
+    assert math.isnan(report_module.steal_share([], after))
+    assert math.isnan(report_module.steal_share(before, before))
+    assert len(report_module.cpu_ticks()) in (0, *range(8, 12))
