@@ -200,21 +200,10 @@ def tiny_prompts(n: int, seed: int) -> tuple[str, ...]:
     return tuple(prompts)
 
 
-def tiny_training_prompts(n: int, seed: int, exclude: Sequence[str]) -> tuple[str, ...]:
-    """n template prompts, none of them in `exclude` (the discriminator's training prompts;
-    `exclude`: the bundle's), distinct while the templates last."""
-    templates = [
-        " ".join(p for p in (f"a {subject}", action, place) if p)
-        for subject in _SUBJECTS
-        for action in _ACTIONS
-        for place in _PLACES
-    ]
-    excluded = set(exclude)
-    allowed = [t for t in templates if t not in excluded]
-    if not allowed:
-        raise ValueError("every tiny prompt template is a bundle prompt: none left to train on")
-    picks = np.random.default_rng(seed).choice(len(allowed), size=n, replace=n > len(allowed))
-    return tuple(allowed[i] for i in picks)
+def tiny_training_prompts(n: int, seed: int) -> tuple[str, ...]:
+    """n prompts for the discriminator's training images: `tiny_prompts` as photographs ("a
+    photo of a cat ..."), so that none is a bundle prompt (those start "a <subject>")."""
+    return tuple(f"a photo of {text}" for text in tiny_prompts(n, seed))
 
 
 def write_smooth_images(folder: Path, n: int, size: int, seed: int) -> Path:
@@ -242,11 +231,10 @@ def tiny_plan(layout: WorkLayout, n_prompts: int = 16, seed: int = 0) -> Profile
         ModelSpec("tiny-mid", 2, PipelineSource(f"tiny:{seed + 2}:8", "fp32")),
         ModelSpec("tiny-heavy", 4, PipelineSource(f"tiny:{seed + 3}:16", "fp32")),
     )
-    prompts = tiny_prompts(n_prompts, seed)
     return ProfilePlan(
         models=models,
-        prompts=prompts,
-        discriminator_prompts=tiny_training_prompts(n_prompts, seed + 1, prompts),
+        prompts=tiny_prompts(n_prompts, seed),
+        discriminator_prompts=tiny_training_prompts(n_prompts, seed + 1),
         real_dir=layout.real_images,
         extractor=functools.partial(tiny_extractor, seed, 16, "cpu"),
         clip=functools.partial(load_clip, TINY_CLIP, None, "cpu", seed),

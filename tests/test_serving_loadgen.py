@@ -293,6 +293,10 @@ def test_a_valid_request_parses_with_defaults():
         (["validate", "--out", "x", "--repeats", "0"], "--repeats"),
         (["validate", "--out", "x", "--overheads", "fast"], "--overheads 'fast'"),
         (["validate", "--out", "x", "--compare-overheads", "fast"], "--compare-overheads 'fast'"),
+        (
+            ["validate", "--out", "x", "--compare-served-latency", "/no/served.csv"],
+            "--compare-served-latency '/no/served.csv': no such file",
+        ),
     ],
 )
 def test_serving_commands_refuse_bad_input_before_starting_ray(args, named):
