@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from profiler.provenance import cpu_ticks, steal_share
 from serving.diffusers_backend import CPU_THREADS
 from serving.validate import goal_met
 
@@ -274,23 +275,6 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
         ]
     lines += ["## Fidelity tables (generated)", "", *sections]
     return "\n".join(lines) + "\n", counts
-
-
-def cpu_ticks() -> list[int]:
-    """The machine's CPU time counters (/proc/stat's first line; empty where unreadable)."""
-    try:
-        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return []
-
-
-def steal_share(before: list[int], after: list[int]) -> float:
-    """The share of CPU time between two `cpu_ticks` readings that the hypervisor gave other
-    guests (steal, the 8th counter): on a shared VM it slows the real runs, not the simulator."""
-    if len(before) < 8 or len(after) < 8:
-        return float("nan")
-    delta = [b - a for a, b in zip(before, after)]
-    return delta[7] / sum(delta) if sum(delta) > 0 else float("nan")
 
 
 def main() -> None:

@@ -3,13 +3,15 @@
 Per batch size: `n_warmup` untimed calls, then `n_repeats` timed calls, each synchronised with the
 device (CUDA events on GPU, `time.perf_counter` around a synchronise elsewhere). Reported: p50,
 p95, mean, throughput = batch_size / p50. An out-of-memory error at a batch size is recorded as
-infeasible (the memory is released) and the run goes on with the next batch size.
+infeasible (the memory is released) and the run goes on with the next batch size. The sidecar
+records the CPU share a hypervisor stole meanwhile (`cpu_steal_share`, Linux).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiler.provenance import cpu_ticks, steal_share
 from simulator.errors import InputError
 
 PROFILE_PROMPT = "a photograph of an astronaut riding a horse"
@@ -56,6 +59,9 @@ class LatencyProfile:
     model: str
     load_s: float
     rows: tuple[LatencyRow, ...]
+    # the CPU share the hypervisor took while this was timed (`profiler.provenance.steal_share`;
+    # None where unknown): a profile timed on a contended VM is slower than the model
+    cpu_steal_share: float | None = None
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rows], columns=list(LATENCY_COLUMNS))
@@ -134,6 +140,7 @@ def profile_latency(
     from profiler.generate import served_batch
 
     check_timing_request(batch_sizes, n_warmup, n_repeats)
+    ticks = cpu_ticks()
     _synchronize(device)
     t0 = time.perf_counter()
     pipe = pipeline_factory()
@@ -177,7 +184,8 @@ def profile_latency(
         )
     pipe = None  # drop the model before releasing memory for the next one
     _release_memory(device)
-    return LatencyProfile(model, load_s, tuple(rows))
+    steal = steal_share(ticks, cpu_ticks())
+    return LatencyProfile(model, load_s, tuple(rows), None if math.isnan(steal) else steal)
 
 
 def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict) -> Path:
@@ -187,6 +195,8 @@ def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict)
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.table().to_csv(path, index=False, float_format="%.10g")
     sidecar = {"model": profile.model, "load_s": profile.load_s, **meta}
+    if profile.cpu_steal_share is not None:
+        sidecar["cpu_steal_share"] = round(profile.cpu_steal_share, 4)
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return path
 

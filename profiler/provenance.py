@@ -1,11 +1,14 @@
-"""Where a measurement was taken: device name, driver, library versions (for `bundle.json`)."""
+"""Where a measurement was taken: device name, driver, library versions (for `bundle.json`),
+and how much of the machine's CPU the hypervisor took meanwhile (`steal_share`)."""
 
 from __future__ import annotations
 
+import math
 import platform
 import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "open_clip_torch", "numpy")
 
@@ -56,3 +59,20 @@ def device_provenance(device: str) -> dict[str, str | None]:
         "driver": None,
         "cuda": None,
     }
+
+
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line; empty where unreadable)."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float:
+    """The share of CPU time between two `cpu_ticks` readings that the hypervisor gave other
+    guests (steal, the 8th counter); NaN where unknown. On a shared VM it slows what is timed."""
+    if len(before) < 8 or len(after) < 8:
+        return math.nan
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / sum(delta) if sum(delta) > 0 else math.nan

@@ -295,7 +295,7 @@ def merge_latency(
     results: Sequence[tuple[LatencyProfile, dict]],
 ) -> dict[str, tuple[LatencyProfile, dict]]:
     """{model: (profile with every batch size, provenance)}; a model's tasks must share a GPU
-    type (the provenance of its smallest batch size is kept)."""
+    type (the provenance of its smallest batch size is kept, and the largest CPU steal share)."""
     by_model: dict[str, list[tuple[LatencyProfile, dict]]] = {}
     for profile, provenance in results:
         by_model.setdefault(profile.model, []).append((profile, provenance))
@@ -307,7 +307,9 @@ def merge_latency(
             raise ShardingError(f"model {model}: batch sizes were timed on different GPUs {gpus}")
         rows = tuple(row for profile, _ in parts for row in profile.rows)
         load_s = statistics.median(profile.load_s for profile, _ in parts)
-        merged[model] = (LatencyProfile(model, load_s, rows), parts[0][1])
+        steals = [p.cpu_steal_share for p, _ in parts if p.cpu_steal_share is not None]
+        steal = max(steals) if steals else None  # the most contended part's
+        merged[model] = (LatencyProfile(model, load_s, rows, steal), parts[0][1])
     return merged
 
 

@@ -16,8 +16,14 @@ from profiler.generate import (  # noqa: E402
     render,
     served_batch,
 )
-from profiler.latency import LatencyError, profile_latency  # noqa: E402
+from profiler.latency import (  # noqa: E402
+    LatencyError,
+    profile_latency,
+    read_latency_profile,
+    write_latency_profile,
+)
 from profiler.pipelines import PipelineError, hub_offline, load_pipeline, tiny_pipeline  # noqa: E402
+from profiler.provenance import cpu_ticks, steal_share  # noqa: E402
 
 PROMPTS = ("a red cat", "a dog running next to a river", "a castle")
 
@@ -74,12 +80,27 @@ def test_latency_reraises_other_errors_and_checks_request():
         profile_latency(lambda: None, [1, 1], 0, 1, "cpu", model="x", steps=1, resolution=8)
 
 
-def test_latency_of_tiny_pipeline(pipe):
+def test_latency_of_tiny_pipeline(pipe, tmp_path):
     profile = profile_latency(
         lambda: pipe, [1, 2], 0, 1, "cpu", model="tiny", steps=1, resolution=32
     )
     assert profile.table()["feasible"].all()
     assert (profile.table()["latency_p50_s"] > 0).all()
+    # the CPU share a hypervisor stole meanwhile goes to the sidecar (Linux: /proc/stat)
+    if cpu_ticks():
+        assert 0 <= profile.cpu_steal_share <= 1
+        path = write_latency_profile(profile, tmp_path / "tiny.csv", {})
+        assert read_latency_profile(path)[1]["cpu_steal_share"] == round(profile.cpu_steal_share, 4)
+
+
+def test_steal_is_the_hypervisors_share_of_the_cpu_time_between_two_readings():
+    import math
+
+    before = [100, 0, 10, 500, 0, 0, 0, 40, 0, 0]
+    after = [130, 0, 20, 520, 0, 0, 0, 80, 0, 0]  # +30 user, +10 system, +20 idle, +40 steal
+    assert steal_share(before, after) == pytest.approx(0.4)
+    assert math.isnan(steal_share([], after)) and math.isnan(steal_share(before, before))
+    assert len(cpu_ticks()) in (0, *range(8, 12))
 
 
 def test_a_served_batch_is_the_rendered_images_as_base64_pngs(pipe):

@@ -5,7 +5,6 @@ tables."""
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 from pathlib import Path
 
@@ -127,11 +126,3 @@ def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_m
     assert args[args.index("--disc-cost") + 1] == "0.0015"
     assert "--disc-cost" not in report_module.command("static-azure", folder, False)
 
-
-def test_steal_is_the_hypervisors_share_of_the_cpu_time_between_two_readings(report_module):
-    before = [100, 0, 10, 500, 0, 0, 0, 40, 0, 0]
-    after = [130, 0, 20, 520, 0, 0, 0, 80, 0, 0]  # +30 user, +10 system, +20 idle, +40 steal
-    assert report_module.steal_share(before, after) == pytest.approx(0.4)
-    assert math.isnan(report_module.steal_share([], after))
-    assert math.isnan(report_module.steal_share(before, before))
-    assert len(report_module.cpu_ticks()) in (0, *range(8, 12))
