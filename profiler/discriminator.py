@@ -30,7 +30,7 @@ class TrainedDiscriminator:
     clip_pretrained: str | None
     head: object  # torch.nn.Sequential: embedding -> 2 logits (fake, real)
     hidden: int
-    validation_accuracy: float  # on the held-out split; NaN without one
+    validation_accuracy: float  # on held-out prompts and real images; NaN without a split
     training_prompts: tuple[str, ...]  # the prompts of the generated images it trained on
 
 
@@ -57,9 +57,12 @@ def train_head(
     lr: float = 1e-3,
     validation_fraction: float = 0.2,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ):
-    """Train the MLP head on frozen embeddings (class-balanced cross-entropy, Adam).
-    Returns (head, validation accuracy)."""
+    """Train the MLP head on frozen embeddings (class-balanced cross-entropy, Adam); the
+    validation split holds out `validation_fraction` of the `groups` (per sample, e.g. its
+    prompt; default: each sample its own), so no group has samples on both sides. Returns
+    (head, validation accuracy)."""
     import torch
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -71,9 +74,15 @@ def train_head(
     if counts.min() == 0 or labels.max() > 1:
         raise DiscriminatorError(f"labels: need both real (1) and generated (0), got {counts}")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))
-    n_val = int(round(validation_fraction * len(labels)))
-    val, train = order[:n_val], order[n_val:]
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    unique, sample_group = np.unique(groups, return_inverse=True)
+    rank = np.empty(len(unique), np.int64)
+    rank[rng.permutation(len(unique))] = np.arange(len(unique))  # each group's place
+    sample_rank = rank[sample_group]
+    n_val_groups = int(round(validation_fraction * len(unique)))
+    by_rank = np.argsort(sample_rank, kind="stable")
+    n_val = int((sample_rank < n_val_groups).sum())
+    val, train = by_rank[:n_val], by_rank[n_val:]
     x = torch.from_numpy(np.asarray(embeddings, np.float32))
     y = torch.from_numpy(labels)
     with torch.random.fork_rng(devices=[]):
@@ -117,11 +126,25 @@ def train_discriminator(
         raise DiscriminatorError("the generated training images' prompts are not given")
     embeddings = image_embeddings(backbone, [*real_paths, *generated_paths])
     labels = np.r_[np.ones(len(real_paths), np.int64), np.zeros(len(generated_paths), np.int64)]
-    head, accuracy = train_head(embeddings, labels, **train_kwargs)
+    head, accuracy = train_head(
+        embeddings, labels, groups=_prompt_groups(len(real_paths), generated_paths), **train_kwargs
+    )
     hidden = int(head[1].out_features)
     return TrainedDiscriminator(
         backbone.name, backbone.pretrained, head, hidden, accuracy, tuple(training_prompts)
     )
+
+
+def _prompt_groups(n_real: int, generated_paths: Sequence[str | Path]) -> np.ndarray:
+    """The validation split's groups: each real image its own; a generated image its prompt's
+    (`<prompt>_<image>.png`, one group across models), else its own."""
+    from profiler.generate import IMAGE_NAME
+
+    groups = [f"real {i}" for i in range(n_real)]
+    for i, path in enumerate(generated_paths):
+        match = IMAGE_NAME.match(Path(path).name)
+        groups.append(f"prompt {int(match.group(1))}" if match else f"generated {i}")
+    return np.asarray(groups)
 
 
 def save_discriminator(disc: TrainedDiscriminator, path: str | Path) -> Path:

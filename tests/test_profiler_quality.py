@@ -144,3 +144,20 @@ def test_the_discriminator_never_scores_a_prompt_it_trained_on():
     with pytest.raises(DiscriminatorError, match=r"prompts.txt: .* trained on 1 of these prompts "
                        r"\(first: prompt 1, 'a dog'\)"):
         check_held_out(["a cat", "a dog"], ["a car", "a dog"], "prompts.txt")
+
+
+def test_the_validation_split_holds_out_whole_prompts():
+    """Labels that only a sample's twin can tell (random per group): held out per sample, the
+    twins in training give the answer away; held out per group, nothing does."""
+    from profiler.discriminator import train_head
+
+    rng = np.random.default_rng(1)
+    n_groups, twins = 40, 5
+    centres = rng.normal(size=(n_groups, 16))
+    embeddings = np.repeat(centres, twins, axis=0) + 0.01 * rng.normal(size=(n_groups * twins, 16))
+    labels = np.repeat(rng.permutation(np.arange(n_groups) % 2), twins)
+    groups = np.repeat(np.arange(n_groups), twins)
+    kwargs = dict(hidden=64, epochs=200, batch_size=32, lr=1e-2, seed=0)
+    _, per_sample = train_head(embeddings, labels, **kwargs)
+    _, per_group = train_head(embeddings, labels, groups=groups, **kwargs)
+    assert per_sample >= 0.9 and per_group <= 0.75
