@@ -18,7 +18,9 @@ one, when the applied overheads are not measured), DIR/overheads.csv the values 
 and DIR/overheads.json their mean (a bundle.json `overheads` object). With two real runs or
 more, each is also held out: compared with a simulation that applies the hops of the other runs
 only (DIR/leave_one_out.csv; the table's `error_leave_one_out`, the mean over the runs), so the
-hops are never fitted on the run they are judged against.
+hops are never fitted on the run they are judged against. `compare_overheads` and
+`compare_served_latency` (another experiment's overheads.json and served_latency.csv) add
+DIR/sim-compared, a prediction from measurements made at another load (`error_compared`).
 """
 
 from __future__ import annotations
