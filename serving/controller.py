@@ -63,6 +63,7 @@ class TickResult:
     plan: Plan | None  # to put in force now (None: the plan in force stays)
     demand_qps: float | None  # the demand estimate at the end of the tick (None on a restart)
     restarted: bool  # a replay started: estimators and tick count begin afresh
+    queue_len: tuple[float, ...] | None = None  # the queue estimate per model, likewise
 
 
 class _Clock:
@@ -135,7 +136,7 @@ class Controller:
         self.ticks += 1
         est._ticks = self.ticks  # first-tick flag, as simulator.controller.Controller.process
         plan = self._plan(now_s) if self.ticks % self.ticks_per_plan == 0 else None
-        return TickResult(plan, est.demand_qps, False)
+        return TickResult(plan, est.demand_qps, False, tuple(est.queue_ewma))
 
     def _plan(self, now_s: float) -> Plan | None:
         """Ask the policy; the plan if it differs from the one the estimators last applied."""
@@ -186,11 +187,13 @@ class LiveCluster:
         self.configs: list[dict | None] = [None] * config.n_workers  # deployed user_config
         self.pending: dict[int, tuple[int, float]] = {}  # slot -> (version, requested at)
 
-    def refresh(self, demand: tuple[float, float] | None, until_s: float) -> Counters:
+    def refresh(self, estimates: tuple | None, until_s: float) -> Counters:
         """The ingress's counters, arrivals counted up to the tick's boundary `until_s` (wall
-        clock), logging there the last tick's demand estimate, (wall time, qps)."""
-        now_s, qps = demand or (None, None)
-        counters = Counters.from_dict(self.ingress.tick.remote(now_s, qps, until_s).result())
+        clock), logging there the last tick's planner inputs, (wall time, demand qps, queue
+        per model)."""
+        now_s, qps, queue = estimates or (None, None, None)
+        answer = self.ingress.tick.remote(now_s, qps, until_s, queue).result()
+        counters = Counters.from_dict(answer)
         if self.first_arrival_s is None and counters.arrived > 0:
             self.first_arrival_s = self.env.now
         return counters
@@ -339,8 +342,8 @@ class ControllerThread:
                 next_s = self.controller.epoch_s - c.env.origin + tick
                 c.first_arrival_s = None
                 due_s = self.controller.epoch_s
-            else:  # logged at the end of the tick it estimates, as the simulator's demand log
-                demand = (due_s, result.demand_qps)
+            else:  # logged at the end of the tick it estimates, as the simulator's logs
+                demand = (due_s, result.demand_qps, result.queue_len)
             if result.plan is not None:
                 c.apply_plan(result.plan, due_s)
             if not result.restarted:

@@ -17,8 +17,9 @@ of done / dropped / failed.
 
 `POST /v1/t2isim/epoch` marks the start of a replay (see `mark_epoch`);
 `GET /v1/t2isim/state` returns the setup, whether the initial plan's workers run (`ready`),
-the plans in force (wall-clock times), the demand log, the measured model swaps and the
-GPU-busy seconds: what a load generator needs to write a run folder.
+the plans in force (wall-clock times), the controller's estimates (demand and queue per model
+at each tick), the measured model swaps and the GPU-busy seconds: what a load generator needs
+to write a run folder.
 """
 
 from __future__ import annotations
@@ -80,16 +81,15 @@ class Ingress:
         self.version = 0  # of the plan in force (`LiveCluster.version`)
         self.workers_of: list[list[int]] = [[] for _ in range(self.n_models)]  # slots per model
         self.sent = [0] * config.n_workers  # outstanding queries per worker slot
+        self.serving = [0] * config.n_workers  # of those, in service (as the answers tell)
         self.down: set[int] = set()  # slots whose replica died, until it answers again
-        self.workers = [0] * self.n_models
         self.batch = [1] * self.n_models
         self.plan_changed = asyncio.Event()
         self.plans: list[dict] = []
-        self.demand: list[tuple[float, float]] = []
+        self.estimates: list[tuple] = []  # the controller's (wall time, qps, queue per model)
         self.arrival_s: list[float] = []  # wall time of each arrival since the epoch
         self.visit_s: list[list[float]] = [[] for _ in range(self.n_models)]  # per model
         self.inflight = 0
-        self.outstanding = [0] * self.n_models
         self.busy_s = 0.0
         self.ready = False  # the initial plan's workers run, their models loaded
         self.epoch_s = 0.0
@@ -111,15 +111,12 @@ class Ingress:
         for w, m in enumerate(slots):
             if m != NO_MODEL:
                 self.workers_of[m].append(w)
-        self.workers = [0] * self.n_models
         self.batch = [1] * self.n_models
-        for name, count in plan.workers.items():
-            self.workers[index(name)] = count
         for name, size in plan.batch_size.items():
             self.batch[index(name)] = int(size)
         self.busy_s += swap_load_s
         applied = time.time()
-        demand = self.demand[-1][1] if self.demand else 0.0
+        demand = self.estimates[-1][1] if self.estimates else 0.0
         self.plans.append(
             {
                 "planned_s": planned_s,
@@ -148,14 +145,22 @@ class Ingress:
         worker got it, when its load began to count and when the model was loaded."""
         self.swaps.append({"model": model, "requested_s": requested_s, **times})
 
-    def tick(self, now_s: float, demand_qps: float | None, until_s: float | None = None) -> dict:
+    def tick(
+        self,
+        now_s: float,
+        demand_qps: float | None,
+        until_s: float | None = None,
+        queue_len: tuple | None = None,
+    ) -> dict:
         """The live counters the controller's estimators read (simulator.controller); logs the
-        demand estimate of the tick that ended at `now_s`. Arrivals and visits per model are
+        demand and queue estimates of the tick that ended at `now_s` (the planner's inputs,
+        written to the run's timeseries as the simulator's). Arrivals and visits per model are
         counted by their own time stamps, those before `until_s` (the tick's boundary, wall
         clock; None: all), as the simulator counts a tick's arrivals whenever the controller
         thread wakes."""
         if demand_qps is not None:
-            self.demand.append((now_s, demand_qps))
+            queue = list(queue_len) if queue_len is not None else [0.0] * self.n_models
+            self.estimates.append((now_s, demand_qps, queue))
         count = len if until_s is None else (lambda times: bisect.bisect_left(times, until_s))
         return {
             "epoch_s": self.epoch_s,
@@ -166,9 +171,12 @@ class Ingress:
         }
 
     def queued(self) -> list[int]:
-        """Queued per model: outstanding beyond what its workers hold in service (workers x
-        batch size)."""
-        return [max(0, o - w * b) for o, w, b in zip(self.outstanding, self.workers, self.batch)]
+        """Queued per model, as the simulator counts (`Cluster.queue_lengths`): at each worker
+        slot hosting it, the queries outstanding there beyond the batch in service
+        (`serving`: from the workers' answers, no extra calls)."""
+        return [
+            sum(max(0, self.sent[w] - self.serving[w]) for w in slots) for slots in self.workers_of
+        ]
 
     # ------------------------------------------------------------------ HTTP
 
@@ -218,7 +226,7 @@ class Ingress:
             "setup": self.setup.to_dict(),
             "model_names": list(self.bundle.model_names),
             "plans": self.plans,
-            "demand": self.demand,
+            "estimates": self.estimates,
             "busy_s": self.busy_s,
             "ready": self.ready,
             "swaps": self.swaps,
@@ -348,44 +356,46 @@ class Ingress:
         workers left; sent again when the worker's replica died (at most MAX_RETRIES times).
         Adds the visit's time at the worker to the query's record."""
         self.visit_s[m].append(time.time())
-        self.outstanding[m] += 1
-        try:
-            lost = 0
-            while True:
-                w = self._choose(m)
-                if w is None:
-                    return {"status": "requeue"}
-                self.sent[w] += 1
-                try:
-                    result = await self.handles[w].remote(
-                        m, self.version, prompt_id, rec["arrival_s"], image_idx
-                    )
-                except Exception as exc:
-                    if type(exc).__name__ not in REPLICA_LOST:
-                        raise
-                    lost += 1
-                    self._mark_down(w)
-                    if lost > MAX_RETRIES:
-                        return {
-                            "status": "failed",
-                            "reason": f"worker of {self.bundle.model_names[m]} lost "
-                            f"{lost} times ({type(exc).__name__})",
-                        }
-                    continue
-                finally:
-                    self.sent[w] -= 1
-                rec["at_workers_s"] += result.get("at_worker_s", 0.0)
-                if result["status"] == "resend":
-                    rec["resends"] += 1
-                    return {"status": "requeue"}
-                if result["status"] == "done":
-                    self.busy_s += result["busy_s"]
-                    rec["visits"] += 1
-                    served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))
-                    rec["batches"].append([w, m, *served])
-                return result
-        finally:
-            self.outstanding[m] -= 1
+        lost = 0
+        while True:
+            w = self._choose(m)
+            if w is None:
+                return {"status": "requeue"}
+            self.sent[w] += 1
+            if self.sent[w] == 1:  # an idle worker serves it at once
+                self.serving[w] = 1
+            try:
+                result = await self.handles[w].remote(
+                    m, self.version, prompt_id, rec["arrival_s"], image_idx
+                )
+            except Exception as exc:
+                if type(exc).__name__ not in REPLICA_LOST:
+                    raise
+                lost += 1
+                self._mark_down(w)
+                if lost > MAX_RETRIES:
+                    return {
+                        "status": "failed",
+                        "reason": f"worker of {self.bundle.model_names[m]} lost "
+                        f"{lost} times ({type(exc).__name__})",
+                    }
+                continue
+            finally:
+                self.sent[w] -= 1
+                if not self.sent[w]:
+                    self.serving[w] = 0
+            rec["at_workers_s"] += result.get("at_worker_s", 0.0)
+            if result["status"] == "resend":
+                rec["resends"] += 1
+                return {"status": "requeue"}
+            if result["status"] == "done":
+                self.busy_s += result["busy_s"]
+                rec["visits"] += 1
+                served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))
+                rec["batches"].append([w, m, *served])
+                if self.sent[w]:
+                    self.serving[w] = result["next_batch"]
+            return result
 
     def _choose(self, m: int) -> int | None:
         """The worker slot for a query of model m (None: no workers): `serving.dispatch`'s

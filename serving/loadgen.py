@@ -67,7 +67,7 @@ def fetch_state(url: str, timeout_s: float = 10.0) -> dict:
         state = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise UnreachableError(f"--url {url!r}: no t2isim server answers ({exc})") from None
-    if not isinstance(state, dict) or "setup" not in state:
+    if not isinstance(state, dict) or not {"setup", "estimates"} <= state.keys():
         raise UnreachableError(f"--url {url!r}: answers, but not as a t2isim server")
     return state
 
@@ -162,11 +162,12 @@ def to_raw_run(
     busy_s: float,
     tick_s: float,
     epoch_s: float,
+    n_models: int,
 ) -> RawRun:
     """The replay as the simulator's raw run: client times for arrival and completion, the
     server's (wall clock, minus `origin_s`) for service start and first stage; plans moved to
-    the replay's time base, demand estimates to the controller's (`epoch_s`: the server's
-    epoch, where its ticks are anchored)."""
+    the replay's time base, the planner's inputs (demand and queue estimates) to the
+    controller's (`epoch_s`: the server's epoch, where its ticks are anchored)."""
     n = len(answers)
     nan = np.full(n, np.nan)
     arrival, start, first_done, completion = nan.copy(), nan.copy(), nan.copy(), nan.copy()
@@ -188,6 +189,7 @@ def to_raw_run(
             completion[i] = a.received_s
             final_model[i] = image["final_model"]
     end_s = float(np.nanmax(np.concatenate([arrival, completion])))
+    estimates = tick_estimates(state["estimates"], epoch_s, tick_s, end_s, n_models)
     return RawRun(
         arrival_s=arrival,
         prompt_idx=np.asarray(trace.prompt_idx, dtype=np.int64),
@@ -201,7 +203,8 @@ def to_raw_run(
         dropped=dropped,
         plans=plan_records(state["plans"], origin_s),
         planner_wall_s=[],
-        demand_log=demand_log(state["demand"], epoch_s, tick_s, end_s),
+        demand_log=[qps for qps, _ in estimates],
+        queue_log=[queue for _, queue in estimates],
         busy_s=busy_s,
         end_s=end_s,
         policy_name=state["setup"]["policy"],
@@ -236,19 +239,21 @@ def _tuples(plan: dict) -> dict:
 TICK_MATCH_S = 1e-6  # a demand entry this close after a tick's end belongs to that tick
 
 
-def demand_log(entries: list, origin_s: float, tick_s: float, end_s: float) -> list[float]:
-    """The server's demand estimate in force at the end of each replay tick (0 before any). The
-    server logs each estimate at the end of the tick it closes (wall time, up to rounding:
-    `TICK_MATCH_S`), which is that tick's, as in the simulator's demand log."""
-    times = np.array([t - origin_s for t, _ in entries], dtype=np.float64)
-    values = np.array([d for _, d in entries], dtype=np.float64)
+def tick_estimates(
+    entries: list, origin_s: float, tick_s: float, end_s: float, n_models: int
+) -> list[tuple[float, tuple[float, ...]]]:
+    """The server's planner inputs in force at the end of each replay tick: (demand qps, queue
+    per model), zeros before any. The server logs each tick's estimates at the end of the tick
+    it closes (wall time, up to rounding: `TICK_MATCH_S`), as the simulator's demand and queue
+    logs."""
+    times = np.array([entry[0] - origin_s for entry in entries], dtype=np.float64)
     ticks = (np.arange(int(np.ceil(end_s / tick_s))) + 1) * tick_s + TICK_MATCH_S
     latest = np.searchsorted(times, ticks, side="right") - 1
-    return (
-        np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0).tolist()
-        if len(times)
-        else [0.0] * len(ticks)
-    )
+    none = (0.0, (0.0,) * n_models)
+    return [
+        (float(entries[k][1]), tuple(float(q) for q in entries[k][2])) if k >= 0 else none
+        for k in latest.tolist()
+    ]
 
 
 BATCH_COLUMNS = ("worker", "model", "start_s", "service_s", "batch_size", "judged")
@@ -331,7 +336,8 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     after = fetch_state(url)
     origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
     busy_s = after["busy_s"] - before["busy_s"]
-    raw = to_raw_run(answers, trace, after, origin_s, busy_s, config.tick_s, epoch_s)
+    n_models = len(bundle.model_names)
+    raw = to_raw_run(answers, trace, after, origin_s, busy_s, config.tick_s, epoch_s, n_models)
     statuses = Counter(a.status for a in answers)
     if sum(statuses.values()) != len(trace):
         raise ConservationError(f"{sum(statuses.values())} outcomes for {len(trace)} arrivals")

@@ -144,7 +144,8 @@ class Worker:
         held or served: what the simulator models; the rest of a query's latency is the
         serving stack's hops) when it was queued or held. A done answer gives its batch's
         service (`start_s`, `done_s`, `batch_size`, and `judged`: whether the discriminator's
-        cost was charged for it)."""
+        cost was charged for it) and `next_batch`, the queries queued here that the worker's
+        next batch takes (how the ingress counts the queue without asking)."""
         if self.error is not None:
             return {"status": "failed", "reason": self.error}
         job = Job(model, version, prompt_id, arrival_s, image_idx, _future())
@@ -226,6 +227,7 @@ class Worker:
             return
         done = self.free_s = time.time()
         busy_s = (done - now) / len(batch)
+        next_batch = min(size, len(self.queue))  # what it serves next, before the drop rule
         for job, (quality, image) in zip(batch, outputs):
             _answer(
                 job,
@@ -238,6 +240,7 @@ class Worker:
                     "busy_s": busy_s,
                     "batch_size": len(batch),
                     "judged": self.judged,
+                    "next_batch": next_batch,
                 },
             )
 

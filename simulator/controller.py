@@ -41,6 +41,7 @@ class Controller:
         self.plans: list[PlanRecord] = []
         self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
         self.demand_log: list[float] = []  # demand estimate at the end of each tick
+        self.queue_log: list[tuple[float, ...]] = []  # queue estimate per model, likewise
 
     @property
     def demand_qps(self) -> float:
@@ -91,6 +92,7 @@ class Controller:
             yield env.timeout(tick)
             self.update_estimates(tick)
             self.demand_log.append(self.demand_qps)
+            self.queue_log.append(tuple(self.queue_ewma))
             self._ticks += 1
             if self._ticks % ticks_per_plan == 0:
                 plan, wall_s = self.plan_now()

@@ -35,6 +35,7 @@ class RawRun:
     plans: list[PlanRecord]
     planner_wall_s: list[tuple[float, float]]
     demand_log: list[float]  # controller's demand estimate per tick
+    queue_log: list[tuple[float, ...]]  # controller's queue estimate per model, per tick
     busy_s: float  # GPU-seconds spent in batches and model loads
     end_s: float  # simulated time when the run stopped
     policy_name: str
@@ -101,6 +102,7 @@ def simulate(
         plans=controller.plans,
         planner_wall_s=controller.planner_wall_s,
         demand_log=controller.demand_log,
+        queue_log=controller.queue_log,
         busy_s=busy_s,
         end_s=float(env.now),
         policy_name=policy.name,

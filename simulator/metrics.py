@@ -263,7 +263,8 @@ def timeseries_frame(
 ) -> pd.DataFrame:
     """One row per simulated second: demand, outcomes by arrival second, completions and
     workers per model, the plan in force (thresholds, planned and realised FID: by the run's
-    estimator, named in `fid_method`, and by the table)."""
+    estimator, named in `fid_method`, and by the table) and the planner's inputs (demand and
+    queue per model, the controller's estimates at the last tick's end)."""
     n_s = int(np.floor(raw.arrival_s[-1])) + 1 if len(raw.arrival_s) else 1
     second = np.minimum(raw.arrival_s.astype(np.int64), n_s - 1)
     arrivals = np.bincount(second, minlength=n_s)
@@ -290,18 +291,28 @@ def timeseries_frame(
     frame["plan"] = labels[in_force]
     frame["router_ratio"] = np.array([p.router_ratio for p in plans])[in_force]
     frame["disc_ratio"] = np.array([p.disc_ratio for p in plans])[in_force]
-    log = np.asarray(raw.demand_log, dtype=np.float64)
-    tick_end = (np.arange(len(log)) + 1) * tick_s
+    # the planner's inputs in force at each second: the estimates of the last tick that ended
+    tick_end = (np.arange(len(raw.demand_log)) + 1) * tick_s
     latest = np.searchsorted(tick_end, np.arange(n_s), side="right") - 1
-    frame["demand_estimate_qps"] = (
-        np.where(latest >= 0, log[np.maximum(latest, 0)], 0.0) if len(log) else 0.0
-    )
+    frame["demand_estimate_qps"] = _in_force(raw.demand_log, latest)
+    queues = np.asarray(raw.queue_log, dtype=np.float64).reshape(-1, len(bundle.model_names))
+    for m, name in enumerate(bundle.model_names):
+        frame[f"queue_estimate_{name}"] = _in_force(queues[:, m], latest)
     frame["planned_fid"] = np.array([fids.planned_fid(p) for p in plans])[in_force]
     frame["realised_fid"] = epoch_fid.fid[in_force]
     frame["realised_fid_table"] = epoch_fid.table[in_force]
     frame["fid_method"] = epoch_fid.method
     frame["infeasible"] = np.array([p.infeasible for p in plans])[in_force]
     return pd.DataFrame(frame)
+
+
+def _in_force(log, latest: np.ndarray) -> np.ndarray:
+    """Per second, the value of `log` (one per tick) at the latest tick ended (`latest`, -1:
+    none yet, 0)."""
+    values = np.asarray(log, dtype=np.float64)
+    if not len(values):
+        return np.zeros(len(latest))
+    return np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0)
 
 
 def summarise(

@@ -107,13 +107,17 @@ def test_the_ingress_counts_a_ticks_arrivals_by_their_time_stamps():
     from serving.ingress import Ingress
 
     ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the counters only
-    ing.epoch_s, ing.inflight, ing.demand = 1000.0, 3, []
+    ing.epoch_s, ing.inflight, ing.estimates, ing.n_models = 1000.0, 3, [], 2
     ing.arrival_s = [1000.2, 1000.9, 1001.0, 1001.4, 1002.1]
     ing.visit_s = [[1000.3, 1001.05], [1001.5]]
-    ing.outstanding, ing.workers, ing.batch = [5, 1], [2, 1], [2, 1]
-    first = ing.tick(1001.3, 11.5, until_s=1001.0)  # read 0.3 s after the boundary at 1001
+    # worker slots 0 and 1 host model 0 (batch size 2), slot 2 model 1; outstanding per slot
+    # and, of those, in service (the workers' answers): 3 and 2 at model 0's, 1 at model 1's
+    ing.workers_of, ing.sent, ing.serving = [[0, 1], [2]], [3, 2, 1], [2, 1, 1]
+    first = ing.tick(1001.3, 11.5, until_s=1001.0, queue_len=(0.5, 0.0))  # 0.3 s after 1001
     assert first["arrived"] == 2 and first["model_arrivals"] == [1, 0]
-    assert ing.demand == [(1001.3, 11.5)]
-    assert Counters.from_dict(first).queued == (1, 0)  # outstanding beyond workers x batch
+    assert ing.estimates == [(1001.3, 11.5, [0.5, 0.0])]
+    # queued as the simulator counts, beyond each worker's batch in service: 1 + 1 at model 0
+    # (outstanding beyond workers x batch size, 5 - 2 x 2, would say 1)
+    assert Counters.from_dict(first).queued == (2, 0)
     assert ing.tick(1002.0, None, until_s=1002.0)["arrived"] == 4
     assert ing.tick(1002.5, None)["arrived"] == 5  # no boundary: every arrival so far

@@ -23,11 +23,11 @@ from serving.loadgen import (  # noqa: E402
     BATCH_COLUMNS,
     Answer,
     UnreachableError,
-    demand_log,
     fetch_state,
     plan_delays,
     run_loadgen,
     served_batches,
+    tick_estimates,
 )
 from serving.requests import RequestError, parse_request  # noqa: E402
 from simulator.config import SimConfig  # noqa: E402
@@ -83,7 +83,7 @@ class Stub(BaseHTTPRequestHandler):
                         "plan": asdict(self.plan),
                     }
                 ],
-                "demand": [[self.origin, 0.0]],
+                "estimates": [[self.origin, 0.0, [0.0] * 4]],  # the default bundle: 4 models
                 "busy_s": 0.0,
                 "ready": True,
                 "swaps": [  # two swaps to the light model: 2.5 s and 3.5 s from request to load
@@ -233,10 +233,15 @@ def test_unreachable_url_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_demand_log_is_the_estimate_in_force_at_each_tick_end():
-    entries = [(100.5, 2.0), (101.5, 4.0), (103.5, 8.0)]
-    assert demand_log(entries, 100.0, 1.0, 4.0) == [2.0, 4.0, 4.0, 8.0]
-    assert demand_log([], 100.0, 1.0, 2.0) == [0.0, 0.0]
+def test_tick_estimates_are_those_in_force_at_each_tick_end():
+    entries = [(100.5, 2.0, [1.0, 0.0]), (101.5, 4.0, [0.5, 3.0]), (103.5, 8.0, [0.0, 2.0])]
+    assert tick_estimates(entries, 100.0, 1.0, 4.0, 2) == [
+        (2.0, (1.0, 0.0)),
+        (4.0, (0.5, 3.0)),
+        (4.0, (0.5, 3.0)),
+        (8.0, (0.0, 2.0)),
+    ]
+    assert tick_estimates([], 100.0, 1.0, 2.0, 2) == [(0.0, (0.0, 0.0))] * 2
 
 
 def test_an_estimate_logged_at_its_tick_end_is_that_ticks():
@@ -244,8 +249,10 @@ def test_an_estimate_logged_at_its_tick_end_is_that_ticks():
     demand_log[i] is the estimate at the end of tick i + 1); wall-clock rounding must not push
     it into the next tick."""
     origin = 1_764_600_000.0
-    entries = [(origin + 1.0 + 1e-9, 2.0), (origin + 2.0 - 1e-9, 4.0), (origin + 3.0, 8.0)]
-    assert demand_log(entries, origin, 1.0, 3.0) == [2.0, 4.0, 8.0]
+    entries = [(origin + 1.0 + 1e-9, 2.0, [1.0]), (origin + 2.0 - 1e-9, 4.0, [2.0])]
+    entries.append((origin + 3.0, 8.0, [4.0]))
+    estimates = tick_estimates(entries, origin, 1.0, 3.0, 1)
+    assert estimates == [(2.0, (1.0,)), (4.0, (2.0,)), (8.0, (4.0,))]
 
 
 @pytest.mark.parametrize(

@@ -155,3 +155,52 @@ def test_a_worker_reserves_what_its_most_demanding_model_needs():
     cpu = Spec({"num_cpus": 0.01})
     assert worker_actor_options([cpu, gpu]) == {"num_cpus": 1, "num_gpus": 1}
     assert worker_actor_options(MODELS) == {"num_cpus": 0.01}
+
+
+class _Direct:
+    """A deployment handle stand-in: `remote` calls the worker in this event loop."""
+
+    def __init__(self, worker) -> None:
+        self.remote = worker.__call__
+
+
+def test_the_ingress_counts_the_queue_from_the_workers_answers():
+    """The planner's queue input on the real path: the queries at a worker beyond the batch it
+    serves (the simulator's count), known from the answers' `next_batch` without asking the
+    worker. One worker, batch size 2: q1 alone (idle), then q2, q3 together, then q4."""
+    from serving.ingress import Ingress
+
+    slow = (0.0, 0.4, 0.5)  # batch of 1, 2: wide margins around each sample
+    models = [EmulatedModel("a", slow, (0.9,), disc_cost_s=0.0, load_s=0.0)]
+
+    async def scenario():
+        worker = Worker.func_or_class(models, 60.0)
+        await worker.reconfigure(config(A, 1, time.time(), batch_size=2))
+        while not worker.status()["loaded"]:
+            await asyncio.sleep(0.01)
+        ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
+        ing.handles, ing.workers_of, ing.batch = [_Direct(worker)], [[0]], [2]
+        ing.sent, ing.serving, ing.down = [0], [0], set()
+        ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
+        start = time.time()
+
+        def visit():
+            rec = {"arrival_s": time.time(), "at_workers_s": 0.0, "visits": 0, "batches": []}
+            return asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
+
+        async def at(seconds: float) -> tuple[int, int]:
+            await asyncio.sleep(max(0.0, start + seconds - time.time()))
+            return ing.queued()[A], len(worker.queue)
+
+        visits = [visit()]
+        for t in (0.10, 0.12, 0.14):
+            await at(t)
+            visits.append(visit())
+        samples = [await at(t) for t in (0.25, 0.65, 1.1)]  # q1, then q2 + q3, then q4 serve
+        answers = await asyncio.gather(*visits)
+        return samples, answers, ing.queued()[A], ing.serving
+
+    samples, answers, after, serving = asyncio.run(scenario())
+    assert [a["batch_size"] for a in answers] == [1, 2, 2, 1]
+    assert samples == [(3, 3), (1, 1), (0, 0)]  # workers x batch size would say 2, 0, 0
+    assert after == 0 and serving == [0]

@@ -18,6 +18,8 @@ from serving.validate import (
     fidelity_table,
     hop_overheads_ms,
     overheads_spec,
+    plan_inputs_table,
+    plan_inputs_text,
     pooled_overheads_ms,
     run_validation,
     same_plan_share,
@@ -211,6 +213,33 @@ def test_same_plan_share_is_per_epoch_majority_not_the_switch_instant():
     other.loc[11:, "workers_A"] = 3  # same flow, other workers: a different plan
     assert same_plan_share(other, sim, 5.0) == pytest.approx(2 / 3)
     assert np.isnan(same_plan_share(sim.iloc[:0], sim, 5.0))
+
+
+def test_plan_inputs_sit_side_by_side_at_each_replan():
+    """At each re-plan (seconds 5 and 10 of a 5 s interval) the inputs both planners read, the
+    real ones averaged over the runs, with the share of real runs whose plan is the
+    simulation's; a real run without queue columns leaves them NaN, not 0."""
+    sim = _plan_rows(["A->B"] * 5 + ["C->B"] * 5 + ["A->B"] * 5, [4] * 5 + [2] * 5 + [4] * 5)
+    sim["demand_estimate_qps"] = np.arange(15.0)
+    sim["queue_estimate_A"] = np.arange(15.0) / 10
+    same = sim.copy()
+    same["demand_estimate_qps"] += 1.0
+    same["queue_estimate_A"] += 0.5
+    other = same.copy()
+    other.loc[10:, "workers_A"] = 3  # parts from the simulation in the last epoch
+    other["demand_estimate_qps"] += 2.0
+    table = plan_inputs_table([same, other], sim, 5.0)
+    assert table["second"].tolist() == [5, 10]
+    assert table["real_same_plan"].tolist() == [1.0, 0.5]
+    assert table["sim_demand_estimate_qps"].tolist() == [5.0, 10.0]
+    assert table["real_demand_estimate_qps"].tolist() == [7.0, 12.0]  # (+1 and +3) / 2
+    assert table["real_queue_estimate_A"].tolist() == pytest.approx([1.0, 1.5])
+    text = plan_inputs_text(table)
+    assert "1 re-plans where the real plans agree: demand |real - sim| median 2.00 qps" in text
+    assert "total queue |real - sim| median 0.50 (simulated 1.00)" in text
+    unrecorded = plan_inputs_table([same.drop(columns="queue_estimate_A")], sim, 5.0)
+    assert unrecorded["real_queue_estimate_A"].isna().all()
+    assert "queue estimates not recorded" in plan_inputs_text(unrecorded)
 
 
 def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path):
