@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -210,7 +211,9 @@ def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], list[list[int]
             counts[k][0] += ok
             text = f"{r[column]:+.1f}"
             if column == "error":
-                text += f" {r.unit} (±{r.real_spread:.2g})"
+                sim_spread = r.get("simulated_spread", math.nan)
+                shown_sim = f", sim ±{sim_spread:.2g}" if sim_spread == sim_spread else ""
+                text += f" {r.unit} (±{r.real_spread:.2g}{shown_sim})"
             else:
                 text = f"{HELD_OUT[column]} {text}"
             texts.append(text + (said(ok) if judged else ""))
@@ -249,7 +252,9 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             *tables[False],
             "",
             "Each cell: the simulation's error with the hops measured in the experiment's own "
-            "real runs (from their timestamps), the real runs' spread (sample std, same unit), "
+            "real runs (from their timestamps), the real runs' spread (sample std, same unit) "
+            "and the simulator's own (`sim`: over the simulation and its replicates, whose "
+            "worker choices, mix draws and hops come from other random streams), "
             "whether it meets the goal (|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the "
             "spread, the same plan in >= 90% of plan epochs; the hops are fitted on the runs "
             "they are compared with); then, out of sample, the error with held-out hops (each "

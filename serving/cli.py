@@ -22,7 +22,7 @@ import typer
 
 from experiments.cli_config import config_options
 from experiments.cli_values import parse_key_values
-from serving.setup import REAL_PATH_SETS, ServeSetup
+from serving.setup import REAL_PATH_SETS, SIM_REPEATS, ServeSetup
 from simulator.config import SimConfig
 from simulator.errors import InputError
 
@@ -232,12 +232,21 @@ def validate(
         bool,
         typer.Option(help="Re-simulate and re-report the real-N runs already in --out."),
     ] = False,
+    sim_repeats: Annotated[
+        int,
+        typer.Option(
+            help="Simulations whose spread is the simulator's own (the compared one and "
+            "replicates with other random streams; >= 1, spread needs >= 2)."
+        ),
+    ] = SIM_REPEATS,
 ) -> None:
     """Real runs (serve + loadgen) vs the simulator on the same inputs: fidelity table + PNG."""
     from serving.validate import overheads_spec, run_validation
 
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: must be >= 1")
+    if sim_repeats < 1:
+        raise InputError(f"--sim-repeats {sim_repeats}: must be >= 1")
     spec = overheads_spec(overheads)
     compared = None
     if compare_overheads is not None:
@@ -254,6 +263,7 @@ def validate(
         reuse_real=reuse_real,
         compare_overheads=compared,
         compare_served_latency=compare_served_latency,
+        sim_repeats=sim_repeats,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

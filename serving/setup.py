@@ -16,6 +16,7 @@ INGRESS_APP = "t2isim"
 # per request costs the request path CPU; the run folders record every query)
 SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
 BACKENDS = ("emulated", "diffusers")
+SIM_REPEATS = 5  # validate: simulations whose spread is the simulator's own (DIR/sim + 4)
 REAL_PATH_HOOKS = ("admit", "route", "accept_or_escalate")  # hooks the ingress runs
 SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters
 # SimConfig fields the real path sets itself, each at its default (`dispatch`: or the serving

@@ -41,7 +41,7 @@ from serving.service_times import (
     served_latency_table,
     with_served_latency,
 )
-from serving.setup import ServeSetup
+from serving.setup import SIM_REPEATS, ServeSetup
 from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
 from simulator.errors import InputError
@@ -234,24 +234,29 @@ def applied_overheads(spec, bundle: Bundle, measured: dict[str, float]) -> dict[
 
 
 def fidelity_table(
-    real: list[dict], sim: dict, same_plan: list[float], others: dict[str, dict] | None = None
+    real: list[dict],
+    sim: dict,
+    same_plan: list[float],
+    others: dict[str, dict] | None = None,
+    replicates: list[dict] | None = None,
 ) -> pd.DataFrame:
-    """One row per metric: real mean and spread, simulated value, error, goal met; and the
-    error of each of `others` (name -> the metrics of another simulation) as `error_NAME`."""
+    """One row per metric: real mean and spread, simulated value, error, goal met; the
+    simulator's own spread over `replicates` (the metrics of `sim` and of its replicates,
+    the cluster's randomness from other streams; NaN without); and the error of each of
+    `others` (name -> the metrics of another simulation) as `error_NAME`."""
     others = others or {}
     rows = []
     for metric in sim:
-        values = np.array([r[metric] for r in real], dtype=np.float64)
-        mean = float(values.mean())
-        spread = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        mean, spread_shown = _mean_spread([r[metric] for r in real], _unit(metric))
         unit = _unit(metric)
-        spread_shown = spread * 100 if unit == "pp" else (spread / mean * 100 if mean else math.nan)
         error = _error(sim[metric], mean, unit)
+        sim_spread = _mean_spread([r[metric] for r in replicates or []], unit)[1]
         row = {
             "metric": metric,
             "real_mean": mean,
             "real_spread": spread_shown,
             "simulated": sim[metric],
+            "simulated_spread": sim_spread,
             "error": error,
             "unit": unit,
             "goal_met": goal_met(metric, error, spread_shown),
@@ -266,6 +271,7 @@ def fidelity_table(
         "real_mean": share,
         "real_spread": spread,
         "simulated": 1.0,
+        "simulated_spread": math.nan,  # plans are compared with DIR/sim only
         "error": (share - 1.0) * 100,
         "unit": "pp",
         "goal_met": share >= SAME_PLAN_GOAL,
@@ -274,6 +280,19 @@ def fidelity_table(
         row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
     rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _mean_spread(values: list[float], unit: str) -> tuple[float, float]:
+    """Mean and spread (sample std: percentage points for shares, else % of the mean; NaN
+    for fewer than two values)."""
+    array = np.array(values, dtype=np.float64)
+    if not len(array):
+        return math.nan, math.nan
+    mean = float(array.mean())
+    spread = float(array.std(ddof=1)) if len(array) > 1 else math.nan
+    if unit == "pp":
+        return mean, spread * 100
+    return mean, (spread / abs(mean) * 100 if mean else math.nan)
 
 
 def held_out_errors(simulated: dict, real: dict) -> dict[str, float]:
@@ -313,21 +332,26 @@ def markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
         f"## {title}",
         "",
         *([note, ""] if note else []),
-        "| metric | real mean | real spread | simulated | error | goal met |"
+        "| metric | real mean | real spread | simulated | simulated spread | error | goal met |"
         + "".join(f" {c.replace('_', ' ')} |" for c in others),
-        "|---|---|---|---|---|---|" + "---|" * len(others),
+        "|---|---|---|---|---|---|---|" + "---|" * len(others),
     ]
     for r in table.to_dict("records"):
         met = r["goal_met"]
         met = "" if met is None or met != met else ("yes" if met else "no")
         line = (
-            f"| {r['metric']} | {r['real_mean']:.4g} | ±{round(r['real_spread'], 6):.3g} "
-            f"{r['unit']} | {r['simulated']:.4g} | {r['error']:+.2f} {r['unit']} | {met} |"
+            f"| {r['metric']} | {r['real_mean']:.4g} | {_spread_text(r['real_spread'], r['unit'])} "
+            f"| {r['simulated']:.4g} | {_spread_text(r['simulated_spread'], r['unit'])} "
+            f"| {r['error']:+.2f} {r['unit']} | {met} |"
         )
         for c in others:
             line += f" {r[c]:+.2f} {r['unit']} |" if r[c] == r[c] else " |"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _spread_text(spread: float, unit: str) -> str:
+    return f"±{round(spread, 6):.3g} {unit}" if spread == spread else ""
 
 
 def plot_overlay(real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, path: Path, title: str):
@@ -382,13 +406,16 @@ def run_validation(
     reuse_real: bool = False,
     compare_overheads: str | dict | None = None,
     compare_served_latency: str | None = None,
+    sim_repeats: int = SIM_REPEATS,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
     without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
     report in `out_dir`; with `compare_overheads` (the same kinds) and/or
     `compare_served_latency` (another validation's served_latency.csv), one more simulation
     with those hops and service times (DIR/sim-compared; the other's measured in other runs,
-    it is out of sample), its errors in their own column (error_compared)."""
+    it is out of sample), its errors in their own column (error_compared). `sim_repeats`
+    simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
+    simulator's own spread (`simulated_spread`)."""
     from experiments.inputs import resolve_trace
     from simulator.run import run_simulation
 
@@ -406,9 +433,16 @@ def run_validation(
 
     simulated: list[str] = []
 
-    def simulate(overheads_ms: dict, folder: str | None = None, base: Bundle = bundle):
+    def simulate(
+        overheads_ms: dict, folder: str | None = None, base: Bundle = bundle, replicate: int = 0
+    ):
         sim = run_simulation(
-            with_overheads(base, overheads_ms), trace, setup.policy, config, setup.options
+            with_overheads(base, overheads_ms),
+            trace,
+            setup.policy,
+            config,
+            setup.options,
+            replicate=replicate,
         )
         if folder is None:
             return sim
@@ -441,6 +475,10 @@ def run_validation(
     applied = applied_overheads(overheads, bundle, measured)
     sim = simulate(applied, "sim")
     names = bundle.model_names
+    replicates = [run_metrics(sim.queries, sim.summary, names)]
+    for k in range(1, sim_repeats):
+        other = simulate(applied, replicate=k)
+        replicates.append(run_metrics(other.queries, other.summary, names))
     others = {"no_overhead": run_metrics(base.queries, base.summary, names)}
     if applied != measured:  # the in-sample comparison too
         in_sample = simulate(measured, "sim-measured-overheads")
@@ -461,6 +499,7 @@ def run_validation(
         run_metrics(sim.queries, sim.summary, names),
         [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
         others,
+        replicates,
     )
     held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
     held_out.unlink(missing_ok=True)
@@ -501,6 +540,12 @@ def run_validation(
     hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
     simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
     parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
+    if sim_repeats > 1:
+        parts.append(
+            f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "
+            "worker choices, mix draws and hops come from other random streams (the same "
+            "trace, seed and policy)."
+        )
     if compared is not None:
         hops_source = _source(overheads if compare_overheads is None else compare_overheads)
         text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"

@@ -41,9 +41,11 @@ class RawRun:
     policy_name: str
 
 
-def stream_seed(seed: int, stream: int) -> int:
-    """A 64-bit seed for one purpose derived from the master seed."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0])
+def stream_seed(seed: int, stream: int, replicate: int = 0) -> int:
+    """A 64-bit seed for one purpose derived from the master seed; `replicate` k > 0 gives
+    the purpose another stream (the k-th replicate of a run's randomness)."""
+    entropy = [seed, stream] if replicate == 0 else [seed, stream, replicate]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
 def simulate(
@@ -54,11 +56,14 @@ def simulate(
     config: SimConfig,
     progress: ProgressCallback | None = None,
     n_chunks: int = 100,
+    replicate: int = 0,
 ) -> RawRun:
     """Replay a trace (sorted arrival times, prompt ids) through the cluster under a policy.
 
     The run ends when every query finished, or at last arrival + late_factor x SLO (queries
-    still unfinished then are dropped by definition).
+    still unfinished then are dropped by definition). `replicate` k > 0 draws the cluster's
+    randomness (worker choice, mix draws, service noise, hops) from another stream, the same
+    trace, policy and seed otherwise: the simulator's own run-to-run spread.
     """
     arrival_s = np.asarray(arrival_s, dtype=np.float64)
     prompt_idx = np.asarray(prompt_idx, dtype=np.int64)
@@ -70,7 +75,7 @@ def simulate(
         policy,
         arrival_s,
         prompt_idx,
-        stream_seed(config.seed, SEED_STREAM_DISPATCH),
+        stream_seed(config.seed, SEED_STREAM_DISPATCH, replicate),
     )
     controller = Controller(cluster, policy, config)
     controller.initial_plan()

@@ -54,14 +54,25 @@ def run_simulation(
     policy_options: Mapping[str, object] | None = None,
     progress: ProgressCallback | None = None,
     bundle_hash: str | None = None,
+    replicate: int = 0,
 ) -> RunOutput:
-    """Simulate `trace` on `bundle` under the named policy; policies must be registered."""
+    """Simulate `trace` on `bundle` under the named policy; policies must be registered.
+    `replicate` k > 0: the cluster's randomness from another stream (`engine.simulate`),
+    recorded in the summary."""
     if len(trace) == 0:
         raise TraceError(f"{trace.name or 'trace'}: empty trace")
     validate_prompt_ids(trace, bundle.n_prompts, trace.name or "trace")
     options = dict(policy_options or {})
     policy = build_policy(bundle, policy_name, config, options)
-    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config, progress=progress)
+    raw = simulate(
+        bundle,
+        trace.arrival_s,
+        trace.prompt_idx,
+        policy,
+        config,
+        progress=progress,
+        replicate=replicate,
+    )
     queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
     resolved = {"policy": policy_name, "policy_options": options, "sim": config.to_dict()}
     summary["hashes"] = {
@@ -72,5 +83,7 @@ def run_simulation(
     }
     summary["bundle"] = bundle.name
     summary["trace"] = trace.name
+    if replicate:
+        summary["replicate"] = replicate
     resolved["hashes"] = summary["hashes"]
     return RunOutput(queries, timeseries, summary, resolved, raw)

@@ -298,6 +298,7 @@ def test_a_valid_request_parses_with_defaults():
         (["serve", "--workers", "0"], "--workers"),
         (["serve", "--option", "planner=faithful", "--option", "spare=keep"], "spare"),
         (["validate", "--out", "x", "--repeats", "0"], "--repeats"),
+        (["validate", "--out", "x", "--sim-repeats", "0"], "--sim-repeats 0"),
         (["validate", "--out", "x", "--overheads", "fast"], "--overheads 'fast'"),
         (["validate", "--out", "x", "--compare-overheads", "fast"], "--compare-overheads 'fast'"),
         (

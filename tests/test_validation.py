@@ -43,11 +43,12 @@ def bundle():
     return resolve_bundle("default")
 
 
-def simulate(bundle, overheads: dict, trace: str = TRACE, config: SimConfig = CONFIG):
+def simulate(
+    bundle, overheads: dict, trace: str = TRACE, config: SimConfig = CONFIG, replicate: int = 0
+):
     b = with_overheads(bundle, overheads)
-    return run_simulation(
-        b, resolve_trace(trace, b, config.seed), "static-cascade", config, OPTIONS
-    )
+    trace = resolve_trace(trace, b, config.seed)
+    return run_simulation(b, trace, "static-cascade", config, OPTIONS, replicate=replicate)
 
 
 def test_overheads_delay_each_hop_by_their_value_and_default_to_none(bundle):
@@ -75,6 +76,21 @@ def test_a_hop_with_a_p95_is_lognormal_and_reproducible(bundle):
     assert np.median(extra) == pytest.approx(0.030, rel=0.1)
     assert np.percentile(extra, 95) == pytest.approx(0.090, rel=0.15)
     assert extra.min() > 0 and extra.max() > 0.120
+
+
+def test_a_replicate_redraws_the_simulators_randomness_only(bundle):
+    """The simulator's own spread: a replicate draws worker choices, mix draws and hops from
+    another stream; the trace, seed and plans stay. With nothing random (jsq, quantile
+    thresholds, deterministic service, no hop spread) replicates are identical: spread 0."""
+    fixed = [simulate(bundle, {}, replicate=k) for k in (0, 1)]
+    pd.testing.assert_frame_equal(fixed[0].queries, fixed[1].queries)
+    assert "replicate" not in fixed[0].summary and fixed[1].summary["replicate"] == 1
+    overheads = {"dispatch_overhead_ms": 30.0, "dispatch_overhead_p95_ms": 90.0}
+    runs = [simulate(bundle, overheads, replicate=k).queries for k in (0, 0, 2)]
+    pd.testing.assert_frame_equal(runs[0], runs[1])  # replicate 0 is the run itself
+    assert (runs[0].latency_s != runs[2].latency_s).mean() > 0.9  # other hop draws
+    for column in ("arrival_s", "prompt_id", "final_model", "bypassed", "escalated"):
+        pd.testing.assert_series_equal(runs[0][column], runs[2][column])
 
 
 def stack_queries(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -195,6 +211,15 @@ def test_fidelity_table_errors_and_goals():
     assert table.loc["slo_violation_ratio", "goal_met"]
     assert table.loc["same_plan_share", "real_mean"] == pytest.approx(0.9)
     assert table.loc["same_plan_share", "goal_met"]
+    assert table["simulated_spread"].isna().all()  # no replicates given
+    replicates = [sim, {**sim, "p50_latency_s": 1.355, "slo_violation_ratio": 0.155}]
+    spread = fidelity_table(real, sim, [1.0], replicates=replicates).set_index("metric")
+    assert spread.loc["p50_latency_s", "simulated_spread"] == pytest.approx(
+        np.std([1.155, 1.355], ddof=1) / 1.255 * 100  # % of the replicates' mean
+    )
+    assert spread.loc["slo_violation_ratio", "simulated_spread"] == pytest.approx(1.414214)  # pp
+    assert spread.loc["p99_latency_s", "simulated_spread"] == 0.0
+    assert np.isnan(spread.loc["same_plan_share", "simulated_spread"])
 
 
 def _plan_rows(labels: list[str], light_workers: list[int]) -> pd.DataFrame:
@@ -446,6 +471,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         "real_mean",
         "real_spread",
         "simulated",
+        "simulated_spread",
         "error",
         "unit",
         "goal_met",
@@ -462,3 +488,5 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     overheads = json.loads((tmp_path / "overheads.json").read_text())
     assert 0 < overheads["dispatch_overhead_ms"] < 2000
     assert (tmp_path / "timeseries.png").stat().st_size > 10_000
+    inputs = pd.read_csv(tmp_path / "plan_inputs.csv")  # the real run recorded its inputs
+    assert inputs["real_queue_estimate_SDXL-Lightning"].notna().all()
