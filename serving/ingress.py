@@ -83,7 +83,6 @@ class Ingress:
         self.sent = [0] * config.n_workers  # outstanding queries per worker slot
         self.serving = [0] * config.n_workers  # of those, in service (as the answers tell)
         self.down: set[int] = set()  # slots whose replica died, until it answers again
-        self.batch = [1] * self.n_models
         self.plan_changed = asyncio.Event()
         self.plans: list[dict] = []
         self.estimates: list[tuple] = []  # the controller's (wall time, qps, queue per model)
@@ -111,9 +110,6 @@ class Ingress:
         for w, m in enumerate(slots):
             if m != NO_MODEL:
                 self.workers_of[m].append(w)
-        self.batch = [1] * self.n_models
-        for name, size in plan.batch_size.items():
-            self.batch[index(name)] = int(size)
         self.busy_s += swap_load_s
         applied = time.time()
         demand = self.estimates[-1][1] if self.estimates else 0.0

@@ -247,8 +247,8 @@ def fidelity_table(
     others = others or {}
     rows = []
     for metric in sim:
-        mean, spread_shown = _mean_spread([r[metric] for r in real], _unit(metric))
         unit = _unit(metric)
+        mean, spread_shown = _mean_spread([r[metric] for r in real], unit)
         error = _error(sim[metric], mean, unit)
         sim_spread = _mean_spread([r[metric] for r in replicates or []], unit)[1]
         row = {

@@ -179,7 +179,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
         while not worker.status()["loaded"]:
             await asyncio.sleep(0.01)
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
-        ing.handles, ing.workers_of, ing.batch = [_Direct(worker)], [[0]], [2]
+        ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
         ing.sent, ing.serving, ing.down = [0], [0], set()
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         start = time.time()
