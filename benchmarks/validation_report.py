@@ -199,7 +199,10 @@ def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], list[list[int]
         judged = metric in goals
         if metric == "same_plan_share":
             ok = judged and bool(r.goal_met)
-            cells.append(f"{r.real_mean * 100:.0f}%" + (said(ok) if judged else ""))
+            text = f"{r.real_mean * 100:.0f}%" + (said(ok) if judged else "")
+            if "same_plan_thresholds_share" in rows.index:  # reported, no verdict
+                text += f" (thresholds too: {rows.loc['same_plan_thresholds_share'].real_mean:.0%})"
+            cells.append(text)
             for count, shown in zip(counts, present):
                 count[0] += ok and shown
             continue
@@ -256,7 +259,9 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "and the simulator's own (`sim`: over the simulation and its replicates, whose "
             "worker choices, mix draws and hops come from other random streams), "
             "whether it meets the goal (|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the "
-            "spread, the same plan in >= 90% of plan epochs; the hops are fitted on the runs "
+            "spread, the same plan, flow and workers, in >= 90% of plan epochs, with the "
+            "share whose thresholds agree too beside it, without a verdict; the hops are "
+            "fitted on the runs "
             "they are compared with); then, out of sample, the error with held-out hops (each "
             "real run against a simulation with the hops of the other runs, the mean over the "
             "runs), with held-out hops and service times (the latency profile as the other "

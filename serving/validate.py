@@ -54,6 +54,7 @@ GOALS = {  # metric -> (limit, unit) of |error|
     "slo_violation_ratio": (1.0, "pp"),
 }
 SAME_PLAN_GOAL = 0.9
+PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
 OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
 
 
@@ -75,27 +76,36 @@ def run_metrics(queries: pd.DataFrame, summary: dict, model_names) -> dict:
     return row
 
 
-def same_plan_share(real_ts: pd.DataFrame, sim_ts: pd.DataFrame, plan_interval_s: float) -> float:
+def same_plan_share(
+    real_ts: pd.DataFrame, sim_ts: pd.DataFrame, plan_interval_s: float, thresholds: bool = False
+) -> float:
     """Share of plan epochs (consecutive plan intervals from t = 0) in which both runs had the
     same plan: the same flow (label) and the same workers per model in force for most of the
-    epoch's seconds (`epoch_plans`)."""
+    epoch's seconds (`epoch_plans`); with `thresholds`, the same router and discriminator
+    ratios too."""
     n = min(len(real_ts), len(sim_ts))
     if not n:
         return float("nan")
-    real, sim = (epoch_plans(ts, n, plan_interval_s) for ts in (real_ts, sim_ts))
+    real, sim = (epoch_plans(ts, n, plan_interval_s, thresholds) for ts in (real_ts, sim_ts))
     return float((real == sim).mean())
 
 
-def epoch_plans(ts: pd.DataFrame, n: int, plan_interval_s: float) -> pd.Series:
+def epoch_plans(
+    ts: pd.DataFrame, n: int, plan_interval_s: float, thresholds: bool = False
+) -> pd.Series:
     """Per plan epoch of the first `n` seconds, the plan in force for most of its seconds (flow
-    and workers per model; the earliest such plan on a tie). A timeseries row holds the plan
+    and workers per model, and with `thresholds` the router and discriminator ratios; the
+    earliest such plan on a tie). A timeseries row holds the plan
     in force at the row's second, and a plan takes effect at an epoch's first second: the
     simulator's at that instant, the real path's a delivery delay later (the ingress's
     `set_plan`, tens of ms), so comparing the first second alone counts each change of plan as
     a disagreement."""
     columns = ["plan"] + [c for c in ts.columns if c.startswith("workers_")]
+    plans = ts[columns].iloc[:n]
+    if thresholds:  # as floats, rounded: a run read back from CSV may hold 0.3 as 0.3 or 0
+        plans = plans.assign(**{c: ts[c].iloc[:n].astype(float).round(6) for c in PLAN_RATIOS})
     epoch = np.arange(n) // max(1, int(round(plan_interval_s)))
-    labels = ts[columns].iloc[:n].astype(str).agg("|".join, axis=1).to_numpy()
+    labels = plans.astype(str).agg("|".join, axis=1).to_numpy()
     return pd.Series(labels).groupby(epoch).agg(lambda x: x.value_counts(sort=True).index[0])
 
 
@@ -239,11 +249,14 @@ def fidelity_table(
     same_plan: list[float],
     others: dict[str, dict] | None = None,
     replicates: list[dict] | None = None,
+    same_plan_thresholds: list[float] | None = None,
 ) -> pd.DataFrame:
     """One row per metric: real mean and spread, simulated value, error, goal met; the
     simulator's own spread over `replicates` (the metrics of `sim` and of its replicates,
     the cluster's randomness from other streams; NaN without); and the error of each of
-    `others` (name -> the metrics of another simulation) as `error_NAME`."""
+    `others` (name -> the metrics of another simulation) as `error_NAME`. The same plan's
+    share is judged on flow and workers (`same_plan`, the goal fixed in session 5); with the
+    thresholds too (`same_plan_thresholds`) it is reported without a verdict."""
     others = others or {}
     rows = []
     for metric in sim:
@@ -264,21 +277,25 @@ def fidelity_table(
         for name, values in others.items():
             row[f"error_{name}"] = _error(values[metric], mean, unit)
         rows.append(row)
-    share = float(np.mean(same_plan))
-    spread = float(np.std(same_plan, ddof=1)) * 100 if len(same_plan) > 1 else float("nan")
-    row = {
-        "metric": "same_plan_share",
-        "real_mean": share,
-        "real_spread": spread,
-        "simulated": 1.0,
-        "simulated_spread": math.nan,  # plans are compared with DIR/sim only
-        "error": (share - 1.0) * 100,
-        "unit": "pp",
-        "goal_met": share >= SAME_PLAN_GOAL,
-    }
-    for name in others:
-        row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
-    rows.append(row)
+    shares = {"same_plan_share": same_plan}
+    if same_plan_thresholds is not None:
+        shares["same_plan_thresholds_share"] = same_plan_thresholds
+    for metric, values in shares.items():
+        share = float(np.mean(values))
+        spread = float(np.std(values, ddof=1)) * 100 if len(values) > 1 else float("nan")
+        row = {
+            "metric": metric,
+            "real_mean": share,
+            "real_spread": spread,
+            "simulated": 1.0,
+            "simulated_spread": math.nan,  # plans are compared with DIR/sim only
+            "error": (share - 1.0) * 100,
+            "unit": "pp",
+            "goal_met": share >= SAME_PLAN_GOAL if metric == "same_plan_share" else None,
+        }
+        for name in others:
+            row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -500,6 +517,7 @@ def run_validation(
         [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
         others,
         replicates,
+        [same_plan_share(ts, sim.timeseries, config.plan_interval_s, True) for _, ts, _ in reals],
     )
     held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
     held_out.unlink(missing_ok=True)
@@ -531,7 +549,9 @@ def run_validation(
         ):
             kept = errors[errors["latency"] == latency]
             if len(kept):
-                table[column] = [kept[m].mean() for m in table["metric"]]
+                table[column] = [
+                    kept[m].mean() if m in kept else math.nan for m in table["metric"]
+                ]
     title = (
         f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
         f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"

@@ -220,6 +220,9 @@ def test_fidelity_table_errors_and_goals():
     assert spread.loc["slo_violation_ratio", "simulated_spread"] == pytest.approx(1.414214)  # pp
     assert spread.loc["p99_latency_s", "simulated_spread"] == 0.0
     assert np.isnan(spread.loc["same_plan_share", "simulated_spread"])
+    strict = fidelity_table(real, sim, [1.0, 0.8], same_plan_thresholds=[0.6, 0.8])
+    row = strict.set_index("metric").loc["same_plan_thresholds_share"]
+    assert row["real_mean"] == pytest.approx(0.7) and row["goal_met"] is None  # reported only
 
 
 def _plan_rows(labels: list[str], light_workers: list[int]) -> pd.DataFrame:
@@ -238,6 +241,14 @@ def test_same_plan_share_is_per_epoch_majority_not_the_switch_instant():
     other.loc[11:, "workers_A"] = 3  # same flow, other workers: a different plan
     assert same_plan_share(other, sim, 5.0) == pytest.approx(2 / 3)
     assert np.isnan(same_plan_share(sim.iloc[:0], sim, 5.0))
+    # thresholds: the same flow and workers with other ratios is another plan only when asked
+    sim["router_ratio"], sim["disc_ratio"] = 0.3, 0.1 + 0.2  # 0.30000000000000004
+    late["router_ratio"], late["disc_ratio"] = 0.3, 0.3  # as a real run's CSV gives it back
+    late.loc[5:9, "router_ratio"] = 0.4  # the middle epoch's thresholds differ
+    assert same_plan_share(late, sim, 5.0) == 1.0
+    assert same_plan_share(late, sim, 5.0, thresholds=True) == pytest.approx(2 / 3)
+    zero = sim.assign(disc_ratio=0.0)  # a run whose ratio is always 0: CSV reads it back as int
+    assert same_plan_share(zero.assign(disc_ratio=0), zero, 5.0, thresholds=True) == 1.0
 
 
 def test_plan_inputs_sit_side_by_side_at_each_replan():
@@ -334,8 +345,9 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     table = run_validation(
         setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None, compare_served_latency=same
     ).set_index("metric")
-    compared = table["error_compared"].drop("same_plan_share")  # plans: DIR/sim's only
-    expected = table["error"].drop("same_plan_share")
+    plan_rows = ["same_plan_share", "same_plan_thresholds_share"]  # plans: DIR/sim's only
+    compared = table["error_compared"].drop(plan_rows)
+    expected = table["error"].drop(plan_rows)
     pd.testing.assert_series_equal(compared, expected, check_names=False)
     assert f"service times measured on the serving path in {same}" in (
         tmp_path / "fidelity.md"
@@ -464,6 +476,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         "heavy_share",
         *(f"completions_{m}" for m in bundle.model_names),
         "same_plan_share",
+        "same_plan_thresholds_share",
     ]
     assert table["metric"].tolist() == metrics
     assert list(pd.read_csv(tmp_path / "fidelity.csv").columns) == [
