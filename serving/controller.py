@@ -328,22 +328,22 @@ class ControllerThread:
     def _loop(self) -> None:
         c = self.cluster
         tick = c.config.tick_s
-        demand = None
+        estimates = None
         next_s = c.env.now + tick
         while not self.stop.wait(max(0.0, next_s - c.env.now)):
             tick_end_s = next_s
-            counters = c.refresh(demand, c.env.origin + tick_end_s)  # the tick ending there
+            counters = c.refresh(estimates, c.env.origin + tick_end_s)  # the tick ending there
             next_s += tick
             now_s = c.env.now
             result = self.controller.tick(now_s, counters)
-            demand = None
+            estimates = None
             due_s = c.env.origin + tick_end_s
             if result.restarted:  # a replay started: t = 0 of a simulation
                 next_s = self.controller.epoch_s - c.env.origin + tick
                 c.first_arrival_s = None
                 due_s = self.controller.epoch_s
             else:  # logged at the end of the tick it estimates, as the simulator's logs
-                demand = (due_s, result.demand_qps, result.queue_len)
+                estimates = (due_s, result.demand_qps, result.queue_len)
             if result.plan is not None:
                 c.apply_plan(result.plan, due_s)
             if not result.restarted:

@@ -358,8 +358,8 @@ class Ingress:
             if w is None:
                 return {"status": "requeue"}
             self.sent[w] += 1
-            if self.sent[w] == 1:  # an idle worker serves it at once
-                self.serving[w] = 1
+            if self.sent[w] == 1:  # an idle worker serves it at once (one loading a model
+                self.serving[w] = 1  # holds it: counted in service until the first answer)
             try:
                 result = await self.handles[w].remote(
                     m, self.version, prompt_id, rec["arrival_s"], image_idx
