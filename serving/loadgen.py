@@ -146,7 +146,11 @@ async def _send(client, endpoint: str, body: dict, answer: Answer, t0: float) ->
     except ValueError:
         answer.reason = f"HTTP {response.status_code}, body not JSON"
         return
-    images = payload.get("t2isim", {}).get("images") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        answer.reason = f"HTTP {response.status_code}, body not a JSON object"
+        return
+    extra = payload.get("t2isim")
+    images = extra.get("images") if isinstance(extra, dict) else None
     if not images:
         answer.reason = f"HTTP {response.status_code}: {payload.get('error', payload)}"
         return

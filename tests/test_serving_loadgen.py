@@ -39,11 +39,14 @@ MODEL = "SDXL-Lightning"
 
 
 def stub_outcome(prompt_id: int) -> str:
-    """What the stub does with a prompt: drop, fail with a 500, or serve."""
+    """What the stub does with a prompt: drop, fail with a 500, answer JSON that is not an
+    object, or serve."""
     if prompt_id % 3 == 0:
         return "dropped"
     if prompt_id % 7 == 0:
         return "error"
+    if prompt_id % 5 == 0:
+        return "not-object"
     return "done"
 
 
@@ -57,7 +60,7 @@ class Stub(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def _json(self, code: int, body: dict) -> None:
+    def _json(self, code: int, body: dict | list) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -115,6 +118,9 @@ class Stub(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if outcome == "not-object":
+            self._json(200, ["a list"])
+            return
         time.sleep(SERVICE_S)
         done = time.time()
         image = {
@@ -154,8 +160,10 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     queries = pd.read_parquet(tmp_path / "run" / "queries.parquet")
     assert len(queries) == summary["arrivals"] == len(trace) == 40
     assert summary["ok"] == expected.count("done")  # 50 ms service, 1 s SLO: all in time
-    assert summary["drops"] == expected.count("dropped") + expected.count("error")
-    assert summary["failed"] == expected.count("error")
+    failed = expected.count("error") + expected.count("not-object")
+    assert expected.count("error") and expected.count("not-object")  # both cases in the trace
+    assert summary["drops"] == expected.count("dropped") + failed
+    assert summary["failed"] == failed
     assert summary["swap_s"] == {  # the parts: means over the swaps that logged them
         MODEL: {"count": 2, "mean_s": 3.0, "reconfigure_mean_s": 0.25, "batch_wait_mean_s": 1.0}
     }
@@ -163,6 +171,7 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
         k: v
         for k, v in (
             ("HTTP 500, body not JSON", expected.count("error")),
+            ("HTTP 200, body not a JSON object", expected.count("not-object")),
             ("drop rule", expected.count("dropped")),
         )
         if v
