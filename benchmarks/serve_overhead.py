@@ -4,7 +4,7 @@ with the emulated backend at near-zero latency (time scale 0.001: SDXL-Lightning
 SD3.5-Large-Turbo 1.3 ms per image; router and discriminator costs 0).
 
     python benchmarks/serve_overhead.py [--rates 25,50,100,200] [--seconds 10] [--workers 16]
-                                        [--dispatch p2c|jsq|random] [--lean-serve]
+                                        [--dispatch p2c|jsq|random] [--serve-stack lean]
 
 A static cascade SDXL-Lightning -> SD3.5-Large-Turbo (r = 0.2, c = 0.3) on a local Ray cluster;
 one constant-rate replay per rate (the load generator on the same machine). Overhead of a query
@@ -44,18 +44,6 @@ PARTS = (  # (part, what its processes' command lines contain), first match wins
     ("ray system", ""),  # raylet, GCS, agents, idle workers
 )
 TIME_SCALE = 1e-3
-# --lean-serve: Serve's HAProxy front (HAProxy forwards to the ingress replica's own HTTP
-# server: no Python proxy, no per-request call back to it for the body) and less background
-# work (controller loop 1 s instead of 0.1 s, cached metrics exported every 2 s instead of
-# 0.1 s, no autoscaling metrics on handles, no Ray task events); set before Ray starts, so
-# every Ray process inherits them
-LEAN_SERVE_ENV = {
-    "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1",
-    "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "2000",
-    "RAY_SERVE_COLLECT_AUTOSCALING_METRICS_ON_HANDLE": "0",
-    "RAY_task_events_report_interval_ms": "0",
-}
 GOAL_P99_MS = 20.0
 REFERENCE_QPS = 100
 
@@ -107,10 +95,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--dispatch", default="p2c", help="worker choice within a model")
-    parser.add_argument("--lean-serve", action="store_true", help="see LEAN_SERVE_ENV")
+    parser.add_argument("--serve-stack", default="default", help="default or lean (serving.stack)")
     args = parser.parse_args()
-    if args.lean_serve:
-        os.environ.update(LEAN_SERVE_ENV)  # this process only; Ray starts below
     rates = [int(r) for r in args.rates.split(",")]
     setup = ServeSetup(
         "default",
@@ -124,6 +110,7 @@ def main() -> None:
             "disc_cost_s": 0.0,
         },
         dispatch=args.dispatch,
+        stack=args.serve_stack,
     )
     bundle, _, _ = setup.build()
     with socket.socket() as s:

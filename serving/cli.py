@@ -60,6 +60,13 @@ Discriminator = Annotated[
         "discriminator.pt of the work folder holding the bundle)."
     ),
 ]
+ServeStackName = Annotated[
+    str,
+    typer.Option(
+        help="Ray Serve's own configuration: default (as shipped) or lean (Serve's HAProxy "
+        "front, less background work; see serving/stack.py)."
+    ),
+]
 
 
 def _serve_setup(
@@ -71,6 +78,7 @@ def _serve_setup(
     option: Option = None,
     backend: Backend = "emulated",
     discriminator: Discriminator = None,
+    serve_stack: ServeStackName = "default",
 ) -> ServeSetup:
     """The checked `ServeSetup` of the options serve and validate share (every input error
     before Ray starts)."""
@@ -83,6 +91,7 @@ def _serve_setup(
         backend,
         dispatch,
         None if discriminator is None else str(discriminator),
+        serve_stack,
     )
     setup.build()
     return setup

@@ -24,6 +24,7 @@ import ray
 from ray import serve
 
 from serving.setup import worker_app
+from serving.stack import serve_stack
 from serving.workers import Worker, worker_actor_options
 from simulator import controller as sim_controller
 from simulator.controller import PlanRecord
@@ -177,7 +178,9 @@ class LiveCluster:
         self.ingress = ingress
         self.n_models = len(bundle.model_names)
         self.models = setup.models(bundle, policy, config)
-        self.actor_options = worker_actor_options(self.models)
+        self.actor_options = serve_stack(setup.stack).replica_options(
+            worker_actor_options(self.models)
+        )
         self.code_version = f"t2isim-worker-{uuid.uuid4().hex}"
         self.first_arrival_s: float | None = None
         self.plan: Plan | None = None

@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse
 from serving.dispatch import choose_replica
 from serving.requests import EPOCH, GENERATIONS, STATE, RequestError, parse_request
 from serving.setup import SERVE_LOGGING, ServeSetup, worker_app
+from serving.stack import serve_stack
 from serving.workers import MAX_ONGOING
 from simulator.cluster import STAGE_ESCALATED, STAGE_FINAL, STAGE_OPEN
 from simulator.core import ACCEPT, NO_MODEL, PlanState
@@ -46,12 +47,13 @@ from simulator.policy import Plan
 
 MAX_RETRIES = 2  # resends of a query whose worker's replica died
 REVIVE_WAIT_S = 0.2  # between asks of a worker whose replica died
+INGRESS_ACTOR_OPTIONS = {"num_cpus": 0.1}
 REPLICA_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError")
 
 
 @serve.deployment(
     max_ongoing_requests=MAX_ONGOING,
-    ray_actor_options={"num_cpus": 0.1},
+    ray_actor_options=INGRESS_ACTOR_OPTIONS,
     logging_config=SERVE_LOGGING,
 )
 class Ingress:
@@ -426,4 +428,5 @@ def _error(exc: RequestError) -> JSONResponse:
 
 def ingress_app(setup: ServeSetup):
     """The ingress application (one replica: it owns the live counters)."""
-    return Ingress.options(num_replicas=1).bind(setup.to_dict())
+    actor_options = serve_stack(setup.stack).replica_options(INGRESS_ACTOR_OPTIONS)
+    return Ingress.options(num_replicas=1, ray_actor_options=actor_options).bind(setup.to_dict())

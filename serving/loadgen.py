@@ -372,7 +372,12 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
         plan_delay_s=plan_delays(after["plans"], origin_s),
     )
     resolved["hashes"] = summary["hashes"]
-    resolved["serving"] = {"url": url, "backend": setup.backend, "dispatch": setup.dispatch}
+    resolved["serving"] = {
+        "url": url,
+        "backend": setup.backend,
+        "dispatch": setup.dispatch,
+        "stack": setup.stack,
+    }
     batches = served_batches(answers, origin_s, bundle.model_names)
 
     def write_batches(staging: Path) -> None:

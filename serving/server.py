@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
+from serving.stack import serve_stack
 from simulator.errors import InputError, RunFailure
 
 
@@ -44,6 +45,7 @@ class ServeSession:
         from serving.ingress import ingress_app
 
         bundle, policy, config = self.setup.build()  # input errors before Ray starts
+        stack = serve_stack(self.setup.stack)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.owns_ray = not ray.is_initialized()
         try:
@@ -56,6 +58,7 @@ class ServeSession:
                     num_cpus=self.num_cpus or os.cpu_count(),
                     include_dashboard=False,
                     log_to_driver=False,
+                    _system_config=dict(stack.system_config) or None,  # ray.init adds to it
                 )
         except ConnectionError as exc:
             raise InputError(f"--ray-address {self.ray_address!r}: {exc}") from None
@@ -63,6 +66,7 @@ class ServeSession:
             serve.start(
                 http_options={"host": self.host, "port": self.port},
                 logging_config=SERVE_LOGGING,
+                controller_options=stack.controller_options(),
             )
             ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
             cluster = LiveCluster(self.setup, bundle, policy, config, ingress)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from serving.dispatch import DISPATCH_MODES
+from serving.stack import serve_stack
 from simulator.config import SimConfig, field_label
 from simulator.errors import InputError
 
@@ -52,6 +53,7 @@ class ServeSetup:
     backend: str = "emulated"
     dispatch: str = "p2c"
     discriminator: str | None = None  # diffusers: checkpoint (default: next to the bundle)
+    stack: str = "default"  # Ray Serve's own configuration (`serving.stack`)
 
     @property
     def config(self) -> SimConfig:
@@ -66,6 +68,7 @@ class ServeSetup:
             "backend": self.backend,
             "dispatch": self.dispatch,
             "discriminator": self.discriminator,
+            "stack": self.stack,
         }
 
     @classmethod
@@ -79,6 +82,7 @@ class ServeSetup:
             data.get("backend", defaults.backend),
             data.get("dispatch", defaults.dispatch),
             data.get("discriminator"),
+            data.get("stack", defaults.stack),
         )
 
     def build(self):
@@ -114,6 +118,7 @@ class ServeSetup:
             raise InputError(
                 f"--dispatch {self.dispatch!r}: expected one of {', '.join(DISPATCH_MODES)}"
             )
+        serve_stack(self.stack)
         if self.backend not in BACKENDS:
             raise InputError(f"--backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
         self.models(bundle, policy, config)

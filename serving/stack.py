@@ -1,0 +1,73 @@
+"""Ray Serve's own configuration for a serving run (its "stack"), given to Ray's processes
+through their runtime environments and Ray's system config, never through this process's
+environment (a variable set here would outlive the run and leak into the next one).
+
+- default: Serve as shipped (a Python HTTP proxy per node, controller loop 0.1 s).
+- lean: Serve's HAProxy front (HAProxy forwards to the ingress replica's own HTTP server: no
+  Python proxy, no per-request call back to it for the body) and less background work —
+  controller loop 1 s, cached metrics exported every 2 s instead of 0.1 s, no autoscaling
+  metrics on handles (nothing here autoscales), no Ray task events. Measured by
+  `benchmarks/serve_overhead.py --serve-stack lean` (see results/VALIDATION.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simulator.errors import InputError
+
+_LESS_METRICS = {
+    "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "2000",
+    "RAY_SERVE_COLLECT_AUTOSCALING_METRICS_ON_HANDLE": "0",
+}
+_HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}  # read by the controller and the ingress replica
+# the controller waits this long for HAProxy to notice a stopping ingress replica before it
+# stops it (Serve's default, 30 s, made every lean run's shutdown 25 s longer; the ingress
+# replica here stops only at the end of a run, when HAProxy is stopped too)
+_INGRESS_DRAIN = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
+
+
+@dataclass(frozen=True)
+class ServeStack:
+    name: str
+    controller_env: dict = field(default_factory=dict)  # Serve's controller and its proxies
+    replica_env: dict = field(default_factory=dict)  # the ingress's and workers' replicas
+    system_config: dict = field(default_factory=dict)  # a local Ray cluster the run starts
+
+    def controller_options(self) -> dict | None:
+        """`serve.start(controller_options=...)` (None: Serve's defaults)."""
+        if not self.controller_env:
+            return None
+        return {"runtime_env": {"env_vars": dict(self.controller_env)}}
+
+    def replica_options(self, actor_options: dict) -> dict:
+        """`actor_options` (a replica's `ray_actor_options`) with this stack's environment."""
+        if not self.replica_env:
+            return dict(actor_options)
+        return {**actor_options, "runtime_env": {"env_vars": dict(self.replica_env)}}
+
+
+SERVE_STACKS = {
+    "default": ServeStack("default"),
+    "lean": ServeStack(
+        "lean",
+        controller_env={
+            **_HAPROXY,
+            **_INGRESS_DRAIN,
+            "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1",
+            **_LESS_METRICS,
+        },
+        replica_env={**_HAPROXY, **_LESS_METRICS},
+        system_config={"task_events_report_interval_ms": 0},
+    ),
+}
+
+
+def serve_stack(name: str) -> ServeStack:
+    """The stack called `name`; an unknown name is an input error."""
+    try:
+        return SERVE_STACKS[name]
+    except KeyError:
+        raise InputError(
+            f"--serve-stack {name!r}: expected one of {', '.join(SERVE_STACKS)}"
+        ) from None

@@ -1,0 +1,96 @@
+"""Ray Serve's stack (serving.stack): where each setting goes, an unknown name refused before
+Ray starts, and the lean stack serving end to end with HAProxy in front while this process's
+environment stays untouched."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from serving.setup import ServeSetup
+from serving.stack import SERVE_STACKS, serve_stack
+from simulator.errors import InputError
+
+LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
+OPTIONS = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
+
+
+def test_default_stack_changes_nothing():
+    stack = serve_stack("default")
+    assert stack.controller_options() is None
+    assert stack.system_config == {}
+    assert stack.replica_options({"num_cpus": 1}) == {"num_cpus": 1}
+
+
+def test_lean_stack_reaches_controller_replicas_and_ray():
+    stack = serve_stack("lean")
+    env = stack.controller_options()["runtime_env"]["env_vars"]
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"  # the controller starts HAProxy
+    assert env["RAY_SERVE_CONTROL_LOOP_INTERVAL_S"] == "1"
+    options = stack.replica_options({"num_cpus": 0.1})
+    assert options["num_cpus"] == 0.1
+    # the ingress replica must know too: it then serves HTTP itself, behind HAProxy
+    assert options["runtime_env"]["env_vars"]["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert stack.system_config == {"task_events_report_interval_ms": 0}
+    assert all(isinstance(v, str) for s in SERVE_STACKS.values() for v in s.controller_env.values())
+
+
+def test_unknown_stack_is_an_input_error_before_ray_starts():
+    with pytest.raises(InputError, match="--serve-stack 'fast': expected one of default, lean"):
+        ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="fast").build()
+
+
+def test_setup_round_trip_keeps_the_stack_and_old_setups_read_as_default():
+    setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="lean")
+    assert ServeSetup.from_dict(setup.to_dict()) == setup
+    old = {k: v for k, v in setup.to_dict().items() if k != "stack"}
+    assert ServeSetup.from_dict(old).stack == "default"
+
+
+def ray_processes() -> dict[str, bytes]:
+    """Command line -> environment block of each readable process of this user."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            found[command] = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_lean_stack_serves_a_replay_behind_haproxy(tmp_path):
+    pytest.importorskip("ray.serve")
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc to see Ray's processes")
+    from serving.loadgen import run_loadgen
+    from serving.server import ServeSession
+
+    setup = ServeSetup(
+        "default",
+        "static-cascade",
+        OPTIONS,
+        {"n_workers": 2, "slo_s": 3.0, "time_scale": 0.1},
+        stack="lean",
+    )
+    environ = dict(os.environ)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with ServeSession(setup, port=port, num_cpus=2) as session:
+        processes = ray_processes()
+        assert any(c.split()[0].endswith("/haproxy") for c in processes)  # HAProxy in front
+        for name in ("ServeController", "ServeReplica:t2isim:Ingress", "ServeReplica:t2isim-w0"):
+            env = next(e for c, e in processes.items() if c.startswith(f"ray::{name}"))
+            assert b"RAY_SERVE_ENABLE_HA_PROXY=1\0" in env, name
+        summary = run_loadgen("constant:rate=5,duration=2", session.url, tmp_path / "run")
+    assert summary["arrivals"] == summary["ok"] == 10
+    config = (tmp_path / "run" / "config.json").read_text()
+    assert '"stack": "lean"' in config
+    stack_keys = {k for s in SERVE_STACKS.values() for k in s.controller_env | s.replica_env}
+    added = {k for k in os.environ if k not in environ or os.environ[k] != environ[k]}
+    assert not added & stack_keys  # the stack went to Ray's processes, not to this one
