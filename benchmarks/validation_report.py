@@ -45,9 +45,11 @@ EMULATED = (
     "--bundle default --backend emulated --workers 16 --time-scale 0.1 --repeats 3 --num-cpus 2"
 )
 TINY_PROFILE = "tiny-profile"  # under DIR: bundle/ and discriminator.pt of `profile all --tiny`
+# the lean Serve stack (serving.stack): Serve's own background work competes with the tiny
+# replicas for the 2 cores (an idle default stack with 16 replicas: ~40% of a core)
 TINY = (
     f"--bundle {{dir}}/{TINY_PROFILE}/bundle --backend diffusers --workers 2 --repeats 3 "
-    "--num-cpus 2 --port 8631"
+    "--num-cpus 2 --port 8631 --serve-stack lean"
 )
 STATIC = "--policy static-cascade --option light=SDXL-Lightning --option heavy=SD3.5-Large-Turbo"
 TINY_STATIC = "--policy static-cascade --option light=tiny-light --option heavy=tiny-heavy"

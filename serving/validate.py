@@ -653,8 +653,8 @@ def _real_runs(setup, trace_spec, out: Path, repeats, port, num_cpus, log) -> li
 
 def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Path]:
     """The real run folders already in `out`, checked to be replays of this policy, options,
-    trace and settings (a setting a run predates at its default); `load_s` may differ (to
-    simulate another swap cost: a real run's is its measured swaps, `swap_s` in its
+    trace, settings and serving stack (a setting a run predates at its default); `load_s` may
+    differ (to simulate another swap cost: a real run's is its measured swaps, `swap_s` in its
     summary)."""
     dirs = sorted(
         (d for d in out.glob("real-*") if (d / "summary.json").is_file()),
@@ -679,5 +679,10 @@ def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Pat
         if not same:
             raise InputError(
                 f"--reuse-real: {d} is not a replay of this policy, options, settings and trace"
+            )
+        stack = config.get("serving", {}).get("stack", "default")
+        if stack != setup.stack:
+            raise InputError(
+                f"--reuse-real: {d} was served by the {stack!r} Serve stack, not {setup.stack!r}"
             )
     return dirs

@@ -4,6 +4,7 @@ emulated validation end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import socket
@@ -382,6 +383,9 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
         run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    lean = dataclasses.replace(setup, stack="lean")  # the runs predate the stack: default
+    with pytest.raises(InputError, match="served by the 'default' Serve stack, not 'lean'"):
+        run_validation(lean, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
 
 
 def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_path):
