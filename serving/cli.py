@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import signal
+import threading
 import time
 import typing
 from collections.abc import Callable, Mapping
@@ -176,18 +178,24 @@ def serve(
         float | None, typer.Option(help="Stop after this many seconds (default: until ^C).")
     ] = None,
 ) -> None:
-    """Serve a policy on Ray Serve: POST /v1/images/generations (OpenAI images shape)."""
+    """Serve a policy on Ray Serve: POST /v1/images/generations (OpenAI images shape). Stops
+    after --duration, on ^C or on SIGTERM, shutting Serve (and a Ray it started) down."""
     from serving.server import ServeSession
 
     kill_s = parse_chaos(chaos)
+    stop = threading.Event()
     with ServeSession(
         setup, host=host, port=port, ray_address=ray_address, num_cpus=num_cpus, chaos_kill_s=kill_s
     ) as session:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init's own handler
         typer.echo(f"serving {setup.policy} at {session.url}/v1/images/generations", err=True)
         end = None if duration is None else time.monotonic() + duration
-        while end is None or time.monotonic() < end:
-            time.sleep(0.5)
+        reported = 0
+        while not stop.wait(0.5) and (end is None or time.monotonic() < end):
             session.check()
+            for at_s, model in session.controller.killed[reported:]:
+                typer.echo(f"chaos: killed a {model} worker's replica at {at_s:.1f} s", err=True)
+                reported += 1
 
 
 def loadgen(

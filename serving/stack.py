@@ -12,6 +12,7 @@ environment (a variable set here would outlive the run and leak into the next on
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 from simulator.errors import InputError
@@ -33,12 +34,17 @@ class ServeStack:
     controller_env: dict = field(default_factory=dict)  # Serve's controller and its proxies
     replica_env: dict = field(default_factory=dict)  # the ingress's and workers' replicas
     system_config: dict = field(default_factory=dict)  # a local Ray cluster the run starts
+    # controller settings that are ports, each given a free one per run (HAProxy's own
+    # listeners default to fixed ports, 9101 and 8404: a second run on the host failed)
+    port_env: tuple[str, ...] = ()
 
     def controller_options(self) -> dict | None:
-        """`serve.start(controller_options=...)` (None: Serve's defaults)."""
+        """`serve.start(controller_options=...)` (None: Serve's defaults); `port_env`'s
+        settings get free ports of this host."""
         if not self.controller_env:
             return None
-        return {"runtime_env": {"env_vars": dict(self.controller_env)}}
+        env = {**self.controller_env, **{k: str(free_port()) for k in self.port_env}}
+        return {"runtime_env": {"env_vars": env}}
 
     def replica_options(self, actor_options: dict) -> dict:
         """`actor_options` (a replica's `ray_actor_options`) with this stack's environment."""
@@ -59,8 +65,16 @@ SERVE_STACKS = {
         },
         replica_env={**_HAPROXY, **_LESS_METRICS},
         system_config={"task_events_report_interval_ms": 0},
+        port_env=("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT"),
     ),
 }
+
+
+def free_port() -> int:
+    """A TCP port free on every interface now (HAProxy binds its listeners on all of them)."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
 
 
 def serve_stack(name: str) -> ServeStack:

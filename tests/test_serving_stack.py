@@ -4,8 +4,14 @@ environment stays untouched."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,7 @@ from serving.stack import SERVE_STACKS, serve_stack
 from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
+HAPROXY_FIXED_PORTS = (9101, 8404)  # HAProxy's metrics and stats listeners by default
 OPTIONS = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
 
 
@@ -30,6 +37,8 @@ def test_lean_stack_reaches_controller_replicas_and_ray():
     env = stack.controller_options()["runtime_env"]["env_vars"]
     assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"  # the controller starts HAProxy
     assert env["RAY_SERVE_CONTROL_LOOP_INTERVAL_S"] == "1"
+    ports = [int(env[f"RAY_SERVE_HAPROXY_{k}_PORT"]) for k in ("METRICS", "STATS")]
+    assert all(1024 <= p < 65536 for p in ports)  # free ones, not HAProxy's fixed 9101 / 8404
     options = stack.replica_options({"num_cpus": 0.1})
     assert options["num_cpus"] == 0.1
     # the ingress replica must know too: it then serves HTTP itself, behind HAProxy
@@ -63,12 +72,12 @@ def ray_processes() -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_lean_stack_serves_a_replay_behind_haproxy(tmp_path):
+def test_lean_stack_serves_a_replay_behind_haproxy_beside_another(tmp_path):
+    """HAProxy in front, the settings in the controller's and replicas' environments, none in
+    this one's; HAProxy's default ports held meanwhile, as by another lean run."""
     pytest.importorskip("ray.serve")
     if not Path("/proc/self/cmdline").exists():
         pytest.skip("needs /proc to see Ray's processes")
-    from serving.loadgen import run_loadgen
-    from serving.server import ServeSession
 
     setup = ServeSetup(
         "default",
@@ -81,9 +90,25 @@ def test_lean_stack_serves_a_replay_behind_haproxy(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    with contextlib.ExitStack() as held:
+        for fixed in HAPROXY_FIXED_PORTS:  # as another lean run on this host would
+            s = held.enter_context(socket.socket())
+            with contextlib.suppress(OSError):  # in use already: held by someone else
+                s.bind(("", fixed))
+                s.listen()
+        served(setup, port, tmp_path)
+    stack_keys = {k for s in SERVE_STACKS.values() for k in s.controller_env | s.replica_env}
+    added = {k for k in os.environ if k not in environ or os.environ[k] != environ[k]}
+    assert not added & stack_keys  # the stack went to Ray's processes, not to this one
+
+
+def served(setup: ServeSetup, port: int, tmp_path: Path) -> None:
+    from serving.loadgen import run_loadgen
+    from serving.server import ServeSession
+
     with ServeSession(setup, port=port, num_cpus=2) as session:
         processes = ray_processes()
-        assert any(c.split()[0].endswith("/haproxy") for c in processes)  # HAProxy in front
+        assert any(c.split(" ")[0].endswith("/haproxy") for c in processes)  # HAProxy in front
         for name in ("ServeController", "ServeReplica:t2isim:Ingress", "ServeReplica:t2isim-w0"):
             env = next(e for c, e in processes.items() if c.startswith(f"ray::{name}"))
             assert b"RAY_SERVE_ENABLE_HA_PROXY=1\0" in env, name
@@ -91,6 +116,43 @@ def test_lean_stack_serves_a_replay_behind_haproxy(tmp_path):
     assert summary["arrivals"] == summary["ok"] == 10
     config = (tmp_path / "run" / "config.json").read_text()
     assert '"stack": "lean"' in config
-    stack_keys = {k for s in SERVE_STACKS.values() for k in s.controller_env | s.replica_env}
-    added = {k for k in os.environ if k not in environ or os.environ[k] != environ[k]}
-    assert not added & stack_keys  # the stack went to Ray's processes, not to this one
+
+
+@pytest.mark.slow
+def test_serve_and_loadgen_commands_with_chaos_on_the_lean_stack(tmp_path):
+    """`t2isim serve --serve-stack lean --chaos kill-replica@1` and `t2isim loadgen` as a user
+    runs them: the kill is reported, every query ends in one outcome, the run names its stack."""
+    pytest.importorskip("ray.serve")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = [sys.executable, "-m", "experiments.cli"]
+    serve = [
+        *cli, "serve", "--serve-stack", "lean", "--policy", "static-cascade",
+        *(f"--option={k}={v}" for k, v in OPTIONS.items()),
+        "--workers", "4", "--time-scale", "0.1", "--slo", "3", "--num-cpus", "2",
+        "--port", str(port), "--chaos", "kill-replica@1", "--duration", "60",
+    ]  # fmt: skip
+    lines: list[str] = []
+    with subprocess.Popen(serve, stderr=subprocess.PIPE, text=True) as server:
+        reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 240
+        while not any(line.startswith("serving ") for line in lines):  # Serve is up
+            assert server.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        replay = subprocess.run(
+            [*cli, "loadgen", "constant:rate=10,duration=4", "--url", f"http://127.0.0.1:{port}",
+             "--out", str(tmp_path / "run")],
+            capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        server.terminate()  # SIGTERM: a clean stop, as at the end of --duration
+        assert server.wait(timeout=120) == 0
+        reader.join(timeout=10)
+    stderr = "".join(lines)
+    assert replay.returncode == 0, replay.stderr
+    assert "chaos: killed a SDXL-Lightning worker's replica at" in stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    outcomes = summary["ok"] + summary["timeouts"] + summary["drops"] + summary["failed"]
+    assert outcomes == summary["arrivals"] == 40
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["serving"]["stack"] == "lean"
