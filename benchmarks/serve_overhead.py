@@ -7,8 +7,10 @@ SD3.5-Large-Turbo 1.3 ms per image; router and discriminator costs 0).
                                         [--dispatch p2c|jsq|random] [--serve-stack lean]
 
 A static cascade SDXL-Lightning -> SD3.5-Large-Turbo (r = 0.2, c = 0.3) on a local Ray cluster;
-one constant-rate replay per rate (the load generator on the same machine). Overhead of a query
-= its client latency - the emulated batch-1 service time of the models it visited. Prints
+one constant-rate replay per rate (the load generator on the same machine), after a warm-up
+replay at the first rate (3 s, not measured: the first calls through fresh replicas). Overhead
+of a query = its client latency - the emulated batch-1 service time of the models it visited.
+Prints
 p50/p99 overhead per rate; the last line is `overhead_p99_ms=<at 100 qps, or the highest rate
 tried below it> max_qps=<highest rate with overhead p99 <= 20 ms and every query ok>`.
 
@@ -92,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="25,50,100,200")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup-seconds", type=float, default=3.0, help="at the first rate")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--dispatch", default="p2c", help="worker choice within a model")
@@ -121,6 +124,9 @@ def main() -> None:
         ServeSession(setup, port=port, num_cpus=args.num_cpus) as session,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        if args.warmup_seconds > 0:  # first calls through fresh replicas (not measured)
+            warmup = f"constant:rate={rates[0]},duration={args.warmup_seconds:g}"
+            run_loadgen(warmup, session.url, Path(tmp) / "warmup")
         for rate in rates:
             out = Path(tmp) / f"r{rate}"
             cpu_before = cpu_seconds_by_part()

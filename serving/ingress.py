@@ -253,6 +253,7 @@ class Ingress:
             "waited_s": 0.0,  # at the ingress: the router's cost, waits for a plan
             "visits": 0,  # stages served (1, or 2 when escalated once)
             "resends": 0,  # visits answered `resend` (its worker's model changed)
+            "retries": 0,  # sends lost with their worker's replica, sent again
             # per visit served: [worker slot, model, start_s, done_s, batch size, judged]
             "batches": [],
         }
@@ -370,6 +371,7 @@ class Ingress:
                 if type(exc).__name__ not in REPLICA_LOST:
                     raise
                 lost += 1
+                rec["retries"] += 1
                 self._mark_down(w)
                 if lost > MAX_RETRIES:
                     return {

@@ -348,7 +348,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
     queries["reason"] = [a.reason for a in answers]
     queries["hops_s"] = [hops_seconds(a) for a in answers]
-    for key in ("visits", "resends"):
+    for key in ("visits", "resends", "retries"):
         queries[key] = np.array([(a.image or {}).get(key, 0) for a in answers], dtype=np.int64)
     send_lag = np.array([a.sent_s for a in answers]) - trace.arrival_s
     resolved = {"policy": setup.policy, "policy_options": setup.options, "sim": config.to_dict()}

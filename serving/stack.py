@@ -21,6 +21,11 @@ _LESS_METRICS = {
     "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "2000",
     "RAY_SERVE_COLLECT_AUTOSCALING_METRICS_ON_HANDLE": "0",
 }
+# Serve's throughput mode in the replicas: user code and the handles' router on the replica's
+# own event loop (no thread hops per call), calls between deployments over gRPC, request-path
+# logs buffered (ingress CPU per query 5.2 -> 3.5 ms, workers 6.0 -> 4.6 at 100 QPS, session
+# 11); not in the driver, whose synchronous handles it breaks
+_THROUGHPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 _HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}  # read by the controller and the ingress replica
 # the controller waits this long for HAProxy to notice a stopping ingress replica before it
 # stops it (Serve's default, 30 s, made every lean run's shutdown 25 s longer; the ingress
@@ -63,7 +68,7 @@ SERVE_STACKS = {
             "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1",
             **_LESS_METRICS,
         },
-        replica_env={**_HAPROXY, **_LESS_METRICS},
+        replica_env={**_HAPROXY, **_LESS_METRICS, **_THROUGHPUT},
         system_config={"task_events_report_interval_ms": 0},
         port_env=("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT"),
     ),

@@ -161,15 +161,16 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
     object, ms), from the run's own timestamps: `hops_s`, a completed query's latency less the
     time the server measured it spend where the simulator models time (`serving.loadgen`). No
     simulation enters, so the queueing of either driver, and whether their plans agree, does
-    not either. Over the queries never resent: the dispatch hop is the median and 95th
-    percentile of `hops_s` for queries served by one model; for queries served by two it is
+    not either. Over the queries never sent again (resent or retried): the dispatch hop is the
+    median and 95th percentile of `hops_s` for queries served by one model; for two it is
     dispatch plus escalation: the median less the dispatch median, the p95 at the dispatch
     hop's spread (the same Ray handle call). NaN for a hop no query took, and for a run folder
     without `hops_s` (made before the serving path recorded it)."""
     if "hops_s" not in real.columns:
         hops = visits = np.zeros(0)
     else:
-        kept = real["hops_s"].notna().to_numpy() & (real["resends"].to_numpy() == 0)
+        sent_again = real["resends"].to_numpy() + real.get("retries", 0)  # retries: since s. 11
+        kept = real["hops_s"].notna().to_numpy() & (sent_again == 0)
         hops = real["hops_s"].to_numpy(dtype=np.float64)[kept]
         visits = real["visits"].to_numpy()[kept]
 

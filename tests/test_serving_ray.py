@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("ray.serve")
 
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
+from serving.ingress import MAX_RETRIES  # noqa: E402
 from serving.loadgen import run_loadgen  # noqa: E402
 from serving.server import ServeSession  # noqa: E402
 from serving.setup import ServeSetup  # noqa: E402
@@ -70,6 +71,7 @@ def test_replay_matches_the_simulators_decisions_and_survives_a_killed_replica(s
     assert real.loc[real.outcome == "drop", "reason"].notna().all()
     late = real.loc[real.outcome != "ok", ["arrival_s", "latency_s", "final_model", "reason"]]
     assert summary["ok"] >= 40, late.to_string()  # the kill costs few queries, if any
+    assert real.retries.between(0, MAX_RETRIES + 1).all()  # sends lost with the killed replica
 
     bundle = resolve_bundle("default")
     sim = run_simulation(
