@@ -44,6 +44,7 @@ from serving.validate import goal_met
 EMULATED = (
     "--bundle default --backend emulated --workers 16 --time-scale 0.1 --repeats 3 --num-cpus 2"
 )
+EMULATED_LEAN = f"{EMULATED} --serve-stack lean"  # the same on the lean Serve stack
 TINY_PROFILE = "tiny-profile"  # under DIR: bundle/ and discriminator.pt of `profile all --tiny`
 # the lean Serve stack (serving.stack): Serve's own background work competes with the tiny
 # replicas for the 2 cores (an idle default stack with 16 replicas: ~40% of a core)
@@ -61,6 +62,7 @@ TINY_POISSON = "poisson:rate=8,duration=60"
 # half the load: its hops and served service times predict TINY_POISSON's (out of sample)
 TINY_CALIBRATION_TRACE = "poisson:rate=4,duration=60"
 CALIBRATION = "static-azure"
+LEAN_CALIBRATION = "static-azure-lean"  # the lean stack's experiments compare with its hops
 TINY_CALIBRATION = "tiny-diffusers-calibration"
 
 
@@ -86,7 +88,9 @@ EXPERIMENTS = {
     "hadis-azure": Experiment(EMULATED, "--policy hadis", AZURE),
     # the Azure shape at full length (the figures' default trace): 4,912 queries
     "hadis-azure-full": Experiment(EMULATED, "--policy hadis", "azure:peak=24,min=1"),
-    # hops of the emulated run on the quietest machine (static-azure's were measured under load)
+    # the lean Serve stack (serving.stack), its own calibration: hops do not carry across stacks
+    LEAN_CALIBRATION: Experiment(EMULATED_LEAN, STATIC, AZURE, None),
+    "hadis-azure-lean": Experiment(EMULATED_LEAN, "--policy hadis", AZURE, LEAN_CALIBRATION),
     TINY_CALIBRATION: Experiment(TINY, TINY_STATIC, TINY_CALIBRATION_TRACE, None),
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, TINY_CALIBRATION),
 }
@@ -268,7 +272,8 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "real run against a simulation with the hops of the other runs, the mean over the "
             "runs), with held-out hops and service times (the latency profile as the other "
             "runs' workers measured it; runs that recorded their batches), and with the "
-            f"calibration's ({CALIBRATION}, another load) hops, each with its verdict.",
+            f"calibration's ({CALIBRATION}, another load; {LEAN_CALIBRATION} for the lean "
+            "stack's) hops, each with its verdict.",
             "",
         ]
     if tables[True]:

@@ -4,9 +4,10 @@ environment (a variable set here would outlive the run and leak into the next on
 
 - default: Serve as shipped (a Python HTTP proxy per node, controller loop 0.1 s).
 - lean: Serve's HAProxy front (HAProxy forwards to the ingress replica's own HTTP server: no
-  Python proxy, no per-request call back to it for the body) and less background work —
-  controller loop 1 s, cached metrics exported every 2 s instead of 0.1 s, no autoscaling
-  metrics on handles (nothing here autoscales), no Ray task events. Measured by
+  Python proxy, no per-request call back to it for the body), Serve's throughput mode in the
+  replicas, and less background work — controller loop 1 s, cached metrics exported every 2 s
+  instead of 0.1 s, no autoscaling metrics on handles (nothing here autoscales), no Ray task
+  events. Measured by
   `benchmarks/serve_overhead.py --serve-stack lean` (see results/VALIDATION.md).
 """
 
