@@ -5,13 +5,15 @@ experiment and each experiment's fidelity table, under hand-written notes.
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
-Emulated experiments: the default bundle, 16 replicas, time scale 0.1. Each one's simulation
+Emulated experiments: the default bundle, 16 replicas, time scale 0.1 (two of them on the lean
+Serve stack, `serving.stack`, with their own calibration). Each one's simulation
 applies the per-hop overheads measured in its own real runs from their timestamps (the time
 the stack adds besides the workers' queues and service, which the simulator models; no
 simulation enters the measurement), and a second simulation applies another experiment's
 (`CALIBRATION`'s), to show how the hops carry over between loads. Diffusers experiments: the
-tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles them first on
-this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads). The last line
+tiny models of `t2isim profile all --tiny` on 2 CPU replicas (lean stack); `--run` profiles
+them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads).
+The last line
 is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
 plan; diffusers: p50) with each experiment's own hops, then `held_out_hops_goals_met=N/M` with
 each real run judged against a simulation of the other runs' hops, `served_goals_met=N/M` with
