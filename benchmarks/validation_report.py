@@ -5,8 +5,8 @@ experiment and each experiment's fidelity table, under hand-written notes.
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
-Emulated experiments: the default bundle, 16 replicas, time scale 0.1 (two of them on the lean
-Serve stack, `serving.stack`, with their own calibration). Each one's simulation
+Emulated experiments: the default bundle, 16 replicas, time scale 0.1 (four of them on the
+lean Serve stack, `serving.stack`, with their own calibration). Each one's simulation
 applies the per-hop overheads measured in its own real runs from their timestamps (the time
 the stack adds besides the workers' queues and service, which the simulator models; no
 simulation enters the measurement), and a second simulation applies another experiment's
@@ -93,6 +93,10 @@ EXPERIMENTS = {
     # the lean Serve stack (serving.stack), its own calibration: hops do not carry across stacks
     LEAN_CALIBRATION: Experiment(EMULATED_LEAN, STATIC, AZURE, None),
     "hadis-azure-lean": Experiment(EMULATED_LEAN, "--policy hadis", AZURE, LEAN_CALIBRATION),
+    "proteus-azure-lean": Experiment(EMULATED_LEAN, "--policy proteus", AZURE, LEAN_CALIBRATION),
+    "proteus-constant-lean": Experiment(
+        EMULATED_LEAN, "--policy proteus", CONSTANT, LEAN_CALIBRATION
+    ),
     TINY_CALIBRATION: Experiment(TINY, TINY_STATIC, TINY_CALIBRATION_TRACE, None),
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, TINY_CALIBRATION),
 }
