@@ -66,7 +66,7 @@ ServeStackName = Annotated[
     str,
     typer.Option(
         help="Ray Serve's own configuration: default (as shipped) or lean (Serve's HAProxy "
-        "front, less background work; see serving/stack.py)."
+        "front, its throughput mode in the replicas, less background work; serving/stack.py)."
     ),
 ]
 

@@ -62,6 +62,14 @@ class ServeSession:
                 )
         except ConnectionError as exc:
             raise InputError(f"--ray-address {self.ray_address!r}: {exc}") from None
+        if stack.controller_env and serve_is_running():
+            if self.owns_ray:
+                ray.shutdown()
+            raise InputError(
+                f"--serve-stack {stack.name}: Serve already runs on this Ray cluster, with its "
+                "own settings (they apply only when Serve starts); shut it down first or use "
+                "--serve-stack default"
+            )
         try:
             serve.start(
                 http_options={"host": self.host, "port": self.port},
@@ -99,3 +107,15 @@ class ServeSession:
         serve.shutdown()
         if self.owns_ray:
             ray.shutdown()
+
+
+def serve_is_running() -> bool:
+    """Whether a Serve controller already runs on the connected Ray cluster."""
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return False
+    return True

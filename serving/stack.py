@@ -7,8 +7,8 @@ environment (a variable set here would outlive the run and leak into the next on
   Python proxy, no per-request call back to it for the body), Serve's throughput mode in the
   replicas, and less background work — controller loop 1 s, cached metrics exported every 2 s
   instead of 0.1 s, no autoscaling metrics on handles (nothing here autoscales), no Ray task
-  events. Measured by
-  `benchmarks/serve_overhead.py --serve-stack lean` (see results/VALIDATION.md).
+  events. Measured by `benchmarks/serve_overhead.py --serve-stack lean` (results/VALIDATION.md).
+  Its settings apply when Serve starts: on a cluster whose Serve already runs it is refused.
 """
 
 from __future__ import annotations

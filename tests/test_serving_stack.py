@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from serving.setup import ServeSetup
-from serving.stack import SERVE_STACKS, serve_stack
+from serving.stack import SERVE_STACKS, free_port, serve_stack
 from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
@@ -87,9 +87,7 @@ def test_lean_stack_serves_a_replay_behind_haproxy_beside_another(tmp_path):
         stack="lean",
     )
     environ = dict(os.environ)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with contextlib.ExitStack() as held:
         for fixed in HAPROXY_FIXED_PORTS:  # as another lean run on this host would
             s = held.enter_context(socket.socket())
@@ -123,9 +121,7 @@ def test_serve_and_loadgen_commands_with_chaos_on_the_lean_stack(tmp_path):
     """`t2isim serve --serve-stack lean --chaos kill-replica@1` and `t2isim loadgen` as a user
     runs them: the kill is reported, every query ends in one outcome, the run names its stack."""
     pytest.importorskip("ray.serve")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cli = [sys.executable, "-m", "experiments.cli"]
     serve = [
         *cli, "serve", "--serve-stack", "lean", "--policy", "static-cascade",
@@ -156,3 +152,26 @@ def test_serve_and_loadgen_commands_with_chaos_on_the_lean_stack(tmp_path):
     outcomes = summary["ok"] + summary["timeouts"] + summary["drops"] + summary["failed"]
     assert outcomes == summary["arrivals"] == 40
     assert json.loads((tmp_path / "run" / "config.json").read_text())["serving"]["stack"] == "lean"
+
+
+@pytest.mark.slow
+def test_lean_stack_refuses_a_serve_that_already_runs():
+    """Serve's settings apply when it starts: on a cluster whose Serve runs, a lean run would
+    be served by whatever that Serve runs, so it is refused (and that Serve left running)."""
+    pytest.importorskip("ray.serve")
+    import ray
+    from ray import serve
+
+    from serving.server import ServeSession, serve_is_running
+
+    setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="lean")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+        with pytest.raises(InputError, match="Serve already runs on this Ray cluster"):
+            with ServeSession(setup, port=free_port()):
+                pass
+        assert ray.is_initialized() and serve_is_running()  # not ours to stop
+    finally:
+        serve.shutdown()
+        ray.shutdown()
