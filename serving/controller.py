@@ -9,8 +9,10 @@ wall time, the counters read from the ingress, the plans applied by `LiveCluster
 `LiveCluster.apply_plan` puts a plan in force at the ingress (routing thresholds, the model of
 each worker slot) and on the workers (`serving.workers.Worker`, one long-lived replica per
 slot): which slots change model is the decision core's `place_workers` (fewest swaps); a slot
-gets its model, batch size and discriminator flags by `reconfigure` (no restart), and a swap
-costs the model's load time inside the running worker, as in the simulator.
+gets its model, batch size and discriminator flags by a direct `configure` call and by Serve's
+`user_config` (no restart; the call arrives first, the deployed config is what a restarted
+replica starts from), and a swap costs the model's load time inside the running worker, as in
+the simulator.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class LiveCluster:
         self.slots = [NO_MODEL] * config.n_workers  # model per worker (placement)
         self.assigned = [(0, 0.0)] * config.n_workers  # (plan version, wall time) per slot
         self.configs: list[dict | None] = [None] * config.n_workers  # deployed user_config
+        self.handles: dict[int, object] = {}  # worker slot -> its deployment handle
         self.pending: dict[int, tuple[int, float]] = {}  # slot -> (version, requested at)
 
     def refresh(self, estimates: tuple | None, until_s: float) -> Counters:
@@ -257,6 +260,9 @@ class LiveCluster:
             if config == self.configs[w]:
                 continue
             self.configs[w] = config
+            config = {**config, "plan": self.version}
+            if not wait:  # deployed: straight to the replica, not after Serve's loop
+                self.worker(w).configure.remote(config)
             worker = Worker.options(
                 num_replicas=1, user_config=config, ray_actor_options=self.actor_options
             ).options(version=self.code_version, _internal=True)  # reconfigure, never restart
@@ -277,7 +283,10 @@ class LiveCluster:
                 time.sleep(LOAD_POLL_S)
 
     def worker(self, w: int):
-        return serve.get_deployment_handle("Worker", worker_app(w))
+        """The handle of worker slot `w` (one per slot, kept for the run)."""
+        if w not in self.handles:
+            self.handles[w] = serve.get_deployment_handle("Worker", worker_app(w))
+        return self.handles[w]
 
     def check_swaps(self, log: bool = True) -> None:
         """Log (at the ingress) each swap whose model has loaded since the last check: from

@@ -1,9 +1,10 @@
-"""A serving worker slot (`serving.workers.Worker`) without Ray: the class Serve runs, driven
-by its `reconfigure` and calls on one event loop, with emulated models. A swap costs the
-model's load time inside the running worker (queries held meanwhile), a batch in service ends
-on its model before the load starts (as the simulator's worker), queued queries of a replaced
-model are answered `resend`, queries from a newer plan wait for its `reconfigure`, and the
-drop rule and an idle slot without a model behave as the simulator's."""
+"""A serving worker slot (`serving.workers.Worker`) without Ray: the class Serve runs, driven by
+its configuration (`reconfigure`, `configure`) and calls on one event loop, with emulated
+models. A swap costs the model's load time inside the running worker (queries held
+meanwhile), a batch in service ends on its model before the load starts (as the simulator's
+worker), queued queries of a replaced model are answered `resend`, queries from a newer plan
+wait for its configuration, one from an older plan arriving late is ignored, and the drop
+rule and an idle slot without a model behave as the simulator's."""
 
 from __future__ import annotations
 
@@ -28,8 +29,12 @@ MODELS = [
 SLACK_S = 0.08  # event-loop scheduling on a shared machine
 
 
-def config(model: int, assigned: int, requested_s: float, batch_size: int = 1) -> dict:
+def config(
+    model: int, assigned: int, requested_s: float, batch_size: int = 1, plan: int | None = None
+) -> dict:
+    """A worker's configuration; sent by plan `assigned` unless `plan` says which."""
     return {
+        "plan": assigned if plan is None else plan,
         "model": model,
         "assigned": assigned,
         "requested_s": requested_s,
@@ -204,3 +209,20 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
     assert [a["batch_size"] for a in answers] == [1, 2, 2, 1]
     assert samples == [(3, 3), (1, 1), (0, 0)]  # workers x batch size would say 2, 0, 0
     assert after == 0 and serving == [0]
+
+
+def test_an_older_plans_configuration_arriving_late_is_ignored():
+    """The controller's direct `configure` of plan 3 comes before Serve delivers plan 2's
+    `user_config`: plan 2's (batch size 1, model b) must not undo plan 3's (batch size 2)."""
+
+    async def scenario():
+        worker = await loaded_worker(A)
+        await worker.configure(config(A, 1, time.time(), batch_size=2, plan=3))
+        await worker.reconfigure(config(B, 2, time.time(), plan=2))  # late
+        calls = [worker(A, 1, i, time.time()) for i in range(2)]
+        return worker.status(), await asyncio.gather(*calls)
+
+    status, answers = asyncio.run(scenario())
+    assert status["model"] == A and status["assigned"] == 1
+    assert {r["status"] for r in answers} == {"done"}
+    assert [r["batch_size"] for r in answers] == [2, 2]  # plan 3's batch size in force
