@@ -18,6 +18,7 @@ workers served (`served_batches`: the service times the serving path measured).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections import Counter
@@ -107,12 +108,13 @@ async def replay(
     server's epoch, the replay's origin), both wall clock. The epoch is marked once the client
     is ready, and the replay's t = 0 follows at once, so the server's ticks and the trace's
     seconds share an origin up to the epoch call's way back."""
-    import httpx
+    import aiohttp
 
     endpoint = url.rstrip("/") + GENERATIONS
     answers = [Answer() for _ in range(len(arrival_s))]
-    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=200)
-    async with httpx.AsyncClient(limits=limits, timeout=answer_timeout_s) as client:
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+    timeout = aiohttp.ClientTimeout(total=answer_timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         loop = asyncio.get_running_loop()
         epoch_s = mark_epoch(url)
         t0, origin_s = loop.time(), time.time()
@@ -128,31 +130,32 @@ async def replay(
 
 
 async def _send(client, endpoint: str, body: dict, answer: Answer, t0: float) -> None:
-    import httpx
+    import aiohttp
 
     loop = asyncio.get_running_loop()
     answer.sent_s = loop.time() - t0
     try:
-        response = await client.post(endpoint, json=body)
-    except httpx.TimeoutException:
+        async with client.post(endpoint, json=body) as response:
+            status, content = response.status, await response.read()
+    except TimeoutError:
         answer.status, answer.reason = "dropped", "no answer by late_factor x SLO"
         return
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         answer.reason = f"{type(exc).__name__}: {exc}"
         return
     answer.received_s = loop.time() - t0
     try:
-        payload = response.json()
+        payload = json.loads(content)
     except ValueError:
-        answer.reason = f"HTTP {response.status_code}, body not JSON"
+        answer.reason = f"HTTP {status}, body not JSON"
         return
     if not isinstance(payload, dict):
-        answer.reason = f"HTTP {response.status_code}, body not a JSON object"
+        answer.reason = f"HTTP {status}, body not a JSON object"
         return
     extra = payload.get("t2isim")
     images = extra.get("images") if isinstance(extra, dict) else None
     if not images:
-        answer.reason = f"HTTP {response.status_code}: {payload.get('error', payload)}"
+        answer.reason = f"HTTP {status}: {payload.get('error', payload)}"
         return
     answer.image = images[0]
     answer.status, answer.reason = images[0]["status"], images[0]["reason"]

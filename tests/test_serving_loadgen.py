@@ -4,6 +4,7 @@ and the HTTP API's request validation."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -25,6 +26,7 @@ from serving.loadgen import (  # noqa: E402
     UnreachableError,
     fetch_state,
     plan_delays,
+    replay,
     run_loadgen,
     served_batches,
     tick_estimates,
@@ -195,6 +197,50 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     assert list(batches.columns) == list(BATCH_COLUMNS) and len(batches) == summary["ok"]
     assert (batches.model == MODEL).all() and (batches.service_s >= SERVICE_S).all()
     assert batches.start_s.is_monotonic_increasing
+
+
+class SlowOrSilentStub(Stub):
+    """Answers prompt 1 at once, prompt 2 after SLOW_S, and hangs up on prompt 3 unanswered."""
+
+    def do_POST(self) -> None:
+        if self.path == "/v1/t2isim/epoch":
+            return super().do_POST()
+        prompt_id = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["prompt_id"]
+        if prompt_id == 3:
+            self.close_connection = True
+            return
+        if prompt_id == 2:
+            time.sleep(SLOW_S)
+        image = {"status": "done", "reason": None}
+        try:
+            self._json(200, {"data": [{}], "t2isim": {"images": [image]}})
+        except OSError:
+            pass  # the client gave up first
+
+
+SLOW_S = 1.0
+
+
+def test_replay_ends_a_late_answer_as_dropped_and_a_hang_up_as_failed():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowOrSilentStub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answers, _, _ = asyncio.run(
+            replay(
+                f"http://127.0.0.1:{server.server_address[1]}",
+                np.zeros(3),
+                np.array([1, 2, 3]),
+                {1: "a", 2: "b", 3: "c"},
+                answer_timeout_s=SLOW_S / 4,
+            )
+        )
+    finally:
+        server.shutdown()
+    ok, late, silent = answers
+    assert (ok.status, ok.reason) == ("done", None) and ok.received_s >= ok.sent_s
+    assert (late.status, late.reason) == ("dropped", "no answer by late_factor x SLO")
+    assert np.isnan(late.received_s)
+    assert silent.status == "failed" and "ServerDisconnected" in silent.reason
 
 
 def test_served_batches_list_each_batch_once():
