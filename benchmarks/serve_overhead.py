@@ -4,7 +4,7 @@ with the emulated backend at near-zero latency (time scale 0.001: SDXL-Lightning
 SD3.5-Large-Turbo 1.3 ms per image; router and discriminator costs 0).
 
     python benchmarks/serve_overhead.py [--rates 25,50,100,200] [--seconds 10] [--workers 16]
-                                        [--dispatch p2c|jsq|random] [--serve-stack lean]
+                                        [--dispatch p2c|jsq|random] [--serve-stack shipped]
 
 A static cascade SDXL-Lightning -> SD3.5-Large-Turbo (r = 0.2, c = 0.3) on a local Ray cluster;
 one constant-rate replay per rate (the load generator on the same machine), after a warm-up
@@ -34,6 +34,7 @@ import pandas as pd
 from serving.loadgen import run_loadgen
 from serving.server import ServeSession
 from serving.setup import ServeSetup
+from serving.stack import DEFAULT_STACK
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
 PARTS = (  # (part, what its processes' command lines contain), first match wins
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--dispatch", default="p2c", help="worker choice within a model")
-    parser.add_argument("--serve-stack", default="default", help="default or lean (serving.stack)")
+    parser.add_argument("--serve-stack", default=DEFAULT_STACK, help="serving.stack's names")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     setup = ServeSetup(

@@ -5,13 +5,13 @@ experiment and each experiment's fidelity table, under hand-written notes.
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
-Emulated experiments: the default bundle, 16 replicas, time scale 0.1 (four of them on the
-lean Serve stack, `serving.stack`, with their own calibration). Each one's simulation
+Emulated experiments: the default bundle, 16 replicas, time scale 0.1, on the default (lean)
+Serve stack (`serving.stack`). Each one's simulation
 applies the per-hop overheads measured in its own real runs from their timestamps (the time
 the stack adds besides the workers' queues and service, which the simulator models; no
 simulation enters the measurement), and a second simulation applies another experiment's
 (`CALIBRATION`'s), to show how the hops carry over between loads. Diffusers experiments: the
-tiny models of `t2isim profile all --tiny` on 2 CPU replicas (lean stack); `--run` profiles
+tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles
 them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads).
 The last line
 is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
@@ -46,13 +46,10 @@ from serving.validate import goal_met
 EMULATED = (
     "--bundle default --backend emulated --workers 16 --time-scale 0.1 --repeats 3 --num-cpus 2"
 )
-EMULATED_LEAN = f"{EMULATED} --serve-stack lean"  # the same on the lean Serve stack
 TINY_PROFILE = "tiny-profile"  # under DIR: bundle/ and discriminator.pt of `profile all --tiny`
-# the lean Serve stack (serving.stack): Serve's own background work competes with the tiny
-# replicas for the 2 cores (an idle default stack with 16 replicas: ~40% of a core)
 TINY = (
     f"--bundle {{dir}}/{TINY_PROFILE}/bundle --backend diffusers --workers 2 --repeats 3 "
-    "--num-cpus 2 --port 8631 --serve-stack lean"
+    "--num-cpus 2 --port 8631"
 )
 STATIC = "--policy static-cascade --option light=SDXL-Lightning --option heavy=SD3.5-Large-Turbo"
 TINY_STATIC = "--policy static-cascade --option light=tiny-light --option heavy=tiny-heavy"
@@ -64,7 +61,6 @@ TINY_POISSON = "poisson:rate=8,duration=60"
 # half the load: its hops and served service times predict TINY_POISSON's (out of sample)
 TINY_CALIBRATION_TRACE = "poisson:rate=4,duration=60"
 CALIBRATION = "static-azure"
-LEAN_CALIBRATION = "static-azure-lean"  # the lean stack's experiments compare with its hops
 TINY_CALIBRATION = "tiny-diffusers-calibration"
 
 
@@ -90,13 +86,6 @@ EXPERIMENTS = {
     "hadis-azure": Experiment(EMULATED, "--policy hadis", AZURE),
     # the Azure shape at full length (the figures' default trace): 4,912 queries
     "hadis-azure-full": Experiment(EMULATED, "--policy hadis", "azure:peak=24,min=1"),
-    # the lean Serve stack (serving.stack), its own calibration: hops do not carry across stacks
-    LEAN_CALIBRATION: Experiment(EMULATED_LEAN, STATIC, AZURE, None),
-    "hadis-azure-lean": Experiment(EMULATED_LEAN, "--policy hadis", AZURE, LEAN_CALIBRATION),
-    "proteus-azure-lean": Experiment(EMULATED_LEAN, "--policy proteus", AZURE, LEAN_CALIBRATION),
-    "proteus-constant-lean": Experiment(
-        EMULATED_LEAN, "--policy proteus", CONSTANT, LEAN_CALIBRATION
-    ),
     TINY_CALIBRATION: Experiment(TINY, TINY_STATIC, TINY_CALIBRATION_TRACE, None),
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, TINY_CALIBRATION),
 }
@@ -278,8 +267,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "real run against a simulation with the hops of the other runs, the mean over the "
             "runs), with held-out hops and service times (the latency profile as the other "
             "runs' workers measured it; runs that recorded their batches), and with the "
-            f"calibration's ({CALIBRATION}, another load; {LEAN_CALIBRATION} for the lean "
-            "stack's) hops, each with its verdict.",
+            f"calibration's ({CALIBRATION}, another load) hops, each with its verdict.",
             "",
         ]
     if tables[True]:

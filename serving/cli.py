@@ -25,6 +25,7 @@ import typer
 from experiments.cli_config import config_options
 from experiments.cli_values import parse_key_values
 from serving.setup import REAL_PATH_SETS, SIM_REPEATS, ServeSetup
+from serving.stack import DEFAULT_STACK
 from simulator.config import SimConfig
 from simulator.errors import InputError
 
@@ -65,8 +66,8 @@ Discriminator = Annotated[
 ServeStackName = Annotated[
     str,
     typer.Option(
-        help="Ray Serve's own configuration: default (as shipped) or lean (Serve's HAProxy "
-        "front, its throughput mode in the replicas, less background work; serving/stack.py)."
+        help="Ray Serve's own configuration: lean (Serve's HAProxy front, its throughput mode "
+        "in the replicas, less background work; serving/stack.py) or shipped (as shipped)."
     ),
 ]
 
@@ -80,7 +81,7 @@ def _serve_setup(
     option: Option = None,
     backend: Backend = "emulated",
     discriminator: Discriminator = None,
-    serve_stack: ServeStackName = "default",
+    serve_stack: ServeStackName = DEFAULT_STACK,
 ) -> ServeSetup:
     """The checked `ServeSetup` of the options serve and validate share (every input error
     before Ray starts)."""

@@ -68,7 +68,7 @@ class ServeSession:
             raise InputError(
                 f"--serve-stack {stack.name}: Serve already runs on this Ray cluster, with its "
                 "own settings (they apply only when Serve starts); shut it down first or use "
-                "--serve-stack default"
+                "--serve-stack shipped"
             )
         try:
             serve.start(

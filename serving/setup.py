@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from serving.dispatch import DISPATCH_MODES
-from serving.stack import serve_stack
+from serving.stack import DEFAULT_STACK, recorded_stack, serve_stack
 from simulator.config import SimConfig, field_label
 from simulator.errors import InputError
 
@@ -53,7 +53,7 @@ class ServeSetup:
     backend: str = "emulated"
     dispatch: str = "p2c"
     discriminator: str | None = None  # diffusers: checkpoint (default: next to the bundle)
-    stack: str = "default"  # Ray Serve's own configuration (`serving.stack`)
+    stack: str = DEFAULT_STACK  # Ray Serve's own configuration (`serving.stack`)
 
     @property
     def config(self) -> SimConfig:
@@ -82,7 +82,7 @@ class ServeSetup:
             data.get("backend", defaults.backend),
             data.get("dispatch", defaults.dispatch),
             data.get("discriminator"),
-            data.get("stack", defaults.stack),
+            recorded_stack(data.get("stack")),
         )
 
     def build(self):

@@ -42,6 +42,7 @@ from serving.service_times import (
     with_served_latency,
 )
 from serving.setup import SIM_REPEATS, ServeSetup
+from serving.stack import recorded_stack
 from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
 from simulator.errors import InputError
@@ -681,7 +682,7 @@ def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Pat
             raise InputError(
                 f"--reuse-real: {d} is not a replay of this policy, options, settings and trace"
             )
-        stack = config.get("serving", {}).get("stack", "default")
+        stack = recorded_stack(config.get("serving", {}).get("stack"))
         if stack != setup.stack:
             raise InputError(
                 f"--reuse-real: {d} was served by the {stack!r} Serve stack, not {setup.stack!r}"

@@ -375,11 +375,14 @@ def test_a_serve_start_failure_is_one_line_exit_1(monkeypatch):
     import ray
     from ray import serve
 
+    from serving import server
+
     def not_ready(**_):
         raise TimeoutError("HTTP proxy not ready after 60 s\nsecond line")
 
     shutdowns = []
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # no local cluster is started
+    monkeypatch.setattr(server, "serve_is_running", lambda: False)  # asked by the lean stack
     monkeypatch.setattr(serve, "start", not_ready)
     monkeypatch.setattr(serve, "shutdown", lambda: shutdowns.append(True))
     result = CliRunner().invoke(app, ["serve", "--workers", "2"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from serving.setup import ServeSetup
-from serving.stack import SERVE_STACKS, free_port, serve_stack
+from serving.stack import DEFAULT_STACK, SERVE_STACKS, free_port, serve_stack
 from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
@@ -25,8 +25,8 @@ HAPROXY_FIXED_PORTS = (9101, 8404)  # HAProxy's metrics and stats listeners by d
 OPTIONS = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
 
 
-def test_default_stack_changes_nothing():
-    stack = serve_stack("default")
+def test_shipped_stack_changes_nothing():
+    stack = serve_stack("shipped")
     assert stack.controller_options() is None
     assert stack.system_config == {}
     assert stack.replica_options({"num_cpus": 1}) == {"num_cpus": 1}
@@ -48,15 +48,17 @@ def test_lean_stack_reaches_controller_replicas_and_ray():
 
 
 def test_unknown_stack_is_an_input_error_before_ray_starts():
-    with pytest.raises(InputError, match="--serve-stack 'fast': expected one of default, lean"):
+    with pytest.raises(InputError, match="--serve-stack 'fast': expected one of lean, shipped"):
         ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="fast").build()
 
 
-def test_setup_round_trip_keeps_the_stack_and_old_setups_read_as_default():
-    setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="lean")
+def test_setup_round_trip_keeps_the_stack_and_old_setups_read_as_shipped():
+    setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="shipped")
     assert ServeSetup.from_dict(setup.to_dict()) == setup
+    assert ServeSetup("default", "static-cascade").stack == DEFAULT_STACK == "lean"
     old = {k: v for k, v in setup.to_dict().items() if k != "stack"}
-    assert ServeSetup.from_dict(old).stack == "default"
+    assert ServeSetup.from_dict(old).stack == "shipped"  # runs before the stacks were named
+    assert ServeSetup.from_dict({**old, "stack": "default"}).stack == "shipped"  # its old name
 
 
 def ray_processes() -> dict[str, bytes]:
@@ -117,14 +119,14 @@ def served(setup: ServeSetup, port: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_serve_and_loadgen_commands_with_chaos_on_the_lean_stack(tmp_path):
-    """`t2isim serve --serve-stack lean --chaos kill-replica@1` and `t2isim loadgen` as a user
+def test_serve_and_loadgen_commands_with_chaos_on_the_shipped_stack(tmp_path):
+    """`t2isim serve --serve-stack shipped --chaos kill-replica@1` and `t2isim loadgen` as a user
     runs them: the kill is reported, every query ends in one outcome, the run names its stack."""
     pytest.importorskip("ray.serve")
     port = free_port()
     cli = [sys.executable, "-m", "experiments.cli"]
     serve = [
-        *cli, "serve", "--serve-stack", "lean", "--policy", "static-cascade",
+        *cli, "serve", "--serve-stack", "shipped", "--policy", "static-cascade",
         *(f"--option={k}={v}" for k, v in OPTIONS.items()),
         "--workers", "4", "--time-scale", "0.1", "--slo", "3", "--num-cpus", "2",
         "--port", str(port), "--chaos", "kill-replica@1", "--duration", "60",
@@ -151,7 +153,8 @@ def test_serve_and_loadgen_commands_with_chaos_on_the_lean_stack(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     outcomes = summary["ok"] + summary["timeouts"] + summary["drops"] + summary["failed"]
     assert outcomes == summary["arrivals"] == 40
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["serving"]["stack"] == "lean"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["serving"]["stack"] == "shipped"
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import pytest
 
 from experiments.inputs import resolve_bundle, resolve_trace
 from serving.setup import ServeSetup
+from serving.stack import DEFAULT_STACK
 from serving.validate import (
     fidelity_table,
     hop_overheads_ms,
@@ -279,6 +280,11 @@ def test_plan_inputs_sit_side_by_side_at_each_replan():
     assert "queue estimates not recorded" in plan_inputs_text(unrecorded)
 
 
+def as_served(fake) -> dict:
+    """A stand-in run's config as the load generator records it: served by the default stack."""
+    return {**fake.config, "serving": {"stack": DEFAULT_STACK}}
+
+
 def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path):
     """Stand-in "real" runs (simulations with known overheads, their stack's share recorded)
     re-reported: the measured overheads are the injected ones and the compared simulation
@@ -295,7 +301,7 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     queries["hops_s"] = np.where(queries["outcome"] != "drop", 0.035 + 0.012 * escalated, np.nan)
     for k in (1, 2):
         summary = {**fake.summary, "trace_spec": TRACE}
-        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
     (tmp_path / "sim-measured-overheads").mkdir()  # an earlier report's, in-sample mode
     (tmp_path / "sim-measured-overheads" / "summary.json").write_text("{}")
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
@@ -383,9 +389,9 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
         run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
-    lean = dataclasses.replace(setup, stack="lean")  # the runs predate the stack: default
-    with pytest.raises(InputError, match="served by the 'default' Serve stack, not 'lean'"):
-        run_validation(lean, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    shipped = dataclasses.replace(setup, stack="shipped")
+    with pytest.raises(InputError, match="served by the 'lean' Serve stack, not 'shipped'"):
+        run_validation(shipped, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
 
 
 def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_path):
@@ -398,7 +404,7 @@ def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_p
         queries = fake.queries.assign(visits=1, resends=0, hops_s=hop_ms / 1e3)
         queries = queries[~queries["escalated"]]  # one-visit queries: the dispatch hop only
         summary = {**fake.summary, "trace_spec": TRACE}
-        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv").set_index("run")
     assert held_out["dispatch_overhead_ms"].tolist() == [50.0, 30.0]
@@ -438,7 +444,7 @@ def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
     for k in (1, 2):
         queries = fake.queries.assign(visits=1, resends=0, hops_s=0.030)
         summary = {**fake.summary, "trace_spec": TRACE}
-        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, fake.config, [])
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
         batches.to_csv(tmp_path / f"real-{k}" / "batches.csv", index=False)
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     served = pd.read_csv(tmp_path / "served_latency.csv").set_index(["model", "batch_size"])
