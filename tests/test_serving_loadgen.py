@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -391,3 +392,18 @@ def test_a_serve_start_failure_is_one_line_exit_1(monkeypatch):
         "error: Ray Serve did not start: TimeoutError: HTTP proxy not ready after 60 s\n"
     )
     assert shutdowns == [True]
+
+
+def test_client_benchmark_reports_both_clients_cpu_per_request():
+    """`benchmarks/loadgen_client.py` end to end on a few requests (its figures are not
+    judged here: timings belong to benchmarks, not tests)."""
+    import re
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "benchmarks" / "loadgen_client.py"
+    args = ["--requests", "20", "--rate", "400", "--rounds", "1"]
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"aiohttp_cpu_ms=[\d.]+ httpx_cpu_ms=[\d.]+ ratio=[\d.]+", last), last
