@@ -12,7 +12,9 @@ conservation check, plus a count here). The server's plans and demand estimates
 columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
 stack's share of its latency, `hops_seconds`), `visits` and `resends`; `summary.json` the
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
-workers served (`served_batches`: the service times the serving path measured).
+workers served (`served_batches`: the service times the serving path measured); `plans.csv`
+every plan in force, including those made while the last queries drain
+(`plans_frame`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,6 +281,41 @@ def served_batches(answers: list[Answer], origin_s: float, model_names) -> pd.Da
     return pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
 
 
+def plans_frame(plans: Sequence[PlanRecord], model_names: Sequence[str]) -> pd.DataFrame:
+    """One row per plan put in force during a run (`plans.csv` of a validation's real and
+    simulated runs): when it was planned and applied, the demand it saw, its flow label and
+    thresholds, and per model its workers, batch size and mix share (NaN: a cascade). Unlike
+    `timeseries.csv`, which ends with the trace's last second, it keeps the plans made while
+    the last queries drain."""
+    rows = []
+    for r in plans:
+        p = r.plan
+        row = {
+            "planned_s": r.planned_s,
+            "applied_s": r.applied_s,
+            "demand_qps": r.demand_qps,
+            "plan": p.label,
+            "router_ratio": p.router_ratio,
+            "disc_ratio": p.disc_ratio,
+        }
+        for m in model_names:
+            row[f"workers_{m}"] = p.workers.get(m, 0)
+            row[f"batch_size_{m}"] = p.batch_size.get(m, 0) if p.workers.get(m) else 0
+            row[f"mix_{m}"] = float("nan") if p.mix is None else p.mix.get(m, 0.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plans_writer(plans: Sequence[PlanRecord], model_names: Sequence[str]):
+    """A `write_run` extra that writes `plans.csv` (`plans_frame`)."""
+
+    def write(staging: Path) -> None:
+        frame = plans_frame(plans, model_names)
+        frame.to_csv(staging / "plans.csv", index=False, float_format="%.9g")
+
+    return write
+
+
 def hops_seconds(answer: Answer) -> float:
     """The serving stack's share of a completed query's latency: its client latency less what
     the server measured it spend where the simulator models time (at workers, and waiting at
@@ -386,5 +424,6 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     def write_batches(staging: Path) -> None:
         batches.to_csv(staging / "batches.csv", index=False, float_format="%.9g")
 
-    write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches])
+    plans = plans_writer(raw.plans, bundle.model_names)
+    write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches, plans])
     return summary

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.loadgen import plans_writer
 from serving.service_times import (
     compared_latency,
     read_batches,
@@ -473,6 +474,7 @@ def run_validation(
             sim.summary,
             sim.config,
             sim.raw.planner_wall_s,
+            extras=[plans_writer(sim.raw.plans, base.model_names)],
         )
         log(
             f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "

@@ -198,6 +198,9 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     assert list(batches.columns) == list(BATCH_COLUMNS) and len(batches) == summary["ok"]
     assert (batches.model == MODEL).all() and (batches.service_s >= SERVICE_S).all()
     assert batches.start_s.is_monotonic_increasing
+    plans = pd.read_csv(tmp_path / "run" / "plans.csv")  # the stub's one plan, from t = 0
+    assert len(plans) == 1 and plans.loc[0, f"workers_{MODEL}"] == 2
+    assert plans.loc[0, "applied_s"] == 0 and plans.loc[0, f"mix_{MODEL}"] == 1.0
 
 
 class SlowOrSilentStub(Stub):

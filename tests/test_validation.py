@@ -340,6 +340,9 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         "sim-compared",
         "sim-no-overhead",
     ]
+    plans = pd.read_csv(tmp_path / "sim" / "plans.csv")  # the static plan, from t = 0
+    assert len(plans) == 1 and plans.loc[0, "applied_s"] == 0
+    assert plans.loc[0, "disc_ratio"] == 0.3 and plans.loc[0, f"workers_{LIGHT}"] > 0
     # service times measured in another experiment: as profiled, the compared simulation is
     # DIR/sim's; 1.5x slower, it is slower
     served = bundle.latency.assign(profiled_p50_s=bundle.latency["latency_p50_s"])
