@@ -9,17 +9,16 @@ wall time, the counters read from the ingress, the plans applied by `LiveCluster
 `LiveCluster.apply_plan` puts a plan in force at the ingress (routing thresholds, the model of
 each worker slot) and on the workers (`serving.workers.Worker`, one long-lived replica per
 slot): which slots change model is the decision core's `place_workers` (fewest swaps); a slot
-gets its model, batch size and discriminator flags by a direct `configure` call and by Serve's
-`user_config` (no restart; the call arrives first, the deployed config is what a restarted
-replica starts from), and a swap costs the model's load time inside the running worker, as in
-the simulator.
+gets its model, batch size and discriminator flags by a direct `configure` call (deployed
+once, with the initial plan's as Serve's `user_config`; a replica Serve restarts asks the
+ingress for its slot's configuration in force), and a swap costs the model's load time
+inside the running worker, as in the simulator.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 import ray
@@ -164,13 +163,13 @@ class WallClock:
 class LiveCluster:
     """The live system: the ingress's counters and the worker slots of the plan in force.
 
-    Every worker slot is its own Serve application (`worker_app`, one replica), deployed with
-    the initial plan and kept for the run under one code version (`code_version`), so that a
-    new `user_config` reconfigures the running replica instead of replacing it (a fixed
-    version needs `Deployment.options(version=..., _internal=True)`: private Ray Serve API,
-    checked against the pinned Ray 2.60.0 by tests/test_serving_ray.py). `slots` is the
-    model per slot (`place_workers`: fewest swaps), `assigned` the plan version that put it
-    there (`version` counts the plans applied)."""
+    Every worker slot is its own Serve application (`worker_app`, one replica), deployed once,
+    with the initial plan's configuration as its `user_config`, and kept for the run: each
+    later plan reaches the running replicas whose configuration changed by a `configure`
+    call, and the ingress holds every slot's configuration in force, which a replica that
+    Serve restarts asks for (`Worker.reconfigure`). `slots` is the model per slot
+    (`place_workers`: fewest swaps), `assigned` the plan version that put it there
+    (`version` counts the plans applied)."""
 
     def __init__(self, setup, bundle, policy, config, ingress) -> None:
         self.env = WallClock()
@@ -183,13 +182,14 @@ class LiveCluster:
         self.actor_options = serve_stack(setup.stack).replica_options(
             worker_actor_options(self.models)
         )
-        self.code_version = f"t2isim-worker-{uuid.uuid4().hex}"
         self.first_arrival_s: float | None = None
         self.plan: Plan | None = None
         self.version = 0
         self.slots = [NO_MODEL] * config.n_workers  # model per worker (placement)
         self.assigned = [(0, 0.0)] * config.n_workers  # (plan version, wall time) per slot
-        self.configs: list[dict | None] = [None] * config.n_workers  # deployed user_config
+        self.configs: list[dict | None] = [None] * config.n_workers  # in force, per slot
+        # as sent: with the plan that changed it and the slot (`Worker.configure`)
+        self.delivered: list[dict | None] = [None] * config.n_workers
         self.handles: dict[int, object] = {}  # worker slot -> its deployment handle
         self.pending: dict[int, tuple[int, float]] = {}  # slot -> (version, requested at)
 
@@ -215,7 +215,9 @@ class LiveCluster:
         if planned_s is None:
             planned_s = time.time()
         if plan == self.plan:
-            self.ingress.set_plan.remote(plan, self.slots, self.version, planned_s, 0.0).result()
+            self.ingress.set_plan.remote(
+                plan, self.slots, self.version, planned_s, 0.0, self.delivered
+            ).result()
             return
         index = self.bundle.model_index
         desired = [0] * self.n_models
@@ -232,7 +234,6 @@ class LiveCluster:
                 self.pending[w] = self.assigned[w]
         load_s = sum(self.models[self.slots[w]].load_s for w in changed if self.slots[w] >= 0)
         self.plan = plan
-        self.ingress.set_plan.remote(plan, self.slots, self.version, planned_s, load_s).result()
         state = PlanState.from_plan(
             plan,
             index,
@@ -240,8 +241,7 @@ class LiveCluster:
             self.policy.quality_scores,
             self.config.threshold_rule,
         )
-        drop_limit_s = self.config.drop_factor * self.config.slo_s
-        targets = []
+        changed_configs = []
         for w, m in enumerate(self.slots):
             size = 1
             if m != NO_MODEL:
@@ -260,27 +260,39 @@ class LiveCluster:
             if config == self.configs[w]:
                 continue
             self.configs[w] = config
-            config = {**config, "plan": self.version}
-            if not wait:  # deployed: straight to the replica, not after Serve's loop
-                self.worker(w).configure.remote(config)
+            self.delivered[w] = {**config, "plan": self.version, "slot": w}
+            changed_configs.append(w)
+        self.ingress.set_plan.remote(
+            plan, self.slots, self.version, planned_s, load_s, self.delivered
+        ).result()
+        if wait:
+            self.deploy(changed_configs)
+            while self.pending:
+                self.check_swaps(log=False)
+                time.sleep(LOAD_POLL_S)
+            return
+        for w in changed_configs:  # straight to the running replica
+            self.worker(w).configure.remote(self.delivered[w])
+
+    def deploy(self, slots: list[int]) -> None:
+        """Deploy worker slots `slots` with their configurations (`user_config`), and wait
+        until they run. Done once, for the initial plan: a redeploy would take each replica
+        out of Serve's routing while it reconfigures (about a second on the lean stack: the
+        queries sent to it meanwhile waited), so later plans are sent by `configure` calls."""
+        drop_limit_s = self.config.drop_factor * self.config.slo_s
+        targets = []
+        for w in slots:
             worker = Worker.options(
-                num_replicas=1, user_config=config, ray_actor_options=self.actor_options
-            ).options(version=self.code_version, _internal=True)  # reconfigure, never restart
+                num_replicas=1, user_config=self.delivered[w], ray_actor_options=self.actor_options
+            )
             targets.append(
                 serve.RunTarget(
                     worker.bind(self.models, drop_limit_s), name=worker_app(w), route_prefix=None
                 )
             )
-        if targets:
-            serve.run_many(
-                targets,
-                wait_for_ingress_deployment_creation=wait,
-                wait_for_applications_running=wait,
-            )
-        if wait:
-            while self.pending:
-                self.check_swaps(log=False)
-                time.sleep(LOAD_POLL_S)
+        serve.run_many(
+            targets, wait_for_ingress_deployment_creation=True, wait_for_applications_running=True
+        )
 
     def worker(self, w: int):
         """The handle of worker slot `w` (one per slot, kept for the run)."""

@@ -85,6 +85,7 @@ class Ingress:
         self.sent = [0] * config.n_workers  # outstanding queries per worker slot
         self.serving = [0] * config.n_workers  # of those, in service (as the answers tell)
         self.down: set[int] = set()  # slots whose replica died, until it answers again
+        self.worker_configs: list[dict | None] = [None] * config.n_workers  # `set_plan`'s
         self.plan_changed = asyncio.Event()
         self.plans: list[dict] = []
         self.estimates: list[tuple] = []  # the controller's (wall time, qps, queue per model)
@@ -99,10 +100,18 @@ class Ingress:
     # ------------------------------------------------------------------ controller side
 
     def set_plan(
-        self, plan: Plan, slots: list[int], version: int, planned_s: float, swap_load_s: float
+        self,
+        plan: Plan,
+        slots: list[int],
+        version: int,
+        planned_s: float,
+        swap_load_s: float,
+        worker_configs: list[dict | None],
     ) -> float:
         """Put plan `version` in force for routing now, with the model of each worker slot
-        (its swaps cost `swap_load_s` GPU seconds); returns the wall time it took effect."""
+        (its swaps cost `swap_load_s` GPU seconds) and each worker's configuration in force
+        (`worker_config`); returns the wall time it took effect."""
+        self.worker_configs = worker_configs
         index = self.bundle.model_index
         self.state = PlanState.from_plan(
             plan, index, self.router_np, self.quality_np, self.config.threshold_rule
@@ -126,6 +135,12 @@ class Ingress:
         self.plan_changed.set()
         self.plan_changed = asyncio.Event()
         return applied
+
+    def worker_config(self, w: int) -> dict | None:
+        """The configuration of worker slot `w` under the plan in force (None before the
+        first plan): what a worker replica that Serve (re)started asks for
+        (`Worker.reconfigure`)."""
+        return self.worker_configs[w]
 
     def mark_epoch(self) -> float:
         """A replay starts now: the controller restarts its estimators and plans afresh, as a
@@ -414,13 +429,17 @@ class Ingress:
             asyncio.get_running_loop().create_task(self._revive(w))
 
     async def _revive(self, w: int) -> None:
-        """Back in dispatch once the worker's (restarted) replica answers."""
+        """Back in dispatch once the worker's (restarted) replica answers, given the
+        configuration in force (it asked for it when it started, `Worker.reconfigure`; a plan
+        made meanwhile may have been sent to the replica that died)."""
         while True:
             try:
                 await self.handles[w].status.remote()
                 break
             except Exception:
                 await asyncio.sleep(REVIVE_WAIT_S)
+        if self.worker_configs[w] is not None:
+            await self.handles[w].configure.remote(self.worker_configs[w])
         self.down.discard(w)
 
 

@@ -5,14 +5,15 @@ process start.
 
 A worker is built with every model's spec of the run's backend (`serving.emulated.EmulatedModel`:
 sleeps the bundle's latencies; `serving.diffusers_backend.DiffusersModel`: the real pipeline and
-the CLIP discriminator). Its configuration comes by `reconfigure` (Serve's `user_config`, no
-restart: `serving.controller.LiveCluster` deploys every worker under one code version) and,
-faster, by the controller's direct `configure` call of the same configuration (Serve's
-controller delivers a `user_config` on its own loop, 0.3-2.4 s after the plan here; the
-`user_config` stays what a restarted replica starts from): `plan` (the plan that sent it: an
-older one arriving late is ignored), `model` (index; NO_MODEL: none, the worker stays up,
-idle), `assigned` (the plan version that put that model here), `requested_s` (wall time of
-that plan), `batch_size`, `judged` and `scored` (see `configure`).
+the CLIP discriminator). Its configuration comes by the controller's direct `configure` call
+(`serving.controller.LiveCluster`), not by a redeploy of Serve's `user_config`: Serve takes a
+replica out of routing while it reconfigures, and delivers on its controller's loop (0.3-2.4 s
+after the plan here). The `user_config` is the initial plan's; a replica that Serve starts
+takes the ingress's configuration for its slot when newer (`reconfigure`). Its fields: `slot`,
+`plan` (the plan that sent it: an older one arriving late is ignored), `model` (index;
+NO_MODEL: none, the worker stays up, idle), `assigned` (the plan version that put that model
+here), `requested_s` (wall time of that plan), `batch_size`, `judged` and `scored` (see
+`configure`).
 
 One task serves the worker like `simulator.cluster.Cluster.worker_process`: load the model the
 plan wants (`spec.start`: emulated, `load_s` counted from the plan's request or from when the
@@ -35,7 +36,7 @@ from collections import deque
 
 from ray import serve
 
-from serving.setup import SERVE_LOGGING
+from serving.setup import INGRESS_APP, SERVE_LOGGING
 from simulator.core import NO_MODEL, form_batch
 
 MAX_ONGOING = 100_000  # queue at the worker (a GPU's queue), not at the caller
@@ -112,8 +113,19 @@ class Worker:
         self.task: asyncio.Task | None = None
 
     async def reconfigure(self, config: dict) -> None:
-        """Serve's `user_config` hook: the deployed configuration (see `configure`)."""
-        await self.configure(config)
+        """Serve's `user_config` hook, called as the replica starts with the configuration
+        deployed with the initial plan (later plans come by `configure` calls, never by a
+        redeploy: Serve takes a replica out of routing while it reconfigures). A replica that
+        Serve restarted mid-run takes the one the ingress holds for its slot when that is newer
+        (`Ingress.worker_config`)."""
+        latest = await self.ingress_config(int(config["slot"]))
+        newer = latest is not None and int(latest["plan"]) > int(config["plan"])
+        await self.configure(latest if newer else config)
+
+    async def ingress_config(self, slot: int) -> dict | None:
+        """The ingress's configuration for worker slot `slot` under the plan in force."""
+        ingress = serve.get_deployment_handle("Ingress", INGRESS_APP)
+        return await ingress.worker_config.remote(slot)
 
     async def configure(self, config: dict) -> None:
         """The plan in force for this worker, unless a newer plan's came first. `judged`: the

@@ -1,10 +1,11 @@
 """A serving worker slot (`serving.workers.Worker`) without Ray: the class Serve runs, driven by
-its configuration (`reconfigure`, `configure`) and calls on one event loop, with emulated
-models. A swap costs the model's load time inside the running worker (queries held
-meanwhile), a batch in service ends on its model before the load starts (as the simulator's
-worker), queued queries of a replaced model are answered `resend`, queries from a newer plan
-wait for its configuration, one from an older plan arriving late is ignored, and the drop
-rule and an idle slot without a model behave as the simulator's."""
+its configuration (`configure`; `reconfigure` as Serve starts a replica) and calls on one event
+loop, with emulated models. A swap costs the model's load time inside the running worker
+(queries held meanwhile), a batch in service ends on its model before the load starts (as the
+simulator's worker), queued queries of a replaced model are answered `resend`, queries from a
+newer plan wait for its configuration, one from an older plan arriving late is ignored, a
+replica Serve restarted takes the ingress's configuration when it is newer than the deployed
+one, and the drop rule and an idle slot without a model behave as the simulator's."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def new_worker(drop_limit_s: float = 60.0):
 async def loaded_worker(model: int, drop_limit_s: float = 60.0, batch_size: int = 1):
     """A worker with `model` loaded under plan 1 (a fresh worker loads from its start)."""
     worker = new_worker(drop_limit_s)
-    await worker.reconfigure(config(model, 1, time.time(), batch_size))
+    await worker.configure(config(model, 1, time.time(), batch_size))
     while not worker.status()["loaded"]:
         await asyncio.sleep(0.01)
     return worker
@@ -61,7 +62,7 @@ def test_a_swap_costs_the_load_time_and_holds_queries_until_loaded():
     async def scenario():
         worker = new_worker()
         requested = time.time()
-        await worker.reconfigure(config(A, 1, requested))
+        await worker.configure(config(A, 1, requested))
         first = asyncio.ensure_future(worker(A, 1, 0, time.time()))
         await asyncio.sleep(0.05)
         assert not first.done() and not worker.status()["loaded"]  # loading: held
@@ -93,7 +94,7 @@ def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads()
         calls = [asyncio.ensure_future(worker(A, 1, p, time.time())) for p in (0, 1, 1)]
         await asyncio.sleep(0.05)  # query 0 in service (batch size 1), two queued
         swap_s = time.time()
-        await worker.reconfigure(config(B, 2, swap_s))
+        await worker.configure(config(B, 2, swap_s))
         answers = await asyncio.gather(*calls)
         late = await worker(B, 2, 0, time.time())  # held while b loads
         return swap_s, answers, late, worker.status()
@@ -116,14 +117,14 @@ def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads()
     assert late["start_s"] >= status["loaded_s"]
 
 
-def test_queries_of_a_newer_plan_wait_for_its_reconfigure_stale_ones_are_resent():
+def test_queries_of_a_newer_plan_wait_for_its_configuration_stale_ones_are_resent():
     async def scenario():
         worker = await loaded_worker(A)
         early = asyncio.ensure_future(worker(B, 2, 1, time.time()))  # the ingress knows plan 2
         stale = await worker(B, 1, 1, time.time())  # plan 1 never put b here
         await asyncio.sleep(0.05)
         assert not early.done()
-        await worker.reconfigure(config(B, 2, time.time()))
+        await worker.configure(config(B, 2, time.time()))
         return stale, await early
 
     stale, early = asyncio.run(scenario())
@@ -135,7 +136,7 @@ def test_queries_of_a_newer_plan_wait_for_its_reconfigure_stale_ones_are_resent(
 def test_a_slot_without_a_model_stays_idle_and_the_drop_rule_applies():
     async def scenario():
         idle = new_worker()
-        await idle.reconfigure(config(NO_MODEL, 3, time.time()))
+        await idle.configure(config(NO_MODEL, 3, time.time()))
         resent = await idle(A, 3, 0, time.time())
         worker = await loaded_worker(A, drop_limit_s=1.0, batch_size=2)
         # arrived 0.9 s ago: a batch of 2 (0.25 s) would end 1.15 s after its arrival
@@ -180,7 +181,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
 
     async def scenario():
         worker = Worker.func_or_class(models, 60.0)
-        await worker.reconfigure(config(A, 1, time.time(), batch_size=2))
+        await worker.configure(config(A, 1, time.time(), batch_size=2))
         while not worker.status()["loaded"]:
             await asyncio.sleep(0.01)
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
@@ -212,13 +213,14 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
 
 
 def test_an_older_plans_configuration_arriving_late_is_ignored():
-    """The controller's direct `configure` of plan 3 comes before Serve delivers plan 2's
-    `user_config`: plan 2's (batch size 1, model b) must not undo plan 3's (batch size 2)."""
+    """Plan 3's configuration comes before plan 2's (calls from the controller and from the
+    ingress, which re-sends a revived replica its configuration, are not ordered): plan 2's
+    (batch size 1, model b) must not undo plan 3's (batch size 2)."""
 
     async def scenario():
         worker = await loaded_worker(A)
         await worker.configure(config(A, 1, time.time(), batch_size=2, plan=3))
-        await worker.reconfigure(config(B, 2, time.time(), plan=2))  # late
+        await worker.configure(config(B, 2, time.time(), plan=2))  # late
         calls = [worker(A, 1, i, time.time()) for i in range(2)]
         return worker.status(), await asyncio.gather(*calls)
 
@@ -226,3 +228,30 @@ def test_an_older_plans_configuration_arriving_late_is_ignored():
     assert status["model"] == A and status["assigned"] == 1
     assert {r["status"] for r in answers} == {"done"}
     assert [r["batch_size"] for r in answers] == [2, 2]  # plan 3's batch size in force
+
+
+@pytest.mark.parametrize("ingress_plan", [None, 1, 5])
+def test_a_started_replica_takes_the_ingress_configuration_when_newer(ingress_plan):
+    """Serve starts a replica with the initial plan's configuration (plan 1, model a); one
+    restarted after plan 5 put model b in its slot must load b, not a. The ingress has no
+    configuration yet (None), the same plan's, or a newer one."""
+    asked = []
+
+    async def scenario():
+        worker = new_worker()
+        t = time.time()
+
+        async def ingress_config(slot: int):
+            asked.append(slot)
+            return None if ingress_plan is None else {**config(B, ingress_plan, t), "slot": slot}
+
+        worker.ingress_config = ingress_config
+        await worker.reconfigure({**config(A, 1, t), "slot": 3})
+        while not worker.status()["loaded"]:
+            await asyncio.sleep(0.01)
+        return worker.status()
+
+    status = asyncio.run(scenario())
+    assert asked == [3]
+    newer = ingress_plan == 5
+    assert (status["model"], status["assigned"]) == ((B, 5) if newer else (A, 1))
