@@ -204,19 +204,26 @@ class LiveCluster:
             self.first_arrival_s = self.env.now
         return counters
 
-    def apply_plan(self, plan: Plan, planned_s: float | None = None, wait: bool = False) -> None:
+    def apply_plan(
+        self,
+        plan: Plan,
+        planned_s: float | None = None,
+        wait: bool = False,
+        demand_qps: float = 0.0,
+    ) -> None:
         """Put `plan` in force: routing at the ingress first (as the simulator switches its
         decision state at once), then the workers whose configuration changed (a swap: a new
         model; else batch size and discriminator flags). `planned_s`: the wall time the plan
         is due (its tick's end; None: now), logged with when it took effect at the ingress
-        (the delivery delay). `wait` deploys and blocks until every worker runs with its model
-        loaded (the initial plan: loaded before traffic, not logged as swaps). The plan in
-        force again (a replay's first plan) changes routing state only."""
+        (the delivery delay) and the demand estimate it was made from. `wait` deploys and
+        blocks until every worker runs with its model loaded (the initial plan: loaded before
+        traffic, not logged as swaps). The plan in force again (a replay's first plan) changes
+        routing state only."""
         if planned_s is None:
             planned_s = time.time()
         if plan == self.plan:
             self.ingress.set_plan.remote(
-                plan, self.slots, self.version, planned_s, 0.0, self.delivered
+                plan, self.slots, self.version, planned_s, demand_qps, 0.0, self.delivered
             ).result()
             return
         index = self.bundle.model_index
@@ -263,7 +270,7 @@ class LiveCluster:
             self.delivered[w] = {**config, "plan": self.version, "slot": w}
             changed_configs.append(w)
         self.ingress.set_plan.remote(
-            plan, self.slots, self.version, planned_s, load_s, self.delivered
+            plan, self.slots, self.version, planned_s, demand_qps, load_s, self.delivered
         ).result()
         if wait:
             self.deploy(changed_configs)
@@ -369,7 +376,7 @@ class ControllerThread:
             else:  # logged at the end of the tick it estimates, as the simulator's logs
                 estimates = (due_s, result.demand_qps, result.queue_len)
             if result.plan is not None:
-                c.apply_plan(result.plan, due_s)
+                c.apply_plan(result.plan, due_s, demand_qps=result.demand_qps or 0.0)
             if not result.restarted:
                 c.check_swaps()
                 self._maybe_kill()

@@ -105,12 +105,14 @@ class Ingress:
         slots: list[int],
         version: int,
         planned_s: float,
+        demand_qps: float,
         swap_load_s: float,
         worker_configs: list[dict | None],
     ) -> float:
-        """Put plan `version` in force for routing now, with the model of each worker slot
-        (its swaps cost `swap_load_s` GPU seconds) and each worker's configuration in force
-        (`worker_config`); returns the wall time it took effect."""
+        """Put plan `version` (made at `planned_s` from a demand estimate of `demand_qps`) in
+        force for routing now, with the model of each worker slot (its swaps cost
+        `swap_load_s` GPU seconds) and each worker's configuration in force (`worker_config`);
+        returns the wall time it took effect."""
         self.worker_configs = worker_configs
         index = self.bundle.model_index
         self.state = PlanState.from_plan(
@@ -123,12 +125,11 @@ class Ingress:
                 self.workers_of[m].append(w)
         self.busy_s += swap_load_s
         applied = time.time()
-        demand = self.estimates[-1][1] if self.estimates else 0.0
         self.plans.append(
             {
                 "planned_s": planned_s,
                 "applied_s": applied,
-                "demand_qps": demand,
+                "demand_qps": demand_qps,
                 "plan": asdict(plan),
             }
         )

@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("ray.serve")
 
+from ray import serve  # noqa: E402
+
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
 from serving.ingress import MAX_RETRIES  # noqa: E402
 from serving.loadgen import run_loadgen  # noqa: E402
@@ -102,9 +104,11 @@ def test_a_plan_change_swaps_the_model_inside_the_running_worker(session):
     state_url = session.url + "/v1/t2isim/state"
 
     def swap_to(plan) -> dict:
-        """Apply `plan` (one worker changes model) and return its logged swap."""
+        """Apply `plan` (one worker changes model, the demand it was made from 7.5 qps) and
+        return its logged swap."""
         logged = len(httpx.get(state_url, timeout=30).json()["swaps"])
-        cluster.apply_plan(plan)
+        cluster.apply_plan(plan, demand_qps=7.5)
+        assert httpx.get(state_url, timeout=30).json()["plans"][-1]["demand_qps"] == 7.5
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             cluster.check_swaps()  # as the controller thread does each tick
@@ -120,6 +124,7 @@ def test_a_plan_change_swaps_the_model_inside_the_running_worker(session):
         time.sleep(0.1)
     original = cluster.plan
     actors = [cluster.worker(w).actor_name.remote().result() for w in range(4)]
+    deployed_s = {n: a.last_deployed_time_s for n, a in serve.status().applications.items()}
     light, heavy = original.workers[LIGHT], original.workers[HEAVY]
     workers = {LIGHT: light + 1, HEAVY: heavy - 1} if heavy > 1 else {LIGHT: light - 1, HEAVY: 2}
     model = LIGHT if heavy > 1 else HEAVY
@@ -138,5 +143,9 @@ def test_a_plan_change_swaps_the_model_inside_the_running_worker(session):
     assert status["model"] == cluster.bundle.model_index(model) and status["loaded"]
     # every worker is the same replica as before the swap: reconfigured, never restarted
     assert [cluster.worker(k).actor_name.remote().result() for k in range(4)] == actors
+    # and not redeployed: Serve takes a reconfiguring replica out of routing (queries waited)
+    assert {n: a.last_deployed_time_s for n, a in serve.status().applications.items()} == (
+        deployed_s
+    )
     swap_to(original)  # back, loaded, for the other tests (any order)
     assert cluster.slots == before
