@@ -321,7 +321,7 @@ class LiveCluster:
                 if self.pending.pop(w, None) is not None and log:  # logged once
                     times = {k: status[k] for k in ("configured_s", "load_from_s", "loaded_s")}
                     name = self.bundle.model_names[self.slots[w]]
-                    self.ingress.log_swap.remote(name, requested_s, times)
+                    self.ingress.log_swap.remote(w, name, requested_s, times)
 
 
 class ControllerThread:

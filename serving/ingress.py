@@ -85,6 +85,9 @@ class Ingress:
         self.sent = [0] * config.n_workers  # outstanding queries per worker slot
         self.serving = [0] * config.n_workers  # of those, in service (as the answers tell)
         self.down: set[int] = set()  # slots whose replica died, until it answers again
+        # slots loading a new model (until their swap is logged or they serve a batch): an
+        # idle one holds a query queued, not in service
+        self.loading: set[int] = set()
         self.worker_configs: list[dict | None] = [None] * config.n_workers  # `set_plan`'s
         self.plan_changed = asyncio.Event()
         self.plans: list[dict] = []
@@ -113,6 +116,9 @@ class Ingress:
         force for routing now, with the model of each worker slot (its swaps cost
         `swap_load_s` GPU seconds) and each worker's configuration in force (`worker_config`);
         returns the wall time it took effect."""
+        for w, c in enumerate(worker_configs):
+            if c is not None and c["assigned"] == version and c["model"] != NO_MODEL:
+                self.loading.add(w)  # a new model: it loads before serving
         self.worker_configs = worker_configs
         index = self.bundle.model_index
         self.state = PlanState.from_plan(
@@ -152,12 +158,15 @@ class Ingress:
         return self.epoch_s
 
     def set_ready(self) -> None:
+        """The initial plan's workers run, their models loaded."""
         self.ready = True
+        self.loading.clear()
 
-    def log_swap(self, model: str, requested_s: float, times: dict) -> None:
-        """A worker's swap to `model`, wall clock: the plan's request, and (`times`) when the
-        worker got it, when its load began to count and when the model was loaded."""
+    def log_swap(self, w: int, model: str, requested_s: float, times: dict) -> None:
+        """Worker slot `w`'s swap to `model`, wall clock: the plan's request, and (`times`)
+        when the worker got it, when its load began to count and when the model was loaded."""
         self.swaps.append({"model": model, "requested_s": requested_s, **times})
+        self.loading.discard(w)
 
     def tick(
         self,
@@ -187,7 +196,8 @@ class Ingress:
     def queued(self) -> list[int]:
         """Queued per model, as the simulator counts (`Cluster.queue_lengths`): at each worker
         slot hosting it, the queries outstanding there beyond the batch in service
-        (`serving`: from the workers' answers, no extra calls)."""
+        (`serving`: from the workers' answers, no extra calls; none in service at a worker
+        loading its model)."""
         return [
             sum(max(0, self.sent[w] - self.serving[w]) for w in slots) for slots in self.workers_of
         ]
@@ -377,8 +387,8 @@ class Ingress:
             if w is None:
                 return {"status": "requeue"}
             self.sent[w] += 1
-            if self.sent[w] == 1:  # an idle worker serves it at once (one loading a model
-                self.serving[w] = 1  # holds it: counted in service until the first answer)
+            if self.sent[w] == 1 and w not in self.loading:  # an idle worker serves it at once
+                self.serving[w] = 1
             try:
                 result = await self.handles[w].remote(
                     m, self.version, prompt_id, rec["arrival_s"], image_idx
@@ -405,6 +415,7 @@ class Ingress:
                 rec["resends"] += 1
                 return {"status": "requeue"}
             if result["status"] == "done":
+                self.loading.discard(w)
                 self.busy_s += result["busy_s"]
                 rec["visits"] += 1
                 served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))

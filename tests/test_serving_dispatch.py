@@ -64,7 +64,7 @@ def test_the_ingress_dispatches_over_a_models_worker_slots_and_skips_dead_ones()
         ing.dispatch, ing.pick = mode, random.Random(seed)
         ing.workers_of = [[0, 2, 5], [], [1, 3, 4, 6]]  # slots per model
         ing.sent = [0] * 7
-        ing.down = set()
+        ing.down, ing.loading = set(), set()
         return ing
 
     def route(ing, m: int, n: int) -> list[int]:

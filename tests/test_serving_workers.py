@@ -186,7 +186,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
             await asyncio.sleep(0.01)
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
         ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
-        ing.sent, ing.serving, ing.down = [0], [0], set()
+        ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), set()
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         start = time.time()
 
@@ -210,6 +210,32 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
     assert [a["batch_size"] for a in answers] == [1, 2, 2, 1]
     assert samples == [(3, 3), (1, 1), (0, 0)]  # workers x batch size would say 2, 0, 0
     assert after == 0 and serving == [0]
+
+
+def test_a_query_at_a_worker_loading_its_model_counts_as_queued():
+    """The simulator counts a query held at a worker that loads its model as queued (no batch
+    runs); so does the ingress for a slot the plan gave a new model, until it serves."""
+    from serving.ingress import Ingress
+
+    models = [EmulatedModel("a", (0.0, 0.3), (0.9,), disc_cost_s=0.0, load_s=0.4)]
+
+    async def scenario():
+        worker = Worker.func_or_class(models, 60.0)
+        await worker.configure(config(A, 1, time.time()))  # loads 0.4 s, then serves 0.3 s
+        ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
+        ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
+        ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), {0}
+        ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
+        rec = {"arrival_s": time.time(), "at_workers_s": 0.0, "visits": 0, "batches": []}
+        visit = asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
+        await asyncio.sleep(0.2)  # loading
+        during = ing.queued()[A], len(worker.queue)
+        answer = await visit
+        return during, answer, ing.queued()[A], ing.loading
+
+    during, answer, after, loading = asyncio.run(scenario())
+    assert during == (1, 1)  # counted in service, as before, it would be (0, 1)
+    assert answer["status"] == "done" and after == 0 and loading == set()
 
 
 def test_an_older_plans_configuration_arriving_late_is_ignored():
