@@ -13,8 +13,8 @@ columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the
 stack's share of its latency, `hops_seconds`), `visits` and `resends`; `summary.json` the
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
 workers served (`served_batches`: the service times the serving path measured); `plans.csv`
-every plan in force, including those made while the last queries drain
-(`plans_frame`).
+every plan in force and `estimates.csv` the planner's inputs at every tick, both including
+the drain after the trace's last second (`plans_frame`, `estimates_frame`).
 """
 
 from __future__ import annotations
@@ -306,12 +306,31 @@ def plans_frame(plans: Sequence[PlanRecord], model_names: Sequence[str]) -> pd.D
     return pd.DataFrame(rows)
 
 
-def plans_writer(plans: Sequence[PlanRecord], model_names: Sequence[str]):
-    """A `write_run` extra that writes `plans.csv` (`plans_frame`)."""
+def estimates_frame(raw: RawRun, model_names: Sequence[str], tick_s: float) -> pd.DataFrame:
+    """The planner's inputs at the end of every tick of a run (`estimates.csv`): the demand
+    estimate and the queue estimate per model, through the drain after the trace's last
+    second, where `timeseries.csv` stops."""
+    queues = np.asarray(raw.queue_log, dtype=np.float64).reshape(-1, len(model_names))
+    frame = pd.DataFrame(
+        {
+            "tick_end_s": (np.arange(len(raw.demand_log)) + 1) * tick_s,
+            "demand_estimate_qps": raw.demand_log,
+        }
+    )
+    for m, name in enumerate(model_names):
+        frame[f"queue_estimate_{name}"] = queues[:, m]
+    return frame
+
+
+def planner_log_writer(raw: RawRun, model_names: Sequence[str], tick_s: float):
+    """A `write_run` extra that writes `plans.csv` (`plans_frame`) and `estimates.csv`
+    (`estimates_frame`): what a validation compares its planners by, drain included."""
 
     def write(staging: Path) -> None:
-        frame = plans_frame(plans, model_names)
-        frame.to_csv(staging / "plans.csv", index=False, float_format="%.9g")
+        plans = plans_frame(raw.plans, model_names)
+        plans.to_csv(staging / "plans.csv", index=False, float_format="%.9g")
+        estimates = estimates_frame(raw, model_names, tick_s)
+        estimates.to_csv(staging / "estimates.csv", index=False, float_format="%.9g")
 
     return write
 
@@ -424,6 +443,6 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     def write_batches(staging: Path) -> None:
         batches.to_csv(staging / "batches.csv", index=False, float_format="%.9g")
 
-    plans = plans_writer(raw.plans, bundle.model_names)
-    write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches, plans])
+    planner = planner_log_writer(raw, bundle.model_names, config.tick_s)
+    write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches, planner])
     return summary

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.loadgen import plans_writer
+from serving.loadgen import planner_log_writer
 from serving.service_times import (
     compared_latency,
     read_batches,
@@ -474,7 +474,7 @@ def run_validation(
             sim.summary,
             sim.config,
             sim.raw.planner_wall_s,
-            extras=[plans_writer(sim.raw.plans, base.model_names)],
+            extras=[planner_log_writer(sim.raw, base.model_names, config.tick_s)],
         )
         log(
             f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "

@@ -201,6 +201,9 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
     plans = pd.read_csv(tmp_path / "run" / "plans.csv")  # the stub's one plan, from t = 0
     assert len(plans) == 1 and plans.loc[0, f"workers_{MODEL}"] == 2
     assert plans.loc[0, "applied_s"] == 0 and plans.loc[0, f"mix_{MODEL}"] == 1.0
+    estimates = pd.read_csv(tmp_path / "run" / "estimates.csv")  # every tick to the last answer
+    assert estimates.tick_end_s.tolist() == [1.0, 2.0]
+    assert (estimates.filter(like="queue_estimate") == 0).all(axis=None)
 
 
 class SlowOrSilentStub(Stub):

@@ -343,6 +343,9 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     plans = pd.read_csv(tmp_path / "sim" / "plans.csv")  # the static plan, from t = 0
     assert len(plans) == 1 and plans.loc[0, "applied_s"] == 0
     assert plans.loc[0, "disc_ratio"] == 0.3 and plans.loc[0, f"workers_{LIGHT}"] > 0
+    estimates = pd.read_csv(tmp_path / "sim" / "estimates.csv")  # past the trace's last second
+    last_second = pd.read_csv(tmp_path / "sim" / "timeseries.csv").second.iloc[-1]
+    assert estimates.tick_end_s.iloc[-1] > last_second
     # service times measured in another experiment: as profiled, the compared simulation is
     # DIR/sim's; 1.5x slower, it is slower
     served = bundle.latency.assign(profiled_p50_s=bundle.latency["latency_p50_s"])
