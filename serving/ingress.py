@@ -415,7 +415,9 @@ class Ingress:
                 rec["resends"] += 1
                 return {"status": "requeue"}
             if result["status"] == "done":
-                self.loading.discard(w)
+                config = self.worker_configs[w]
+                if config is None or config["model"] == m:  # not a batch of its former model
+                    self.loading.discard(w)
                 self.busy_s += result["busy_s"]
                 rec["visits"] += 1
                 served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))

@@ -251,7 +251,8 @@ class Worker:
             return
         done = self.free_s = time.time()
         busy_s = (done - now) / len(batch)
-        next_batch = min(size, len(self.queue))  # what it serves next, before the drop rule
+        # what it serves next, before the drop rule (none while it loads another model first)
+        next_batch = min(size, len(self.queue)) if self.model == self.loaded else 0
         for job, (quality, image) in zip(batch, outputs):
             _answer(
                 job,

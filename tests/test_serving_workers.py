@@ -95,12 +95,16 @@ def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads()
         await asyncio.sleep(0.05)  # query 0 in service (batch size 1), two queued
         swap_s = time.time()
         await worker.configure(config(B, 2, swap_s))
+        early = asyncio.ensure_future(worker(B, 2, 0, time.time()))  # queued behind b's load
         answers = await asyncio.gather(*calls)
         late = await worker(B, 2, 0, time.time())  # held while b loads
-        return swap_s, answers, late, worker.status()
+        return swap_s, answers, late, worker.status(), await early
 
-    swap_s, answers, late, status = asyncio.run(scenario())
+    swap_s, answers, late, status, early = asyncio.run(scenario())
     served, *resent = answers
+    # a's batch ended with b's query queued: the worker loads b next, so none is about to
+    # be served (the ingress counts that query queued, as the simulator does)
+    assert served["next_batch"] == 0 and early["status"] == "done"
     # the queue of a worker whose model changed: rerouted, after waiting there since sent
     assert [r["status"] for r in resent] == ["resend", "resend"]
     assert all(0.05 <= r["at_worker_s"] <= 0.05 + SLACK_S for r in resent)
@@ -187,6 +191,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
         ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
         ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), set()
+        ing.worker_configs = [None]
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         start = time.time()
 
@@ -225,6 +230,7 @@ def test_a_query_at_a_worker_loading_its_model_counts_as_queued():
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
         ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
         ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), {0}
+        ing.worker_configs = [{**config(A, 1, time.time()), "slot": 0}]
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         rec = {"arrival_s": time.time(), "at_workers_s": 0.0, "visits": 0, "batches": []}
         visit = asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
