@@ -449,11 +449,11 @@ class Ingress:
         while True:
             try:
                 await self.handles[w].status.remote()
+                if self.worker_configs[w] is not None:
+                    await self.handles[w].configure.remote(self.worker_configs[w])
                 break
             except Exception:
                 await asyncio.sleep(REVIVE_WAIT_S)
-        if self.worker_configs[w] is not None:
-            await self.handles[w].configure.remote(self.worker_configs[w])
         self.down.discard(w)
 
 
