@@ -5,6 +5,7 @@ and the HTTP API's request validation."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -146,18 +147,23 @@ class Stub(BaseHTTPRequestHandler):
         self._json(200 if outcome == "done" else 503, {"data": [{}], "t2isim": {"images": [image]}})
 
 
-@pytest.fixture(scope="module")
-def stub_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+@contextlib.contextmanager
+def serving(handler: type[Stub]):
+    """Serve a fresh subclass of handler (its own epochs list) on a free port: yields it and
+    its URL, so no test sees another's epoch posts."""
+    fresh = type(handler.__name__, (handler,), {"epochs": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), fresh)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield fresh, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
-def test_replay_writes_a_run_folder_whose_outcomes_add_up(stub_url, tmp_path):
-    summary = run_loadgen(TRACE, stub_url, tmp_path / "run")
-    assert len(Stub.epochs) == 1  # the replay told the server when it started
+def test_replay_writes_a_run_folder_whose_outcomes_add_up(tmp_path):
+    with serving(Stub) as (stub, url):
+        summary = run_loadgen(TRACE, url, tmp_path / "run")
+    assert len(stub.epochs) == 1  # the replay told the server when it started
     trace = resolve_trace(TRACE, resolve_bundle("default"), 0)
     expected = [stub_outcome(int(p)) for p in trace.prompt_idx]
     queries = pd.read_parquet(tmp_path / "run" / "queries.parquet")
@@ -229,20 +235,16 @@ SLOW_S = 1.0
 
 
 def test_replay_ends_a_late_answer_as_dropped_and_a_hang_up_as_failed():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowOrSilentStub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(SlowOrSilentStub) as (_, url):
         answers, _, _ = asyncio.run(
             replay(
-                f"http://127.0.0.1:{server.server_address[1]}",
+                url,
                 np.zeros(3),
                 np.array([1, 2, 3]),
                 {1: "a", 2: "b", 3: "c"},
                 answer_timeout_s=SLOW_S / 4,
             )
         )
-    finally:
-        server.shutdown()
     ok, late, silent = answers
     assert (ok.status, ok.reason) == ("done", None) and ok.received_s >= ok.sent_s
     assert (late.status, late.reason) == ("dropped", "no answer by late_factor x SLO")
