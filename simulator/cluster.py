@@ -54,6 +54,7 @@ class Worker:
         "batch",
         "queue",
         "idle",
+        "serving",
         "wake",
         "busy_s",
         "theta",
@@ -68,6 +69,7 @@ class Worker:
         self.batch = 1
         self.queue = queue  # deque-like (simulator.queues)
         self.idle = False
+        self.serving = 0  # queries in the batch being served
         self.wake: simpy.Event | None = None
         self.busy_s = 0.0
         self.theta = math.inf
@@ -275,7 +277,9 @@ class Cluster:
                 if start_s[q] != start_s[q]:  # NaN: first service
                     start_s[q] = now
             w.busy_s += exec_s
+            w.serving = n
             yield env.timeout(exec_s)
+            w.serving = 0
             done = env.now
             next_of = w.next_of or self.next_of_prompt[m]  # the plan in force now
             above = self.hosted_above  # escalation=next-hosted: the target per model
@@ -589,7 +593,9 @@ def artifact_batch_times_s(row_s: list[float], max_batch: int) -> list[float]:
 
 
 def _backlog(w: Worker) -> int:
-    return len(w.queue) + (0 if w.idle else 1)
+    """The queries outstanding at a worker, jsq's measure: queued plus the batch in service
+    (what an ingress knows for free, `serving.dispatch`); a loading worker serves none."""
+    return len(w.queue) + w.serving
 
 
 def _hop(median_s: float, p95_s: float) -> tuple[float, float]:

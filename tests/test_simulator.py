@@ -224,6 +224,35 @@ def test_jsq_beats_random_on_mean_wait():
     assert waits["jsq"] < 0.5 * waits["random"]
 
 
+def test_jsq_weighs_a_worker_by_its_outstanding_queries_batch_in_service_included():
+    """The ingress's rule (`serving.dispatch`): two heavy workers gather batches for 2 s
+    (q0, q2, q4 on worker 1; q1, q3 on worker 2), then serve them; q5 at t = 3 joins the worker
+    with 2 outstanding, not the one with 3 (a busy flag would count 1 and 1)."""
+    import simpy
+
+    from simulator.cluster import Cluster
+
+    bundle = make_bundle()
+    config = SimConfig(
+        n_workers=3, slo_s=600.0, dispatch="jsq", max_wait_s=2.0, router_cost_s=0.0,
+        disc_cost_s=0.0,
+    )
+    policy = make_policy("static-cascade", PolicyContext(bundle, 3, 600.0))
+    env = simpy.Environment()
+    arrival_s = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 3.0])
+    cluster = Cluster(env, bundle, config, policy, arrival_s, np.arange(6), 0)
+    cluster.apply_plan(
+        Plan(workers={"light": 1, "heavy": 2}, batch_size={"light": 1, "heavy": 4},
+             stages=("light", "heavy"), disc_ratios=(0.0,), router_ratio=1.0)
+    )
+    cluster.start()
+    env.run(until=1.0)
+    assert [list(w.queue) for w in cluster.workers] == [[], [0, 2, 4], [1, 3]]
+    env.run(until=3.5)
+    assert [w.serving for w in cluster.workers] == [0, 3, 2]
+    assert [list(w.queue) for w in cluster.workers] == [[], [], [5]]
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="dispatch"):
         SimConfig(dispatch="fastest")
