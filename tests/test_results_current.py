@@ -28,7 +28,7 @@ COMMITTED = report_context(bundle_spec="default", quick=False, seed=0)
 def test_committed_results_were_made_by_this_code():
     stale = stale_figures(RESULTS, module_names(figure_modules()), COMMITTED)
     assert not stale, (
-        "results/ is stale, regenerate with `t2isim figures --jobs 2 --replicate-seeds 2`: "
+        "results/ is stale, regenerate with `t2isim figures --jobs 2`: "
         + "; ".join(f"{name}: {why}" for name, why in stale.items())
     )
 
