@@ -10,7 +10,8 @@ or no answer by late_factor x SLO; outcomes must add up to arrivals (the simulat
 conservation check, plus a count here). The server's plans and demand estimates
 (`GET /v1/t2isim/state`) become the run's plan epochs and demand log. Beyond the simulator's
 columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
-stack's share of its latency, `hops_seconds`), `visits` and `resends`; `summary.json` the
+stack's share of its latency, `hops_seconds`), `counted_after_s` (when the ingress counted it,
+`counted_after_s`), `visits` and `resends`; `summary.json` the
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
 workers served (`served_batches`: the service times the serving path measured); `plans.csv`
 every plan in force and `estimates.csv` the planner's inputs at every tick, both including
@@ -346,6 +347,17 @@ def hops_seconds(answer: Answer) -> float:
     return answer.received_s - answer.sent_s - image["at_workers_s"] - image["waited_s"]
 
 
+def counted_after_s(answers: list[Answer], trace_arrival_s, epoch_s: float) -> np.ndarray:
+    """Per query, seconds from its time in the trace to the ingress counting its arrival, on
+    the controller's tick clock (from the server's epoch): the replay's start after the epoch,
+    the query's send lag and its way to the ingress (the simulator's arrival hop). NaN for a
+    query the ingress never recorded."""
+    counted = np.array(
+        [(a.image or {}).get("arrival_s", math.nan) for a in answers], dtype=np.float64
+    )
+    return counted - epoch_s - np.asarray(trace_arrival_s, dtype=np.float64)
+
+
 def plan_delays(plans: list[dict], origin_s: float) -> dict:
     """How late the plans of the replay took effect at the ingress: seconds from when each was
     due (its tick's end, where the simulator applies it) to its `set_plan` (count, median,
@@ -408,6 +420,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
     queries["reason"] = [a.reason for a in answers]
     queries["hops_s"] = [hops_seconds(a) for a in answers]
+    queries["counted_after_s"] = counted_after_s(answers, trace.arrival_s, epoch_s)
     for key in ("visits", "resends", "retries"):
         queries[key] = np.array([(a.image or {}).get(key, 0) for a in answers], dtype=np.int64)
     send_lag = np.array([a.sent_s for a in answers]) - trace.arrival_s

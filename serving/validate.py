@@ -166,8 +166,9 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
     not either. Over the queries never sent again (resent or retried): the dispatch hop is the
     median and 95th percentile of `hops_s` for queries served by one model; for two it is
     dispatch plus escalation: the median less the dispatch median, the p95 at the dispatch
-    hop's spread (the same Ray handle call). NaN for a hop no query took, and for a run folder
-    without `hops_s` (made before the serving path recorded it)."""
+    hop's spread (the same Ray handle call). The arrival hop is the median and 95th percentile
+    of `counted_after_s` over every query the ingress counted. NaN for a hop no query took, and
+    for a run folder without the column (made before the serving path recorded it)."""
     if "hops_s" not in real.columns:
         hops = visits = np.zeros(0)
     else:
@@ -183,11 +184,18 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
     dispatch = percentile_ms(1, 50)
     spread = percentile_ms(1, 95) / dispatch if dispatch > 0 else 1.0
     escalation = percentile_ms(2, 50) - dispatch
+    counted = real.get("counted_after_s", pd.Series(dtype=np.float64)).to_numpy(np.float64)
+    counted = counted[~np.isnan(counted)]
+    arrival, arrival_p95 = (
+        np.percentile(counted, [50, 95]) * 1e3 if counted.size else (math.nan, math.nan)
+    )
     return {
         "dispatch_overhead_ms": dispatch,
         "dispatch_overhead_p95_ms": dispatch * spread,
         "escalation_overhead_ms": escalation,
         "escalation_overhead_p95_ms": escalation * spread,
+        "arrival_overhead_ms": float(arrival),
+        "arrival_overhead_p95_ms": float(arrival_p95),
     }
 
 

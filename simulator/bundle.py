@@ -4,9 +4,9 @@ A bundle is a folder::
 
     bundle.json   schema_version, name, provenance {source, gpu, libraries}, time_unit "s",
                   router {features, weights} (how prompts.router_score was computed),
-                  optional overheads {dispatch_overhead_ms, escalation_overhead_ms, and
-                  their spread dispatch_overhead_p95_ms, escalation_overhead_p95_ms} (see
-                  `HOPS`; an absent one is 0, an absent p95 the median: no spread)
+                  optional overheads {dispatch_overhead_ms, escalation_overhead_ms,
+                  arrival_overhead_ms, and their spread <hop>_overhead_p95_ms} (see `HOPS`;
+                  an absent one is 0, an absent p95 the median: no spread)
     models.csv    model, steps, load_s, fid_alone   (one row per model, light -> heavy)
     latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only)
     prompts.csv   prompt_id (0..N-1), text, the 8 HADIS router features, router_score, [label]
@@ -73,9 +73,12 @@ REQUIRED_COLUMNS = {
 # The serving stack's wall-clock cost of a query's hops, measured on a real serving path
 # (`t2isim validate`), not GPU time, so never multiplied by the time scale: dispatch = the
 # first model's round trip (client -> ingress -> model, and the answer back), applied when the
-# query arrives; escalation = each further model's (its result -> queued at the next model).
+# query arrives; escalation = each further model's (its result -> queued at the next model);
+# arrival = from a query's time in the trace to the controller counting it (the load
+# generator's send lag and the way to the ingress, on the controller's tick clock): it delays
+# the demand estimate's arrival count, not the query, whose way in is in its dispatch hop.
 # Each is a median and an optional 95th percentile (a lognormal per hop, as service times).
-HOPS = ("dispatch", "escalation")
+HOPS = ("dispatch", "escalation", "arrival")
 OVERHEAD_FIELDS = tuple(f"{hop}_overhead{q}_ms" for hop in HOPS for q in ("", "_p95"))
 MAX_OVERHEAD_MS = 60_000.0
 

@@ -121,6 +121,11 @@ class Cluster:
         self.dispatch_hop = _hop(*bundle.overhead_s("dispatch"))
         self.escalation_hop = _hop(*bundle.overhead_s("escalation"))
         self.hop_rng = random.Random(f"{rng_seed}/hops")
+        # the arrival hop delays only the controller's arrival count (from the trace time; the
+        # router's cost has passed when it is drawn), on a stream of its own so that it never
+        # moves the other hops' draws
+        self.arrival_hop = _hop(*bundle.overhead_s("arrival"))
+        self.arrival_hop_rng = random.Random(f"{rng_seed}/arrival-hops")
         # the discriminator's cost: per judged image, or per batch of any model (disc_cost_per)
         disc_s = config.disc_cost_s * config.time_scale if policy.uses_discriminator else 0.0
         per_batch = config.disc_cost_per == "batch"
@@ -206,7 +211,10 @@ class Cluster:
             self.inflight += 1
             if self.artifact_inflight is not None:
                 self.artifact_inflight.arrive()
-            self.arrived += 1
+            if self.arrival_hop[0]:
+                self.count_arrival_later(shift)
+            else:
+                self.arrived += 1
             if admit is not None and not admit(
                 env.now, self.router_scores[self.prompt[q]], self.inflight
             ):
@@ -312,9 +320,20 @@ class Cluster:
 
     def after_hop(self, hop: tuple[float, float], action, *args) -> None:
         """`action(*args)` once a hop's overhead (median, sigma) has passed."""
-        median_s, sigma = hop
-        delay_s = median_s * math.exp(sigma * self.hop_rng.gauss(0.0, 1.0)) if sigma else median_s
+        delay_s = _draw_hop(hop, self.hop_rng)
         self.env.timeout(delay_s).callbacks.append(lambda _: action(*args))
+
+    def count_arrival_later(self, elapsed_s: float) -> None:
+        """Count an arrival for the demand estimate once an arrival hop from its trace time
+        has passed (`elapsed_s` of it already have: the router's cost)."""
+        delay_s = _draw_hop(self.arrival_hop, self.arrival_hop_rng)
+        if delay_s <= elapsed_s:
+            self.arrived += 1
+            return
+        self.env.timeout(delay_s - elapsed_s).callbacks.append(self._count_arrival)
+
+    def _count_arrival(self, _event) -> None:
+        self.arrived += 1
 
     def enter(self, q: int) -> None:
         """Route a query that has not been served yet under the plan in force: the core's
@@ -600,6 +619,12 @@ def _backlog(w: Worker) -> int:
 
 def _hop(median_s: float, p95_s: float) -> tuple[float, float]:
     return median_s, _lognormal_sigma(median_s, p95_s)
+
+
+def _draw_hop(hop: tuple[float, float], rng: random.Random) -> float:
+    """One hop's seconds: lognormal with the hop's (median, sigma); the median when sigma is 0."""
+    median_s, sigma = hop
+    return median_s * math.exp(sigma * rng.gauss(0.0, 1.0)) if sigma else median_s
 
 
 def _lognormal_sigma(p50: float, p95: float) -> float:

@@ -192,6 +192,12 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(tmp_path):
     assert (done.hops_s > 0).all() and (done.hops_s < done.latency_s - SERVICE_S + 1e-3).all()
     assert (done.visits == 1).all() and (queries.resends == 0).all()
     assert queries.loc[queries.outcome != "ok", "hops_s"].isna().all()
+    # when the server counted each query it answered with a record, from its trace time on the
+    # server's epoch clock: after the epoch post, the send and the way in; NaN without a record
+    counted = queries["counted_after_s"]
+    recorded = [o not in ("error", "not-object") for o in expected]
+    assert counted[recorded].between(0, 0.5).all() and counted[recorded].median() < SERVICE_S
+    assert counted[[not r for r in recorded]].isna().all()
     # open loop: each query left at its trace time (not after the previous answer)
     lag = queries.arrival_s.to_numpy() - trace.arrival_s
     assert np.all(lag >= -1e-3) and np.percentile(lag, 50) < SERVICE_S

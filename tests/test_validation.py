@@ -68,6 +68,25 @@ def test_overheads_delay_each_hop_by_their_value_and_default_to_none(bundle):
     pd.testing.assert_series_equal(base.final_model, slow.queries.final_model)
 
 
+def test_an_arrival_hop_delays_the_demand_count_and_nothing_else(bundle):
+    """The arrival hop (trace time -> the ingress counting the query) moves arrivals into
+    later ticks of the demand estimate; no query's path or time changes, and its own random
+    stream leaves the other hops' draws where they were."""
+    dispatch = {"dispatch_overhead_ms": 30.0, "dispatch_overhead_p95_ms": 90.0}
+    base = simulate(bundle, dispatch)
+    late = simulate(bundle, {**dispatch, "arrival_overhead_ms": 430.0})
+    pd.testing.assert_frame_equal(base.queries, late.queries)
+    arrival = resolve_trace(TRACE, bundle, CONFIG.seed).arrival_s
+    shift_s = CONFIG.router_cost_s * CONFIG.time_scale  # the router's cost is part of the hop
+    assert base.raw.demand_log[0] == np.sum(arrival + shift_s < 1.0)
+    assert late.raw.demand_log[0] == np.sum(arrival + 0.430 < 1.0) < base.raw.demand_log[0]
+    spread = simulate(
+        bundle, {**dispatch, "arrival_overhead_ms": 5.0, "arrival_overhead_p95_ms": 900.0}
+    )
+    pd.testing.assert_frame_equal(base.queries, spread.queries)
+    assert spread.raw.demand_log != base.raw.demand_log  # some counts moved by a long hop
+
+
 def test_a_hop_with_a_p95_is_lognormal_and_reproducible(bundle):
     overheads = {"dispatch_overhead_ms": 30.0, "dispatch_overhead_p95_ms": 90.0}
     trace = "constant:rate=4,duration=300"
@@ -106,7 +125,11 @@ def stack_queries(n: int, rng: np.random.Generator) -> pd.DataFrame:
     resends = np.where(np.arange(n) % 50 == 7, 1, 0)
     hops[resends == 1] += 5.0  # a resent query also paid a wasted visit: not a hop sample
     hops[np.arange(n) % 40 == 11] = np.nan  # dropped: no latency
-    return pd.DataFrame({"hops_s": hops, "visits": visits, "resends": resends})
+    counted = 0.004 * np.exp(np.log(5.0) / 1.6448536269514722 * rng.standard_normal(n))
+    counted[np.arange(n) % 100 == 3] = np.nan  # never reached the ingress
+    return pd.DataFrame(
+        {"hops_s": hops, "visits": visits, "resends": resends, "counted_after_s": counted}
+    )
 
 
 def test_measured_overheads_come_from_the_runs_own_timestamps():
@@ -116,6 +139,9 @@ def test_measured_overheads_come_from_the_runs_own_timestamps():
     # the median of (dispatch + 15 ms) less the dispatch median: 15 ms
     assert measured["escalation_overhead_ms"] == pytest.approx(15.0, abs=1.5)
     assert measured["escalation_overhead_p95_ms"] == pytest.approx(45.0, rel=0.12)
+    # every query the ingress counted, resent or not: median 4 ms, p95 20 ms
+    assert measured["arrival_overhead_ms"] == pytest.approx(4.0, rel=0.02)
+    assert measured["arrival_overhead_p95_ms"] == pytest.approx(20.0, rel=0.03)
     before = hop_overheads_ms(pd.DataFrame({"latency_s": [1.0]}))  # a run folder without them
     assert all(math.isnan(v) for v in before.values())
     measured = {
@@ -123,6 +149,8 @@ def test_measured_overheads_come_from_the_runs_own_timestamps():
         "dispatch_overhead_p95_ms": 40.0,
         "escalation_overhead_ms": 15.0,
         "escalation_overhead_p95_ms": 15.0,
+        "arrival_overhead_ms": math.nan,  # a run made before the ingress's count was recorded
+        "arrival_overhead_p95_ms": math.nan,
     }
     pooled = pooled_overheads_ms(
         [measured, {**measured, "dispatch_overhead_ms": 50.0, "dispatch_overhead_p95_ms": 70.0}]
@@ -132,6 +160,8 @@ def test_measured_overheads_come_from_the_runs_own_timestamps():
         "dispatch_overhead_p95_ms": 55.0,
         "escalation_overhead_ms": 15.0,
         "escalation_overhead_p95_ms": 15.0,
+        "arrival_overhead_ms": 0.0,
+        "arrival_overhead_p95_ms": 0.0,
     }
     # queueing the simulation lacks (a replica start) is no hop: clipped to the bundle's range
     assert (
@@ -292,13 +322,18 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     setup = ServeSetup(
         "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
     )
-    injected = {"dispatch_overhead_ms": 35.0, "escalation_overhead_ms": 12.0}
+    injected = {
+        "dispatch_overhead_ms": 35.0,
+        "escalation_overhead_ms": 12.0,
+        "arrival_overhead_ms": 4.0,
+    }
     fake = simulate(bundle, injected)
     queries = fake.queries.copy()  # with the stack's share as a real run records it
     escalated = queries["escalated"].to_numpy()
     queries["visits"] = np.where(escalated, 2, 1)
     queries["resends"] = 0
     queries["hops_s"] = np.where(queries["outcome"] != "drop", 0.035 + 0.012 * escalated, np.nan)
+    queries["counted_after_s"] = 0.004
     for k in (1, 2):
         summary = {**fake.summary, "trace_spec": TRACE}
         write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
@@ -311,6 +346,8 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         "dispatch_overhead_p95_ms": 35.0,
         "escalation_overhead_ms": 12.0,
         "escalation_overhead_p95_ms": 12.0,
+        "arrival_overhead_ms": 4.0,
+        "arrival_overhead_p95_ms": 4.0,
     }
     errors = table.set_index("metric")["error"]
     assert errors[["p50_latency_s", "p90_latency_s", "p99_latency_s"]].abs().max() < 1e-6
@@ -516,6 +553,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         assert rows.loc[f"completions_{m}", "error"] == 0.0
     overheads = json.loads((tmp_path / "overheads.json").read_text())
     assert 0 < overheads["dispatch_overhead_ms"] < 2000
+    assert 0 < overheads["arrival_overhead_ms"] < 2000  # the ingress counted every query
     assert (tmp_path / "timeseries.png").stat().st_size > 10_000
     inputs = pd.read_csv(tmp_path / "plan_inputs.csv")  # the real run recorded its inputs
     assert inputs["real_queue_estimate_SDXL-Lightning"].notna().all()
