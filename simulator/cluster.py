@@ -501,10 +501,13 @@ class Cluster:
                 if desired[m] == 0 and self.model_queue[m]:
                     redispatch.extend(self.model_queue[m])
                     self.model_queue[m].clear()
-        redispatch.extend(self.orphans)
+        # routed again in the serving path's order (`serving.ingress`): the queries waiting
+        # for a plan first (woken as the ingress gets it), then each changed worker's queue, in
+        # worker order and queue order (as the workers answer `resend`)
+        redispatch = self.orphans + redispatch
         self.orphans = []
         self._recount_queued()
-        for q in sorted(redispatch):
+        for q in redispatch:
             if self.stage[q] == STAGE_OPEN:
                 self.enter(q)
                 continue

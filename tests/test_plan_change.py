@@ -74,6 +74,20 @@ def test_reroute_moves_the_queue_to_a_worker_of_its_stages_model():
     assert cluster.workers[2].busy_s == pytest.approx(4.0)  # q1 only
 
 
+def test_reroute_sends_the_queues_again_in_worker_order_as_the_workers_answer_resend():
+    """Both heavy workers turn mid: their queues ([2, 4] and [3, 5]) are routed again worker
+    by worker, in queue order, as the real workers answer `resend` (not by arrival: that
+    would give [2, 4] and [3, 5] again)."""
+    env, cluster = cluster_of(6)
+    cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
+    cluster.start()
+    env.run(until=0.5)
+    assert [list(w.queue) for w in cluster.workers] == [[], [2, 4], [3, 5]]
+    cluster.apply_plan(cascade({"light": 1, "mid": 2}, stages=("light", "mid"), router=1.0))
+    assert [w.target for w in cluster.workers] == [LIGHT, MID, MID]
+    assert [list(w.queue) for w in cluster.workers] == [[], [2, 3], [4, 5]]
+
+
 @pytest.mark.parametrize("mode", ["keep", "reroute"])
 def test_every_query_ends_in_exactly_one_outcome(mode):
     cluster = run_swap_scenario(mode)
