@@ -100,7 +100,11 @@ def test_content_pools_do_not_move_router_features() -> None:
 
 def test_text_signal_strengths_are_the_fit_to_the_artifact() -> None:
     disc = load_params()["disc"]
-    assert fit_text_signals(disc) == (TEXT_EASE_CORRELATION, TEXT_LIGHT_FIT)
+    # to the 3 digits kept, give or take one: the optimiser moves by ~1e-6 with the CPU's
+    # OpenBLAS kernels, which can cross a rounding boundary
+    ease, light_fit = fit_text_signals(disc)
+    assert ease == pytest.approx(TEXT_EASE_CORRELATION, abs=1.01e-3)
+    assert light_fit == pytest.approx(TEXT_LIGHT_FIT, abs=1.01e-3)
     weaker = fit_text_signals(
         disc, tuple(0.8 * t for t in ARTIFACT_TEXT_PREDICTABILITY[:5]) + (0.163,)
     )
