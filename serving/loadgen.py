@@ -10,8 +10,8 @@ or no answer by late_factor x SLO; outcomes must add up to arrivals (the simulat
 conservation check, plus a count here). The server's plans and demand estimates
 (`GET /v1/t2isim/state`) become the run's plan epochs and demand log. Beyond the simulator's
 columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
-stack's share of its latency, `hops_seconds`), `counted_after_s` (when the ingress counted it,
-`counted_after_s`), `visits` and `resends`; `summary.json` the
+stack's share of its latency, `hops_seconds`), `counted_after_s` (seconds from its trace time
+to the ingress counting it), `visits` and `resends`; `summary.json` the
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
 workers served (`served_batches`: the service times the serving path measured); `plans.csv`
 every plan in force and `estimates.csv` the planner's inputs at every tick, both including
