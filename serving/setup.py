@@ -33,6 +33,8 @@ REAL_PATH_SETS = {
     "queue": "on the serving path a worker serves its queue in arrival order (fifo)",
     "on_plan_change": "on the serving path the ingress routes again the queries queued at a "
     "worker whose model changes (reroute)",
+    "reroute_order": "on the serving path the ingress routes again the queries waiting for a "
+    "plan first, then each worker's queue as the worker answers resend (serving)",
     "escalation": "on the serving path the ingress escalates to the plan's next stage "
     "(next-stage)",
     "bypass_arrivals_at_first": "on the serving path a model's arrivals are the queries sent "

@@ -166,6 +166,7 @@ class Cluster:
         self.idle_of: list[list[Worker]] = [[] for _ in range(self.n_models)]
         self.orphans: list[int] = []  # queries whose model has no worker (until the next plan)
         self.keep_queues = config.on_plan_change == "keep"
+        self.reroute_by_arrival = config.reroute_order == "arrival"
         # escalation=next-hosted: per model, the model an escalated image goes to (None: the
         # plan's next stage); set by apply_plan from the models the workers host
         self.next_hosted = config.escalation == "next-hosted"
@@ -448,8 +449,8 @@ class Cluster:
         """Put a plan in force: the core's decision state and placement (fewest swaps, or the
         workers `plan.loaded` names, the others kept as they are), batch sizes and per-worker
         thresholds; the queues whose worker changed model are routed again
-        (`on_plan_change=reroute`) or stay for its new model (`keep`); escalation targets
-        (`escalation=next-hosted`)."""
+        (`on_plan_change=reroute`, in `reroute_order`) or stay for its new model (`keep`);
+        escalation targets (`escalation=next-hosted`)."""
         bundle = self.bundle
         index = bundle.model_index
         self.plan = plan
@@ -501,10 +502,12 @@ class Cluster:
                 if desired[m] == 0 and self.model_queue[m]:
                     redispatch.extend(self.model_queue[m])
                     self.model_queue[m].clear()
-        # routed again in the serving path's order (`serving.ingress`): the queries waiting
-        # for a plan first (woken as the ingress gets it), then each changed worker's queue, in
-        # worker order and queue order (as the workers answer `resend`)
+        # reroute_order=serving: the serving path's order (`serving.ingress`), the queries
+        # waiting for a plan first (woken as the ingress gets it), then each changed worker's
+        # queue, in worker order and queue order (as the workers answer `resend`)
         redispatch = self.orphans + redispatch
+        if self.reroute_by_arrival:
+            redispatch.sort()
         self.orphans = []
         self._recount_queued()
         for q in redispatch:

@@ -35,6 +35,7 @@ DISPATCH_MODES = ("random", "jsq", "central")
 DEMAND_ESTIMATORS = ("ewma", "inflight", "artifact-inflight")
 SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal")
 PLAN_CHANGE_MODES = ("reroute", "keep")  # queued queries of a worker whose model changes
+REROUTE_ORDERS = ("serving", "arrival")  # the order in which a plan change routes them again
 ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query goes
 BATCH_LATENCY_MODELS = ("bundle", "artifact")  # a batch's execution time by its size
 DISC_COST_UNITS = ("judged-image", "batch")  # what disc_cost_s is charged for
@@ -149,6 +150,13 @@ class SimConfig:
         "the new plan) or keep (left on the worker and served by its new model, as the HADIS "
         "artifact; a worker left without a model has its queue rerouted)",
         Choice(PLAN_CHANGE_MODES),
+    )
+    reroute_order: str = setting(
+        "serving",
+        "The order in which a plan change routes queries again: serving (the queries waiting "
+        "for a plan first, then each changed worker's queue in worker and queue order, as the "
+        "serving path's workers answer resend) or arrival (all of them by arrival)",
+        Choice(REROUTE_ORDERS),
     )
     escalation: str = setting(
         "next-stage",

@@ -46,8 +46,9 @@ CHANGED = {
     "inflight_factor": 1.5, "router_cost_s": 0.0, "disc_cost_s": 0.01, "drop_factor": 2.0,
     "late_factor": 3.0, "load_s": 1.5, "dispatch": "jsq", "max_wait_s": 0.25,
     "service_time": "lognormal", "plan_delay_s": 0.5, "plan_delay_measured": True,
-    "queue": "edf", "on_plan_change": "keep", "escalation": "next-hosted",
-    "threshold_rule": "order-statistic", "bypass_arrivals_at_first": True,
+    "queue": "edf", "on_plan_change": "keep", "reroute_order": "arrival",
+    "escalation": "next-hosted", "threshold_rule": "order-statistic",
+    "bypass_arrivals_at_first": True,
     "batch_latency": "artifact", "disc_cost_per": "batch",
 }
 # a bad value for every field that takes one on the command line, as typed there
@@ -57,8 +58,8 @@ BAD = {
     "inflight_factor": "0", "router_cost_s": "nan", "disc_cost_s": "-0.5", "drop_factor": "101",
     "late_factor": "-2", "load_s": "-1", "dispatch": "lifo", "max_wait_s": "inf",
     "service_time": "gamma", "plan_delay_s": "1e300", "queue": "random",
-    "on_plan_change": "drop", "escalation": "any", "threshold_rule": "median",
-    "batch_latency": "linear", "disc_cost_per": "image",
+    "on_plan_change": "drop", "reroute_order": "random", "escalation": "any",
+    "threshold_rule": "median", "batch_latency": "linear", "disc_cost_per": "image",
 }
 
 
@@ -252,8 +253,8 @@ def test_the_real_path_sets_only_declared_fields():
     assert set(REAL_PATH_SETS) < set(FIELDS)
     assert set(REAL_PATH_SETS) == {
         "dispatch", "service_time", "max_wait_s", "plan_delay_s", "plan_delay_measured",
-        "queue", "on_plan_change", "escalation", "bypass_arrivals_at_first", "batch_latency",
-        "disc_cost_per",
+        "queue", "on_plan_change", "reroute_order", "escalation", "bypass_arrivals_at_first",
+        "batch_latency", "disc_cost_per",
     }
 
 

@@ -88,6 +88,15 @@ def test_reroute_sends_the_queues_again_in_worker_order_as_the_workers_answer_re
     assert [list(w.queue) for w in cluster.workers] == [[], [2, 3], [4, 5]]
 
 
+def test_reroute_order_arrival_sends_the_queues_again_by_arrival():
+    env, cluster = cluster_of(6, reroute_order="arrival")
+    cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
+    cluster.start()
+    env.run(until=0.5)
+    cluster.apply_plan(cascade({"light": 1, "mid": 2}, stages=("light", "mid"), router=1.0))
+    assert [list(w.queue) for w in cluster.workers] == [[], [2, 4], [3, 5]]
+
+
 @pytest.mark.parametrize("mode", ["keep", "reroute"])
 def test_every_query_ends_in_exactly_one_outcome(mode):
     cluster = run_swap_scenario(mode)

@@ -19,6 +19,8 @@ there (a demand estimator, a `spare` or `planner` choice) gets its row:
 * swap cost: `SimConfig.load_s` (the bundle's load time per model, none, `SWAP_LOAD_S`);
 * queued queries on a plan change: `SimConfig.on_plan_change` (`simulator.config.
   PLAN_CHANGE_MODES`: routed again, or kept for the worker's new model);
+* re-route order: `SimConfig.reroute_order` (`simulator.config.REROUTE_ORDERS`: the serving
+  path's order, or by arrival);
 * Proteus routing: Proteus `--option routing` (`policies.proteus.PROTEUS_OPTIONS`).
 
 Each (alternative, method) runs on the replicates of `seeds.seed_rows` (quick mode: the first
@@ -45,7 +47,7 @@ from experiments.figures import seeds, style
 from experiments.figures.context import Claim, FigureContext
 from experiments.figures.fig07_azure import AZURE_TRACE
 from policies.planning import SWAP_FID_S_PER_GPU_S
-from simulator.config import DEMAND_ESTIMATORS, PLAN_CHANGE_MODES, SimConfig
+from simulator.config import DEMAND_ESTIMATORS, PLAN_CHANGE_MODES, REROUTE_ORDERS, SimConfig
 from simulator.presets import MODELLING_PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -153,6 +155,7 @@ def choice_alternatives() -> list[Alternative]:
             alternative("queued queries on a plan change", c, {"on_plan_change": c})
             for c in PLAN_CHANGE_MODES
         ),
+        *(alternative("re-route order", o, {"reroute_order": o}) for o in REROUTE_ORDERS),
         *(
             alternative("Proteus routing", r, options={"proteus": {"routing": r}})
             for r in proteus["routing"].choices
