@@ -17,7 +17,11 @@ tried below it> max_qps=<highest rate with overhead p99 <= 20 ms and every query
 Per rate it also prints the CPU seconds per query of each part of the stack (Linux: read from
 /proc over the replay): the ingress replica, Serve's HTTP proxy, the worker replicas, this
 process (load generator and controller thread), Serve's controller and Ray's own processes.
-On C cores the stack saturates near C / (CPU seconds per query) queries per second.
+On C cores the stack saturates near C / (CPU seconds per query) queries per second. Each rate's
+line gives the share of the machine's CPU time the hypervisor gave other guests during its
+replay (`profiler.provenance.steal_share`; nan where /proc/stat is unreadable): on a shared VM
+a stolen share of a few percent or more slows the stack and fails the goal without any change
+of code.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiler.provenance import cpu_ticks, steal_share
 from serving.loadgen import run_loadgen
 from serving.server import ServeSession
 from serving.setup import ServeSetup
@@ -130,18 +135,19 @@ def main() -> None:
             run_loadgen(warmup, session.url, Path(tmp) / "warmup")
         for rate in rates:
             out = Path(tmp) / f"r{rate}"
-            cpu_before = cpu_seconds_by_part()
+            cpu_before, ticks = cpu_seconds_by_part(), cpu_ticks()
             summary = run_loadgen(
                 f"constant:rate={rate},duration={args.seconds:g}", session.url, out
             )
-            cpu_after = cpu_seconds_by_part()
+            cpu_after, stolen = cpu_seconds_by_part(), steal_share(ticks, cpu_ticks())
             ms = overhead_ms(pd.read_parquet(out / "queries.parquet"), bundle)
             all_ok = summary["ok"] == summary["arrivals"]
             p50, p99 = (float(np.percentile(ms, q)) for q in (50, 99)) if ms.size else (0, 0)
             results[rate] = (p99, all_ok)
             print(
                 f"rate={rate} qps: ok {summary['ok']}/{summary['arrivals']}, overhead p50 "
-                f"{p50:.1f} ms, p99 {p99:.1f} ms, send lag p99 {summary['send_lag_p99_ms']} ms",
+                f"{p50:.1f} ms, p99 {p99:.1f} ms, send lag p99 {summary['send_lag_p99_ms']} ms, "
+                f"CPU stolen by the hypervisor {stolen:.1%}",
                 flush=True,
             )
             if cpu_after:
