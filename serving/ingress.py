@@ -18,8 +18,14 @@ of done / dropped / failed.
 `POST /v1/t2isim/epoch` marks the start of a replay (see `mark_epoch`);
 `GET /v1/t2isim/state` returns the setup, whether the initial plan's workers run (`ready`),
 the plans in force (wall-clock times), the controller's estimates (demand and queue per model
-at each tick), the measured model swaps and the GPU-busy seconds: what a load generator needs
+at each tick), the measured model swaps, each swapped-in worker's first batch (slot, start,
+size) and the GPU-busy seconds: what a load generator needs
 to write a run folder.
+
+The controller's calls (`set_plan`, `tick`, `log_swap`, ...) and the workers' (`worker_config`,
+`batch_started`) are coroutines: Serve runs a deployment's plain methods in a thread pool
+(`RAY_SERVE_RUN_SYNC_IN_THREADPOOL`, on by default), where they would race the queries' state
+on the replica's event loop and set its `asyncio.Event` from another thread.
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class Ingress:
         self.workers_of: list[list[int]] = [[] for _ in range(self.n_models)]  # slots per model
         self.sent = [0] * config.n_workers  # outstanding queries per worker slot
         self.serving = [0] * config.n_workers  # of those, in service (as the answers tell)
+        # wall time from which `serving` counts each worker's batches (`batch_started`)
+        self.serving_since_s = [0.0] * config.n_workers
         self.down: set[int] = set()  # slots whose replica died, until it answers again
         # slots loading a new model (until their swap is logged or they serve a batch): an
         # idle one holds a query queued, not in service
@@ -99,10 +107,11 @@ class Ingress:
         self.ready = False  # the initial plan's workers run, their models loaded
         self.epoch_s = 0.0
         self.swaps: list[dict] = []
+        self.first_batches: list[tuple] = []  # (slot, start_s, size) of `batch_started`
 
     # ------------------------------------------------------------------ controller side
 
-    def set_plan(
+    async def set_plan(
         self,
         plan: Plan,
         slots: list[int],
@@ -116,9 +125,11 @@ class Ingress:
         force for routing now, with the model of each worker slot (its swaps cost
         `swap_load_s` GPU seconds) and each worker's configuration in force (`worker_config`);
         returns the wall time it took effect."""
+        now = time.time()
         for w, c in enumerate(worker_configs):
             if c is not None and c["assigned"] == version and c["model"] != NO_MODEL:
                 self.loading.add(w)  # a new model: it loads before serving
+                self.serving_since_s[w] = now  # no batch of an earlier load counts
         self.worker_configs = worker_configs
         index = self.bundle.model_index
         self.state = PlanState.from_plan(
@@ -143,13 +154,13 @@ class Ingress:
         self.plan_changed = asyncio.Event()
         return applied
 
-    def worker_config(self, w: int) -> dict | None:
+    async def worker_config(self, w: int) -> dict | None:
         """The configuration of worker slot `w` under the plan in force (None before the
         first plan): what a worker replica that Serve (re)started asks for
         (`Worker.reconfigure`)."""
         return self.worker_configs[w]
 
-    def mark_epoch(self) -> float:
+    async def mark_epoch(self) -> float:
         """A replay starts now: the controller restarts its estimators and plans afresh, as a
         simulation starts at t = 0; the arrival counters it reads restart from 0."""
         self.epoch_s = time.time()
@@ -157,18 +168,29 @@ class Ingress:
         self.visit_s = [[] for _ in range(self.n_models)]
         return self.epoch_s
 
-    def set_ready(self) -> None:
+    async def set_ready(self) -> None:
         """The initial plan's workers run, their models loaded."""
         self.ready = True
         self.loading.clear()
 
-    def log_swap(self, w: int, model: str, requested_s: float, times: dict) -> None:
+    async def log_swap(self, w: int, model: str, requested_s: float, times: dict) -> None:
         """Worker slot `w`'s swap to `model`, wall clock: the plan's request, and (`times`)
         when the worker got it, when its load began to count and when the model was loaded."""
         self.swaps.append({"model": model, "requested_s": requested_s, **times})
         self.loading.discard(w)
 
-    def tick(
+    async def batch_started(self, w: int, start_s: float, size: int) -> None:
+        """Worker slot `w` began at `start_s` (its clock) its first batch after a load, of
+        `size` queries: in service from now, as the simulator counts them, not queued until
+        the batch's answer; unless that answer, or a later plan's swap, came first."""
+        if start_s < self.serving_since_s[w]:
+            return
+        self.loading.discard(w)
+        self.serving[w] = min(size, self.sent[w])
+        self.serving_since_s[w] = start_s
+        self.first_batches.append((w, start_s, size))
+
+    async def tick(
         self,
         now_s: float,
         demand_qps: float | None,
@@ -214,7 +236,7 @@ class Ingress:
         if path == STATE:
             return JSONResponse(self.state_body())
         if path == EPOCH:
-            return JSONResponse({"epoch_s": self.mark_epoch()})
+            return JSONResponse({"epoch_s": await self.mark_epoch()})
         try:
             req = parse_request(await request.body(), self.bundle.n_prompts)
             prompt_id = req.prompt_id
@@ -254,6 +276,7 @@ class Ingress:
             "busy_s": self.busy_s,
             "ready": self.ready,
             "swaps": self.swaps,
+            "first_batches": self.first_batches,
             "clock_s": time.time(),
         }
 
@@ -422,6 +445,7 @@ class Ingress:
                 rec["visits"] += 1
                 served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))
                 rec["batches"].append([w, m, *served])
+                self.serving_since_s[w] = max(self.serving_since_s[w], result["done_s"])
                 if self.sent[w]:
                     self.serving[w] = result["next_batch"]
             return result

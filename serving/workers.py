@@ -20,6 +20,8 @@ plan wants (`spec.start`: emulated, `load_s` counted from the plan's request or 
 worker came free, whichever is later; diffusers, the real load), else form a batch from the
 queue by the decision core's rule (`simulator.core.form_batch`: the drop rule) and run it, one
 batch at a time. A batch in service when the model changes ends on its model; the load follows.
+The first batch after a load is announced to the ingress as it starts (`announce_batch`): the
+ingress counts the batch in service from the answers, and that batch has no answer before it.
 A query is sent with the model it is routed to and the ingress's plan version:
 - for the model the worker hosts: queued (held while that model loads);
 - for another model, from a plan newer than the worker's assignment: held until the
@@ -106,6 +108,8 @@ class Worker:
         self.configured_s: float | None = None  # when the assignment in force arrived
         self.load_from_s: float | None = None  # when its load began to count
         self.engine = None
+        self.slot: int | None = None  # from the configuration (none in tests without Serve)
+        self.announce = False  # the next batch is the first after a load (`announce_batch`)
         self.error: str | None = None
         self.queue: deque[Job] = deque()
         self.held: list[Job] = []
@@ -124,8 +128,17 @@ class Worker:
 
     async def ingress_config(self, slot: int) -> dict | None:
         """The ingress's configuration for worker slot `slot` under the plan in force."""
-        ingress = serve.get_deployment_handle("Ingress", INGRESS_APP)
-        return await ingress.worker_config.remote(slot)
+        return await self._ingress().worker_config.remote(slot)
+
+    def announce_batch(self, start_s: float, size: int) -> None:
+        """Tell the ingress (without waiting) that the first batch after a load, of `size`
+        queries, began at `start_s`: it counts a worker's batch in service from the answers,
+        and the first after a load has none before it (`Ingress.batch_started`)."""
+        if self.slot is not None:
+            self._ingress().batch_started.remote(self.slot, start_s, size)
+
+    def _ingress(self):
+        return serve.get_deployment_handle("Ingress", INGRESS_APP)
 
     async def configure(self, config: dict) -> None:
         """The plan in force for this worker, unless a newer plan's came first. `judged`: the
@@ -136,6 +149,7 @@ class Worker:
         if int(config["plan"]) < self.plan:
             return
         self.plan = int(config["plan"])
+        self.slot = int(config["slot"]) if "slot" in config else self.slot
         self.batch_size = int(config["batch_size"])
         self.judged = bool(config["judged"])
         self.scored = bool(config["scored"])
@@ -230,6 +244,7 @@ class Worker:
             engine = await self.models[model].start(self.load_from_s)
         self.engine, self.loaded = engine, model
         self.loaded_s = self.free_s = time.time()
+        self.announce = model != NO_MODEL
 
     async def _serve_batch(self) -> None:
         spec = self.models[self.model]
@@ -242,6 +257,9 @@ class Worker:
             _answer(job, {"status": "dropped", "reason": "drop rule"})
         if not batch:
             return
+        if self.announce:
+            self.announce = False
+            self.announce_batch(now, len(batch))
         jobs = [(job.prompt_id, job.image_idx) for job in batch]
         try:
             outputs = await self.engine.run(jobs, self.judged, self.scored)

@@ -5,6 +5,9 @@ the observation the policy sees, and a replay epoch restarting everything."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+
 import pytest
 
 pytest.importorskip("ray.serve")
@@ -113,11 +116,24 @@ def test_the_ingress_counts_a_ticks_arrivals_by_their_time_stamps():
     # worker slots 0 and 1 host model 0 (batch size 2), slot 2 model 1; outstanding per slot
     # and, of those, in service (the workers' answers): 3 and 2 at model 0's, 1 at model 1's
     ing.workers_of, ing.sent, ing.serving = [[0, 1], [2]], [3, 2, 1], [2, 1, 1]
-    first = ing.tick(1001.3, 11.5, until_s=1001.0, queue_len=(0.5, 0.0))  # 0.3 s after 1001
+    first = asyncio.run(ing.tick(1001.3, 11.5, until_s=1001.0, queue_len=(0.5, 0.0)))  # +0.3 s
     assert first["arrived"] == 2 and first["model_arrivals"] == [1, 0]
     assert ing.estimates == [(1001.3, 11.5, [0.5, 0.0])]
     # queued as the simulator counts, beyond each worker's batch in service: 1 + 1 at model 0
     # (outstanding beyond workers x batch size, 5 - 2 x 2, would say 1)
     assert Counters.from_dict(first).queued == (2, 0)
-    assert ing.tick(1002.0, None, until_s=1002.0)["arrived"] == 4
-    assert ing.tick(1002.5, None)["arrived"] == 5  # no boundary: every arrival so far
+    assert asyncio.run(ing.tick(1002.0, None, until_s=1002.0))["arrived"] == 4
+    assert asyncio.run(ing.tick(1002.5, None))["arrived"] == 5  # no boundary: every arrival
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["set_plan", "worker_config", "mark_epoch", "set_ready", "log_swap", "batch_started", "tick"],
+)
+def test_the_ingress_methods_called_by_handle_run_on_its_event_loop(method):
+    """Serve runs a deployment's plain methods in a thread pool (RAY_SERVE_RUN_SYNC_IN_THREADPOOL,
+    on by default): those the controller and the workers call must be coroutines, run on the
+    loop that owns the queries' counters and the plan-change event."""
+    from serving.ingress import Ingress
+
+    assert inspect.iscoroutinefunction(getattr(Ingress.func_or_class, method))

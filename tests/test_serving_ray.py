@@ -147,5 +147,16 @@ def test_a_plan_change_swaps_the_model_inside_the_running_worker(session):
     assert {n: a.last_deployed_time_s for n, a in serve.status().applications.items()} == (
         deployed_s
     )
+    # its first batch is announced to the ingress (in service from its start, as simulated)
+    generations = session.url + "/v1/images/generations"
+    prompts = iter(range(cluster.bundle.n_prompts))
+    deadline = time.monotonic() + 60
+    while not any(
+        b[0] == w and b[1] >= swap["loaded_s"]
+        for b in httpx.get(state_url, timeout=30).json()["first_batches"]
+    ):
+        assert time.monotonic() < deadline, f"worker {w}'s first batch was never announced"
+        body = {"prompt": "a query", "prompt_id": next(prompts), "n": 4}
+        httpx.post(generations, json=body, timeout=60)
     swap_to(original)  # back, loaded, for the other tests (any order)
     assert cluster.slots == before

@@ -191,6 +191,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
         ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
         ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), set()
+        ing.serving_since_s = [0.0]
         ing.worker_configs = [None]
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         start = time.time()
@@ -217,31 +218,66 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
     assert after == 0 and serving == [0]
 
 
-def test_a_query_at_a_worker_loading_its_model_counts_as_queued():
+def test_a_query_at_a_worker_loading_its_model_counts_as_queued_then_in_service():
     """The simulator counts a query held at a worker that loads its model as queued (no batch
-    runs); so does the ingress for a slot the plan gave a new model, until it serves."""
+    runs), and the first batch after the load as in service from its start; so does the
+    ingress for a slot the plan gave a new model: queued while it loads, then in service as
+    the worker announces that batch (`Worker.announce_batch` -> `Ingress.batch_started`), not
+    only when its answer comes."""
     from serving.ingress import Ingress
 
     models = [EmulatedModel("a", (0.0, 0.3), (0.9,), disc_cost_s=0.0, load_s=0.4)]
 
     async def scenario():
         worker = Worker.func_or_class(models, 60.0)
-        await worker.configure(config(A, 1, time.time()))  # loads 0.4 s, then serves 0.3 s
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
+        announced = []
+
+        def announce_batch(start_s: float, size: int) -> None:  # Serve's call, without Ray
+            announced.append(size)
+            asyncio.ensure_future(ing.batch_started(0, start_s, size))
+
+        worker.announce_batch = announce_batch
+        await worker.configure(config(A, 1, time.time()))  # loads 0.4 s, then serves 0.3 s
         ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
         ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), {0}
+        ing.serving_since_s, ing.first_batches = [0.0], []
         ing.worker_configs = [{**config(A, 1, time.time()), "slot": 0}]
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         rec = {"arrival_s": time.time(), "at_workers_s": 0.0, "visits": 0, "batches": []}
         visit = asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
         await asyncio.sleep(0.2)  # loading
-        during = ing.queued()[A], len(worker.queue)
+        loading = ing.queued()[A], len(worker.queue)
+        await asyncio.sleep(0.35)  # the first batch in service (from 0.4 s to 0.7 s)
+        serving = ing.queued()[A], ing.serving[0], ing.loading
         answer = await visit
-        return during, answer, ing.queued()[A], ing.loading
+        return loading, serving, announced, answer, ing.queued()[A], ing.loading
 
-    during, answer, after, loading = asyncio.run(scenario())
-    assert during == (1, 1)  # counted in service, as before, it would be (0, 1)
-    assert answer["status"] == "done" and after == 0 and loading == set()
+    loading, serving, announced, answer, after, left = asyncio.run(scenario())
+    assert loading == (1, 1)  # counted in service, it would be (0, 1)
+    assert serving == (0, 1, set())  # without the announcement: (1, 0, {0}) until the answer
+    assert announced == [1]  # once: the first batch after the load
+    assert answer["status"] == "done" and after == 0 and left == set()
+
+
+def test_a_late_announcement_does_not_undo_the_answer_of_its_batch():
+    """The announcement and the batch's answer travel by different calls: one that arrives
+    after the answer (or after a newer batch's) must not count a batch in service again."""
+    from serving.ingress import Ingress
+
+    async def scenario():
+        ing = Ingress.func_or_class.__new__(Ingress.func_or_class)
+        ing.sent, ing.serving, ing.loading, ing.serving_since_s = [2], [0], {0}, [10.0]
+        ing.first_batches = []
+        await ing.batch_started(0, 9.5, 2)  # began before the answer that set since = 10 s
+        late = ing.serving[0], set(ing.loading)
+        await ing.batch_started(0, 10.5, 3)  # a newer batch: counted, at most what is sent
+        return late, ing.serving[0], ing.loading, ing.serving_since_s, ing.first_batches
+
+    late, serving, loading, since, logged = asyncio.run(scenario())
+    assert late == (0, {0})
+    assert serving == 2 and loading == set() and since == [10.5]
+    assert logged == [(0, 10.5, 3)]
 
 
 def test_an_older_plans_configuration_arriving_late_is_ignored():
