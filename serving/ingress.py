@@ -18,9 +18,8 @@ of done / dropped / failed.
 `POST /v1/t2isim/epoch` marks the start of a replay (see `mark_epoch`);
 `GET /v1/t2isim/state` returns the setup, whether the initial plan's workers run (`ready`),
 the plans in force (wall-clock times), the controller's estimates (demand and queue per model
-at each tick), the measured model swaps, each swapped-in worker's first batch (slot, start,
-size) and the GPU-busy seconds: what a load generator needs
-to write a run folder.
+at each tick), the measured model swaps, each worker's first batch after a load (slot, start,
+size) and the GPU-busy seconds: what a load generator needs to write a run folder.
 
 The controller's calls (`set_plan`, `tick`, `log_swap`, ...) and the workers' (`worker_config`,
 `batch_started`) are coroutines: Serve runs a deployment's plain methods in a thread pool
