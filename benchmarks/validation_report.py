@@ -12,7 +12,9 @@ the stack adds besides the workers' queues and service, which the simulator mode
 simulation enters the measurement), and a second simulation applies another experiment's
 (`CALIBRATION`'s), to show how the hops carry over between loads. Diffusers experiments: the
 tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles
-them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads).
+them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads)
+and after them re-takes that latency profile (`reprofile_tiny`) and measures how steady the
+machine's speed is (`benchmarks/machine_drift.py`): the report shows both under the tiny goals.
 The last line
 is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
 plan; diffusers: p50) with each experiment's own hops, then `held_out_hops_goals_met=N/M` with
@@ -40,6 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from profiler.provenance import cpu_ticks, steal_share
+from profiler.speed_drift import drift_ratio
 from serving.diffusers_backend import CPU_THREADS
 from serving.validate import goal_met
 
@@ -47,6 +50,9 @@ EMULATED = (
     "--bundle default --backend emulated --workers 16 --time-scale 0.1 --repeats 3 --num-cpus 2"
 )
 TINY_PROFILE = "tiny-profile"  # under DIR: bundle/ and discriminator.pt of `profile all --tiny`
+# under DIR/TINY_PROFILE, measured after the tiny experiments (`reprofile_tiny`, `measure_drift`)
+LATENCY_AFTER = "latency_after.csv"
+MACHINE_DRIFT = "machine_drift.csv"
 TINY = (
     f"--bundle {{dir}}/{TINY_PROFILE}/bundle --backend diffusers --workers 2 --repeats 3 "
     "--num-cpus 2 --port 8631"
@@ -158,6 +164,79 @@ def profile_tiny(work: Path) -> None:
             shutil.rmtree(work)
         keep.rename(work)
     print((work / "bundle" / "latency.csv").read_text(), flush=True)
+
+
+def reprofile_tiny(work: Path) -> None:
+    """The offline profile's own repeatability: each tiny model's `t2isim profile latency`
+    again after the runs (the bundle's source model, steps, resolution and dtype; `profile all
+    --tiny`'s batch sizes, warm-up and repeats; one torch thread), into work/LATENCY_AFTER."""
+    from profiler.layout import WorkLayout
+    from profiler.workflow import tiny_plan
+
+    profiles = json.loads((work / "bundle" / "bundle.json").read_text())["latency_profiles"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(CPU_THREADS)}
+    tables = []
+    with tempfile.TemporaryDirectory(dir=work, prefix=".after-") as tmp:
+        layout = WorkLayout(Path(tmp))
+        plan = tiny_plan(layout)
+        for name, p in profiles.items():
+            args = ["t2isim", "profile", "latency", "--model", p["source_model"], "--name", name]
+            args += ["--steps", str(p["steps"]), "--resolution", str(p["resolution"])]
+            args += ["--batch-sizes", ",".join(map(str, plan.batch_sizes))]
+            args += ["--dtype", p["dtype"], "--warmup", str(plan.n_warmup)]
+            args += ["--repeats", str(plan.n_repeats), "--device", plan.device, "--work", tmp]
+            print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
+            subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
+            tables.append(pd.read_csv(layout.latency_csv(name)))
+    after = pd.concat(tables)[["model", "batch_size", "latency_p50_s", "latency_p95_s"]]
+    after.to_csv(work / LATENCY_AFTER, index=False)
+    print(after.to_string(index=False), flush=True)
+
+
+def measure_drift(work: Path) -> None:
+    """This machine's speed drift (`benchmarks/machine_drift.py`, 120 s in 10 s bins) into
+    work/MACHINE_DRIFT."""
+    script = Path(__file__).resolve().parent / "machine_drift.py"
+    args = [sys.executable, str(script), "--out", str(work / MACHINE_DRIFT)]
+    print(" ".join(args), flush=True)
+    subprocess.run(args, check=True)
+
+
+def tiny_profile_lines(work: Path) -> list[str]:
+    """The report's lines on how far the tiny profile can be trusted: the profile re-taken
+    after the runs against the one the simulations used, and the machine's speed drift."""
+    lines = []
+    if (work / LATENCY_AFTER).is_file():
+        used = pd.read_csv(work / "bundle" / "latency.csv")
+        both = used.merge(
+            pd.read_csv(work / LATENCY_AFTER), on=["model", "batch_size"], suffixes=("", "_after")
+        )
+        lines += [
+            "The offline profile re-taken after the runs (`t2isim profile latency`, as `profile "
+            "all --tiny` times it), against the bundle's the simulations used:",
+            "",
+            "| model | batch size | p50 used (ms) | p50 re-taken (ms) | change |",
+            "|---|---|---|---|---|",
+        ]
+        for r in both.itertuples():
+            change = (r.latency_p50_s_after / r.latency_p50_s - 1) * 100
+            lines.append(
+                f"| {r.model} | {r.batch_size} | {r.latency_p50_s * 1e3:.1f} | "
+                f"{r.latency_p50_s_after * 1e3:.1f} | {change:+.1f}% |"
+            )
+        lines.append("")
+    if (work / MACHINE_DRIFT).is_file():
+        bins = pd.read_csv(work / MACHINE_DRIFT)
+        bin_s = bins["start_s"].diff().median() if len(bins) > 1 else math.nan
+        lines += [
+            f"The machine's speed after the runs (`benchmarks/machine_drift.py`: tiny-light's "
+            f"batch of one back to back in a bare process, one torch thread, {len(bins)} bins "
+            f"of {bin_s:g} s): bin medians {bins['median_ms'].min():.1f} to "
+            f"{bins['median_ms'].max():.1f} ms (x{drift_ratio(bins):.2f}), CPU stolen at most "
+            f"{bins['steal_share'].max():.1%}.",
+            "",
+        ]
+    return lines
 
 
 # the simulations a goal is judged on besides DIR/sim (own hops, in sample): fidelity.csv
@@ -283,6 +362,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "`--compare-served-latency` in its command below). The goal is |p50| <= "
             f"{TINY_P50_GOAL_PCT:g}% (the other columns have none).",
             "",
+            *tiny_profile_lines(folder / TINY_PROFILE),
         ]
     lines += ["## Fidelity tables (generated)", "", *sections]
     return "\n".join(lines) + "\n", counts
@@ -314,6 +394,9 @@ def main() -> None:
             f"{name}: load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
             f"CPU stolen by the hypervisor {steal_share(ticks, cpu_ticks()):.1%}"
         )
+    if profiled:
+        reprofile_tiny(args.dir / TINY_PROFILE)
+        measure_drift(args.dir / TINY_PROFILE)
     notes = args.notes.read_text() if args.notes.is_file() else "# Validation\n"
     text, counts = report(args.dir, names, notes)
     args.out.write_text(text)

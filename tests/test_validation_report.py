@@ -5,6 +5,7 @@ tables."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -126,3 +127,43 @@ def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_m
     assert args[args.index("--disc-cost") + 1] == "0.0015"
     assert "--disc-cost" not in report_module.command("static-azure", folder, False)
 
+
+
+def test_the_tiny_section_shows_the_profile_retaken_and_the_machine_drift(report_module, tmp_path):
+    work = tmp_path / report_module.TINY_PROFILE
+    (work / "bundle").mkdir(parents=True)
+    assert report_module.tiny_profile_lines(work) == []  # nothing measured: nothing said
+    pd.DataFrame(
+        {"model": ["tiny-light", "tiny-heavy"], "batch_size": [1, 1],
+         "latency_p50_s": [0.020, 0.050], "latency_p95_s": [0.021, 0.052]}
+    ).to_csv(work / "bundle" / "latency.csv", index=False)
+    pd.DataFrame(
+        {"model": ["tiny-heavy", "tiny-light"], "batch_size": [1, 1],
+         "latency_p50_s": [0.045, 0.025], "latency_p95_s": [0.05, 0.03]}
+    ).to_csv(work / report_module.LATENCY_AFTER, index=False)
+    pd.DataFrame(
+        {"bin": [0, 1, 2], "start_s": [0.0, 10.0, 20.0], "calls": [500, 400, 450],
+         "median_ms": [16.0, 24.0, 20.0], "p90_ms": [18.0, 26.0, 22.0],
+         "steal_share": [0.001, 0.019, 0.0]}
+    ).to_csv(work / report_module.MACHINE_DRIFT, index=False)
+    lines = report_module.tiny_profile_lines(work)
+    assert "| tiny-light | 1 | 20.0 | 25.0 | +25.0% |" in lines
+    assert "| tiny-heavy | 1 | 50.0 | 45.0 | -10.0% |" in lines
+    drift = [line for line in lines if "machine_drift.py" in line]
+    assert len(drift) == 1
+    assert "3 bins of 10 s" in drift[0] and "16.0 to 24.0 ms (x1.50)" in drift[0]
+    assert "at most 1.9%" in drift[0]
+
+
+def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module, tmp_path):
+    work = tmp_path / report_module.TINY_PROFILE
+    (work / "bundle").mkdir(parents=True)
+    profile = {"source_model": "tiny:1:8", "steps": 1, "resolution": 32, "dtype": "fp32"}
+    bundle = {"latency_profiles": {"tiny-light": profile}}
+    (work / "bundle" / "bundle.json").write_text(json.dumps(bundle))
+    report_module.reprofile_tiny(work)
+    after = pd.read_csv(work / report_module.LATENCY_AFTER)
+    assert after["model"].tolist() == ["tiny-light"] * 3
+    assert after["batch_size"].tolist() == [1, 2, 4]  # profile all --tiny's batch sizes
+    assert (after["latency_p50_s"] > 0).all()
+    assert sorted(p.name for p in work.iterdir()) == ["bundle", report_module.LATENCY_AFTER]
