@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from profiler.latency import bundle_latency_rows
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
 from serving.diffusers_backend import CPU_THREADS
@@ -169,7 +170,8 @@ def profile_tiny(work: Path) -> None:
 def reprofile_tiny(work: Path) -> None:
     """The offline profile's own repeatability: each tiny model's `t2isim profile latency`
     again after the runs (the bundle's source model, steps, resolution and dtype; `profile all
-    --tiny`'s batch sizes, warm-up and repeats; one torch thread), into work/LATENCY_AFTER."""
+    --tiny`'s batch sizes, warm-up and repeats; one torch thread), into work/LATENCY_AFTER in
+    the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone as the bundle's are)."""
     from profiler.layout import WorkLayout
     from profiler.workflow import tiny_plan
 
@@ -188,7 +190,7 @@ def reprofile_tiny(work: Path) -> None:
             print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
             subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
             tables.append(pd.read_csv(layout.latency_csv(name)))
-    after = pd.concat(tables)[["model", "batch_size", "latency_p50_s", "latency_p95_s"]]
+    after = bundle_latency_rows(pd.concat(tables))  # as the bundle holds a profile
     after.to_csv(work / LATENCY_AFTER, index=False)
     print(after.to_string(index=False), flush=True)
 
@@ -213,7 +215,8 @@ def tiny_profile_lines(work: Path) -> list[str]:
         )
         lines += [
             "The offline profile re-taken after the runs (`t2isim profile latency`, as `profile "
-            "all --tiny` times it), against the bundle's the simulations used:",
+            "all --tiny` times it, made monotone in the batch size as the bundle's is), against "
+            "the bundle's the simulations used:",
             "",
             "| model | batch size | p50 used (ms) | p50 re-taken (ms) | change |",
             "|---|---|---|---|---|",

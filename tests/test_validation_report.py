@@ -166,4 +166,5 @@ def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module,
     assert after["model"].tolist() == ["tiny-light"] * 3
     assert after["batch_size"].tolist() == [1, 2, 4]  # profile all --tiny's batch sizes
     assert (after["latency_p50_s"] > 0).all()
+    assert after["latency_p50_s"].is_monotonic_increasing  # the bundle's shape
     assert sorted(p.name for p in work.iterdir()) == ["bundle", report_module.LATENCY_AFTER]
