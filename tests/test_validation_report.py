@@ -128,7 +128,6 @@ def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_m
     assert "--disc-cost" not in report_module.command("static-azure", folder, False)
 
 
-
 def test_the_tiny_section_shows_the_profile_retaken_and_the_machine_drift(report_module, tmp_path):
     work = tmp_path / report_module.TINY_PROFILE
     (work / "bundle").mkdir(parents=True)
