@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from profiler.latency import bundle_latency_rows
+from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
 from serving.diffusers_backend import CPU_THREADS
@@ -54,6 +54,13 @@ TINY_PROFILE = "tiny-profile"  # under DIR: bundle/ and discriminator.pt of `pro
 # under DIR/TINY_PROFILE, measured after the tiny experiments (`reprofile_tiny`, `measure_drift`)
 LATENCY_AFTER = "latency_after.csv"
 MACHINE_DRIFT = "machine_drift.csv"
+# the timing tables themselves (`profiler.latency`: each row's rounds' spread), before and after
+LATENCY_TABLES, LATENCY_TABLES_AFTER = "latency", "latency-after"
+# the tiny profile's timed calls in rounds spread over about 1.5 minutes per model: a bare
+# process's speed here moved x1.3-1.6 between 10-s bins within 2 minutes (session 18), and
+# back-to-back repeats sample one moment of it
+TINY_LATENCY_ROUNDS = 20
+TINY_LATENCY_ROUND_GAP_S = 4.0
 TINY = (
     f"--bundle {{dir}}/{TINY_PROFILE}/bundle --backend diffusers --workers 2 --repeats 3 "
     "--num-cpus 2 --port 8631"
@@ -144,22 +151,27 @@ def run_order(names: list[str]) -> list[str]:
     return order
 
 
-def profile_tiny(work: Path) -> None:
+def profile_tiny(
+    work: Path, rounds: int = TINY_LATENCY_ROUNDS, round_gap_s: float = TINY_LATENCY_ROUND_GAP_S
+) -> None:
     """`t2isim profile all --tiny` on this machine, with the torch threads of one CPU replica
     (`OMP_NUM_THREADS` = `CPU_THREADS`: replicas share the cores, and a profile made with more
-    threads measures their contention instead), each prompt's bundle score that of its first
-    image (`--prompt-score first-image`: the image the real path renders for it, so both
-    drivers judge the same image); keeps in `work` what the diffusers backend serves and the
-    report reads: bundle/ and discriminator.pt (not the images)."""
+    threads measures their contention instead), the latency timed in `rounds` rounds
+    `round_gap_s` apart, each prompt's bundle score that of its first image (`--prompt-score
+    first-image`: the image the real path renders for it, so both drivers judge the same
+    image); keeps in `work` what the diffusers backend serves and the report reads: bundle/,
+    discriminator.pt and the timing tables (LATENCY_TABLES), not the images."""
     work.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work.parent, prefix=f".{work.name}-") as tmp:
         scratch, keep = Path(tmp) / "work", Path(tmp) / "keep"
         env = {**os.environ, "OMP_NUM_THREADS": str(CPU_THREADS)}
         args = ["t2isim", "profile", "all", "--tiny", "--out", str(scratch)]
         args += ["--prompt-score", "first-image"]  # the image a one-image request renders
+        args += ["--latency-rounds", str(rounds), "--latency-round-gap-s", f"{round_gap_s:g}"]
         print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
         subprocess.run(args, check=True, env=env)
         shutil.copytree(scratch / "bundle", keep / "bundle")
+        shutil.copytree(scratch / "latency", keep / LATENCY_TABLES)
         shutil.copy2(scratch / "discriminator.pt", keep / "discriminator.pt")
         if work.exists():
             shutil.rmtree(work)
@@ -167,11 +179,14 @@ def profile_tiny(work: Path) -> None:
     print((work / "bundle" / "latency.csv").read_text(), flush=True)
 
 
-def reprofile_tiny(work: Path) -> None:
+def reprofile_tiny(
+    work: Path, rounds: int = TINY_LATENCY_ROUNDS, round_gap_s: float = TINY_LATENCY_ROUND_GAP_S
+) -> None:
     """The offline profile's own repeatability: each tiny model's `t2isim profile latency`
     again after the runs (the bundle's source model, steps, resolution and dtype; `profile all
-    --tiny`'s batch sizes, warm-up and repeats; one torch thread), into work/LATENCY_AFTER in
-    the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone as the bundle's are)."""
+    --tiny`'s batch sizes, warm-up and repeats; `profile_tiny`'s rounds; one torch thread), into
+    work/LATENCY_AFTER in the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone
+    as the bundle's are) and the timing tables into work/LATENCY_TABLES_AFTER."""
     from profiler.layout import WorkLayout
     from profiler.workflow import tiny_plan
 
@@ -187,9 +202,13 @@ def reprofile_tiny(work: Path) -> None:
             args += ["--batch-sizes", ",".join(map(str, plan.batch_sizes))]
             args += ["--dtype", p["dtype"], "--warmup", str(plan.n_warmup)]
             args += ["--repeats", str(plan.n_repeats), "--device", plan.device, "--work", tmp]
+            args += ["--rounds", str(rounds), "--round-gap-s", f"{round_gap_s:g}"]
             print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
             subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
             tables.append(pd.read_csv(layout.latency_csv(name)))
+        if (work / LATENCY_TABLES_AFTER).exists():
+            shutil.rmtree(work / LATENCY_TABLES_AFTER)
+        shutil.copytree(layout.root / "latency", work / LATENCY_TABLES_AFTER)
     after = bundle_latency_rows(pd.concat(tables))  # as the bundle holds a profile
     after.to_csv(work / LATENCY_AFTER, index=False)
     print(after.to_string(index=False), flush=True)
@@ -204,28 +223,50 @@ def measure_drift(work: Path) -> None:
     subprocess.run(args, check=True)
 
 
+def rounds_spread_ms(folder: Path) -> dict[tuple[str, int], str]:
+    """(model, batch size) -> "p10-p90 of its rounds' medians in ms (rounds)" from the timing
+    tables in `folder` ({} where there are none)."""
+    spread = {}
+    for path in sorted(folder.glob("*.csv")):
+        table, _ = read_latency_profile(path)
+        for r in table[table["feasible"].astype(bool)].itertuples():
+            spread[(r.model, int(r.batch_size))] = (
+                f"{r.latency_rounds_p10_s * 1e3:.1f}–{r.latency_rounds_p90_s * 1e3:.1f} "
+                f"({r.n_rounds})"
+            )
+    return spread
+
+
 def tiny_profile_lines(work: Path) -> list[str]:
     """The report's lines on how far the tiny profile can be trusted: the profile re-taken
-    after the runs against the one the simulations used, and the machine's speed drift."""
+    after the runs against the one the simulations used, each with the spread of its rounds'
+    medians, and the machine's speed drift."""
     lines = []
     if (work / LATENCY_AFTER).is_file():
         used = pd.read_csv(work / "bundle" / "latency.csv")
         both = used.merge(
             pd.read_csv(work / LATENCY_AFTER), on=["model", "batch_size"], suffixes=("", "_after")
         )
+        spread_used = rounds_spread_ms(work / LATENCY_TABLES)
+        spread_after = rounds_spread_ms(work / LATENCY_TABLES_AFTER)
         lines += [
             "The offline profile re-taken after the runs (`t2isim profile latency`, as `profile "
             "all --tiny` times it, made monotone in the batch size as the bundle's is), against "
-            "the bundle's the simulations used:",
+            "the bundle's the simulations used. Rounds: the p10 to p90 of the medians of the "
+            "rounds a row was timed in (their number in brackets), that is how far the "
+            "machine's speed moved while it was timed (before the monotone rule):",
             "",
-            "| model | batch size | p50 used (ms) | p50 re-taken (ms) | change |",
-            "|---|---|---|---|---|",
+            "| model | batch size | p50 used (ms) | rounds used (ms) | p50 re-taken (ms) | "
+            "rounds re-taken (ms) | change |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in both.itertuples():
             change = (r.latency_p50_s_after / r.latency_p50_s - 1) * 100
+            key = (r.model, int(r.batch_size))
             lines.append(
                 f"| {r.model} | {r.batch_size} | {r.latency_p50_s * 1e3:.1f} | "
-                f"{r.latency_p50_s_after * 1e3:.1f} | {change:+.1f}% |"
+                f"{spread_used.get(key, '—')} | {r.latency_p50_s_after * 1e3:.1f} | "
+                f"{spread_after.get(key, '—')} | {change:+.1f}% |"
             )
         lines.append("")
     if (work / MACHINE_DRIFT).is_file():

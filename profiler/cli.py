@@ -55,6 +55,14 @@ DASK = typer.Option(
     "shared work folder; tasks use the command's device) or local[:N] (in-process, N workers).",
 )
 
+ROUNDS = typer.Option(
+    1,
+    min=1,
+    help="Time the repeats in this many rounds, each over every batch size (a drifting "
+    "machine's speed is then sampled alike for each; the rounds' spread is reported).",
+)
+ROUND_GAP_S = typer.Option(0.0, min=0.0, help="Seconds between rounds.")
+
 
 def _prompt_score(value: str) -> str:
     from profiler.steps import PROMPT_SCORES
@@ -127,13 +135,16 @@ def latency(
     ),
     warmup: int = 2,
     repeats: int = 10,
+    rounds: int = ROUNDS,
+    round_gap_s: float = ROUND_GAP_S,
     device: str = DEVICE,
     devices: str | None = DEVICES,
     dask: str | None = DASK,
     work: Path = WORK,
 ) -> None:
-    """Batch latency (p50/p95, throughput); out-of-memory batch sizes are recorded infeasible.
-    With --devices/--dask: one task per batch size, each loading the model once."""
+    """Batch latency (p50/p95, throughput, the rounds' spread); out-of-memory batch sizes are
+    recorded infeasible. With --devices/--dask: one task per batch size, each loading the model
+    once."""
     from profiler.latency import profile_latency, write_latency_profile
     from profiler.provenance import device_provenance, library_versions
     from profiler.sharding import PipelineSource, latency_tasks, open_runner, profile_latency_on
@@ -152,6 +163,8 @@ def latency(
             model=name,
             steps=steps,
             resolution=resolution,
+            rounds=rounds,
+            round_gap_s=round_gap_s,
         )
         provenance = {**device_provenance(device), "libraries": library_versions()}
     else:
@@ -161,6 +174,8 @@ def latency(
             resolution=resolution,
             n_warmup=warmup,
             n_repeats=repeats,
+            rounds=rounds,
+            round_gap_s=round_gap_s,
         )
         with runner:
             profile, provenance = profile_latency_on(runner, tasks)[name]
@@ -460,6 +475,8 @@ def all_steps(
     devices: str | None = DEVICES,
     dask: str | None = DASK,
     prompt_score: str = PROMPT_SCORE,
+    latency_rounds: int = ROUNDS,
+    latency_round_gap_s: float = ROUND_GAP_S,
 ) -> None:
     """Every step in order. Only --tiny for now: real runs use the per-step commands."""
     from profiler.sharding import open_runner
@@ -472,9 +489,10 @@ def all_steps(
     config = _multi_metric(multi_metric, metrics_config, logit_scale)
     runner = open_runner(devices, dask, "cpu")
     layout = WorkLayout(out)
+    timing = {"latency_rounds": latency_rounds, "latency_round_gap_s": latency_round_gap_s}
     if runner is None:
-        path = run_tiny(layout, "tiny", prompts, seed, None, config, prompt_score)
+        path = run_tiny(layout, "tiny", prompts, seed, None, config, prompt_score, **timing)
     else:
         with runner:
-            path = run_tiny(layout, "tiny", prompts, seed, runner, config, prompt_score)
+            path = run_tiny(layout, "tiny", prompts, seed, runner, config, prompt_score, **timing)
     typer.echo(f"wrote {path}")

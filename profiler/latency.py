@@ -1,14 +1,19 @@
 """Batch latency of a text-to-image pipeline (HADIS §4.2 offline profiling).
 
 Per batch size: `n_warmup` untimed calls, then `n_repeats` timed calls, each synchronised with the
-device (CUDA events on GPU, `time.perf_counter` around a synchronise elsewhere). Reported: p50,
-p95, mean, throughput = batch_size / p50. An out-of-memory error at a batch size is recorded as
-infeasible (the memory is released) and the run goes on with the next batch size. The sidecar
+device (CUDA events on GPU, `time.perf_counter` around a synchronise elsewhere). With `rounds` > 1
+the timed calls come in rounds `round_gap_s` apart, each round timing every batch size in turn, so
+that every row samples the same stretch of time (a shared machine's speed drifts over minutes).
+Reported: p50, p95, mean over all timed calls, throughput = batch_size / p50, and the spread of
+the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed). An
+out-of-memory error at a batch size is recorded as infeasible (the memory is released) and the
+run goes on with the next batch size. The sidecar
 records the CPU share a hypervisor stole meanwhile (`cpu_steal_share`, Linux).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
@@ -33,6 +38,9 @@ LATENCY_COLUMNS = (
     "latency_mean_s",
     "throughput_qps",
     "n_repeats",
+    "n_rounds",
+    "latency_rounds_p10_s",
+    "latency_rounds_p90_s",
     "error",
 )
 
@@ -50,7 +58,10 @@ class LatencyRow:
     latency_p95_s: float
     latency_mean_s: float
     throughput_qps: float
-    n_repeats: int
+    n_repeats: int  # timed calls per round
+    n_rounds: int
+    latency_rounds_p10_s: float  # p10 and p90 of the rounds' medians
+    latency_rounds_p90_s: float
     error: str
 
 
@@ -113,13 +124,41 @@ def _release_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def check_timing_request(batch_sizes: Sequence[int], n_warmup: int, n_repeats: int) -> None:
+def check_timing_request(
+    batch_sizes: Sequence[int],
+    n_warmup: int,
+    n_repeats: int,
+    rounds: int = 1,
+    round_gap_s: float = 0.0,
+) -> None:
     if not batch_sizes:
         raise LatencyError("batch sizes: none given")
     if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
         raise LatencyError(f"batch sizes {list(batch_sizes)}: expected distinct integers >= 1")
     if n_warmup < 0 or n_repeats < 1:
         raise LatencyError(f"n_warmup={n_warmup}, n_repeats={n_repeats}: need >= 0 and >= 1")
+    if rounds < 1 or not math.isfinite(round_gap_s) or round_gap_s < 0:
+        raise LatencyError(f"rounds={rounds}, round_gap_s={round_gap_s}: need >= 1 and >= 0")
+
+
+def _row(model: str, batch_size: int, rounds_s: list[np.ndarray]) -> LatencyRow:
+    times_s = np.concatenate(rounds_s)
+    p50, p95 = np.percentile(times_s, [50, 95])
+    round_p10, round_p90 = np.percentile([np.median(r) for r in rounds_s], [10, 90])
+    return LatencyRow(
+        model,
+        batch_size,
+        True,
+        float(p50),
+        float(p95),
+        float(times_s.mean()),
+        batch_size / float(p50),
+        len(rounds_s[0]),
+        len(rounds_s),
+        float(round_p10),
+        float(round_p90),
+        "",
+    )
 
 
 def profile_latency(
@@ -133,13 +172,17 @@ def profile_latency(
     steps: int,
     resolution: int,
     prompt: str = PROFILE_PROMPT,
+    rounds: int = 1,
+    round_gap_s: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> LatencyProfile:
     """Load the pipeline once (timed: `load_s`), then time each batch size's batch as a
     serving worker answers it (`profiler.generate.served_batch`: text encoding, `steps`
-    denoising steps, VAE decode, PNG encoding of each image)."""
+    denoising steps, VAE decode, PNG encoding of each image): warm-up calls for every batch
+    size, then `rounds` rounds `round_gap_s` apart of `n_repeats` calls per batch size."""
     from profiler.generate import served_batch
 
-    check_timing_request(batch_sizes, n_warmup, n_repeats)
+    check_timing_request(batch_sizes, n_warmup, n_repeats, rounds, round_gap_s)
     ticks = cpu_ticks()
     _synchronize(device)
     t0 = time.perf_counter()
@@ -147,45 +190,43 @@ def profile_latency(
     _synchronize(device)
     load_s = time.perf_counter() - t0
 
-    rows = []
-    for batch_size in sorted(int(b) for b in batch_sizes):
-
-        def call(b: int = batch_size) -> object:
-            return served_batch(
-                pipe, [prompt] * b, range(b), steps=steps, resolution=resolution, device=device
-            )
-
-        try:
-            for _ in range(n_warmup):
-                call()
-            times_s = np.array([timed_call_s(call, device) for _ in range(n_repeats)])
-        except RuntimeError as exc:
-            if not is_out_of_memory(exc):
-                raise
-            _release_memory(device)
-            first_line = (str(exc).splitlines() or ["out of memory"])[0]
-            rows.append(
-                LatencyRow(model, batch_size, False, np.nan, np.nan, np.nan, 0.0, 0, first_line)
-            )
-            continue
-        p50, p95 = np.percentile(times_s, [50, 95])
-        rows.append(
-            LatencyRow(
-                model,
-                batch_size,
-                True,
-                float(p50),
-                float(p95),
-                float(times_s.mean()),
-                batch_size / float(p50),
-                n_repeats,
-                "",
-            )
+    def call(b: int) -> object:
+        return served_batch(
+            pipe, [prompt] * b, range(b), steps=steps, resolution=resolution, device=device
         )
+
+    timed: dict[int, list[np.ndarray]] = {}  # batch size -> its rounds' times
+    out_of_memory: dict[int, str] = {}
+    sizes = sorted(int(b) for b in batch_sizes)
+    for round_index in range(rounds):
+        if round_index:
+            sleep(round_gap_s)
+        for batch_size in sizes:
+            if batch_size in out_of_memory:
+                continue
+            try:
+                for _ in range(n_warmup if not round_index else 0):
+                    call(batch_size)
+                one_call = functools.partial(call, batch_size)
+                times_s = [timed_call_s(one_call, device) for _ in range(n_repeats)]
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                _release_memory(device)
+                out_of_memory[batch_size] = (str(exc).splitlines() or ["out of memory"])[0]
+                continue
+            timed.setdefault(batch_size, []).append(np.array(times_s))
+    nan = float("nan")
+    rows = tuple(
+        _row(model, b, timed[b])
+        if b not in out_of_memory
+        else LatencyRow(model, b, False, nan, nan, nan, 0.0, 0, 0, nan, nan, out_of_memory[b])
+        for b in sizes
+    )
     pipe = None  # drop the model before releasing memory for the next one
     _release_memory(device)
     steal = steal_share(ticks, cpu_ticks())
-    return LatencyProfile(model, load_s, tuple(rows), None if math.isnan(steal) else steal)
+    return LatencyProfile(model, load_s, rows, None if math.isnan(steal) else steal)
 
 
 def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict) -> Path:

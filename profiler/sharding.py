@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from profiler.generate import generate_images, index_images
-from profiler.latency import LatencyProfile, profile_latency
+from profiler.latency import LatencyProfile, check_timing_request, profile_latency
 
 # tiny pipelines seed torch's global RNG while building their weights: threads (in-process Dask
 # workers) must not interleave that
@@ -251,6 +251,8 @@ class LatencyTask:
     batch_size: int
     n_warmup: int
     n_repeats: int
+    rounds: int = 1  # `profiler.latency.profile_latency`'s rounds, `round_gap_s` apart
+    round_gap_s: float = 0.0
 
 
 def latency_tasks(
@@ -260,15 +262,17 @@ def latency_tasks(
     resolution: int,
     n_warmup: int,
     n_repeats: int,
+    rounds: int = 1,
+    round_gap_s: float = 0.0,
 ) -> list[LatencyTask]:
     """One task per (model, batch size); `models` = (name, source, steps) triples."""
-    if not batch_sizes or min(batch_sizes) < 1 or len(set(batch_sizes)) != len(batch_sizes):
-        raise ShardingError(f"batch sizes {list(batch_sizes)}: expected distinct integers >= 1")
+    check_timing_request(batch_sizes, n_warmup, n_repeats, rounds, round_gap_s)
     names = [name for name, _, _ in models]
     if len(set(names)) != len(names):
         raise ShardingError(f"models {names}: a name is listed twice")
+    timing = (n_warmup, n_repeats, rounds, round_gap_s)
     return [
-        LatencyTask(name, source, steps, resolution, int(b), n_warmup, n_repeats)
+        LatencyTask(name, source, steps, resolution, int(b), *timing)
         for name, source, steps in models
         for b in sorted(batch_sizes)
     ]
@@ -287,6 +291,8 @@ def run_latency_task(task: LatencyTask, device: str) -> tuple[LatencyProfile, di
         model=task.name,
         steps=task.steps,
         resolution=task.resolution,
+        rounds=task.rounds,
+        round_gap_s=task.round_gap_s,
     )
     return profile, {**device_provenance(device), "libraries": library_versions()}
 

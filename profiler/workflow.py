@@ -48,6 +48,8 @@ class ProfilePlan:
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
     n_warmup: int = 2
     n_repeats: int = 10
+    latency_rounds: int = 1  # timed calls in rounds this far apart (`profile_latency`)
+    latency_round_gap_s: float = 0.0
     images_per_prompt: int = 4
     generation_batch_size: int = 4
     seed: int = 0
@@ -96,6 +98,8 @@ def _latency_and_images_serial(plan: ProfilePlan, layout: WorkLayout) -> None:
             model=spec.name,
             steps=spec.steps,
             resolution=plan.resolution,
+            rounds=plan.latency_rounds,
+            round_gap_s=plan.latency_round_gap_s,
         )
         meta = _latency_meta(plan, spec, plan.device, provenance)
         write_latency_profile(profile, layout.latency_csv(spec.name), meta)
@@ -125,6 +129,8 @@ def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner: T
         resolution=plan.resolution,
         n_warmup=plan.n_warmup,
         n_repeats=plan.n_repeats,
+        rounds=plan.latency_rounds,
+        round_gap_s=plan.latency_round_gap_s,
     )
     profiles = profile_latency_on(runner, tasks)
     for spec in plan.models:
@@ -261,10 +267,18 @@ def run_tiny(
     runner: TaskRunner | None = None,
     multi_metric: MultiMetricConfig | None = None,
     prompt_score: str = "mean",
+    latency_rounds: int = 1,
+    latency_round_gap_s: float = 0.0,
 ) -> Path:
-    """`profile all --tiny`: synthetic real images, then every step with the tiny plan.
-    Candidate pruning is off: random-init models have arbitrary FIDs. `prompt_score`: see
+    """`profile all --tiny`: synthetic real images, then every step with the tiny plan (its
+    latency timed in `latency_rounds` rounds `latency_round_gap_s` apart). Candidate pruning is
+    off: random-init models have arbitrary FIDs. `prompt_score`: see
     `profiler.steps.PROMPT_SCORES`."""
     write_smooth_images(layout.real_images, 2 * n_prompts, 32, seed)
-    plan = dataclasses.replace(tiny_plan(layout, n_prompts, seed), multi_metric=multi_metric)
+    plan = dataclasses.replace(
+        tiny_plan(layout, n_prompts, seed),
+        multi_metric=multi_metric,
+        latency_rounds=latency_rounds,
+        latency_round_gap_s=latency_round_gap_s,
+    )
     return run_all(plan, layout, name, runner, prune_models=False, prompt_score=prompt_score)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,46 @@ def test_latency_reraises_other_errors_and_checks_request():
         )
     with pytest.raises(LatencyError, match="distinct"):
         profile_latency(lambda: None, [1, 1], 0, 1, "cpu", model="x", steps=1, resolution=8)
+
+
+class _SlowAfterGap:
+    """A pipeline stand-in that records each call's batch size and takes `delay_s`."""
+
+    def __init__(self, delay_s: float):
+        self.delay_s, self.calls = delay_s, []
+
+    def __call__(self, prompt, **kwargs):
+        self.calls.append(len(prompt))
+        time.sleep(self.delay_s)
+        return _FakeOutput()
+
+
+def test_latency_rounds_interleave_batch_sizes_and_report_the_rounds_spread():
+    """Each round times every batch size in turn (the first after each size's warm-up); the
+    rounds' medians give the spread (here the machine 'slows down' in the gap between rounds)."""
+    fake, gaps = _SlowAfterGap(0.001), []
+
+    def gap(seconds):
+        gaps.append(seconds)
+        fake.delay_s = 0.05
+
+    profile = profile_latency(
+        lambda: fake, [2, 1], 1, 2, "cpu", model="f", steps=1, resolution=8,
+        rounds=2, round_gap_s=5.0, sleep=gap,
+    )  # fmt: skip
+    assert fake.calls == [1, 1, 1, 2, 2, 2, 1, 1, 2, 2] and gaps == [5.0]
+    table = profile.table()
+    assert table["n_rounds"].tolist() == [2, 2] and table["n_repeats"].tolist() == [2, 2]
+    assert (table["latency_rounds_p90_s"] > 0.04).all()
+    assert (table["latency_rounds_p10_s"] < 0.5 * table["latency_rounds_p90_s"]).all()
+    inside = table["latency_p50_s"].between(
+        table["latency_rounds_p10_s"], table["latency_rounds_p90_s"]
+    )
+    assert inside.all()
+    with pytest.raises(LatencyError, match="round_gap_s=-1"):
+        profile_latency(
+            lambda: fake, [1], 0, 1, "cpu", model="f", steps=1, resolution=8, round_gap_s=-1
+        )
 
 
 def test_latency_of_tiny_pipeline(pipe, tmp_path):

@@ -185,7 +185,7 @@ def _fake_work(layout, config, n_prompts=4, k=2):
     layout.reference_stats.parent.mkdir(parents=True)
     GaussianStats.from_features(rng.normal(size=(32, 3))).save(layout.reference_stats)
     for j, model in enumerate(["light", "heavy"]):
-        row = LatencyRow(model, 1, True, 1.0 + j, 1.0 + j, 1.0 + j, 1.0, 1, "")
+        row = LatencyRow(model, 1, True, 1.0 + j, 1.0 + j, 1.0 + j, 1.0, 1, 1, 1.0 + j, 1.0 + j, "")
         meta = {"steps": 1, "resolution": 32, "gpu": "none"}
         write_latency_profile(LatencyProfile(model, 0.5, (row,)), layout.latency_csv(model), meta)
         names = np.array([[f"{p:05d}_{i}.png" for i in range(k)] for p in range(n_prompts)])

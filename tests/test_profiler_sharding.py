@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from profiler.latency import LatencyProfile, LatencyRow
+from profiler.latency import LatencyError, LatencyProfile, LatencyRow
 from profiler.sharding import (
     DaskRunner,
     GenerationShard,
@@ -74,7 +74,7 @@ def test_device_lists_and_runner_choice():
 
 def test_merge_latency_orders_rows_and_refuses_mixed_gpus():
     def part(b, load_s, gpu):
-        row = LatencyRow("m", b, True, 0.1 * b, 0.1 * b, 0.1 * b, 10.0, 3, "")
+        row = LatencyRow("m", b, True, 0.1 * b, 0.1 * b, 0.1 * b, 10.0, 3, 1, 0.1 * b, 0.1 * b, "")
         return LatencyProfile("m", load_s, (row,)), {"gpu": gpu}
 
     merged, provenance = merge_latency(
@@ -84,8 +84,10 @@ def test_merge_latency_orders_rows_and_refuses_mixed_gpus():
     assert merged.load_s == 3.0 and provenance == {"gpu": "L40S"}
     with pytest.raises(ShardingError, match="different GPUs"):
         merge_latency([part(1, 1.0, "L40S"), part(2, 1.0, "H100")])
-    with pytest.raises(ShardingError, match="distinct integers"):
+    with pytest.raises(LatencyError, match="distinct integers"):
         latency_tasks([("m", SOURCE, 1)], [1, 1], resolution=32, n_warmup=0, n_repeats=1)
+    with pytest.raises(LatencyError, match="rounds=0"):
+        latency_tasks([("m", SOURCE, 1)], [1], resolution=32, n_warmup=0, n_repeats=1, rounds=0)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -201,10 +203,11 @@ def test_cli_generate_and_latency_on_dask(serial, tmp_path):
     assert "generated 10 in 2 shards" in result.output
     _assert_same_images(serial_dir, layout.images("m"))
     args = ["latency", *common, "--batch-sizes", "2,1", "--warmup", "0", "--repeats", "1"]
-    result = runner.invoke(profile_app, args)
+    result = runner.invoke(profile_app, [*args, "--rounds", "2"])
     assert result.exit_code == 0, result.output
     table, sidecar = read_latency_profile(layout.latency_csv("m"))
     assert table["batch_size"].tolist() == [1, 2] and table["feasible"].all()
+    assert table["n_rounds"].tolist() == [2, 2]
     assert sidecar["device"] == "dask local:2 (cpu)" and sidecar["steps"] == 1
     result = runner.invoke(profile_app, [*args, "--devices", "cpu"])
     assert result.exit_code == 2 and "not both" in result.output

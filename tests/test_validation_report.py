@@ -12,6 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from profiler.latency import (
+    LatencyProfile,
+    LatencyRow,
+    read_latency_profile,
+    write_latency_profile,
+)
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "validation_report.py"
 
 
@@ -145,9 +152,12 @@ def test_the_tiny_section_shows_the_profile_retaken_and_the_machine_drift(report
          "median_ms": [16.0, 24.0, 20.0], "p90_ms": [18.0, 26.0, 22.0],
          "steal_share": [0.001, 0.019, 0.0]}
     ).to_csv(work / report_module.MACHINE_DRIFT, index=False)
+    row = LatencyRow("tiny-light", 1, True, 0.02, 0.03, 0.02, 50.0, 3, 20, 0.018, 0.024, "")
+    profile = LatencyProfile("tiny-light", 0.1, (row,))
+    write_latency_profile(profile, work / report_module.LATENCY_TABLES / "tiny-light.csv", {})
     lines = report_module.tiny_profile_lines(work)
-    assert "| tiny-light | 1 | 20.0 | 25.0 | +25.0% |" in lines
-    assert "| tiny-heavy | 1 | 50.0 | 45.0 | -10.0% |" in lines
+    assert "| tiny-light | 1 | 20.0 | 18.0–24.0 (20) | 25.0 | — | +25.0% |" in lines
+    assert "| tiny-heavy | 1 | 50.0 | — | 45.0 | — | -10.0% |" in lines
     drift = [line for line in lines if "machine_drift.py" in line]
     assert len(drift) == 1
     assert "3 bins of 10 s" in drift[0] and "16.0 to 24.0 ms (x1.50)" in drift[0]
@@ -160,10 +170,13 @@ def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module,
     profile = {"source_model": "tiny:1:8", "steps": 1, "resolution": 32, "dtype": "fp32"}
     bundle = {"latency_profiles": {"tiny-light": profile}}
     (work / "bundle" / "bundle.json").write_text(json.dumps(bundle))
-    report_module.reprofile_tiny(work)
+    report_module.reprofile_tiny(work, rounds=2, round_gap_s=0.0)
     after = pd.read_csv(work / report_module.LATENCY_AFTER)
     assert after["model"].tolist() == ["tiny-light"] * 3
     assert after["batch_size"].tolist() == [1, 2, 4]  # profile all --tiny's batch sizes
     assert (after["latency_p50_s"] > 0).all()
     assert after["latency_p50_s"].is_monotonic_increasing  # the bundle's shape
-    assert sorted(p.name for p in work.iterdir()) == ["bundle", report_module.LATENCY_AFTER]
+    names = {p.name for p in work.iterdir()}
+    assert names == {"bundle", report_module.LATENCY_AFTER, report_module.LATENCY_TABLES_AFTER}
+    table, _ = read_latency_profile(work / report_module.LATENCY_TABLES_AFTER / "tiny-light.csv")
+    assert table["n_rounds"].tolist() == [2, 2, 2]
