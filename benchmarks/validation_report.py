@@ -12,9 +12,11 @@ the stack adds besides the workers' queues and service, which the simulator mode
 simulation enters the measurement), and a second simulation applies another experiment's
 (`CALIBRATION`'s), to show how the hops carry over between loads. Diffusers experiments: the
 tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles
-them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads)
-and after them re-takes that latency profile (`reprofile_tiny`) and measures how steady the
-machine's speed is (`benchmarks/machine_drift.py`): the report shows both under the tiny goals.
+them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads;
+the latency timed in rounds spread over minutes, whose spread each experiment also simulates:
+`validate --profile-rounds`) and after them re-takes that latency profile (`reprofile_tiny`)
+and measures how steady the machine's speed is (`benchmarks/machine_drift.py`): the report
+shows both under the tiny goals.
 The last line
 is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
 plan; diffusers: p50) with each experiment's own hops, then `held_out_hops_goals_met=N/M` with
@@ -109,13 +111,17 @@ TINY_P50_GOAL_PCT = 10.0  # issue 14: tiny diffusers backend, |p50 error| <= 10%
 
 def command(name: str, folder: Path, reuse: bool) -> list[str]:
     """The `t2isim validate` command of one experiment; a diffusers one charges the
-    discriminator's measured cost (`measured_disc_cost_s`). It compares with the experiment it
-    names when that one has been run (`run_order` runs it first)."""
+    discriminator's measured cost (`measured_disc_cost_s`) and simulates the profile at both
+    ends of its rounds' spread where its timing tables are kept (`--profile-rounds`). It
+    compares with the experiment it names when that one has been run (`run_order` runs it
+    first)."""
     e = EXPERIMENTS[name]
     args = ["t2isim", "validate", *e.setup.format(dir=folder).split(), *e.policy.split()]
     if e.diffusers and (disc_s := measured_disc_cost_s(folder / TINY_PROFILE)) is not None:
         args += ["--disc-cost", f"{disc_s:.6g}"]
     args += ["--trace", e.trace, "--out", str(folder / name)]
+    if e.diffusers and (folder / TINY_PROFILE / LATENCY_TABLES).is_dir():
+        args += ["--profile-rounds", str(folder / TINY_PROFILE / LATENCY_TABLES)]
     source = folder / (e.compare_with or "")
     if e.compare_with is not None and (source / "overheads.json").is_file():
         args += ["--compare-overheads", str(source / "overheads.json")]
@@ -235,6 +241,36 @@ def rounds_spread_ms(folder: Path) -> dict[tuple[str, int], str]:
                 f"({r.n_rounds})"
             )
     return spread
+
+
+def profile_band_lines(folder: Path, names: list[str]) -> list[str]:
+    """The p50 error each diffusers experiment's simulation has with the profile at either end
+    of its rounds' spread (`validate --profile-rounds`: error_profile_fast and _slow), next to
+    the one judged; nothing for experiments that lack them."""
+    lines = []
+    for name in names:
+        path = folder / name / "fidelity.csv"
+        if not (EXPERIMENTS[name].diffusers and path.is_file()):
+            continue
+        p50 = pd.read_csv(path).set_index("metric").loc["p50_latency_s"]
+        if "error_profile_fast" not in p50.index:
+            continue
+        lines.append(
+            f"- {name}: {p50['error']:+.1f}% with the profile's p50 (judged), "
+            f"{p50['error_profile_fast']:+.1f}% with every row at its rounds' p10, "
+            f"{p50['error_profile_slow']:+.1f}% at their p90."
+        )
+    if not lines:
+        return []
+    return [
+        "The profile's own spread carried into the simulation (the same hops as the judged "
+        "one; each latency row at the p10 and at the p90 of the medians of the rounds it was "
+        "timed in, `validate --profile-rounds`): the p50 errors the machine's speed while it was "
+        "profiled allows.",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def tiny_profile_lines(work: Path) -> list[str]:
@@ -406,6 +442,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "`--compare-served-latency` in its command below). The goal is |p50| <= "
             f"{TINY_P50_GOAL_PCT:g}% (the other columns have none).",
             "",
+            *profile_band_lines(folder, names),
             *tiny_profile_lines(folder / TINY_PROFILE),
         ]
     lines += ["## Fidelity tables (generated)", "", *sections]

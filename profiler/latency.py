@@ -270,3 +270,17 @@ def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
             rows[column] = np.minimum.accumulate(rows[column].to_numpy()[::-1])[::-1]
         parts.append(rows[["model", "batch_size", "latency_p50_s", "latency_p95_s"]])
     return pd.concat(parts, ignore_index=True)
+
+
+# the two ends of a profile's rounds' spread: its rows at the machine's fastest and slowest
+ROUNDS_ENDS = {"fast": "latency_rounds_p10_s", "slow": "latency_rounds_p90_s"}
+
+
+def rounds_latency_rows(table: pd.DataFrame, end: str) -> pd.DataFrame:
+    """The profile at one end of its rounds' spread, in the bundle's shape: each feasible row's
+    p50 replaced by its rounds' p10 ("fast") or p90 ("slow"), its p95 scaled by the same
+    ratio (at least the new p50), then `bundle_latency_rows`."""
+    column = ROUNDS_ENDS[end]
+    p95 = table["latency_p95_s"] * (table[column] / table["latency_p50_s"])
+    moved = table.assign(latency_p50_s=table[column], latency_p95_s=p95.clip(lower=table[column]))
+    return bundle_latency_rows(moved)

@@ -257,6 +257,14 @@ def validate(
             "replicates with other random streams; >= 1, spread needs >= 2)."
         ),
     ] = SIM_REPEATS,
+    profile_rounds: Annotated[
+        str | None,
+        typer.Option(
+            help="Also simulate with the latency profile at the p10 and at the p90 of its "
+            "rounds' medians (the folder of the bundle's `profile latency --rounds` timing "
+            "tables, e.g. a work folder's latency/): error_profile_fast, error_profile_slow."
+        ),
+    ] = None,
 ) -> None:
     """Real runs (serve + loadgen) vs the simulator on the same inputs: fidelity table + PNG."""
     from serving.validate import overheads_spec, run_validation
@@ -282,6 +290,7 @@ def validate(
         compare_overheads=compared,
         compare_served_latency=compare_served_latency,
         sim_repeats=sim_repeats,
+        profile_rounds=profile_rounds,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

@@ -104,7 +104,6 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
     """`bundle` with the latency profile of another validation's DIR/served_latency.csv
     (`served_latency_table`: service times its runs measured), for the same models and batch
     sizes; the tables are validated as a bundle's."""
-    from simulator.bundle import BundleError, validate_tables
     from simulator.errors import InputError
 
     flag = f"--compare-served-latency {str(path)!r}"
@@ -114,6 +113,16 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{flag}: not a CSV table ({exc})") from None
+    return with_latency_table(bundle, table, flag)
+
+
+def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle:
+    """`bundle` with `table` as its latency profile: the same models and batch sizes (and, where
+    it has `profiled_p50_s`, measured against the bundle's own profile), validated as a
+    bundle's tables; a mismatch is an InputError naming `flag`."""
+    from simulator.bundle import BundleError, validate_tables
+    from simulator.errors import InputError
+
     columns = list(bundle.latency.columns)
     missing = [c for c in columns if c not in table.columns]
     if missing:

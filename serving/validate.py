@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from serving.loadgen import planner_log_writer
+from serving.profile_rounds import rounds_bundles
 from serving.service_times import (
     compared_latency,
     read_batches,
@@ -435,6 +436,7 @@ def run_validation(
     compare_overheads: str | dict | None = None,
     compare_served_latency: str | None = None,
     sim_repeats: int = SIM_REPEATS,
+    profile_rounds: str | None = None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
     without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
@@ -443,7 +445,10 @@ def run_validation(
     with those hops and service times (DIR/sim-compared; the other's measured in other runs,
     it is out of sample), its errors in their own column (error_compared). `sim_repeats`
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
-    simulator's own spread (`simulated_spread`)."""
+    simulator's own spread (`simulated_spread`). With `profile_rounds` (the folder of the
+    bundle's `profile latency` timing tables), two more simulations with DIR/sim's hops and the
+    profile at the p10 and p90 of its rounds' medians (`serving.profile_rounds`):
+    error_profile_fast and error_profile_slow."""
     from experiments.inputs import resolve_trace
     from simulator.run import run_simulation
 
@@ -453,6 +458,7 @@ def run_validation(
     compared_bundle = bundle
     if compare_served_latency is not None:  # checked before the real runs
         compared_bundle = compared_latency(compare_served_latency, bundle)
+    rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
     real_dirs = (
         _reused_real_runs(out, setup, trace_spec)
         if reuse_real
@@ -518,6 +524,9 @@ def run_validation(
         compared = applied_overheads(compared, bundle, measured)
         other = simulate(compared, "sim-compared", compared_bundle)
         others["compared"] = run_metrics(other.queries, other.summary, names)
+    for end, rounds_bundle in rounds.items():
+        other = simulate(applied, base=rounds_bundle)
+        others[f"profile_{end}"] = run_metrics(other.queries, other.summary, names)
     pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
         out / "overheads.csv", index=False, float_format="%.6g"
     )
@@ -584,6 +593,12 @@ def run_validation(
         if compare_served_latency is not None:
             text += f"; service times measured on the serving path in {compare_served_latency}"
         parts.append(text + ".")
+    if rounds:
+        parts.append(
+            f"Error profile fast and slow: DIR/sim's hops with each latency row at the p10 and "
+            f"the p90 of its rounds' medians (the profile's timing tables in {profile_rounds}): "
+            "the simulation at the machine's fastest and slowest while it was profiled."
+        )
     per_run_text = "; ".join(f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run))
     parts.append(
         f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: {per_run_text}."

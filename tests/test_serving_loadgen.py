@@ -375,6 +375,10 @@ def test_a_valid_request_parses_with_defaults():
             ["validate", "--out", "x", "--compare-served-latency", "/no/served.csv"],
             "--compare-served-latency '/no/served.csv': no such file",
         ),
+        (
+            ["validate", "--out", "x", "--profile-rounds", "/no/latency"],
+            "--profile-rounds '/no/latency': /no/latency/SDXL-Lightning.csv: latency profile",
+        ),
     ],
 )
 def test_serving_commands_refuse_bad_input_before_starting_ray(args, named):

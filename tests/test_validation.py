@@ -14,6 +14,13 @@ import pandas as pd
 import pytest
 
 from experiments.inputs import resolve_bundle, resolve_trace
+from profiler.latency import (
+    LatencyProfile,
+    LatencyRow,
+    rounds_latency_rows,
+    write_latency_profile,
+)
+from serving.profile_rounds import rounds_bundles
 from serving.setup import ServeSetup
 from serving.stack import DEFAULT_STACK
 from serving.validate import (
@@ -499,6 +506,83 @@ def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
     assert held_out["latency"].tolist() == ["profile", "served", "profile", "served"]
     assert "Error leave one out served" in (tmp_path / "fidelity.md").read_text()
+
+
+def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 3):
+    """`profile latency` timing tables the bundle's profile was built from, each row's
+    rounds' medians spread from `fast` to `slow` times its p50."""
+    for name in bundle.model_names:
+        latency = bundle.latency[bundle.latency["model"] == name]
+        rows = tuple(
+            LatencyRow(name, int(r.batch_size), True, r.latency_p50_s, r.latency_p95_s,
+                       r.latency_p50_s, r.batch_size / r.latency_p50_s, 3, rounds,
+                       fast * r.latency_p50_s, slow * r.latency_p50_s, "")
+            for r in latency.itertuples()
+        )  # fmt: skip
+        write_latency_profile(LatencyProfile(name, 1.0, rows), folder / f"{name}.csv", {})
+
+
+def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_shape():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "batch_size": [1, 2, 4],
+            "feasible": True,
+            "latency_p50_s": [1.0, 3.0, 2.5],
+            "latency_p95_s": [2.0, 3.0, 5.0],
+            "latency_rounds_p10_s": [0.5, 2.0, 2.5],
+            "latency_rounds_p90_s": [2.0, 3.0, 2.5],
+        }
+    )
+    fast = rounds_latency_rows(table, "fast")
+    assert fast["latency_p50_s"].tolist() == [0.5, 2.0, 2.5]
+    assert fast["latency_p95_s"].tolist() == [1.0, 2.0, 5.0]
+    slow = rounds_latency_rows(table, "slow")  # 3.0 at b=2 falls to b=4's 2.5: padded to 4
+    assert slow["latency_p50_s"].tolist() == [2.0, 2.5, 2.5]
+    assert slow["latency_p95_s"].tolist() == [3.0, 3.0, 5.0]
+
+
+def test_rounds_bundles_put_the_profile_at_its_rounds_p10_and_p90(bundle, tmp_path):
+    write_timing_tables(bundle, tmp_path, fast=0.8, slow=1.25)
+    ends = rounds_bundles(tmp_path, bundle)
+    for end, factor in (("fast", 0.8), ("slow", 1.25)):
+        both = bundle.latency.merge(ends[end].latency, on=["model", "batch_size"])
+        assert len(both) == len(bundle.latency) == len(ends[end].latency)
+        for column in ("latency_p50_s", "latency_p95_s"):
+            np.testing.assert_allclose(both[f"{column}_y"], factor * both[f"{column}_x"])
+    write_timing_tables(bundle, tmp_path, fast=1.0, slow=1.0, rounds=1)
+    with pytest.raises(InputError, match="--profile-rounds '.*': model .* timed in one round"):
+        rounds_bundles(tmp_path, bundle)
+    (tmp_path / f"{bundle.model_names[0]}.csv").unlink()
+    with pytest.raises(InputError, match="--profile-rounds '.*': .*latency profile .* not found"):
+        rounds_bundles(tmp_path, bundle)
+    doubled = dataclasses.replace(bundle, latency=bundle.latency.assign(
+        latency_p50_s=2 * bundle.latency["latency_p50_s"],
+        latency_p95_s=2 * bundle.latency["latency_p95_s"]))  # fmt: skip
+    write_timing_tables(bundle, tmp_path, fast=0.8, slow=1.25)
+    with pytest.raises(InputError, match="another latency profile than the bundle's"):
+        rounds_bundles(tmp_path, doubled)
+
+
+def test_validate_simulates_the_profile_at_both_ends_of_its_rounds(bundle, tmp_path):
+    """Stand-in real runs re-reported with the profile's rounds spread 0.8x to 1.25x: the fast
+    simulation's p50 error lies below DIR/sim's, the slow one's above."""
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    fake = simulate(bundle, {"dispatch_overhead_ms": 30.0})
+    for k in (1, 2):
+        queries = fake.queries.assign(visits=1, resends=0, hops_s=0.030)
+        summary = {**fake.summary, "trace_spec": TRACE}
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
+    write_timing_tables(bundle, tmp_path / "timing", fast=0.8, slow=1.25)
+    table = run_validation(
+        setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None,
+        profile_rounds=str(tmp_path / "timing"),
+    ).set_index("metric")  # fmt: skip
+    p50 = table.loc["p50_latency_s"]
+    assert p50["error_profile_fast"] < p50["error"] - 5
+    assert p50["error_profile_slow"] > p50["error"] + 5
+    assert "Error profile fast and slow" in (tmp_path / "fidelity.md").read_text()
+    assert "| error profile fast | error profile slow |" in (tmp_path / "fidelity.md").read_text()
 
 
 # ----------------------------------------------------------------------------- Ray (CI)

@@ -121,7 +121,7 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     assert f"--compare-served-latency {calibration}/served_latency.csv`" in tiny
 
 
-def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_module, tmp_path):
+def test_a_diffusers_command_charges_the_disc_cost_and_simulates_rounds(report_module, tmp_path):
     import json
 
     folder = tmp_path / "validation"
@@ -133,6 +133,32 @@ def test_a_diffusers_experiment_charges_the_profiled_discriminator_cost(report_m
     args = report_module.command("tiny-diffusers-static", folder, False)
     assert args[args.index("--disc-cost") + 1] == "0.0015"
     assert "--disc-cost" not in report_module.command("static-azure", folder, False)
+    assert "--profile-rounds" not in args  # no timing tables kept
+    (folder / "tiny-profile" / report_module.LATENCY_TABLES).mkdir()
+    args = report_module.command("tiny-diffusers-static", folder, False)
+    tables = folder / "tiny-profile" / report_module.LATENCY_TABLES
+    assert args[args.index("--profile-rounds") + 1] == str(tables)
+    assert "--profile-rounds" not in report_module.command("static-azure", folder, False)
+
+
+def test_the_tiny_goals_show_the_p50_error_at_both_ends_of_the_profiles_rounds(
+    report_module, tmp_path
+):
+    folder = tmp_path / "validation"
+    (folder / "tiny-diffusers-static").mkdir(parents=True)
+    table = fidelity(-12.0, False)
+    table.to_csv(folder / "tiny-diffusers-static" / "fidelity.csv", index=False)
+    names = ["tiny-diffusers-calibration", "tiny-diffusers-static", "static-constant"]
+    assert report_module.profile_band_lines(folder, names) == []  # no rounds simulated
+    table.assign(error_profile_fast=[-20.0, 0, 0, 0], error_profile_slow=[-3.5, 0, 0, 0]).to_csv(
+        folder / "tiny-diffusers-static" / "fidelity.csv", index=False
+    )
+    lines = report_module.profile_band_lines(folder, names)
+    expected = "- tiny-diffusers-static: -12.0% with the profile's p50 (judged), -20.0% with "
+    assert expected + "every row at its rounds' p10, -3.5% at their p90." in lines
+    (folder / "tiny-diffusers-static" / "fidelity.md").write_text("## title\n")
+    text, counts = report_module.report(folder, names, "# Notes\n")
+    assert expected in text and counts[0] == [0, 1]  # the verdict is on the p50 profile's
 
 
 def test_the_tiny_section_shows_the_profile_retaken_and_the_machine_drift(report_module, tmp_path):
