@@ -5,6 +5,7 @@ ingress, the controller, the load generator)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from serving.dispatch import DISPATCH_MODES
@@ -17,6 +18,11 @@ INGRESS_APP = "t2isim"
 # per request costs the request path CPU; the run folders record every query)
 SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
 BACKENDS = ("emulated", "diffusers")
+# the service-time model validate's simulation gives each backend's workers: an emulated worker
+# sleeps the profiled p50; a diffusers worker's batch takes what the pipeline takes, which
+# varies (the profile's p95 over its p50: 1.2-1.4 for the tiny models on CPU), so lognormal
+# with the profile's p50 and p95 (`error_deterministic_service` reports the p50 alone)
+SIMULATED_SERVICE_TIME = {"emulated": "deterministic", "diffusers": "lognormal"}
 SIM_REPEATS = 5  # validate: simulations whose spread is the simulator's own (DIR/sim + 4)
 REAL_PATH_HOOKS = ("admit", "route", "accept_or_escalate")  # hooks the ingress runs
 SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters
@@ -26,7 +32,7 @@ REAL_PATH_SETS = {
     "dispatch": "on the serving path the ingress chooses a model's worker by serve's --dispatch "
     "(p2c, jsq, random; validate: jsq, in its real runs and its simulation)",
     "service_time": "on the serving path a worker takes the time it takes (emulated: the "
-    "profiled p50)",
+    "profiled p50; validate simulates a diffusers backend's as lognormal(p50, p95))",
     "max_wait_s": "on the serving path a worker starts a batch as soon as it is free",
     "plan_delay_s": "on the serving path a plan takes effect as its workers reconfigure",
     "plan_delay_measured": "on the serving path a plan takes effect as its workers reconfigure",
@@ -60,6 +66,11 @@ class ServeSetup:
     @property
     def config(self) -> SimConfig:
         return SimConfig(**self.sim)
+
+    def simulation_config(self, config: SimConfig) -> SimConfig:
+        """`config` with the service-time model of this backend's workers
+        (`SIMULATED_SERVICE_TIME`): what validate simulates them with."""
+        return dataclasses.replace(config, service_time=SIMULATED_SERVICE_TIME[self.backend])
 
     def to_dict(self) -> dict:
         return {

@@ -47,6 +47,7 @@ from serving.setup import SIM_REPEATS, ServeSetup
 from serving.stack import recorded_stack
 from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
+from simulator.config import SimConfig
 from simulator.errors import InputError
 from simulator.results import write_run
 
@@ -445,7 +446,10 @@ def run_validation(
     with those hops and service times (DIR/sim-compared; the other's measured in other runs,
     it is out of sample), its errors in their own column (error_compared). `sim_repeats`
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
-    simulator's own spread (`simulated_spread`). With `profile_rounds` (the folder of the
+    simulator's own spread (`simulated_spread`). Every simulation gives the workers the
+    backend's service-time model (`ServeSetup.simulation_config`); where that is not the
+    config's own, one more simulation with the config's reports it as error_<model>_service.
+    With `profile_rounds` (the folder of the
     bundle's `profile latency` timing tables), two more simulations with DIR/sim's hops and the
     profile at the p10 and p90 of its rounds' medians (`serving.profile_rounds`):
     error_profile_fast and error_profile_slow."""
@@ -454,6 +458,7 @@ def run_validation(
 
     out = Path(out_dir) if reuse_real else check_output_folder(out_dir, marker="fidelity.csv")
     bundle, policy, config = setup.build()
+    sim_config = setup.simulation_config(config)
     trace = resolve_trace(trace_spec, bundle, config.seed)
     compared_bundle = bundle
     if compare_served_latency is not None:  # checked before the real runs
@@ -468,13 +473,17 @@ def run_validation(
     simulated: list[str] = []
 
     def simulate(
-        overheads_ms: dict, folder: str | None = None, base: Bundle = bundle, replicate: int = 0
+        overheads_ms: dict,
+        folder: str | None = None,
+        base: Bundle = bundle,
+        replicate: int = 0,
+        service_config: SimConfig = sim_config,
     ):
         sim = run_simulation(
             with_overheads(base, overheads_ms),
             trace,
             setup.policy,
-            config,
+            service_config,
             setup.options,
             replicate=replicate,
         )
@@ -524,6 +533,9 @@ def run_validation(
         compared = applied_overheads(compared, bundle, measured)
         other = simulate(compared, "sim-compared", compared_bundle)
         others["compared"] = run_metrics(other.queries, other.summary, names)
+    if sim_config != config:  # the service-time model's sensitivity
+        other = simulate(applied, service_config=config)
+        others[f"{config.service_time}_service"] = run_metrics(other.queries, other.summary, names)
     for end, rounds_bundle in rounds.items():
         other = simulate(applied, base=rounds_bundle)
         others[f"profile_{end}"] = run_metrics(other.queries, other.summary, names)
@@ -581,6 +593,12 @@ def run_validation(
     hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
     simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
     parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
+    if sim_config != config:
+        parts.append(
+            f"Service times: {sim_config.service_time} (the profile's p50 and p95) for the "
+            f"{setup.backend} backend's workers, whose batch times vary; error "
+            f"{config.service_time} service: the same simulation with each batch at its p50."
+        )
     if sim_repeats > 1:
         parts.append(
             f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "

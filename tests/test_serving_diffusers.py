@@ -58,6 +58,7 @@ def work(tmp_path_factory):
         batch_sizes=(1, 2),
         n_warmup=0,
         n_repeats=1,
+        latency_rounds=2,  # a spread for `validate --profile-rounds` (test_validation_diffusers)
         images_per_prompt=1,
     )
     run_all(plan, layout, "tiny-serve", prune_models=False)

@@ -522,6 +522,14 @@ def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 
         write_latency_profile(LatencyProfile(name, 1.0, rows), folder / f"{name}.csv", {})
 
 
+def test_validate_simulates_each_backends_workers_with_its_service_time_model():
+    """An emulated worker sleeps the p50; a diffusers worker's time varies: lognormal."""
+    config = SimConfig(n_workers=2, time_scale=0.1)
+    for backend, model in (("emulated", "deterministic"), ("diffusers", "lognormal")):
+        setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), backend)
+        assert setup.simulation_config(config) == dataclasses.replace(config, service_time=model)
+
+
 def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_shape():
     table = pd.DataFrame(
         {

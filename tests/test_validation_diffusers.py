@@ -1,0 +1,59 @@
+"""`t2isim validate` on the diffusers backend end to end on CPU: one real run of the tiny
+bundle on 2 CPU replicas against simulations whose workers take lognormal(p50, p95) service
+times (the backend's model), the profile's p50 alone, and the profile at both ends of its
+rounds."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray.serve")
+pytest.importorskip("diffusers")
+pytest.importorskip("open_clip")
+
+from test_serving_diffusers import SETUP_OPTIONS, work  # noqa: E402, F401  (the tiny profile)
+
+from serving.setup import ServeSetup  # noqa: E402
+from serving.validate import run_validation  # noqa: E402
+
+
+def test_a_short_tiny_diffusers_validation(work, tmp_path):  # noqa: F811
+    setup = ServeSetup(
+        str(work.bundle),
+        "static-cascade",
+        SETUP_OPTIONS,
+        {"n_workers": 2, "slo_s": 120.0, "dispatch": "jsq"},
+        backend="diffusers",
+        dispatch="jsq",
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    table = run_validation(
+        setup,
+        "constant:rate=2,duration=3",
+        tmp_path / "v",
+        repeats=1,
+        port=port,
+        num_cpus=2,
+        log=lambda s: None,
+        sim_repeats=1,
+        profile_rounds=str(work.root / "latency"),
+    ).set_index("metric")
+    real = json.loads((tmp_path / "v" / "real-1" / "summary.json").read_text())
+    assert real["arrivals"] == 6 and real["failed"] == 0
+    assert real["ok"] + real["timeouts"] + real["drops"] == 6
+    simulated = json.loads((tmp_path / "v" / "sim" / "config.json").read_text())
+    assert simulated["sim"]["service_time"] == "lognormal"
+    columns = {"error_deterministic_service", "error_profile_fast", "error_profile_slow"}
+    assert columns <= set(table.columns)
+    p50 = table.loc["p50_latency_s"]
+    assert p50["error_profile_fast"] <= p50["error"] <= p50["error_profile_slow"]
+    report = (tmp_path / "v" / "fidelity.md").read_text()
+    assert "Service times: lognormal (the profile's p50 and p95) for the diffusers" in report
+    assert (tmp_path / "v" / "timeseries.png").stat().st_size > 10_000
+    assert set(pd.read_csv(tmp_path / "v" / "fidelity.csv")["metric"]) >= {"p50_latency_s"}
