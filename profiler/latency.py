@@ -7,8 +7,8 @@ that every row samples the same stretch of time (a shared machine's speed drifts
 Reported: p50, p95, mean over all timed calls, throughput = batch_size / p50, and the spread of
 the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed). An
 out-of-memory error at a batch size is recorded as infeasible (the memory is released) and the
-run goes on with the next batch size. The sidecar
-records the CPU share a hypervisor stole meanwhile (`cpu_steal_share`, Linux).
+run goes on with the next batch size. The sidecar records the CPU share a hypervisor stole
+meanwhile (`cpu_steal_share`, Linux).
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def profile_latency(
 ) -> LatencyProfile:
     """Load the pipeline once (timed: `load_s`), then time each batch size's batch as a
     serving worker answers it (`profiler.generate.served_batch`: text encoding, `steps`
-    denoising steps, VAE decode, PNG encoding of each image): warm-up calls for every batch
-    size, then `rounds` rounds `round_gap_s` apart of `n_repeats` calls per batch size."""
+    denoising steps, VAE decode, PNG encoding of each image): `rounds` rounds `round_gap_s`
+    apart of `n_repeats` calls per batch size, each size's first preceded by its warm-up."""
     from profiler.generate import served_batch
 
     check_timing_request(batch_sizes, n_warmup, n_repeats, rounds, round_gap_s)
@@ -205,7 +205,7 @@ def profile_latency(
             if batch_size in out_of_memory:
                 continue
             try:
-                for _ in range(n_warmup if not round_index else 0):
+                for _ in range(n_warmup if round_index == 0 else 0):
                     call(batch_size)
                 one_call = functools.partial(call, batch_size)
                 times_s = [timed_call_s(one_call, device) for _ in range(n_repeats)]
