@@ -18,9 +18,8 @@ import math
 import os
 from pathlib import Path
 
-from profiler.latency import PROFILE_PROMPT
+from profiler.latency import CPU_WORKER_THREADS, PROFILE_PROMPT
 from profiler.speed_drift import DriftError, drift_ratio, time_in_bins
-from serving.diffusers_backend import CPU_THREADS
 
 
 def main() -> None:
@@ -39,14 +38,14 @@ def main() -> None:
             f"--steps {args.steps} --resolution {args.resolution}: expected steps >= 1 and a "
             "resolution that is a multiple of 8"
         )
-    os.environ["OMP_NUM_THREADS"] = str(CPU_THREADS)
+    os.environ["OMP_NUM_THREADS"] = str(CPU_WORKER_THREADS)
     import torch
 
     from profiler.generate import served_batch
     from profiler.pipelines import PipelineError
     from profiler.sharding import PipelineSource
 
-    torch.set_num_threads(CPU_THREADS)
+    torch.set_num_threads(CPU_WORKER_THREADS)
     try:
         pipe = PipelineSource(args.model, "fp32").load("cpu")
 

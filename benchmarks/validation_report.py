@@ -43,10 +43,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from profiler.latency import bundle_latency_rows, read_latency_profile
+from profiler.latency import CPU_WORKER_THREADS, bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
-from serving.diffusers_backend import CPU_THREADS
 from serving.validate import goal_met
 
 EMULATED = (
@@ -63,6 +62,10 @@ LATENCY_TABLES, LATENCY_TABLES_AFTER = "latency", "latency-after"
 # back-to-back repeats sample one moment of it
 TINY_LATENCY_ROUNDS = 20
 TINY_LATENCY_ROUND_GAP_S = 4.0
+# and each round's calls again after 0.1 s idle: a replica at 2-8 QPS idles about 0.1-0.5 s
+# before a batch, and a bare process's batch after 0.1 s idle ran 15-50% slower than back to
+# back, about as slow as after 0.3 s (session 20's probes); fixed before the set it is judged on
+TINY_LATENCY_IDLE_GAP_S = 0.1
 TINY = (
     f"--bundle {{dir}}/{TINY_PROFILE}/bundle --backend diffusers --workers 2 --repeats 3 "
     "--num-cpus 2 --port 8631"
@@ -158,23 +161,28 @@ def run_order(names: list[str]) -> list[str]:
 
 
 def profile_tiny(
-    work: Path, rounds: int = TINY_LATENCY_ROUNDS, round_gap_s: float = TINY_LATENCY_ROUND_GAP_S
+    work: Path,
+    rounds: int = TINY_LATENCY_ROUNDS,
+    round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
+    idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
 ) -> None:
     """`t2isim profile all --tiny` on this machine, with the torch threads of one CPU replica
-    (`OMP_NUM_THREADS` = `CPU_THREADS`: replicas share the cores, and a profile made with more
-    threads measures their contention instead), the latency timed in `rounds` rounds
-    `round_gap_s` apart, each prompt's bundle score that of its first image (`--prompt-score
+    (`OMP_NUM_THREADS` = `CPU_WORKER_THREADS`: replicas share the cores, and a profile made with
+    more threads measures their contention instead), the latency timed in `rounds` rounds
+    `round_gap_s` apart and after `idle_gap_s` idle, each prompt's bundle score that of its
+    first image (`--prompt-score
     first-image`: the image the real path renders for it, so both drivers judge the same
     image); keeps in `work` what the diffusers backend serves and the report reads: bundle/,
     discriminator.pt and the timing tables (LATENCY_TABLES), not the images."""
     work.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work.parent, prefix=f".{work.name}-") as tmp:
         scratch, keep = Path(tmp) / "work", Path(tmp) / "keep"
-        env = {**os.environ, "OMP_NUM_THREADS": str(CPU_THREADS)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(CPU_WORKER_THREADS)}
         args = ["t2isim", "profile", "all", "--tiny", "--out", str(scratch)]
         args += ["--prompt-score", "first-image"]  # the image a one-image request renders
         args += ["--latency-rounds", str(rounds), "--latency-round-gap-s", f"{round_gap_s:g}"]
-        print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
+        args += ["--latency-idle-gap-s", f"{idle_gap_s:g}"]
+        print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
         subprocess.run(args, check=True, env=env)
         shutil.copytree(scratch / "bundle", keep / "bundle")
         shutil.copytree(scratch / "latency", keep / LATENCY_TABLES)
@@ -186,18 +194,21 @@ def profile_tiny(
 
 
 def reprofile_tiny(
-    work: Path, rounds: int = TINY_LATENCY_ROUNDS, round_gap_s: float = TINY_LATENCY_ROUND_GAP_S
+    work: Path,
+    rounds: int = TINY_LATENCY_ROUNDS,
+    round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
+    idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
 ) -> None:
     """The offline profile's own repeatability: each tiny model's `t2isim profile latency`
     again after the runs (the bundle's source model, steps, resolution and dtype; `profile all
-    --tiny`'s batch sizes, warm-up and repeats; `profile_tiny`'s rounds; one torch thread), into
+    --tiny`'s batch sizes, warm-up and repeats; `profile_tiny`'s rounds and idle gap), into
     work/LATENCY_AFTER in the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone
     as the bundle's are) and the timing tables into work/LATENCY_TABLES_AFTER."""
     from profiler.layout import WorkLayout
     from profiler.workflow import tiny_plan
 
     profiles = json.loads((work / "bundle" / "bundle.json").read_text())["latency_profiles"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(CPU_THREADS)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(CPU_WORKER_THREADS)}
     tables = []
     with tempfile.TemporaryDirectory(dir=work, prefix=".after-") as tmp:
         layout = WorkLayout(Path(tmp))
@@ -206,10 +217,11 @@ def reprofile_tiny(
             args = ["t2isim", "profile", "latency", "--model", p["source_model"], "--name", name]
             args += ["--steps", str(p["steps"]), "--resolution", str(p["resolution"])]
             args += ["--batch-sizes", ",".join(map(str, plan.batch_sizes))]
-            args += ["--dtype", p["dtype"], "--warmup", str(plan.n_warmup)]
-            args += ["--repeats", str(plan.n_repeats), "--device", plan.device, "--work", tmp]
+            args += ["--dtype", p["dtype"], "--warmup", str(plan.timing.n_warmup)]
+            args += ["--repeats", str(plan.timing.n_repeats), "--device", plan.device]
             args += ["--rounds", str(rounds), "--round-gap-s", f"{round_gap_s:g}"]
-            print(" ".join(args), f"(OMP_NUM_THREADS={CPU_THREADS})", flush=True)
+            args += ["--idle-gap-s", f"{idle_gap_s:g}", "--work", tmp]
+            print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
             subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
             tables.append(pd.read_csv(layout.latency_csv(name)))
         if (work / LATENCY_TABLES_AFTER).exists():
@@ -255,10 +267,16 @@ def profile_band_lines(folder: Path, names: list[str]) -> list[str]:
         p50 = pd.read_csv(path).set_index("metric").loc["p50_latency_s"]
         if "error_profile_fast" not in p50.index:
             continue
+        back_to_back = p50.get("error_back_to_back_latency", math.nan)
         lines.append(
             f"- {name}: {p50['error']:+.1f}% with the profile's p50 (judged), "
             f"{p50['error_profile_fast']:+.1f}% with every row at its rounds' p10, "
-            f"{p50['error_profile_slow']:+.1f}% at their p90."
+            f"{p50['error_profile_slow']:+.1f}% at their p90"
+            + (
+                f"; {back_to_back:+.1f}% with the back-to-back p50 alone (no latency after idle)."
+                if back_to_back == back_to_back
+                else "."
+            )
         )
     if not lines:
         return []
@@ -283,6 +301,7 @@ def tiny_profile_lines(work: Path) -> list[str]:
         both = used.merge(
             pd.read_csv(work / LATENCY_AFTER), on=["model", "batch_size"], suffixes=("", "_after")
         )
+        idle = {"latency_idle_p50_s", "latency_idle_p50_s_after"} <= set(both.columns)
         spread_used = rounds_spread_ms(work / LATENCY_TABLES)
         spread_after = rounds_spread_ms(work / LATENCY_TABLES_AFTER)
         lines += [
@@ -290,20 +309,28 @@ def tiny_profile_lines(work: Path) -> list[str]:
             "all --tiny` times it, made monotone in the batch size as the bundle's is), against "
             "the bundle's the simulations used. Rounds: the p10 to p90 of the medians of the "
             "rounds a row was timed in (their number in brackets), that is how far the "
-            "machine's speed moved while it was timed (before the monotone rule):",
+            "machine's speed moved while it was timed (before the monotone rule)"
+            + ("; after idle: the p50 of the calls timed after the idle gap" if idle else "")
+            + ":",
             "",
             "| model | batch size | p50 used (ms) | rounds used (ms) | p50 re-taken (ms) | "
-            "rounds re-taken (ms) | change |",
-            "|---|---|---|---|---|---|---|",
+            "rounds re-taken (ms) | change |"
+            + (" after idle used (ms) | after idle re-taken (ms) |" if idle else ""),
+            "|---|---|---|---|---|---|---|" + ("---|---|" if idle else ""),
         ]
         for r in both.itertuples():
             change = (r.latency_p50_s_after / r.latency_p50_s - 1) * 100
             key = (r.model, int(r.batch_size))
-            lines.append(
+            line = (
                 f"| {r.model} | {r.batch_size} | {r.latency_p50_s * 1e3:.1f} | "
                 f"{spread_used.get(key, '—')} | {r.latency_p50_s_after * 1e3:.1f} | "
                 f"{spread_after.get(key, '—')} | {change:+.1f}% |"
             )
+            if idle:
+                line += (
+                    f" {r.latency_idle_p50_s * 1e3:.1f} | {r.latency_idle_p50_s_after * 1e3:.1f} |"
+                )
+            lines.append(line)
         lines.append("")
     if (work / MACHINE_DRIFT).is_file():
         bins = pd.read_csv(work / MACHINE_DRIFT)

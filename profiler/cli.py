@@ -62,6 +62,12 @@ ROUNDS = typer.Option(
     "machine's speed is then sampled alike for each; the rounds' spread is reported).",
 )
 ROUND_GAP_S = typer.Option(0.0, min=0.0, help="Seconds between rounds.")
+IDLE_GAP_S = typer.Option(
+    0.0,
+    min=0.0,
+    help="Also time each round's repeats after this many seconds idle each (a serving worker "
+    "between batches; the bundle's latency_idle_p50_s); 0: not timed so.",
+)
 
 
 def _prompt_score(value: str) -> str:
@@ -137,45 +143,38 @@ def latency(
     repeats: int = 10,
     rounds: int = ROUNDS,
     round_gap_s: float = ROUND_GAP_S,
+    idle_gap_s: float = IDLE_GAP_S,
     device: str = DEVICE,
     devices: str | None = DEVICES,
     dask: str | None = DASK,
     work: Path = WORK,
 ) -> None:
-    """Batch latency (p50/p95, throughput, the rounds' spread); out-of-memory batch sizes are
-    recorded infeasible. With --devices/--dask: one task per batch size, each loading the model
-    once."""
-    from profiler.latency import profile_latency, write_latency_profile
+    """Batch latency (p50/p95, throughput, the rounds' spread, the p50 after idle); out-of-memory
+    batch sizes are recorded infeasible. With --devices/--dask: one task per batch size, each
+    loading the model once."""
+    from profiler.latency import LatencyTiming, profile_latency, write_latency_profile
     from profiler.provenance import device_provenance, library_versions
     from profiler.sharding import PipelineSource, latency_tasks, open_runner, profile_latency_on
 
     layout = WorkLayout(work)
     source = PipelineSource(model, dtype, guidance_scale)
     sizes = _ints(batch_sizes, "batch sizes")
+    timing = LatencyTiming(warmup, repeats, rounds, round_gap_s, idle_gap_s)
     runner = open_runner(devices, dask, device)
     if runner is None:
         profile = profile_latency(
             functools.partial(source.load, device),
             sizes,
-            warmup,
-            repeats,
+            timing,
             device,
             model=name,
             steps=steps,
             resolution=resolution,
-            rounds=rounds,
-            round_gap_s=round_gap_s,
         )
         provenance = {**device_provenance(device), "libraries": library_versions()}
     else:
         tasks = latency_tasks(
-            [(name, source, steps)],
-            sizes,
-            resolution=resolution,
-            n_warmup=warmup,
-            n_repeats=repeats,
-            rounds=rounds,
-            round_gap_s=round_gap_s,
+            [(name, source, steps)], sizes, resolution=resolution, timing=timing
         )
         with runner:
             profile, provenance = profile_latency_on(runner, tasks)[name]
@@ -477,6 +476,7 @@ def all_steps(
     prompt_score: str = PROMPT_SCORE,
     latency_rounds: int = ROUNDS,
     latency_round_gap_s: float = ROUND_GAP_S,
+    latency_idle_gap_s: float = IDLE_GAP_S,
 ) -> None:
     """Every step in order. Only --tiny for now: real runs use the per-step commands."""
     from profiler.sharding import open_runner
@@ -489,7 +489,11 @@ def all_steps(
     config = _multi_metric(multi_metric, metrics_config, logit_scale)
     runner = open_runner(devices, dask, "cpu")
     layout = WorkLayout(out)
-    timing = {"latency_rounds": latency_rounds, "latency_round_gap_s": latency_round_gap_s}
+    timing = {
+        "rounds": latency_rounds,
+        "round_gap_s": latency_round_gap_s,
+        "idle_gap_s": latency_idle_gap_s,
+    }
     if runner is None:
         path = run_tiny(layout, "tiny", prompts, seed, None, config, prompt_score, **timing)
     else:

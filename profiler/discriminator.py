@@ -235,24 +235,26 @@ def time_p_real(
     """The discriminator's cost as a serving worker pays it: seconds of `p_real` on a batch of
     b in-memory images (PIL, cycled from `images`), per batch size, after `n_warmup` untimed
     calls; p50 and p95 of `n_repeats` timed ones (`profiler.latency.timed_call_s`, as the
-    pipelines are timed). A DataFrame of DISC_LATENCY_COLUMNS."""
+    pipelines are timed, with a CPU worker's threads). A DataFrame of DISC_LATENCY_COLUMNS."""
     import pandas as pd
 
-    from profiler.latency import check_timing_request, timed_call_s
+    from profiler.latency import LatencyTiming, check_batch_sizes, timed_call_s, worker_threads
 
-    check_timing_request(batch_sizes, n_warmup, n_repeats)
+    check_batch_sizes(batch_sizes)
+    LatencyTiming(n_warmup, n_repeats)  # checks the counts
     if not images:
         raise DiscriminatorError("no images to time the discriminator on")
     rows = []
-    for b in batch_sizes:
-        batch = [images[k % len(images)] for k in range(b)]
+    with worker_threads(backbone.device):
+        for b in batch_sizes:
+            batch = [images[k % len(images)] for k in range(b)]
 
-        def call(batch: list = batch) -> object:
-            return p_real(backbone, head, batch)
+            def call(batch: list = batch) -> object:
+                return p_real(backbone, head, batch)
 
-        for _ in range(n_warmup):
-            call()
-        times_s = [timed_call_s(call, backbone.device) for _ in range(n_repeats)]
-        p50, p95 = np.percentile(times_s, [50, 95])
-        rows.append((int(b), float(p50), float(p95), int(n_repeats)))
+            for _ in range(n_warmup):
+                call()
+            times_s = [timed_call_s(call, backbone.device) for _ in range(n_repeats)]
+            p50, p95 = np.percentile(times_s, [50, 95])
+            rows.append((int(b), float(p50), float(p95), int(n_repeats)))
     return pd.DataFrame(rows, columns=list(DISC_LATENCY_COLUMNS))

@@ -4,8 +4,12 @@ Per batch size: `n_warmup` untimed calls, then `n_repeats` timed calls, each syn
 device (CUDA events on GPU, `time.perf_counter` around a synchronise elsewhere). With `rounds` > 1
 the timed calls come in rounds `round_gap_s` apart, each round timing every batch size in turn, so
 that every row samples the same stretch of time (a shared machine's speed drifts over minutes).
-Reported: p50, p95, mean over all timed calls, throughput = batch_size / p50, and the spread of
-the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed). An
+With `idle_gap_s` > 0 each round also times `n_repeats` calls of each size after that long idle
+(a serving worker between batches runs slower than one timed back to back). A CPU pipeline runs
+with the diffusers backend's worker thread count (`CPU_WORKER_THREADS`), as it is served.
+Reported: p50, p95, mean over all timed calls, throughput = batch_size / p50, the spread of
+the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed) and
+the p50 after the idle gap (`latency_idle_p50_s`, NaN when not timed). An
 out-of-memory error at a batch size is recorded as infeasible (the memory is released) and the
 run goes on with the next batch size. The sidecar records the CPU share a hypervisor stole
 meanwhile (`cpu_steal_share`, Linux).
@@ -19,6 +23,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,8 +46,14 @@ LATENCY_COLUMNS = (
     "n_rounds",
     "latency_rounds_p10_s",
     "latency_rounds_p90_s",
+    "idle_gap_s",
+    "latency_idle_p50_s",
     "error",
 )
+IDLE_COLUMNS = {"idle_gap_s": 0.0, "latency_idle_p50_s": float("nan")}  # and when not timed
+# torch threads of a CPU worker (the diffusers backend's replicas share the cores): the profile
+# times a CPU pipeline with as many, so that it times the pipeline as a replica runs it
+CPU_WORKER_THREADS = 1
 
 
 class LatencyError(InputError):
@@ -63,6 +74,36 @@ class LatencyRow:
     latency_rounds_p10_s: float  # p10 and p90 of the rounds' medians
     latency_rounds_p90_s: float
     error: str
+    idle_gap_s: float = 0.0  # 0: not timed after an idle gap
+    latency_idle_p50_s: float = math.nan  # p50 of the calls after `idle_gap_s` idle
+
+
+@dataclass(frozen=True)
+class LatencyTiming:
+    """How `profile_latency` times each batch size: `n_warmup` untimed calls before its first
+    round, then `rounds` rounds `round_gap_s` apart of `n_repeats` timed calls back to back
+    and, with `idle_gap_s` > 0, `n_repeats` more each after `idle_gap_s` idle."""
+
+    n_warmup: int = 2
+    n_repeats: int = 10
+    rounds: int = 1
+    round_gap_s: float = 0.0
+    idle_gap_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.n_warmup < 0 or self.n_repeats < 1:
+            raise LatencyError(
+                f"n_warmup={self.n_warmup}, n_repeats={self.n_repeats}: need >= 0 and >= 1"
+            )
+        for name in ("round_gap_s", "idle_gap_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= MAX_GAP_S):
+                raise LatencyError(f"{name}={value}: need seconds in [0, {MAX_GAP_S:g}]")
+        if self.rounds < 1:
+            raise LatencyError(f"rounds={self.rounds}: need >= 1")
+
+
+MAX_GAP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -124,27 +165,40 @@ def _release_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def check_timing_request(
-    batch_sizes: Sequence[int],
-    n_warmup: int,
-    n_repeats: int,
-    rounds: int = 1,
-    round_gap_s: float = 0.0,
-) -> None:
+def check_batch_sizes(batch_sizes: Sequence[int]) -> None:
     if not batch_sizes:
         raise LatencyError("batch sizes: none given")
     if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
         raise LatencyError(f"batch sizes {list(batch_sizes)}: expected distinct integers >= 1")
-    if n_warmup < 0 or n_repeats < 1:
-        raise LatencyError(f"n_warmup={n_warmup}, n_repeats={n_repeats}: need >= 0 and >= 1")
-    if rounds < 1 or not math.isfinite(round_gap_s) or round_gap_s < 0:
-        raise LatencyError(f"rounds={rounds}, round_gap_s={round_gap_s}: need >= 1 and >= 0")
 
 
-def _row(model: str, batch_size: int, rounds_s: list[np.ndarray]) -> LatencyRow:
+@contextmanager
+def worker_threads(device: str):
+    """A CPU pipeline timed with `CPU_WORKER_THREADS` torch threads; the caller's restored."""
+    import torch
+
+    if device != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_WORKER_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _row(
+    model: str,
+    batch_size: int,
+    rounds_s: list[np.ndarray],
+    idle_gap_s: float,
+    idle_s: list[np.ndarray],
+) -> LatencyRow:
     times_s = np.concatenate(rounds_s)
     p50, p95 = np.percentile(times_s, [50, 95])
     round_p10, round_p90 = np.percentile([np.median(r) for r in rounds_s], [10, 90])
+    idle_p50 = float(np.median(np.concatenate(idle_s))) if idle_s else float("nan")
     return LatencyRow(
         model,
         batch_size,
@@ -158,35 +212,51 @@ def _row(model: str, batch_size: int, rounds_s: list[np.ndarray]) -> LatencyRow:
         float(round_p10),
         float(round_p90),
         "",
+        idle_gap_s if idle_s else 0.0,
+        idle_p50,
     )
 
 
 def profile_latency(
     pipeline_factory: Callable[[], object],
     batch_sizes: Sequence[int],
-    n_warmup: int,
-    n_repeats: int,
+    timing: LatencyTiming,
     device: str,
     *,
     model: str,
     steps: int,
     resolution: int,
     prompt: str = PROFILE_PROMPT,
-    rounds: int = 1,
-    round_gap_s: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> LatencyProfile:
     """Load the pipeline once (timed: `load_s`), then time each batch size's batch as a
     serving worker answers it (`profiler.generate.served_batch`: text encoding, `steps`
-    denoising steps, VAE decode, PNG encoding of each image): `rounds` rounds `round_gap_s`
-    apart of `n_repeats` calls per batch size, each size's first preceded by its warm-up."""
+    denoising steps, VAE decode, PNG encoding of each image) as `timing` says."""
+    check_batch_sizes(batch_sizes)
+    with worker_threads(device):
+        sizes = sorted(int(b) for b in batch_sizes)
+        return _profile(
+            pipeline_factory, sizes, timing, device, model, steps, resolution, prompt, sleep
+        )
+
+
+def _profile(
+    factory: Callable[[], object],
+    sizes: list[int],
+    timing: LatencyTiming,
+    device: str,
+    model: str,
+    steps: int,
+    resolution: int,
+    prompt: str,
+    sleep: Callable[[float], None],
+) -> LatencyProfile:
     from profiler.generate import served_batch
 
-    check_timing_request(batch_sizes, n_warmup, n_repeats, rounds, round_gap_s)
     ticks = cpu_ticks()
     _synchronize(device)
     t0 = time.perf_counter()
-    pipe = pipeline_factory()
+    pipe = factory()
     _synchronize(device)
     load_s = time.perf_counter() - t0
 
@@ -195,20 +265,27 @@ def profile_latency(
             pipe, [prompt] * b, range(b), steps=steps, resolution=resolution, device=device
         )
 
+    def after_idle(b: int) -> float:
+        sleep(timing.idle_gap_s)
+        return timed_call_s(functools.partial(call, b), device)
+
     timed: dict[int, list[np.ndarray]] = {}  # batch size -> its rounds' times
+    idle: dict[int, list[np.ndarray]] = {}  # batch size -> its rounds' times after idle
     out_of_memory: dict[int, str] = {}
-    sizes = sorted(int(b) for b in batch_sizes)
-    for round_index in range(rounds):
+    for round_index in range(timing.rounds):
         if round_index:
-            sleep(round_gap_s)
+            sleep(timing.round_gap_s)
         for batch_size in sizes:
             if batch_size in out_of_memory:
                 continue
             try:
-                for _ in range(n_warmup if round_index == 0 else 0):
+                for _ in range(timing.n_warmup if round_index == 0 else 0):
                     call(batch_size)
                 one_call = functools.partial(call, batch_size)
-                times_s = [timed_call_s(one_call, device) for _ in range(n_repeats)]
+                times_s = [timed_call_s(one_call, device) for _ in range(timing.n_repeats)]
+                if timing.idle_gap_s:
+                    idle_s = [after_idle(batch_size) for _ in range(timing.n_repeats)]
+                    idle.setdefault(batch_size, []).append(np.array(idle_s))
             except RuntimeError as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -218,7 +295,7 @@ def profile_latency(
             timed.setdefault(batch_size, []).append(np.array(times_s))
     nan = float("nan")
     rows = tuple(
-        _row(model, b, timed[b])
+        _row(model, b, timed[b], timing.idle_gap_s, idle.get(b, []))
         if b not in out_of_memory
         else LatencyRow(model, b, False, nan, nan, nan, 0.0, 0, 0, nan, nan, out_of_memory[b])
         for b in sizes
@@ -249,26 +326,33 @@ def read_latency_profile(path: str | Path) -> tuple[pd.DataFrame, dict]:
     if not path.is_file() or not sidecar_path.is_file():
         raise LatencyError(f"{path}: latency profile (.csv + .json) not found")
     table = pd.read_csv(path, keep_default_na=True)
-    missing = [c for c in LATENCY_COLUMNS if c not in table.columns]
+    missing = [c for c in LATENCY_COLUMNS if c not in table.columns and c not in IDLE_COLUMNS]
     if missing:
         raise LatencyError(f"{path}: column {missing[0]}: missing")
-    return table, json.loads(sidecar_path.read_text())
+    for column, absent in IDLE_COLUMNS.items():  # tables timed before the idle gap existed
+        if column not in table.columns:
+            table[column] = absent
+    return table[list(LATENCY_COLUMNS)], json.loads(sidecar_path.read_text())
 
 
 def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Feasible rows in the bundle's `latency.csv` shape. Measured p50/p95 are made monotone in
-    batch size by a reverse running minimum: a batch of b can always be padded to a larger
-    profiled size b', so its effective latency is min over b' >= b (timing noise of tiny models
-    otherwise breaks the bundle's monotonicity check)."""
+    """Feasible rows in the bundle's `latency.csv` shape, with its idle columns
+    (`simulator.bundle.IDLE_LATENCY_COLUMNS`) where any row was timed after an idle gap.
+    Measured latencies are made monotone in batch size by a reverse running minimum: a batch of
+    b can always be padded to a larger profiled size b', so its effective latency is min over
+    b' >= b (timing noise of tiny models otherwise breaks the bundle's monotonicity check)."""
     feasible = table[table["feasible"].astype(bool)].sort_values(["model", "batch_size"])
     if feasible.empty:
         raise LatencyError("latency profile: no feasible batch size")
+    columns = ["model", "batch_size", "latency_p50_s", "latency_p95_s"]
+    if "idle_gap_s" in feasible.columns and (feasible["idle_gap_s"] > 0).any():
+        columns += ["idle_gap_s", "latency_idle_p50_s"]
     parts = []
     for _, rows in feasible.groupby("model", sort=False):
         rows = rows.copy()
-        for column in ("latency_p50_s", "latency_p95_s"):
+        for column in (c for c in columns if c.startswith("latency_")):
             rows[column] = np.minimum.accumulate(rows[column].to_numpy()[::-1])[::-1]
-        parts.append(rows[["model", "batch_size", "latency_p50_s", "latency_p95_s"]])
+        parts.append(rows[columns])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -278,9 +362,14 @@ ROUNDS_ENDS = {"fast": "latency_rounds_p10_s", "slow": "latency_rounds_p90_s"}
 
 def rounds_latency_rows(table: pd.DataFrame, end: str) -> pd.DataFrame:
     """The profile at one end of its rounds' spread, in the bundle's shape: each feasible row's
-    p50 replaced by its rounds' p10 ("fast") or p90 ("slow"), its p95 scaled by the same
-    ratio (at least the new p50), then `bundle_latency_rows`."""
+    p50 replaced by its rounds' p10 ("fast") or p90 ("slow"), its p95 and its p50 after idle
+    scaled by the same ratio (the p95 at least the new p50), then `bundle_latency_rows`."""
     column = ROUNDS_ENDS[end]
-    p95 = table["latency_p95_s"] * (table[column] / table["latency_p50_s"])
-    moved = table.assign(latency_p50_s=table[column], latency_p95_s=p95.clip(lower=table[column]))
+    ratio = table[column] / table["latency_p50_s"]
+    moved = table.assign(
+        latency_p50_s=table[column],
+        latency_p95_s=(table["latency_p95_s"] * ratio).clip(lower=table[column]),
+    )
+    if "latency_idle_p50_s" in table.columns:
+        moved["latency_idle_p50_s"] = table["latency_idle_p50_s"] * ratio
     return bundle_latency_rows(moved)

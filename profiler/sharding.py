@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from profiler.generate import generate_images, index_images
-from profiler.latency import LatencyProfile, check_timing_request, profile_latency
+from profiler.latency import LatencyProfile, LatencyTiming, check_batch_sizes, profile_latency
 
 # tiny pipelines seed torch's global RNG while building their weights: threads (in-process Dask
 # workers) must not interleave that
@@ -249,10 +249,7 @@ class LatencyTask:
     steps: int
     resolution: int
     batch_size: int
-    n_warmup: int
-    n_repeats: int
-    rounds: int = 1  # `profiler.latency.profile_latency`'s rounds, `round_gap_s` apart
-    round_gap_s: float = 0.0
+    timing: LatencyTiming
 
 
 def latency_tasks(
@@ -260,19 +257,15 @@ def latency_tasks(
     batch_sizes: Sequence[int],
     *,
     resolution: int,
-    n_warmup: int,
-    n_repeats: int,
-    rounds: int = 1,
-    round_gap_s: float = 0.0,
+    timing: LatencyTiming,
 ) -> list[LatencyTask]:
     """One task per (model, batch size); `models` = (name, source, steps) triples."""
-    check_timing_request(batch_sizes, n_warmup, n_repeats, rounds, round_gap_s)
+    check_batch_sizes(batch_sizes)
     names = [name for name, _, _ in models]
     if len(set(names)) != len(names):
         raise ShardingError(f"models {names}: a name is listed twice")
-    timing = (n_warmup, n_repeats, rounds, round_gap_s)
     return [
-        LatencyTask(name, source, steps, resolution, int(b), *timing)
+        LatencyTask(name, source, steps, resolution, int(b), timing)
         for name, source, steps in models
         for b in sorted(batch_sizes)
     ]
@@ -285,14 +278,11 @@ def run_latency_task(task: LatencyTask, device: str) -> tuple[LatencyProfile, di
     profile = profile_latency(
         functools.partial(task.source.load, device),
         [task.batch_size],
-        task.n_warmup,
-        task.n_repeats,
+        task.timing,
         device,
         model=task.name,
         steps=task.steps,
         resolution=task.resolution,
-        rounds=task.rounds,
-        round_gap_s=task.round_gap_s,
     )
     return profile, {**device_provenance(device), "libraries": library_versions()}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from profiler.generate import generate_images
-from profiler.latency import profile_latency, write_latency_profile
+from profiler.latency import LatencyTiming, profile_latency, write_latency_profile
 from profiler.layout import WorkLayout
 from profiler.multimetric import MultiMetricConfig
 from profiler.sharding import PipelineSource, TaskRunner
@@ -46,10 +46,7 @@ class ProfilePlan:
     prompt_features: Callable[[Sequence[str]], np.ndarray]  # texts -> (n, 8)
     resolution: int = 1024
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
-    n_warmup: int = 2
-    n_repeats: int = 10
-    latency_rounds: int = 1  # timed calls in rounds this far apart (`profile_latency`)
-    latency_round_gap_s: float = 0.0
+    timing: LatencyTiming = LatencyTiming()  # the latency's (and the discriminator's counts)
     images_per_prompt: int = 4
     generation_batch_size: int = 4
     seed: int = 0
@@ -92,14 +89,11 @@ def _latency_and_images_serial(plan: ProfilePlan, layout: WorkLayout) -> None:
         profile = profile_latency(
             factory,
             plan.batch_sizes,
-            plan.n_warmup,
-            plan.n_repeats,
+            plan.timing,
             plan.device,
             model=spec.name,
             steps=spec.steps,
             resolution=plan.resolution,
-            rounds=plan.latency_rounds,
-            round_gap_s=plan.latency_round_gap_s,
         )
         meta = _latency_meta(plan, spec, plan.device, provenance)
         write_latency_profile(profile, layout.latency_csv(spec.name), meta)
@@ -127,10 +121,7 @@ def _latency_and_images_sharded(plan: ProfilePlan, layout: WorkLayout, runner: T
         [(spec.name, spec.source, spec.steps) for spec in plan.models],
         plan.batch_sizes,
         resolution=plan.resolution,
-        n_warmup=plan.n_warmup,
-        n_repeats=plan.n_repeats,
-        rounds=plan.latency_rounds,
-        round_gap_s=plan.latency_round_gap_s,
+        timing=plan.timing,
     )
     profiles = profile_latency_on(runner, tasks)
     for spec in plan.models:
@@ -181,8 +172,9 @@ def run_all(
         layout, plan.clip, plan.real_dir, names, **{"seed": plan.seed, **plan.discriminator}
     )
     score_step(layout, backbone, disc.head, disc.training_prompts, names, plan.multi_metric)
+    timing = plan.timing
     discriminator_latency_step(
-        layout, backbone, disc.head, names[0], plan.batch_sizes, plan.n_warmup, plan.n_repeats
+        layout, backbone, disc.head, names[0], plan.batch_sizes, timing.n_warmup, timing.n_repeats
     )
     multi_metric = plan.multi_metric is not None
     return build_table_step(layout, name, multi_metric=multi_metric, **table_kwargs)
@@ -247,8 +239,7 @@ def tiny_plan(layout: WorkLayout, n_prompts: int = 16, seed: int = 0) -> Profile
         prompt_features=extract_prompt_features,
         resolution=32,
         batch_sizes=(1, 2, 4),
-        n_warmup=1,
-        n_repeats=3,
+        timing=LatencyTiming(n_warmup=1, n_repeats=3),
         images_per_prompt=2,
         generation_batch_size=4,
         seed=seed,
@@ -267,18 +258,18 @@ def run_tiny(
     runner: TaskRunner | None = None,
     multi_metric: MultiMetricConfig | None = None,
     prompt_score: str = "mean",
-    latency_rounds: int = 1,
-    latency_round_gap_s: float = 0.0,
+    rounds: int = 1,
+    round_gap_s: float = 0.0,
+    idle_gap_s: float = 0.0,
 ) -> Path:
     """`profile all --tiny`: synthetic real images, then every step with the tiny plan (its
-    latency timed in `latency_rounds` rounds `latency_round_gap_s` apart). Candidate pruning is
-    off: random-init models have arbitrary FIDs. `prompt_score`: see
-    `profiler.steps.PROMPT_SCORES`."""
+    latency timed in `rounds` rounds `round_gap_s` apart, and after `idle_gap_s` idle when
+    > 0: `LatencyTiming`). Candidate pruning is off: random-init models have arbitrary FIDs.
+    `prompt_score`: see `profiler.steps.PROMPT_SCORES`."""
     write_smooth_images(layout.real_images, 2 * n_prompts, 32, seed)
-    plan = dataclasses.replace(
-        tiny_plan(layout, n_prompts, seed),
-        multi_metric=multi_metric,
-        latency_rounds=latency_rounds,
-        latency_round_gap_s=latency_round_gap_s,
+    plan = tiny_plan(layout, n_prompts, seed)
+    timing = dataclasses.replace(
+        plan.timing, rounds=rounds, round_gap_s=round_gap_s, idle_gap_s=idle_gap_s
     )
+    plan = dataclasses.replace(plan, multi_metric=multi_metric, timing=timing)
     return run_all(plan, layout, name, runner, prune_models=False, prompt_score=prompt_score)

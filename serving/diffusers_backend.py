@@ -7,7 +7,8 @@ Which pipeline a bundle model is comes from the bundle's latency profiles (`sour
 `steps`, `resolution`, `dtype`, `guidance_scale`, written by `t2isim profile`): a local
 folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1) or `tiny:<seed>:<width>`, a
 random-init tiny pipeline built from a small config (CPU, no hub access). Real models get one
-GPU per worker; tiny ones run on CPU with CPU_THREADS torch threads each. The discriminator is
+GPU per worker; tiny ones run on CPU with `profiler.latency.CPU_WORKER_THREADS` torch threads
+each (as `profile latency` times them). The discriminator is
 the profiler's checkpoint (default: `discriminator.pt` of the work folder that holds the
 bundle, `profiler.layout.WorkLayout`).
 
@@ -27,7 +28,6 @@ from serving.emulated import REPLICA_CPUS
 from simulator.errors import InputError
 
 TINY_PREFIX = "tiny:"
-CPU_THREADS = 1  # torch threads of a CPU worker: workers share the cores
 PROFILE_KEYS = ("source_model", "steps", "resolution")
 
 
@@ -46,7 +46,7 @@ class DiffusersModel:
 
     @property
     def actor_options(self) -> dict:
-        if self.device == "cpu":  # threads are pinned (CPU_THREADS), not reserved
+        if self.device == "cpu":  # threads are pinned (CPU_WORKER_THREADS), not reserved
             return {"num_cpus": REPLICA_CPUS}
         return {"num_cpus": 1, "num_gpus": 1}
 
@@ -61,9 +61,10 @@ class DiffusersEngine:
         import torch
 
         from profiler.discriminator import load_discriminator
+        from profiler.latency import CPU_WORKER_THREADS
 
         if model.device == "cpu":
-            torch.set_num_threads(CPU_THREADS)
+            torch.set_num_threads(CPU_WORKER_THREADS)
         self.model = model
         self.pipe = model.source.load(model.device)
         self.backbone, self.head = load_discriminator(model.discriminator, model.device)

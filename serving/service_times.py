@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.bundle import Bundle
+from simulator.bundle import REQUIRED_COLUMNS, Bundle
 from simulator.config import SimConfig
 
 MIN_BATCHES = 5
@@ -58,7 +58,8 @@ def served_latency_table(
     bundle: Bundle, batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
 ) -> pd.DataFrame:
     """The bundle's latency rows with the served p50 and p95 (see the module docstring) and,
-    per row, `profiled_p50_s`, the `ratio` applied and `served_batches` (those of its size)."""
+    per row, `profiled_p50_s`, the `ratio` applied and `served_batches` (those of its size).
+    Without the bundle's latency after idle: a served batch's time is after the idle it had."""
     model_s = (
         batches["service_s"].to_numpy(dtype=np.float64)
         - discriminator_charge_s(batches, config, uses_discriminator)
@@ -81,7 +82,7 @@ def served_latency_table(
         for (_, row), p, q, k in zip(profile.iterrows(), served_p50, p95, n):
             rows.append(
                 {
-                    **row.to_dict(),
+                    **row[list(REQUIRED_COLUMNS["latency"])].to_dict(),
                     "latency_p50_s": p,
                     "latency_p95_s": max(q, p),
                     "profiled_p50_s": row["latency_p50_s"],
@@ -97,7 +98,7 @@ def with_served_latency(
 ) -> Bundle:
     """`bundle` with the latency profile its batches were served in (`served_latency_table`)."""
     table = served_latency_table(bundle, batches, config, uses_discriminator)
-    return dataclasses.replace(bundle, latency=table[list(bundle.latency.columns)])
+    return dataclasses.replace(bundle, latency=table[list(REQUIRED_COLUMNS["latency"])])
 
 
 def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
@@ -119,11 +120,14 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
 def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle:
     """`bundle` with `table` as its latency profile: the same models and batch sizes (and, where
     it has `profiled_p50_s`, measured against the bundle's own profile), validated as a
-    bundle's tables; a mismatch is an InputError naming `flag`."""
-    from simulator.bundle import BundleError, validate_tables
+    bundle's tables; a mismatch is an InputError naming `flag`. The latency after idle is
+    `table`'s where it has one, else none (served times: each batch after the idle it had)."""
+    from simulator.bundle import IDLE_LATENCY_COLUMNS, BundleError, validate_tables
     from simulator.errors import InputError
 
-    columns = list(bundle.latency.columns)
+    columns = list(REQUIRED_COLUMNS["latency"])
+    if any(c in table.columns for c in IDLE_LATENCY_COLUMNS):
+        columns += IDLE_LATENCY_COLUMNS
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InputError(f"{flag}: column {missing[0]} missing")

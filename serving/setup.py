@@ -23,6 +23,11 @@ BACKENDS = ("emulated", "diffusers")
 # varies (the profile's p95 over its p50: 1.2-1.4 for the tiny models on CPU), so lognormal
 # with the profile's p50 and p95 (`error_deterministic_service` reports the p50 alone)
 SIMULATED_SERVICE_TIME = {"emulated": "deterministic", "diffusers": "lognormal"}
+# whether validate's simulation gives a batch after idle the bundle's latency after idle
+# (`SimConfig.idle_latency`): an emulated worker sleeps the p50 whatever it idled; a diffusers
+# worker runs the pipeline, as the profile's idle timing did (`error_back_to_back_latency`
+# reports the p50 alone when the bundle has it)
+SIMULATED_IDLE_LATENCY = {"emulated": False, "diffusers": True}
 SIM_REPEATS = 5  # validate: simulations whose spread is the simulator's own (DIR/sim + 4)
 REAL_PATH_HOOKS = ("admit", "route", "accept_or_escalate")  # hooks the ingress runs
 SERVING_ESTIMATORS = ("ewma", "inflight")  # from the ingress's counters
@@ -33,6 +38,9 @@ REAL_PATH_SETS = {
     "(p2c, jsq, random; validate: jsq, in its real runs and its simulation)",
     "service_time": "on the serving path a worker takes the time it takes (emulated: the "
     "profiled p50; validate simulates a diffusers backend's as lognormal(p50, p95))",
+    "idle_latency": "on the serving path a batch after idle takes what it takes (emulated: "
+    "the profiled p50; validate simulates a diffusers backend's with the bundle's latency after "
+    "idle where it has one)",
     "max_wait_s": "on the serving path a worker starts a batch as soon as it is free",
     "plan_delay_s": "on the serving path a plan takes effect as its workers reconfigure",
     "plan_delay_measured": "on the serving path a plan takes effect as its workers reconfigure",
@@ -69,8 +77,13 @@ class ServeSetup:
 
     def simulation_config(self, config: SimConfig) -> SimConfig:
         """`config` with the service-time model of this backend's workers
-        (`SIMULATED_SERVICE_TIME`): what validate simulates them with."""
-        return dataclasses.replace(config, service_time=SIMULATED_SERVICE_TIME[self.backend])
+        (`SIMULATED_SERVICE_TIME`, `SIMULATED_IDLE_LATENCY`): what validate simulates them
+        with."""
+        return dataclasses.replace(
+            config,
+            service_time=SIMULATED_SERVICE_TIME[self.backend],
+            idle_latency=SIMULATED_IDLE_LATENCY[self.backend],
+        )
 
     def to_dict(self) -> dict:
         return {

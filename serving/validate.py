@@ -448,7 +448,9 @@ def run_validation(
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
     simulator's own spread (`simulated_spread`). Every simulation gives the workers the
     backend's service-time model (`ServeSetup.simulation_config`); where that is not the
-    config's own, one more simulation with the config's reports it as error_<model>_service.
+    config's own, one more simulation with the config's reports it as error_<model>_service,
+    and where it gives a batch after idle the bundle's idle latency, one more without it as
+    error_back_to_back_latency.
     With `profile_rounds` (the folder of the
     bundle's `profile latency` timing tables), two more simulations with DIR/sim's hops and the
     profile at the p10 and p90 of its rounds' medians (`serving.profile_rounds`):
@@ -533,9 +535,14 @@ def run_validation(
         compared = applied_overheads(compared, bundle, measured)
         other = simulate(compared, "sim-compared", compared_bundle)
         others["compared"] = run_metrics(other.queries, other.summary, names)
-    if sim_config != config:  # the service-time model's sensitivity
-        other = simulate(applied, service_config=config)
+    if sim_config.service_time != config.service_time:  # the service-time model's sensitivity
+        config_service = dataclasses.replace(sim_config, service_time=config.service_time)
+        other = simulate(applied, service_config=config_service)
         others[f"{config.service_time}_service"] = run_metrics(other.queries, other.summary, names)
+    if sim_config.idle_latency and bundle.has_idle_latency:  # and the idle latency's
+        back_to_back = dataclasses.replace(sim_config, idle_latency=False)
+        other = simulate(applied, service_config=back_to_back)
+        others["back_to_back_latency"] = run_metrics(other.queries, other.summary, names)
     for end, rounds_bundle in rounds.items():
         other = simulate(applied, base=rounds_bundle)
         others[f"profile_{end}"] = run_metrics(other.queries, other.summary, names)
@@ -593,11 +600,18 @@ def run_validation(
     hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
     simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
     parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
-    if sim_config != config:
+    if sim_config.service_time != config.service_time:
         parts.append(
             f"Service times: {sim_config.service_time} (the profile's p50 and p95) for the "
             f"{setup.backend} backend's workers, whose batch times vary; error "
             f"{config.service_time} service: the same simulation with each batch at its p50."
+        )
+    if "back_to_back_latency" in others:
+        gaps = ", ".join(f"{m} {g:g} s" for m, g in zip(names, bundle.idle_gap_s) if g)
+        parts.append(
+            "Latency after idle: a worker's batch after t s of idle takes the p50 plus "
+            f"min(t / gap, 1) x (the p50 timed after the gap ({gaps}) - the p50); error back "
+            "to back latency: the same simulation with the back-to-back p50 alone."
         )
     if sim_repeats > 1:
         parts.append(

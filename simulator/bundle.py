@@ -8,7 +8,9 @@ A bundle is a folder::
                   arrival_overhead_ms, and their spread <hop>_overhead_p95_ms} (see `HOPS`;
                   an absent one is 0, an absent p95 the median: no spread)
     models.csv    model, steps, load_s, fid_alone   (one row per model, light -> heavy)
-    latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only)
+    latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only),
+                  optional idle_gap_s, latency_idle_p50_s: the p50 after that long idle (one
+                  gap per model; 0 and empty for a model not timed so; see `IDLE_LATENCY_COLUMNS`)
     prompts.csv   prompt_id (0..N-1), text, the 8 HADIS router features, router_score, [label]
     scores.csv    prompt_id, model, disc_score, [clip_score, other quality signals]
     cascades.csv  light, heavy, router_ratio, disc_ratio, heavy_share, latency_s, fid
@@ -81,6 +83,11 @@ REQUIRED_COLUMNS = {
 HOPS = ("dispatch", "escalation", "arrival")
 OVERHEAD_FIELDS = tuple(f"{hop}_overhead{q}_ms" for hop in HOPS for q in ("", "_p95"))
 MAX_OVERHEAD_MS = 60_000.0
+# A worker that idled before a batch may run it slower than one timed back to back (caches,
+# clocks and threads gone cold; `profile latency --idle-gap-s`): a model's batch of b after
+# idle_gap_s or more of idle takes latency_idle_p50_s, after less a linear ramp from its p50
+IDLE_LATENCY_COLUMNS = ("idle_gap_s", "latency_idle_p50_s")
+MAX_IDLE_GAP_S = 3600.0
 
 
 class BundleError(InputError):
@@ -103,6 +110,10 @@ class Bundle:
     # profiled range, padded to the smallest profiled batch below it, NaN above it
     latency_table_s: np.ndarray = field(init=False, repr=False)
     latency_p95_table_s: np.ndarray = field(init=False, repr=False)
+    # per model its idle gap (0: none) and its p50 after that idle, as latency_table_s (NaN
+    # for a model without one)
+    idle_gap_s: tuple[float, ...] = field(init=False, repr=False)
+    idle_latency_table_s: np.ndarray = field(init=False, repr=False)
     batch_sizes: dict[str, tuple[int, ...]] = field(init=False, repr=False)  # profiled, sorted
     disc_score: np.ndarray = field(init=False, repr=False)  # (n_prompts, n_models)
     router_score: np.ndarray = field(init=False, repr=False)  # (n_prompts,)
@@ -115,6 +126,11 @@ class Bundle:
             ("latency_p95_table_s", "latency_p95_s"),
         ):
             object.__setattr__(self, attr, _latency_table(self.latency, names, column))
+        idle = self.latency.reindex(columns=[*REQUIRED_COLUMNS["latency"], *IDLE_LATENCY_COLUMNS])
+        gaps = idle.groupby("model")["idle_gap_s"].max().reindex(names).fillna(0.0)
+        object.__setattr__(self, "idle_gap_s", tuple(float(g) for g in gaps))
+        idle_table = _latency_table(idle, names, "latency_idle_p50_s")
+        object.__setattr__(self, "idle_latency_table_s", idle_table)
         sizes = {m: [] for m in names}
         for model, b in zip(self.latency["model"], self.latency["batch_size"]):
             sizes[model].append(int(b))
@@ -170,6 +186,10 @@ class Bundle:
                 f"{sizes[0]}..{sizes[-1]} (no extrapolation)"
             )
         return float(table[batch_size])
+
+    @property
+    def has_idle_latency(self) -> bool:
+        return any(self.idle_gap_s)
 
     def pairs(self) -> list[tuple[str, str]]:
         """Model pairs of the cascade table, in table order."""
@@ -354,6 +374,7 @@ def validate_tables(
                 "latency_p50_s",
                 f"latency of {name} decreases with batch size (not monotone)",
             )
+    _check_idle_latency(latency)
 
     prompts = tables["prompts"]
     _check_numeric("prompts", prompts, "prompt_id", lo=0, integer=True)
@@ -406,6 +427,43 @@ def validate_tables(
         cascades=cascades.reset_index(drop=True),
         features=features,
     )
+
+
+def _check_idle_latency(latency: pd.DataFrame) -> None:
+    """latency.csv's optional idle columns: both or neither; per model one gap in
+    [0, MAX_IDLE_GAP_S]; a gap > 0 with a positive p50 after it, monotone in batch size, and
+    no value without a gap (the columns are normalised in place)."""
+    present = [c for c in IDLE_LATENCY_COLUMNS if c in latency.columns]
+    if not present:
+        return
+    if len(present) == 1:
+        other = next(c for c in IDLE_LATENCY_COLUMNS if c not in present)
+        raise _fail("latency.csv", None, other, f"missing (it comes with {present[0]})")
+    _check_numeric("latency", latency, "idle_gap_s", lo=0, hi=MAX_IDLE_GAP_S)
+    values = pd.to_numeric(latency["latency_idle_p50_s"], errors="coerce")
+    timed = latency["idle_gap_s"].to_numpy() > 0
+    given = latency["latency_idle_p50_s"].notna().to_numpy()
+    bad = (timed & ~(values.to_numpy() > 0)) | (~timed & given)
+    bad |= timed & ~np.isfinite(values.to_numpy())
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        rule = "a finite number > 0 (idle_gap_s > 0)" if timed[i] else "empty (idle_gap_s is 0)"
+        raw = latency["latency_idle_p50_s"].iloc[i]
+        shown = repr(raw.item() if isinstance(raw, np.generic) else raw)
+        raise _fail("latency.csv", i + 1, "latency_idle_p50_s", f"value {shown} is not {rule}")
+    latency["latency_idle_p50_s"] = values.astype(np.float64)
+    for name, rows in latency.groupby("model", sort=False):
+        rows = rows.sort_values("batch_size")
+        if rows["idle_gap_s"].nunique() > 1:
+            raise _fail("latency.csv", None, "idle_gap_s", f"model {name!r} has several gaps")
+        drops = np.flatnonzero(np.diff(rows["latency_idle_p50_s"].to_numpy()) < 0)
+        if drops.size:
+            raise _fail(
+                "latency.csv",
+                int(rows.index[drops[0] + 1]) + 1,
+                "latency_idle_p50_s",
+                f"latency of {name} after idle decreases with batch size (not monotone)",
+            )
 
 
 # ----------------------------------------------------------------------------- I/O

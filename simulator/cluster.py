@@ -57,6 +57,7 @@ class Worker:
         "serving",
         "wake",
         "busy_s",
+        "free_s",
         "theta",
         "tau",
         "next_of",
@@ -72,6 +73,7 @@ class Worker:
         self.serving = 0  # queries in the batch being served
         self.wake: simpy.Event | None = None
         self.busy_s = 0.0
+        self.free_s = -math.inf  # when it last finished a batch or a load (idle since)
         self.theta = math.inf
         self.tau = -math.inf
         self.next_of: list[int] | None = None  # None: the plan's table of its model
@@ -138,6 +140,13 @@ class Cluster:
             [_lognormal_sigma(a, b) for a, b in zip(p50row, p95row)]
             for p50row, p95row in zip(self.latency_s, p95.tolist())
         ]
+        # idle_latency: per model its idle gap and the extra seconds of a batch after it
+        # (None: the p50 whatever the idle; scaled as the latencies are)
+        self.idle_gap_s: list[float] | None = None
+        if config.idle_latency and bundle.has_idle_latency:
+            self.idle_gap_s = [g * scale for g in bundle.idle_gap_s]
+            extra = (bundle.idle_latency_table_s - bundle.latency_table_s) * scale
+            self.idle_extra_s = np.nan_to_num(extra).tolist()
         if config.batch_latency == "artifact":
             self.latency_s = [
                 artifact_batch_times_s(row, bundle.max_batch_size(name))
@@ -243,6 +252,7 @@ class Cluster:
         max_wait = self.config.max_wait_s
         drop_limit = self.drop_limit_s
         disc_batch = self.disc_batch_s  # disc_cost_per=batch: per batch of any model
+        idle_gap = self.idle_gap_s
         while True:
             if w.target != w.model:
                 w.model = w.target
@@ -250,6 +260,7 @@ class Cluster:
                     load = self.load_s[w.model]
                     self.load_busy_s += load
                     yield env.timeout(load)
+                    w.free_s = env.now
                     continue
             m = w.model
             queue = self.model_queue[m] if (self.central and m != NO_MODEL) else w.queue
@@ -274,6 +285,9 @@ class Cluster:
                 continue
             n = len(batch)
             exec_s = table[n]
+            if idle_gap is not None and idle_gap[m]:
+                ramp = min(1.0, (now - w.free_s) / idle_gap[m])
+                exec_s += self.idle_extra_s[m][n] * ramp
             if service == "exponential":
                 exec_s = self.rng.expovariate(1.0 / exec_s)
             elif service == "lognormal":
@@ -289,7 +303,7 @@ class Cluster:
             w.serving = n
             yield env.timeout(exec_s)
             w.serving = 0
-            done = env.now
+            done = w.free_s = env.now
             next_of = w.next_of or self.next_of_prompt[m]  # the plan in force now
             above = self.hosted_above  # escalation=next-hosted: the target per model
             for q in batch:

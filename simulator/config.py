@@ -132,6 +132,13 @@ class SimConfig:
         "deterministic", "Batch service time: the profiled p50, exponential, or "
         "lognormal(p50, p95)", Choice(SERVICE_TIME_MODELS),
     )
+    idle_latency: bool = setting(
+        True,
+        "A worker's batch after idle takes the bundle's latency after idle (latency.csv "
+        "latency_idle_p50_s, timed after idle_gap_s idle), ramped linearly from the p50 at no "
+        "idle to it at idle_gap_s and beyond; off, or a bundle without it: the p50 always",
+        SWITCH,
+    )
     plan_delay_s: float = setting(
         0.0, "A plan takes effect this long after it is computed", NON_NEGATIVE, unit="s",
         limit=MAX_SIM_S, flag="--plan-delay",

@@ -93,6 +93,74 @@ def test_validation_names_file_row_and_column(folder, file, mutate, expected):
     assert "\n" not in str(info.value)
 
 
+def timed_after_idle(d, gap_s=0.5):
+    """latency.csv with every row timed after `gap_s` idle, 1.2 times slower."""
+    d["idle_gap_s"] = gap_s
+    d["latency_idle_p50_s"] = d["latency_p50_s"] * 1.2
+
+
+def _idle_then(row: int, column: str, value: float):
+    def mutate(d):
+        timed_after_idle(d)
+        d.loc[row, column] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            lambda d: (timed_after_idle(d), d.__delitem__("idle_gap_s")),
+            "latency.csv: column idle_gap_s: missing (it comes with latency_idle_p50_s)",
+        ),
+        (
+            _idle_then(1, "latency_idle_p50_s", float("nan")),
+            "latency.csv: row 2: column latency_idle_p50_s: value nan is not a finite number > 0",
+        ),
+        (
+            _idle_then(0, "idle_gap_s", 0.0),
+            "latency.csv: row 1: column latency_idle_p50_s: value 4.8 is not empty (idle_gap_s "
+            "is 0)",
+        ),
+        (_idle_then(0, "idle_gap_s", -1.0), "latency.csv: row 1: column idle_gap_s: value"),
+        (
+            _idle_then(1, "idle_gap_s", 0.7),
+            "latency.csv: column idle_gap_s: model 'heavy' has several gaps",
+        ),
+        (
+            _idle_then(1, "latency_idle_p50_s", 0.5),  # below row 1 (heavy, 1): 4.8
+            "latency.csv: row 2: column latency_idle_p50_s: latency of heavy after idle "
+            "decreases with batch size (not monotone)",
+        ),
+    ],
+)
+def test_latency_after_idle_is_validated(folder, mutate, expected):
+    corrupt(folder, "latency.csv", mutate)
+    with pytest.raises(BundleError) as info:
+        load_bundle(folder)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_latency_after_idle_per_model_round_trips(folder):
+    def light_only(d):
+        timed_after_idle(d, 0.25)
+        heavy = d["model"] == "heavy"
+        d.loc[heavy, "idle_gap_s"] = 0.0
+        d.loc[heavy, "latency_idle_p50_s"] = float("nan")
+
+    corrupt(folder, "latency.csv", light_only)
+    bundle = load_bundle(folder)
+    assert bundle.has_idle_latency and bundle.idle_gap_s == (0.25, 0.0)
+    np.testing.assert_allclose(
+        bundle.idle_latency_table_s[0, 1:], 1.2 * bundle.latency_table_s[0, 1:]
+    )
+    assert np.isnan(bundle.idle_latency_table_s[1]).all()
+    again = load_bundle(write_bundle(bundle, folder.parent / "again"))
+    assert again.content_hash() == bundle.content_hash()
+    assert not make_bundle().has_idle_latency
+
+
 def test_non_monotone_latency_is_rejected(folder):
     def slower_small_batch(d):
         d.loc[(d.model == "light") & (d.batch_size == 4), ["latency_p50_s", "latency_p95_s"]] = 0.2

@@ -45,7 +45,8 @@ CHANGED = {
     "plan_interval_s": 2.0, "demand_estimator": "inflight", "ewma_com": 0.0,
     "inflight_factor": 1.5, "router_cost_s": 0.0, "disc_cost_s": 0.01, "drop_factor": 2.0,
     "late_factor": 3.0, "load_s": 1.5, "dispatch": "jsq", "max_wait_s": 0.25,
-    "service_time": "lognormal", "plan_delay_s": 0.5, "plan_delay_measured": True,
+    "service_time": "lognormal", "idle_latency": False, "plan_delay_s": 0.5,
+    "plan_delay_measured": True,
     "queue": "edf", "on_plan_change": "keep", "reroute_order": "arrival",
     "escalation": "next-hosted", "threshold_rule": "order-statistic",
     "bypass_arrivals_at_first": True,
@@ -120,7 +121,7 @@ def test_tables_cover_every_field():
     assert all(CHANGED[name] != getattr(SimConfig(), name) for name in FIELDS)
     switches = {name for name in FIELDS if isinstance(SETTINGS[name].domain, Switch)}
     assert set(BAD) == set(FIELDS) - switches
-    assert switches == {"plan_delay_measured", "bypass_arrivals_at_first"}
+    assert switches == {"plan_delay_measured", "bypass_arrivals_at_first", "idle_latency"}
 
 
 @pytest.mark.parametrize("name", FIELDS)
@@ -252,7 +253,8 @@ def serving_setup(bundle_dir, tmp_path, monkeypatch):
 def test_the_real_path_sets_only_declared_fields():
     assert set(REAL_PATH_SETS) < set(FIELDS)
     assert set(REAL_PATH_SETS) == {
-        "dispatch", "service_time", "max_wait_s", "plan_delay_s", "plan_delay_measured",
+        "dispatch", "service_time", "idle_latency", "max_wait_s", "plan_delay_s",
+        "plan_delay_measured",
         "queue", "on_plan_change", "reroute_order", "escalation", "bypass_arrivals_at_first",
         "batch_latency", "disc_cost_per",
     }
@@ -316,7 +318,7 @@ def test_a_field_the_real_path_sets_is_refused_on_the_command_line(serving_setup
     if command == "serve" and name == "dispatch":
         pytest.skip("serve's --dispatch is its replica choice (test_serve_dispatch_is_...)")
     args = cli_args({name: CHANGED[name]})
-    value = True if isinstance(SETTINGS[name].domain, Switch) else args[1]
+    value = CHANGED[name] if isinstance(SETTINGS[name].domain, Switch) else args[1]
     result = serving_setup(command, *args)
     assert (result.exit_code, result.output) == (2, f"error: {refused(name, value)}\n")
 

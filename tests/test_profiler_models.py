@@ -19,7 +19,9 @@ from profiler.generate import (  # noqa: E402
     served_batch,
 )
 from profiler.latency import (  # noqa: E402
+    CPU_WORKER_THREADS,
     LatencyError,
+    LatencyTiming,
     profile_latency,
     read_latency_profile,
     write_latency_profile,
@@ -55,8 +57,9 @@ class _OomAbove:
 def test_latency_records_oom_as_infeasible_and_continues():
     fake = _OomAbove(2, "CUDA out of memory. Tried to allocate 2.00 GiB")
     profile = profile_latency(
-        lambda: fake, [1, 2, 4, 8], 1, 3, "cpu", model="fake", steps=1, resolution=8
-    )
+        lambda: fake, [1, 2, 4, 8], LatencyTiming(1, 3), "cpu", model="fake", steps=1,
+        resolution=8,
+    )  # fmt: skip
     table = profile.table()
     assert table["feasible"].tolist() == [True, True, False, False]
     assert table.loc[2, "error"].startswith("CUDA out of memory")
@@ -71,25 +74,28 @@ def test_latency_reraises_other_errors_and_checks_request():
         profile_latency(
             lambda: _OomAbove(0, "shape mismatch"),
             [1],
-            0,
-            1,
+            LatencyTiming(0, 1),
             "cpu",
             model="x",
             steps=1,
             resolution=8,
         )
     with pytest.raises(LatencyError, match="distinct"):
-        profile_latency(lambda: None, [1, 1], 0, 1, "cpu", model="x", steps=1, resolution=8)
+        profile_latency(
+            lambda: None, [1, 1], LatencyTiming(0, 1), "cpu", model="x", steps=1, resolution=8
+        )
 
 
 class _SlowAfterGap:
-    """A pipeline stand-in that records each call's batch size and takes `delay_s`."""
+    """A pipeline stand-in that records each call's batch size and torch threads, and takes
+    `delay_s`."""
 
     def __init__(self, delay_s: float):
-        self.delay_s, self.calls = delay_s, []
+        self.delay_s, self.calls, self.threads = delay_s, [], set()
 
     def __call__(self, prompt, **kwargs):
         self.calls.append(len(prompt))
+        self.threads.add(torch.get_num_threads())
         time.sleep(self.delay_s)
         return _FakeOutput()
 
@@ -103,10 +109,10 @@ def test_latency_rounds_interleave_batch_sizes_and_report_the_rounds_spread():
         gaps.append(seconds)
         fake.delay_s = 0.05
 
+    timing = LatencyTiming(n_warmup=1, n_repeats=2, rounds=2, round_gap_s=5.0)
     profile = profile_latency(
-        lambda: fake, [2, 1], 1, 2, "cpu", model="f", steps=1, resolution=8,
-        rounds=2, round_gap_s=5.0, sleep=gap,
-    )  # fmt: skip
+        lambda: fake, [2, 1], timing, "cpu", model="f", steps=1, resolution=8, sleep=gap
+    )
     assert fake.calls == [1, 1, 1, 2, 2, 2, 1, 1, 2, 2] and gaps == [5.0]
     table = profile.table()
     assert table["n_rounds"].tolist() == [2, 2] and table["n_repeats"].tolist() == [2, 2]
@@ -116,15 +122,65 @@ def test_latency_rounds_interleave_batch_sizes_and_report_the_rounds_spread():
         table["latency_rounds_p10_s"], table["latency_rounds_p90_s"]
     )
     assert inside.all()
-    with pytest.raises(LatencyError, match="round_gap_s=-1"):
-        profile_latency(
-            lambda: fake, [1], 0, 1, "cpu", model="f", steps=1, resolution=8, round_gap_s=-1
-        )
+    assert table["idle_gap_s"].tolist() == [0.0, 0.0] and table["latency_idle_p50_s"].isna().all()
+
+
+class _SlowAfterIdle(_SlowAfterGap):
+    """Takes `cold_s` for the first call after an idle gap, `delay_s` back to back."""
+
+    def __init__(self, delay_s: float, cold_s: float):
+        super().__init__(delay_s)
+        self.cold_s, self.idled = cold_s, False
+
+    def __call__(self, prompt, **kwargs):
+        saved, self.delay_s = self.delay_s, self.cold_s if self.idled else self.delay_s
+        self.idled = False
+        try:
+            return super().__call__(prompt, **kwargs)
+        finally:
+            self.delay_s = saved
+
+
+def test_latency_after_idle_times_each_repeat_after_the_gap_with_a_cpu_workers_threads():
+    fake, gaps = _SlowAfterIdle(0.001, 0.02), []
+
+    def idle(seconds):
+        gaps.append(seconds)
+        fake.idled = True
+
+    before = torch.get_num_threads()
+    timing = LatencyTiming(n_warmup=1, n_repeats=3, rounds=2, round_gap_s=4.0, idle_gap_s=0.25)
+    profile = profile_latency(
+        lambda: fake, [1, 2], timing, "cpu", model="f", steps=1, resolution=8, sleep=idle
+    )
+    # per round and size: (warm-up), 3 back to back, 3 each after the idle gap
+    assert fake.calls == [1] * 7 + [2] * 7 + [1] * 6 + [2] * 6
+    assert gaps == [0.25] * 6 + [4.0] + [0.25] * 6
+    table = profile.table()
+    assert table["idle_gap_s"].tolist() == [0.25, 0.25]
+    assert (table["latency_p50_s"] < 0.01).all() and (table["latency_idle_p50_s"] > 0.015).all()
+    # timed with a CPU worker's torch threads, and the caller's restored
+    assert fake.threads == {CPU_WORKER_THREADS} and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ({"n_repeats": 0}, "n_repeats=0"),
+        ({"rounds": 0}, "rounds=0"),
+        ({"round_gap_s": -1.0}, "round_gap_s=-1"),
+        ({"idle_gap_s": float("nan")}, "idle_gap_s=nan"),
+        ({"idle_gap_s": 1e9}, "idle_gap_s=1000000000"),
+    ],
+)
+def test_latency_timing_refuses_bad_counts_and_gaps(fields, problem):
+    with pytest.raises(LatencyError, match=problem):
+        LatencyTiming(**fields)
 
 
 def test_latency_of_tiny_pipeline(pipe, tmp_path):
     profile = profile_latency(
-        lambda: pipe, [1, 2], 0, 1, "cpu", model="tiny", steps=1, resolution=32
+        lambda: pipe, [1, 2], LatencyTiming(0, 1), "cpu", model="tiny", steps=1, resolution=32
     )
     assert profile.table()["feasible"].all()
     assert (profile.table()["latency_p50_s"] > 0).all()

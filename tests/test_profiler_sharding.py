@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from profiler.latency import LatencyError, LatencyProfile, LatencyRow
+from profiler.latency import LatencyError, LatencyProfile, LatencyRow, LatencyTiming
 from profiler.sharding import (
     DaskRunner,
     GenerationShard,
@@ -85,9 +85,7 @@ def test_merge_latency_orders_rows_and_refuses_mixed_gpus():
     with pytest.raises(ShardingError, match="different GPUs"):
         merge_latency([part(1, 1.0, "L40S"), part(2, 1.0, "H100")])
     with pytest.raises(LatencyError, match="distinct integers"):
-        latency_tasks([("m", SOURCE, 1)], [1, 1], resolution=32, n_warmup=0, n_repeats=1)
-    with pytest.raises(LatencyError, match="rounds=0"):
-        latency_tasks([("m", SOURCE, 1)], [1], resolution=32, n_warmup=0, n_repeats=1, rounds=0)
+        latency_tasks([("m", SOURCE, 1)], [1, 1], resolution=32, timing=LatencyTiming(0, 1))
 
 
 # ----------------------------------------------------------------------------- runs
@@ -103,7 +101,8 @@ def serial(tmp_path_factory):
     out = tmp_path_factory.mktemp("serial") / "m"
     generate_images(SOURCE.load("cpu"), PROMPTS, out, progress=False, **SETTINGS)
     profile = profile_latency(
-        lambda: SOURCE.load("cpu"), [1, 2], 0, 1, "cpu", model="m", steps=1, resolution=32
+        lambda: SOURCE.load("cpu"), [1, 2], LatencyTiming(0, 1), "cpu", model="m", steps=1,
+        resolution=32,
     )
     return out, profile
 
@@ -128,7 +127,7 @@ def _assert_same_rows(a: LatencyProfile, b: LatencyProfile):
 @pytest.mark.parametrize("runner", [pytest.param("cpu,cpu", marks=pytest.mark.slow), "local:2"])
 def test_workers_write_the_serial_files(serial, tmp_path, runner):
     serial_dir, serial_profile = serial
-    tasks = latency_tasks([("m", SOURCE, 1)], [2, 1], resolution=32, n_warmup=0, n_repeats=1)
+    tasks = latency_tasks([("m", SOURCE, 1)], [2, 1], resolution=32, timing=LatencyTiming(0, 1))
     with open_runner(*((runner, None) if runner.startswith("cpu") else (None, runner)), "cpu") as r:
         assert r.n_workers == 2
         written = generate_on(r, generation_shards(SOURCE, PROMPTS, tmp_path / "m", 2, **SETTINGS))
@@ -230,8 +229,7 @@ def test_run_all_on_dask_with_multi_metric(tmp_path):
         models=base.models[:2],
         prompt_features=lambda texts: np.ones((len(texts), 8), np.int64),
         batch_sizes=(1, 2),
-        n_warmup=0,
-        n_repeats=1,
+        timing=LatencyTiming(0, 1),
         multi_metric=config,
     )
     with DaskRunner("local:2", "cpu") as runner:

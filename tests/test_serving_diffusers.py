@@ -24,6 +24,7 @@ from PIL import Image  # noqa: E402
 
 from profiler.discriminator import load_discriminator, p_real  # noqa: E402
 from profiler.generate import image_seed, render  # noqa: E402
+from profiler.latency import LatencyTiming  # noqa: E402
 from profiler.layout import WorkLayout  # noqa: E402
 from profiler.sharding import PipelineSource  # noqa: E402
 from profiler.workflow import run_all, tiny_plan, write_smooth_images  # noqa: E402
@@ -56,9 +57,9 @@ def work(tmp_path_factory):
         models=(plan.models[0], plan.models[2]),
         prompt_features=_word_counts,
         batch_sizes=(1, 2),
-        n_warmup=0,
-        n_repeats=1,
-        latency_rounds=2,  # a spread for `validate --profile-rounds` (test_validation_diffusers)
+        # two rounds: a spread for `validate --profile-rounds`; timed after idle too: the
+        # latency after idle that validate simulates (test_validation_diffusers)
+        timing=LatencyTiming(0, 1, rounds=2, idle_gap_s=0.05),
         images_per_prompt=1,
     )
     run_all(plan, layout, "tiny-serve", prune_models=False)

@@ -55,6 +55,33 @@ def test_deterministic_service_is_exact_at_low_load():
     np.testing.assert_allclose(raw.completion_s - raw.arrival_s, 3.0)
 
 
+def _timed_after_idle(bundle, gap_s: float, factor: float):
+    """`bundle` with every model's batches `factor` times slower after `gap_s` idle."""
+    from simulator.bundle import validate_tables
+
+    latency = bundle.latency.assign(
+        idle_gap_s=gap_s, latency_idle_p50_s=bundle.latency["latency_p50_s"] * factor
+    )
+    tables = {t: getattr(bundle, t) for t in ("models", "prompts", "scores", "cascades")}
+    return validate_tables(bundle.meta, {**tables, "latency": latency})
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.1])
+def test_a_batch_after_idle_ramps_to_the_latency_after_idle(time_scale):
+    """One worker, batches of one: p50 1 s back to back, 1.5 s after 2 s idle or more, a linear
+    ramp between (times scaled, the ramp too)."""
+    bundle = _timed_after_idle(make_bundle(base_latency_s={"light": 1.0, "heavy": 3.0}), 2.0, 1.5)
+    # idle before each: since the start (a full 1.5), none (queued), 1 s (half), 5.25 s (full)
+    arrival_s = np.array([0.0, 1.0, 3.5, 10.0]) * time_scale
+    trace = Trace(arrival_s, np.arange(4) % bundle.n_prompts)
+    policy = make_policy("clipper-light", PolicyContext(bundle, 1, 60))
+    expected = {True: [1.5, 1.0, 1.25, 1.5], False: [1.0, 1.0, 1.0, 1.0]}
+    for idle_latency, service_s in expected.items():
+        config = SimConfig(n_workers=1, slo_s=60, time_scale=time_scale, idle_latency=idle_latency)
+        raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+        np.testing.assert_allclose(raw.completion_s - raw.start_s, np.array(service_s) * time_scale)
+
+
 class ScriptedPolicy:
     """A test policy that replays `self.plans`; no router or discriminator cost."""
 

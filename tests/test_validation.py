@@ -523,11 +523,14 @@ def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 
 
 
 def test_validate_simulates_each_backends_workers_with_its_service_time_model():
-    """An emulated worker sleeps the p50; a diffusers worker's time varies: lognormal."""
+    """An emulated worker sleeps the p50 whatever it idled; a diffusers worker's time varies
+    (lognormal) and it runs slower after idle where the bundle was timed so."""
     config = SimConfig(n_workers=2, time_scale=0.1)
-    for backend, model in (("emulated", "deterministic"), ("diffusers", "lognormal")):
+    cases = (("emulated", "deterministic", False), ("diffusers", "lognormal", True))
+    for backend, model, idle in cases:
         setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), backend)
-        assert setup.simulation_config(config) == dataclasses.replace(config, service_time=model)
+        expected = dataclasses.replace(config, service_time=model, idle_latency=idle)
+        assert setup.simulation_config(config) == expected
 
 
 def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_shape():

@@ -1,7 +1,7 @@
 """`t2isim validate` on the diffusers backend end to end on CPU: one real run of the tiny
 bundle on 2 CPU replicas against simulations whose workers take lognormal(p50, p95) service
-times (the backend's model), the profile's p50 alone, and the profile at both ends of its
-rounds."""
+times (the backend's model) after idle as the profile timed them, the profile's p50 alone, the
+back-to-back p50 alone, and the profile at both ends of its rounds."""
 
 from __future__ import annotations
 
@@ -49,11 +49,13 @@ def test_a_short_tiny_diffusers_validation(work, tmp_path):  # noqa: F811
     assert real["ok"] + real["timeouts"] + real["drops"] == 6
     simulated = json.loads((tmp_path / "v" / "sim" / "config.json").read_text())
     assert simulated["sim"]["service_time"] == "lognormal"
+    assert simulated["sim"]["idle_latency"] is True
     columns = {"error_deterministic_service", "error_profile_fast", "error_profile_slow"}
-    assert columns <= set(table.columns)
+    assert columns | {"error_back_to_back_latency"} <= set(table.columns)
     p50 = table.loc["p50_latency_s"]
     assert p50["error_profile_fast"] <= p50["error"] <= p50["error_profile_slow"]
     report = (tmp_path / "v" / "fidelity.md").read_text()
     assert "Service times: lognormal (the profile's p50 and p95) for the diffusers" in report
+    assert "the p50 timed after the gap (tiny-light 0.05 s, tiny-heavy 0.05 s)" in report
     assert (tmp_path / "v" / "timeseries.png").stat().st_size > 10_000
     assert set(pd.read_csv(tmp_path / "v" / "fidelity.csv")["metric"]) >= {"p50_latency_s"}

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -184,6 +185,15 @@ def test_the_tiny_section_shows_the_profile_retaken_and_the_machine_drift(report
     lines = report_module.tiny_profile_lines(work)
     assert "| tiny-light | 1 | 20.0 | 18.0–24.0 (20) | 25.0 | — | +25.0% |" in lines
     assert "| tiny-heavy | 1 | 50.0 | — | 45.0 | — | -10.0% |" in lines
+    # with the latency after idle in both: two more columns
+    for path, idle_ms in ((work / "bundle" / "latency.csv", (24.0, 60.0)),
+                          (work / report_module.LATENCY_AFTER, (55.0, 29.0))):
+        table = pd.read_csv(path)
+        table.assign(idle_gap_s=0.1, latency_idle_p50_s=np.array(idle_ms) / 1e3).to_csv(
+            path, index=False
+        )
+    lines = report_module.tiny_profile_lines(work)
+    assert "| tiny-light | 1 | 20.0 | 18.0–24.0 (20) | 25.0 | — | +25.0% | 24.0 | 29.0 |" in lines
     drift = [line for line in lines if "machine_drift.py" in line]
     assert len(drift) == 1
     assert "3 bins of 10 s" in drift[0] and "16.0 to 24.0 ms (x1.50)" in drift[0]
@@ -196,8 +206,9 @@ def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module,
     profile = {"source_model": "tiny:1:8", "steps": 1, "resolution": 32, "dtype": "fp32"}
     bundle = {"latency_profiles": {"tiny-light": profile}}
     (work / "bundle" / "bundle.json").write_text(json.dumps(bundle))
-    report_module.reprofile_tiny(work, rounds=2, round_gap_s=0.0)
+    report_module.reprofile_tiny(work, rounds=2, round_gap_s=0.0, idle_gap_s=0.02)
     after = pd.read_csv(work / report_module.LATENCY_AFTER)
+    assert after["idle_gap_s"].tolist() == [0.02] * 3 and (after["latency_idle_p50_s"] > 0).all()
     assert after["model"].tolist() == ["tiny-light"] * 3
     assert after["batch_size"].tolist() == [1, 2, 4]  # profile all --tiny's batch sizes
     assert (after["latency_p50_s"] > 0).all()

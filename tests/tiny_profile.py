@@ -20,6 +20,7 @@ def word_counts(texts):
 
 def run_tiny_profile(work_dir: Path, name: str):
     """(layout, run_all's result) of the tiny profile in `work_dir`, bundle named `name`."""
+    from profiler.latency import LatencyTiming
     from profiler.layout import WorkLayout
     from profiler.workflow import run_all, tiny_plan, write_smooth_images
 
@@ -29,8 +30,7 @@ def run_tiny_profile(work_dir: Path, name: str):
         tiny_plan(layout, n_prompts=8, seed=0),
         prompt_features=word_counts,
         batch_sizes=(1, 2),
-        n_warmup=0,
-        n_repeats=1,
+        timing=LatencyTiming(0, 1),
         generation_batch_size=16,
     )
     # random-init models have arbitrary FIDs: candidate pruning would leave no pair
