@@ -81,8 +81,10 @@ class LatencyRow:
 @dataclass(frozen=True)
 class LatencyTiming:
     """How `profile_latency` times each batch size: `n_warmup` untimed calls before its first
-    round, then `rounds` rounds `round_gap_s` apart of `n_repeats` timed calls back to back
-    and, with `idle_gap_s` > 0, `n_repeats` more each after `idle_gap_s` idle."""
+    round (one before each later round, none when `n_warmup` is 0, so that the back-to-back
+    calls follow a call, not the round gap), then `rounds` rounds `round_gap_s` apart of
+    `n_repeats` timed calls back to back and, with `idle_gap_s` > 0, `n_repeats` more each
+    after `idle_gap_s` idle."""
 
     n_warmup: int = 2
     n_repeats: int = 10
@@ -279,7 +281,7 @@ def _profile(
             if batch_size in out_of_memory:
                 continue
             try:
-                for _ in range(timing.n_warmup if round_index == 0 else 0):
+                for _ in range(timing.n_warmup if round_index == 0 else min(timing.n_warmup, 1)):
                     call(batch_size)
                 one_call = functools.partial(call, batch_size)
                 times_s = [timed_call_s(one_call, device) for _ in range(timing.n_repeats)]

@@ -113,7 +113,8 @@ def test_latency_rounds_interleave_batch_sizes_and_report_the_rounds_spread():
     profile = profile_latency(
         lambda: fake, [2, 1], timing, "cpu", model="f", steps=1, resolution=8, sleep=gap
     )
-    assert fake.calls == [1, 1, 1, 2, 2, 2, 1, 1, 2, 2] and gaps == [5.0]
+    # each size's first round after its warm-up, each later one after one untimed call
+    assert fake.calls == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2] and gaps == [5.0]
     table = profile.table()
     assert table["n_rounds"].tolist() == [2, 2] and table["n_repeats"].tolist() == [2, 2]
     assert (table["latency_rounds_p90_s"] > 0.04).all()
@@ -153,8 +154,8 @@ def test_latency_after_idle_times_each_repeat_after_the_gap_with_a_cpu_workers_t
     profile = profile_latency(
         lambda: fake, [1, 2], timing, "cpu", model="f", steps=1, resolution=8, sleep=idle
     )
-    # per round and size: (warm-up), 3 back to back, 3 each after the idle gap
-    assert fake.calls == [1] * 7 + [2] * 7 + [1] * 6 + [2] * 6
+    # per round and size: a warm-up call, 3 back to back, 3 each after the idle gap
+    assert fake.calls == ([1] * 7 + [2] * 7) * 2
     assert gaps == [0.25] * 6 + [4.0] + [0.25] * 6
     table = profile.table()
     assert table["idle_gap_s"].tolist() == [0.25, 0.25]
