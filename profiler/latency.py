@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.provenance import cpu_ticks, steal_share
+from simulator.bundle import IDLE_LATENCY_COLUMNS, MAX_IDLE_GAP_S, REQUIRED_COLUMNS
 from simulator.errors import InputError
 
 PROFILE_PROMPT = "a photograph of an astronaut riding a horse"
@@ -50,7 +51,8 @@ LATENCY_COLUMNS = (
     "latency_idle_p50_s",
     "error",
 )
-IDLE_COLUMNS = {"idle_gap_s": 0.0, "latency_idle_p50_s": float("nan")}  # and when not timed
+# the bundle's idle columns, with their values when not timed
+IDLE_COLUMNS = dict(zip(IDLE_LATENCY_COLUMNS, (0.0, math.nan), strict=True))
 # torch threads of a CPU worker (the diffusers backend's replicas share the cores): the profile
 # times a CPU pipeline with as many, so that it times the pipeline as a replica runs it
 CPU_WORKER_THREADS = 1
@@ -99,13 +101,10 @@ class LatencyTiming:
             )
         for name in ("round_gap_s", "idle_gap_s"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and 0 <= value <= MAX_GAP_S):
-                raise LatencyError(f"{name}={value}: need seconds in [0, {MAX_GAP_S:g}]")
+            if not (math.isfinite(value) and 0 <= value <= MAX_IDLE_GAP_S):
+                raise LatencyError(f"{name}={value}: need seconds in [0, {MAX_IDLE_GAP_S:g}]")
         if self.rounds < 1:
             raise LatencyError(f"rounds={self.rounds}: need >= 1")
-
-
-MAX_GAP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -339,16 +338,16 @@ def read_latency_profile(path: str | Path) -> tuple[pd.DataFrame, dict]:
 
 def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Feasible rows in the bundle's `latency.csv` shape, with its idle columns
-    (`simulator.bundle.IDLE_LATENCY_COLUMNS`) where any row was timed after an idle gap.
+    (`IDLE_LATENCY_COLUMNS`) where any row was timed after an idle gap.
     Measured latencies are made monotone in batch size by a reverse running minimum: a batch of
     b can always be padded to a larger profiled size b', so its effective latency is min over
     b' >= b (timing noise of tiny models otherwise breaks the bundle's monotonicity check)."""
     feasible = table[table["feasible"].astype(bool)].sort_values(["model", "batch_size"])
     if feasible.empty:
         raise LatencyError("latency profile: no feasible batch size")
-    columns = ["model", "batch_size", "latency_p50_s", "latency_p95_s"]
+    columns = list(REQUIRED_COLUMNS["latency"])
     if "idle_gap_s" in feasible.columns and (feasible["idle_gap_s"] > 0).any():
-        columns += ["idle_gap_s", "latency_idle_p50_s"]
+        columns += IDLE_LATENCY_COLUMNS
     parts = []
     for _, rows in feasible.groupby("model", sort=False):
         rows = rows.copy()
