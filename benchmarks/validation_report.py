@@ -255,6 +255,13 @@ def rounds_spread_ms(folder: Path) -> dict[tuple[str, int], str]:
     return spread
 
 
+# the simulations a diffusers experiment's fidelity table also reports, beside the judged one
+ALTERNATIVE_SIMULATIONS = {
+    "error_back_to_back_latency": "with the back-to-back p50 alone (no latency after idle)",
+    "error_lognormal_service": "with lognormal service times (no floor)",
+}
+
+
 def profile_band_lines(folder: Path, names: list[str]) -> list[str]:
     """The p50 error each diffusers experiment's simulation has with the profile at either end
     of its rounds' spread (`validate --profile-rounds`: error_profile_fast and _slow), next to
@@ -267,16 +274,17 @@ def profile_band_lines(folder: Path, names: list[str]) -> list[str]:
         p50 = pd.read_csv(path).set_index("metric").loc["p50_latency_s"]
         if "error_profile_fast" not in p50.index:
             continue
-        back_to_back = p50.get("error_back_to_back_latency", math.nan)
+        also = [
+            f"{p50[column]:+.1f}% {text}"
+            for column, text in ALTERNATIVE_SIMULATIONS.items()
+            if p50.get(column, math.nan) == p50.get(column, math.nan)
+        ]
         lines.append(
             f"- {name}: {p50['error']:+.1f}% with the profile's p50 (judged), "
             f"{p50['error_profile_fast']:+.1f}% with every row at its rounds' p10, "
             f"{p50['error_profile_slow']:+.1f}% at their p90"
-            + (
-                f"; {back_to_back:+.1f}% with the back-to-back p50 alone (no latency after idle)."
-                if back_to_back == back_to_back
-                else "."
-            )
+            + "".join(f"; {a}" for a in also)
+            + "."
         )
     if not lines:
         return []

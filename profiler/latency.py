@@ -7,7 +7,7 @@ that every row samples the same stretch of time (a shared machine's speed drifts
 With `idle_gap_s` > 0 each round also times `n_repeats` calls of each size after that long idle
 (a serving worker between batches runs slower than one timed back to back). A CPU pipeline runs
 with the diffusers backend's worker thread count (`CPU_WORKER_THREADS`), as it is served.
-Reported: p50, p95, mean over all timed calls, throughput = batch_size / p50, the spread of
+Reported: p05, p50, p95, mean over all timed calls, throughput = batch_size / p50, the spread of
 the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed) and
 the p50 after the idle gap (`latency_idle_p50_s`, NaN when not timed). An
 out-of-memory error at a batch size is recorded as infeasible (the memory is released) and the
@@ -31,7 +31,12 @@ import numpy as np
 import pandas as pd
 
 from profiler.provenance import cpu_ticks, steal_share
-from simulator.bundle import IDLE_LATENCY_COLUMNS, MAX_IDLE_GAP_S, REQUIRED_COLUMNS
+from simulator.bundle import (
+    IDLE_LATENCY_COLUMNS,
+    MAX_IDLE_GAP_S,
+    P05_LATENCY_COLUMN,
+    REQUIRED_COLUMNS,
+)
 from simulator.errors import InputError
 
 PROFILE_PROMPT = "a photograph of an astronaut riding a horse"
@@ -39,6 +44,7 @@ LATENCY_COLUMNS = (
     "model",
     "batch_size",
     "feasible",
+    "latency_p05_s",
     "latency_p50_s",
     "latency_p95_s",
     "latency_mean_s",
@@ -51,8 +57,12 @@ LATENCY_COLUMNS = (
     "latency_idle_p50_s",
     "error",
 )
-# the bundle's idle columns, with their values when not timed
-IDLE_COLUMNS = dict(zip(IDLE_LATENCY_COLUMNS, (0.0, math.nan), strict=True))
+# the bundle's optional latency columns, with their values when not timed (tables timed before
+# the idle gap or the p05 existed lack them)
+OPTIONAL_COLUMNS = {
+    **dict(zip(IDLE_LATENCY_COLUMNS, (0.0, math.nan), strict=True)),
+    P05_LATENCY_COLUMN: math.nan,
+}
 # torch threads of a CPU worker (the diffusers backend's replicas share the cores): the profile
 # times a CPU pipeline with as many, so that it times the pipeline as a replica runs it
 CPU_WORKER_THREADS = 1
@@ -78,6 +88,7 @@ class LatencyRow:
     error: str
     idle_gap_s: float = 0.0  # 0: not timed after an idle gap
     latency_idle_p50_s: float = math.nan  # p50 of the calls after `idle_gap_s` idle
+    latency_p05_s: float = math.nan  # the lower tail of the back-to-back calls
 
 
 @dataclass(frozen=True)
@@ -197,7 +208,7 @@ def _row(
     idle_s: list[np.ndarray],
 ) -> LatencyRow:
     times_s = np.concatenate(rounds_s)
-    p50, p95 = np.percentile(times_s, [50, 95])
+    p05, p50, p95 = np.percentile(times_s, [5, 50, 95])
     round_p10, round_p90 = np.percentile([np.median(r) for r in rounds_s], [10, 90])
     idle_p50 = float(np.median(np.concatenate(idle_s))) if idle_s else float("nan")
     return LatencyRow(
@@ -215,6 +226,7 @@ def _row(
         "",
         idle_gap_s if idle_s else 0.0,
         idle_p50,
+        float(p05),
     )
 
 
@@ -327,10 +339,10 @@ def read_latency_profile(path: str | Path) -> tuple[pd.DataFrame, dict]:
     if not path.is_file() or not sidecar_path.is_file():
         raise LatencyError(f"{path}: latency profile (.csv + .json) not found")
     table = pd.read_csv(path, keep_default_na=True)
-    missing = [c for c in LATENCY_COLUMNS if c not in table.columns and c not in IDLE_COLUMNS]
+    missing = [c for c in LATENCY_COLUMNS if c not in table.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise LatencyError(f"{path}: column {missing[0]}: missing")
-    for column, absent in IDLE_COLUMNS.items():  # tables timed before the idle gap existed
+    for column, absent in OPTIONAL_COLUMNS.items():
         if column not in table.columns:
             table[column] = absent
     return table[list(LATENCY_COLUMNS)], json.loads(sidecar_path.read_text())
@@ -338,7 +350,8 @@ def read_latency_profile(path: str | Path) -> tuple[pd.DataFrame, dict]:
 
 def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Feasible rows in the bundle's `latency.csv` shape, with its idle columns
-    (`IDLE_LATENCY_COLUMNS`) where any row was timed after an idle gap.
+    (`IDLE_LATENCY_COLUMNS`) where any row was timed after an idle gap and its p05 where the
+    table has one.
     Measured latencies are made monotone in batch size by a reverse running minimum: a batch of
     b can always be padded to a larger profiled size b', so its effective latency is min over
     b' >= b (timing noise of tiny models otherwise breaks the bundle's monotonicity check)."""
@@ -348,6 +361,8 @@ def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
     columns = list(REQUIRED_COLUMNS["latency"])
     if "idle_gap_s" in feasible.columns and (feasible["idle_gap_s"] > 0).any():
         columns += IDLE_LATENCY_COLUMNS
+    if P05_LATENCY_COLUMN in feasible.columns and feasible[P05_LATENCY_COLUMN].notna().all():
+        columns.append(P05_LATENCY_COLUMN)
     parts = []
     for _, rows in feasible.groupby("model", sort=False):
         rows = rows.copy()
@@ -363,8 +378,9 @@ ROUNDS_ENDS = {"fast": "latency_rounds_p10_s", "slow": "latency_rounds_p90_s"}
 
 def rounds_latency_rows(table: pd.DataFrame, end: str) -> pd.DataFrame:
     """The profile at one end of its rounds' spread, in the bundle's shape: each feasible row's
-    p50 replaced by its rounds' p10 ("fast") or p90 ("slow"), its p95 and its p50 after idle
-    scaled by the same ratio (the p95 at least the new p50), then `bundle_latency_rows`."""
+    p50 replaced by its rounds' p10 ("fast") or p90 ("slow"), its p05, p95 and p50 after idle
+    scaled by the same ratio (the p05 at most and the p95 at least the new p50), then
+    `bundle_latency_rows`."""
     column = ROUNDS_ENDS[end]
     ratio = table[column] / table["latency_p50_s"]
     moved = table.assign(
@@ -373,4 +389,6 @@ def rounds_latency_rows(table: pd.DataFrame, end: str) -> pd.DataFrame:
     )
     if "latency_idle_p50_s" in table.columns:
         moved["latency_idle_p50_s"] = table["latency_idle_p50_s"] * ratio
+    if P05_LATENCY_COLUMN in table.columns:
+        moved[P05_LATENCY_COLUMN] = (table[P05_LATENCY_COLUMN] * ratio).clip(upper=table[column])
     return bundle_latency_rows(moved)

@@ -8,9 +8,10 @@ batch of any model with `disc_cost_per=batch`). `served_latency` inverts that: p
 profiled batch size with at least MIN_BATCHES served batches, the median served model time
 over the profile's p50 is that size's ratio; a profiled size with fewer takes the ratio of the
 nearest size that has one (the smaller on a tie), a model never served keeps its profile. The
-p50 and p95 are both scaled by the ratio; the p50 then rises to the largest at any smaller
-size, as a bundle's may not fall with the batch size (the p95 to at least the p50), and
-`ratio` reports the one in effect.
+p50, p95 and (where the bundle has it) p05 are scaled by the ratio, so the shape is the
+profile's; the p50 then rises to the largest at any smaller size, as a bundle's may not fall
+with the batch size (the p95 to at least the p50, the p05 at most), and `ratio` reports the
+one in effect.
 
 Used by `serving.validate` to tell the profile's error from the rest of the simulator's: the
 tiny diffusers replicas serve slower than `profile latency` measures them alone (they share two
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.bundle import REQUIRED_COLUMNS, Bundle
+from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle
 from simulator.config import SimConfig
 
 MIN_BATCHES = 5
@@ -57,7 +58,8 @@ def discriminator_charge_s(
 def served_latency_table(
     bundle: Bundle, batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
 ) -> pd.DataFrame:
-    """The bundle's latency rows with the served p50 and p95 (see the module docstring) and,
+    """The bundle's latency rows with the served p50 and p95 (and p05; see the module
+    docstring) and,
     per row, `profiled_p50_s`, the `ratio` applied and `served_batches` (those of its size).
     Without the bundle's latency after idle: a served batch's time is after the idle it had."""
     model_s = (
@@ -79,12 +81,16 @@ def served_latency_table(
         ratio = np.array([_nearest(measured, int(b)) for b in sizes])
         served_p50 = np.maximum.accumulate(p50 * ratio)  # a bundle's p50 never falls with b
         p95 = profile["latency_p95_s"].to_numpy(dtype=np.float64) * ratio
-        for (_, row), p, q, k in zip(profile.iterrows(), served_p50, p95, n):
+        p05 = profile.get(P05_LATENCY_COLUMN)
+        p05 = None if p05 is None else p05.to_numpy(dtype=np.float64) * ratio
+        for i, ((_, row), p, q, k) in enumerate(zip(profile.iterrows(), served_p50, p95, n)):
+            shape = {} if p05 is None else {P05_LATENCY_COLUMN: min(p05[i], p)}
             rows.append(
                 {
                     **row[list(REQUIRED_COLUMNS["latency"])].to_dict(),
                     "latency_p50_s": p,
                     "latency_p95_s": max(q, p),
+                    **shape,
                     "profiled_p50_s": row["latency_p50_s"],
                     "ratio": p / row["latency_p50_s"],
                     "served_batches": int(k),
@@ -98,7 +104,7 @@ def with_served_latency(
 ) -> Bundle:
     """`bundle` with the latency profile its batches were served in (`served_latency_table`)."""
     table = served_latency_table(bundle, batches, config, uses_discriminator)
-    return dataclasses.replace(bundle, latency=table[list(REQUIRED_COLUMNS["latency"])])
+    return dataclasses.replace(bundle, latency=table[_latency_columns(table)])
 
 
 def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
@@ -121,11 +127,12 @@ def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle
     """`bundle` with `table` as its latency profile: the same models and batch sizes (and, where
     it has `profiled_p50_s`, measured against the bundle's own profile), validated as a
     bundle's tables; a mismatch is an InputError naming `flag`. The latency after idle is
-    `table`'s where it has one, else none (served times: each batch after the idle it had)."""
+    `table`'s where it has one, else none (served times: each batch after the idle it had);
+    the p05 `table`'s where it has one."""
     from simulator.bundle import IDLE_LATENCY_COLUMNS, BundleError, validate_tables
     from simulator.errors import InputError
 
-    columns = list(REQUIRED_COLUMNS["latency"])
+    columns = _latency_columns(table)
     if any(c in table.columns for c in IDLE_LATENCY_COLUMNS):
         columns += IDLE_LATENCY_COLUMNS
     missing = [c for c in columns if c not in table.columns]
@@ -151,6 +158,11 @@ def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle
         return validate_tables(bundle.meta, tables, bundle.features)
     except BundleError as exc:
         raise InputError(f"{flag}: {exc}") from None
+
+
+def _latency_columns(table: pd.DataFrame) -> list[str]:
+    """The bundle's latency columns that `table` carries besides the idle ones."""
+    return [*REQUIRED_COLUMNS["latency"], *[c for c in [P05_LATENCY_COLUMN] if c in table]]
 
 
 def _nearest(ratios: dict[int, float], size: int) -> float:
@@ -226,5 +238,5 @@ def served_bundle(
             "ratio": ratios,
         },
     }
-    latency = table[list(bundle.latency.columns)]
+    latency = table[_latency_columns(table)]  # served: each batch after the idle it had
     return dataclasses.replace(bundle, meta=meta, latency=latency), table

@@ -424,6 +424,15 @@ def plot_overlay(real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, path: Path, 
     plt.close(fig)
 
 
+# how each service-time model draws a batch's time, in the report's words
+SERVICE_TIME_TEXT = {
+    "deterministic": "each batch at its p50",
+    "exponential": "exponential with the p50 as its mean",
+    "lognormal": "lognormal through the profile's p50 and p95",
+    "shifted-lognormal": "a floor plus a lognormal through the profile's p05, p50 and p95",
+}
+
+
 def run_validation(
     setup: ServeSetup,
     trace_spec: str,
@@ -447,8 +456,8 @@ def run_validation(
     it is out of sample), its errors in their own column (error_compared). `sim_repeats`
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
     simulator's own spread (`simulated_spread`). Every simulation gives the workers the
-    backend's service-time model (`ServeSetup.simulation_config`); where that is not the
-    config's own, one more simulation with the config's reports it as error_<model>_service,
+    backend's service-time model (`ServeSetup.simulation_config`); one more simulation per
+    model of `ServeSetup.compared_service_times` reports it as error_<model>_service,
     and where it gives a batch after idle the bundle's idle latency, one more without it as
     error_back_to_back_latency.
     With `profile_rounds` (the folder of the
@@ -535,10 +544,10 @@ def run_validation(
         compared = applied_overheads(compared, bundle, measured)
         other = simulate(compared, "sim-compared", compared_bundle)
         others["compared"] = run_metrics(other.queries, other.summary, names)
-    if sim_config.service_time != config.service_time:  # the service-time model's sensitivity
-        config_service = dataclasses.replace(sim_config, service_time=config.service_time)
-        other = simulate(applied, service_config=config_service)
-        others[f"{config.service_time}_service"] = run_metrics(other.queries, other.summary, names)
+    for model in setup.compared_service_times(config):  # the service-time model's sensitivity
+        service = dataclasses.replace(sim_config, service_time=model)
+        other = simulate(applied, service_config=service)
+        others[f"{model}_service"] = run_metrics(other.queries, other.summary, names)
     if sim_config.idle_latency and bundle.has_idle_latency:  # and the idle latency's
         back_to_back = dataclasses.replace(sim_config, idle_latency=False)
         other = simulate(applied, service_config=back_to_back)
@@ -601,10 +610,14 @@ def run_validation(
     simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
     parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
     if sim_config.service_time != config.service_time:
+        alternatives = ", ".join(
+            f"error {m} service: {SERVICE_TIME_TEXT[m]}"
+            for m in setup.compared_service_times(config)
+        )
         parts.append(
-            f"Service times: {sim_config.service_time} (the profile's p50 and p95) for the "
-            f"{setup.backend} backend's workers, whose batch times vary; error "
-            f"{config.service_time} service: the same simulation with each batch at its p50."
+            f"Service times: {SERVICE_TIME_TEXT[sim_config.service_time]} for the "
+            f"{setup.backend} backend's workers, whose batch times vary; the same simulation "
+            f"with {alternatives}."
         )
     if "back_to_back_latency" in others:
         gaps = ", ".join(f"{m} {g:g} s" for m, g in zip(names, bundle.idle_gap_s) if g)

@@ -10,7 +10,8 @@ A bundle is a folder::
     models.csv    model, steps, load_s, fid_alone   (one row per model, light -> heavy)
     latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only),
                   optional idle_gap_s, latency_idle_p50_s: the p50 after that long idle (one
-                  gap per model; 0 and empty for a model not timed so; see `IDLE_LATENCY_COLUMNS`)
+                  gap per model; 0 and empty for a model not timed so; see `IDLE_LATENCY_COLUMNS`);
+                  optional latency_p05_s, the lower tail (`P05_LATENCY_COLUMN`)
     prompts.csv   prompt_id (0..N-1), text, the 8 HADIS router features, router_score, [label]
     scores.csv    prompt_id, model, disc_score, [clip_score, other quality signals]
     cascades.csv  light, heavy, router_ratio, disc_ratio, heavy_share, latency_s, fid
@@ -88,6 +89,9 @@ MAX_OVERHEAD_MS = 60_000.0
 # idle_gap_s or more of idle takes latency_idle_p50_s, after less a linear ramp from its p50
 IDLE_LATENCY_COLUMNS = ("idle_gap_s", "latency_idle_p50_s")
 MAX_IDLE_GAP_S = 3600.0
+# A batch's 5th percentile: with the p50 and p95 it fits the shifted-lognormal service time
+# (`simulator.service_shape`); empty where unknown, at most the p50
+P05_LATENCY_COLUMN = "latency_p05_s"
 
 
 class BundleError(InputError):
@@ -110,6 +114,7 @@ class Bundle:
     # profiled range, padded to the smallest profiled batch below it, NaN above it
     latency_table_s: np.ndarray = field(init=False, repr=False)
     latency_p95_table_s: np.ndarray = field(init=False, repr=False)
+    latency_p05_table_s: np.ndarray = field(init=False, repr=False)  # NaN where unknown
     # per model its idle gap (0: none) and its p50 after that idle, as latency_table_s (NaN
     # for a model without one)
     idle_gap_s: tuple[float, ...] = field(init=False, repr=False)
@@ -126,7 +131,10 @@ class Bundle:
             ("latency_p95_table_s", "latency_p95_s"),
         ):
             object.__setattr__(self, attr, _latency_table(self.latency, names, column))
-        idle = self.latency.reindex(columns=[*REQUIRED_COLUMNS["latency"], *IDLE_LATENCY_COLUMNS])
+        optional = [*IDLE_LATENCY_COLUMNS, P05_LATENCY_COLUMN]
+        idle = self.latency.reindex(columns=[*REQUIRED_COLUMNS["latency"], *optional])
+        p05_table = _latency_table(idle, names, P05_LATENCY_COLUMN)
+        object.__setattr__(self, "latency_p05_table_s", p05_table)
         gaps = idle.groupby("model")["idle_gap_s"].max().reindex(names).fillna(0.0)
         object.__setattr__(self, "idle_gap_s", tuple(float(g) for g in gaps))
         idle_table = _latency_table(idle, names, "latency_idle_p50_s")
@@ -375,6 +383,7 @@ def validate_tables(
                 f"latency of {name} decreases with batch size (not monotone)",
             )
     _check_idle_latency(latency)
+    _check_p05_latency(latency)
 
     prompts = tables["prompts"]
     _check_numeric("prompts", prompts, "prompt_id", lo=0, integer=True)
@@ -448,8 +457,7 @@ def _check_idle_latency(latency: pd.DataFrame) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         rule = "a finite number > 0 (idle_gap_s > 0)" if timed[i] else "empty (idle_gap_s is 0)"
-        raw = latency["latency_idle_p50_s"].iloc[i]
-        shown = repr(raw.item() if isinstance(raw, np.generic) else raw)
+        shown = _cell_repr(latency["latency_idle_p50_s"].iloc[i])
         raise _fail("latency.csv", i + 1, "latency_idle_p50_s", f"value {shown} is not {rule}")
     latency["latency_idle_p50_s"] = values.astype(np.float64)
     for name, rows in latency.groupby("model", sort=False):
@@ -464,6 +472,29 @@ def _check_idle_latency(latency: pd.DataFrame) -> None:
                 "latency_idle_p50_s",
                 f"latency of {name} after idle decreases with batch size (not monotone)",
             )
+
+
+def _check_p05_latency(latency: pd.DataFrame) -> None:
+    """latency.csv's optional p05: each value empty or a finite number in (0, p50] (the column
+    is normalised in place)."""
+    if P05_LATENCY_COLUMN not in latency.columns:
+        return
+    raw = latency[P05_LATENCY_COLUMN]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    given = raw.notna().to_numpy()
+    p50 = latency["latency_p50_s"].to_numpy(dtype=np.float64)
+    ok = ~given | (np.isfinite(values) & (values > 0) & (values <= p50))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        shown = _cell_repr(raw.iloc[i])
+        rule = "empty or a finite number in (0, latency_p50_s]"
+        raise _fail("latency.csv", i + 1, P05_LATENCY_COLUMN, f"value {shown} is not {rule}")
+    latency[P05_LATENCY_COLUMN] = values
+
+
+def _cell_repr(value) -> str:
+    """A table cell as an error message shows it (numpy scalars as Python's)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 # ----------------------------------------------------------------------------- I/O

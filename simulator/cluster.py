@@ -35,11 +35,11 @@ from simulator.errors import InputError
 from simulator.hooks import PolicyHooks
 from simulator.policy import Plan, Policy
 from simulator.queues import queue_factory
+from simulator.service_shape import LOGNORMAL_SERVICE, lognormal_sigma, service_shape
 
 STAGE_OPEN = 0  # routed, not escalated: re-routed after a plan change, may escalate
 STAGE_ESCALATED = 1  # escalated to a middle stage: may escalate again
 STAGE_FINAL = 2  # bypassed, or escalated to the last stage: its next image is returned
-Z95 = 1.6448536269514722  # standard normal 95th percentile
 
 
 class Worker:
@@ -135,11 +135,18 @@ class Cluster:
         self.disc_batch_s = disc_s if per_batch else 0.0
         scale = config.time_scale
         self.latency_s = [(row * scale).tolist() for row in bundle.latency_table_s]
-        p95 = bundle.latency_p95_table_s * scale
-        self.lognormal_sigma = [
-            [_lognormal_sigma(a, b) for a, b in zip(p50row, p95row)]
-            for p50row, p95row in zip(self.latency_s, p95.tolist())
+        # the service-time model's shape per (model, batch size): a batch takes its median
+        # times floor + (1 - floor) exp(sigma Z) (`simulator.service_shape`)
+        shapes = [
+            [service_shape(config.service_time, *q) for q in zip(p05row, p50row, p95row)]
+            for p05row, p50row, p95row in zip(
+                (bundle.latency_p05_table_s * scale).tolist(),
+                self.latency_s,
+                (bundle.latency_p95_table_s * scale).tolist(),
+            )
         ]
+        self.service_floor = [[s.floor_ratio for s in row] for row in shapes]
+        self.service_sigma = [[s.sigma for s in row] for row in shapes]
         # idle_latency: per model its idle gap and the extra seconds of a batch after it
         # (None: the p50 whatever the idle; scaled as the latencies are)
         self.idle_gap_s: list[float] | None = None
@@ -290,8 +297,10 @@ class Cluster:
                 exec_s += self.idle_extra_s[m][n] * ramp
             if service == "exponential":
                 exec_s = self.rng.expovariate(1.0 / exec_s)
-            elif service == "lognormal":
-                exec_s *= math.exp(self.lognormal_sigma[m][n] * self.rng.gauss(0.0, 1.0))
+            elif service in LOGNORMAL_SERVICE:
+                floor = self.service_floor[m][n]
+                spread = math.exp(self.service_sigma[m][n] * self.rng.gauss(0.0, 1.0))
+                exec_s *= floor + (1.0 - floor) * spread
             if self.disc_cost_s and self.state.judged[m]:
                 exec_s += self.disc_cost_s * n
             if disc_batch:
@@ -638,17 +647,10 @@ def _backlog(w: Worker) -> int:
 
 
 def _hop(median_s: float, p95_s: float) -> tuple[float, float]:
-    return median_s, _lognormal_sigma(median_s, p95_s)
+    return median_s, lognormal_sigma(median_s, p95_s)
 
 
 def _draw_hop(hop: tuple[float, float], rng: random.Random) -> float:
     """One hop's seconds: lognormal with the hop's (median, sigma); the median when sigma is 0."""
     median_s, sigma = hop
     return median_s * math.exp(sigma * rng.gauss(0.0, 1.0)) if sigma else median_s
-
-
-def _lognormal_sigma(p50: float, p95: float) -> float:
-    """σ of a lognormal with median p50 and 95th percentile p95 (0 when either is unknown)."""
-    if not (p50 > 0 and p95 > p50):
-        return 0.0
-    return math.log(p95 / p50) / Z95

@@ -524,13 +524,22 @@ def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 
 
 def test_validate_simulates_each_backends_workers_with_its_service_time_model():
     """An emulated worker sleeps the p50 whatever it idled; a diffusers worker's time varies
-    (lognormal) and it runs slower after idle where the bundle was timed so."""
+    (a floor plus a lognormal) and it runs slower after idle where the bundle was timed so; a
+    diffusers validation also simulates the p50 alone and the lognormal, an emulated one
+    nothing else unless its config asks for another model."""
     config = SimConfig(n_workers=2, time_scale=0.1)
-    cases = (("emulated", "deterministic", False), ("diffusers", "lognormal", True))
-    for backend, model, idle in cases:
+    cases = (
+        ("emulated", "deterministic", False, ()),
+        ("diffusers", "shifted-lognormal", True, ("deterministic", "lognormal")),
+    )
+    for backend, model, idle, compared in cases:
         setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), backend)
         expected = dataclasses.replace(config, service_time=model, idle_latency=idle)
         assert setup.simulation_config(config) == expected
+        assert setup.compared_service_times(config) == compared
+    setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), "emulated")
+    exponential = dataclasses.replace(config, service_time="exponential")
+    assert setup.compared_service_times(exponential) == ("exponential",)
 
 
 def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_shape():
@@ -539,6 +548,7 @@ def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_sh
             "model": "m",
             "batch_size": [1, 2, 4],
             "feasible": True,
+            "latency_p05_s": [0.8, 2.0, 2.0],
             "latency_p50_s": [1.0, 3.0, 2.5],
             "latency_p95_s": [2.0, 3.0, 5.0],
             "latency_rounds_p10_s": [0.5, 2.0, 2.5],
@@ -548,9 +558,11 @@ def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_sh
     fast = rounds_latency_rows(table, "fast")
     assert fast["latency_p50_s"].tolist() == [0.5, 2.0, 2.5]
     assert fast["latency_p95_s"].tolist() == [1.0, 2.0, 5.0]
+    assert fast["latency_p05_s"].tolist() == pytest.approx([0.4, 4 / 3, 2.0])
     slow = rounds_latency_rows(table, "slow")  # 3.0 at b=2 falls to b=4's 2.5: padded to 4
     assert slow["latency_p50_s"].tolist() == [2.0, 2.5, 2.5]
     assert slow["latency_p95_s"].tolist() == [3.0, 3.0, 5.0]
+    assert slow["latency_p05_s"].tolist() == [1.6, 2.0, 2.0]  # at most the new p50
 
 
 def test_rounds_bundles_put_the_profile_at_its_rounds_p10_and_p90(bundle, tmp_path):
