@@ -258,7 +258,8 @@ def rounds_spread_ms(folder: Path) -> dict[tuple[str, int], str]:
 # the simulations a diffusers experiment's fidelity table also reports, beside the judged one
 ALTERNATIVE_SIMULATIONS = {
     "error_back_to_back_latency": "with the back-to-back p50 alone (no latency after idle)",
-    "error_lognormal_service": "with lognormal service times (no floor)",
+    "error_shifted-lognormal_service": "with shifted-lognormal service times (a floor through "
+    "the profile's p05)",
 }
 
 

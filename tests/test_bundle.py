@@ -226,3 +226,39 @@ def test_batches_below_the_smallest_profiled_size_run_padded():
     assert bundle.batch_latency_s("light", 1) == bundle.batch_latency_s("light", 4)
     with pytest.raises(BundleError, match="outside its profiled range 4..8"):
         bundle.batch_latency_s("light", 9)
+
+
+def _p05_then(row: int, value):
+    def mutate(d):
+        d["latency_p05_s"] = (d["latency_p50_s"] * 0.5).astype(object)
+        d.loc[row, "latency_p05_s"] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [(5.0, "5.0"), (0.0, "0.0"), (-1.0, "-1.0"), (float("inf"), "inf"), ("fast", "'fast'")],
+)
+def test_a_p05_above_the_p50_or_not_a_positive_number_is_refused(folder, value, shown):
+    corrupt(folder, "latency.csv", _p05_then(0, value))  # row 1: heavy, batch 1, p50 4.0
+    with pytest.raises(BundleError) as info:
+        load_bundle(folder)
+    expected = (
+        f"latency.csv: row 1: column latency_p05_s: value {shown} is not empty or a finite "
+        "number in (0, latency_p50_s]"
+    )
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_p05_may_be_empty_per_row_and_round_trips(folder):
+    corrupt(folder, "latency.csv", _p05_then(1, float("nan")))
+    bundle = load_bundle(folder)
+    table = bundle.latency_p05_table_s
+    m = bundle.model_names.index("heavy")
+    known = ~np.isnan(table[m])
+    assert known.sum() >= 1 and np.isnan(table[m]).any()
+    np.testing.assert_allclose(table[m][known], 0.5 * bundle.latency_table_s[m][known])
+    again = load_bundle(write_bundle(bundle, folder.parent / "again"))
+    assert again.content_hash() == bundle.content_hash()
+    np.testing.assert_array_equal(again.latency_p05_table_s, table)

@@ -122,6 +122,9 @@ def test_bundle_latency_rows_monotone_and_feasible_only():
     assert rows["batch_size"].tolist() == [1, 2, 4]
     assert rows["latency_p50_s"].tolist() == [0.25, 0.25, 0.50]
     assert rows["latency_p95_s"].tolist() == [0.28, 0.28, 0.55]
+    assert "latency_p05_s" not in rows  # a table timed before the p05 existed
+    with_p05 = bundle_latency_rows(table.assign(latency_p05_s=[0.26, 0.20, 0.45, np.nan]))
+    assert with_p05["latency_p05_s"].tolist() == [0.20, 0.20, 0.45]  # at most the p50 still
     with pytest.raises(LatencyError, match="no feasible"):
         bundle_latency_rows(table.assign(feasible=False))
 

@@ -188,3 +188,20 @@ def test_cli_served_latency_writes_the_runs_bundle_with_their_service_times(bund
         assert result.exit_code == 2, result.output
         assert named in result.output and result.output.count("\n") == 1
         assert not (tmp_path / "x").exists()
+
+
+def test_a_profiles_p05_is_scaled_with_its_p50_and_carried_into_the_served_bundle(bundle):
+    import dataclasses
+
+    with_p05 = dataclasses.replace(
+        bundle, latency=bundle.latency.assign(latency_p05_s=bundle.latency["latency_p50_s"] * 0.8)
+    )
+    batches = batches_of(with_p05, LIGHT, 1, MIN_BATCHES, 1.5, judged=True)
+    table = served_latency_table(with_p05, batches, CONFIG, uses_discriminator=True)
+    expected = 0.8 * table["profiled_p50_s"] * table["ratio"]
+    np.testing.assert_allclose(table["latency_p05_s"], expected)
+    served = with_served_latency(with_p05, batches, CONFIG, uses_discriminator=True)
+    assert "latency_p05_s" in served.latency.columns
+    m = served.model_names.index(LIGHT)
+    assert served.latency_p05_table_s[m][1] == pytest.approx(0.8 * served.latency_table_s[m][1])
+    assert "latency_p05_s" not in with_served_latency(bundle, batches, CONFIG, True).latency

@@ -524,13 +524,13 @@ def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 
 
 def test_validate_simulates_each_backends_workers_with_its_service_time_model():
     """An emulated worker sleeps the p50 whatever it idled; a diffusers worker's time varies
-    (a floor plus a lognormal) and it runs slower after idle where the bundle was timed so; a
-    diffusers validation also simulates the p50 alone and the lognormal, an emulated one
-    nothing else unless its config asks for another model."""
+    (lognormal) and it runs slower after idle where the bundle was timed so; a diffusers
+    validation also simulates the p50 alone and the shifted lognormal, an emulated one nothing
+    else unless its config asks for another model."""
     config = SimConfig(n_workers=2, time_scale=0.1)
     cases = (
         ("emulated", "deterministic", False, ()),
-        ("diffusers", "shifted-lognormal", True, ("deterministic", "lognormal")),
+        ("diffusers", "lognormal", True, ("deterministic", "shifted-lognormal")),
     )
     for backend, model, idle, compared in cases:
         setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), backend)

@@ -48,20 +48,21 @@ def test_a_short_tiny_diffusers_validation(work, tmp_path):  # noqa: F811
     assert real["arrivals"] == 6 and real["failed"] == 0
     assert real["ok"] + real["timeouts"] + real["drops"] == 6
     simulated = json.loads((tmp_path / "v" / "sim" / "config.json").read_text())
-    assert simulated["sim"]["service_time"] == "shifted-lognormal"
+    assert simulated["sim"]["service_time"] == "lognormal"
     assert "latency_p05_s" in pd.read_csv(work.bundle / "latency.csv").columns
     assert simulated["sim"]["idle_latency"] is True
-    columns = {"error_deterministic_service", "error_lognormal_service", "error_profile_fast"}
+    columns = {"error_deterministic_service", "error_shifted-lognormal_service"}
+    columns |= {"error_profile_fast"}
     columns |= {"error_profile_slow"}
     assert columns | {"error_back_to_back_latency"} <= set(table.columns)
     p50 = table.loc["p50_latency_s"]
     assert p50["error_profile_fast"] <= p50["error"] <= p50["error_profile_slow"]
     report = (tmp_path / "v" / "fidelity.md").read_text()
     assert (
-        "Service times: a floor plus a lognormal through the profile's p05, p50 and p95 for the "
-        "diffusers backend's workers, whose batch times vary; the same simulation with error "
-        "deterministic service: each batch at its p50, error lognormal service: lognormal "
-        "through the profile's p50 and p95."
+        "Service times: lognormal through the profile's p50 and p95 for the diffusers "
+        "backend's workers, whose batch times vary; the same simulation with error "
+        "deterministic service: each batch at its p50, error shifted-lognormal service: a "
+        "floor plus a lognormal through the profile's p05, p50 and p95."
     ) in report
     assert "the p50 timed after the gap (tiny-light 0.05 s, tiny-heavy 0.05 s)" in report
     assert (tmp_path / "v" / "timeseries.png").stat().st_size > 10_000
