@@ -134,9 +134,11 @@ def test_a_served_p50_never_falls_with_the_batch_size(bundle):
 # ------------------------------------------------------------- `t2isim bundle served-latency`
 
 
-def fake_real_run(bundle, folder, sim: dict, ratio: float = 1.5, with_batches: bool = True):
-    """A run folder as `t2isim loadgen` writes it (a simulation standing in), its light
-    batches served `ratio` x the profile."""
+def fake_real_run(
+    bundle, folder, sim: dict, ratio: float = 1.5, with_batches: bool = True, source="default"
+):
+    """A run folder as `t2isim loadgen` writes it (a simulation standing in) of `bundle`, which
+    `source` names, its light batches served `ratio` x the profile."""
     from experiments.inputs import resolve_trace
     from simulator.results import write_run
     from simulator.run import run_simulation
@@ -145,7 +147,7 @@ def fake_real_run(bundle, folder, sim: dict, ratio: float = 1.5, with_batches: b
     options = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
     trace = resolve_trace("constant:rate=2,duration=10", bundle, config.seed)
     run = run_simulation(bundle, trace, "static-cascade", config, options)
-    summary = {**run.summary, "source": "serve", "bundle_source": "default"}
+    summary = {**run.summary, "source": "serve", "bundle_source": source}
     write_run(folder, run.queries, run.timeseries, summary, run.config, [])
     if with_batches:
         batches_of(bundle, LIGHT, 1, MIN_BATCHES, ratio, judged=True).to_csv(
@@ -205,3 +207,26 @@ def test_a_profiles_p05_is_scaled_with_its_p50_and_carried_into_the_served_bundl
     m = served.model_names.index(LIGHT)
     assert served.latency_p05_table_s[m][1] == pytest.approx(0.8 * served.latency_table_s[m][1])
     assert "latency_p05_s" not in with_served_latency(bundle, batches, CONFIG, True).latency
+
+
+def test_the_served_bundle_of_a_bundle_timed_after_idle_has_no_latency_after_idle(
+    bundle, tmp_path
+):
+    """A served batch's time is after the idle it had: the runs' bundle keeps no idle columns."""
+    from serving.service_times import served_bundle
+    from simulator.bundle import load_bundle, validate_tables, write_bundle
+
+    latency = bundle.latency.assign(
+        idle_gap_s=0.1, latency_idle_p50_s=bundle.latency["latency_p50_s"] * 1.2
+    )
+    tables = {t: getattr(bundle, t) for t in ("models", "prompts", "scores", "cascades")}
+    folder = write_bundle(
+        validate_tables(bundle.meta, {**tables, "latency": latency}), tmp_path / "b"
+    )
+    timed = load_bundle(folder)
+    assert timed.has_idle_latency
+    fake_real_run(timed, tmp_path / "real-1", CONFIG.to_dict(), source=str(folder))
+    served, _ = served_bundle([tmp_path / "real-1"])
+    assert not served.has_idle_latency and "idle_gap_s" not in served.latency
+    m = served.model_names.index(LIGHT)
+    assert served.latency_table_s[m][1] == pytest.approx(1.5 * timed.latency_table_s[m][1])
