@@ -162,7 +162,10 @@ def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle
 
 def _latency_columns(table: pd.DataFrame) -> list[str]:
     """The bundle's latency columns that `table` carries besides the idle ones."""
-    return [*REQUIRED_COLUMNS["latency"], *[c for c in [P05_LATENCY_COLUMN] if c in table]]
+    columns = list(REQUIRED_COLUMNS["latency"])
+    if P05_LATENCY_COLUMN in table.columns:
+        columns.append(P05_LATENCY_COLUMN)
+    return columns
 
 
 def _nearest(ratios: dict[int, float], size: int) -> float:
