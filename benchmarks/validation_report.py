@@ -3,6 +3,7 @@
 experiment and each experiment's fidelity table, under hand-written notes.
 
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
+        [--tiny-rounds N] [--skip-after]    # a shorter tiny check on other hardware
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
 Emulated experiments: the default bundle, 16 replicas, time scale 0.1, on the default (lean)
@@ -492,7 +493,20 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("results/validation"))
     parser.add_argument("--notes", type=Path, default=Path("results/validation/NOTES.md"))
     parser.add_argument("--out", type=Path, default=Path("results/VALIDATION.md"))
+    parser.add_argument(
+        "--tiny-rounds",
+        type=int,
+        default=TINY_LATENCY_ROUNDS,
+        help="rounds the tiny profile times each row in (fewer: a shorter run elsewhere)",
+    )
+    parser.add_argument(
+        "--skip-after",
+        action="store_true",
+        help="with --run: skip re-taking the tiny profile and the drift probe after the runs",
+    )
     args = parser.parse_args()
+    if args.tiny_rounds < 1:
+        parser.error(f"--tiny-rounds {args.tiny_rounds}: expected at least 1")
     names = list(EXPERIMENTS) if not args.only else args.only.split(",")
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:
@@ -502,7 +516,7 @@ def main() -> None:
         if not (args.run or (args.dir / name / "real-1").is_dir()):
             continue
         if args.run and EXPERIMENTS[name].diffusers and not profiled:
-            profile_tiny(args.dir / TINY_PROFILE)
+            profile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
             profiled = True
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
         before, ticks = os.getloadavg(), cpu_ticks()
@@ -511,8 +525,8 @@ def main() -> None:
             f"{name}: load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
             f"CPU stolen by the hypervisor {steal_share(ticks, cpu_ticks()):.1%}"
         )
-    if profiled:
-        reprofile_tiny(args.dir / TINY_PROFILE)
+    if profiled and not args.skip_after:
+        reprofile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
         measure_drift(args.dir / TINY_PROFILE)
     notes = args.notes.read_text() if args.notes.is_file() else "# Validation\n"
     text, counts = report(args.dir, names, notes)
