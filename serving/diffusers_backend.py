@@ -21,6 +21,7 @@ P(real) of that image, computed when the plan may escalate the model's images (`
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +70,21 @@ class DiffusersEngine:
         self.pipe = model.source.load(model.device)
         self.backbone, self.head = load_discriminator(model.discriminator, model.device)
 
-    async def run(self, jobs: list[tuple[int, int]], judged: bool, scored: bool) -> list:
+    async def run(
+        self, jobs: list[tuple[int, int]], judged: bool, scored: bool
+    ) -> tuple[list, float]:
         return await asyncio.to_thread(self.generate, jobs, scored)
 
-    def generate(self, jobs: list[tuple[int, int]], scored: bool) -> list:
-        """(P(real) or None, base64 PNG) per (prompt_id, image_idx) job, one pipeline batch."""
+    def generate(self, jobs: list[tuple[int, int]], scored: bool) -> tuple[list, float]:
+        """(P(real) or None, base64 PNG) per (prompt_id, image_idx) job, one pipeline batch, and
+        the CPU seconds this thread spent on it (`time.thread_time`: with one torch thread on
+        a CPU, the batch's compute; its wall time beyond that is waiting for a core or the
+        GIL)."""
         from profiler.discriminator import p_real
         from profiler.generate import image_seed, served_batch
 
         m = self.model
+        cpu_from_s = time.thread_time()
         images, encoded = served_batch(
             self.pipe,
             [m.prompts[p] for p, _ in jobs],
@@ -87,7 +94,8 @@ class DiffusersEngine:
             device=m.device,
         )
         quality = p_real(self.backbone, self.head, images).tolist() if scored else []
-        return [(float(quality[i]) if scored else None, png) for i, png in enumerate(encoded)]
+        outputs = [(float(quality[i]) if scored else None, png) for i, png in enumerate(encoded)]
+        return outputs, time.thread_time() - cpu_from_s
 
 
 def default_discriminator(bundle_source: str) -> Path:

@@ -8,8 +8,9 @@ A model spec (`EmulatedModel`, or `serving.diffusers_backend.DiffusersModel`) is
 (`serving.workers.Worker`) is built with, one per model: `name`, `latency_s` (index b: the
 batch latency the drop rule uses), `load_s` (the swap cost the GPU-busy account charges),
 `actor_options` and `start(load_from_s)`, the swap, which returns the engine that runs
-batches: `run(jobs, judged, scored)` with jobs (prompt_id, image_idx) -> one (quality score or
-None, base64 PNG or None) per job.
+batches: `run(jobs, judged, scored)` with jobs (prompt_id, image_idx) -> (one (quality score or
+None, base64 PNG or None) per job, the CPU seconds the batch's thread spent on it or None where
+the engine computes nothing, as here; JSON has no NaN).
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ class EmulatedEngine:
     def __init__(self, model: EmulatedModel) -> None:
         self.model = model
 
-    async def run(self, jobs: list[tuple[int, int]], judged: bool, scored: bool) -> list:
+    async def run(
+        self, jobs: list[tuple[int, int]], judged: bool, scored: bool
+    ) -> tuple[list, float | None]:
         n = len(jobs)
         model = self.model
         await asyncio.sleep(model.latency_s[n] + (model.disc_cost_s * n if judged else 0.0))
-        return [(model.quality[prompt_id], None) for prompt_id, _ in jobs]
+        return [(model.quality[prompt_id], None) for prompt_id, _ in jobs], None
 
 
 def emulated_model(bundle, policy, config, model: str) -> EmulatedModel:

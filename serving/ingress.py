@@ -442,7 +442,7 @@ class Ingress:
                     self.loading.discard(w)
                 self.busy_s += result["busy_s"]
                 rec["visits"] += 1
-                served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged"))
+                served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged", "cpu_s"))
                 rec["batches"].append([w, m, *served])
                 self.serving_since_s[w] = max(self.serving_since_s[w], result["done_s"])
                 if self.sent[w]:

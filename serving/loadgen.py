@@ -267,17 +267,20 @@ def tick_estimates(
     ]
 
 
-BATCH_COLUMNS = ("worker", "model", "start_s", "service_s", "batch_size", "judged")
+BATCH_COLUMNS = ("worker", "model", "start_s", "service_s", "batch_size", "judged", "cpu_s")
 
 
 def served_batches(answers: list[Answer], origin_s: float, model_names) -> pd.DataFrame:
     """One row per batch a worker served to the replay's queries (BATCH_COLUMNS): its worker
-    slot, model, start (the replay's time base), service seconds, size, and whether the
-    discriminator's cost was charged; by start, then worker."""
+    slot, model, start (the replay's time base), service seconds, size, whether the
+    discriminator's cost was charged, and the CPU seconds the engine's thread spent on it (NaN:
+    not measured, as by the emulated backend, which sleeps); by start, then worker."""
     seen = {}
     for a in answers:
-        for w, m, start, done, size, judged in (a.image or {}).get("batches", ()):
-            seen[(w, start)] = (w, model_names[m], start - origin_s, done - start, size, judged)
+        for w, m, start, done, size, judged, cpu_s in (a.image or {}).get("batches", ()):
+            cpu_s = math.nan if cpu_s is None else cpu_s
+            row = (w, model_names[m], start - origin_s, done - start, size, judged, cpu_s)
+            seen[(w, start)] = row
     rows = [seen[k] for k in sorted(seen, key=lambda k: (k[1], k[0]))]
     return pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
 

@@ -181,9 +181,10 @@ class Worker:
         dropped, failed, or resend), with `at_worker_s`, the seconds it spent here (queued,
         held or served: what the simulator models; the rest of a query's latency is the
         serving stack's hops) when it was queued or held. A done answer gives its batch's
-        service (`start_s`, `done_s`, `batch_size`, and `judged`: whether the discriminator's
-        cost was charged for it) and `next_batch`, the queries queued here that the worker's
-        next batch takes (how the ingress counts the queue without asking)."""
+        service (`start_s`, `done_s`, `batch_size`, `judged`: whether the discriminator's
+        cost was charged for it, and `cpu_s`: the CPU seconds the engine's thread spent on it)
+        and `next_batch`, the queries queued here that the worker's next batch takes (how the
+        ingress counts the queue without asking)."""
         if self.error is not None:
             return {"status": "failed", "reason": self.error}
         job = Job(model, version, prompt_id, arrival_s, image_idx, _future())
@@ -262,7 +263,7 @@ class Worker:
             self.announce_batch(now, len(batch))
         jobs = [(job.prompt_id, job.image_idx) for job in batch]
         try:
-            outputs = await self.engine.run(jobs, self.judged, self.scored)
+            outputs, cpu_s = await self.engine.run(jobs, self.judged, self.scored)
         except Exception as exc:  # the batch fails with the reason; the worker goes on
             for job in batch:
                 _answer(job, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
@@ -281,6 +282,7 @@ class Worker:
                     "start_s": now,
                     "done_s": done,
                     "busy_s": busy_s,
+                    "cpu_s": cpu_s,
                     "batch_size": len(batch),
                     "judged": self.judged,
                     "next_batch": next_batch,

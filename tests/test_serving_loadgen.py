@@ -142,7 +142,7 @@ class Stub(BaseHTTPRequestHandler):
             "waited_s": 0.0,
             "visits": int(outcome == "done"),
             "resends": 0,
-            "batches": [[0, 0, arrival, done, 1, False]] if outcome == "done" else [],
+            "batches": [[0, 0, arrival, done, 1, False, 0.01]] if outcome == "done" else [],
         }
         self._json(200 if outcome == "done" else 503, {"data": [{}], "t2isim": {"images": [image]}})
 
@@ -260,15 +260,19 @@ def test_replay_ends_a_late_answer_as_dropped_and_a_hang_up_as_failed():
 
 def test_served_batches_list_each_batch_once():
     """Two queries served in one batch (same worker and start), a third in another, an
-    escalated one in two: each batch once, by start, its model by name."""
+    escalated one in two: each batch once, by start, its model by name, with its thread's CPU
+    seconds."""
     t = 1000.0
-    shared = [3, 1, t + 1.0, t + 1.5, 2, True]
+    shared = [3, 1, t + 1.0, t + 1.5, 2, True, 0.4]
     answers = [
         Answer(image={"batches": [shared]}),
         Answer(image={"batches": [list(shared)]}),
         Answer(
             image={
-                "batches": [[4, 0, t + 0.5, t + 0.6, 1, True], [2, 1, t + 2.0, t + 2.2, 1, False]]
+                "batches": [
+                    [4, 0, t + 0.5, t + 0.6, 1, True, 0.09],
+                    [2, 1, t + 2.0, t + 2.2, 1, False, None],  # not measured
+                ]
             }
         ),
         Answer(image=None),  # failed before any visit
@@ -280,6 +284,7 @@ def test_served_batches_list_each_batch_once():
     np.testing.assert_allclose(table["service_s"], [0.1, 0.5, 0.2])
     assert table["batch_size"].tolist() == [1, 2, 1]
     assert table["judged"].tolist() == [True, True, False]
+    np.testing.assert_allclose(table["cpu_s"], [0.09, 0.4, np.nan])
 
 
 def test_plan_delays_count_the_replays_plans_from_due_to_in_force():

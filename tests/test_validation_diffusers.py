@@ -47,6 +47,10 @@ def test_a_short_tiny_diffusers_validation(work, tmp_path):  # noqa: F811
     real = json.loads((tmp_path / "v" / "real-1" / "summary.json").read_text())
     assert real["arrivals"] == 6 and real["failed"] == 0
     assert real["ok"] + real["timeouts"] + real["drops"] == 6
+    # each batch's thread CPU: the compute part of its service time, measured in the replica
+    batches = pd.read_csv(tmp_path / "v" / "real-1" / "batches.csv")
+    assert len(batches) > 0 and (batches["cpu_s"] > 0).all()
+    assert (batches["cpu_s"] <= batches["service_s"] + 1e-3).all()
     simulated = json.loads((tmp_path / "v" / "sim" / "config.json").read_text())
     assert simulated["sim"]["service_time"] == "lognormal"
     assert "latency_p05_s" in pd.read_csv(work.bundle / "latency.csv").columns
