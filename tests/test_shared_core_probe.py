@@ -1,0 +1,54 @@
+"""benchmarks/shared_core_probe.py: a tiny batch's CPU time with its core quiet and shared, from
+the command line (the ratio last; bad arguments one line and exit 2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "shared_core_probe.py"
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+
+
+def test_the_probe_times_each_condition_and_prints_the_ratios_last():
+    done = run_script("--blocks", "1", "--calls", "2", "--idle-s", "0.01")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    for model in ("heavy", "light"):
+        for condition in ("back-to-back", "idle", "shared-idle"):
+            assert any(line.startswith(f"{model} {condition}: n=2 cpu") for line in lines)
+    ratios = dict(field.split("=") for field in lines[-1].split())
+    assert set(ratios) == {"shared_over_idle_cpu_heavy", "shared_over_idle_cpu_light"}
+    assert all(float(r) > 0 for r in ratios.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--blocks", "0"], "expected --blocks >= 1"),
+        (["--idle-s", "-1"], "--idle-s >= 0"),
+        (["--core", "4096"], "--core 4096: not one of this process's cores"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args, message):
+    done = run_script(*args)
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
