@@ -4,7 +4,8 @@
 # shorter profile (8 rounds), so that it fits one 10-minute call (session 22, results/validation/
 # device/). Run from the repository root there with `.device` carried; writes $OUT/log,
 # $OUT/VALIDATION.md and $OUT/validation.tgz (the profile and the real runs, whose simulations
-# `t2isim validate --reuse-real` redoes on any machine).
+# `t2isim validate --reuse-real` redoes on any machine). Arguments go on to validation_report.py
+# (session 22 ran it with none; next, `--tiny-idle-neighbour`).
 #
 # .device/ holds what the device's image (Python 3.12, torch 2.11) lacks: site.tar.xz, the
 # wheels of `pip install --dry-run --report` for ray[serve]==2.60.0, diffusers, open_clip_torch,
@@ -29,7 +30,7 @@ t2isim --help > /dev/null || { echo "t2isim cli failed"; exit 5; }
 pin=""; command -v taskset > /dev/null && pin="taskset -c 0,1"
 echo "pin: ${pin:-none}"
 head -1 /proc/stat
-timeout 540 $pin python3 benchmarks/validation_report.py --run --only tiny-diffusers-static --tiny-rounds 8 --skip-after --dir /tmp/val --notes /tmp/none.md --out "$OUT/VALIDATION.md" 2>&1 | tee "$OUT/log"
+timeout 540 $pin python3 benchmarks/validation_report.py --run --only tiny-diffusers-static --tiny-rounds 8 --skip-after --dir /tmp/val --notes /tmp/none.md --out "$OUT/VALIDATION.md" "$@" 2>&1 | tee "$OUT/log"
 rc=$?
 head -1 /proc/stat
 echo "done rc=$rc after $(( $(date +%s) - t0 )) s"

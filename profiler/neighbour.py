@@ -1,0 +1,103 @@
+"""A neighbour on the profiled core, for a CPU profile's calls after idle.
+
+A CPU replica shares its core with the other replica and the serving stack, and while it idles
+between batches their work takes its caches. On the device machine of session 22 a tiny batch
+after 0.1 s idle cost 5-12% more CPU time with a neighbour process running tiny-light on its core
+(`benchmarks/shared_core_probe.py`), the replicas' excess over a profile timed on a quiet core.
+`CoreNeighbour` pins this process to one core and keeps a neighbour process pinned to the same
+core, running `NEIGHBOUR_MODEL` back to back during each idle gap (`idle`) and stopped (SIGSTOP)
+otherwise, so the timed call that follows starts as a replica's batch does, with nothing else
+on its core while it runs.
+
+    python -m profiler.neighbour --core N   # the neighbour process itself
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+# source, steps, resolution: `profile all --tiny`'s tiny-light, the other replica's work
+NEIGHBOUR_MODEL = ("tiny:1:8", 1, 32)
+READY = "ready"
+
+
+class NeighbourError(ValueError):
+    """The neighbour cannot run here (no CPU affinity) or did not start."""
+
+
+class CoreNeighbour:
+    """A context manager: on entry this process is pinned to the lowest core it may use and the
+    neighbour starts on it, stopped; `idle(seconds)` lets it run for that long; on exit it is
+    killed and this process's cores are restored."""
+
+    def __enter__(self) -> CoreNeighbour:
+        if not hasattr(os, "sched_setaffinity"):
+            raise NeighbourError("a neighbour on the core needs CPU affinity (Linux)")
+        self.cores = os.sched_getaffinity(0)
+        self.core = min(self.cores)
+        os.sched_setaffinity(0, {self.core})
+        command = [sys.executable, "-m", "profiler.neighbour", "--core", str(self.core)]
+        self.errors = tempfile.TemporaryFile("w+")  # a pipe could fill and block it
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        if self.process.stdout.readline().strip() != READY:
+            self.__exit__()
+            raise NeighbourError(f"the neighbour process did not start: {self.last_error}")
+        self._stop()
+        return self
+
+    def _stop(self) -> None:
+        """Stop the neighbour and wait until it is stopped (on a shared core it would otherwise
+        stay runnable until the kernel next schedules it)."""
+        self.process.send_signal(signal.SIGSTOP)
+        os.waitpid(self.process.pid, os.WUNTRACED)
+
+    def idle(self, seconds: float) -> None:
+        """Idle for `seconds` while the neighbour runs, then stop it."""
+        self.process.send_signal(signal.SIGCONT)
+        try:
+            time.sleep(seconds)
+        finally:
+            self._stop()
+
+    def __exit__(self, *exc) -> None:
+        self.process.kill()
+        self.process.communicate()
+        self.errors.seek(0)
+        self.last_error = (self.errors.read().strip().splitlines() or ["no output"])[-1]
+        self.errors.close()
+        os.sched_setaffinity(0, self.cores)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The neighbour process of `CoreNeighbour`.")
+    parser.add_argument("--core", type=int, required=True)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.core})
+    import torch
+
+    from profiler.generate import served_batch
+    from profiler.latency import PROFILE_PROMPT
+    from profiler.sharding import PipelineSource
+
+    torch.set_num_threads(1)
+    source, steps, resolution = NEIGHBOUR_MODEL
+    pipe = PipelineSource(source, "fp32").load("cpu")
+    print(READY, flush=True)
+    while True:
+        served_batch(pipe, [PROFILE_PROMPT], [0], steps=steps, resolution=resolution)
+
+
+if __name__ == "__main__":
+    main()
