@@ -54,10 +54,13 @@ class CoreNeighbour:
         if self.process.stdout.readline().strip() != READY:
             self.__exit__()
             raise NeighbourError(f"the neighbour process did not start: {self.last_error}")
-        self._stop()
+        self.stop()
         return self
 
-    def _stop(self) -> None:
+    def run(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
         """Stop the neighbour and wait until it is stopped (on a shared core it would otherwise
         stay runnable until the kernel next schedules it)."""
         self.process.send_signal(signal.SIGSTOP)
@@ -65,11 +68,11 @@ class CoreNeighbour:
 
     def idle(self, seconds: float) -> None:
         """Idle for `seconds` while the neighbour runs, then stop it."""
-        self.process.send_signal(signal.SIGCONT)
+        self.run()
         try:
             time.sleep(seconds)
         finally:
-            self._stop()
+            self.stop()
 
     def __exit__(self, *exc) -> None:
         self.process.kill()
