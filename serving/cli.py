@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import signal
 import threading
 import time
@@ -311,9 +312,11 @@ def served_latency(
     served, table = served_bundle(runs, bundle)
     write_bundle(served, out_dir)
     for r in table.itertuples():
+        cpu = "" if math.isnan(r.served_cpu_p50_s) else f", {r.served_cpu_p50_s * 1e3:.3g} ms CPU"
         typer.echo(
             f"{r.model} batch {r.batch_size}: {r.profiled_p50_s * 1e3:.3g} ms profiled -> "
-            f"{r.latency_p50_s * 1e3:.3g} ms served (x{r.ratio:.3f}, {r.served_batches} batches)"
+            f"{r.latency_p50_s * 1e3:.3g} ms served (x{r.ratio:.3f}, {r.served_batches} batches"
+            f"{cpu})"
         )
     typer.echo(f"bundle written to {out_dir}")
 

@@ -209,9 +209,7 @@ def test_a_profiles_p05_is_scaled_with_its_p50_and_carried_into_the_served_bundl
     assert "latency_p05_s" not in with_served_latency(bundle, batches, CONFIG, True).latency
 
 
-def test_the_served_bundle_of_a_bundle_timed_after_idle_has_no_latency_after_idle(
-    bundle, tmp_path
-):
+def test_the_served_bundle_of_a_bundle_timed_after_idle_has_no_latency_after_idle(bundle, tmp_path):
     """A served batch's time is after the idle it had: the runs' bundle keeps no idle columns."""
     from serving.service_times import served_bundle
     from simulator.bundle import load_bundle, validate_tables, write_bundle
@@ -230,3 +228,22 @@ def test_the_served_bundle_of_a_bundle_timed_after_idle_has_no_latency_after_idl
     assert not served.has_idle_latency and "idle_gap_s" not in served.latency
     m = served.model_names.index(LIGHT)
     assert served.latency_table_s[m][1] == pytest.approx(1.5 * timed.latency_table_s[m][1])
+
+
+def test_the_served_cpu_time_is_each_sizes_median_less_the_same_charge(bundle):
+    """`served_cpu_p50_s`: the median thread CPU of a row's own batches, less the
+    discriminator's charge as the served time is, in the profile's time; NaN where none of its
+    batches was measured (another size's, an emulated run's None, or a run before `cpu_s`)."""
+    light = batches_of(bundle, LIGHT, 1, MIN_BATCHES, 1.5, judged=True)
+    light = light.assign(cpu_s=light["service_s"] * np.linspace(0.8, 0.9, MIN_BATCHES))
+    heavy = batches_of(bundle, HEAVY, 1, MIN_BATCHES, 1.0, judged=False).assign(cpu_s=np.nan)
+    table = served_latency_table(
+        bundle, pd.concat([light, heavy]), CONFIG, uses_discriminator=True
+    ).set_index(["model", "batch_size"])
+    charge = discriminator_charge_s(light, CONFIG, True)
+    expected = np.median((light["cpu_s"].to_numpy() - charge) / CONFIG.time_scale)
+    assert table.loc[(LIGHT, 1), "served_cpu_p50_s"] == pytest.approx(expected)
+    assert np.isnan(table.loc[(LIGHT, 2), "served_cpu_p50_s"])  # no batch of 2 served
+    assert np.isnan(table.loc[(HEAVY, 1), "served_cpu_p50_s"])
+    before = served_latency_table(bundle, light.drop(columns="cpu_s"), CONFIG, True)
+    assert before["served_cpu_p50_s"].isna().all()
