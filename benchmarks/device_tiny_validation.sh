@@ -5,8 +5,7 @@
 # device/). Run from the repository root there with `.device` carried; writes $OUT/log,
 # $OUT/VALIDATION.md and $OUT/validation.tgz (the profile and the real runs, whose simulations
 # `t2isim validate --reuse-real` redoes on any machine). Arguments go on to validation_report.py
-# (session 22 ran it with none, and the third run did not fit; next, `--tiny-idle-neighbour
-# --tiny-rounds 4`).
+# (session 22 ran it with none, and the third run did not fit; next, `--tiny-rounds 4`).
 #
 # .device/ holds what the device's image (Python 3.12, torch 2.11) lacks: site.tar.xz, the
 # wheels of `pip install --dry-run --report` for ray[serve]==2.60.0, diffusers, open_clip_torch,

@@ -4,8 +4,8 @@ this process pinned to one core with a neighbour process on the same core runnin
 back to back (`profiler.neighbour.CoreNeighbour`: another CPU replica's work), in four
 conditions: back to back and after --idle-s idle with the neighbour stopped; after --idle-s
 idle with the neighbour running throughout, the call included ("shared-idle"); and with it
-running during the idle gap only, as `profile latency --idle-neighbour` times ("neighbour-
-idle"). Conditions alternate in blocks, so a drift of the machine's speed falls on all four.
+running during the idle gap only ("neighbour-idle"). Conditions alternate in blocks, so a drift
+of the machine's speed falls on all four.
 Each call's thread CPU (`time.thread_time`: the compute, not the time the neighbour holds the
 core) and wall time.
 

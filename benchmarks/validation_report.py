@@ -4,7 +4,6 @@ experiment and each experiment's fidelity table, under hand-written notes.
 
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
         [--tiny-rounds N] [--skip-after]    # a shorter tiny check on other hardware
-        [--tiny-idle-neighbour]             # the profile after idle with a shared core
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
 Emulated experiments: the default bundle, 16 replicas, time scale 0.1, on the default (lean)
@@ -167,13 +166,11 @@ def profile_tiny(
     rounds: int = TINY_LATENCY_ROUNDS,
     round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
     idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
-    idle_neighbour: bool = False,
 ) -> None:
     """`t2isim profile all --tiny` on this machine, with the torch threads of one CPU replica
     (`OMP_NUM_THREADS` = `CPU_WORKER_THREADS`: replicas share the cores, and a profile made with
     more threads measures their contention instead), the latency timed in `rounds` rounds
-    `round_gap_s` apart and after `idle_gap_s` idle (with a neighbour on the core meanwhile
-    when `idle_neighbour`: `profiler.neighbour`), each prompt's bundle score that of its
+    `round_gap_s` apart and after `idle_gap_s` idle, each prompt's bundle score that of its
     first image (`--prompt-score
     first-image`: the image the real path renders for it, so both drivers judge the same
     image); keeps in `work` what the diffusers backend serves and the report reads: bundle/,
@@ -186,7 +183,6 @@ def profile_tiny(
         args += ["--prompt-score", "first-image"]  # the image a one-image request renders
         args += ["--latency-rounds", str(rounds), "--latency-round-gap-s", f"{round_gap_s:g}"]
         args += ["--latency-idle-gap-s", f"{idle_gap_s:g}"]
-        args += ["--latency-idle-neighbour"] if idle_neighbour else []
         print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
         subprocess.run(args, check=True, env=env)
         shutil.copytree(scratch / "bundle", keep / "bundle")
@@ -203,12 +199,10 @@ def reprofile_tiny(
     rounds: int = TINY_LATENCY_ROUNDS,
     round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
     idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
-    idle_neighbour: bool = False,
 ) -> None:
     """The offline profile's own repeatability: each tiny model's `t2isim profile latency`
     again after the runs (the bundle's source model, steps, resolution and dtype; `profile all
-    --tiny`'s batch sizes, warm-up and repeats; `profile_tiny`'s rounds, idle gap and
-    neighbour), into
+    --tiny`'s batch sizes, warm-up and repeats; `profile_tiny`'s rounds and idle gap), into
     work/LATENCY_AFTER in the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone
     as the bundle's are) and the timing tables into work/LATENCY_TABLES_AFTER."""
     from profiler.layout import WorkLayout
@@ -228,7 +222,6 @@ def reprofile_tiny(
             args += ["--repeats", str(plan.timing.n_repeats), "--device", plan.device]
             args += ["--rounds", str(rounds), "--round-gap-s", f"{round_gap_s:g}"]
             args += ["--idle-gap-s", f"{idle_gap_s:g}", "--work", tmp]
-            args += ["--idle-neighbour"] if idle_neighbour else []
             print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
             subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
             tables.append(pd.read_csv(layout.latency_csv(name)))
@@ -511,11 +504,6 @@ def main() -> None:
         action="store_true",
         help="with --run: skip re-taking the tiny profile and the drift probe after the runs",
     )
-    parser.add_argument(
-        "--tiny-idle-neighbour",
-        action="store_true",
-        help="time the tiny profile's calls after idle with a neighbour on the core",
-    )
     args = parser.parse_args()
     if args.tiny_rounds < 1:
         parser.error(f"--tiny-rounds {args.tiny_rounds}: expected at least 1")
@@ -523,12 +511,12 @@ def main() -> None:
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:
         sys.exit(f"--only {unknown[0]}: expected some of {', '.join(EXPERIMENTS)}")
-    profiled, neighbour = False, args.tiny_idle_neighbour
+    profiled = False
     for name in run_order(names):
         if not (args.run or (args.dir / name / "real-1").is_dir()):
             continue
         if args.run and EXPERIMENTS[name].diffusers and not profiled:
-            profile_tiny(args.dir / TINY_PROFILE, args.tiny_rounds, idle_neighbour=neighbour)
+            profile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
             profiled = True
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
         before, ticks = os.getloadavg(), cpu_ticks()
@@ -538,7 +526,7 @@ def main() -> None:
             f"CPU stolen by the hypervisor {steal_share(ticks, cpu_ticks()):.1%}"
         )
     if profiled and not args.skip_after:
-        reprofile_tiny(args.dir / TINY_PROFILE, args.tiny_rounds, idle_neighbour=neighbour)
+        reprofile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
         measure_drift(args.dir / TINY_PROFILE)
     notes = args.notes.read_text() if args.notes.is_file() else "# Validation\n"
     text, counts = report(args.dir, names, notes)

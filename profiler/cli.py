@@ -68,11 +68,6 @@ IDLE_GAP_S = typer.Option(
     help="Also time each round's repeats after this many seconds idle each (a serving worker "
     "between batches; the bundle's latency_idle_p50_s); 0: not timed so.",
 )
-IDLE_NEIGHBOUR = typer.Option(
-    False,
-    help="CPU: while idle before those calls, run a neighbour process on the profiled core (a "
-    "replica's core is shared; `profiler.neighbour`).",
-)
 
 
 def _prompt_score(value: str) -> str:
@@ -149,7 +144,6 @@ def latency(
     rounds: int = ROUNDS,
     round_gap_s: float = ROUND_GAP_S,
     idle_gap_s: float = IDLE_GAP_S,
-    idle_neighbour: bool = IDLE_NEIGHBOUR,
     device: str = DEVICE,
     devices: str | None = DEVICES,
     dask: str | None = DASK,
@@ -165,7 +159,7 @@ def latency(
     layout = WorkLayout(work)
     source = PipelineSource(model, dtype, guidance_scale)
     sizes = _ints(batch_sizes, "batch sizes")
-    timing = LatencyTiming(warmup, repeats, rounds, round_gap_s, idle_gap_s, idle_neighbour)
+    timing = LatencyTiming(warmup, repeats, rounds, round_gap_s, idle_gap_s)
     runner = open_runner(devices, dask, device)
     if runner is None:
         profile = profile_latency(
@@ -483,7 +477,6 @@ def all_steps(
     latency_rounds: int = ROUNDS,
     latency_round_gap_s: float = ROUND_GAP_S,
     latency_idle_gap_s: float = IDLE_GAP_S,
-    latency_idle_neighbour: bool = IDLE_NEIGHBOUR,
 ) -> None:
     """Every step in order. Only --tiny for now: real runs use the per-step commands."""
     from profiler.sharding import open_runner
@@ -500,7 +493,6 @@ def all_steps(
         "rounds": latency_rounds,
         "round_gap_s": latency_round_gap_s,
         "idle_gap_s": latency_idle_gap_s,
-        "idle_neighbour": latency_idle_neighbour,
     }
     if runner is None:
         path = run_tiny(layout, "tiny", prompts, seed, None, config, prompt_score, **timing)

@@ -5,9 +5,7 @@ device (CUDA events on GPU, `time.perf_counter` around a synchronise elsewhere).
 the timed calls come in rounds `round_gap_s` apart, each round timing every batch size in turn, so
 that every row samples the same stretch of time (a shared machine's speed drifts over minutes).
 With `idle_gap_s` > 0 each round also times `n_repeats` calls of each size after that long idle
-(a serving worker between batches runs slower than one timed back to back), and with
-`idle_neighbour` a neighbour process runs on the profiled core during each of those gaps
-(`profiler.neighbour`: a CPU replica's core is shared). A CPU pipeline runs
+(a serving worker between batches runs slower than one timed back to back). A CPU pipeline runs
 with the diffusers backend's worker thread count (`CPU_WORKER_THREADS`), as it is served.
 Reported: p05, p50, p95, mean over all timed calls, throughput = batch_size / p50, the spread of
 the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed) and
@@ -99,14 +97,13 @@ class LatencyTiming:
     round (one before each later round, none when `n_warmup` is 0, so that the back-to-back
     calls follow a call, not the round gap), then `rounds` rounds `round_gap_s` apart of
     `n_repeats` timed calls back to back and, with `idle_gap_s` > 0, `n_repeats` more each
-    after `idle_gap_s` idle, with `idle_neighbour` a neighbour on the core while it idles."""
+    after `idle_gap_s` idle."""
 
     n_warmup: int = 2
     n_repeats: int = 10
     rounds: int = 1
     round_gap_s: float = 0.0
     idle_gap_s: float = 0.0
-    idle_neighbour: bool = False
 
     def __post_init__(self) -> None:
         if self.n_warmup < 0 or self.n_repeats < 1:
@@ -119,8 +116,6 @@ class LatencyTiming:
                 raise LatencyError(f"{name}={value}: need seconds in [0, {MAX_IDLE_GAP_S:g}]")
         if self.rounds < 1:
             raise LatencyError(f"rounds={self.rounds}: need >= 1")
-        if self.idle_neighbour and not self.idle_gap_s:
-            raise LatencyError("idle_neighbour: needs an idle gap (idle_gap_s > 0) to run in")
 
 
 @dataclass(frozen=True)
@@ -131,7 +126,6 @@ class LatencyProfile:
     # the CPU share the hypervisor took while this was timed (`profiler.provenance.steal_share`;
     # None where unknown): a profile timed on a contended VM is slower than the model
     cpu_steal_share: float | None = None
-    idle_neighbour: bool = False  # the calls after idle followed a neighbour on the core
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rows], columns=list(LATENCY_COLUMNS))
@@ -252,27 +246,11 @@ def profile_latency(
     serving worker answers it (`profiler.generate.served_batch`: text encoding, `steps`
     denoising steps, VAE decode, PNG encoding of each image) as `timing` says."""
     check_batch_sizes(batch_sizes)
-    with worker_threads(device), idle_sleep(timing, device, sleep) as after_idle_sleep:
+    with worker_threads(device):
         sizes = sorted(int(b) for b in batch_sizes)
-        sleeps = (sleep, after_idle_sleep)
         return _profile(
-            pipeline_factory, sizes, timing, device, model, steps, resolution, prompt, sleeps
+            pipeline_factory, sizes, timing, device, model, steps, resolution, prompt, sleep
         )
-
-
-@contextmanager
-def idle_sleep(timing: LatencyTiming, device: str, sleep: Callable[[float], None]):
-    """How the profile idles before a call timed after idle: `sleep`, or with
-    `timing.idle_neighbour` a neighbour running on the core meanwhile (CPU only)."""
-    if not timing.idle_neighbour:
-        yield sleep
-        return
-    if device != "cpu":
-        raise LatencyError(f"idle_neighbour: a CPU profile's option, not {device!r}'s")
-    from profiler.neighbour import CoreNeighbour
-
-    with CoreNeighbour() as neighbour:
-        yield neighbour.idle
 
 
 def _profile(
@@ -284,11 +262,9 @@ def _profile(
     steps: int,
     resolution: int,
     prompt: str,
-    sleeps: tuple[Callable[[float], None], Callable[[float], None]],  # between rounds, idle
+    sleep: Callable[[float], None],
 ) -> LatencyProfile:
     from profiler.generate import served_batch
-
-    sleep, after_idle_sleep = sleeps
 
     ticks = cpu_ticks()
     _synchronize(device)
@@ -303,7 +279,7 @@ def _profile(
         )
 
     def after_idle(b: int) -> float:
-        after_idle_sleep(timing.idle_gap_s)
+        sleep(timing.idle_gap_s)
         return timed_call_s(functools.partial(call, b), device)
 
     timed: dict[int, list[np.ndarray]] = {}  # batch size -> its rounds' times
@@ -340,8 +316,7 @@ def _profile(
     pipe = None  # drop the model before releasing memory for the next one
     _release_memory(device)
     steal = steal_share(ticks, cpu_ticks())
-    steal_or_none = None if math.isnan(steal) else steal
-    return LatencyProfile(model, load_s, rows, steal_or_none, timing.idle_neighbour)
+    return LatencyProfile(model, load_s, rows, None if math.isnan(steal) else steal)
 
 
 def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict) -> Path:
@@ -351,8 +326,6 @@ def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict)
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.table().to_csv(path, index=False, float_format="%.10g")
     sidecar = {"model": profile.model, "load_s": profile.load_s, **meta}
-    if profile.idle_neighbour:
-        sidecar["idle_neighbour"] = True
     if profile.cpu_steal_share is not None:
         sidecar["cpu_steal_share"] = round(profile.cpu_steal_share, 4)
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")

@@ -1,13 +1,9 @@
-"""A neighbour on the profiled core, for a CPU profile's calls after idle.
-
-A CPU replica shares its core with the other replica and the serving stack, and while it idles
-between batches their work takes its caches. On the device machine of session 22 a tiny batch
-after 0.1 s idle cost 5-12% more CPU time with a neighbour process running tiny-light on its core
-(`benchmarks/shared_core_probe.py`), the replicas' excess over a profile timed on a quiet core.
-`CoreNeighbour` pins this process to one core and keeps a neighbour process pinned to the same
-core, running `NEIGHBOUR_MODEL` back to back during each idle gap (`idle`) and stopped (SIGSTOP)
-otherwise, so the timed call that follows starts as a replica's batch does, with nothing else
-on its core while it runs.
+"""A neighbour on a core: another process pinned to the same core as this one, running
+`NEIGHBOUR_MODEL` (tiny-light, another CPU replica's work) back to back when let run and stopped
+(SIGSTOP) otherwise. `benchmarks/shared_core_probe.py` times a tiny batch with it running during
+the idle gap before the call, or throughout, against a quiet core (session 22: on the device
+machine, running throughout, a batch after idle took 5-12% more CPU time; here, running during
+the gap only, 12-15% less, as if the slowdown after idle came with the core going idle).
 
     python -m profiler.neighbour --core N   # the neighbour process itself
 """

@@ -117,14 +117,14 @@ def test_cli_build_table_and_fid(tiny_run, tmp_path):
 
 def test_cli_profile_all_tiny_end_to_end_with_latency_rounds_and_idle_gap(tmp_path):
     """`profile all --tiny` through the CLI; the latency of every model timed in rounds and
-    after an idle gap with a neighbour on the core, which the bundle carries."""
+    after an idle gap, which the bundle carries."""
     from typer.testing import CliRunner
 
     from profiler.cli import profile_app
     from profiler.latency import read_latency_profile
 
     args = ["all", "--tiny", "--out", str(tmp_path / "w"), "--prompts", "2"]
-    timing = ["--latency-rounds", "2", "--latency-idle-gap-s", "0.02", "--latency-idle-neighbour"]
+    timing = ["--latency-rounds", "2", "--latency-idle-gap-s", "0.02"]
     result = CliRunner().invoke(profile_app, [*args, *timing])
     assert result.exit_code == 0, result.output
     layout = WorkLayout(tmp_path / "w")
@@ -132,7 +132,6 @@ def test_cli_profile_all_tiny_end_to_end_with_latency_rounds_and_idle_gap(tmp_pa
     assert bundle.n_prompts == 2 and bundle.idle_gap_s == (0.02, 0.02, 0.02)
     assert (bundle.latency["latency_idle_p50_s"] > 0).all()
     for model in ("tiny-light", "tiny-mid", "tiny-heavy"):
-        assert bundle.meta["latency_profiles"][model]["idle_neighbour"] is True
         table, _ = read_latency_profile(layout.latency_csv(model))
         assert table["n_rounds"].tolist() == [2, 2, 2] and table["n_repeats"].tolist() == [3] * 3
         assert table["idle_gap_s"].tolist() == [0.02] * 3
