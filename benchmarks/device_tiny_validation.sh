@@ -7,7 +7,8 @@
 # `t2isim validate --reuse-real` redoes on any machine). Arguments go on to validation_report.py
 # (session 22 ran it with none, and the third run did not fit; next, `--tiny-rounds 4`).
 #
-# .device/ holds what the device's image (Python 3.12, torch 2.11) lacks: site.tar.xz, the
+# .device/ holds what the device's image (Python 3.12, torch 2.11) lacks, as
+# `benchmarks/device_wheels.sh HAVE .device` makes it: site.tar.xz, the
 # wheels of `pip install --dry-run --report` for ray[serve]==2.60.0, diffusers, open_clip_torch,
 # simpy, highspy==1.16.0, typer==0.29.2 and click==8.5.1 at --python-version 3.12, less the
 # packages the image has (device/KINDS.md), unzipped into one folder (ray/jars, ray/rllib and
