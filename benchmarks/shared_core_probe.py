@@ -31,19 +31,6 @@ CONDITIONS = ("back-to-back", "idle", "shared-idle", "neighbour-idle")
 RESOLUTION = 32
 
 
-def load(name: str):
-    import torch
-
-    from profiler.generate import served_batch
-    from profiler.latency import PROFILE_PROMPT
-    from profiler.sharding import PipelineSource
-
-    torch.set_num_threads(1)
-    source, steps = MODELS[name]
-    pipe = PipelineSource(source, "fp32").load("cpu")
-    return lambda: served_batch(pipe, [PROFILE_PROMPT], [0], steps=steps, resolution=RESOLUTION)
-
-
 def time_conditions(call, neighbour, blocks: int, calls: int, idle_s: float) -> dict:
     """condition -> [(thread CPU s, wall s)] of its calls, the conditions alternating."""
     times = {c: [] for c in CONDITIONS}
@@ -74,13 +61,13 @@ def main() -> None:
     if args.blocks < 1 or args.calls < 1 or args.idle_s < 0:
         parser.error("expected --blocks >= 1, --calls >= 1 and --idle-s >= 0")
     os.environ["OMP_NUM_THREADS"] = "1"
-    from profiler.neighbour import CoreNeighbour, NeighbourError
+    from profiler.neighbour import CoreNeighbour, NeighbourError, batch_of_one
 
     p50 = {}
     try:
         with CoreNeighbour() as neighbour:
             for name in MODELS:
-                call = load(name)
+                call = batch_of_one(*MODELS[name], RESOLUTION)
                 for _ in range(5):  # warm-up
                     call()
                 times = time_conditions(call, neighbour, args.blocks, args.calls, args.idle_s)

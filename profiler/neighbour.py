@@ -79,11 +79,9 @@ class CoreNeighbour:
         os.sched_setaffinity(0, self.cores)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="The neighbour process of `CoreNeighbour`.")
-    parser.add_argument("--core", type=int, required=True)
-    args = parser.parse_args()
-    os.sched_setaffinity(0, {args.core})
+def batch_of_one(source: str, steps: int, resolution: int):
+    """A CPU replica's call: the tiny pipeline `source` loaded with one torch thread, and a
+    function that serves it one batch of one (`profiler.generate.served_batch`)."""
     import torch
 
     from profiler.generate import served_batch
@@ -91,11 +89,19 @@ def main() -> None:
     from profiler.sharding import PipelineSource
 
     torch.set_num_threads(1)
-    source, steps, resolution = NEIGHBOUR_MODEL
     pipe = PipelineSource(source, "fp32").load("cpu")
+    return lambda: served_batch(pipe, [PROFILE_PROMPT], [0], steps=steps, resolution=resolution)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The neighbour process of `CoreNeighbour`.")
+    parser.add_argument("--core", type=int, required=True)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.core})
+    call = batch_of_one(*NEIGHBOUR_MODEL)
     print(READY, flush=True)
     while True:
-        served_batch(pipe, [PROFILE_PROMPT], [0], steps=steps, resolution=resolution)
+        call()
 
 
 if __name__ == "__main__":
