@@ -313,6 +313,8 @@ def served_latency(
     write_bundle(served, out_dir)
     for r in table.itertuples():
         cpu = "" if math.isnan(r.served_cpu_p50_s) else f", {r.served_cpu_p50_s * 1e3:.3g} ms CPU"
+        if not math.isnan(r.served_preemptions_p50):
+            cpu += f", preempted {r.served_preemptions_p50:.3g} times"
         typer.echo(
             f"{r.model} batch {r.batch_size}: {r.profiled_p50_s * 1e3:.3g} ms profiled -> "
             f"{r.latency_p50_s * 1e3:.3g} ms served (x{r.ratio:.3f}, {r.served_batches} batches"

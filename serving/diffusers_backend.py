@@ -21,6 +21,7 @@ P(real) of that image, computed when the plan may escalate the model's images (`
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,19 +73,20 @@ class DiffusersEngine:
 
     async def run(
         self, jobs: list[tuple[int, int]], judged: bool, scored: bool
-    ) -> tuple[list, float]:
+    ) -> tuple[list, float, int | None]:
         return await asyncio.to_thread(self.generate, jobs, scored)
 
-    def generate(self, jobs: list[tuple[int, int]], scored: bool) -> tuple[list, float]:
-        """(P(real) or None, base64 PNG) per (prompt_id, image_idx) job, one pipeline batch, and
-        the CPU seconds this thread spent on it (`time.thread_time`: with one torch thread on
-        a CPU, the batch's compute; its wall time beyond that is waiting for a core or the
-        GIL)."""
+    def generate(self, jobs: list[tuple[int, int]], scored: bool) -> tuple[list, float, int | None]:
+        """(P(real) or None, base64 PNG) per (prompt_id, image_idx) job, one pipeline batch; the
+        CPU seconds this thread spent on it (`time.thread_time`: with one torch thread on a CPU,
+        the batch's compute; its wall time beyond that is waiting for a core or the GIL); and
+        how often the kernel preempted this thread meanwhile (involuntary context switches;
+        None where the platform does not count them per thread)."""
         from profiler.discriminator import p_real
         from profiler.generate import image_seed, served_batch
 
         m = self.model
-        cpu_from_s = time.thread_time()
+        cpu_from_s, preempted_from = time.thread_time(), thread_preemptions()
         images, encoded = served_batch(
             self.pipe,
             [m.prompts[p] for p, _ in jobs],
@@ -95,7 +97,16 @@ class DiffusersEngine:
         )
         quality = p_real(self.backbone, self.head, images).tolist() if scored else []
         outputs = [(float(quality[i]) if scored else None, png) for i, png in enumerate(encoded)]
-        return outputs, time.thread_time() - cpu_from_s
+        preempted = thread_preemptions()
+        preemptions = None if preempted is None else preempted - preempted_from
+        return outputs, time.thread_time() - cpu_from_s, preemptions
+
+
+def thread_preemptions() -> int | None:
+    """The calling thread's involuntary context switches so far (Linux's per-thread rusage);
+    None elsewhere."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    return None if who is None else resource.getrusage(who).ru_nivcsw
 
 
 def default_discriminator(bundle_source: str) -> Path:

@@ -50,11 +50,11 @@ class EmulatedEngine:
 
     async def run(
         self, jobs: list[tuple[int, int]], judged: bool, scored: bool
-    ) -> tuple[list, float | None]:
+    ) -> tuple[list, None, None]:
         n = len(jobs)
         model = self.model
         await asyncio.sleep(model.latency_s[n] + (model.disc_cost_s * n if judged else 0.0))
-        return [(model.quality[prompt_id], None) for prompt_id, _ in jobs], None
+        return [(model.quality[prompt_id], None) for prompt_id, _ in jobs], None, None  # sleeps
 
 
 def emulated_model(bundle, policy, config, model: str) -> EmulatedModel:

@@ -40,7 +40,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from serving.dispatch import choose_replica
-from serving.requests import EPOCH, GENERATIONS, STATE, RequestError, parse_request
+from serving.requests import (
+    EPOCH,
+    GENERATIONS,
+    SERVED_BATCH_KEYS,
+    STATE,
+    RequestError,
+    parse_request,
+)
 from serving.setup import SERVE_LOGGING, ServeSetup, worker_app
 from serving.stack import serve_stack
 from serving.workers import MAX_ONGOING
@@ -442,8 +449,7 @@ class Ingress:
                     self.loading.discard(w)
                 self.busy_s += result["busy_s"]
                 rec["visits"] += 1
-                served = (result[k] for k in ("start_s", "done_s", "batch_size", "judged", "cpu_s"))
-                rec["batches"].append([w, m, *served])
+                rec["batches"].append([w, m, *(result[k] for k in SERVED_BATCH_KEYS)])
                 self.serving_since_s[w] = max(self.serving_since_s[w], result["done_s"])
                 if self.sent[w]:
                     self.serving[w] = result["next_batch"]

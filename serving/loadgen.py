@@ -267,19 +267,31 @@ def tick_estimates(
     ]
 
 
-BATCH_COLUMNS = ("worker", "model", "start_s", "service_s", "batch_size", "judged", "cpu_s")
+BATCH_COLUMNS = (
+    "worker",
+    "model",
+    "start_s",
+    "service_s",
+    "batch_size",
+    "judged",
+    "cpu_s",
+    "preemptions",
+)
 
 
 def served_batches(answers: list[Answer], origin_s: float, model_names) -> pd.DataFrame:
     """One row per batch a worker served to the replay's queries (BATCH_COLUMNS): its worker
     slot, model, start (the replay's time base), service seconds, size, whether the
-    discriminator's cost was charged, and the CPU seconds the engine's thread spent on it (NaN:
-    not measured, as by the emulated backend, which sleeps); by start, then worker."""
+    discriminator's cost was charged, the CPU seconds the engine's thread spent on it and how
+    often the kernel preempted that thread meanwhile (both NaN: not measured, as by the emulated
+    backend, which sleeps); by start, then worker."""
     seen = {}
     for a in answers:
-        for w, m, start, done, size, judged, cpu_s in (a.image or {}).get("batches", ()):
-            cpu_s = math.nan if cpu_s is None else cpu_s
-            row = (w, model_names[m], start - origin_s, done - start, size, judged, cpu_s)
+        for w, m, start, done, size, judged, cpu_s, preemptions in (a.image or {}).get(
+            "batches", ()
+        ):
+            measured = [math.nan if x is None else x for x in (cpu_s, preemptions)]
+            row = (w, model_names[m], start - origin_s, done - start, size, judged, *measured)
             seen[(w, start)] = row
     rows = [seen[k] for k in sorted(seen, key=lambda k: (k[1], k[0]))]
     return pd.DataFrame(rows, columns=list(BATCH_COLUMNS))

@@ -21,6 +21,9 @@ SIZES = ("256x256", "512x512", "1024x1024")
 RESPONSE_FORMATS = ("b64_json",)
 KNOWN_FIELDS = {"prompt", "n", "size", "response_format", "prompt_id", "model", "user"}
 MAX_BODY_BYTES = 1 << 20
+# what a served batch reports with each of its answers, in the order the answer's `batches`
+# list (the t2isim extension of a response) gives it after the worker slot and model
+SERVED_BATCH_KEYS = ("start_s", "done_s", "batch_size", "judged", "cpu_s", "preemptions")
 
 
 class RequestError(ValueError):

@@ -13,7 +13,10 @@ profile's; the p50 then rises to the largest at any smaller size, as a bundle's 
 with the batch size (the p95 to at least the p50, the p05 at most), and `ratio` reports the
 one in effect. `served_cpu_p50_s` is the median CPU time the batches of a row's own size took
 in their replica's thread (`cpu_s`, less the same charge; NaN where not measured): the part of
-the served time that is compute rather than waiting for a core.
+the served time that is compute rather than waiting for a core. `served_preemptions_p50` is
+the median number of times the kernel preempted that thread during one of those batches
+(`preemptions`; NaN where not counted): how often the serving stack's other threads took its
+core, each time taking some of its caches with it.
 
 Used by `serving.validate` to tell the profile's error from the rest of the simulator's: the
 tiny diffusers replicas serve slower than `profile latency` measures them alone (they share two
@@ -62,16 +65,18 @@ def served_latency_table(
 ) -> pd.DataFrame:
     """The bundle's latency rows with the served p50 and p95 (and p05; see the module
     docstring) and, per row, `profiled_p50_s`, the `ratio` applied, `served_batches` (those of
-    its size) and `served_cpu_p50_s`. Without the bundle's latency after idle: a served batch's
-    time is after the idle it had."""
+    its size), `served_cpu_p50_s` and `served_preemptions_p50`. Without the bundle's latency
+    after idle: a served batch's time is after the idle it had."""
     charge_s = discriminator_charge_s(batches, config, uses_discriminator)
     model_s = (batches["service_s"].to_numpy(dtype=np.float64) - charge_s) / config.time_scale
     cpu_s = batches.get("cpu_s", pd.Series(np.nan, index=batches.index))  # older runs: none
     model_cpu_s = (cpu_s.to_numpy(dtype=np.float64) - charge_s) / config.time_scale
-    served = batches.assign(model_s=model_s, model_cpu_s=model_cpu_s)
+    preemptions = batches.get("preemptions", pd.Series(np.nan, index=batches.index))
+    served = batches.assign(model_s=model_s, model_cpu_s=model_cpu_s, preempted=preemptions)
     by_size = served.groupby(["model", "batch_size"])
     counts = by_size.size()
     medians, cpu_medians = by_size["model_s"].median(), by_size["model_cpu_s"].median()
+    preempted_medians = by_size["preempted"].median()
     rows = []
     for name in bundle.model_names:
         profile = bundle.latency[bundle.latency["model"] == name].sort_values("batch_size")
@@ -98,6 +103,9 @@ def served_latency_table(
                     "ratio": p / row["latency_p50_s"],
                     "served_batches": int(k),
                     "served_cpu_p50_s": float(cpu_medians.get((name, row["batch_size"]), np.nan)),
+                    "served_preemptions_p50": float(
+                        preempted_medians.get((name, row["batch_size"]), np.nan)
+                    ),
                 }
             )
     return pd.DataFrame(rows)

@@ -182,7 +182,8 @@ class Worker:
         held or served: what the simulator models; the rest of a query's latency is the
         serving stack's hops) when it was queued or held. A done answer gives its batch's
         service (`start_s`, `done_s`, `batch_size`, `judged`: whether the discriminator's
-        cost was charged for it, and `cpu_s`: the CPU seconds the engine's thread spent on it)
+        cost was charged for it; `cpu_s`, the CPU seconds the engine's thread spent on it, and
+        `preemptions`, how often the kernel took that thread's core meanwhile)
         and `next_batch`, the queries queued here that the worker's next batch takes (how the
         ingress counts the queue without asking)."""
         if self.error is not None:
@@ -263,7 +264,7 @@ class Worker:
             self.announce_batch(now, len(batch))
         jobs = [(job.prompt_id, job.image_idx) for job in batch]
         try:
-            outputs, cpu_s = await self.engine.run(jobs, self.judged, self.scored)
+            outputs, cpu_s, preemptions = await self.engine.run(jobs, self.judged, self.scored)
         except Exception as exc:  # the batch fails with the reason; the worker goes on
             for job in batch:
                 _answer(job, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
@@ -283,6 +284,7 @@ class Worker:
                     "done_s": done,
                     "busy_s": busy_s,
                     "cpu_s": cpu_s,
+                    "preemptions": preemptions,
                     "batch_size": len(batch),
                     "judged": self.judged,
                     "next_batch": next_batch,

@@ -247,3 +247,20 @@ def test_the_served_cpu_time_is_each_sizes_median_less_the_same_charge(bundle):
     assert np.isnan(table.loc[(HEAVY, 1), "served_cpu_p50_s"])
     before = served_latency_table(bundle, light.drop(columns="cpu_s"), CONFIG, True)
     assert before["served_cpu_p50_s"].isna().all()
+
+
+def test_the_served_preemptions_are_each_sizes_median(bundle):
+    """`served_preemptions_p50`: the median count of a row's own batches; NaN where none was
+    counted (an emulated run's None, or a run before `preemptions`)."""
+    light = batches_of(bundle, LIGHT, 1, MIN_BATCHES, 1.5, judged=True)
+    light = light.assign(preemptions=np.arange(MIN_BATCHES) * 5 % 13)
+    heavy = batches_of(bundle, HEAVY, 1, MIN_BATCHES, 1.0, judged=False)
+    heavy = heavy.assign(preemptions=np.nan)
+    table = served_latency_table(
+        bundle, pd.concat([light, heavy]), CONFIG, uses_discriminator=True
+    ).set_index(["model", "batch_size"])
+    assert table.loc[(LIGHT, 1), "served_preemptions_p50"] == np.median(light["preemptions"])
+    assert np.isnan(table.loc[(LIGHT, 2), "served_preemptions_p50"])
+    assert np.isnan(table.loc[(HEAVY, 1), "served_preemptions_p50"])
+    before = served_latency_table(bundle, light.drop(columns="preemptions"), CONFIG, True)
+    assert before["served_preemptions_p50"].isna().all()

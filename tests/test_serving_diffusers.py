@@ -183,3 +183,18 @@ def test_backend_inputs_are_one_line_errors_before_ray_starts(work, tmp_path):
     for setup, message in cases:
         with pytest.raises(InputError, match=re.escape(message)):
             setup.build()
+
+
+def test_thread_preemptions_count_this_threads_involuntary_switches(monkeypatch):
+    """Linux counts them per thread (non-decreasing); elsewhere there is no count (None)."""
+    import resource
+
+    from serving import diffusers_backend
+
+    if hasattr(resource, "RUSAGE_THREAD"):
+        before = diffusers_backend.thread_preemptions()
+        sum(range(200_000))
+        after = diffusers_backend.thread_preemptions()
+        assert isinstance(before, int) and 0 <= before <= after
+    monkeypatch.delattr(resource, "RUSAGE_THREAD", raising=False)
+    assert diffusers_backend.thread_preemptions() is None

@@ -142,7 +142,7 @@ class Stub(BaseHTTPRequestHandler):
             "waited_s": 0.0,
             "visits": int(outcome == "done"),
             "resends": 0,
-            "batches": [[0, 0, arrival, done, 1, False, 0.01]] if outcome == "done" else [],
+            "batches": [[0, 0, arrival, done, 1, False, 0.01, 2]] if outcome == "done" else [],
         }
         self._json(200 if outcome == "done" else 503, {"data": [{}], "t2isim": {"images": [image]}})
 
@@ -261,17 +261,17 @@ def test_replay_ends_a_late_answer_as_dropped_and_a_hang_up_as_failed():
 def test_served_batches_list_each_batch_once():
     """Two queries served in one batch (same worker and start), a third in another, an
     escalated one in two: each batch once, by start, its model by name, with its thread's CPU
-    seconds."""
+    seconds and preemptions (NaN where the engine measured none)."""
     t = 1000.0
-    shared = [3, 1, t + 1.0, t + 1.5, 2, True, 0.4]
+    shared = [3, 1, t + 1.0, t + 1.5, 2, True, 0.4, 7]
     answers = [
         Answer(image={"batches": [shared]}),
         Answer(image={"batches": [list(shared)]}),
         Answer(
             image={
                 "batches": [
-                    [4, 0, t + 0.5, t + 0.6, 1, True, 0.09],
-                    [2, 1, t + 2.0, t + 2.2, 1, False, None],  # not measured
+                    [4, 0, t + 0.5, t + 0.6, 1, True, 0.09, 0],
+                    [2, 1, t + 2.0, t + 2.2, 1, False, None, None],  # not measured
                 ]
             }
         ),
@@ -285,6 +285,7 @@ def test_served_batches_list_each_batch_once():
     assert table["batch_size"].tolist() == [1, 2, 1]
     assert table["judged"].tolist() == [True, True, False]
     np.testing.assert_allclose(table["cpu_s"], [0.09, 0.4, np.nan])
+    np.testing.assert_allclose(table["preemptions"], [0, 7, np.nan])
 
 
 def test_plan_delays_count_the_replays_plans_from_due_to_in_force():

@@ -657,6 +657,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     assert summary["failed"] == 0
     batches = pd.read_csv(tmp_path / "real-1" / "batches.csv")  # emulated replicas sleep:
     assert len(batches) > 0 and batches["cpu_s"].isna().all()  # no compute to measure
+    assert batches["preemptions"].isna().all()
     assert rows.loc["heavy_share", "error"] == 0.0  # the decision core in both drivers
     for m in (LIGHT, HEAVY):
         assert rows.loc[f"completions_{m}", "error"] == 0.0

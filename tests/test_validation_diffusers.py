@@ -6,6 +6,7 @@ back-to-back p50 alone, and the profile at both ends of its rounds."""
 from __future__ import annotations
 
 import json
+import resource
 import socket
 
 import pandas as pd
@@ -51,6 +52,8 @@ def test_a_short_tiny_diffusers_validation(work, tmp_path):  # noqa: F811
     batches = pd.read_csv(tmp_path / "v" / "real-1" / "batches.csv")
     assert len(batches) > 0 and (batches["cpu_s"] > 0).all()
     assert (batches["cpu_s"] <= batches["service_s"] + 1e-3).all()
+    if hasattr(resource, "RUSAGE_THREAD"):  # counted per thread (Linux)
+        assert (batches["preemptions"] >= 0).all() and batches["preemptions"].dtype.kind == "i"
     simulated = json.loads((tmp_path / "v" / "sim" / "config.json").read_text())
     assert simulated["sim"]["service_time"] == "lognormal"
     assert "latency_p05_s" in pd.read_csv(work.bundle / "latency.csv").columns
