@@ -413,6 +413,8 @@ def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], list[list[int]
             if column == "error":
                 sim_spread = r.get("simulated_spread", math.nan)
                 shown_sim = f", sim ±{sim_spread:.2g}" if sim_spread == sim_spread else ""
+                level = r.get("real_level", math.nan)
+                shown_sim += f"; at the real p{level:.3g}" if level == level else ""
                 text += f" {r.unit} (±{r.real_spread:.2g}{shown_sim})"
             else:
                 text = f"{HELD_OUT[column]} {text}"
@@ -454,7 +456,9 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "Each cell: the simulation's error with the hops measured in the experiment's own "
             "real runs (from their timestamps), the real runs' spread (sample std, same unit) "
             "and the simulator's own (`sim`: over the simulation and its replicates, whose "
-            "worker choices, mix draws and hops come from other random streams), "
+            "worker choices, mix draws and hops come from other random streams) and, for a "
+            "latency quantile, where the simulated value sits among the real runs' latencies "
+            "(pooled: the error in probability; 50 for an exact p50), "
             "whether it meets the goal (|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the "
             "spread, the same plan, flow and workers, in >= 90% of plan epochs, with the "
             "share whose thresholds agree too beside it, without a verdict; the hops are "

@@ -58,18 +58,24 @@ GOALS = {  # metric -> (limit, unit) of |error|
     "slo_violation_ratio": (1.0, "pp"),
 }
 SAME_PLAN_GOAL = 0.9
+LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
 PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
 OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
+
+
+def completed_latency_s(queries: pd.DataFrame) -> np.ndarray:
+    """The latencies of a run's queries that were not dropped (those its quantiles count)."""
+    return queries.loc[queries["outcome"].astype(str) != "drop", "latency_s"].to_numpy()
 
 
 def run_metrics(queries: pd.DataFrame, summary: dict, model_names) -> dict:
     """The compared metrics of one run folder's tables."""
     done = queries["outcome"].astype(str) != "drop"
-    latency = queries.loc[done, "latency_s"].to_numpy()
+    latency = completed_latency_s(queries)
     span = queries.loc[done, "completion_s"].max() - queries["arrival_s"].min()
     row = {
         f"p{q}_latency_s": float(np.percentile(latency, q)) if latency.size else np.nan
-        for q in (50, 90, 99)
+        for q in LATENCY_QUANTILES.values()
     }
     row["slo_violation_ratio"] = summary["slo_violation_ratio"]
     row["throughput_qps"] = float(done.sum() / span) if done.any() and span > 0 else 0.0
@@ -263,13 +269,18 @@ def fidelity_table(
     others: dict[str, dict] | None = None,
     replicates: list[dict] | None = None,
     same_plan_thresholds: list[float] | None = None,
+    real_latency_s: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per metric: real mean and spread, simulated value, error, goal met; the
     simulator's own spread over `replicates` (the metrics of `sim` and of its replicates,
     the cluster's randomness from other streams; NaN without); and the error of each of
     `others` (name -> the metrics of another simulation) as `error_NAME`. The same plan's
     share is judged on flow and workers (`same_plan`, the goal fixed in session 5); with the
-    thresholds too (`same_plan_thresholds`) it is reported without a verdict."""
+    thresholds too (`same_plan_thresholds`) it is reported without a verdict. A latency
+    quantile's `real_level` is where its simulated value sits among `real_latency_s` (the real
+    runs' latencies, pooled), its error in probability rather than in seconds:
+    where the real latencies are sparse around a quantile, a small shift of the distribution
+    moves that quantile far (NaN for other metrics, or without the latencies)."""
     others = others or {}
     rows = []
     for metric in sim:
@@ -286,7 +297,10 @@ def fidelity_table(
             "error": error,
             "unit": unit,
             "goal_met": goal_met(metric, error, spread_shown),
+            "real_level": math.nan,
         }
+        if real_latency_s is not None and metric in LATENCY_QUANTILES:
+            row["real_level"] = real_level(real_latency_s, sim[metric])
         for name, values in others.items():
             row[f"error_{name}"] = _error(values[metric], mean, unit)
         rows.append(row)
@@ -305,11 +319,20 @@ def fidelity_table(
             "error": (share - 1.0) * 100,
             "unit": "pp",
             "goal_met": share >= SAME_PLAN_GOAL if metric == "same_plan_share" else None,
+            "real_level": math.nan,
         }
         for name in others:
             row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def real_level(real_latency_s: np.ndarray, value_s: float) -> float:
+    """The percentage of `real_latency_s` at or below `value_s` (the level at which a
+    simulated quantile sits in the real latencies: 50 for a simulated p50 that is exact)."""
+    if not len(real_latency_s) or value_s != value_s:
+        return math.nan
+    return float(np.count_nonzero(real_latency_s <= value_s) / len(real_latency_s) * 100)
 
 
 def _mean_spread(values: list[float], unit: str) -> tuple[float, float]:
@@ -369,9 +392,11 @@ def markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
     for r in table.to_dict("records"):
         met = r["goal_met"]
         met = "" if met is None or met != met else ("yes" if met else "no")
+        level = r.get("real_level", math.nan)
+        at = f" (real p{level:.3g})" if level == level else ""
         line = (
             f"| {r['metric']} | {r['real_mean']:.4g} | {_spread_text(r['real_spread'], r['unit'])} "
-            f"| {r['simulated']:.4g} | {_spread_text(r['simulated_spread'], r['unit'])} "
+            f"| {r['simulated']:.4g}{at} | {_spread_text(r['simulated_spread'], r['unit'])} "
             f"| {r['error']:+.2f} {r['unit']} | {met} |"
         )
         for c in others:
@@ -567,6 +592,7 @@ def run_validation(
         others,
         replicates,
         [same_plan_share(ts, sim.timeseries, config.plan_interval_s, True) for _, ts, _ in reals],
+        np.concatenate([completed_latency_s(q) for q, _, _ in reals]),
     )
     held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
     held_out.unlink(missing_ok=True)

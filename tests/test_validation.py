@@ -26,10 +26,12 @@ from serving.stack import DEFAULT_STACK
 from serving.validate import (
     fidelity_table,
     hop_overheads_ms,
+    markdown,
     overheads_spec,
     plan_inputs_table,
     plan_inputs_text,
     pooled_overheads_ms,
+    real_level,
     run_validation,
     same_plan_share,
     with_overheads,
@@ -648,9 +650,11 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         "error",
         "unit",
         "goal_met",
+        "real_level",
         "error_no_overhead",
     ]
     rows = table.set_index("metric")
+    assert 0 <= rows.loc["p50_latency_s", "real_level"] <= 100  # among the real run's latencies
     assert rows.loc["same_plan_share", "real_mean"] == 1.0  # a static plan, in force throughout
     summary = json.loads((tmp_path / "real-1" / "summary.json").read_text())
     assert summary["ok"] + summary["timeouts"] + summary["drops"] == summary["arrivals"] == 50
@@ -667,3 +671,22 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     assert (tmp_path / "timeseries.png").stat().st_size > 10_000
     inputs = pd.read_csv(tmp_path / "plan_inputs.csv")  # the real run recorded its inputs
     assert inputs["real_queue_estimate_SDXL-Lightning"].notna().all()
+
+
+def test_real_level_places_a_simulated_quantile_among_the_real_latencies():
+    """The percentage of the pooled real latencies at or below the simulated value: 50 for an
+    exact p50; where the real latencies are sparse, a large error in seconds is a small one in
+    probability."""
+    real = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 11.0, 12.0, 13.0])
+    assert real_level(real, 4.0) == 50.0
+    assert real_level(real, 9.9) == 50.0  # 41% above the real p50 (7.0 s), the same level
+    assert real_level(real, 0.5) == 0.0 and real_level(real, 13.0) == 100.0
+    assert math.isnan(real_level(real, math.nan)) and math.isnan(real_level(real[:0], 1.0))
+    sim = {"p50_latency_s": 4.0, "p99_latency_s": 12.5, "slo_violation_ratio": 0.0}
+    runs = [{**sim, "p50_latency_s": 7.0}, {**sim, "p50_latency_s": 7.0}]
+    table = fidelity_table(runs, sim, [1.0], real_latency_s=real).set_index("metric")
+    assert table.loc["p50_latency_s", "real_level"] == 50.0
+    assert table.loc["p99_latency_s", "real_level"] == 87.5
+    assert table[["real_level"]].loc[["slo_violation_ratio", "same_plan_share"]].isna().all().all()
+    assert "| 4 (real p50) |" in markdown(table.reset_index(), "t")
+    assert fidelity_table(runs, sim, [1.0])["real_level"].isna().all()  # no latencies given
