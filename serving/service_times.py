@@ -255,3 +255,51 @@ def served_bundle(
     }
     latency = table[_latency_columns(table)]  # served: each batch after the idle it had
     return dataclasses.replace(bundle, meta=meta, latency=latency), table
+
+
+PREEMPTION_FIT_COLUMNS = [
+    "model",
+    "batches",
+    "cpu_p50_s",
+    "preemptions_p50",
+    "slope_s",
+    "slope_se_s",
+    "intercept_s",
+    "intercept_se_s",
+]
+
+
+def preemption_fit(batches: pd.DataFrame, charge_s: np.ndarray) -> pd.DataFrame:
+    """Per model, its batches of one with a CPU time and a preemption count (`batches.csv`):
+    the thread CPU less the discriminator's `charge_s` (one per batch), fitted on the count by
+    least squares. Columns: model, batches, cpu_p50_s, preemptions_p50, slope_s (CPU seconds
+    per preemption) and intercept_s (a batch never preempted), each with its standard error
+    (`_se`). A model with fewer than three such batches, or whose counts never vary, has none."""
+    cpu_s = batches["cpu_s"].to_numpy(dtype=np.float64) - charge_s
+    count = batches.get("preemptions", pd.Series(np.nan, index=batches.index))
+    count = count.to_numpy(dtype=np.float64)
+    kept = (batches["batch_size"].to_numpy() == 1) & np.isfinite(cpu_s) & np.isfinite(count)
+    rows = []
+    for model in sorted(set(batches.loc[kept, "model"])):
+        own = kept & (batches["model"].to_numpy() == model)
+        x, y = count[own], cpu_s[own]
+        if len(x) < 3 or np.ptp(x) == 0:
+            continue
+        design = np.column_stack([np.ones_like(x), x])
+        coef = np.linalg.lstsq(design, y, rcond=None)[0]
+        residual = y - design @ coef
+        covariance = residual @ residual / (len(x) - 2) * np.linalg.inv(design.T @ design)
+        se = np.sqrt(np.diag(covariance))
+        rows.append(
+            {
+                "model": model,
+                "batches": len(x),
+                "cpu_p50_s": float(np.median(y)),
+                "preemptions_p50": float(np.median(x)),
+                "slope_s": float(coef[1]),
+                "slope_se_s": float(se[1]),
+                "intercept_s": float(coef[0]),
+                "intercept_se_s": float(se[0]),
+            }
+        )
+    return pd.DataFrame(rows, columns=PREEMPTION_FIT_COLUMNS)
