@@ -3,11 +3,12 @@
 # serving path's packages (session 22: Python 3.12, torch 2.11, no Ray, diffusers, open_clip,
 # simpy or highspy, and grpcio 1.84): the wheels pip resolves for ray[serve], diffusers,
 # open_clip_torch, simpy, highspy, typer and click at Python 3.12, less the packages the image
-# has (HAVE: one name per line; this workplace lists them in its device KINDS.md) and CUDA's,
+# has (HAVE: one name per line, # comments; benchmarks/device_image_packages.txt, from this
+# workplace's device KINDS.md) and CUDA's,
 # unzipped into one folder without Ray's Java jars, RLlib and py-spy (to fit the 64 MiB a call
 # carries) and xz-compressed into OUT/site.tar.xz; and grpcio-reflection 1.84 beside it.
 #
-#     bash benchmarks/device_wheels.sh HAVE OUT     # then carry OUT (e.g. .device)
+#     bash benchmarks/device_wheels.sh benchmarks/device_image_packages.txt .device  # then carry .device
 set -euo pipefail
 have=$1 out=$2
 [ -f "$have" ] || { echo "error: $have: no such file (the device image's package names)"; exit 2; }
@@ -25,7 +26,8 @@ pip install -q --dry-run --ignore-installed --report "$work/report.json" "${targ
   "highspy==1.16.0" aiohttp httpx "typer==0.29.2" "click==8.5.1"
 python - "$work/report.json" "$have" > "$work/wanted.txt" <<'PY'
 import json, sys
-have = {n.strip().lower().replace("_", "-") for n in open(sys.argv[2]) if n.strip()}
+lines = (n.strip() for n in open(sys.argv[2]))
+have = {n.lower().replace("_", "-") for n in lines if n and not n.startswith("#")}
 have -= {"typer", "click"}  # the CLI's pinned versions travel
 for item in json.load(open(sys.argv[1]))["install"]:
     name = item["metadata"]["name"].lower().replace("_", "-")

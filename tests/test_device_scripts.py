@@ -30,3 +30,11 @@ def test_a_missing_package_list_is_one_line_and_exit_2(tmp_path):
         == f"error: {tmp_path / 'none.txt'}: no such file (the device image's package names)"
     )
     assert not (tmp_path / "site.tar.xz").exists()
+
+
+def test_the_committed_image_list_names_what_the_image_has_and_not_what_travels():
+    lines = (BENCHMARKS / "device_image_packages.txt").read_text().splitlines()
+    names = [n for n in lines if not n.startswith("#")]
+    assert all(n and n == n.strip() and " " not in n for n in names)
+    assert {"torch", "grpcio", "numpy", "pandas"} <= set(names)  # the image's (session 22)
+    assert not {"ray", "diffusers", "open-clip-torch", "simpy", "highspy"} & set(names)
