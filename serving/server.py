@@ -5,10 +5,31 @@ and the controller thread."""
 from __future__ import annotations
 
 import os
+import socket
 
 from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
 from serving.stack import serve_stack
 from simulator.errors import InputError, RunFailure
+
+CONNECT_TIMEOUT_S = 5.0  # for a TCP answer at --ray-address (Ray itself retries for minutes)
+RAY_CLIENT = "ray://"
+
+
+def check_ray_address(address: str) -> None:
+    """An InputError unless `address` is `auto` (the cluster this machine started last; Ray
+    says so if none) or HOST:PORT (or ray://HOST:PORT, Ray Client) where something answers
+    within CONNECT_TIMEOUT_S: a Ray driver pointed at nothing waits for minutes."""
+    if address == "auto":
+        return
+    flag = f"--ray-address {address!r}"
+    host, _, port = address.removeprefix(RAY_CLIENT).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{flag}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"{flag}: nothing answers at {host}:{port} ({reason})") from None
 
 
 class ServeSession:
@@ -45,6 +66,8 @@ class ServeSession:
         from serving.ingress import ingress_app
 
         bundle, policy, config = self.setup.build()  # input errors before Ray starts
+        if self.ray_address is not None:
+            check_ray_address(self.ray_address)
         stack = serve_stack(self.setup.stack)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.owns_ray = not ray.is_initialized()
@@ -60,8 +83,14 @@ class ServeSession:
                     log_to_driver=False,
                     _system_config=dict(stack.system_config) or None,  # ray.init adds to it
                 )
-        except ConnectionError as exc:
-            raise InputError(f"--ray-address {self.ray_address!r}: {exc}") from None
+        except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if self.ray_address != "auto":  # something answered there: Ray's token, or not Ray
+                first += (
+                    " (a cluster with token authentication is joined with RAY_AUTH_MODE=token "
+                    "and its RAY_AUTH_TOKEN set)"
+                )
+            raise InputError(f"--ray-address {self.ray_address!r}: {first}") from None
         if stack.controller_env and serve_is_running():
             if self.owns_ray:
                 ray.shutdown()
@@ -84,9 +113,7 @@ class ServeSession:
             self._shutdown()
             if isinstance(exc, Exception) and not isinstance(exc, InputError | RunFailure):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise RunFailure(
-                    f"Ray Serve did not start: {type(exc).__name__}: {first}"
-                ) from exc
+                raise RunFailure(f"Ray Serve did not start: {type(exc).__name__}: {first}") from exc
             raise
         return self
 
