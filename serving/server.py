@@ -11,14 +11,20 @@ from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
 from serving.stack import serve_stack
 from simulator.errors import InputError, RunFailure
 
-CONNECT_TIMEOUT_S = 5.0  # for a TCP answer at --ray-address (Ray itself retries for minutes)
+CONNECT_TIMEOUT_S = 5.0  # for an answer at --ray-address (Ray itself retries for minutes)
 RAY_CLIENT = "ray://"
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113 §3.4); a gRPC
+# server (Ray's GCS, Ray Client) answers with a SETTINGS frame of its own (type 4)
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+FRAME_HEADER_BYTES, SETTINGS_FRAME = 9, 4
 
 
 def check_ray_address(address: str) -> None:
     """An InputError unless `address` is `auto` (the cluster this machine started last; Ray
-    says so if none) or HOST:PORT (or ray://HOST:PORT, Ray Client) where something answers
-    within CONNECT_TIMEOUT_S: a Ray driver pointed at nothing waits for minutes."""
+    says so if none) or HOST:PORT (or ray://HOST:PORT, Ray Client) where a gRPC server answers
+    within CONNECT_TIMEOUT_S, as Ray's do: a Ray driver pointed at nothing, or at another
+    server (the dashboard's port, say), waits for minutes. With RAY_USE_TLS set the protocol
+    is not probed (the server expects TLS)."""
     if address == "auto":
         return
     flag = f"--ray-address {address!r}"
@@ -26,10 +32,20 @@ def check_ray_address(address: str) -> None:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"{flag}: expected HOST:PORT, ray://HOST:PORT or auto")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S) as s:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            s.settimeout(CONNECT_TIMEOUT_S)
+            s.sendall(HTTP2_PREFACE)
+            header = s.recv(FRAME_HEADER_BYTES)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise InputError(f"{flag}: nothing answers at {host}:{port} ({reason})") from None
+    if len(header) < FRAME_HEADER_BYTES or header[3] != SETTINGS_FRAME:
+        raise InputError(
+            f"{flag}: what answers at {host}:{port} is not a Ray cluster (no gRPC); give the "
+            "head's GCS port (`ray start --head --port`, default 6379)"
+        )
 
 
 class ServeSession:

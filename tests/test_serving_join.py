@@ -55,6 +55,22 @@ def test_an_address_where_nothing_answers_is_refused():
     check_ray_address("auto")  # Ray looks it up; it says so if there is none
 
 
+def test_a_server_that_is_not_ray_is_refused():
+    """An HTTP/1 server (the dashboard's port, say) answers, but not as Ray's gRPC does."""
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    server = HTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        with pytest.raises(InputError, match=f"answers at 127.0.0.1:{port} is not a Ray cluster"):
+            check_ray_address(f"127.0.0.1:{port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
     start = time.monotonic()
     done = subprocess.run(
