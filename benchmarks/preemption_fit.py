@@ -1,8 +1,8 @@
 """How much of the tiny replicas' CPU excess is the stack preempting them? Session 23's test,
 fixed before its run. For one validation folder (`t2isim validate --backend diffusers`), per
-model: its real runs' batches of one (`batches.csv`: thread CPU less the discriminator's charge,
-and how often the kernel preempted the engine's thread), the CPU fitted on the preemption count
-by least squares (`serving.service_times.preemption_fit`), against the bundle's p50 after idle.
+model: the fit `validate` wrote to DIR/preemption_fit.csv (its real runs' batches of one, thread
+CPU less the discriminator's charge fitted on how often the kernel preempted the engine's
+thread: `serving.service_times.preemption_fit`), against the bundle's p50 after idle.
 
     python benchmarks/preemption_fit.py VALIDATION_DIR --bundle BUNDLE
 
@@ -17,14 +17,12 @@ of the excess; "not preemption" when the intercept alone exceeds it by more than
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from serving.service_times import discriminator_charge_s, preemption_fit, read_batches
+from serving.validate import PREEMPTION_FILE
 from simulator.bundle import BundleError, load_bundle
-from simulator.config import SimConfig
 
 INTERCEPT_TOLERANCE = 0.05  # of the profile's p50 after idle
 SHARE_OF_EXCESS = 0.5
@@ -46,21 +44,17 @@ def main() -> None:
     parser.add_argument("folder", type=Path, help="a diffusers validation's output folder")
     parser.add_argument("--bundle", required=True, help="the bundle its runs served")
     args = parser.parse_args()
-    runs = sorted(args.folder.glob("real-*"))
-    batches = read_batches(runs) if runs else None
-    if batches is None:
-        parser.error(f"{args.folder}: no real runs with batches.csv (real-*/batches.csv)")
+    path = args.folder / PREEMPTION_FILE
+    if not path.is_file():
+        parser.error(
+            f"{path}: no such file (`t2isim validate --backend diffusers` writes it when its "
+            "runs counted preemptions; `--reuse-real` rewrites it for runs made before)"
+        )
     try:
         bundle = load_bundle(args.bundle)
     except BundleError as exc:
         parser.error(f"--bundle {args.bundle!r}: {exc}")
-    sim = json.loads((runs[0] / "config.json").read_text())["sim"]
-    config = SimConfig(**{k: sim[k] for k in ("disc_cost_s", "disc_cost_per", "time_scale")})
-    served = pd.concat(batches, ignore_index=True)
-    charge_s = discriminator_charge_s(served, config, bool(served["judged"].any()))
-    fits = preemption_fit(served, charge_s)
-    if fits.empty:
-        parser.error(f"{args.folder}: no batches of one with CPU times and preemption counts")
+    fits = pd.read_csv(path)
     profile = bundle.latency[bundle.latency["batch_size"] == 1].set_index("model")
     column = "latency_idle_p50_s" if "latency_idle_p50_s" in profile else "latency_p50_s"
     readings = []

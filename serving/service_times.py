@@ -275,9 +275,9 @@ def preemption_fit(batches: pd.DataFrame, charge_s: np.ndarray) -> pd.DataFrame:
     least squares. Columns: model, batches, cpu_p50_s, preemptions_p50, slope_s (CPU seconds
     per preemption) and intercept_s (a batch never preempted), each with its standard error
     (`_se`). A model with fewer than three such batches, or whose counts never vary, has none."""
-    cpu_s = batches["cpu_s"].to_numpy(dtype=np.float64) - charge_s
-    count = batches.get("preemptions", pd.Series(np.nan, index=batches.index))
-    count = count.to_numpy(dtype=np.float64)
+    unmeasured = pd.Series(np.nan, index=batches.index)  # runs before either was recorded
+    cpu_s = batches.get("cpu_s", unmeasured).to_numpy(dtype=np.float64) - charge_s
+    count = batches.get("preemptions", unmeasured).to_numpy(dtype=np.float64)
     kept = (batches["batch_size"].to_numpy() == 1) & np.isfinite(cpu_s) & np.isfinite(count)
     rows = []
     for model in sorted(set(batches.loc[kept, "model"])):

@@ -39,6 +39,8 @@ from serving.loadgen import planner_log_writer
 from serving.profile_rounds import rounds_bundles
 from serving.service_times import (
     compared_latency,
+    discriminator_charge_s,
+    preemption_fit,
     read_batches,
     served_latency_table,
     with_served_latency,
@@ -58,6 +60,7 @@ GOALS = {  # metric -> (limit, unit) of |error|
     "slo_violation_ratio": (1.0, "pp"),
 }
 SAME_PLAN_GOAL = 0.9
+PREEMPTION_FILE = "preemption_fit.csv"
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
 PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
 OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
@@ -595,13 +598,20 @@ def run_validation(
         np.concatenate([completed_latency_s(q) for q, _, _ in reals]),
     )
     held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
-    held_out.unlink(missing_ok=True)
-    served_file.unlink(missing_ok=True)
+    preemption_file = out / PREEMPTION_FILE
+    for stale in (held_out, served_file, preemption_file):
+        stale.unlink(missing_ok=True)
     batches = read_batches(real_dirs)
     uses_disc = policy.uses_discriminator
+    fits = pd.DataFrame()
     if batches is not None:
-        served = served_latency_table(bundle, pd.concat(batches), config, uses_disc)
+        all_batches = pd.concat(batches, ignore_index=True)
+        served = served_latency_table(bundle, all_batches, config, uses_disc)
         served.to_csv(served_file, index=False, float_format="%.6g")
+        charge_s = discriminator_charge_s(all_batches, config, uses_disc)
+        fits = preemption_fit(all_batches, charge_s)
+        if len(fits):
+            fits.to_csv(preemption_file, index=False, float_format="%.6g")
     if len(reals) > 1:
         rows = []
         for k, d in enumerate(real_dirs):
@@ -686,6 +696,8 @@ def run_validation(
             "workers measured as the latency profile (`serving.service_times`; all runs': "
             "DIR/served_latency.csv)."
         )
+    if len(fits):
+        parts.append(preemption_text(fits))
     inputs = plan_inputs_table([ts for _, ts, _ in reals], sim.timeseries, config.plan_interval_s)
     inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
     if len(inputs):
@@ -701,6 +713,20 @@ def run_validation(
     (out / "fidelity.md").write_text(markdown(table, title, note))
     plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
     return table
+
+
+def preemption_text(fits: pd.DataFrame) -> str:
+    """The note's sentence on `preemption_fit`'s table."""
+    per_model = "; ".join(
+        f"{f.model} {f.preemptions_p50:g} at the median, {f.slope_s * 1e3:.3f} ± "
+        f"{f.slope_se_s * 1e3:.3f} ms of its CPU each, {f.intercept_s * 1e3:.3g} ms never "
+        "preempted"
+        for f in fits.itertuples()
+    )
+    return (
+        f"Preemptions of a worker's thread per batch of one (DIR/{PREEMPTION_FILE}: its CPU "
+        f"time, less the discriminator's charge, fitted on the count): {per_model}."
+    )
 
 
 def _remove_stale_runs(out: Path, written: set[str]) -> None:

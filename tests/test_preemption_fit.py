@@ -89,7 +89,7 @@ def test_the_script_on_session_23s_run_gives_its_reading():
     assert "704 batches of one" in lines[0] and "preempted 15 times" in lines[0]
 
 
-def test_a_folder_without_runs_is_one_line_and_exit_2(tmp_path):
+def test_a_folder_without_the_fit_is_one_line_and_exit_2(tmp_path):
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path), "--bundle", str(tmp_path)],
         capture_output=True,
@@ -98,5 +98,5 @@ def test_a_folder_without_runs_is_one_line_and_exit_2(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2
-    assert "no real runs with batches.csv" in done.stderr.strip().splitlines()[-1]
+    assert "preemption_fit.csv: no such file" in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr

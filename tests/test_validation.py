@@ -31,6 +31,7 @@ from serving.validate import (
     plan_inputs_table,
     plan_inputs_text,
     pooled_overheads_ms,
+    preemption_text,
     real_level,
     run_validation,
     same_plan_share,
@@ -662,6 +663,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     batches = pd.read_csv(tmp_path / "real-1" / "batches.csv")  # emulated replicas sleep:
     assert len(batches) > 0 and batches["cpu_s"].isna().all()  # no compute to measure
     assert batches["preemptions"].isna().all()
+    assert not (tmp_path / "preemption_fit.csv").exists()  # nothing counted, nothing fitted
     assert rows.loc["heavy_share", "error"] == 0.0  # the decision core in both drivers
     for m in (LIGHT, HEAVY):
         assert rows.loc[f"completions_{m}", "error"] == 0.0
@@ -690,3 +692,21 @@ def test_real_level_places_a_simulated_quantile_among_the_real_latencies():
     assert table[["real_level"]].loc[["slo_violation_ratio", "same_plan_share"]].isna().all().all()
     assert "| 4 (real p50) |" in markdown(table.reset_index(), "t")
     assert fidelity_table(runs, sim, [1.0])["real_level"].isna().all()  # no latencies given
+
+
+def test_the_preemption_sentence_gives_each_models_fit():
+    fits = pd.DataFrame(
+        {
+            "model": ["tiny-heavy"],
+            "batches": [704],
+            "cpu_p50_s": [0.0326],
+            "preemptions_p50": [15.0],
+            "slope_s": [0.000171],
+            "slope_se_s": [0.000015],
+            "intercept_s": [0.0309],
+            "intercept_se_s": [0.00027],
+        }
+    )
+    text = preemption_text(fits)
+    assert "DIR/preemption_fit.csv" in text
+    assert "tiny-heavy 15 at the median, 0.171 ± 0.015 ms of its CPU each, 30.9 ms" in text
