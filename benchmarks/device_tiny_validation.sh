@@ -4,7 +4,8 @@
 # shorter profile (8 rounds), so that it fits one 10-minute call (session 22, results/validation/
 # device/). Run from the repository root there with `.device` carried; writes $OUT/log,
 # $OUT/VALIDATION.md and $OUT/validation.tgz (the profile and the real runs, whose simulations
-# `t2isim validate --reuse-real` redoes on any machine). Arguments go on to validation_report.py
+# `t2isim validate --reuse-real` redoes on any machine), with session 23's preemption reading
+# (`benchmarks/preemption_fit.py`) at the end of the log. Arguments go on to validation_report.py
 # (session 22 ran it with none, and the third run did not fit; next, `--tiny-rounds 4`).
 #
 # .device/ holds what the device's image (Python 3.12, torch 2.11) lacks, as
@@ -33,6 +34,7 @@ echo "pin: ${pin:-none}"
 head -1 /proc/stat
 timeout 540 $pin python3 benchmarks/validation_report.py --run --only tiny-diffusers-static --tiny-rounds 8 --skip-after --dir /tmp/val --notes /tmp/none.md --out "$OUT/VALIDATION.md" "$@" 2>&1 | tee "$OUT/log"
 rc=$?
+python3 benchmarks/preemption_fit.py /tmp/val/tiny-diffusers-static --bundle /tmp/val/tiny-profile/bundle 2>&1 | tee -a "$OUT/log"
 head -1 /proc/stat
 echo "done rc=$rc after $(( $(date +%s) - t0 )) s"
 tar -C /tmp -czf "$OUT/validation.tgz" val
