@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
 from serving.stack import serve_stack
@@ -13,6 +14,7 @@ from simulator.errors import InputError, RunFailure
 
 CONNECT_TIMEOUT_S = 5.0  # for an answer at --ray-address (Ray itself retries for minutes)
 RAY_CLIENT = "ray://"
+PORT_WAIT_S = 10.0  # for --port to come free (the proxy of a run that just ended)
 # HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113 §3.4); a gRPC
 # server (Ray's GCS, Ray Client) answers with a SETTINGS frame of its own (type 4)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
@@ -46,6 +48,26 @@ def check_ray_address(address: str) -> None:
             f"{flag}: what answers at {host}:{port} is not a Ray cluster (no gRPC); give the "
             "head's GCS port (`ray start --head --port`, default 6379)"
         )
+
+
+def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
+    """An InputError when another server listens at host:port for `wait_s` (Serve's proxy would
+    fail to start there, deep inside Ray; the wait lets the proxy of a serving run that just
+    ended exit); a socket left in TIME_WAIT does not count."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                reason = exc.strerror or type(exc).__name__
+                raise InputError(
+                    f"--port {port}: cannot serve at {host}:{port} ({reason})"
+                ) from None
+        time.sleep(0.2)
 
 
 class ServeSession:
@@ -82,6 +104,7 @@ class ServeSession:
         from serving.ingress import ingress_app
 
         bundle, policy, config = self.setup.build()  # input errors before Ray starts
+        check_port_free(self.host, self.port)
         if self.ray_address is not None:
             check_ray_address(self.ray_address)
         stack = serve_stack(self.setup.stack)

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("ray.serve")
 
 from serving.loadgen import run_loadgen  # noqa: E402
-from serving.server import check_ray_address  # noqa: E402
+from serving.server import check_port_free, check_ray_address  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
@@ -149,3 +149,13 @@ def wait_until(ready, process: subprocess.Popen, lines: list[str] = ()) -> None:
             assert process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.5)
+
+
+def test_a_port_another_server_listens_at_is_refused():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(InputError, match=f"--port {port}: cannot serve at 127.0.0.1:{port}"):
+            check_port_free("127.0.0.1", port, wait_s=0.5)
+    check_port_free("127.0.0.1", port, wait_s=0.0)  # closed: free again
