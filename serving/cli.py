@@ -185,6 +185,8 @@ def serve(
     from serving.server import ServeSession
 
     kill_s = parse_chaos(chaos)
+    if duration is not None and not duration > 0:
+        raise InputError(f"--duration {duration:g}: expected seconds > 0 (or none: until ^C)")
     stop = threading.Event()
     with ServeSession(
         setup, host=host, port=port, ray_address=ray_address, num_cpus=num_cpus, chaos_kill_s=kill_s

@@ -53,7 +53,10 @@ def check_ray_address(address: str) -> None:
 def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
     """An InputError when another server listens at host:port for `wait_s` (Serve's proxy would
     fail to start there, deep inside Ray; the wait lets the proxy of a serving run that just
-    ended exit); a socket left in TIME_WAIT does not count."""
+    ended exit); a socket left in TIME_WAIT does not count. A port outside 1..65535 or a host
+    that does not resolve is an InputError at once."""
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port}: expected a port in 1..65535")
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -61,6 +64,8 @@ def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind((host, port))
             return
+        except socket.gaierror as exc:
+            raise InputError(f"--host {host!r}: {exc.strerror}") from None
         except OSError as exc:
             if time.monotonic() >= deadline:
                 reason = exc.strerror or type(exc).__name__
@@ -104,6 +109,8 @@ class ServeSession:
         from serving.ingress import ingress_app
 
         bundle, policy, config = self.setup.build()  # input errors before Ray starts
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise InputError(f"--num-cpus {self.num_cpus}: expected at least 1")
         check_port_free(self.host, self.port)
         if self.ray_address is not None:
             check_ray_address(self.ray_address)

@@ -1,8 +1,9 @@
-"""`serve --ray-address`: joining a Ray cluster that runs already (started here with `ray start
---head --block` with token authentication, which Ray enables by default from 2.61; stopped at
-the end), serving a replay on it and leaving it running; and an address where no cluster
-answers, which is one line and exit 2 within seconds (a Ray driver pointed at nothing retries
-for minutes)."""
+"""`serve --ray-address`, `--port`, `--host`, `--num-cpus` and `--duration`: joining a Ray
+cluster that runs already (started here with `ray start --head --block` with token
+authentication, which Ray enables by default from 2.61; stopped at the end), serving a replay on
+it and leaving it running; and an address where no cluster answers, which is one line and exit
+2 within seconds (a Ray driver pointed at nothing retries for minutes); likewise a port in use
+or out of range, a host that does not resolve, no CPUs or no duration, before Ray starts."""
 
 from __future__ import annotations
 
@@ -159,3 +160,34 @@ def test_a_port_another_server_listens_at_is_refused():
         with pytest.raises(InputError, match=f"--port {port}: cannot serve at 127.0.0.1:{port}"):
             check_port_free("127.0.0.1", port, wait_s=0.5)
     check_port_free("127.0.0.1", port, wait_s=0.0)  # closed: free again
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "message"),
+    [
+        ("127.0.0.1", 0, "--port 0: expected a port in 1..65535"),
+        ("127.0.0.1", 70000, "--port 70000: expected a port in 1..65535"),
+        ("nonexistent.invalid", 8000, "--host 'nonexistent.invalid': "),
+    ],
+)
+def test_a_port_out_of_range_or_an_unknown_host_is_refused_at_once(host, port, message):
+    with pytest.raises(InputError, match=message):
+        check_port_free(host, port, wait_s=0.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "-1"], "error: --duration -1: expected seconds > 0 (or none: until ^C)"),
+        (["--num-cpus", "0"], "error: --num-cpus 0: expected at least 1"),
+    ],
+)
+def test_serve_refuses_no_time_or_no_cpus_in_one_line(args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "serve", "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [message]
