@@ -101,7 +101,8 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths
     head = subprocess.Popen(
         [
-            "ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+            sys.executable, "-m", "ray.scripts.scripts",  # the `ray` CLI of this Python
+            "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}",
         ],
         stdout=subprocess.DEVNULL,
