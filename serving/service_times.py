@@ -47,6 +47,14 @@ def read_batches(run_dirs: list[Path]) -> list[pd.DataFrame] | None:
     return [pd.read_csv(d / BATCHES_FILE) for d in run_dirs]
 
 
+def engine_measure(batches: pd.DataFrame, column: str) -> np.ndarray:
+    """A column the engines measure per batch (`cpu_s`, `preemptions`) as floats: NaN where
+    not measured, and throughout for runs made before it was recorded."""
+    if column not in batches:
+        return np.full(len(batches), np.nan)
+    return batches[column].to_numpy(dtype=np.float64)
+
+
 def discriminator_charge_s(
     batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
 ) -> np.ndarray:
@@ -69,10 +77,9 @@ def served_latency_table(
     after idle: a served batch's time is after the idle it had."""
     charge_s = discriminator_charge_s(batches, config, uses_discriminator)
     model_s = (batches["service_s"].to_numpy(dtype=np.float64) - charge_s) / config.time_scale
-    cpu_s = batches.get("cpu_s", pd.Series(np.nan, index=batches.index))  # older runs: none
-    model_cpu_s = (cpu_s.to_numpy(dtype=np.float64) - charge_s) / config.time_scale
-    preemptions = batches.get("preemptions", pd.Series(np.nan, index=batches.index))
-    served = batches.assign(model_s=model_s, model_cpu_s=model_cpu_s, preempted=preemptions)
+    model_cpu_s = (engine_measure(batches, "cpu_s") - charge_s) / config.time_scale
+    preempted = engine_measure(batches, "preemptions")
+    served = batches.assign(model_s=model_s, model_cpu_s=model_cpu_s, preempted=preempted)
     by_size = served.groupby(["model", "batch_size"])
     counts = by_size.size()
     medians, cpu_medians = by_size["model_s"].median(), by_size["model_cpu_s"].median()
@@ -275,9 +282,8 @@ def preemption_fit(batches: pd.DataFrame, charge_s: np.ndarray) -> pd.DataFrame:
     least squares. Columns: model, batches, cpu_p50_s, preemptions_p50, slope_s (CPU seconds
     per preemption) and intercept_s (a batch never preempted), each with its standard error
     (`_se`). A model with fewer than three such batches, or whose counts never vary, has none."""
-    unmeasured = pd.Series(np.nan, index=batches.index)  # runs before either was recorded
-    cpu_s = batches.get("cpu_s", unmeasured).to_numpy(dtype=np.float64) - charge_s
-    count = batches.get("preemptions", unmeasured).to_numpy(dtype=np.float64)
+    cpu_s = engine_measure(batches, "cpu_s") - charge_s
+    count = engine_measure(batches, "preemptions")
     kept = (batches["batch_size"].to_numpy() == 1) & np.isfinite(cpu_s) & np.isfinite(count)
     rows = []
     for model in sorted(set(batches.loc[kept, "model"])):
