@@ -15,18 +15,19 @@ from simulator.errors import InputError, RunFailure
 CONNECT_TIMEOUT_S = 5.0  # for an answer at --ray-address (Ray itself retries for minutes)
 RAY_CLIENT = "ray://"
 PORT_WAIT_S = 10.0  # for --port to come free (the proxy of a run that just ended)
-# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113 §3.4); a gRPC
-# server (Ray's GCS, Ray Client) answers with a SETTINGS frame of its own (type 4)
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-FRAME_HEADER_BYTES, SETTINGS_FRAME = 9, 4
+TOKEN_HINT = (
+    "a cluster with token authentication is joined with RAY_AUTH_MODE=token and its "
+    "RAY_AUTH_TOKEN set"
+)
 
 
 def check_ray_address(address: str) -> None:
     """An InputError unless `address` is `auto` (the cluster this machine started last; Ray
-    says so if none) or HOST:PORT (or ray://HOST:PORT, Ray Client) where a gRPC server answers
-    within CONNECT_TIMEOUT_S, as Ray's do: a Ray driver pointed at nothing, or at another
-    server (the dashboard's port, say), waits for minutes. With RAY_USE_TLS set the protocol
-    is not probed (the server expects TLS)."""
+    says so if none) or HOST:PORT (a head's GCS) or ray://HOST:PORT (Ray Client) where Ray
+    answers the call a driver makes first (GetClusterId; Ray Client's PING) within
+    CONNECT_TIMEOUT_S, on a channel set up as Ray's (RAY_USE_TLS, token authentication): a Ray
+    driver pointed at nothing, at another server, or at a cluster that refuses it retries for
+    minutes."""
     if address == "auto":
         return
     flag = f"--ray-address {address!r}"
@@ -34,20 +35,57 @@ def check_ray_address(address: str) -> None:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"{flag}: expected HOST:PORT, ray://HOST:PORT or auto")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S) as s:
-            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
-                return
-            s.settimeout(CONNECT_TIMEOUT_S)
-            s.sendall(HTTP2_PREFACE)
-            header = s.recv(FRAME_HEADER_BYTES)
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise InputError(f"{flag}: nothing answers at {host}:{port} ({reason})") from None
-    if len(header) < FRAME_HEADER_BYTES or header[3] != SETTINGS_FRAME:
-        raise InputError(
-            f"{flag}: what answers at {host}:{port} is not a Ray cluster (no gRPC); give the "
-            "head's GCS port (`ray start --head --port`, default 6379)"
-        )
+    problem = _ray_rpc_problem(f"{host}:{port}", address.startswith(RAY_CLIENT))
+    if problem:
+        raise InputError(f"{flag}: {problem}")
+
+
+def _ray_rpc_problem(target: str, ray_client: bool) -> str | None:
+    """Why Ray's first call to `target` fails (None: it succeeds), in a few words."""
+    import grpc
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import (
+        gcs_service_pb2,
+        gcs_service_pb2_grpc,
+        ray_client_pb2,
+        ray_client_pb2_grpc,
+    )
+
+    try:
+        channel = init_grpc_channel(target)
+    except (OSError, RuntimeError) as exc:  # RAY_USE_TLS without its certificates
+        return f"cannot set up Ray's channel ({str(exc).strip().splitlines()[0]})"
+    with channel:
+        try:
+            if ray_client:
+                stub = ray_client_pb2_grpc.RayletDriverStub(channel)
+                ping = ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING)
+                stub.ClusterInfo(ping, timeout=CONNECT_TIMEOUT_S)
+            else:
+                stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+                stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=CONNECT_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                return f"the cluster at {target} refuses this driver ({TOKEN_HINT})"
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                if ray_client:
+                    return (
+                        f"the gRPC server at {target} is not a Ray Client server (`ray start "
+                        "--head --ray-client-server-port`, default 10001; a GCS is HOST:PORT)"
+                    )
+                return (
+                    f"the gRPC server at {target} is not a Ray head's GCS (`ray start --head "
+                    "--port`, default 6379; a Ray Client server is ray://HOST:PORT)"
+                )
+            detail = (exc.details() or code.name).strip().splitlines()[0]
+            detail = detail.rpartition("last error: ")[2]  # past "failed to connect to all..."
+            return f"what answers at {target} is not a Ray cluster ({detail})"
+    return None
 
 
 def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
@@ -132,10 +170,7 @@ class ServeSession:
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if self.ray_address != "auto":  # something answered there: Ray's token, or not Ray
-                first += (
-                    " (a cluster with token authentication is joined with RAY_AUTH_MODE=token "
-                    "and its RAY_AUTH_TOKEN set)"
-                )
+                first += f" ({TOKEN_HINT})"
             raise InputError(f"--ray-address {self.ray_address!r}: {first}") from None
         if stack.controller_env and serve_is_running():
             if self.owns_ray:

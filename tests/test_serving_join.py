@@ -1,8 +1,10 @@
 """`serve --ray-address`, `--port`, `--host`, `--num-cpus` and `--duration`: joining a Ray
 cluster that runs already (started here with `ray start --head --block` with token
 authentication, which Ray enables by default from 2.61; stopped at the end), serving a replay on
-it and leaving it running; and an address where no cluster answers, which is one line and exit
-2 within seconds (a Ray driver pointed at nothing retries for minutes); likewise a port in use
+it and leaving it running (a driver without its token is refused); and an address where no
+cluster answers, or another server, or a gRPC server that is not Ray (over TLS with
+RAY_USE_TLS), which is one line and exit 2 within seconds (a Ray driver pointed at any of
+them retries for minutes); likewise a port in use
 or out of range, a host that does not resolve, no CPUs or no duration, before Ray starts."""
 
 from __future__ import annotations
@@ -72,6 +74,66 @@ def test_a_server_that_is_not_ray_is_refused():
         server.server_close()
 
 
+@pytest.fixture
+def grpc_server():
+    """`start(credentials=None)` serves gRPC with no services at 127.0.0.1 (TLS with
+    credentials) and returns its port; stopped at the end."""
+    from concurrent import futures
+
+    import grpc
+
+    servers = []
+
+    def start(credentials=None) -> int:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        if credentials is None:
+            port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            port = server.add_secure_port("127.0.0.1:0", credentials)
+        server.start()
+        servers.append(server)
+        return port
+
+    yield start
+    for server in servers:
+        server.stop(grace=None)
+
+
+def test_a_grpc_server_that_is_not_ray_is_refused(grpc_server):
+    """Another gRPC server, or a GCS port given as a Ray Client one: Ray's first call is not
+    implemented there."""
+    port = grpc_server()
+    with pytest.raises(InputError, match=f"127.0.0.1:{port} is not a Ray head's GCS"):
+        check_ray_address(f"127.0.0.1:{port}")
+    with pytest.raises(InputError, match=f"127.0.0.1:{port} is not a Ray Client server"):
+        check_ray_address(f"ray://127.0.0.1:{port}")
+
+
+def test_ray_use_tls_probes_over_tls(grpc_server, monkeypatch, tmp_path):
+    """With RAY_USE_TLS the probe's channel is Ray's: without its certificates it is refused
+    at once; with them, a server without TLS fails the handshake and one with TLS is reached."""
+    pytest.importorskip("cryptography")
+    import grpc
+    from ray._common.tls_utils import generate_self_signed_tls_certs
+
+    cert, key = generate_self_signed_tls_certs()
+    (tmp_path / "cert.pem").write_text(cert)
+    (tmp_path / "key.pem").write_text(key)
+    plain = grpc_server()
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    with pytest.raises(InputError, match="cannot set up Ray's channel .*RAY_TLS_SERVER_CERT"):
+        check_ray_address(f"127.0.0.1:{plain}")
+    monkeypatch.setenv("RAY_TLS_SERVER_CERT", str(tmp_path / "cert.pem"))
+    monkeypatch.setenv("RAY_TLS_SERVER_KEY", str(tmp_path / "key.pem"))
+    monkeypatch.setenv("RAY_TLS_CA_CERT", str(tmp_path / "cert.pem"))
+    with pytest.raises(InputError, match=f"127.0.0.1:{plain} is not a Ray cluster .*Tls"):
+        check_ray_address(f"127.0.0.1:{plain}")
+    pair = [(key.encode(), cert.encode())]
+    tls = grpc_server(grpc.ssl_server_credentials(pair, cert.encode(), True))
+    with pytest.raises(InputError, match=f"127.0.0.1:{tls} is not a Ray head's GCS"):
+        check_ray_address(f"127.0.0.1:{tls}")
+
+
 def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
     start = time.monotonic()
     done = subprocess.run(
@@ -90,14 +152,11 @@ def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
 @pytest.mark.slow
 def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
     """`t2isim serve --ray-address` as a user runs it against a cluster of theirs, with its
-    token in the environment; `t2isim loadgen`'s replay against it adds up."""
+    token in the environment (without it, or with another, it is refused in one line);
+    `t2isim loadgen`'s replay against it adds up."""
     port, http_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = {**os.environ, **token, "RAY_USAGE_STATS_ENABLED": "0"}
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths
     head = subprocess.Popen(
         [
@@ -116,7 +175,16 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
         "--ray-address", f"127.0.0.1:{port}", "--duration", "120",
     ]  # fmt: skip
     try:
-        wait_until(lambda: check_ray_address(f"127.0.0.1:{port}"), head)
+        wait_until(lambda: _answers(port), head)
+        no_token = {k: v for k, v in env.items() if k not in token}
+        for other in (no_token, {**env, "RAY_AUTH_TOKEN": secrets.token_hex(16)}):
+            refused = subprocess.run(serve, capture_output=True, text=True, timeout=120, env=other)
+            assert refused.returncode == 2, refused.stderr
+            assert refused.stderr.strip().splitlines() == [
+                f"error: --ray-address '127.0.0.1:{port}': the cluster at 127.0.0.1:{port} "
+                "refuses this driver (a cluster with token authentication is joined with "
+                "RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN set)"
+            ]
         lines: list[str] = []
         with subprocess.Popen(serve, stderr=subprocess.PIPE, text=True, env=env) as server:
             reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
@@ -134,6 +202,15 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
         head.terminate()
         head.wait(timeout=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _answers(port: int) -> None:
+    """The head's GCS port accepts connections (the probe itself runs in `serve`'s process:
+    Ray reads the authentication mode once per process)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    except OSError as exc:
+        raise InputError("not up yet") from exc
 
 
 def _served(lines: list[str]) -> None:
