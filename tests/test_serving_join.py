@@ -1,6 +1,6 @@
 """`serve --ray-address`, `--port`, `--host`, `--num-cpus` and `--duration`: joining a Ray
 cluster that runs already (started here with `ray start --head --block` with token
-authentication, which Ray enables by default from 2.61; stopped at the end), serving a replay on
+authentication, as `ray start` sets one up by default; stopped at the end), serving a replay on
 it and leaving it running (a driver without its token is refused); and an address where no
 cluster answers, or another server, or a gRPC server that is not Ray (over TLS with
 RAY_USE_TLS), which is one line and exit 2 within seconds (a Ray driver pointed at any of
