@@ -62,6 +62,8 @@ def parse_request(raw: bytes, n_prompts: int) -> ImageRequest:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(f"body is not JSON: {exc}") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise RequestError("body is not JSON this API reads: it nests too deeply") from None
     if not isinstance(body, dict):
         raise RequestError(f"body must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - KNOWN_FIELDS)
@@ -70,7 +72,9 @@ def parse_request(raw: bytes, n_prompts: int) -> ImageRequest:
             f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(KNOWN_FIELDS))}",
             param=unknown[0],
         )
-    prompt = body.get("prompt")
+    if "prompt" not in body:
+        raise RequestError("prompt: missing (a non-empty string is required)", param="prompt")
+    prompt = body["prompt"]
     if not isinstance(prompt, str) or not prompt.strip():
         raise RequestError(f"prompt: {prompt!r} must be a non-empty string", param="prompt")
     n = _integer(body, "n", 1, 1, MAX_IMAGES)

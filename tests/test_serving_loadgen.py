@@ -345,6 +345,8 @@ def test_an_estimate_logged_at_its_tick_end_is_that_ticks():
         (b'{"prompt": "a", "prompt_id": 5000}', 400, "prompt_id"),
         (b'{"prompt": "a", "colour": 1}', 400, "colour"),
         (b"\xff\xfe", 400, None),
+        (b"[" * 50_000 + b"]" * 50_000, 400, None),  # json's recursion limit, not a 500
+        (b'{"prompt": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400, None),
     ],
 )
 def test_malformed_requests_are_4xx_naming_the_field(body, status, param):

@@ -53,6 +53,7 @@ def test_malformed_http_requests_get_4xx_json(session):
     gen = session.url + "/v1/images/generations"
     cases = [
         (httpx.post(gen, content=b"{not json"), 400),
+        (httpx.post(gen, content=b"[" * 50_000 + b"]" * 50_000), 400),  # not a 500
         (httpx.post(gen, json={"prompt": "a", "n": 99}), 400),
         (httpx.post(gen, json={"prompt": "no such prompt in the bundle"}), 422),
         (httpx.get(gen), 405),
