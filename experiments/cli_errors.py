@@ -29,16 +29,11 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from simulator.errors import InputError, RunFailure
+from simulator.errors import InputError, RunFailure, one_line
 
 EXIT_INPUT = 2
 EXIT_FAILED = 1
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def one_line(message: str) -> str:
-    """`message` with its whitespace runs (newlines included) collapsed to single spaces."""
-    return " ".join(message.split())
 
 
 def _fail(message: str, code: int) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from profiler.layout import WorkLayout
 from simulator.atomic import OutputPathError, check_output_file, check_output_folder
+from simulator.errors import one_line
 
 profile_app = typer.Typer(help="Profile text-to-image models into a bundle.", no_args_is_help=True)
 
@@ -99,7 +100,7 @@ def _fail_cleanly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {one_line(str(exc))}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

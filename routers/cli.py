@@ -18,6 +18,7 @@ from simulator.atomic import (
     check_output_file,
     check_output_folder,
 )
+from simulator.errors import one_line
 from simulator.limits import NON_NEGATIVE
 
 from .base import RouterError
@@ -269,7 +270,7 @@ def evaluate(
             for s, sp in zip(seeds, splits, strict=True)
         ]
     except DATA_ERRORS as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {one_line(str(exc))}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None
     if repeats == 1:
         print_tables(console, runs[0], split)
@@ -310,7 +311,7 @@ def simulate_edge_cloud_command(
         )
         rows = [simulate_edge_cloud(build_router(n, ctx), split, rho, costs) for n in names]
     except DATA_ERRORS as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {one_line(str(exc))}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None
     table = Table(title=f"Edge-cloud routing on test, cloud-call budget ρ = {rho:g}")
     columns = ("router", "cloud_share_calib", "cloud_share_test", "budget_violated", "quality")

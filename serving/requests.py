@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from simulator.errors import one_line
+
 GENERATIONS = "/v1/images/generations"
 STATE = "/v1/t2isim/state"
 EPOCH = "/v1/t2isim/epoch"  # POST: a replay starts now (the controller restarts its clock)
@@ -38,7 +40,7 @@ class RequestError(ValueError):
         """OpenAI's error shape."""
         return {
             "error": {
-                "message": str(self),
+                "message": one_line(str(self)),
                 "type": "invalid_request_error",
                 "param": self.param,
                 "code": None,

@@ -12,3 +12,17 @@ class InputError(ValueError):
 
 class RunFailure(RuntimeError):
     """Work that could not finish for a reason other than the input; the message says why."""
+
+
+MAX_ERROR_CHARS = 600  # an error line echoes input (a header, a value): a 1 MB line is no use
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """`message` with its whitespace runs (newlines included) collapsed to single spaces; past
+    `limit` characters, its middle is left out (the start names the input, the end what was
+    expected)."""
+    line = " ".join(message.split())
+    if len(line) <= limit:
+        return line
+    head, tail = (2 * limit) // 3, limit // 3
+    return f"{line[:head]} … ({len(line) - head - tail:,} characters left out) … {line[-tail:]}"

@@ -21,6 +21,7 @@ from hostile import (
 )
 
 from simulator.bundle import write_bundle
+from simulator.errors import MAX_ERROR_CHARS, one_line
 
 TINY_TRACE = "constant:rate=1,duration=6"
 
@@ -87,6 +88,25 @@ def test_trace_file_with_huge_last_arrival_is_refused_before_simulating(bundle_d
     outcome = simulate(bundle_dir, tmp_path / "run", "--trace", trace)
     assert_one_line_error(outcome, "1e+308 simulated seconds exceeds the bound of 172800")
     assert outcome.seconds < 30
+
+
+def test_an_error_echoing_a_huge_line_is_bounded(bundle_dir, tmp_path):
+    """The trace's 60,000-character first line is echoed in part: the line keeps its start
+    (the file, the line) and its end (what was expected)."""
+    trace = tmp_path / "t.csv"
+    trace.write_text("[" * 30_000 + "]" * 30_000 + "\n")
+    outcome = simulate(bundle_dir, tmp_path / "run", "--trace", trace)
+    assert_one_line_error(outcome, f"{trace}: line 1: unrecognised header '[[[")
+    (line,) = outcome.error_lines
+    assert len(line) <= len("error: ") + MAX_ERROR_CHARS + 60
+    assert "characters left out" in line and line.endswith("'arrival_ms,prompt_idx'")
+
+
+def test_one_line_collapses_whitespace_and_leaves_out_the_middle():
+    assert one_line(" a\n\tb  c ") == "a b c"
+    assert one_line("x" * 10, limit=10) == "x" * 10
+    text = "a" * 50 + "b" * 40 + "c" * 30
+    assert one_line(text, limit=30) == "a" * 20 + " … (90 characters left out) … " + "c" * 10
 
 
 @pytest.mark.parametrize(
