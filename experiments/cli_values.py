@@ -16,6 +16,6 @@ def parse_key_values(items: list[str], flag: str) -> dict[str, object]:
             raise InputError(f"{flag} {item!r}: expected key=value")
         try:
             pairs[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON: the text itself
             pairs[key] = value
     return pairs

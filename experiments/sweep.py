@@ -140,6 +140,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SweepSpecError(f"{path}: {where}{problem}") from None
+    except RecursionError:
+        raise SweepSpecError(f"{path}: invalid YAML (nested too deeply to read)") from None
     return parse_spec(data, str(path))
 
 

@@ -38,6 +38,7 @@ from simulator.bundle import (
     REQUIRED_COLUMNS,
 )
 from simulator.errors import InputError
+from simulator.json_input import read_json_object
 
 PROFILE_PROMPT = "a photograph of an astronaut riding a horse"
 LATENCY_COLUMNS = (
@@ -345,7 +346,7 @@ def read_latency_profile(path: str | Path) -> tuple[pd.DataFrame, dict]:
     for column, absent in OPTIONAL_COLUMNS.items():
         if column not in table.columns:
             table[column] = absent
-    return table[list(LATENCY_COLUMNS)], json.loads(sidecar_path.read_text())
+    return table[list(LATENCY_COLUMNS)], read_json_object(sidecar_path, LatencyError)
 
 
 def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,6 @@ open_clip / torch are imported inside the functions only (through `profiler.open
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.special import expit
+
+from simulator.json_input import read_json_object
 
 ROUTET2I_METRICS = (
     "definition",
@@ -90,12 +91,9 @@ def load_metric_config(
     path = Path(path) if path is not None else DEFAULT_METRICS_CONFIG
     if not np.isfinite(logit_scale) or logit_scale <= 0:
         raise MetricConfigError(f"logit scale {logit_scale}: expected a finite number > 0")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MetricConfigError(f"{path}: metric config not found") from None
-    except json.JSONDecodeError as exc:
-        raise MetricConfigError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not Path(path).is_file():
+        raise MetricConfigError(f"{path}: metric config not found")
+    data = read_json_object(path, MetricConfigError)
     entries = data.get("metrics") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise MetricConfigError(f"{path}: field metrics: expected a non-empty list")

@@ -24,6 +24,7 @@ from profiler.multimetric import (
 from profiler.prompt_features import HADIS_ROUTER_WEIGHTS, router_scores
 from profiler.table_builder import cascade_rows, ratio_grid
 from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables, write_bundle
+from simulator.json_input import read_json_object
 from simulator.served_features import ServedFeatures
 
 SCORE_COLUMNS = ("image", "prompt_id", "image_idx", "p_real", "clip_score")
@@ -203,7 +204,7 @@ def _per_prompt_scores(
             raise StepError(
                 f"{path}: no q_<metric> columns (run `profile score --multi-metric` first)"
             )
-        config = json.loads(sidecar.read_text(encoding="utf-8"))
+        config = read_json_object(sidecar, StepError)
     if prompt_score == "first-image":
         table = table[table["image_idx"] == 0]
     means = table.groupby("prompt_id")[["p_real", "clip_score", *quality]].mean()

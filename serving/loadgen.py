@@ -150,7 +150,7 @@ async def _send(client, endpoint: str, body: dict, answer: Answer, t0: float) ->
     answer.received_s = loop.time() - t0
     try:
         payload = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         answer.reason = f"HTTP {status}, body not JSON"
         return
     if not isinstance(payload, dict):

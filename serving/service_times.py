@@ -34,6 +34,7 @@ import pandas as pd
 
 from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle
 from simulator.config import SimConfig
+from simulator.json_input import read_json_object
 
 MIN_BATCHES = 5
 BATCHES_FILE = "batches.csv"
@@ -203,7 +204,6 @@ def served_bundle(
     and the table of ratios (`served_latency_table`). The runs must be `t2isim loadgen` runs
     that recorded their batches, of one bundle (by content hash), policy and settings; its
     meta gains `served_latency` (the runs, MIN_BATCHES, each ratio)."""
-    import json
 
     from experiments.inputs import resolve_bundle
     from simulator.errors import InputError
@@ -220,7 +220,8 @@ def served_bundle(
                 f"{d}: no {missing[0]}; expected a run folder that `t2isim loadgen` wrote "
                 "(older ones did not record their batches)"
             )
-        records.append(tuple(json.loads(f.read_text()) for f in files[:2]))
+        summary = read_json_object(files[0], keys=("hashes",))
+        records.append((summary, read_json_object(files[1], keys=("sim",))))
     first_summary, first_config = records[0]
     for d, (summary, config) in zip(run_dirs, records):
         if summary.get("source") != "serve":

@@ -51,6 +51,7 @@ from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
 from simulator.config import SimConfig
 from simulator.errors import InputError
+from simulator.json_input import read_json_object
 from simulator.results import write_run
 
 SHARE_METRICS = ("slo_violation_ratio", "heavy_share")
@@ -246,7 +247,7 @@ def overheads_spec(spec: str, flag: str = "--overheads") -> str | dict[str, floa
             f"{flag} {spec!r}: expected {', '.join(OVERHEAD_MODES)} or an overheads.json file"
         )
     try:
-        data = json.loads(path.read_text())
+        data = read_json_object(path)
         check_overheads(data)
     except (ValueError, UnicodeDecodeError, BundleError) as exc:
         problem = str(exc).removeprefix("bundle.json: column overheads.").splitlines()[0]
@@ -549,7 +550,7 @@ def run_validation(
         (
             pd.read_parquet(d / "queries.parquet"),
             pd.read_csv(d / "timeseries.csv"),
-            json.loads((d / "summary.json").read_text()),
+            read_json_object(d / "summary.json"),
         )
         for d in real_dirs
     ]
@@ -790,8 +791,8 @@ def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Pat
     wanted["sim"].pop("load_s")
     defaults = json.loads(json.dumps(type(setup.config)().to_dict()))
     for d in dirs:
-        config = json.loads((d / "config.json").read_text())
-        summary = json.loads((d / "summary.json").read_text())
+        config = read_json_object(d / "config.json", keys=("sim",))
+        summary = read_json_object(d / "summary.json")
         config["sim"] = {**defaults, **config["sim"]}
         config["sim"].pop("load_s")
         same = (

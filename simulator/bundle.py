@@ -37,6 +37,7 @@ import pandas as pd
 
 from simulator.atomic import atomic_folder
 from simulator.errors import InputError
+from simulator.json_input import read_json_object
 from simulator.served_features import FEATURES_FILE, FeaturesError, ServedFeatures
 
 SCHEMA_VERSION = 1
@@ -508,12 +509,7 @@ def load_bundle(path: str | Path) -> Bundle:
     meta_path = folder / "bundle.json"
     if not meta_path.is_file():
         raise BundleError(f"{meta_path}: missing bundle.json")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{meta_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(meta, dict):
-        raise BundleError(f"{meta_path}: expected a JSON object")
+    meta = read_json_object(meta_path, BundleError)
     tables = {}
     for table, file in TABLE_FILES.items():
         file_path = folder / file

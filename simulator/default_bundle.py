@@ -76,6 +76,7 @@ from simulator.artifact import (
 from simulator.bundle import ROUTER_FEATURES, Bundle, make_meta, validate_tables
 from simulator.cascade import expected_latency_s, hybrid_assignment
 from simulator.errors import InputError
+from simulator.json_input import read_json_object
 from simulator.results import sha256_json
 from simulator.synthetic_prompts import feature_table, generate_prompts, router_score
 
@@ -467,10 +468,7 @@ def cascade_grid() -> pd.DataFrame:
 
 
 def load_params(path: Path = DEFAULT_PARAMS_PATH) -> dict:
-    try:
-        params = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ParamsError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    params = read_json_object(path, ParamsError)
     _check_params(params, str(path))
     return params
 

@@ -102,6 +102,23 @@ def test_an_error_echoing_a_huge_line_is_bounded(bundle_dir, tmp_path):
     assert "characters left out" in line and line.endswith("'arrival_ms,prompt_idx'")
 
 
+def test_input_files_nested_past_the_recursion_limit_are_one_line(bundle_dir, tmp_path):
+    """JSON and YAML nested thousands deep: one error naming the file, not a RecursionError."""
+    deep = "[" * 30_000 + "]" * 30_000
+    bundle = tmp_path / "bundle"
+    write_bundle(make_bundle(), bundle)
+    meta = (bundle / "bundle.json").read_text().rstrip()
+    (bundle / "bundle.json").write_text(meta[:-1] + ', "deep": ' + deep + "}")
+    outcome = simulate(bundle, tmp_path / "run")
+    assert_one_line_error(outcome, "bundle.json: invalid JSON (nested too deeply to read)")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("grid: " + deep + "\n")
+    outcome = invoke("sweep", spec, "--out", tmp_path / "store")
+    assert_one_line_error(outcome, "spec.yaml: invalid YAML (nested too deeply to read)")
+    outcome = simulate(bundle_dir, tmp_path / "run", "--option", "router=" + deep)
+    assert_one_line_error(outcome, "router")
+
+
 def test_one_line_collapses_whitespace_and_leaves_out_the_middle():
     assert one_line(" a\n\tb  c ") == "a b c"
     assert one_line("x" * 10, limit=10) == "x" * 10

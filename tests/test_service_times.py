@@ -178,8 +178,16 @@ def test_cli_served_latency_writes_the_runs_bundle_with_their_service_times(bund
     # bad input: one line, exit 2, nothing written
     fake_real_run(bundle, tmp_path / "old", sim, with_batches=False)
     fake_real_run(bundle, tmp_path / "other", {**sim, "slo_s": 9.0})
+    broken = tmp_path / "broken"
+    fake_real_run(bundle, broken, sim)
+    (broken / "summary.json").write_text("[" * 30_000 + "]" * 30_000)
+    keyless = tmp_path / "keyless"
+    fake_real_run(bundle, keyless, sim)
+    (keyless / "config.json").write_text('{"policy": "static-cascade"}')
     cases = [
         ([str(tmp_path / "old")], "no batches.csv"),
+        ([str(broken)], "summary.json: invalid JSON (nested too deeply to read)"),
+        ([str(keyless)], "config.json: key 'sim': missing"),
         ([str(runs[0]), str(tmp_path / "other")], "another bundle, policy or settings"),
         ([str(runs[0]), "--bundle", "default:replicate=2"], "not the bundle the runs served"),
     ]
