@@ -27,6 +27,7 @@ served profile predicts another (`compared_latency`, `validate --compare-served-
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +35,71 @@ import pandas as pd
 
 from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle
 from simulator.config import SimConfig
+from simulator.errors import InputError, one_line
 from simulator.json_input import read_json_object
 
 MIN_BATCHES = 5
 BATCHES_FILE = "batches.csv"
+BATCH_COLUMNS_REQUIRED = ("worker", "model", "start_s", "service_s", "batch_size", "judged")
 
 
-def read_batches(run_dirs: list[Path]) -> list[pd.DataFrame] | None:
-    """Each run folder's served batches; None when one has none recorded (a run made before
-    the serving path recorded them)."""
+def _whole(v: np.ndarray, lo: float) -> np.ndarray:
+    return np.isfinite(v) & (v >= lo) & (v == np.round(v))
+
+
+# (column, what it must be, which values pass given (values, empty)); cpu_s and preemptions
+# are NaN where the engine does not measure them (the emulated backend)
+BATCH_NUMBER_RULES = (
+    ("worker", "an integer >= 0", lambda v, empty: _whole(v, 0)),
+    ("batch_size", "an integer >= 1", lambda v, empty: _whole(v, 1)),
+    ("start_s", "a finite number", lambda v, empty: np.isfinite(v)),
+    ("service_s", "a finite number > 0", lambda v, empty: np.isfinite(v) & (v > 0)),
+    (
+        "cpu_s",
+        "a finite number >= 0 or empty",
+        lambda v, empty: empty | (np.isfinite(v) & (v >= 0)),
+    ),
+    ("preemptions", "an integer >= 0 or empty", lambda v, empty: empty | _whole(v, 0)),
+)
+
+
+def read_batches(run_dirs: list[Path], model_names: Sequence[str]) -> list[pd.DataFrame] | None:
+    """Each run folder's served batches (`read_batches_file`); None when one has none recorded
+    (a run made before the serving path recorded them)."""
     if not all((d / BATCHES_FILE).is_file() for d in run_dirs):
         return None
-    return [pd.read_csv(d / BATCHES_FILE) for d in run_dirs]
+    return [read_batches_file(d / BATCHES_FILE, model_names) for d in run_dirs]
+
+
+def read_batches_file(path: Path, model_names: Sequence[str]) -> pd.DataFrame:
+    """A run's `batches.csv`, checked row by row: a worker slot and a batch size that are
+    integers (>= 0, >= 1), a model of `model_names`, a finite start, a service time > 0,
+    `judged` True or False, and where recorded (older runs lack them) CPU seconds >= 0 and a
+    preemption count >= 0 or empty (not measured); InputError naming the line and column."""
+    try:
+        table = pd.read_csv(path, dtype={"model": str, "judged": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a batches table ({one_line(str(exc))})") from None
+    missing = [c for c in BATCH_COLUMNS_REQUIRED if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: column {missing[0]}: missing")
+
+    def refuse(bad: np.ndarray, column: str, rule: str) -> None:
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(
+                f"{path}: line {i + 2}: {column}: {str(table[column].iloc[i])!r} must be {rule}"
+            )
+
+    for column, rule, ok in BATCH_NUMBER_RULES:
+        if column in table.columns:
+            values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
+            refuse(~ok(values, table[column].isna().to_numpy()), column, rule)
+            table[column] = values
+    refuse(~table["model"].isin(model_names).to_numpy(), "model", "a model of the bundle")
+    judged = table["judged"].map({"True": True, "False": False})
+    refuse(judged.isna().to_numpy(), "judged", "True or False")
+    return table.assign(judged=judged.astype(bool))
 
 
 def engine_measure(batches: pd.DataFrame, column: str) -> np.ndarray:
@@ -131,7 +185,6 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
     """`bundle` with the latency profile of another validation's DIR/served_latency.csv
     (`served_latency_table`: service times its runs measured), for the same models and batch
     sizes; the tables are validated as a bundle's."""
-    from simulator.errors import InputError
 
     flag = f"--compare-served-latency {str(path)!r}"
     if not Path(path).is_file():
@@ -150,7 +203,6 @@ def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle
     `table`'s where it has one, else none (served times: each batch after the idle it had);
     the p05 `table`'s where it has one."""
     from simulator.bundle import IDLE_LATENCY_COLUMNS, BundleError, validate_tables
-    from simulator.errors import InputError
 
     columns = _latency_columns(table)
     if any(c in table.columns for c in IDLE_LATENCY_COLUMNS):
@@ -206,7 +258,6 @@ def served_bundle(
     meta gains `served_latency` (the runs, MIN_BATCHES, each ratio)."""
 
     from experiments.inputs import resolve_bundle
-    from simulator.errors import InputError
     from simulator.run import build_policy
 
     if not run_dirs:
@@ -247,7 +298,7 @@ def served_bundle(
         raise InputError(f"--bundle {spec}: not the bundle the runs served (content hash differs)")
     config = SimConfig(**first_config["sim"])
     policy = build_policy(bundle, first_config["policy"], config, first_config["policy_options"])
-    batches = pd.concat([pd.read_csv(d / BATCHES_FILE) for d in run_dirs], ignore_index=True)
+    batches = pd.concat(read_batches(run_dirs, bundle.model_names), ignore_index=True)
     table = served_latency_table(bundle, batches, config, policy.uses_discriminator)
     ratios = {
         name: {str(int(r.batch_size)): round(float(r.ratio), 6) for r in rows.itertuples()}

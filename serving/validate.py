@@ -602,7 +602,7 @@ def run_validation(
     preemption_file = out / PREEMPTION_FILE
     for stale in (held_out, served_file, preemption_file):
         stale.unlink(missing_ok=True)
-    batches = read_batches(real_dirs)
+    batches = read_batches(real_dirs, bundle.model_names)
     uses_disc = policy.uses_discriminator
     fits = pd.DataFrame()
     if batches is not None:

@@ -5,6 +5,8 @@ measured medians back."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,10 +16,12 @@ from serving.service_times import (
     MIN_BATCHES,
     discriminator_charge_s,
     read_batches,
+    read_batches_file,
     served_latency_table,
     with_served_latency,
 )
 from simulator.config import SimConfig
+from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
 CONFIG = SimConfig(time_scale=0.1, disc_cost_s=0.05)  # 5 ms per judged image, as served
@@ -105,12 +109,47 @@ def test_the_discriminator_charge_follows_the_simulators_rule(bundle):
     np.testing.assert_allclose(discriminator_charge_s(batches, per_batch, True), [disc, disc])
 
 
-def test_runs_without_batches_give_none(tmp_path):
+def test_runs_without_batches_give_none(bundle, tmp_path):
     (tmp_path / "real-1").mkdir()
     (tmp_path / "real-2").mkdir()
-    (tmp_path / "real-1" / "batches.csv").write_text("worker,model\n")
-    assert read_batches([tmp_path / "real-1", tmp_path / "real-2"]) is None
-    assert len(read_batches([tmp_path / "real-1"])) == 1
+    batches_of(bundle, LIGHT, 1, 3, 1.0, judged=True).to_csv(
+        tmp_path / "real-1" / "batches.csv", index=False
+    )
+    names = bundle.model_names
+    assert read_batches([tmp_path / "real-1", tmp_path / "real-2"], names) is None
+    (read,) = read_batches([tmp_path / "real-1"], names)
+    assert len(read) == 3 and read["judged"].dtype == bool
+
+
+HEADER = "worker,model,start_s,service_s,batch_size,judged,cpu_s,preemptions"
+
+
+@pytest.mark.parametrize(
+    ("row", "named"),
+    [
+        ("0,{m},abc,0.1,1,True,0.1,3", "line 2: start_s: 'abc' must be a finite number"),
+        ("0,nosuch,1,0.1,1,True,0.1,3", "line 2: model: 'nosuch' must be a model of the bundle"),
+        ("0,{m},1,-5.5,1,True,0.1,3", "line 2: service_s: '-5.5' must be a finite number > 0"),
+        ("0,{m},1,inf,1,True,0.1,3", "line 2: service_s: 'inf' must be a finite number > 0"),
+        ("0,{m},1,0.1,1.5,True,0.1,3", "line 2: batch_size: '1.5' must be an integer >= 1"),
+        ("-1,{m},1,0.1,1,True,0.1,3", "line 2: worker: '-1' must be an integer >= 0"),
+        ("0,{m},1,0.1,1,yes,0.1,3", "line 2: judged: 'yes' must be True or False"),
+        ("0,{m},1,0.1,1,True,-0.1,3", "line 2: cpu_s: '-0.1' must be a finite number >= 0"),
+        ("0,{m},1,0.1,1,True,0.1,2.5", "line 2: preemptions: '2.5' must be an integer >= 0"),
+    ],
+)
+def test_a_batches_table_is_checked_row_by_row(bundle, tmp_path, row, named):
+    path = tmp_path / "batches.csv"
+    good = f"0,{LIGHT},0.5,0.1,1,False,,"  # not measured: empty
+    path.write_text(f"{HEADER}\n{row.format(m=LIGHT)}\n{good}\n")
+    with pytest.raises(InputError, match=re.escape(f"{path}: {named}")):
+        read_batches_file(path, bundle.model_names)
+    path.write_text(f"{HEADER}\n{good}\n")
+    assert np.isnan(read_batches_file(path, bundle.model_names)["cpu_s"]).all()
+    for text, problem in [("", "not a batches table"), ("worker\n0\n", "column model: missing")]:
+        path.write_text(text)
+        with pytest.raises(InputError, match=problem):
+            read_batches_file(path, bundle.model_names)
 
 
 def test_a_served_p50_never_falls_with_the_batch_size(bundle):
