@@ -50,7 +50,7 @@ from serving.stack import recorded_stack
 from simulator.atomic import check_output_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
 from simulator.config import SimConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 from simulator.json_input import read_json_object
 from simulator.results import write_run
 
@@ -65,6 +65,35 @@ PREEMPTION_FILE = "preemption_fit.csv"
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
 PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
 OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
+REAL_RUN_NEEDS = {  # file -> {column the comparison reads: whether it must be numeric}
+    "queries.parquet": {
+        "arrival_s": True,
+        "completion_s": True,
+        "latency_s": True,
+        "outcome": False,
+    },
+    "timeseries.csv": {"second": True, "plan": False, "slo_violation_ratio": True},
+}
+
+
+def read_real_run(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """A real run folder's queries, timeseries and summary, with what the comparison reads of
+    them (REAL_RUN_NEEDS; numeric where it computes); InputError naming the file otherwise."""
+    tables = []
+    for name, read in (("queries.parquet", pd.read_parquet), ("timeseries.csv", pd.read_csv)):
+        path = folder / name
+        try:
+            table = read(path)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:  # pyarrow's are ValueErrors
+            raise InputError(f"{path}: cannot read ({one_line(str(exc))})") from None
+        for column, numeric in REAL_RUN_NEEDS[name].items():
+            if column not in table.columns:
+                raise InputError(f"{path}: column {column}: missing")
+            if numeric and not pd.api.types.is_numeric_dtype(table[column]):
+                raise InputError(f"{path}: column {column}: not numeric")
+        tables.append(table)
+    summary = read_json_object(folder / "summary.json", keys=SHARE_METRICS)
+    return tables[0], tables[1], summary
 
 
 def completed_latency_s(queries: pd.DataFrame) -> np.ndarray:
@@ -545,15 +574,8 @@ def run_validation(
         )
         return sim
 
+    reals = [read_real_run(d) for d in real_dirs]  # bad input: before anything is written
     base = simulate({}, "sim-no-overhead")
-    reals = [
-        (
-            pd.read_parquet(d / "queries.parquet"),
-            pd.read_csv(d / "timeseries.csv"),
-            read_json_object(d / "summary.json"),
-        )
-        for d in real_dirs
-    ]
     per_run = [hop_overheads_ms(q) for q, _, _ in reals]
     measured = pooled_overheads_ms(per_run)
     applied = applied_overheads(overheads, bundle, measured)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import socket
 
 import numpy as np
@@ -445,6 +446,45 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     shipped = dataclasses.replace(setup, stack="shipped")
     with pytest.raises(InputError, match="served by the 'lean' Serve stack, not 'shipped'"):
         run_validation(shipped, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+
+
+def _drop_key(path, key: str) -> None:
+    data = json.loads(path.read_text())
+    del data[key]
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "message"),
+    [
+        ("queries.parquet", lambda p: p.write_text("junk"), "queries.parquet: cannot read"),
+        (
+            "queries.parquet",
+            lambda p: pd.read_parquet(p).astype({"latency_s": str}).to_parquet(p),
+            "queries.parquet: column latency_s: not numeric",
+        ),
+        ("timeseries.csv", lambda p: p.write_text("x\n1\n"), "column second: missing"),
+        (
+            "summary.json",
+            lambda p: _drop_key(p, "heavy_share"),
+            "summary.json: key 'heavy_share': missing",
+        ),
+        ("config.json", lambda p: p.write_text("[" * 30_000 + "]" * 30_000), "nested too deeply"),
+    ],
+)
+def test_a_damaged_real_run_is_one_error_before_anything_is_written(
+    bundle, tmp_path, file, damage, message
+):
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    fake = simulate(bundle, {})
+    queries = fake.queries.assign(visits=1, resends=0, hops_s=0.0)
+    for k in (1, 2):
+        summary = {**fake.summary, "trace_spec": TRACE}
+        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
+    damage(tmp_path / "real-2" / file)
+    with pytest.raises(InputError, match=re.escape(message)):
+        run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    assert sorted(d.name for d in tmp_path.iterdir()) == ["real-1", "real-2"]
 
 
 def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_path):
