@@ -185,7 +185,6 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
     """`bundle` with the latency profile of another validation's DIR/served_latency.csv
     (`served_latency_table`: service times its runs measured), for the same models and batch
     sizes; the tables are validated as a bundle's."""
-
     flag = f"--compare-served-latency {str(path)!r}"
     if not Path(path).is_file():
         raise InputError(f"{flag}: no such file (a validation's served_latency.csv)")
@@ -256,7 +255,6 @@ def served_bundle(
     and the table of ratios (`served_latency_table`). The runs must be `t2isim loadgen` runs
     that recorded their batches, of one bundle (by content hash), policy and settings; its
     meta gains `served_latency` (the runs, MIN_BATCHES, each ratio)."""
-
     from experiments.inputs import resolve_bundle
     from simulator.run import build_policy
 

@@ -28,6 +28,7 @@ from serving.server import check_port_free, check_ray_address  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
+PROBE = "import sys; from serving.server import check_ray_address; check_ray_address(sys.argv[1])"
 
 
 def free_port() -> int:
@@ -152,9 +153,9 @@ def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
 @pytest.mark.slow
 def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
     """`t2isim serve --ray-address` as a user runs it against a cluster of theirs, with its
-    token in the environment (without it, or with another, it is refused in one line);
-    `t2isim loadgen`'s replay against it adds up."""
-    port, http_port = free_port(), free_port()
+    token in the environment (without it, or with another, it is refused in one line; so is
+    its Ray Client server's port); `t2isim loadgen`'s replay against it adds up."""
+    port, http_port, client_port = free_port(), free_port(), free_port()
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env = {**os.environ, **token, "RAY_USAGE_STATS_ENABLED": "0"}
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths
@@ -163,6 +164,7 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
             sys.executable, "-m", "ray.scripts.scripts",  # the `ray` CLI of this Python
             "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+            f"--ray-client-server-port={client_port}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -185,6 +187,16 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
                 "refuses this driver (a cluster with token authentication is joined with "
                 "RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN set)"
             ]
+        wait_until(lambda: _answers(client_port), head)
+        client = f"ray://127.0.0.1:{client_port}"
+        probe = [sys.executable, "-c", PROBE, client]
+        assert subprocess.run(probe, env=env, timeout=120).returncode == 0  # Ray Client's PING
+        refused = subprocess.run(
+            [*serve[:-4], "--ray-address", client, "--duration", "120"], capture_output=True,
+            text=True, timeout=120,
+            env=no_token,
+        )  # fmt: skip
+        assert refused.returncode == 2 and "refuses this driver" in refused.stderr
         lines: list[str] = []
         with subprocess.Popen(serve, stderr=subprocess.PIPE, text=True, env=env) as server:
             reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
