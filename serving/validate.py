@@ -37,6 +37,7 @@ import pandas as pd
 
 from serving.loadgen import planner_log_writer
 from serving.profile_rounds import rounds_bundles
+from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
 from serving.service_times import (
     compared_latency,
     discriminator_charge_s,
@@ -725,6 +726,11 @@ def run_validation(
     inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
     if len(inputs):
         parts.append(plan_inputs_text(inputs))
+    classes = query_classes_table([q for q, _, _ in reals], sim.queries)
+    (out / CLASSES_FILE).unlink(missing_ok=True)
+    if len(classes):
+        classes.to_csv(out / CLASSES_FILE, index=False, float_format="%.6g")
+        parts.append(query_classes_text(classes))
     note = " ".join(parts)
     if hashes != [simulated_hash]:
         note += (
