@@ -5,7 +5,10 @@ first batch started, that batch's service, and the rest: escalation, the hops ba
 
 A p50 over all queries mixes classes whose latencies differ several-fold; when it falls between
 two of them a small shift of the mix or of one class moves it far (`validate`'s `real_level`
-says how far in probability). This table shows which class and which part moved.
+says how far in probability). This table shows which class and which part moved. The note
+gives each part's mean (the parts' means add up to the latency's; a class's median can flip
+between batch sizes on a small shift, as the overall one between classes); the table has the
+p50s too.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ def query_class(queries: pd.DataFrame) -> pd.Series:
 
 def query_classes_table(real: list[pd.DataFrame], sim: pd.DataFrame) -> pd.DataFrame:
     """Per class (by its real share, largest first): its share of the queries that were not
-    dropped, real (pooled over the runs) and simulated, and the p50 of each part (PARTS) real
-    and simulated. Empty when a run lacks a column it needs (runs before they were recorded)."""
+    dropped, real (pooled over the runs) and simulated, and the mean and the p50 of each part
+    (PARTS) real and simulated. Empty when a run lacks a column it needs (runs from before
+    they were recorded)."""
     runs = [*real, sim]
     if any(c not in q.columns for q in runs for c in NEEDED):
         return pd.DataFrame()
@@ -54,7 +58,9 @@ def query_classes_table(real: list[pd.DataFrame], sim: pd.DataFrame) -> pd.DataF
             row[f"{side}_share"] = len(members) / len(q) if len(q) else np.nan
             for part, (end, start) in PARTS.items():
                 seconds = (members[end] - members[start]).to_numpy(np.float64)
-                row[f"{side}_{part}_p50_s"] = float(np.median(seconds)) if len(seconds) else np.nan
+                empty = len(seconds) == 0
+                row[f"{side}_{part}_mean_s"] = np.nan if empty else float(np.mean(seconds))
+                row[f"{side}_{part}_p50_s"] = np.nan if empty else float(np.median(seconds))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -65,7 +71,7 @@ def query_classes_text(table: pd.DataFrame) -> str:
         return ""
 
     def pair(row, part: str) -> str:
-        real, sim = row[f"real_{part}_p50_s"], row[f"sim_{part}_p50_s"]
+        real, sim = row[f"real_{part}_mean_s"], row[f"sim_{part}_mean_s"]
         return f"{real * 1e3:.1f} vs {sim * 1e3:.1f} ms"
 
     per_class = "; ".join(
@@ -74,6 +80,7 @@ def query_classes_text(table: pd.DataFrame) -> str:
         for _, r in table.iterrows()
     )
     return (
-        f"By query class (DIR/{CLASSES_FILE}; the real runs pooled vs DIR/sim, p50 of the "
-        f"latency, of the wait before the first batch and of that batch's service): {per_class}."
+        f"By query class (DIR/{CLASSES_FILE}, with the p50s; the real runs pooled vs DIR/sim, "
+        "the mean latency, of it the wait before the first batch and that batch's service): "
+        f"{per_class}."
     )

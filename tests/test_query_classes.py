@@ -61,8 +61,11 @@ def test_shares_and_medians_per_class_real_pooled_against_the_simulation():
     assert table.loc["L", "real_latency_p50_s"] == 7.0
     assert table.loc["H (bypassed)", "real_first_service_p50_s"] == 8.0
     assert table.loc["H (bypassed)", "sim_latency_p50_s"] == 8.0
+    assert table.loc["L", "real_latency_mean_s"] == 7.0  # (3 + 7 + 11) / 3
+    assert table.loc["H (bypassed)", "real_wait_mean_s"] == 0.5
     text = query_classes_text(table.reset_index())
     assert "L 60% real, 50% simulated: 7000.0 vs 2000.0 ms (wait 3000.0 vs 1000.0 ms" in text
+    assert "H (bypassed) 40% real, 50% simulated: 8500.0 vs 8000.0 ms (wait 500.0" in text
 
 
 def test_a_class_only_the_simulation_has_comes_last_with_no_real_share():
