@@ -28,7 +28,6 @@ from serving.server import check_port_free, check_ray_address  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
-PROBE = "import sys; from serving.server import check_ray_address; check_ray_address(sys.argv[1])"
 
 
 def free_port() -> int:
@@ -154,7 +153,8 @@ def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
 def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
     """`t2isim serve --ray-address` as a user runs it against a cluster of theirs, with its
     token in the environment (without it, or with another, it is refused in one line; so is
-    its Ray Client server's port); `t2isim loadgen`'s replay against it adds up."""
+    its Ray Client server's port), through its GCS and then through Ray Client; `t2isim
+    loadgen`'s replay against each adds up."""
     port, http_port, client_port = free_port(), free_port(), free_port()
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env = {**os.environ, **token, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -189,31 +189,34 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
             ]
         wait_until(lambda: _answers(client_port), head)
         client = f"ray://127.0.0.1:{client_port}"
-        probe = [sys.executable, "-c", PROBE, client]
-        assert subprocess.run(probe, env=env, timeout=120).returncode == 0  # Ray Client's PING
+        via_client = [*serve[:-4], "--ray-address", client, "--duration", "120"]
         refused = subprocess.run(
-            [*serve[:-4], "--ray-address", client, "--duration", "120"], capture_output=True,
-            text=True, timeout=120,
-            env=no_token,
-        )  # fmt: skip
+            via_client, capture_output=True, text=True, timeout=120, env=no_token
+        )
         assert refused.returncode == 2 and "refuses this driver" in refused.stderr
-        lines: list[str] = []
-        with subprocess.Popen(serve, stderr=subprocess.PIPE, text=True, env=env) as server:
-            reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
-            reader.start()
-            wait_until(lambda: _served(lines), server, lines)
-            summary = run_loadgen(
-                "constant:rate=5,duration=2", f"http://127.0.0.1:{http_port}", tmp_path / "run"
-            )
-            server.terminate()  # SIGTERM: a clean stop
-            assert server.wait(timeout=120) == 0, "".join(lines)
-        assert summary["arrivals"] == 10 and summary["failed"] == 0
-        assert summary["ok"] + summary["timeouts"] + summary["drops"] == 10
-        assert head.poll() is None  # the cluster it joined still runs
+        for command, run in ((serve, "gcs"), (via_client, "ray-client")):  # one after the other
+            summary = _serve_and_replay(command, env, http_port, tmp_path / run)
+            assert summary["arrivals"] == 10 and summary["failed"] == 0
+            assert summary["ok"] + summary["timeouts"] + summary["drops"] == 10
+            assert head.poll() is None  # the cluster it joined still runs
     finally:
         head.terminate()
         head.wait(timeout=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _serve_and_replay(command: list[str], env: dict, http_port: int, out) -> dict:
+    """Run `t2isim serve` (`command`) until it serves, replay 10 queries against it, stop it
+    with SIGTERM (a clean stop: exit 0); the replay's summary."""
+    lines: list[str] = []
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as server:
+        reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
+        reader.start()
+        wait_until(lambda: _served(lines), server, lines)
+        summary = run_loadgen("constant:rate=5,duration=2", f"http://127.0.0.1:{http_port}", out)
+        server.terminate()
+        assert server.wait(timeout=120) == 0, "".join(lines)
+    return summary
 
 
 def _answers(port: int) -> None:
