@@ -88,6 +88,16 @@ def _ray_rpc_problem(target: str, ray_client: bool) -> str | None:
     return None
 
 
+def ray_init_reason(exc: Exception) -> str:
+    """`ray.init`'s error in one line: its first line and, where Ray Client's server sends its
+    own traceback ("Initialization failure from server:" and the traceback), that traceback's
+    last line, the server's reason."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+
+
 def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
     """An InputError when another server listens at host:port for `wait_s` (Serve's proxy would
     fail to start there, deep inside Ray; the wait lets the proxy of a serving run that just
@@ -168,10 +178,8 @@ class ServeSession:
                     _system_config=dict(stack.system_config) or None,  # ray.init adds to it
                 )
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if self.ray_address != "auto":  # something answered there: Ray's token, or not Ray
-                first += f" ({TOKEN_HINT})"
-            raise InputError(f"--ray-address {self.ray_address!r}: {first}") from None
+            reason = ray_init_reason(exc)
+            raise InputError(f"--ray-address {self.ray_address!r}: {reason}") from None
         if stack.controller_env and serve_is_running():
             if self.owns_ray:
                 ray.shutdown()

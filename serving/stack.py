@@ -6,7 +6,8 @@ environment (a variable set here would outlive the run and leak into the next on
   HTTP server: no Python proxy, no per-request call back to it for the body), Serve's
   throughput mode in the replicas, and less background work — controller loop 1 s, cached
   metrics exported every 2 s instead of 0.1 s, no autoscaling metrics on handles (nothing here
-  autoscales), no Ray task events. Measured by `benchmarks/serve_overhead.py`
+  autoscales), no Ray task events; a starting proxy is given 30 s to say it is ready (5 s as
+  shipped). Measured by `benchmarks/serve_overhead.py`
   (results/VALIDATION.md).
   Its settings apply when Serve starts: on a cluster whose Serve already runs it is refused.
   It binds the ingress replica's HTTP port on every interface (HAProxy's requirement).
@@ -36,6 +37,10 @@ _HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}  # read by the controller and the 
 # stops it (Serve's default, 30 s, made every lean run's shutdown 25 s longer; the ingress
 # replica here stops only at the end of a run, when HAProxy is stopped too)
 _INGRESS_DRAIN = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
+# the controller gives a starting proxy this long to answer that it is ready (Serve's default,
+# 5 s, three misses and it is killed and restarted: on a busy 2-core host the HAProxy proxy
+# took longer to start, again and again, and `serve.start` failed with ActorDiedError)
+_PROXY_READY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ SERVE_STACKS = {
         controller_env={
             **_HAPROXY,
             **_INGRESS_DRAIN,
+            **_PROXY_READY,
             "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1",
             **_LESS_METRICS,
         },

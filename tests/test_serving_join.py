@@ -18,13 +18,14 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray.serve")
 
 from serving.loadgen import run_loadgen  # noqa: E402
-from serving.server import check_port_free, check_ray_address  # noqa: E402
+from serving.server import check_port_free, check_ray_address, ray_init_reason  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
@@ -195,7 +196,10 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
         )
         assert refused.returncode == 2 and "refuses this driver" in refused.stderr
         for command, run in ((serve, "gcs"), (via_client, "ray-client")):  # one after the other
-            summary = _serve_and_replay(command, env, http_port, tmp_path / run)
+            try:
+                summary = _serve_and_replay(command, env, http_port, tmp_path / run)
+            except AssertionError as exc:  # with the head's own account of it
+                raise AssertionError(f"{exc}\n{_head_log_tails(temp_dir)}") from None
             assert summary["arrivals"] == 10 and summary["failed"] == 0
             assert summary["ok"] + summary["timeouts"] + summary["drops"] == 10
             assert head.poll() is None  # the cluster it joined still runs
@@ -217,6 +221,16 @@ def _serve_and_replay(command: list[str], env: dict, http_port: int, out) -> dic
         server.terminate()
         assert server.wait(timeout=120) == 0, "".join(lines)
     return summary
+
+
+def _head_log_tails(temp_dir: str, lines: int = 15) -> str:
+    """The last `lines` lines of the head's Ray Client server and Serve controller logs."""
+    logs = Path(temp_dir, "session_latest", "logs")
+    paths = sorted(logs.glob("ray_client_server*.err")) + sorted(logs.glob("serve/controller_*"))
+    return "\n".join(
+        f"== {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        for path in paths
+    )
 
 
 def _answers(port: int) -> None:
@@ -284,3 +298,19 @@ def test_serve_refuses_no_time_or_no_cpus_in_one_line(args, message):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [message]
+
+
+def test_ray_init_errors_keep_the_servers_reason():
+    """Ray Client's server sends its traceback: its last line is the reason, not the first."""
+    traceback = (
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        '  File "proxier.py", line 765, in Datapath\n    raise RuntimeError(\n'
+        "RuntimeError: Starting Ray client server failed.\n"
+    )
+    assert ray_init_reason(ConnectionAbortedError(traceback)) == (
+        "Initialization failure from server: RuntimeError: Starting Ray client server failed."
+    )
+    assert ray_init_reason(ConnectionError("Could not find any running Ray instance.")) == (
+        "Could not find any running Ray instance."
+    )
+    assert ray_init_reason(ValueError()) == "ValueError"
