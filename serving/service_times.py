@@ -71,11 +71,12 @@ def read_batches(run_dirs: list[Path], model_names: Sequence[str]) -> list[pd.Da
     return [read_batches_file(d / BATCHES_FILE, model_names) for d in run_dirs]
 
 
-def read_batches_file(path: Path, model_names: Sequence[str]) -> pd.DataFrame:
+def read_batches_file(path: Path, model_names: Sequence[str] | None) -> pd.DataFrame:
     """A run's `batches.csv`, checked row by row: a worker slot and a batch size that are
-    integers (>= 0, >= 1), a model of `model_names`, a finite start, a service time > 0,
-    `judged` True or False, and where recorded (older runs lack them) CPU seconds >= 0 and a
-    preemption count >= 0 or empty (not measured); InputError naming the line and column."""
+    integers (>= 0, >= 1), a model of `model_names` (None: any name), a finite start, a
+    service time > 0, `judged` True or False, and where recorded (older runs lack them) CPU
+    seconds >= 0 and a preemption count >= 0 or empty (not measured); InputError naming the
+    line and column."""
     try:
         table = pd.read_csv(path, dtype={"model": str, "judged": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -96,7 +97,8 @@ def read_batches_file(path: Path, model_names: Sequence[str]) -> pd.DataFrame:
             values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
             refuse(~ok(values, table[column].isna().to_numpy()), column, rule)
             table[column] = values
-    refuse(~table["model"].isin(model_names).to_numpy(), "model", "a model of the bundle")
+    if model_names is not None:
+        refuse(~table["model"].isin(model_names).to_numpy(), "model", "a model of the bundle")
     judged = table["judged"].map({"True": True, "False": False})
     refuse(judged.isna().to_numpy(), "judged", "True or False")
     return table.assign(judged=judged.astype(bool))
