@@ -8,6 +8,7 @@ Models are a local folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1)
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +44,42 @@ def _bundle_folder(path: Path | None) -> Path | None:
 WORK = typer.Option(
     Path("profile-work"), "--work", help="Work folder shared by the steps.", callback=_work_folder
 )
-DEVICE = typer.Option("cuda", help="torch device (cuda, cuda:1, cpu).")
+
+
+def _device(value: str) -> str:
+    """A torch device name, checked before any work (torch's own error is a traceback)."""
+    try:
+        import torch
+    except ImportError:  # the command says torch is missing when it needs it
+        return value
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        raise typer.BadParameter(
+            f"{value!r}: expected a torch device (cuda, cuda:1, cpu)"
+        ) from None
+    return value
+
+
+DEVICE = typer.Option("cuda", help="torch device (cuda, cuda:1, cpu).", callback=_device)
+
+
+def _router_weights(value: str | None) -> tuple[float, ...] | None:
+    """The rule-based router's weights, one per router feature, each a finite number."""
+    if value is None:
+        return None
+    from simulator.bundle import ROUTER_FEATURES
+
+    try:
+        weights = tuple(float(w) for w in value.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != len(ROUTER_FEATURES) or not all(math.isfinite(w) for w in weights):
+        raise typer.BadParameter(
+            f"{value!r}: expected {len(ROUTER_FEATURES)} comma-separated finite numbers "
+            f"({', '.join(ROUTER_FEATURES)})"
+        )
+    return weights
 DEVICES = typer.Option(
     None,
     "--devices",
@@ -133,7 +169,7 @@ def _models(layout: WorkLayout, models: str | None) -> list[str]:
 def latency(
     model: str = typer.Option(..., help="Local folder, hub id, or tiny:<seed>:<width>."),
     name: str = typer.Option(..., help="Model name in the bundle."),
-    steps: int = typer.Option(..., help="Denoising steps per image."),
+    steps: int = typer.Option(..., min=1, help="Denoising steps per image."),
     resolution: int = 1024,
     batch_sizes: str = "1,2,4,8,16",
     dtype: str = "fp16",
@@ -199,7 +235,7 @@ def latency(
 def generate(
     model: str = typer.Option(..., help="Local folder, hub id, or tiny:<seed>:<width>."),
     name: str = typer.Option(..., help="Model name in the bundle."),
-    steps: int = typer.Option(..., help="Denoising steps per image."),
+    steps: int = typer.Option(..., min=1, help="Denoising steps per image."),
     prompts: Path | None = typer.Option(
         None, help="Prompt file (one per line) for the work folder."
     ),
@@ -432,7 +468,9 @@ def build_table(
         None, help="Bundle folder (default: <work>/bundle).", callback=_bundle_folder
     ),
     grid_points: int = 11,
-    router_weights: str | None = typer.Option(None, help="8 comma-separated weights."),
+    router_weights: str | None = typer.Option(
+        None, help="8 comma-separated weights.", callback=_router_weights
+    ),
     prune_models: bool = typer.Option(True, help="Apply HADIS candidate pruning."),
     multi_metric: bool = typer.Option(
         False, help="Add the per-prompt RouteT2I q_<metric> means to scores.csv."
@@ -444,9 +482,7 @@ def build_table(
     from profiler.prompt_features import HADIS_ROUTER_WEIGHTS
     from profiler.steps import build_table_step
 
-    weights = HADIS_ROUTER_WEIGHTS
-    if router_weights is not None:
-        weights = tuple(float(w) for w in router_weights.split(","))
+    weights = HADIS_ROUTER_WEIGHTS if router_weights is None else router_weights
     path = build_table_step(
         WorkLayout(work),
         name,

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.npz_input import read_npz_arrays
+
 
 class FeatureError(ValueError):
     """Features or Gaussian statistics that cannot be used (shape, size, finiteness)."""
@@ -51,13 +53,16 @@ class GaussianStats:
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianStats:
-        with np.load(Path(path)) as data:
-            missing = {"mu", "sigma", "n"} - set(data.files)
-            if missing:
-                raise FeatureError(f"{path}: missing arrays {', '.join(sorted(missing))}")
-            return cls(
-                data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data["n"])
-            )
+        """The statistics `save` wrote; a file that is not such is one `FeatureError` naming it
+        (shapes and finiteness are checked where they are used)."""
+        arrays = read_npz_arrays(path, ("mu", "sigma", "n"), FeatureError)
+        for name in ("mu", "sigma"):
+            if arrays[name].dtype.kind not in "iuf":
+                raise FeatureError(f"{path}: {name}: expected numbers, got {arrays[name].dtype}")
+        n = arrays["n"]
+        if n.shape != () or n.dtype.kind not in "iu":
+            raise FeatureError(f"{path}: n: expected an integer, got {n.dtype} of shape {n.shape}")
+        return cls(arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64), int(n))
 
 
 def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 
 from profiler.frechet import FeatureError
 from profiler.generate import image_grid
+from simulator.npz_input import read_npz_arrays
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -154,8 +155,11 @@ def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, str]:
     path = Path(path)
     if not path.is_file():
         raise FeatureError(f"{path}: features file not found")
-    with np.load(path) as data:
-        missing = {"features", "names", "extractor"} - set(data.files)
-        if missing:
-            raise FeatureError(f"{path}: missing arrays {', '.join(sorted(missing))}")
-        return data["features"], data["names"], str(data["extractor"])
+    arrays = read_npz_arrays(path, ("features", "names", "extractor"), FeatureError)
+    features = arrays["features"]
+    if features.ndim < 2 or features.dtype.kind not in "iuf":
+        raise FeatureError(
+            f"{path}: features: expected numbers of shape (..., d), got {features.dtype} of "
+            f"shape {features.shape}"
+        )
+    return features, arrays["names"], str(arrays["extractor"])

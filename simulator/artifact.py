@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.bundle import ROUTER_FEATURES, Bundle, BundleError, make_meta, validate_tables
+from simulator.bundle import (
+    MAX_TABLE_INTEGER,
+    ROUTER_FEATURES,
+    Bundle,
+    BundleError,
+    cell_repr,
+    make_meta,
+    validate_tables,
+)
 from simulator.cascade import expected_latency_s, hybrid_assignment
 from simulator.synthetic_prompts import HADIS_ROUTER_WEIGHTS, router_score
 
@@ -63,14 +71,13 @@ def _numeric(
         values = pd.to_numeric(df[column], errors="coerce")
         bad = values.isna() | ~np.isfinite(values.astype(float))
         if integer:
-            bad |= values.fillna(0) % 1 != 0
+            bad |= (values.fillna(0) % 1 != 0) | (values.abs() > MAX_TABLE_INTEGER)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             kind = "an integer" if integer else "a finite number"
             name = f"column {column}" if header else f"column {int(column) + 1}"
-            raise ArtifactError(
-                f"{path}: line {i + 1 + header}: {name}: {df[column].iloc[i]!r} is not {kind}"
-            )
+            shown = cell_repr(df[column].iloc[i])
+            raise ArtifactError(f"{path}: line {i + 1 + header}: {name}: {shown} is not {kind}")
         out[column] = values.astype(np.int64 if integer else np.float64)
     return out
 

@@ -90,6 +90,9 @@ MAX_OVERHEAD_MS = 60_000.0
 # idle_gap_s or more of idle takes latency_idle_p50_s, after less a linear ramp from its p50
 IDLE_LATENCY_COLUMNS = ("idle_gap_s", "latency_idle_p50_s")
 MAX_IDLE_GAP_S = 3600.0
+# Integer columns (steps, batch sizes, counts) stop here: a CSV column read as floats holds
+# every integer up to it exactly, and larger ones would wrap round when cast to int64
+MAX_TABLE_INTEGER = 2**53
 # A batch's 5th percentile: with the p50 and p95 it fits the shifted-lognormal service time
 # (`simulator.service_shape`); empty where unknown, at most the p50
 P05_LATENCY_COLUMN = "latency_p05_s"
@@ -261,6 +264,8 @@ def _check_numeric(
     strict_lo: bool = False,
 ) -> None:
     file = TABLE_FILES[table]
+    if integer and hi is None:
+        hi = MAX_TABLE_INTEGER
     values = pd.to_numeric(df[column], errors="coerce")
     bad = values.isna() | ~np.isfinite(values.astype(float))
     if lo is not None:
@@ -279,7 +284,7 @@ def _check_numeric(
         kind = "an integer" if integer else "a finite number"
         rule = kind + (" " + " and ".join(bounds) if bounds else "")
         # row numbers are 1-based data rows (the header is line 1, so data row i is line i+1)
-        raise _fail(file, i + 1, column, f"value {df[column].iloc[i]!r} is not {rule}")
+        raise _fail(file, i + 1, column, f"value {cell_repr(df[column].iloc[i])} is not {rule}")
     df[column] = values.astype(np.int64) if integer else values.astype(np.float64)
 
 
@@ -458,7 +463,7 @@ def _check_idle_latency(latency: pd.DataFrame) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         rule = "a finite number > 0 (idle_gap_s > 0)" if timed[i] else "empty (idle_gap_s is 0)"
-        shown = _cell_repr(latency["latency_idle_p50_s"].iloc[i])
+        shown = cell_repr(latency["latency_idle_p50_s"].iloc[i])
         raise _fail("latency.csv", i + 1, "latency_idle_p50_s", f"value {shown} is not {rule}")
     latency["latency_idle_p50_s"] = values.astype(np.float64)
     for name, rows in latency.groupby("model", sort=False):
@@ -487,13 +492,13 @@ def _check_p05_latency(latency: pd.DataFrame) -> None:
     ok = ~given | (np.isfinite(values) & (values > 0) & (values <= p50))
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        shown = _cell_repr(raw.iloc[i])
+        shown = cell_repr(raw.iloc[i])
         rule = "empty or a finite number in (0, latency_p50_s]"
         raise _fail("latency.csv", i + 1, P05_LATENCY_COLUMN, f"value {shown} is not {rule}")
     latency[P05_LATENCY_COLUMN] = values
 
 
-def _cell_repr(value) -> str:
+def cell_repr(value) -> str:
     """A table cell as an error message shows it (numpy scalars as Python's)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
 

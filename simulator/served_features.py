@@ -33,10 +33,13 @@ import numpy as np
 
 from profiler.frechet import frechet_distance, psd_sqrt
 from simulator.errors import InputError
+from simulator.npz_input import read_npz_arrays
 
 FEATURES_FILE = "features.npz"
 ARRAYS = ("features", "models", "reference_mu", "reference_sigma", "reference_n")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the file is byte-stable
+MAX_ABS_VALUE = 1e50  # far beyond any real feature; the FID's products of three stay finite
+MAX_REFERENCE_N = int(np.iinfo(np.int64).max)
 
 
 class FeaturesError(InputError):
@@ -45,6 +48,17 @@ class FeaturesError(InputError):
 
 def _fail(array: str, problem: str) -> FeaturesError:
     return FeaturesError(f"{FEATURES_FILE}: {array}: {problem}")
+
+
+def _beyond_bound(values: np.ndarray) -> bool:
+    """Whether a finite, non-empty array holds a value beyond ±MAX_ABS_VALUE (no copy made)."""
+    return max(-float(values.min()), float(values.max())) > MAX_ABS_VALUE
+
+
+def _first_image(mask: np.ndarray, model_names: tuple[str, ...]) -> str:
+    """`prompt P, model 'M'` of the first image with a True in the (prompts, models, ...) mask."""
+    prompt, model = np.argwhere(mask)[0][:2]
+    return f"prompt {prompt}, model {model_names[model]!r}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,11 +104,11 @@ class ServedFeatures:
         if x.shape[2] < 1 or x.shape[3] < 1:
             raise _fail("features", f"shape {x.shape}: no images or no feature dimensions")
         if not np.isfinite(x).all():
-            prompt, model = np.argwhere(~np.isfinite(x))[0][:2]
-            raise _fail(
-                "features",
-                f"NaN or infinite value (prompt {prompt}, model {model_names[model]!r})",
-            )
+            where = _first_image(~np.isfinite(x), model_names)
+            raise _fail("features", f"NaN or infinite value ({where})")
+        if _beyond_bound(x):
+            where = _first_image(np.abs(x) > MAX_ABS_VALUE, model_names)
+            raise _fail("features", f"value beyond ±{MAX_ABS_VALUE:g} ({where})")
         d = x.shape[3]
         for name, value, shape in (
             ("reference_mu", self.reference_mu, (d,)),
@@ -104,11 +118,16 @@ class ServedFeatures:
                 raise _fail(name, f"expected a float array of shape {shape}, got {value.shape}")
             if not np.isfinite(value).all():
                 raise _fail(name, "contains NaN or infinite values")
+            if _beyond_bound(value):
+                raise _fail(name, f"contains values beyond ±{MAX_ABS_VALUE:g}")
         sigma = self.reference_sigma
         if not np.allclose(sigma, sigma.T, rtol=1e-6, atol=1e-12 * max(np.abs(sigma).max(), 1)):
             raise _fail("reference_sigma", "not symmetric (a covariance matrix is)")
-        if self.reference_n < 2:
-            raise _fail("reference_n", f"value {self.reference_n} is not an integer >= 2")
+        if not 2 <= self.reference_n <= MAX_REFERENCE_N:
+            raise _fail(
+                "reference_n",
+                f"value {self.reference_n} is not an integer in [2, {MAX_REFERENCE_N}]",
+            )
 
     def fid(self, prompt_idx: np.ndarray, model_idx: np.ndarray) -> float | None:
         """FID of the images of the served (prompt, model) pairs, one pair per completed query
@@ -191,19 +210,7 @@ class ServedFeatures:
     @classmethod
     def load(cls, path: str | Path) -> ServedFeatures:
         """Read a features file (no pickles); shape and alignment are checked by `check`."""
-        path = Path(path)
-        if not zipfile.is_zipfile(path):
-            raise FeaturesError(f"{FEATURES_FILE}: not an .npz (zip) archive")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                files = sorted(data.files)
-                arrays = {a: data[a] for a in ARRAYS if a in files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise FeaturesError(f"{FEATURES_FILE}: unreadable .npz ({problem})") from None
-        missing = [a for a in ARRAYS if a not in arrays]
-        if missing:
-            raise _fail(missing[0], f"missing array (the file has {files})")
+        arrays = read_npz_arrays(path, ARRAYS, FeaturesError, label=FEATURES_FILE)
         models, n = arrays["models"], arrays["reference_n"]
         if models.ndim != 1 or models.dtype.kind != "U":
             raise _fail(

@@ -91,3 +91,13 @@ def check_run_folder(out: Path) -> None:
     summary = strict_json(out / "summary.json")
     strict_json(out / "config.json")
     assert summary["ok"] + summary["timeouts"] + summary["drops"] == summary["arrivals"] > 0
+
+
+def save_damaged_npz(path: Path, **arrays) -> None:
+    """A compressed .npz of `arrays` whose first member's deflate stream is damaged."""
+    import numpy as np
+
+    np.savez_compressed(path, **arrays)
+    data = bytearray(path.read_bytes())
+    data[200:600] = bytes(b ^ 0x55 for b in data[200:600])
+    path.write_bytes(bytes(data))

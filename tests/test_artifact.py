@@ -167,3 +167,16 @@ def test_mismatched_prompt_is_named(tmp_path: Path) -> None:
     (root / "traces/text_imagenet1k_hr_5k.txt").write_text("a red ball\nthe sail is blue\n")
     with pytest.raises(ArtifactError, match=r"line 3: prompt differs from line 2"):
         import_hadis_artifact(root)
+
+
+def test_import_refuses_a_count_past_the_integer_range_in_one_line(tmp_path: Path) -> None:
+    """1e308 is not a count; cast to int64 it wrapped round and was called negative."""
+    from hostile import assert_one_line_error, invoke
+
+    root = _tiny_artifact(tmp_path / "artifact")
+    features = root / "router/prompt_features.csv"
+    features.write_text(features.read_text().replace("4,0,1,2", "4,1e308,1,2"))
+    outcome = invoke("import", "hadis-artifact", root, tmp_path / "bundle")
+    line = assert_one_line_error(outcome)
+    assert line == (f"error: {features}: line 3: column token_rarity: 1e+308 is not an integer")
+    assert not (tmp_path / "bundle").exists()

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 from bundle_factory import make_bundle
+from hostile import save_damaged_npz
 from typer.testing import CliRunner
 
 from simulator.bundle import TABLE_FILES, load_bundle, validate_tables, write_bundle
@@ -111,6 +112,17 @@ def _save_raw(path, **arrays):
     np.savez(path, **arrays)
 
 
+def _raw_arrays(f, **change):
+    arrays = {
+        "features": f.features,
+        "models": np.array(f.models),
+        "reference_mu": f.reference_mu,
+        "reference_sigma": f.reference_sigma,
+        "reference_n": np.int64(f.reference_n),
+    }
+    return {**arrays, **change}
+
+
 CORRUPTIONS = {
     "not a zip": (
         lambda f, path: path.write_bytes(b"not an archive"),
@@ -140,6 +152,23 @@ CORRUPTIONS = {
             f, reference_sigma=np.array([[1.5, 0.3], [0.0, 0.8]])
         ).save(path),
         "features.npz: reference_sigma: not symmetric",
+    ),
+    "corrupt compressed member": (
+        lambda f, path: save_damaged_npz(path, **_raw_arrays(f)),
+        "features.npz: unreadable .npz (Error -3 while decompressing data",
+    ),
+    "huge features": (
+        lambda f, path: dataclasses.replace(f, features=f.features * 1e60).save(path),
+        "features.npz: features: value beyond ±1e+50 (prompt 0, model 'light')",
+    ),
+    "huge reference mean": (
+        lambda f, path: dataclasses.replace(f, reference_mu=np.full(2, 1e200)).save(path),
+        "features.npz: reference_mu: contains values beyond ±1e+50",
+    ),
+    "reference count past int64": (
+        lambda f, path: _save_raw(path, **_raw_arrays(f, reference_n=np.uint64(2**64 - 1))),
+        "features.npz: reference_n: value 18446744073709551615 is not an integer in "
+        "[2, 9223372036854775807]",
     ),
     "missing array": (
         lambda f, path: _save_raw(
