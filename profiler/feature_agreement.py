@@ -19,6 +19,7 @@ import pandas as pd
 from profiler.prompt_features import HADIS_ROUTER_WEIGHTS, router_scores
 from simulator.bundle import ROUTER_FEATURES
 from simulator.cascade import router_threshold
+from simulator.csv_input import read_csv_table
 from simulator.errors import InputError
 
 HEAVY_SHARES = (0.2, 0.5)
@@ -30,7 +31,7 @@ class FeatureAgreementError(InputError):
 
 def read_reference_features(path: str | Path) -> pd.DataFrame:
     """A `prompt` + 8 feature table (the artifact's `prompt_features.csv` format)."""
-    table = pd.read_csv(path, keep_default_na=False)
+    table = read_csv_table(path, FeatureAgreementError, keep_default_na=False)
     for column in ("prompt", *ROUTER_FEATURES):
         if column not in table.columns:
             raise FeatureAgreementError(f"{path}: column {column}: missing")

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.bundle import ROUTER_FEATURES
+from simulator.csv_input import read_csv_table
 from simulator.errors import InputError
 
 HADIS_ROUTER_WEIGHTS = (0.85, 0.32, 0.72, 0.99, 0.76, 0.07, 0.78, 0.01)
@@ -56,7 +57,7 @@ class Lexicons:
 
 def load_lexicons(concreteness_csv: str | Path, spatial_terms_txt: str | Path) -> Lexicons:
     """Concreteness norms (`Word`, `Conc.M` columns) and spatial terms (one per line)."""
-    table = pd.read_csv(concreteness_csv, keep_default_na=False)
+    table = read_csv_table(concreteness_csv, PromptFeatureError, keep_default_na=False)
     for column in ("Word", "Conc.M"):
         if column not in table.columns:
             raise PromptFeatureError(f"{concreteness_csv}: column {column}: missing")
@@ -67,9 +68,12 @@ def load_lexicons(concreteness_csv: str | Path, spatial_terms_txt: str | Path) -
         raise PromptFeatureError(
             f"{concreteness_csv}: row {bad[0] + 1}: column Conc.M: not a number"
         )
-    terms = tuple(
-        t.strip().lower() for t in Path(spatial_terms_txt).read_text().splitlines() if t.strip()
-    )
+    try:
+        lines = Path(spatial_terms_txt).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise PromptFeatureError(f"{spatial_terms_txt}: {reason}") from None
+    terms = tuple(t.strip().lower() for t in lines if t.strip())
     return Lexicons(dict(zip(words, values.astype(float))), terms)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.bundle import ROUTER_FEATURES
+from simulator.csv_input import read_csv_table
 from simulator.errors import InputError
 from simulator.limits import parse_number
 
@@ -293,14 +294,9 @@ def load_agiqa(root: Path, pair: str | None = None) -> RoutingData:
 def load_wide_csv(path: Path, pair: str | None = None) -> RoutingData:
     """`prompt` + one numeric column per model (light -> heavy, higher = better)."""
     path = Path(path)
-    if not path.is_file():
-        raise RouterDataError(f"{path}: no such file")
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
-        table = pd.read_csv(path, dtype=str, keep_default_na=False).fillna("")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RouterDataError(f"{path}: not a CSV table ({str(exc).splitlines()[0]})") from None
+    table = read_csv_table(path, RouterDataError, dtype=str, keep_default_na=False).fillna("")
+    with path.open(encoding="utf-8", newline="") as handle:  # pandas decoded it as UTF-8
+        header = next(csv.reader(handle), [])
     repeated = [c for c in dict.fromkeys(header) if header.count(c) > 1]
     if repeated:
         raise RouterDataError(

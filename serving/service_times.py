@@ -35,7 +35,8 @@ import pandas as pd
 
 from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle
 from simulator.config import SimConfig
-from simulator.errors import InputError, one_line
+from simulator.csv_input import read_csv_table
+from simulator.errors import InputError
 from simulator.json_input import read_json_object
 
 MIN_BATCHES = 5
@@ -77,10 +78,7 @@ def read_batches_file(path: Path, model_names: Sequence[str] | None) -> pd.DataF
     service time > 0, `judged` True or False, and where recorded (older runs lack them) CPU
     seconds >= 0 and a preemption count >= 0 or empty (not measured); InputError naming the
     line and column."""
-    try:
-        table = pd.read_csv(path, dtype={"model": str, "judged": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a batches table ({one_line(str(exc))})") from None
+    table = read_csv_table(path, dtype={"model": str, "judged": str})
     missing = [c for c in BATCH_COLUMNS_REQUIRED if c not in table.columns]
     if missing:
         raise InputError(f"{path}: column {missing[0]}: missing")
@@ -190,10 +188,7 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
     flag = f"--compare-served-latency {str(path)!r}"
     if not Path(path).is_file():
         raise InputError(f"{flag}: no such file (a validation's served_latency.csv)")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{flag}: not a CSV table ({exc})") from None
+    table = read_csv_table(path, label=flag)
     return with_latency_table(bundle, table, flag)
 
 

@@ -22,6 +22,7 @@ from simulator.bundle import (
     validate_tables,
 )
 from simulator.cascade import expected_latency_s, hybrid_assignment
+from simulator.csv_input import read_csv_table
 from simulator.synthetic_prompts import HADIS_ROUTER_WEIGHTS, router_score
 
 ARTIFACT_SOURCE = "hadis-artifact (github Tung-I/diffserve-2@538dc5d)"
@@ -56,10 +57,7 @@ def _file(root: Path, relative: str) -> Path:
 
 
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+    return read_csv_table(path, ArtifactError, **kwargs)
 
 
 def _numeric(

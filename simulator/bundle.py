@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.atomic import atomic_folder
+from simulator.csv_input import read_csv_table
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 from simulator.served_features import FEATURES_FILE, FeaturesError, ServedFeatures
@@ -520,10 +521,7 @@ def load_bundle(path: str | Path) -> Bundle:
         file_path = folder / file
         if not file_path.is_file():
             raise BundleError(f"{file_path}: missing table file")
-        try:
-            tables[table] = pd.read_csv(file_path, keep_default_na=table != "prompts")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{file_path}: unreadable CSV ({exc})".splitlines()[0]) from None
+        tables[table] = read_csv_table(file_path, BundleError, keep_default_na=table != "prompts")
     try:
         features = None
         if (folder / FEATURES_FILE).exists():

@@ -129,3 +129,37 @@ def test_profile_refuses_steps_below_one(tmp_path):
     line = assert_one_line_error(invoke(*args, "--work", tmp_path / "w"))
     assert line.startswith("error: Invalid value for '--steps': ")
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--compare", "{bin}"), "{bin}: not a CSV table ('utf-8' codec can't decode byte 0x94"),
+        (("--compare", "{empty}"), "{empty}: not a CSV table (No columns to parse from file)"),
+        (("--compare", "{none}"), "{none}: no such file"),
+        (("--concreteness", "{bin}", "--spatial-terms", "{terms}"), "{bin}: not a CSV table ("),
+        (("--concreteness", "{norms}", "--spatial-terms", "{bin}"), "{bin}: not UTF-8 text"),
+        (("--concreteness", "{norms}", "--spatial-terms", "{none}"), "{none}: No such file"),
+    ],
+)
+def test_prompt_features_name_the_file_they_cannot_read(tmp_path, flags, message):
+    """pandas' and Python's own errors ("'utf-8' codec can't decode ...") named no file."""
+    files = {
+        "bin": tmp_path / "bin.csv",
+        "empty": tmp_path / "empty.csv",
+        "none": tmp_path / "none.csv",
+        "terms": tmp_path / "terms.txt",
+        "norms": tmp_path / "norms.csv",
+    }
+    files["bin"].write_bytes(b"\x94\x95\x00garbage")
+    files["empty"].write_text("")
+    files["terms"].write_text("above\n")
+    files["norms"].write_text("Word,Conc.M\nball,4.5\n")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red ball\n")
+    outcome = invoke(
+        "profile", "prompt-features", "--prompts", prompts, "--out", tmp_path / "out.csv",
+        "--work", tmp_path / "w", *(flag.format(**files) for flag in flags),
+    )  # fmt: skip
+    line = assert_one_line_error(outcome)
+    assert line.startswith("error: " + message.format(**files))

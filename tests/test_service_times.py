@@ -146,7 +146,7 @@ def test_a_batches_table_is_checked_row_by_row(bundle, tmp_path, row, named):
         read_batches_file(path, bundle.model_names)
     path.write_text(f"{HEADER}\n{good}\n")
     assert np.isnan(read_batches_file(path, bundle.model_names)["cpu_s"]).all()
-    for text, problem in [("", "not a batches table"), ("worker\n0\n", "column model: missing")]:
+    for text, problem in [("", "not a CSV table"), ("worker\n0\n", "column model: missing")]:
         path.write_text(text)
         with pytest.raises(InputError, match=problem):
             read_batches_file(path, bundle.model_names)
