@@ -91,6 +91,9 @@ MAX_OVERHEAD_MS = 60_000.0
 # idle_gap_s or more of idle takes latency_idle_p50_s, after less a linear ramp from its p50
 IDLE_LATENCY_COLUMNS = ("idle_gap_s", "latency_idle_p50_s")
 MAX_IDLE_GAP_S = 3600.0
+# A batch's latency starts here: no image is generated in under a microsecond, and the MILP's
+# throughputs (batches per second) stay far below HiGHS's infinity (1e20; 1e-20 s was refused)
+MIN_LATENCY_S = 1e-6
 # Integer columns (steps, batch sizes, counts) stop here: a CSV column read as floats holds
 # every integer up to it exactly, and larger ones would wrap round when cast to int64
 MAX_TABLE_INTEGER = 2**53
@@ -367,8 +370,8 @@ def validate_tables(
     latency = tables["latency"]
     _check_models_known("latency", latency, "model", names)
     _check_numeric("latency", latency, "batch_size", lo=1, integer=True)
-    _check_numeric("latency", latency, "latency_p50_s", lo=0, strict_lo=True)
-    _check_numeric("latency", latency, "latency_p95_s", lo=0, strict_lo=True)
+    _check_numeric("latency", latency, "latency_p50_s", lo=MIN_LATENCY_S)
+    _check_numeric("latency", latency, "latency_p95_s", lo=MIN_LATENCY_S)
     for i in np.flatnonzero((latency["latency_p95_s"] < latency["latency_p50_s"]).to_numpy()):
         raise _fail("latency.csv", int(i) + 1, "latency_p95_s", "p95 is below p50")
     dup = latency.duplicated(["model", "batch_size"])

@@ -163,3 +163,20 @@ def test_prompt_features_name_the_file_they_cannot_read(tmp_path, flags, message
     )  # fmt: skip
     line = assert_one_line_error(outcome)
     assert line.startswith("error: " + message.format(**files))
+
+
+def test_a_latency_under_a_microsecond_is_refused(tmp_path):
+    """1e-20 s passed the bundle's rules and made HiGHS refuse the MILP (exit 1)."""
+    folder = write_bundle(make_bundle(), tmp_path / "b")
+    path = folder / "latency.csv"
+    header, first, *rest = path.read_text().splitlines()
+    cells = dict(zip(header.split(","), first.split(",")))
+    cells["latency_p50_s"] = cells["latency_p95_s"] = "1e-20"
+    path.write_text("\n".join([header, ",".join(cells.values()), *rest]) + "\n")
+    out = tmp_path / "run"
+    args = ("--policy", "hadis", "--trace", "poisson:rate=2,duration=30", "--out", out)
+    line = assert_one_line_error(invoke("simulate", "--bundle", folder, *args, "--quiet"))
+    assert line == (
+        f"error: {path}: row 1: column latency_p50_s: value 1e-20 is not a finite number >= 1e-06"
+    )
+    assert not out.exists()
