@@ -19,7 +19,7 @@ from simulator.atomic import (
     check_output_folder,
 )
 from simulator.errors import one_line
-from simulator.limits import NON_NEGATIVE
+from simulator.limits import NON_NEGATIVE, LimitError
 
 from .base import RouterError
 from .data import RouterDataError, Split, load_routing_data, split_by_prompt
@@ -189,6 +189,7 @@ DATA_ERRORS = (
     FeatureError,
     MetricError,
     RepeatsError,
+    LimitError,
     EcvlConfigError,
 )
 

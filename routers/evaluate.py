@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import InputError
+from simulator.limits import MAX_SPLITS
 
 from .base import Router, heavy_mask
 from .data import Split
@@ -55,9 +56,10 @@ class RepeatsError(InputError):
 
 
 def repeat_seeds(seed: int, repeats: int) -> list[int]:
-    """The seeds of ``repeats`` splits: seed, seed + 1, ..."""
+    """The seeds of ``repeats`` splits: seed, seed + 1, ... (at most `T2ISIM_MAX_SPLITS`)."""
     if repeats < 1:
         raise RepeatsError(f"--repeats must be >= 1, got {repeats}")
+    MAX_SPLITS.check(repeats, "--repeats")
     return [seed + i for i in range(repeats)]
 
 

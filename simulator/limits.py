@@ -13,6 +13,7 @@ which its error message names:
 | GPU workers | 1,024 | `T2ISIM_MAX_WORKERS` |
 | simulated seconds (last arrival, duration, SLO, waits) | 172,800 (2 d) | `T2ISIM_MAX_SIM_S` |
 | runs a sweep grid expands to | 10,000 | `T2ISIM_MAX_SWEEP_RUNS` |
+| seeded splits a router evaluation repeats over | 1,000 | `T2ISIM_MAX_SPLITS` |
 
 A bound only accepts or refuses an input; it never changes a result.
 """
@@ -210,6 +211,7 @@ MAX_QUERIES = SizeLimit("queries in a trace", "T2ISIM_MAX_QUERIES", 2_000_000)
 MAX_WORKERS = SizeLimit("GPU workers", "T2ISIM_MAX_WORKERS", 1024)
 MAX_SIM_S = SizeLimit("simulated seconds", "T2ISIM_MAX_SIM_S", 172_800.0)
 MAX_SWEEP_RUNS = SizeLimit("runs in a sweep", "T2ISIM_MAX_SWEEP_RUNS", 10_000)
+MAX_SPLITS = SizeLimit("seeded splits", "T2ISIM_MAX_SPLITS", 1_000)
 
 
 def seconds(value: object, name: str, *, positive: bool = False) -> float:

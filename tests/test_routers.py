@@ -381,8 +381,19 @@ def test_cli_repeats_one_is_the_plain_run_and_three_average_single_seed_runs(tmp
     assert sorted(calibration["repeat"].unique()) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("repeats", ["0", "-2"])
-def test_cli_bad_repeats_is_one_line_with_exit_2(tmp_path, repeats):
+@pytest.mark.parametrize(
+    ("repeats", "message"),
+    [
+        ("0", "--repeats must be >= 1, got 0"),
+        ("-2", "--repeats must be >= 1, got -2"),
+        (  # it ran until killed
+            "100000000",
+            "--repeats: 1e+08 seeded splits exceeds the bound of 1000 (set T2ISIM_MAX_SPLITS "
+            "to raise it)",
+        ),
+    ],
+)
+def test_cli_bad_repeats_is_one_line_with_exit_2(tmp_path, repeats, message):
     csv = tmp_path / "wide.csv"
     write_wide_csv(csv, n=60)
     result = CliRunner().invoke(
@@ -390,5 +401,5 @@ def test_cli_bad_repeats_is_one_line_with_exit_2(tmp_path, repeats):
         ["evaluate", "--data", str(csv), "--repeats", repeats, "--out", str(tmp_path / "o")],
     )
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: --repeats must be >= 1, got {repeats}"
+    assert result.output.strip() == f"error: {message}"
     assert not (tmp_path / "o").exists()
