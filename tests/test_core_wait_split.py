@@ -3,7 +3,6 @@ too (hand-computed intervals), the groups, and the script on session 24's commit
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,21 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "core_wait_split.py"
 SESSION24 = ROOT / "results" / "validation" / "session24" / "tiny-diffusers-static"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("core_wait_split_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_overlap_share_and_the_groups_by_hand():
-    script = load_script()
+    script = load_script(SCRIPT, "core_wait_split_script")
     batches = pd.DataFrame(
         {
             "worker": [0, 1, 0, 1, 0],

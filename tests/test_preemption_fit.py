@@ -11,21 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from script_module import load_script
 
 from serving.service_times import preemption_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION23 = ROOT / "results" / "validation" / "session23"
 SCRIPT = ROOT / "benchmarks" / "preemption_fit.py"
-
-
-def load_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("preemption_fit_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_fit_recovers_a_line_and_skips_what_it_cannot_fit():
@@ -60,7 +52,7 @@ def test_the_fit_recovers_a_line_and_skips_what_it_cannot_fit():
 
 
 def test_the_rule_fixed_before_the_run():
-    reading = load_script().reading
+    reading = load_script(SCRIPT, "preemption_fit_script").reading
     idle = 0.010
     assert reading(0.0101, 0.0006, 0.0010, idle) == "preemption"  # within 5%, 60% explained
     assert reading(0.0101, 0.0004, 0.0010, idle) == "inconclusive"  # 40% explained
