@@ -217,3 +217,56 @@ def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module,
     assert names == {"bundle", report_module.LATENCY_AFTER, report_module.LATENCY_TABLES_AFTER}
     table, _ = read_latency_profile(work / report_module.LATENCY_TABLES_AFTER / "tiny-light.csv")
     assert table["n_rounds"].tolist() == [2, 2, 2]
+
+
+LEDGER = SCRIPT.parents[1] / "results" / "validation" / "preregistered.csv"
+
+
+def test_the_preregistered_ledger_agrees_with_each_committed_folder(report_module):
+    """Every row's verdict is its error against the goal; a row with a committed folder has
+    that folder's judged p50 error, real spread and (judged on the default column) held-out
+    served error, to the ledger's one decimal."""
+    ledger = pd.read_csv(LEDGER)
+    assert (ledger.goal_met == (ledger.p50_error_pct.abs() <= report_module.TINY_P50_GOAL_PCT)).all()
+    checked = 0
+    for r in ledger.dropna(subset=["folder"]).itertuples():
+        fidelity = pd.read_csv(SCRIPT.parents[1] / r.folder / "fidelity.csv").set_index("metric")
+        p50 = fidelity.loc["p50_latency_s"]
+        assert p50[r.judged_column] == pytest.approx(r.p50_error_pct, abs=0.05), r.folder
+        assert p50.real_spread == pytest.approx(r.real_spread_pct, abs=0.05), r.folder
+        if r.judged_column == "error":
+            served = p50.error_leave_one_out_served
+            assert served == pytest.approx(r.held_out_served_pct, abs=0.05), r.folder
+        checked += 1
+    assert checked >= 7
+
+
+def test_the_sign_test_is_the_binomial_tail_doubled(report_module):
+    assert report_module.sign_test_p(9, 9) == pytest.approx(2 / 2**9)
+    assert report_module.sign_test_p(0, 5) == pytest.approx(2 / 2**5)
+    assert report_module.sign_test_p(4, 5) == pytest.approx(2 * 6 / 2**5)
+    assert report_module.sign_test_p(1, 2) == 1.0
+
+
+def test_the_preregistered_tally_counts_sets_per_machine(report_module, tmp_path):
+    columns = (
+        "session,set,registered_utc,machine,protocol,experiment,load_qps,real_runs,"
+        "judged_column,p50_error_pct,real_spread_pct,held_out_served_pct,goal_met,folder"
+    )
+    rows = [
+        "1,1,10:00,local,committed,a,4,3,error,-5.0,1.0,12.0,True,",
+        "1,1,10:00,local,committed,b,8,3,error,-15.0,1.0,-1.0,False,",
+        "2,1,11:00,local,committed,b,8,3,error,3.0,1.0,2.0,True,",
+        "3,1,12:00,device,committed,b,8,2,error,-11.0,1.0,1.0,False,",
+    ]
+    path = tmp_path / "preregistered.csv"
+    path.write_text("\n".join([columns, *rows]) + "\n")
+    lines = report_module.preregistered_lines(path)
+    local = next(line for line in lines if line.startswith("- local"))
+    assert "met in 2 of 3; 1 of 2 sets erred low (sign test p = 1)" in local
+    assert "median -5.0%, range -15.0% to +3.0%" in local
+    assert "served service times: met in 2 of 3, median +2.0%" in local
+    device = next(line for line in lines if line.startswith("- device"))
+    assert "met in 0 of 1" in device and "error -11.0%" in device
+    assert sum(line.startswith("| 1 | 1 | 10:00 | local") for line in lines) == 2
+    assert report_module.preregistered_lines(tmp_path / "absent.csv") == []
