@@ -227,7 +227,8 @@ def test_the_preregistered_ledger_agrees_with_each_committed_folder(report_modul
     that folder's judged p50 error, real spread and (judged on the default column) held-out
     served error, to the ledger's one decimal."""
     ledger = pd.read_csv(LEDGER)
-    assert (ledger.goal_met == (ledger.p50_error_pct.abs() <= report_module.TINY_P50_GOAL_PCT)).all()
+    within = ledger.p50_error_pct.abs() <= report_module.TINY_P50_GOAL_PCT
+    assert (ledger.goal_met == within).all()
     checked = 0
     for r in ledger.dropna(subset=["folder"]).itertuples():
         fidelity = pd.read_csv(SCRIPT.parents[1] / r.folder / "fidelity.csv").set_index("metric")
