@@ -46,6 +46,7 @@ from serving.requests import (
     SERVED_BATCH_KEYS,
     STATE,
     RequestError,
+    bundle_prompt_id,
     parse_request,
 )
 from serving.setup import SERVE_LOGGING, ServeSetup, worker_app
@@ -84,8 +85,9 @@ class Ingress:
         self.draw = random.Random(stream).random  # the core's mix draws
         self.dispatch = self.setup.dispatch
         self.pick = random.Random(f"{stream}/worker")  # the dispatch's draws
+        self.prompt_texts: list[str] = bundle.prompts["text"].tolist()
         self.prompt_of_text: dict[str, int] = {}
-        for i, text in enumerate(bundle.prompts["text"]):
+        for i, text in enumerate(self.prompt_texts):
             self.prompt_of_text.setdefault(text, i)
         self.handles = [
             serve.get_deployment_handle("Worker", worker_app(w), _check_exists=False)
@@ -245,16 +247,7 @@ class Ingress:
             return JSONResponse({"epoch_s": await self.mark_epoch()})
         try:
             req = parse_request(await request.body(), self.bundle.n_prompts)
-            prompt_id = req.prompt_id
-            if prompt_id is None:
-                prompt_id = self.prompt_of_text.get(req.prompt)
-            if prompt_id is None:
-                raise RequestError(
-                    "prompt: not one of the bundle's prompts (the serving path serves those; "
-                    "give its text or prompt_id)",
-                    422,
-                    "prompt",
-                )
+            prompt_id = bundle_prompt_id(req, self.prompt_texts, self.prompt_of_text)
         except RequestError as exc:
             return _error(exc)
         if req.n == 1:  # the common case without gather's task

@@ -5,7 +5,8 @@ request gets a 4xx JSON error naming the field, never a 500.
 Body: `prompt` (non-empty string, required), `n` (images, 1..MAX_IMAGES, default 1), `size`
 (`WxH` of SIZES, default 1024x1024), `response_format` (`b64_json`, the only one served: no
 image store exists), and the t2isim extension `prompt_id` (the bundle prompt the emulated
-backend looks the scores up for; without it the prompt text is looked up in the bundle).
+backend looks the scores up for; without it the prompt text is looked up in the bundle; with
+it the text must be that prompt's, so a response never renders one prompt under another's name).
 """
 
 from __future__ import annotations
@@ -93,6 +94,28 @@ def parse_request(raw: bytes, n_prompts: int) -> ImageRequest:
     if "prompt_id" in body:
         prompt_id = _integer(body, "prompt_id", None, 0, n_prompts - 1)
     return ImageRequest(prompt=prompt, n=n, size=size, prompt_id=prompt_id)
+
+
+def bundle_prompt_id(req: ImageRequest, texts, id_of_text: dict[str, int]) -> int:
+    """The bundle prompt `req` asks for: its `prompt_id`, whose text (`texts[prompt_id]`) must be
+    `req.prompt`, or the first bundle prompt with that text; else RequestError (422)."""
+    if req.prompt_id is None:
+        if req.prompt not in id_of_text:
+            raise RequestError(
+                "prompt: not one of the bundle's prompts (the serving path serves those; "
+                "give its text or prompt_id)",
+                422,
+                "prompt",
+            )
+        return id_of_text[req.prompt]
+    if texts[req.prompt_id] != req.prompt:
+        raise RequestError(
+            f"prompt_id: {req.prompt_id} is the bundle's prompt {texts[req.prompt_id]!r:.80}, "
+            "not the given prompt (give the two together, or the text alone)",
+            422,
+            "prompt_id",
+        )
+    return req.prompt_id
 
 
 def _integer(body: dict, name: str, default: int | None, lo: int, hi: int) -> int:

@@ -33,7 +33,7 @@ from serving.loadgen import (  # noqa: E402
     served_batches,
     tick_estimates,
 )
-from serving.requests import RequestError, parse_request  # noqa: E402
+from serving.requests import RequestError, bundle_prompt_id, parse_request  # noqa: E402
 from simulator.config import SimConfig  # noqa: E402
 from simulator.policy import Plan  # noqa: E402
 
@@ -354,6 +354,26 @@ def test_malformed_requests_are_4xx_naming_the_field(body, status, param):
         parse_request(body, n_prompts=5000)
     assert caught.value.status == status
     assert caught.value.body()["error"]["param"] == param
+
+
+def test_a_request_names_one_bundle_prompt_by_text_or_by_id_and_text():
+    texts = ["a cat", "a dog", "a cat"]
+    id_of_text = {"a cat": 0, "a dog": 1}
+
+    def resolve(body: bytes) -> int:
+        return bundle_prompt_id(parse_request(body, n_prompts=3), texts, id_of_text)
+
+    assert resolve(b'{"prompt": "a dog"}') == 1
+    assert resolve(b'{"prompt": "a cat"}') == 0  # the first with that text
+    assert resolve(b'{"prompt": "a cat", "prompt_id": 2}') == 2  # the id tells repeats apart
+    for body, param in [
+        (b'{"prompt": "a cow"}', "prompt"),
+        (b'{"prompt": "a dog", "prompt_id": 0}', "prompt_id"),  # never served under another name
+    ]:
+        with pytest.raises(RequestError) as caught:
+            resolve(body)
+        assert (caught.value.status, caught.value.param) == (422, param)
+    assert "prompt_id: 0 is the bundle's prompt 'a cat'" in str(caught.value)
 
 
 def test_a_valid_request_parses_with_defaults():

@@ -56,6 +56,7 @@ def test_malformed_http_requests_get_4xx_json(session):
         (httpx.post(gen, content=b"[" * 50_000 + b"]" * 50_000), 400),  # not a 500
         (httpx.post(gen, json={"prompt": "a", "n": 99}), 400),
         (httpx.post(gen, json={"prompt": "no such prompt in the bundle"}), 422),
+        (httpx.post(gen, json={"prompt": "not prompt 0's text", "prompt_id": 0}), 422),
         (httpx.get(gen), 405),
         (httpx.post(session.url + "/v1/other", json={}), 404),
     ]
@@ -157,7 +158,9 @@ def test_a_plan_change_swaps_the_model_inside_the_running_worker(session):
         for b in httpx.get(state_url, timeout=30).json()["first_batches"]
     ):
         assert time.monotonic() < deadline, f"worker {w}'s first batch was never announced"
-        body = {"prompt": "a query", "prompt_id": next(prompts), "n": 4}
+        prompt_id = next(prompts)
+        text = cluster.bundle.prompts["text"].iloc[prompt_id]
+        body = {"prompt": text, "prompt_id": prompt_id, "n": 4}
         httpx.post(generations, json=body, timeout=60)
     swap_to(original)  # back, loaded, for the other tests (any order)
     assert cluster.slots == before
