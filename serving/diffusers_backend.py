@@ -47,6 +47,11 @@ class DiffusersModel:
     load_s: float  # the bundle's profiled load time (the GPU-busy account of a swap)
 
     @property
+    def image_size(self) -> str:
+        """What its images measure (`WxH`): the profiled resolution."""
+        return f"{self.resolution}x{self.resolution}"
+
+    @property
     def actor_options(self) -> dict:
         if self.device == "cpu":  # threads are pinned (CPU_WORKER_THREADS), not reserved
             return {"num_cpus": REPLICA_CPUS}

@@ -32,6 +32,7 @@ class EmulatedModel:
     quality: tuple[float, ...]
     disc_cost_s: float
     load_s: float
+    image_size = None  # renders no image
 
     @property
     def actor_options(self) -> dict:

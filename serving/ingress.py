@@ -47,6 +47,7 @@ from serving.requests import (
     STATE,
     RequestError,
     bundle_prompt_id,
+    check_size,
     parse_request,
 )
 from serving.setup import SERVE_LOGGING, ServeSetup, worker_app
@@ -75,6 +76,8 @@ class Ingress:
         bundle, policy, config = self.setup.build()
         self.bundle = bundle
         self.config = config
+        models = self.setup.models(bundle, policy, config)
+        self.image_sizes = tuple(sorted({m.image_size for m in models} - {None}))
         self.n_models = len(bundle.model_names)
         self.router_scores = policy.router_scores.tolist()
         self.router_np = policy.router_scores
@@ -248,6 +251,7 @@ class Ingress:
         try:
             req = parse_request(await request.body(), self.bundle.n_prompts)
             prompt_id = bundle_prompt_id(req, self.prompt_texts, self.prompt_of_text)
+            check_size(req, self.image_sizes)
         except RequestError as exc:
             return _error(exc)
         if req.n == 1:  # the common case without gather's task

@@ -3,15 +3,18 @@
 request gets a 4xx JSON error naming the field, never a 500.
 
 Body: `prompt` (non-empty string, required), `n` (images, 1..MAX_IMAGES, default 1), `size`
-(`WxH` of SIZES, default 1024x1024), `response_format` (`b64_json`, the only one served: no
-image store exists), and the t2isim extension `prompt_id` (the bundle prompt the emulated
-backend looks the scores up for; without it the prompt text is looked up in the bundle; with
-it the text must be that prompt's, so a response never renders one prompt under another's name).
+(`WIDTHxHEIGHT`; a backend that renders images serves only its models' profiled size, which is
+also what an absent `size` gets: `check_size`), `response_format` (`b64_json`, the only one
+served: no image store exists), and the t2isim extension `prompt_id` (the bundle prompt the
+emulated backend looks the scores up for; without it the prompt text is looked up in the
+bundle; with it the text must be that prompt's, so a response never renders one prompt under
+another's name).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from simulator.errors import one_line
@@ -20,7 +23,7 @@ GENERATIONS = "/v1/images/generations"
 STATE = "/v1/t2isim/state"
 EPOCH = "/v1/t2isim/epoch"  # POST: a replay starts now (the controller restarts its clock)
 MAX_IMAGES = 10
-SIZES = ("256x256", "512x512", "1024x1024")
+MAX_SIDE = 65_536  # pixels: a size beyond it is not a size any model renders
 RESPONSE_FORMATS = ("b64_json",)
 KNOWN_FIELDS = {"prompt", "n", "size", "response_format", "prompt_id", "model", "user"}
 MAX_BODY_BYTES = 1 << 20
@@ -53,7 +56,7 @@ class RequestError(ValueError):
 class ImageRequest:
     prompt: str
     n: int
-    size: str
+    size: str | None  # None: not given (the served size)
     prompt_id: int | None
 
 
@@ -81,9 +84,12 @@ def parse_request(raw: bytes, n_prompts: int) -> ImageRequest:
     if not isinstance(prompt, str) or not prompt.strip():
         raise RequestError(f"prompt: {prompt!r} must be a non-empty string", param="prompt")
     n = _integer(body, "n", 1, 1, MAX_IMAGES)
-    size = body.get("size", "1024x1024")
-    if size not in SIZES:
-        raise RequestError(f"size: {size!r} must be one of {', '.join(SIZES)}", param="size")
+    size = body.get("size")
+    if size is not None and not _is_size(size):
+        raise RequestError(
+            f"size: {size!r:.40} must be WIDTHxHEIGHT in pixels, each 1 to {MAX_SIDE}",
+            param="size",
+        )
     fmt = body.get("response_format", "b64_json")
     if fmt not in RESPONSE_FORMATS:
         raise RequestError(
@@ -94,6 +100,29 @@ def parse_request(raw: bytes, n_prompts: int) -> ImageRequest:
     if "prompt_id" in body:
         prompt_id = _integer(body, "prompt_id", None, 0, n_prompts - 1)
     return ImageRequest(prompt=prompt, n=n, size=size, prompt_id=prompt_id)
+
+
+def _is_size(size) -> bool:
+    if not isinstance(size, str) or not re.fullmatch(r"[0-9]{1,5}x[0-9]{1,5}", size):
+        return False
+    return all(1 <= int(side) <= MAX_SIDE for side in size.split("x"))
+
+
+def check_size(req: ImageRequest, served: tuple[str, ...]) -> None:
+    """RequestError (422) unless the backend serves `req.size`: `served` is the sizes its
+    models render at (their profiled resolutions; empty where no image is rendered, as on the
+    emulated backend, which takes any size). An image comes at its final model's size, so
+    with models of several sizes only a request without `size` can be kept."""
+    if req.size is None or not served or (len(served) == 1 and req.size == served[0]):
+        return
+    if len(served) == 1:
+        why = f"the models render {served[0]} (their profiled resolution)"
+    else:
+        why = (
+            f"the models render {', '.join(served)} (their profiled resolutions) and an image "
+            "comes at its final model's; leave size out"
+        )
+    raise RequestError(f"size: {req.size!r} is not served: {why}", 422, "size")
 
 
 def bundle_prompt_id(req: ImageRequest, texts, id_of_text: dict[str, int]) -> int:

@@ -116,11 +116,11 @@ def test_replicas_generate_with_the_pipelines_and_score_with_the_clip_discrimina
     light = bundle.model_index(LIGHT)
     prompt = int(np.argmin(policy.router_scores))  # never bypassed
     text = bundle.prompts["text"][prompt]
-    response = httpx.post(
-        session.url + "/v1/images/generations",
-        json={"prompt": text, "n": 2, "size": "256x256"},
-        timeout=300,
-    )
+    generations = session.url + "/v1/images/generations"
+    refused = httpx.post(generations, json={"prompt": text, "size": "256x256"}, timeout=30)
+    assert refused.status_code == 422  # never an image of another size than asked for
+    assert refused.json()["error"]["param"] == "size" and "32x32" in refused.text
+    response = httpx.post(generations, json={"prompt": text, "n": 2, "size": "32x32"}, timeout=300)
     assert response.status_code == 200, response.text
     body = response.json()
     backbone, head = load_discriminator(work.discriminator)

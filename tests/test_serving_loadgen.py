@@ -33,7 +33,12 @@ from serving.loadgen import (  # noqa: E402
     served_batches,
     tick_estimates,
 )
-from serving.requests import RequestError, bundle_prompt_id, parse_request  # noqa: E402
+from serving.requests import (  # noqa: E402
+    RequestError,
+    bundle_prompt_id,
+    check_size,
+    parse_request,
+)
 from simulator.config import SimConfig  # noqa: E402
 from simulator.policy import Plan  # noqa: E402
 
@@ -340,7 +345,10 @@ def test_an_estimate_logged_at_its_tick_end_is_that_ticks():
         (b'{"prompt": "  "}', 400, "prompt"),
         (b'{"prompt": "a", "n": 0}', 400, "n"),
         (b'{"prompt": "a", "n": true}', 400, "n"),
-        (b'{"prompt": "a", "size": "3x3"}', 400, "size"),
+        (b'{"prompt": "a", "size": "3x"}', 400, "size"),
+        (b'{"prompt": "a", "size": "0x3"}', 400, "size"),
+        (b'{"prompt": "a", "size": "99999x3"}', 400, "size"),
+        (b'{"prompt": "a", "size": 512}', 400, "size"),
         (b'{"prompt": "a", "response_format": "url"}', 400, "response_format"),
         (b'{"prompt": "a", "prompt_id": 5000}', 400, "prompt_id"),
         (b'{"prompt": "a", "colour": 1}', 400, "colour"),
@@ -376,9 +384,28 @@ def test_a_request_names_one_bundle_prompt_by_text_or_by_id_and_text():
     assert "prompt_id: 0 is the bundle's prompt 'a cat'" in str(caught.value)
 
 
+def test_a_size_is_served_only_where_the_models_render_it():
+    def check(size: str | None, served: tuple[str, ...]) -> None:
+        body = {"prompt": "a cat"} | ({} if size is None else {"size": size})
+        check_size(parse_request(json.dumps(body).encode(), n_prompts=1), served)
+
+    for size in (None, "32x32", "1024x768"):
+        check(size, ())  # no image rendered (emulated): any size
+    for size in (None, "32x32"):
+        check(size, ("32x32",))
+    for size, served, named in [
+        ("512x512", ("32x32",), "the models render 32x32"),
+        ("32x32", ("32x32", "64x64"), "render 32x32, 64x64"),
+    ]:
+        with pytest.raises(RequestError, match=named) as caught:
+            check(size, served)
+        assert (caught.value.status, caught.value.param) == (422, "size")
+    check(None, ("32x32", "64x64"))  # each image at its final model's size
+
+
 def test_a_valid_request_parses_with_defaults():
     req = parse_request(b'{"prompt": "a cat", "prompt_id": 7}', n_prompts=10)
-    assert (req.prompt, req.n, req.size, req.prompt_id) == ("a cat", 1, "1024x1024", 7)
+    assert (req.prompt, req.n, req.size, req.prompt_id) == ("a cat", 1, None, 7)
     with pytest.raises(RequestError) as caught:
         parse_request(b"x" * (1 << 21), 10)
     assert caught.value.status == 413
