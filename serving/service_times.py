@@ -27,6 +27,7 @@ served profile predicts another (`compared_latency`, `validate --compare-served-
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -356,3 +357,54 @@ def preemption_fit(batches: pd.DataFrame, charge_s: np.ndarray) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=PREEMPTION_FIT_COLUMNS)
+
+
+SPEED_BIN_S = 10.0  # the machine's speed moved between two states for tens of seconds (session 26)
+SPEED_BIN_MIN_BATCHES = 10
+SPEED_BIN_COLUMNS = [
+    "run",
+    "model",
+    "bin_start_s",
+    "batches",
+    "cpu_p50_s",
+    "wall_p50_s",
+    "preemptions_per_ms",
+]
+
+
+def speed_over_time(
+    runs: dict[str, pd.DataFrame], charges_s: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """How fast each run's workers computed as it went: per run, model and `SPEED_BIN_S` bin
+    of the run (by batch start), its batches of one with a CPU time (at least
+    `SPEED_BIN_MIN_BATCHES`): the p50 thread CPU less the discriminator's charge
+    (`charges_s[run]`, one per batch), the p50 wall time and the preemptions per ms of wall
+    time. A machine whose speed moves shows as CPU moving between bins; preemptions that only
+    follow a batch's length show as a rate that does not."""
+    rows = []
+    for run, batches in runs.items():
+        cpu_s = engine_measure(batches, "cpu_s") - charges_s[run]
+        count = engine_measure(batches, "preemptions")
+        kept = (batches["batch_size"].to_numpy() == 1) & np.isfinite(cpu_s)
+        table = batches.loc[kept, ["model", "start_s", "service_s"]].assign(
+            cpu_s=cpu_s[kept], preemptions=count[kept]
+        )
+        table["bin"] = np.floor(table["start_s"] / SPEED_BIN_S)
+        for (model, b), rows_in in table.groupby(["model", "bin"], sort=True):
+            if len(rows_in) < SPEED_BIN_MIN_BATCHES:
+                continue
+            wall_ms = rows_in["service_s"].sum() * 1e3
+            rows.append(
+                {
+                    "run": run,
+                    "model": model,
+                    "bin_start_s": b * SPEED_BIN_S,
+                    "batches": len(rows_in),
+                    "cpu_p50_s": float(rows_in["cpu_s"].median()),
+                    "wall_p50_s": float(rows_in["service_s"].median()),
+                    "preemptions_per_ms": float(rows_in["preemptions"].sum() / wall_ms)
+                    if rows_in["preemptions"].notna().all()
+                    else math.nan,
+                }
+            )
+    return pd.DataFrame(rows, columns=SPEED_BIN_COLUMNS)

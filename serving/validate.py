@@ -39,11 +39,13 @@ from serving.loadgen import planner_log_writer
 from serving.profile_rounds import rounds_bundles
 from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
 from serving.service_times import (
+    SPEED_BIN_S,
     compared_latency,
     discriminator_charge_s,
     preemption_fit,
     read_batches,
     served_latency_table,
+    speed_over_time,
     with_served_latency,
 )
 from serving.setup import SIM_REPEATS, ServeSetup
@@ -63,6 +65,7 @@ GOALS = {  # metric -> (limit, unit) of |error|
 }
 SAME_PLAN_GOAL = 0.9
 PREEMPTION_FILE = "preemption_fit.csv"
+SPEED_FILE = "speed_bins.csv"
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
 PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
 OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
@@ -622,12 +625,12 @@ def run_validation(
         np.concatenate([completed_latency_s(q) for q, _, _ in reals]),
     )
     held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
-    preemption_file = out / PREEMPTION_FILE
-    for stale in (held_out, served_file, preemption_file):
+    preemption_file, speed_file = out / PREEMPTION_FILE, out / SPEED_FILE
+    for stale in (held_out, served_file, preemption_file, speed_file):
         stale.unlink(missing_ok=True)
     batches = read_batches(real_dirs, bundle.model_names)
     uses_disc = policy.uses_discriminator
-    fits = pd.DataFrame()
+    fits = speeds = pd.DataFrame()
     if batches is not None:
         all_batches = pd.concat(batches, ignore_index=True)
         served = served_latency_table(bundle, all_batches, config, uses_disc)
@@ -636,6 +639,11 @@ def run_validation(
         fits = preemption_fit(all_batches, charge_s)
         if len(fits):
             fits.to_csv(preemption_file, index=False, float_format="%.6g")
+        runs = {d.name: b for d, b in zip(real_dirs, batches)}
+        charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
+        speeds = speed_over_time(runs, charges)
+        if len(speeds):
+            speeds.to_csv(speed_file, index=False, float_format="%.6g")
     if len(reals) > 1:
         rows = []
         for k, d in enumerate(real_dirs):
@@ -722,6 +730,8 @@ def run_validation(
         )
     if len(fits):
         parts.append(preemption_text(fits))
+    if len(speeds):
+        parts.append(speed_text(speeds))
     inputs = plan_inputs_table([ts for _, ts, _ in reals], sim.timeseries, config.plan_interval_s)
     inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
     if len(inputs):
@@ -755,6 +765,22 @@ def preemption_text(fits: pd.DataFrame) -> str:
     return (
         f"Preemptions of a worker's thread per batch of one (DIR/{PREEMPTION_FILE}: its CPU "
         f"time, less the discriminator's charge, fitted on the count): {per_model}."
+    )
+
+
+def speed_text(speeds: pd.DataFrame) -> str:
+    """The note's sentence on `speed_over_time`'s table: per model, the range of its bins'
+    CPU p50 over all runs, and of their preemption rates."""
+    per_model = "; ".join(
+        f"{model} {rows.cpu_p50_s.min() * 1e3:.3g}–{rows.cpu_p50_s.max() * 1e3:.3g} ms "
+        f"(×{rows.cpu_p50_s.max() / rows.cpu_p50_s.min():.2f} between bins), preempted "
+        f"{rows.preemptions_per_ms.min():.2g}–{rows.preemptions_per_ms.max():.2g} times per ms"
+        for model, rows in speeds.groupby("model", sort=True)
+    )
+    return (
+        f"The workers' speed as the runs went (DIR/{SPEED_FILE}: batches of one in "
+        f"{SPEED_BIN_S:g}-s bins of each run, the p50 CPU time less the discriminator's charge): "
+        f"{per_model}."
     )
 
 

@@ -14,10 +14,12 @@ import pytest
 from experiments.inputs import resolve_bundle
 from serving.service_times import (
     MIN_BATCHES,
+    SPEED_BIN_MIN_BATCHES,
     discriminator_charge_s,
     read_batches,
     read_batches_file,
     served_latency_table,
+    speed_over_time,
     with_served_latency,
 )
 from simulator.config import SimConfig
@@ -311,3 +313,36 @@ def test_the_served_preemptions_are_each_sizes_median(bundle):
     assert np.isnan(table.loc[(HEAVY, 1), "served_preemptions_p50"])
     before = served_latency_table(bundle, light.drop(columns="preemptions"), CONFIG, True)
     assert before["served_preemptions_p50"].isna().all()
+
+
+def test_the_speed_over_time_bins_each_runs_batches_of_one():
+    """Per run, model and 10-s bin: the p50 CPU less the charge, the p50 wall and preemptions
+    per ms of wall; bins with too few batches of one, other sizes and unmeasured ones left out."""
+    n = SPEED_BIN_MIN_BATCHES
+    fast = pd.DataFrame(
+        {
+            "model": LIGHT,
+            "batch_size": 1,
+            "start_s": np.linspace(0, 9, n),
+            "service_s": 0.016,
+            "cpu_s": 0.015 + 0.001,
+            "preemptions": 8.0,
+            "judged": True,
+        }
+    )
+    slow = fast.assign(
+        start_s=np.linspace(10, 19, n), service_s=0.024, cpu_s=0.021 + 0.001, preemptions=12.0
+    )
+    few = fast.iloc[: n - 1].assign(start_s=25.0)  # a bin of too few batches
+    pairs = fast.assign(batch_size=2, start_s=5.0)  # not batches of one
+    unmeasured = fast.assign(cpu_s=np.nan)
+    run = pd.concat([fast, slow, few, pairs, unmeasured], ignore_index=True)
+    charge = np.full(len(run), 0.001)
+    speeds = speed_over_time({"real-1": run}, {"real-1": charge})
+    assert list(speeds["bin_start_s"]) == [0.0, 10.0]
+    assert speeds["cpu_p50_s"].to_numpy() == pytest.approx([0.015, 0.021])
+    assert speeds["wall_p50_s"].to_numpy() == pytest.approx([0.016, 0.024])
+    assert speeds["preemptions_per_ms"].to_numpy() == pytest.approx([0.5, 0.5])  # follows length
+    assert list(speeds["batches"]) == [n, n] and set(speeds["run"]) == {"real-1"}
+    emulated = run.assign(cpu_s=np.nan, preemptions=np.nan)
+    assert speed_over_time({"real-1": emulated}, {"real-1": charge}).empty

@@ -36,6 +36,7 @@ from serving.validate import (
     real_level,
     run_validation,
     same_plan_share,
+    speed_text,
     with_overheads,
 )
 from simulator.bundle import BundleError, check_overheads
@@ -704,6 +705,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     assert len(batches) > 0 and batches["cpu_s"].isna().all()  # no compute to measure
     assert batches["preemptions"].isna().all()
     assert not (tmp_path / "preemption_fit.csv").exists()  # nothing counted, nothing fitted
+    assert not (tmp_path / "speed_bins.csv").exists()  # nor any speed to follow
     assert rows.loc["heavy_share", "error"] == 0.0  # the decision core in both drivers
     for m in (LIGHT, HEAVY):
         assert rows.loc[f"completions_{m}", "error"] == 0.0
@@ -750,3 +752,20 @@ def test_the_preemption_sentence_gives_each_models_fit():
     text = preemption_text(fits)
     assert "DIR/preemption_fit.csv" in text
     assert "tiny-heavy 15 at the median, 0.171 ± 0.015 ms of its CPU each, 30.9 ms" in text
+
+
+def test_the_speed_sentence_gives_each_models_range_over_the_bins():
+    speeds = pd.DataFrame(
+        {
+            "run": ["real-1", "real-1", "real-2"],
+            "model": ["tiny-light"] * 3,
+            "bin_start_s": [0.0, 10.0, 0.0],
+            "batches": [60, 50, 55],
+            "cpu_p50_s": [0.015, 0.021, 0.0155],
+            "wall_p50_s": [0.016, 0.023, 0.0165],
+            "preemptions_per_ms": [0.45, 0.5, 0.4],
+        }
+    )
+    text = speed_text(speeds)
+    assert "DIR/speed_bins.csv" in text
+    assert "tiny-light 15–21 ms (×1.40 between bins), preempted 0.4–0.5 times per ms" in text
