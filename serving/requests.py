@@ -8,7 +8,8 @@ also what an absent `size` gets: `check_size`), `response_format` (`b64_json`, t
 served: no image store exists), and the t2isim extension `prompt_id` (the bundle prompt the
 emulated backend looks the scores up for; without it the prompt text is looked up in the
 bundle; with it the text must be that prompt's, so a response never renders one prompt under
-another's name).
+another's name). OpenAI's `model` and `user` are accepted and not used: the plan picks the
+models, and nothing is kept per user.
 """
 
 from __future__ import annotations
