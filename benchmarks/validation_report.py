@@ -47,7 +47,8 @@ import pandas as pd
 from profiler.latency import CPU_WORKER_THREADS, bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
-from serving.validate import goal_met
+from serving.validate import TINY_P50_GOAL_PCT, goal_met
+from serving.validation_figures import PREREGISTERED, read_preregistered
 
 EMULATED = (
     "--bundle default --backend emulated --workers 16 --time-scale 0.1 --repeats 3 --num-cpus 2"
@@ -110,10 +111,6 @@ EXPERIMENTS = {
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, TINY_CALIBRATION),
 }
 GOAL_METRICS = ("p50_latency_s", "p99_latency_s", "slo_violation_ratio", "same_plan_share")
-TINY_P50_GOAL_PCT = 10.0  # issue 14: tiny diffusers backend, |p50 error| <= 10%
-# every tiny experiment judged on a rule written down before it ran, one row each (hand-kept
-# from NOTES.md; rows with a folder are checked against its fidelity.csv by the tests)
-PREREGISTERED = "preregistered.csv"
 
 
 def command(name: str, folder: Path, reuse: bool) -> list[str]:
@@ -440,7 +437,7 @@ def preregistered_lines(path: Path) -> list[str]:
     experiment."""
     if not path.is_file():
         return []
-    ledger = pd.read_csv(path, dtype={"registered_utc": str, "set": str})
+    ledger = read_preregistered(path.parent)
     lines = [
         "## Pre-registered tiny experiments (generated from "
         f"`results/validation/{PREREGISTERED}`)",

@@ -64,6 +64,7 @@ GOALS = {  # metric -> (limit, unit) of |error|
     "slo_violation_ratio": (1.0, "pp"),
 }
 SAME_PLAN_GOAL = 0.9
+TINY_P50_GOAL_PCT = 10.0  # the tiny diffusers backend's goal: |p50 error| <= 10%
 PREEMPTION_FILE = "preemption_fit.csv"
 SPEED_FILE = "speed_bins.csv"
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile

@@ -30,7 +30,8 @@ NOTEBOOKS = ROOT / "experiments" / "notebooks"
 COMMITTED = ROOT / "results"
 WITH_STORE = "fig07"  # its notebook reads the sweep store behind it
 NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-FIGURE_NOTEBOOKS = [n for n in NAMES if n != "04_routers.ipynb"]
+FIGURE_NOTEBOOKS = [n for n in NAMES if n not in ("04_routers.ipynb", "05_validation.ipynb")]
+VALIDATION = COMMITTED / "validation"  # the committed `t2isim validate` output
 TIMEOUT_S = 300
 
 
@@ -87,11 +88,11 @@ def results_for(figure_results: Path, figures: list[str], folder: Path) -> Path:
     return folder
 
 
-def test_generator_lists_four_notebooks_that_are_up_to_date():
+def test_generator_lists_five_notebooks_that_are_up_to_date():
     generator = load_generator()
     assert [p.with_suffix(".ipynb").name for p in generator.sources()] == NAMES
     assert sorted(generator.build_all()) == NAMES
-    assert len(NAMES) == 4
+    assert len(NAMES) == 5
     assert generator.main(["--check"]) == 0, "run experiments/notebooks/build_notebooks.py"
 
 
@@ -145,6 +146,7 @@ def test_notebook_executes_and_draws_every_figure(name, figure_results, tmp_path
         folder = results_for(figure_results, figures, tmp_path / "results")
         monkeypatch.setenv("T2ISIM_RESULTS", str(folder))
     monkeypatch.delenv("T2ISIM_ROUTERS", raising=False)  # routers: the synthetic evaluation
+    monkeypatch.setenv("T2ISIM_VALIDATION", str(VALIDATION))  # validation: the committed runs
     nb = execute(name)
     drawn = {}
     for cell in nb.cells:
@@ -182,3 +184,13 @@ def test_missing_router_csv_fails_naming_the_file(tmp_path, monkeypatch):
         execute("04_routers.ipynb")
     assert info.value.ename == "MissingResultError"
     assert info.value.evalue.startswith(f"routers.csv not found in {tmp_path}")
+
+
+def test_missing_validation_output_fails_naming_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2ISIM_VALIDATION", str(tmp_path))
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
+        execute("05_validation.ipynb")
+    assert info.value.ename == "ValidationResultError"
+    assert f"no `t2isim validate` output (DIR/fidelity.csv and DIR/real-1/) in {tmp_path}" in (
+        info.value.evalue
+    )

@@ -6,7 +6,9 @@ Figure notebooks: `open_results(figures)` finds the CSVs `t2isim figures` wrote
 `plot(data)` draws (or, for a table with `plot = None`, the data); `claims` lists the paper's
 claims next to ours. The routers notebook: `router_results(scratch)` reads `t2isim routers
 evaluate` output ($T2ISIM_ROUTERS) or evaluates a few routers on a small seeded synthetic CSV,
-and `plot_router_curves` draws routed quality and ΔP per router.
+and `plot_router_curves` draws routed quality and ΔP per router. The validation notebook:
+`find_validation()`, the folder of `t2isim validate` output it reads (its figures:
+`serving.validation_figures`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ def find_results() -> Path:
         if (folder / "pyproject.toml").is_file() and (folder / "experiments").is_dir():
             return folder / "results"
     raise MissingResultError("no repository above the working directory; set T2ISIM_RESULTS")
+
+
+def find_validation() -> Path:
+    """$T2ISIM_VALIDATION (a folder of `t2isim validate --out` folders), else the validation
+    folder of the results (`find_results() / "validation"`)."""
+    if os.environ.get("T2ISIM_VALIDATION"):
+        return Path(os.environ["T2ISIM_VALIDATION"]).expanduser().resolve()
+    return find_results() / "validation"
 
 
 @dataclass(frozen=True)
