@@ -4,7 +4,6 @@ any work starts and written atomically (`simulator/atomic.py`)."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Mapping
 from enum import StrEnum
@@ -18,6 +17,7 @@ from rich.table import Table
 from experiments.cli_config import config_options
 from experiments.cli_errors import OneLineErrors, input_errors
 from experiments.cli_values import parse_key_values
+from experiments.progress import progress_bar
 from simulator.atomic import atomic_file, check_output_file, check_output_folder
 from simulator.errors import InputError
 
@@ -92,7 +92,9 @@ def simulate(
         sim = SimConfig(**fields)
         the_bundle = resolve_bundle(bundle)
         the_trace = resolve_trace(trace, the_bundle, sim.seed)
-        with _progress(quiet, f"simulating {policy}") as progress:
+        label = f"simulating {policy}"
+        with progress_bar(quiet, label, 1.0, "{task.percentage:>5.1f}% sim time") as update:
+            progress = None if update is None else lambda done, horizon: update(done / horizon)
             result = run_simulation(the_bundle, the_trace, policy, sim, options, progress=progress)
         result.summary["bundle_source"] = bundle
         result.summary["trace_spec"] = trace
@@ -116,25 +118,6 @@ def simulate(
         )
     if not quiet:
         _print_summary(result.summary, out_dir)
-
-
-@contextlib.contextmanager
-def _progress(quiet: bool, label: str):
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}% sim time"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=1.0)
-        yield lambda done, horizon: bar.update(task, completed=done / horizon)
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:

@@ -6,13 +6,14 @@ Mounted by `experiments/cli.py` with `register(app)`; errors are reported by the
 
 from __future__ import annotations
 
-import contextlib
-import sys
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+from experiments.progress import progress_bar
 
 if TYPE_CHECKING:
     from experiments.sweep import SweepStatus
@@ -72,7 +73,10 @@ def sweep(
         before = sweep_status(runs, store)
         for line in _corrupt_lines(before, "re-running"):
             out.print(line, highlight=False, soft_wrap=True, markup=False)
-        with _progress_bar(quiet, len(runs), before.done) as on_done:
+        done = "{task.completed:.0f}/{task.total:.0f}"
+        with progress_bar(quiet, "sweep", len(runs), done, completed=before.done) as update:
+            counted = itertools.count(before.done + 1)
+            on_done = None if update is None else lambda row: update(next(counted))
             report = run_sweep(runs, store, backend, on_done)
     out.print(
         f"{report.total} runs: {report.ran} ran, {report.skipped} already stored "
@@ -101,23 +105,6 @@ def _corrupt_lines(status: SweepStatus, verdict: str) -> list[str]:
     if len(status.corrupt) > MISSING_SHOWN:
         lines.append(f"... and {len(status.corrupt) - MISSING_SHOWN} more corrupt parts")
     return lines
-
-
-@contextlib.contextmanager
-def _progress_bar(quiet: bool, total: int, done: int):
-    """A Rich bar over a sweep's runs (none when quiet or stderr is not a terminal); yields the
-    per-run callback for `run_sweep`."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
-    ) as bar:
-        task = bar.add_task("sweep", total=total, completed=done)
-        yield lambda row: bar.advance(task)
 
 
 def register(app: typer.Typer) -> None:

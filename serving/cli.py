@@ -202,17 +202,32 @@ def serve(
                 reported += 1
 
 
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
+def replay_progress(quiet: bool, label: str):
+    """A replay's progress bar factory for `run_loadgen`: answered of the trace's queries,
+    with the sent count beside it (none when quiet or stderr is not a terminal)."""
+    from experiments.progress import progress_bar
+
+    return lambda total: progress_bar(
+        quiet, label, total, "{task.completed:.0f}/{task.total:.0f} answered",
+        "{task.fields[sent]} sent", sent=0,
+    )
+
+
 def loadgen(
     trace: Annotated[str, typer.Argument(help="Trace spec or file (as `simulate --trace`).")],
     url: Annotated[str, typer.Option(help="The server, e.g. http://127.0.0.1:8000.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    quiet: Quiet = False,
 ) -> None:
     """Replay a trace open loop against a server; write a run folder like `simulate`."""
     from serving.loadgen import run_loadgen
     from simulator.atomic import check_output_folder
 
     check_output_folder(out_dir, marker="summary.json")
-    summary = run_loadgen(trace, url, out_dir)
+    summary = run_loadgen(trace, url, out_dir, replay_progress(quiet, "replaying"))
     typer.echo(
         f"{summary['arrivals']} queries: ok {summary['ok']}, timeouts {summary['timeouts']}, "
         f"drops {summary['drops']} (failed {summary['failed']}); p50 "
@@ -268,6 +283,7 @@ def validate(
             "tables, e.g. a work folder's latency/): error_profile_fast, error_profile_slow."
         ),
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Real runs (serve + loadgen) vs the simulator on the same inputs: fidelity table + PNG."""
     from serving.validate import overheads_spec, run_validation
@@ -294,6 +310,7 @@ def validate(
         compare_served_latency=compare_served_latency,
         sim_repeats=sim_repeats,
         profile_rounds=profile_rounds,
+        progress=lambda label: replay_progress(quiet, label),
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

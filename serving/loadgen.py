@@ -21,6 +21,7 @@ the drain after the trace's last second (`plans_frame`, `estimates_frame`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -106,13 +107,21 @@ def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> dict:
 
 
 async def replay(
-    url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float
+    url: str, arrival_s, prompt_idx, texts, answer_timeout_s: float, progress=None
 ) -> tuple[list[Answer], float, float]:
     """Send every query at its arrival time (open loop): (their answers in trace order, the
     server's epoch, the replay's origin), both wall clock. The epoch is marked once the client
     is ready, and the replay's t = 0 follows at once, so the server's ticks and the trace's
-    seconds share an origin up to the epoch call's way back."""
+    seconds share an origin up to the epoch call's way back. `progress(answered, sent=N)`, if
+    given, is called as each query is sent and as each one ends."""
     import aiohttp
+
+    counts = {"sent": 0, "answered": 0}
+
+    def count(key: str) -> None:
+        counts[key] += 1
+        if progress is not None:
+            progress(counts["answered"], sent=counts["sent"])
 
     endpoint = url.rstrip("/") + GENERATIONS
     answers = [Answer() for _ in range(len(arrival_s))]
@@ -128,7 +137,10 @@ async def replay(
             if delay > 0:
                 await asyncio.sleep(delay)
             body = {"prompt": texts[prompt_idx[i]], "prompt_id": int(prompt_idx[i])}
-            tasks.append(asyncio.create_task(_send(client, endpoint, body, answers[i], t0)))
+            sent = _send(client, endpoint, body, answers[i], t0)
+            tasks.append(asyncio.create_task(sent))
+            tasks[-1].add_done_callback(lambda _: count("answered"))
+            count("sent")
         await asyncio.gather(*tasks)
     return answers, epoch_s, origin_s
 
@@ -411,8 +423,10 @@ def swap_seconds(swaps: list[dict]) -> dict:
     return out
 
 
-def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
-    """Replay `trace_spec` against `url` and write the run folder; returns the summary."""
+def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -> dict:
+    """Replay `trace_spec` against `url` and write the run folder; returns the summary.
+    `progress`: a factory `progress(total)` of a context yielding `replay`'s callback (or
+    None), such as `experiments.progress.progress_bar` bound to its label."""
     from experiments.inputs import resolve_trace
 
     before = wait_ready(url)
@@ -421,9 +435,10 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path) -> dict:
     trace = resolve_trace(trace_spec, bundle, config.seed)
     texts = bundle.prompts["text"].tolist()
     answer_timeout_s = config.late_factor * config.slo_s + ANSWER_MARGIN_S
-    answers, epoch_s, origin_s = asyncio.run(
-        replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s)
-    )
+    with progress(len(trace)) if progress else contextlib.nullcontext() as update:
+        answers, epoch_s, origin_s = asyncio.run(
+            replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s, update)
+        )
     after = fetch_state(url)
     origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
     busy_s = after["busy_s"] - before["busy_s"]

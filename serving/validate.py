@@ -510,6 +510,7 @@ def run_validation(
     compare_served_latency: str | None = None,
     sim_repeats: int = SIM_REPEATS,
     profile_rounds: str | None = None,
+    progress=None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
     without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
@@ -526,7 +527,8 @@ def run_validation(
     With `profile_rounds` (the folder of the
     bundle's `profile latency` timing tables), two more simulations with DIR/sim's hops and the
     profile at the p10 and p90 of its rounds' medians (`serving.profile_rounds`):
-    error_profile_fast and error_profile_slow."""
+    error_profile_fast and error_profile_slow. `progress(label)`: each real run's progress
+    bar factory (`run_loadgen`)."""
     from experiments.inputs import resolve_trace
     from simulator.run import run_simulation
 
@@ -541,7 +543,7 @@ def run_validation(
     real_dirs = (
         _reused_real_runs(out, setup, trace_spec)
         if reuse_real
-        else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log)
+        else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, progress)
     )
 
     simulated: list[str] = []
@@ -812,15 +814,19 @@ def _hops_text(overheads: dict) -> str:
     return ", ".join(parts)
 
 
-def _real_runs(setup, trace_spec, out: Path, repeats, port, num_cpus, log) -> list[Path]:
-    """`repeats` replays of the trace, each on a fresh Ray and Serve (no state carries over)."""
+def _real_runs(
+    setup, trace_spec, out: Path, repeats, port, num_cpus, log, progress=None
+) -> list[Path]:
+    """`repeats` replays of the trace, each on a fresh Ray and Serve (no state carries over);
+    `progress(label)`, if given, is each replay's progress factory (`run_loadgen`)."""
     from serving.loadgen import run_loadgen
     from serving.server import ServeSession
 
     dirs = []
     for k in range(1, repeats + 1):
         with ServeSession(setup, port=port, num_cpus=num_cpus) as session:
-            summary = run_loadgen(trace_spec, session.url, out / f"real-{k}")
+            shown = progress and progress(f"real run {k}/{repeats}")
+            summary = run_loadgen(trace_spec, session.url, out / f"real-{k}", shown)
             session.check()
         dirs.append(out / f"real-{k}")
         log(

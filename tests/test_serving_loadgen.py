@@ -166,9 +166,19 @@ def serving(handler: type[Stub]):
 
 
 def test_replay_writes_a_run_folder_whose_outcomes_add_up(tmp_path):
+    shown = []  # (total, then each (answered, sent)) as the progress bar is given them
+
+    @contextlib.contextmanager
+    def progress(total: int):
+        shown.append(total)
+        yield lambda answered, sent: shown.append((answered, sent))
+
     with serving(Stub) as (stub, url):
-        summary = run_loadgen(TRACE, url, tmp_path / "run")
+        summary = run_loadgen(TRACE, url, tmp_path / "run", progress)
     assert len(stub.epochs) == 1  # the replay told the server when it started
+    total, *counts = shown
+    assert total == 40 and len(counts) == 80 and counts[-1] == (40, 40)  # each send and end
+    assert all(a <= s for a, s in counts) and counts == sorted(counts)  # never more ended
     trace = resolve_trace(TRACE, resolve_bundle("default"), 0)
     expected = [stub_outcome(int(p)) for p in trace.prompt_idx]
     queries = pd.read_parquet(tmp_path / "run" / "queries.parquet")
