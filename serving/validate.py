@@ -638,12 +638,11 @@ def run_validation(
         all_batches = pd.concat(batches, ignore_index=True)
         served = served_latency_table(bundle, all_batches, config, uses_disc)
         served.to_csv(served_file, index=False, float_format="%.6g")
-        charge_s = discriminator_charge_s(all_batches, config, uses_disc)
-        fits = preemption_fit(all_batches, charge_s)
-        if len(fits):
-            fits.to_csv(preemption_file, index=False, float_format="%.6g")
         runs = {d.name: b for d, b in zip(real_dirs, batches)}
         charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
+        fits = preemption_fit(all_batches, np.concatenate(list(charges.values())))
+        if len(fits):
+            fits.to_csv(preemption_file, index=False, float_format="%.6g")
         speeds = speed_over_time(runs, charges)
         if len(speeds):
             speeds.to_csv(speed_file, index=False, float_format="%.6g")
