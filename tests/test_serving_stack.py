@@ -85,7 +85,7 @@ def test_lean_stack_serves_a_replay_behind_haproxy_beside_another(tmp_path):
         "default",
         "static-cascade",
         OPTIONS,
-        {"n_workers": 2, "slo_s": 3.0, "time_scale": 0.1},
+        {"n_workers": 2, "slo_s": 3.0, "time_scale": 0.1, "load_s": 0.0},  # no model load
         stack="lean",
     )
     environ = dict(os.environ)
