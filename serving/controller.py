@@ -171,14 +171,14 @@ class LiveCluster:
     (`place_workers`: fewest swaps), `assigned` the plan version that put it there
     (`version` counts the plans applied)."""
 
-    def __init__(self, setup, bundle, policy, config, ingress) -> None:
+    def __init__(self, setup, bundle, policy, config, ingress, models: list) -> None:
         self.env = WallClock()
         self.bundle = bundle
         self.policy = policy
         self.config = config
         self.ingress = ingress
         self.n_models = len(bundle.model_names)
-        self.models = setup.models(bundle, policy, config)
+        self.models = models  # spec per bundle model (`ServeSetup.models`)
         self.actor_options = serve_stack(setup.stack).replica_options(
             worker_actor_options(self.models)
         )

@@ -4,9 +4,13 @@ and the controller thread."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
 from serving.stack import serve_stack
@@ -88,6 +92,32 @@ def _ray_rpc_problem(target: str, ray_client: bool) -> str | None:
     return None
 
 
+# what frees room for the run, by resource
+ROOM_HINTS = {
+    "CPU": "serve fewer workers, raise --num-cpus, or join a larger cluster (--ray-address)",
+    "GPU": "serve fewer workers, or join a cluster with more GPUs (--ray-address)",
+}
+
+
+def check_cluster_room(
+    worker_options: dict, n_workers: int, ingress_options: dict, available: dict
+) -> None:
+    """An InputError when the Ray cluster's free resources (`available`, as
+    `ray.available_resources()`) cannot hold the ingress and `n_workers` workers, each asking
+    for its `ray_actor_options`' CPUs and GPUs: Serve would wait for them without end (a real
+    model's worker asks for a GPU of its own, so a machine without enough GPUs never serves)."""
+    for resource, key in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
+        per_worker = float(worker_options.get(key, 0))
+        need = n_workers * per_worker + float(ingress_options.get(key, 0))
+        have = float(available.get(resource, 0.0))
+        if need > have + 1e-9:
+            raise InputError(
+                f"--workers {n_workers}: the workers ({per_worker:g} {resource} each) and the "
+                f"ingress need {need:g} {resource}, and the Ray cluster has {have:g} free "
+                f"({ROOM_HINTS[resource]})"
+            )
+
+
 def ray_init_reason(exc: Exception) -> str:
     """`ray.init`'s error in one line: its first line and, where Ray Client's server sends its
     own traceback ("Initialization failure from server:" and the traceback), that traceback's
@@ -123,6 +153,25 @@ def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """SIGTERM held back while Ray starts, then handled as before it started. `ray.init` puts
+    in its own handlers (`sys.exit`, then its core's failure handler, which aborts the process
+    and leaves Ray's processes running); this puts back the handler in force before, which then
+    takes a SIGTERM that came meanwhile (the t2isim CLI's: KeyboardInterrupt, so the session
+    shuts Serve and Ray down). A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 class ServeSession:
     """`with ServeSession(setup, port=...) as s:` serves at `s.url` until the block ends.
     Ray is started (and stopped) here unless this process already runs it."""
@@ -144,6 +193,7 @@ class ServeSession:
         self.chaos_kill_s = chaos_kill_s
         self.controller = None
         self.owns_ray = False
+        self.serve_started = False  # this session started Serve (its shutdown is ours)
 
     @property
     def url(self) -> str:
@@ -154,7 +204,8 @@ class ServeSession:
         from ray import serve
 
         from serving.controller import ControllerThread, LiveCluster
-        from serving.ingress import ingress_app
+        from serving.ingress import INGRESS_ACTOR_OPTIONS, ingress_app
+        from serving.workers import worker_actor_options
 
         bundle, policy, config = self.setup.build()  # input errors before Ray starts
         if self.num_cpus is not None and self.num_cpus < 1:
@@ -166,39 +217,50 @@ class ServeSession:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.owns_ray = not ray.is_initialized()
         try:
-            if not self.owns_ray:
-                pass
-            elif self.ray_address is not None:
-                ray.init(address=self.ray_address, log_to_driver=False)
-            else:
-                ray.init(
-                    num_cpus=self.num_cpus or os.cpu_count(),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    _system_config=dict(stack.system_config) or None,  # ray.init adds to it
-                )
+            with sigterm_deferred():
+                if not self.owns_ray:
+                    pass
+                elif self.ray_address is not None:
+                    ray.init(address=self.ray_address, log_to_driver=False)
+                else:
+                    ray.init(
+                        num_cpus=self.num_cpus or os.cpu_count(),
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        _system_config=dict(stack.system_config) or None,  # ray.init adds to it
+                    )
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
             reason = ray_init_reason(exc)
             raise InputError(f"--ray-address {self.ray_address!r}: {reason}") from None
-        if stack.controller_env and serve_is_running():
+        except BaseException:  # ^C while Ray starts
             if self.owns_ray:
                 ray.shutdown()
-            raise InputError(
-                f"--serve-stack {stack.name}: Serve already runs on this Ray cluster, with its "
-                "own settings (they apply only when Serve starts); shut it down first or use "
-                "--serve-stack shipped"
-            )
+            raise
         try:
+            if stack.controller_env and serve_is_running():
+                raise InputError(
+                    f"--serve-stack {stack.name}: Serve already runs on this Ray cluster, with "
+                    "its own settings (they apply only when Serve starts); shut it down first "
+                    "or use --serve-stack shipped"
+                )
+            models = self.setup.models(bundle, policy, config)
+            check_cluster_room(
+                worker_actor_options(models),
+                config.n_workers,
+                INGRESS_ACTOR_OPTIONS,
+                ray.available_resources(),
+            )
+            self.serve_started = True
             serve.start(
                 http_options={"host": self.host, "port": self.port},
                 logging_config=SERVE_LOGGING,
                 controller_options=stack.controller_options(),
             )
             ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
-            cluster = LiveCluster(self.setup, bundle, policy, config, ingress)
+            cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
             self.controller = ControllerThread(cluster, self.chaos_kill_s)
             self.controller.start()
-        except BaseException as exc:
+        except BaseException as exc:  # a SIGTERM or ^C while Serve starts too
             self._shutdown()
             if isinstance(exc, Exception) and not isinstance(exc, InputError | RunFailure):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -220,7 +282,8 @@ class ServeSession:
 
         if self.controller is not None:
             self.controller.close()
-        serve.shutdown()
+        if self.serve_started:
+            serve.shutdown()
         if self.owns_ray:
             ray.shutdown()
 

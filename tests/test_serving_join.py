@@ -174,12 +174,13 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
         # server" on its 2 cores, its reason not recorded (the error line now carries it)
         env={**env, "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"},
     )  # fmt: skip
+    # --load-s 0: no model load (the initial plan's swaps are not what this tests)
     serve = [
         sys.executable, "-m", "experiments.cli", "serve", "--policy", "static-cascade",
         "--option", "light=SDXL-Lightning", "--option", "heavy=SD3.5-Large-Turbo",
         "--workers", "2", "--time-scale", "0.1", "--slo", "3", "--port", str(http_port),
         "--load-s", "0", "--ray-address", f"127.0.0.1:{port}", "--duration", "120",
-    ]  # fmt: skip  (no model load: the initial plan's swaps are not what this tests)
+    ]  # fmt: skip
     try:
         wait_until(lambda: _answers(port), head)
         no_token = {k: v for k, v in env.items() if k not in token}

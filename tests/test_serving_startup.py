@@ -1,0 +1,124 @@
+"""What `t2isim serve` does before it serves: it refuses a cluster without room for its
+workers (Serve would wait for the resources without end), and a SIGTERM while it starts stops
+what it started (Ray's own handler aborted the process and left Ray's processes running)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.serve")
+
+from serving.server import check_cluster_room  # noqa: E402
+from simulator.errors import InputError  # noqa: E402
+
+CLI = [sys.executable, "-m", "experiments.cli"]
+SERVE = [
+    *CLI, "serve", "--policy", "static-cascade", "--option", "light=SDXL-Lightning",
+    "--option", "heavy=SD3.5-Large-Turbo", "--time-scale", "0.1", "--slo", "3",
+    "--num-cpus", "2", "--duration", "60",
+]  # fmt: skip
+INGRESS = {"num_cpus": 0.1}
+
+
+def test_a_cluster_with_room_passes():
+    check_cluster_room({"num_cpus": 1, "num_gpus": 1}, 4, INGRESS, {"CPU": 4.1, "GPU": 4.0})
+    check_cluster_room({"num_cpus": 0.01}, 16, INGRESS, {"CPU": 2.0})  # emulated, 2 cores
+
+
+@pytest.mark.parametrize(
+    ("worker", "available", "message"),
+    [
+        (
+            {"num_cpus": 1, "num_gpus": 1},
+            {"CPU": 16.0},
+            "--workers 2: the workers (1 GPU each) and the ingress need 2 GPU, and the Ray "
+            "cluster has 0 free (serve fewer workers, or join a cluster with more GPUs "
+            "(--ray-address))",
+        ),
+        (
+            {"num_cpus": 1, "num_gpus": 1},
+            {"CPU": 2.0, "GPU": 2.0},
+            "--workers 2: the workers (1 CPU each) and the ingress need 2.1 CPU, and the Ray "
+            "cluster has 2 free (serve fewer workers, raise --num-cpus, or join a larger "
+            "cluster (--ray-address))",
+        ),
+    ],
+)
+def test_a_cluster_without_room_is_refused_naming_the_resource(worker, available, message):
+    with pytest.raises(InputError) as caught:
+        check_cluster_room(worker, 2, INGRESS, available)
+    assert str(caught.value) == message
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_more_workers_than_the_cluster_holds_in_one_line(tmp_path):
+    done = subprocess.run(
+        [*SERVE, "--workers", "200", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --workers 200: the workers (0.01 CPU each) and the ingress need 2.1 CPU, and "
+        "the Ray cluster has 2 free (serve fewer workers, raise --num-cpus, or join a larger "
+        "cluster (--ray-address))"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_sigterm_while_serve_starts_stops_serve_and_ray_and_exits_143():
+    """SIGTERM once Serve has started and before it serves: exit 143 with one line, and no
+    process of its Ray cluster left (each inherits the tag in its environment)."""
+    value = uuid.uuid4().hex
+    env = {**os.environ, "T2ISIM_STARTUP_TEST": value}
+    tag = f"T2ISIM_STARTUP_TEST={value}"
+    lines: list[str] = []
+    with subprocess.Popen(
+        [*SERVE, "--workers", "2", "--port", str(_free_port())],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as server:
+        deadline = time.monotonic() + 120
+        for line in server.stderr:  # up to Serve's start, inside `serve.start`
+            lines.append(line)
+            if "Started Serve" in line or time.monotonic() > deadline:
+                break
+        assert any("Started Serve" in line for line in lines), "".join(lines)
+        server.send_signal(signal.SIGTERM)
+        rest = server.stderr.read()
+        assert server.wait(timeout=120) == 143, "".join(lines) + rest
+    assert rest.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
+    deadline = time.monotonic() + 30  # Ray's processes exit on their own once told to
+    while (left := _tagged_processes(tag)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left
+
+
+def _tagged_processes(tag: str) -> list[str]:
+    """The command lines of the processes whose environment holds `tag`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and tag.encode() in (proc / "environ").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
