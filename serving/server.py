@@ -237,11 +237,11 @@ class ServeSession:
                 ray.shutdown()
             raise
         try:
-            if stack.controller_env and serve_is_running():
+            if serve_is_running():  # its port and settings are its own; its apps not ours
                 raise InputError(
-                    f"--serve-stack {stack.name}: Serve already runs on this Ray cluster, with "
-                    "its own settings (they apply only when Serve starts); shut it down first "
-                    "or use --serve-stack shipped"
+                    "Serve already runs on this Ray cluster: its HTTP port and settings were "
+                    "fixed when it started, and `serve` would shut it down, its applications "
+                    "with it, when it stops; shut that Serve down first (`serve shutdown`)"
                 )
             models = self.setup.models(bundle, policy, config)
             check_cluster_room(

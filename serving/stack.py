@@ -9,7 +9,8 @@ environment (a variable set here would outlive the run and leak into the next on
   autoscales), no Ray task events; a starting proxy is given 30 s to say it is ready (5 s as
   shipped). Measured by `benchmarks/serve_overhead.py`
   (results/VALIDATION.md).
-  Its settings apply when Serve starts: on a cluster whose Serve already runs it is refused.
+  Its settings apply when Serve starts (on a cluster whose Serve already runs, `serve` is
+  refused whatever the stack: `serving.server.ServeSession`).
   It binds the ingress replica's HTTP port on every interface (HAProxy's requirement).
 - shipped: Serve as shipped (a Python HTTP proxy per node, controller loop 0.1 s); runs
   recorded before the stacks were named, or as "default" (its name until session 13), were

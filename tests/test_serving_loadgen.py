@@ -466,7 +466,7 @@ def test_a_serve_start_failure_is_one_line_exit_1(monkeypatch):
 
     shutdowns = []
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # no local cluster is started
-    monkeypatch.setattr(server, "serve_is_running", lambda: False)  # asked by the lean stack
+    monkeypatch.setattr(server, "serve_is_running", lambda: False)  # no Serve runs there
     monkeypatch.setattr(ray, "available_resources", lambda: {"CPU": 2.0})  # room for 2 workers
     monkeypatch.setattr(serve, "start", not_ready)
     monkeypatch.setattr(serve, "shutdown", lambda: shutdowns.append(True))

@@ -158,23 +158,32 @@ def test_serve_and_loadgen_commands_with_chaos_on_the_shipped_stack(tmp_path):
 
 
 @pytest.mark.slow
-def test_lean_stack_refuses_a_serve_that_already_runs():
-    """Serve's settings apply when it starts: on a cluster whose Serve runs, a lean run would
-    be served by whatever that Serve runs, so it is refused (and that Serve left running)."""
+def test_a_serve_that_already_runs_is_refused_and_left_running():
+    """Serve's port and settings are fixed when it starts: on a cluster whose Serve runs, a run
+    of either stack would answer at that Serve's port, not its own, and its stop would shut
+    that Serve down with its applications; so it is refused, and that Serve left running."""
     pytest.importorskip("ray.serve")
     import ray
     from ray import serve
 
     from serving.server import ServeSession, serve_is_running
 
-    setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="lean")
+    @serve.deployment
+    class Other:
+        def __call__(self, request) -> str:
+            return "other"
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-        with pytest.raises(InputError, match="Serve already runs on this Ray cluster"):
-            with ServeSession(setup, port=free_port()):
-                pass
+        serve.run(Other.bind(), name="other", route_prefix="/other")
+        for stack in SERVE_STACKS:
+            setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack=stack)
+            with pytest.raises(InputError, match="^Serve already runs on this Ray cluster: "):
+                with ServeSession(setup, port=free_port()):
+                    pass
         assert ray.is_initialized() and serve_is_running()  # not ours to stop
+        assert list(serve.status().applications) == ["other"]
     finally:
         serve.shutdown()
         ray.shutdown()
