@@ -26,6 +26,7 @@ DIR/plan_inputs.csv sets the planners' inputs side by side at each re-plan (`pla
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -50,7 +51,7 @@ from serving.service_times import (
 )
 from serving.setup import SIM_REPEATS, ServeSetup
 from serving.stack import recorded_stack
-from simulator.atomic import check_output_folder
+from simulator.atomic import atomic_folder
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
 from simulator.config import SimConfig
 from simulator.errors import InputError, one_line
@@ -65,6 +66,8 @@ GOALS = {  # metric -> (limit, unit) of |error|
 }
 SAME_PLAN_GOAL = 0.9
 TINY_P50_GOAL_PCT = 10.0  # the tiny diffusers backend's goal: |p50 error| <= 10%
+FIDELITY_FILE = "fidelity.csv"  # written last: a folder that has it holds a whole report
+REPORT_FILE = "fidelity.md"
 PREEMPTION_FILE = "preemption_fit.csv"
 SPEED_FILE = "speed_bins.csv"
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
@@ -532,228 +535,251 @@ def run_validation(
     from experiments.inputs import resolve_trace
     from simulator.run import run_simulation
 
-    out = Path(out_dir) if reuse_real else check_output_folder(out_dir, marker="fidelity.csv")
-    bundle, policy, config = setup.build()
-    sim_config = setup.simulation_config(config)
-    trace = resolve_trace(trace_spec, bundle, config.seed)
-    compared_bundle = bundle
-    if compare_served_latency is not None:  # checked before the real runs
-        compared_bundle = compared_latency(compare_served_latency, bundle)
-    rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
-    real_dirs = (
-        _reused_real_runs(out, setup, trace_spec)
+    # a fresh report replaces the folder whole or not at all (a run that fails or is
+    # interrupted leaves the older report as it was); a re-report rewrites it in place
+    folder = (
+        contextlib.nullcontext(Path(out_dir))
         if reuse_real
-        else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, progress)
+        else atomic_folder(out_dir, marker=FIDELITY_FILE)
     )
-
-    simulated: list[str] = []
-
-    def simulate(
-        overheads_ms: dict,
-        folder: str | None = None,
-        base: Bundle = bundle,
-        replicate: int = 0,
-        service_config: SimConfig = sim_config,
-    ):
-        sim = run_simulation(
-            with_overheads(base, overheads_ms),
-            trace,
-            setup.policy,
-            service_config,
-            setup.options,
-            replicate=replicate,
+    with folder as out:
+        bundle, policy, config = setup.build()
+        sim_config = setup.simulation_config(config)
+        trace = resolve_trace(trace_spec, bundle, config.seed)
+        compared_bundle = bundle
+        if compare_served_latency is not None:  # checked before the real runs
+            compared_bundle = compared_latency(compare_served_latency, bundle)
+        rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
+        real_dirs = (
+            _reused_real_runs(out, setup, trace_spec)
+            if reuse_real
+            else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, progress)
         )
-        if folder is None:
-            return sim
-        simulated.append(folder)
-        write_run(
-            out / folder,
-            sim.queries,
-            sim.timeseries,
-            sim.summary,
-            sim.config,
-            sim.raw.planner_wall_s,
-            extras=[planner_log_writer(sim.raw, base.model_names, config.tick_s)],
-        )
-        log(
-            f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "
-            f"{sim.summary['slo_violation_ratio']:.3f}"
-        )
-        return sim
 
-    reals = [read_real_run(d) for d in real_dirs]  # bad input: before anything is written
-    base = simulate({}, "sim-no-overhead")
-    per_run = [hop_overheads_ms(q) for q, _, _ in reals]
-    measured = pooled_overheads_ms(per_run)
-    applied = applied_overheads(overheads, bundle, measured)
-    sim = simulate(applied, "sim")
-    names = bundle.model_names
-    replicates = [run_metrics(sim.queries, sim.summary, names)]
-    for k in range(1, sim_repeats):
-        other = simulate(applied, replicate=k)
-        replicates.append(run_metrics(other.queries, other.summary, names))
-    others = {"no_overhead": run_metrics(base.queries, base.summary, names)}
-    if applied != measured:  # the in-sample comparison too
-        in_sample = simulate(measured, "sim-measured-overheads")
-        others["measured_overheads"] = run_metrics(in_sample.queries, in_sample.summary, names)
-    compared = None
-    if compare_overheads is not None or compare_served_latency is not None:
-        compared = applied if compare_overheads is None else compare_overheads
-        compared = applied_overheads(compared, bundle, measured)
-        other = simulate(compared, "sim-compared", compared_bundle)
-        others["compared"] = run_metrics(other.queries, other.summary, names)
-    for model in setup.compared_service_times(config):  # the service-time model's sensitivity
-        service = dataclasses.replace(sim_config, service_time=model)
-        other = simulate(applied, service_config=service)
-        others[f"{model}_service"] = run_metrics(other.queries, other.summary, names)
-    if sim_config.idle_latency and bundle.has_idle_latency:  # and the idle latency's
-        back_to_back = dataclasses.replace(sim_config, idle_latency=False)
-        other = simulate(applied, service_config=back_to_back)
-        others["back_to_back_latency"] = run_metrics(other.queries, other.summary, names)
-    for end, rounds_bundle in rounds.items():
-        other = simulate(applied, base=rounds_bundle)
-        others[f"profile_{end}"] = run_metrics(other.queries, other.summary, names)
-    pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
-        out / "overheads.csv", index=False, float_format="%.6g"
-    )
-    (out / "overheads.json").write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
-    real_metrics = [run_metrics(q, summary, names) for q, _, summary in reals]
-    table = fidelity_table(
-        real_metrics,
-        run_metrics(sim.queries, sim.summary, names),
-        [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
-        others,
-        replicates,
-        [same_plan_share(ts, sim.timeseries, config.plan_interval_s, True) for _, ts, _ in reals],
-        np.concatenate([completed_latency_s(q) for q, _, _ in reals]),
-    )
-    held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
-    preemption_file, speed_file = out / PREEMPTION_FILE, out / SPEED_FILE
-    for stale in (held_out, served_file, preemption_file, speed_file):
-        stale.unlink(missing_ok=True)
-    batches = read_batches(real_dirs, bundle.model_names)
-    uses_disc = policy.uses_discriminator
-    fits = speeds = pd.DataFrame()
-    if batches is not None:
-        all_batches = pd.concat(batches, ignore_index=True)
-        served = served_latency_table(bundle, all_batches, config, uses_disc)
-        served.to_csv(served_file, index=False, float_format="%.6g")
-        runs = {d.name: b for d, b in zip(real_dirs, batches)}
-        charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
-        fits = preemption_fit(all_batches, np.concatenate(list(charges.values())))
-        if len(fits):
-            fits.to_csv(preemption_file, index=False, float_format="%.6g")
-        speeds = speed_over_time(runs, charges)
-        if len(speeds):
-            speeds.to_csv(speed_file, index=False, float_format="%.6g")
-    if len(reals) > 1:
-        rows = []
-        for k, d in enumerate(real_dirs):
-            hops = pooled_overheads_ms(per_run[:k] + per_run[k + 1 :])
-            bundles = {"profile": bundle}
-            if batches is not None:
-                others_served = pd.concat(batches[:k] + batches[k + 1 :])
-                bundles["served"] = with_served_latency(bundle, others_served, config, uses_disc)
-            for latency, base in bundles.items():
-                other = simulate(hops, base=base)
-                plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
-                metrics = {**run_metrics(other.queries, other.summary, names), "same_plan": plans}
-                errors = held_out_errors(metrics, real_metrics[k])
-                rows.append({"run": d.name, "latency": latency, **hops, **errors})
-        errors = pd.DataFrame(rows)
-        errors.to_csv(held_out, index=False, float_format="%.6g")
-        for latency, column in (
-            ("profile", "error_leave_one_out"),
-            ("served", "error_leave_one_out_served"),
+        simulated: list[str] = []
+
+        def simulate(
+            overheads_ms: dict,
+            folder: str | None = None,
+            base: Bundle = bundle,
+            replicate: int = 0,
+            service_config: SimConfig = sim_config,
         ):
-            kept = errors[errors["latency"] == latency]
-            if len(kept):
-                table[column] = [
-                    kept[m].mean() if m in kept else math.nan for m in table["metric"]
-                ]
-    title = (
-        f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
-        f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
-    )
-    source = _source(overheads)
-    hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
-    simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
-    parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
-    if sim_config.service_time != config.service_time:
-        alternatives = ", ".join(
-            f"error {m} service: {SERVICE_TIME_TEXT[m]}"
-            for m in setup.compared_service_times(config)
+            sim = run_simulation(
+                with_overheads(base, overheads_ms),
+                trace,
+                setup.policy,
+                service_config,
+                setup.options,
+                replicate=replicate,
+            )
+            if folder is None:
+                return sim
+            simulated.append(folder)
+            write_run(
+                out / folder,
+                sim.queries,
+                sim.timeseries,
+                sim.summary,
+                sim.config,
+                sim.raw.planner_wall_s,
+                extras=[planner_log_writer(sim.raw, base.model_names, config.tick_s)],
+            )
+            log(
+                f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "
+                f"{sim.summary['slo_violation_ratio']:.3f}"
+            )
+            return sim
+
+        reals = [read_real_run(d) for d in real_dirs]  # bad input: before anything is written
+        for done in (FIDELITY_FILE, REPORT_FILE):  # a re-report interrupted is not complete
+            (out / done).unlink(missing_ok=True)
+        base = simulate({}, "sim-no-overhead")
+        per_run = [hop_overheads_ms(q) for q, _, _ in reals]
+        measured = pooled_overheads_ms(per_run)
+        applied = applied_overheads(overheads, bundle, measured)
+        sim = simulate(applied, "sim")
+        names = bundle.model_names
+        replicates = [run_metrics(sim.queries, sim.summary, names)]
+        for k in range(1, sim_repeats):
+            other = simulate(applied, replicate=k)
+            replicates.append(run_metrics(other.queries, other.summary, names))
+        others = {"no_overhead": run_metrics(base.queries, base.summary, names)}
+        if applied != measured:  # the in-sample comparison too
+            in_sample = simulate(measured, "sim-measured-overheads")
+            others["measured_overheads"] = run_metrics(in_sample.queries, in_sample.summary, names)
+        compared = None
+        if compare_overheads is not None or compare_served_latency is not None:
+            compared = applied if compare_overheads is None else compare_overheads
+            compared = applied_overheads(compared, bundle, measured)
+            other = simulate(compared, "sim-compared", compared_bundle)
+            others["compared"] = run_metrics(other.queries, other.summary, names)
+        for model in setup.compared_service_times(config):  # the service-time model's sensitivity
+            service = dataclasses.replace(sim_config, service_time=model)
+            other = simulate(applied, service_config=service)
+            others[f"{model}_service"] = run_metrics(other.queries, other.summary, names)
+        if sim_config.idle_latency and bundle.has_idle_latency:  # and the idle latency's
+            back_to_back = dataclasses.replace(sim_config, idle_latency=False)
+            other = simulate(applied, service_config=back_to_back)
+            others["back_to_back_latency"] = run_metrics(other.queries, other.summary, names)
+        for end, rounds_bundle in rounds.items():
+            other = simulate(applied, base=rounds_bundle)
+            others[f"profile_{end}"] = run_metrics(other.queries, other.summary, names)
+        pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
+            out / "overheads.csv", index=False, float_format="%.6g"
+        )
+        (out / "overheads.json").write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
+        real_metrics = [run_metrics(q, summary, names) for q, _, summary in reals]
+        table = fidelity_table(
+            real_metrics,
+            run_metrics(sim.queries, sim.summary, names),
+            [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
+            others,
+            replicates,
+            [
+                same_plan_share(ts, sim.timeseries, config.plan_interval_s, True)
+                for _, ts, _ in reals
+            ],
+            np.concatenate([completed_latency_s(q) for q, _, _ in reals]),
+        )
+        held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
+        preemption_file, speed_file = out / PREEMPTION_FILE, out / SPEED_FILE
+        for stale in (held_out, served_file, preemption_file, speed_file):
+            stale.unlink(missing_ok=True)
+        batches = read_batches(real_dirs, bundle.model_names)
+        uses_disc = policy.uses_discriminator
+        fits = speeds = pd.DataFrame()
+        if batches is not None:
+            all_batches = pd.concat(batches, ignore_index=True)
+            served = served_latency_table(bundle, all_batches, config, uses_disc)
+            served.to_csv(served_file, index=False, float_format="%.6g")
+            runs = {d.name: b for d, b in zip(real_dirs, batches)}
+            charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
+            fits = preemption_fit(all_batches, np.concatenate(list(charges.values())))
+            if len(fits):
+                fits.to_csv(preemption_file, index=False, float_format="%.6g")
+            speeds = speed_over_time(runs, charges)
+            if len(speeds):
+                speeds.to_csv(speed_file, index=False, float_format="%.6g")
+        if len(reals) > 1:
+            rows = []
+            for k, d in enumerate(real_dirs):
+                hops = pooled_overheads_ms(per_run[:k] + per_run[k + 1 :])
+                bundles = {"profile": bundle}
+                if batches is not None:
+                    others_served = pd.concat(batches[:k] + batches[k + 1 :])
+                    bundles["served"] = with_served_latency(
+                        bundle, others_served, config, uses_disc
+                    )
+                for latency, base in bundles.items():
+                    other = simulate(hops, base=base)
+                    plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
+                    metrics = {
+                        **run_metrics(other.queries, other.summary, names),
+                        "same_plan": plans,
+                    }
+                    errors = held_out_errors(metrics, real_metrics[k])
+                    rows.append({"run": d.name, "latency": latency, **hops, **errors})
+            errors = pd.DataFrame(rows)
+            errors.to_csv(held_out, index=False, float_format="%.6g")
+            for latency, column in (
+                ("profile", "error_leave_one_out"),
+                ("served", "error_leave_one_out_served"),
+            ):
+                kept = errors[errors["latency"] == latency]
+                if len(kept):
+                    table[column] = [
+                        kept[m].mean() if m in kept else math.nan for m in table["metric"]
+                    ]
+        title = (
+            f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
+            f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
+        )
+        source = _source(overheads)
+        hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
+        simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
+        parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
+        if sim_config.service_time != config.service_time:
+            alternatives = ", ".join(
+                f"error {m} service: {SERVICE_TIME_TEXT[m]}"
+                for m in setup.compared_service_times(config)
+            )
+            parts.append(
+                f"Service times: {SERVICE_TIME_TEXT[sim_config.service_time]} for the "
+                f"{setup.backend} backend's workers, whose batch times vary; the same simulation "
+                f"with {alternatives}."
+            )
+        if "back_to_back_latency" in others:
+            gaps = ", ".join(f"{m} {g:g} s" for m, g in zip(names, bundle.idle_gap_s) if g)
+            parts.append(
+                "Latency after idle: a worker's batch after t s of idle takes the p50 plus "
+                f"min(t / gap, 1) x (the p50 timed after the gap ({gaps}) - the p50); error back "
+                "to back latency: the same simulation with the back-to-back p50 alone."
+            )
+        if sim_repeats > 1:
+            parts.append(
+                f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "
+                "worker choices, mix draws and hops come from other random streams (the same "
+                "trace, seed and policy)."
+            )
+        if compared is not None:
+            hops_source = _source(overheads if compare_overheads is None else compare_overheads)
+            text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"
+            if compare_served_latency is not None:
+                text += f"; service times measured on the serving path in {compare_served_latency}"
+            parts.append(text + ".")
+        if rounds:
+            parts.append(
+                "Error profile fast and slow: DIR/sim's hops with each latency row at the p10 "
+                "and the p90 of its rounds' medians (the profile's timing tables in "
+                f"{profile_rounds}): the simulation at the machine's fastest and slowest while "
+                "it was profiled."
+            )
+        per_run_text = "; ".join(
+            f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run)
         )
         parts.append(
-            f"Service times: {SERVICE_TIME_TEXT[sim_config.service_time]} for the "
-            f"{setup.backend} backend's workers, whose batch times vary; the same simulation "
-            f"with {alternatives}."
+            f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: "
+            f"{per_run_text}."
         )
-    if "back_to_back_latency" in others:
-        gaps = ", ".join(f"{m} {g:g} s" for m, g in zip(names, bundle.idle_gap_s) if g)
-        parts.append(
-            "Latency after idle: a worker's batch after t s of idle takes the p50 plus "
-            f"min(t / gap, 1) x (the p50 timed after the gap ({gaps}) - the p50); error back "
-            "to back latency: the same simulation with the back-to-back p50 alone."
+        if "error_leave_one_out" in table.columns:
+            parts.append(
+                "Error leave one out: each real run against a simulation with the hops measured "
+                "in the other real runs (out of sample), the mean over the runs "
+                "(DIR/leave_one_out.csv)."
+            )
+        if "error_leave_one_out_served" in table.columns:
+            parts.append(
+                "Error leave one out served: the same, with the service times the other runs' "
+                "workers measured as the latency profile (`serving.service_times`; all runs': "
+                "DIR/served_latency.csv)."
+            )
+        if len(fits):
+            parts.append(preemption_text(fits))
+        if len(speeds):
+            parts.append(speed_text(speeds))
+        inputs = plan_inputs_table(
+            [ts for _, ts, _ in reals], sim.timeseries, config.plan_interval_s
         )
-    if sim_repeats > 1:
-        parts.append(
-            f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "
-            "worker choices, mix draws and hops come from other random streams (the same "
-            "trace, seed and policy)."
-        )
-    if compared is not None:
-        hops_source = _source(overheads if compare_overheads is None else compare_overheads)
-        text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"
-        if compare_served_latency is not None:
-            text += f"; service times measured on the serving path in {compare_served_latency}"
-        parts.append(text + ".")
-    if rounds:
-        parts.append(
-            f"Error profile fast and slow: DIR/sim's hops with each latency row at the p10 and "
-            f"the p90 of its rounds' medians (the profile's timing tables in {profile_rounds}): "
-            "the simulation at the machine's fastest and slowest while it was profiled."
-        )
-    per_run_text = "; ".join(f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run))
-    parts.append(
-        f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: {per_run_text}."
-    )
-    if "error_leave_one_out" in table.columns:
-        parts.append(
-            "Error leave one out: each real run against a simulation with the hops measured "
-            "in the other real runs (out of sample), the mean over the runs "
-            "(DIR/leave_one_out.csv)."
-        )
-    if "error_leave_one_out_served" in table.columns:
-        parts.append(
-            "Error leave one out served: the same, with the service times the other runs' "
-            "workers measured as the latency profile (`serving.service_times`; all runs': "
-            "DIR/served_latency.csv)."
-        )
-    if len(fits):
-        parts.append(preemption_text(fits))
-    if len(speeds):
-        parts.append(speed_text(speeds))
-    inputs = plan_inputs_table([ts for _, ts, _ in reals], sim.timeseries, config.plan_interval_s)
-    inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
-    if len(inputs):
-        parts.append(plan_inputs_text(inputs))
-    classes = query_classes_table([q for q, _, _ in reals], sim.queries)
-    (out / CLASSES_FILE).unlink(missing_ok=True)
-    if len(classes):
-        classes.to_csv(out / CLASSES_FILE, index=False, float_format="%.6g")
-        parts.append(query_classes_text(classes))
-    note = " ".join(parts)
-    if hashes != [simulated_hash]:
-        note += (
-            f" The real runs were made with bundle content hash {', '.join(hashes)}, the "
-            f"simulations with {simulated_hash}."
-        )
-    _remove_stale_runs(out, {d.name for d in real_dirs} | set(simulated))
-    table.to_csv(out / "fidelity.csv", index=False, float_format="%.6g")
-    (out / "fidelity.md").write_text(markdown(table, title, note))
-    plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
-    return table
+        inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
+        if len(inputs):
+            parts.append(plan_inputs_text(inputs))
+        classes = query_classes_table([q for q, _, _ in reals], sim.queries)
+        (out / CLASSES_FILE).unlink(missing_ok=True)
+        if len(classes):
+            classes.to_csv(out / CLASSES_FILE, index=False, float_format="%.6g")
+            parts.append(query_classes_text(classes))
+        note = " ".join(parts)
+        if hashes != [simulated_hash]:
+            note += (
+                f" The real runs were made with bundle content hash {', '.join(hashes)}, the "
+                f"simulations with {simulated_hash}."
+            )
+        _remove_stale_runs(out, {d.name for d in real_dirs} | set(simulated))
+        plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
+        (out / REPORT_FILE).write_text(markdown(table, title, note))
+        table.to_csv(out / FIDELITY_FILE, index=False, float_format="%.6g")  # the last
+        return table
 
 
 def preemption_text(fits: pd.DataFrame) -> str:

@@ -41,7 +41,7 @@ from serving.validate import (
 )
 from simulator.bundle import BundleError, check_overheads
 from simulator.config import SimConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, RunFailure
 from simulator.results import write_run
 from simulator.run import run_simulation
 
@@ -486,6 +486,43 @@ def test_a_damaged_real_run_is_one_error_before_anything_is_written(
     with pytest.raises(InputError, match=re.escape(message)):
         run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     assert sorted(d.name for d in tmp_path.iterdir()) == ["real-1", "real-2"]
+
+
+def test_a_failed_validation_leaves_the_older_report_whole(bundle, tmp_path, monkeypatch):
+    """A fresh validation that fails after its first real run leaves the older report in DIR
+    byte for byte (it is written to a staging folder that replaces DIR at the end); a
+    re-report interrupted leaves the real runs and no fidelity.csv, so it reads as unfinished."""
+    from serving import validate
+
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    fake = simulate(bundle, {})
+    queries = fake.queries.assign(visits=1, resends=0, hops_s=0.0)
+    out = tmp_path / "report"
+    summary = {**fake.summary, "trace_spec": TRACE}
+    for k in (1, 2):
+        write_run(out / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
+    run_validation(setup, TRACE, out, reuse_real=True, log=lambda s: None)
+    older = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def first_run_then_fail(setup, trace_spec, folder, *args):
+        other = queries.assign(hops_s=0.001)  # another run than the older report's real-1
+        write_run(folder / "real-1", other, fake.timeseries, summary, as_served(fake), [])
+        raise RunFailure("real run 2: Ray Serve did not start")
+
+    monkeypatch.setattr(validate, "_real_runs", first_run_then_fail)
+    with pytest.raises(RunFailure, match="real run 2"):
+        run_validation(setup, TRACE, out, log=lambda s: None)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == older
+    assert [d.name for d in tmp_path.iterdir()] == ["report"]  # no staging folder left
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate, "plot_overlay", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_validation(setup, TRACE, out, reuse_real=True, log=lambda s: None)
+    assert not (out / "fidelity.csv").exists() and not (out / "fidelity.md").exists()
+    assert (out / "real-1" / "summary.json").is_file() and (out / "real-2").is_dir()
 
 
 def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_path):
