@@ -38,7 +38,7 @@ from serving.setup import ServeSetup
 from simulator.controller import PlanRecord
 from simulator.core import NO_MODEL
 from simulator.engine import RawRun
-from simulator.errors import InputError
+from simulator.errors import InputError, RunFailure
 from simulator.metrics import ConservationError, compute_metrics
 from simulator.policy import Plan
 from simulator.results import code_version, sha256_json, write_run
@@ -439,7 +439,15 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
         answers, epoch_s, origin_s = asyncio.run(
             replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s, update)
         )
-    after = fetch_state(url)
+    try:
+        after = fetch_state(url)
+    except UnreachableError as exc:  # it answered before the replay: it stopped meanwhile
+        failed = sum(a.status == "failed" for a in answers)
+        raise RunFailure(
+            f"--url {url!r}: the server stopped answering during the replay ({failed} of "
+            f"{len(answers)} queries failed; its state after the replay: "
+            f"{str(exc).partition(': ')[2]}); no run written"
+        ) from None
     origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
     busy_s = after["busy_s"] - before["busy_s"]
     n_models = len(bundle.model_names)

@@ -40,6 +40,7 @@ from serving.requests import (  # noqa: E402
     parse_request,
 )
 from simulator.config import SimConfig  # noqa: E402
+from simulator.errors import RunFailure  # noqa: E402
 from simulator.policy import Plan  # noqa: E402
 
 TRACE = "constant:rate=40,duration=1"
@@ -312,6 +313,37 @@ def test_plan_delays_count_the_replays_plans_from_due_to_in_force():
     ]
     assert plan_delays(plans, 100.0) == {"count": 3, "median": 0.04, "max": 0.3}
     assert plan_delays(plans[:1], 100.0) == {"count": 0}
+
+
+class StopsDuringTheReplay(Stub):
+    """Answers every query, but its state no more once the replay has begun (a server that
+    stopped, or was killed, before the replay's end)."""
+
+    def do_GET(self) -> None:
+        if not self.epochs:
+            super().do_GET()
+            return
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_server_that_stops_during_the_replay_is_a_failed_run_not_bad_input(tmp_path):
+    """The run needs the server's state after the replay (plans, estimates, busy time): without
+    it the replay fails (RunFailure, exit 1) saying so, and writes nothing."""
+    with serving(StopsDuringTheReplay) as (_, url):
+        with pytest.raises(RunFailure) as caught:
+            run_loadgen(TRACE, url, tmp_path / "run")
+    trace = resolve_trace(TRACE, resolve_bundle("default"), 0)
+    outcomes = [stub_outcome(int(p)) for p in trace.prompt_idx]
+    failed = outcomes.count("error") + outcomes.count("not-object")
+    assert str(caught.value).startswith(
+        f"--url {url!r}: the server stopped answering during the replay ({failed} of 40 "
+        "queries failed; its state after the replay: no t2isim server answers (Server error "
+        "'503 Service Unavailable'"
+    )
+    assert str(caught.value).endswith("); no run written")
+    assert not (tmp_path / "run").exists()
 
 
 def test_unreachable_url_is_one_line_exit_2(tmp_path):
