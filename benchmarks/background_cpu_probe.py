@@ -9,7 +9,8 @@ call's thread CPU (`time.thread_time`: the compute, not the wait for a core).
 
 Prints one line per pair, and last `beside_over_alone_cpu_heavy=<ratio>
 beside_over_alone_cpu_light=<ratio>`: the p50 CPU beside the cluster over that alone, all
-pairs pooled (session 27, 2 pairs: tiny-light 1.081 and 1.045, tiny-heavy 1.032 and 1.060).
+pairs pooled (session 27: tiny-light 1.081 and 1.045 in one run's pairs, 0.988 and 1.029 in the
+next's; not established, results/validation/NOTES.md).
 """
 
 from __future__ import annotations
