@@ -69,12 +69,7 @@ def main() -> None:
     pooled = {(name, place): [] for name in MODELS for place in ("alone", "beside")}
     for k in range(1, args.pairs + 1):
         alone = segment(calls, args.calls, args.idle_s)
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            _system_config=dict(stack.system_config) or None,
-        )
+        ray.init(**stack.local_ray_options(2))
         try:
             serve.start(controller_options=stack.controller_options())
             time.sleep(SETTLE_S)

@@ -104,12 +104,7 @@ def main() -> None:
         stack = serve_stack(args.serve_stack)
     except InputError as exc:
         parser.error(str(exc))
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _system_config=dict(stack.system_config) or None,
-    )
+    ray.init(**stack.local_ray_options(2))
     try:
         serve.start(controller_options=stack.controller_options())
         p50 = {}

@@ -223,12 +223,7 @@ class ServeSession:
                 elif self.ray_address is not None:
                     ray.init(address=self.ray_address, log_to_driver=False)
                 else:
-                    ray.init(
-                        num_cpus=self.num_cpus or os.cpu_count(),
-                        include_dashboard=False,
-                        log_to_driver=False,
-                        _system_config=dict(stack.system_config) or None,  # ray.init adds to it
-                    )
+                    ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count()))
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
             reason = ray_init_reason(exc)
             raise InputError(f"--ray-address {self.ray_address!r}: {reason}") from None

@@ -54,6 +54,16 @@ class ServeStack:
     # listeners default to fixed ports, 9101 and 8404: a second run on the host failed)
     port_env: tuple[str, ...] = ()
 
+    def local_ray_options(self, num_cpus: int) -> dict:
+        """`ray.init`'s arguments for a local cluster of `num_cpus` CPUs serving on this stack
+        (no dashboard, no worker logs in this process: the runs record what they need)."""
+        return {
+            "num_cpus": num_cpus,
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "_system_config": dict(self.system_config) or None,  # ray.init adds to it
+        }
+
     def controller_options(self) -> dict | None:
         """`serve.start(controller_options=...)` (None: Serve's defaults); `port_env`'s
         settings get free ports of this host."""

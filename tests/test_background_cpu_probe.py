@@ -3,28 +3,15 @@ cluster, from the command line (the ratios last; bad arguments one line and exit
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("diffusers")
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "background_cpu_probe.py"
+from tests.benchmark_scripts import run_benchmark  # noqa: E402
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=300,
-    )
+def run_script(*args: str):
+    return run_benchmark("background_cpu_probe.py", *args)
 
 
 @pytest.mark.parametrize(

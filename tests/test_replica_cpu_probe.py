@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("diffusers")
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benchmark_scripts import ROOT, run_benchmark  # noqa: E402
+
 SCRIPT = ROOT / "benchmarks" / "replica_cpu_probe.py"
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=300,
-    )
+def run_script(*args: str):
+    return run_benchmark("replica_cpu_probe.py", *args)
 
 
 def test_a_timer_gives_each_calls_thread_cpu():

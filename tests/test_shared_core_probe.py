@@ -3,28 +3,15 @@ the command line (the ratio last; bad arguments one line and exit 2)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("diffusers")
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "shared_core_probe.py"
+from tests.benchmark_scripts import run_benchmark  # noqa: E402
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=300,
-    )
+def run_script(*args: str):
+    return run_benchmark("shared_core_probe.py", *args)
 
 
 def test_the_probe_times_each_condition_and_prints_the_ratios_last():
