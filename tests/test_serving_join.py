@@ -29,6 +29,10 @@ from serving.server import check_port_free, check_ray_address, ray_init_reason  
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
+# Ray Client's server checks the server it starts per driver with psutil; under load it has
+# found it a zombie and refused the driver ("Initialization failure from server:
+# psutil.ZombieProcess", session 27's suite): a race inside Ray, retried once
+RAY_CLIENT_RACE = "psutil.ZombieProcess"
 
 
 def free_port() -> int:
@@ -200,10 +204,16 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
         )
         assert refused.returncode == 2 and "refuses this driver" in refused.stderr
         for command, run in ((serve, "gcs"), (via_client, "ray-client")):  # one after the other
-            try:
-                summary = _serve_and_replay(command, env, http_port, tmp_path / run)
-            except AssertionError as exc:  # with the head's own account of it
-                raise AssertionError(f"{exc}\n{_head_log_tails(temp_dir)}") from None
+            for attempt in (1, 2):
+                try:
+                    summary = _serve_and_replay(
+                        command, env, http_port, tmp_path / f"{run}-{attempt}"
+                    )
+                    break
+                except AssertionError as exc:  # with the head's own account of it
+                    if attempt == 1 and RAY_CLIENT_RACE in str(exc):
+                        continue
+                    raise AssertionError(f"{exc}\n{_head_log_tails(temp_dir)}") from None
             assert summary["arrivals"] == 10 and summary["failed"] == 0
             assert summary["ok"] + summary["timeouts"] + summary["drops"] == 10
             assert head.poll() is None  # the cluster it joined still runs
