@@ -1,0 +1,62 @@
+"""benchmarks/replica_cpu_probe.py (a tiny batch's CPU in this process, a Ray actor and a Serve
+replica) and benchmarks/background_cpu_probe.py (alone and beside an idle Ray + Serve cluster),
+from the command line: the ratios last, bad arguments one line and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from tests.benchmark_scripts import run_benchmark  # noqa: E402
+
+REPLICA, BACKGROUND = "replica_cpu_probe.py", "background_cpu_probe.py"
+MODELS = ("heavy", "light")
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        (REPLICA, ("--blocks", "0"), "expected --blocks >= 1"),
+        (REPLICA, ("--idle-s", "-1"), "expected --blocks >= 1, --calls >= 1 and --idle-s >= 0"),
+        (BACKGROUND, ("--pairs", "0"), "expected --pairs >= 1"),
+        (BACKGROUND, ("--idle-s", "-1"), "expected --pairs >= 1, --calls >= 1 and --idle-s >= 0"),
+        (REPLICA, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
+        (BACKGROUND, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(script, args, message):
+    done = run_benchmark(script, *args)
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]
+
+
+def _ratios(done) -> dict[str, float]:
+    """The last line's `name=ratio` fields, the run checked to have ended well."""
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    ratios = {k: float(v) for k, v in (field.split("=") for field in last.split())}
+    assert all(r > 0 for r in ratios.values())
+    return ratios
+
+
+@pytest.mark.slow
+def test_the_replica_probe_times_each_place_and_prints_the_ratios_last():
+    pytest.importorskip("ray.serve")
+    done = run_benchmark(REPLICA, "--blocks", "1", "--calls", "1", "--idle-s", "0")
+    assert set(_ratios(done)) == {
+        f"{p}_over_process_cpu_{n}" for p in ("actor", "serve") for n in MODELS
+    }
+    lines = done.stdout.splitlines()
+    for model in MODELS:
+        for place in ("process", "actor", "serve"):
+            assert any(line.startswith(f"{model} {place}: n=1 cpu") for line in lines)
+
+
+@pytest.mark.slow
+def test_the_background_probe_times_each_pair_and_prints_the_ratios_last():
+    pytest.importorskip("ray.serve")
+    done = run_benchmark(BACKGROUND, "--pairs", "1", "--calls", "2", "--idle-s", "0")
+    assert set(_ratios(done)) == {f"beside_over_alone_cpu_{n}" for n in MODELS}
+    pair = done.stdout.strip().splitlines()[-2]
+    assert pair.startswith("pair 1: heavy alone ") and " light alone " in pair
