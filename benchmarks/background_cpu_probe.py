@@ -59,9 +59,6 @@ def main() -> None:
         stack = serve_stack(args.serve_stack)
     except InputError as exc:
         parser.error(str(exc))
-    import ray
-    from ray import serve
-
     calls = {name: batch_of_one(*model, RESOLUTION) for name, model in MODELS.items()}
     for call in calls.values():
         for _ in range(WARMUP_CALLS):
@@ -69,14 +66,9 @@ def main() -> None:
     pooled = {(name, place): [] for name in MODELS for place in ("alone", "beside")}
     for k in range(1, args.pairs + 1):
         alone = segment(calls, args.calls, args.idle_s)
-        ray.init(**stack.local_ray_options(2))
-        try:
-            serve.start(controller_options=stack.controller_options())
+        with stack.local_serve(num_cpus=2):
             time.sleep(SETTLE_S)
             beside = segment(calls, args.calls, args.idle_s)
-        finally:
-            serve.shutdown()
-            ray.shutdown()
         parts = []
         for name in MODELS:
             pooled[name, "alone"] += alone[name]

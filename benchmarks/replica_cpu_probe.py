@@ -94,9 +94,6 @@ def main() -> None:
         parser.error("expected --blocks >= 1, --calls >= 1 and --idle-s >= 0")
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-    from ray import serve
-
     from serving.stack import serve_stack
     from simulator.errors import InputError
 
@@ -104,22 +101,17 @@ def main() -> None:
         stack = serve_stack(args.serve_stack)
     except InputError as exc:
         parser.error(str(exc))
-    ray.init(**stack.local_ray_options(2))
-    try:
-        serve.start(controller_options=stack.controller_options())
-        p50 = {}
+    with stack.local_serve(num_cpus=2):
         times = time_places(stack, args.blocks, args.calls, args.idle_s)
-        for (name, place), cpu_s in times.items():
-            cpu = np.percentile(np.array(cpu_s) * 1e3, [5, 50, 95])
-            p50[name, place] = cpu[1]
-            print(
-                f"{name} {place}: n={len(cpu_s)} cpu p05/p50/p95 "
-                f"{cpu[0]:.2f}/{cpu[1]:.2f}/{cpu[2]:.2f} ms",
-                flush=True,
-            )
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    p50 = {}
+    for (name, place), cpu_s in times.items():
+        cpu = np.percentile(np.array(cpu_s) * 1e3, [5, 50, 95])
+        p50[name, place] = cpu[1]
+        print(
+            f"{name} {place}: n={len(cpu_s)} cpu p05/p50/p95 "
+            f"{cpu[0]:.2f}/{cpu[1]:.2f}/{cpu[2]:.2f} ms",
+            flush=True,
+        )
     print(
         " ".join(
             f"{place}_over_process_cpu_{name}={p50[name, place] / p50[name, 'process']:.3f}"

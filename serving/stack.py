@@ -19,7 +19,9 @@ environment (a variable set here would outlive the run and leak into the next on
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from simulator.errors import InputError
@@ -63,6 +65,21 @@ class ServeStack:
             "log_to_driver": False,
             "_system_config": dict(self.system_config) or None,  # ray.init adds to it
         }
+
+    @contextlib.contextmanager
+    def local_serve(self, num_cpus: int) -> Iterator[None]:
+        """A local Ray cluster with Serve started on this stack, shut down on exit (the
+        benchmarks' probes; `serving.server.ServeSession` serves a run)."""
+        import ray
+        from ray import serve
+
+        ray.init(**self.local_ray_options(num_cpus))
+        try:
+            serve.start(controller_options=self.controller_options())
+            yield
+        finally:
+            serve.shutdown()
+            ray.shutdown()
 
     def controller_options(self) -> dict | None:
         """`serve.start(controller_options=...)` (None: Serve's defaults); `port_env`'s
