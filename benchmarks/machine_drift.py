@@ -18,7 +18,8 @@ import math
 import os
 from pathlib import Path
 
-from profiler.latency import CPU_WORKER_THREADS, PROFILE_PROMPT
+from profiler.cpu_threads import CPU_WORKER_THREADS
+from profiler.latency import PROFILE_PROMPT
 from profiler.speed_drift import DriftError, drift_ratio, time_in_bins
 
 

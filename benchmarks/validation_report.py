@@ -44,7 +44,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from profiler.latency import CPU_WORKER_THREADS, bundle_latency_rows, read_latency_profile
+from profiler.cpu_threads import CPU_WORKER_THREADS
+from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
 from serving.validate import TINY_P50_GOAL_PCT, goal_met

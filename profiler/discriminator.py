@@ -238,7 +238,8 @@ def time_p_real(
     pipelines are timed, with a CPU worker's threads). A DataFrame of DISC_LATENCY_COLUMNS."""
     import pandas as pd
 
-    from profiler.latency import LatencyTiming, check_batch_sizes, timed_call_s, worker_threads
+    from profiler.cpu_threads import worker_threads
+    from profiler.latency import LatencyTiming, check_batch_sizes, timed_call_s
 
     check_batch_sizes(batch_sizes)
     LatencyTiming(n_warmup, n_repeats)  # checks the counts

@@ -107,11 +107,14 @@ def render(
     **call_kwargs,
 ) -> np.ndarray:
     """One batch through the pipeline: uint8 (n, resolution, resolution, 3) images, image k
-    drawn with a generator seeded with seeds[k]."""
+    drawn with a generator seeded with seeds[k]; on CPU with a CPU worker's torch threads
+    (`profiler.cpu_threads`: the pixels do not depend on the process's thread count)."""
     import torch
 
+    from profiler.cpu_threads import worker_threads
+
     generators = [torch.Generator(device).manual_seed(int(s)) for s in seeds]
-    with torch.inference_mode():
+    with torch.inference_mode(), worker_threads(device):
         images = pipe(
             prompt=list(texts),
             num_inference_steps=steps,

@@ -6,7 +6,7 @@ the timed calls come in rounds `round_gap_s` apart, each round timing every batc
 that every row samples the same stretch of time (a shared machine's speed drifts over minutes).
 With `idle_gap_s` > 0 each round also times `n_repeats` calls of each size after that long idle
 (a serving worker between batches runs slower than one timed back to back). A CPU pipeline runs
-with the diffusers backend's worker thread count (`CPU_WORKER_THREADS`), as it is served.
+with the diffusers backend's worker thread count (`profiler.cpu_threads`), as it is served.
 Reported: p05, p50, p95, mean over all timed calls, throughput = batch_size / p50, the spread of
 the rounds' medians (p10, p90: how far the machine's speed moved while the row was timed) and
 the p50 after the idle gap (`latency_idle_p50_s`, NaN when not timed). An
@@ -23,13 +23,13 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from profiler.cpu_threads import worker_threads
 from profiler.provenance import cpu_ticks, steal_share
 from simulator.bundle import (
     IDLE_LATENCY_COLUMNS,
@@ -64,9 +64,6 @@ OPTIONAL_COLUMNS = {
     **dict(zip(IDLE_LATENCY_COLUMNS, (0.0, math.nan), strict=True)),
     P05_LATENCY_COLUMN: math.nan,
 }
-# torch threads of a CPU worker (the diffusers backend's replicas share the cores): the profile
-# times a CPU pipeline with as many, so that it times the pipeline as a replica runs it
-CPU_WORKER_THREADS = 1
 
 
 class LatencyError(InputError):
@@ -183,22 +180,6 @@ def check_batch_sizes(batch_sizes: Sequence[int]) -> None:
         raise LatencyError("batch sizes: none given")
     if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
         raise LatencyError(f"batch sizes {list(batch_sizes)}: expected distinct integers >= 1")
-
-
-@contextmanager
-def worker_threads(device: str):
-    """A CPU pipeline timed with `CPU_WORKER_THREADS` torch threads; the caller's restored."""
-    import torch
-
-    if device != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(CPU_WORKER_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _row(

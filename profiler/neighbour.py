@@ -80,16 +80,15 @@ class CoreNeighbour:
 
 
 def batch_of_one(source: str, steps: int, resolution: int):
-    """A CPU replica's call: the tiny pipeline `source` loaded with one torch thread, and a
-    function that serves it one batch of one (`profiler.generate.served_batch`)."""
-    import torch
-
+    """A CPU replica's call: the tiny pipeline `source` loaded with a CPU worker's torch
+    threads, and a function that serves it one batch of one (`profiler.generate.served_batch`)."""
+    from profiler.cpu_threads import worker_threads
     from profiler.generate import served_batch
     from profiler.latency import PROFILE_PROMPT
     from profiler.sharding import PipelineSource
 
-    torch.set_num_threads(1)
-    pipe = PipelineSource(source, "fp32").load("cpu")
+    with worker_threads("cpu"):
+        pipe = PipelineSource(source, "fp32").load("cpu")
     return lambda: served_batch(pipe, [PROFILE_PROMPT], [0], steps=steps, resolution=resolution)
 
 

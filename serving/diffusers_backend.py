@@ -7,8 +7,8 @@ Which pipeline a bundle model is comes from the bundle's latency profiles (`sour
 `steps`, `resolution`, `dtype`, `guidance_scale`, written by `t2isim profile`): a local
 folder, a Hugging Face id (cache only under HF_HUB_OFFLINE=1) or `tiny:<seed>:<width>`, a
 random-init tiny pipeline built from a small config (CPU, no hub access). Real models get one
-GPU per worker; tiny ones run on CPU with `profiler.latency.CPU_WORKER_THREADS` torch threads
-each (as `profile latency` times them). The discriminator is
+GPU per worker; tiny ones run on CPU with a CPU worker's torch threads each
+(`profiler.cpu_threads`, as `profile latency` times them). The discriminator is
 the profiler's checkpoint (default: `discriminator.pt` of the work folder that holds the
 bundle, `profiler.layout.WorkLayout`).
 
@@ -53,7 +53,7 @@ class DiffusersModel:
 
     @property
     def actor_options(self) -> dict:
-        if self.device == "cpu":  # threads are pinned (CPU_WORKER_THREADS), not reserved
+        if self.device == "cpu":  # threads are pinned (profiler.cpu_threads), not reserved
             return {"num_cpus": REPLICA_CPUS}
         return {"num_cpus": 1, "num_gpus": 1}
 
@@ -65,16 +65,13 @@ class DiffusersModel:
 
 class DiffusersEngine:
     def __init__(self, model: DiffusersModel) -> None:
-        import torch
-
+        from profiler.cpu_threads import worker_threads
         from profiler.discriminator import load_discriminator
-        from profiler.latency import CPU_WORKER_THREADS
 
-        if model.device == "cpu":
-            torch.set_num_threads(CPU_WORKER_THREADS)
         self.model = model
-        self.pipe = model.source.load(model.device)
-        self.backbone, self.head = load_discriminator(model.discriminator, model.device)
+        with worker_threads(model.device):  # as `profile latency` times the load
+            self.pipe = model.source.load(model.device)
+            self.backbone, self.head = load_discriminator(model.discriminator, model.device)
 
     async def run(
         self, jobs: list[tuple[int, int]], judged: bool, scored: bool
@@ -87,20 +84,22 @@ class DiffusersEngine:
         the batch's compute; its wall time beyond that is waiting for a core or the GIL); and
         how often the kernel preempted this thread meanwhile (involuntary context switches;
         None where the platform does not count them per thread)."""
+        from profiler.cpu_threads import worker_threads
         from profiler.discriminator import p_real
         from profiler.generate import image_seed, served_batch
 
         m = self.model
         cpu_from_s, preempted_from = time.thread_time(), thread_preemptions()
-        images, encoded = served_batch(
-            self.pipe,
-            [m.prompts[p] for p, _ in jobs],
-            [image_seed(m.seed, p, k) for p, k in jobs],
-            steps=m.steps,
-            resolution=m.resolution,
-            device=m.device,
-        )
-        quality = p_real(self.backbone, self.head, images).tolist() if scored else []
+        with worker_threads(m.device):
+            images, encoded = served_batch(
+                self.pipe,
+                [m.prompts[p] for p, _ in jobs],
+                [image_seed(m.seed, p, k) for p, k in jobs],
+                steps=m.steps,
+                resolution=m.resolution,
+                device=m.device,
+            )
+            quality = p_real(self.backbone, self.head, images).tolist() if scored else []
         outputs = [(float(quality[i]) if scored else None, png) for i, png in enumerate(encoded)]
         preempted = thread_preemptions()
         preemptions = None if preempted is None else preempted - preempted_from

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
+from profiler.cpu_threads import CPU_WORKER_THREADS  # noqa: E402
 from profiler.generate import (  # noqa: E402
     generate_images,
     image_grid,
@@ -19,7 +20,6 @@ from profiler.generate import (  # noqa: E402
     served_batch,
 )
 from profiler.latency import (  # noqa: E402
-    CPU_WORKER_THREADS,
     LatencyError,
     LatencyTiming,
     profile_latency,
