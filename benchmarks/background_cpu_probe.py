@@ -22,23 +22,7 @@ import time
 
 import numpy as np
 
-MODELS = {"heavy": ("tiny:3:16", 4), "light": ("tiny:1:8", 1)}  # `profile all --tiny`'s
-RESOLUTION = 32
-WARMUP_CALLS = 5
 SETTLE_S = 3.0  # after Serve starts, before the segment
-
-
-def segment(calls: dict, n: int, idle_s: float) -> dict[str, list[float]]:
-    """model -> the thread CPU seconds of `n` calls, each after `idle_s` idle."""
-    cpu_s = {}
-    for name, call in calls.items():
-        cpu_s[name] = []
-        for _ in range(n):
-            time.sleep(idle_s)
-            cpu0 = time.thread_time()
-            call()
-            cpu_s[name].append(time.thread_time() - cpu0)
-    return cpu_s
 
 
 def main() -> None:
@@ -52,7 +36,7 @@ def main() -> None:
         parser.error("expected --pairs >= 1, --calls >= 1 and --idle-s >= 0")
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from profiler.neighbour import batch_of_one
+    from profiler.neighbour import PROBE_MODELS, probe_calls, thread_cpu_after_idle
     from serving.stack import serve_stack
     from simulator.errors import InputError
 
@@ -60,18 +44,15 @@ def main() -> None:
         stack = serve_stack(args.serve_stack)
     except InputError as exc:
         parser.error(str(exc))
-    calls = {name: batch_of_one(*model, RESOLUTION) for name, model in MODELS.items()}
-    for call in calls.values():
-        for _ in range(WARMUP_CALLS):
-            call()
-    pooled = {(name, place): [] for name in MODELS for place in ("alone", "beside")}
+    calls = probe_calls()
+    pooled = {(name, place): [] for name in PROBE_MODELS for place in ("alone", "beside")}
     for k in range(1, args.pairs + 1):
-        alone = segment(calls, args.calls, args.idle_s)
+        alone = thread_cpu_after_idle(calls, args.calls, args.idle_s)
         with stack.local_serve(num_cpus=2):
             time.sleep(SETTLE_S)
-            beside = segment(calls, args.calls, args.idle_s)
+            beside = thread_cpu_after_idle(calls, args.calls, args.idle_s)
         parts = []
-        for name in MODELS:
+        for name in PROBE_MODELS:
             pooled[name, "alone"] += alone[name]
             pooled[name, "beside"] += beside[name]
             a, b = np.median(alone[name]) * 1e3, np.median(beside[name]) * 1e3
@@ -81,7 +62,7 @@ def main() -> None:
         " ".join(
             f"beside_over_alone_cpu_{name}="
             f"{np.median(pooled[name, 'beside']) / np.median(pooled[name, 'alone']):.3f}"
-            for name in MODELS
+            for name in PROBE_MODELS
         )
     )
 

@@ -23,23 +23,19 @@ import time
 
 import numpy as np
 
-MODELS = {"heavy": ("tiny:3:16", 4), "light": ("tiny:1:8", 1)}  # `profile all --tiny`'s
+from profiler.neighbour import PROBE_MODELS
+
 PLACES = ("process", "actor", "serve")
-RESOLUTION = 32
-WARMUP_CALLS = 5
 
 
 class Timer:
-    """Batches of one of each tiny model (`MODELS`), each after `idle_s` idle, in a worker
-    thread."""
+    """Batches of one of each tiny model (`profiler.neighbour.PROBE_MODELS`), each after
+    `idle_s` idle, in a worker thread."""
 
     def __init__(self) -> None:
-        from profiler.neighbour import batch_of_one
+        from profiler.neighbour import probe_calls
 
-        self.calls = {name: batch_of_one(*model, RESOLUTION) for name, model in MODELS.items()}
-        for call in self.calls.values():
-            for _ in range(WARMUP_CALLS):
-                call()
+        self.calls = probe_calls()
 
     def _timed(self, name: str) -> float:
         cpu0 = time.thread_time()
@@ -73,8 +69,8 @@ def time_places(stack, blocks: int, calls: int, idle_s: float) -> dict:
         "actor": lambda name: ray.get(actor.time.remote(name, calls, idle_s)),
         "serve": lambda name: replica.time.remote(name, calls, idle_s).result(),
     }
-    times = {(name, place): [] for name in MODELS for place in PLACES}
-    for name in MODELS:
+    times = {(name, place): [] for name in PROBE_MODELS for place in PLACES}
+    for name in PROBE_MODELS:
         for _ in range(blocks):
             for place in PLACES:
                 times[name, place] += timers[place](name)
@@ -116,7 +112,7 @@ def main() -> None:
         " ".join(
             f"{place}_over_process_cpu_{name}={p50[name, place] / p50[name, 'process']:.3f}"
             for place in ("actor", "serve")
-            for name in MODELS
+            for name in PROBE_MODELS
         )
     )
 

@@ -21,6 +21,11 @@ import time
 # source, steps, resolution: `profile all --tiny`'s tiny-light, the other replica's work
 NEIGHBOUR_MODEL = ("tiny:1:8", 1, 32)
 READY = "ready"
+# the CPU probes' models (source, steps; `profile all --tiny`'s), their resolution and the calls
+# each makes before timing
+PROBE_MODELS = {"heavy": ("tiny:3:16", 4), "light": ("tiny:1:8", 1)}
+PROBE_RESOLUTION = 32
+PROBE_WARMUP_CALLS = 5
 
 
 class NeighbourError(ValueError):
@@ -90,6 +95,29 @@ def batch_of_one(source: str, steps: int, resolution: int):
     with worker_threads("cpu"):
         pipe = PipelineSource(source, "fp32").load("cpu")
     return lambda: served_batch(pipe, [PROFILE_PROMPT], [0], steps=steps, resolution=resolution)
+
+
+def probe_calls() -> dict:
+    """model name -> its batch of one (`batch_of_one`), for each of `PROBE_MODELS`, warmed up."""
+    calls = {name: batch_of_one(*model, PROBE_RESOLUTION) for name, model in PROBE_MODELS.items()}
+    for call in calls.values():
+        for _ in range(PROBE_WARMUP_CALLS):
+            call()
+    return calls
+
+
+def thread_cpu_after_idle(calls: dict, n: int, idle_s: float) -> dict[str, list[float]]:
+    """model name -> the thread CPU seconds (`time.thread_time`: the compute, not the wait for a
+    core) of `n` of its calls, each after `idle_s` idle."""
+    cpu_s = {}
+    for name, call in calls.items():
+        cpu_s[name] = []
+        for _ in range(n):
+            time.sleep(idle_s)
+            cpu0 = time.thread_time()
+            call()
+            cpu_s[name].append(time.thread_time() - cpu0)
+    return cpu_s
 
 
 def main() -> None:

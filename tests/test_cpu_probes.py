@@ -1,6 +1,7 @@
 """benchmarks/replica_cpu_probe.py (a tiny batch's CPU in this process, a Ray actor and a Serve
-replica) and benchmarks/background_cpu_probe.py (alone and beside an idle Ray + Serve cluster),
-from the command line: the ratios last, bad arguments one line and exit 2."""
+replica), benchmarks/background_cpu_probe.py (alone and beside an idle Ray + Serve cluster) and
+benchmarks/load_history_probe.py (before, during and after load on every core), from the command
+line: the ratios last, bad arguments one line and exit 2."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ pytest.importorskip("diffusers")
 from tests.benchmark_scripts import run_benchmark  # noqa: E402
 
 REPLICA, BACKGROUND = "replica_cpu_probe.py", "background_cpu_probe.py"
+LOAD = "load_history_probe.py"
 MODELS = ("heavy", "light")
 
 
@@ -23,6 +25,8 @@ MODELS = ("heavy", "light")
         (BACKGROUND, ("--idle-s", "-1"), "expected --pairs >= 1, --calls >= 1 and --idle-s >= 0"),
         (REPLICA, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
         (BACKGROUND, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
+        (LOAD, ("--cycles", "0"), "expected --cycles >= 1"),
+        (LOAD, ("--rest-s", "-1"), "--idle-s, --load-s, --rest-s >= 0"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(script, args, message):
@@ -60,3 +64,18 @@ def test_the_background_probe_times_each_pair_and_prints_the_ratios_last():
     assert set(_ratios(done)) == {f"beside_over_alone_cpu_{n}" for n in MODELS}
     pair = done.stdout.strip().splitlines()[-2]
     assert pair.startswith("pair 1: heavy alone ") and " light alone " in pair
+
+
+@pytest.mark.slow
+def test_the_load_probe_times_each_segment_and_prints_the_ratios_last():
+    done = run_benchmark(
+        LOAD, "--cycles", "1", "--calls", "1", "--idle-s", "0", "--load-s", "0", "--rest-s", "0"
+    )
+    assert set(_ratios(done)) == {
+        f"{segment}_over_before_cpu_{n}"
+        for segment in ("during", "after", "rested")
+        for n in MODELS
+    }
+    for model in MODELS:
+        line = next(x for x in done.stdout.splitlines() if x.startswith(f"cycle 1 {model}: "))
+        assert "before " in line and "during " in line and "rested " in line
