@@ -1,17 +1,20 @@
 """Does a Ray Serve replica cost a tiny batch more CPU than a plain process? One tiny pipeline's
 batch of one, as a serving worker answers it (`profiler.neighbour.batch_of_one`: one torch
 thread), each after --idle-s idle and run in `asyncio.to_thread` as the diffusers backend runs
-it, timed in three places in turn: this process, a plain Ray actor, and a Serve replica on the
-serving path's Serve stack (`serving.stack`, lean by default). Blocks alternate between the
-places, so a drift of the machine's speed falls on all three. Each call's thread CPU
-(`time.thread_time`): the compute, not the time spent waiting for a core.
+it, timed in four places in turn: this process, a plain Ray actor, a Serve replica on the
+serving path's Serve stack (`serving.stack`, lean by default), and that replica while this
+process sends it --ping-qps requests a second ("pinged": its event loop answers requests between
+and during the batches, as a serving replica's does). Blocks alternate between the places, so a
+drift of the machine's speed falls on all of them. Each call's thread CPU (`time.thread_time`):
+the compute, not the time spent waiting for a core.
 
     python benchmarks/replica_cpu_probe.py [--blocks 4] [--calls 15] [--idle-s 0.2]
+        [--ping-qps 8]
 
-Prints one line per model and place, and last `actor_over_process_cpu_heavy=<ratio>
-actor_over_process_cpu_light=<ratio> serve_over_process_cpu_heavy=<ratio>
-serve_over_process_cpu_light=<ratio>`: the p50 CPU of a call in the actor and in the replica
-over that in this process.
+Prints one line per model and place, one per block and model with the pinged replica over the
+quiet one, and last `actor_over_process_cpu_heavy=<ratio> actor_over_process_cpu_light=<ratio>
+serve_over_process_cpu_heavy=<ratio> serve_over_process_cpu_light=<ratio>
+pinged_over_serve_cpu_heavy=<ratio> pinged_over_serve_cpu_light=<ratio>`: p50 CPU ratios.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import threading
 import time
 
 import numpy as np
 
 from profiler.neighbour import PROBE_MODELS
 
-PLACES = ("process", "actor", "serve")
+PLACES = ("process", "actor", "serve", "pinged")
+PING_BYTES = 4096  # about a 32x32 PNG answer in base64
 
 
 class Timer:
@@ -42,6 +47,10 @@ class Timer:
         self.calls[name]()
         return time.thread_time() - cpu0
 
+    async def ping(self, payload: str) -> str:
+        """A request the event loop answers (the payload back)."""
+        return payload
+
     async def time(self, name: str, calls: int, idle_s: float) -> list[float]:
         """Each call's thread CPU seconds."""
         cpu_s = []
@@ -51,8 +60,34 @@ class Timer:
         return cpu_s
 
 
-def time_places(stack, blocks: int, calls: int, idle_s: float) -> dict:
-    """(model, place) -> its calls' CPU seconds, the places alternating in blocks."""
+class Pinger:
+    """While inside: `qps` ping requests a second to `replica` from a thread of this process,
+    each answered before the next is sent (a late answer delays the next)."""
+
+    def __init__(self, replica, qps: float) -> None:
+        self.replica, self.gap_s = replica, 1.0 / qps
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        payload = "x" * PING_BYTES
+        due = time.monotonic()
+        while not self.stop.is_set():
+            self.replica.ping.remote(payload).result()
+            due += self.gap_s
+            self.stop.wait(max(0.0, due - time.monotonic()))
+
+    def __enter__(self) -> Pinger:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def time_places(stack, blocks: int, calls: int, idle_s: float, ping_qps: float) -> dict:
+    """(model, place) -> per block, its calls' CPU seconds, the places alternating in blocks."""
     import ray
     from ray import serve
 
@@ -64,16 +99,22 @@ def time_places(stack, blocks: int, calls: int, idle_s: float) -> dict:
     )
     actor = ray.remote(Timer).options(num_cpus=0.01).remote()
     local = Timer()
+
+    def pinged(name: str) -> list[float]:
+        with Pinger(replica, ping_qps):
+            return replica.time.remote(name, calls, idle_s).result()
+
     timers = {
         "process": lambda name: asyncio.run(local.time(name, calls, idle_s)),
         "actor": lambda name: ray.get(actor.time.remote(name, calls, idle_s)),
         "serve": lambda name: replica.time.remote(name, calls, idle_s).result(),
+        "pinged": pinged,
     }
     times = {(name, place): [] for name in PROBE_MODELS for place in PLACES}
     for name in PROBE_MODELS:
         for _ in range(blocks):
             for place in PLACES:
-                times[name, place] += timers[place](name)
+                times[name, place].append(timers[place](name))
     ray.kill(actor)
     serve.delete("probe")
     return times
@@ -84,10 +125,11 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--calls", type=int, default=15, help="per block and place")
     parser.add_argument("--idle-s", type=float, default=0.2)
+    parser.add_argument("--ping-qps", type=float, default=8.0)
     parser.add_argument("--serve-stack", default="lean")
     args = parser.parse_args()
-    if args.blocks < 1 or args.calls < 1 or args.idle_s < 0:
-        parser.error("expected --blocks >= 1, --calls >= 1 and --idle-s >= 0")
+    if args.blocks < 1 or args.calls < 1 or args.idle_s < 0 or not args.ping_qps > 0:
+        parser.error("expected --blocks >= 1, --calls >= 1, --idle-s >= 0 and --ping-qps > 0")
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from serving.stack import serve_stack
@@ -98,20 +140,25 @@ def main() -> None:
     except InputError as exc:
         parser.error(str(exc))
     with stack.local_serve(num_cpus=2):
-        times = time_places(stack, args.blocks, args.calls, args.idle_s)
+        times = time_places(stack, args.blocks, args.calls, args.idle_s, args.ping_qps)
+    for name in PROBE_MODELS:
+        for k, (quiet, busy) in enumerate(zip(times[name, "serve"], times[name, "pinged"]), 1):
+            ratio = np.median(busy) / np.median(quiet)
+            print(f"block {k} {name}: pinged over serve {ratio:.3f}", flush=True)
     p50 = {}
-    for (name, place), cpu_s in times.items():
-        cpu = np.percentile(np.array(cpu_s) * 1e3, [5, 50, 95])
+    for (name, place), blocks in times.items():
+        cpu = np.percentile(np.concatenate(blocks) * 1e3, [5, 50, 95])
         p50[name, place] = cpu[1]
         print(
-            f"{name} {place}: n={len(cpu_s)} cpu p05/p50/p95 "
+            f"{name} {place}: n={sum(map(len, blocks))} cpu p05/p50/p95 "
             f"{cpu[0]:.2f}/{cpu[1]:.2f}/{cpu[2]:.2f} ms",
             flush=True,
         )
+    ratios = [(place, "process") for place in ("actor", "serve")] + [("pinged", "serve")]
     print(
         " ".join(
-            f"{place}_over_process_cpu_{name}={p50[name, place] / p50[name, 'process']:.3f}"
-            for place in ("actor", "serve")
+            f"{place}_over_{base}_cpu_{name}={p50[name, place] / p50[name, base]:.3f}"
+            for place, base in ratios
             for name in PROBE_MODELS
         )
     )

@@ -20,7 +20,8 @@ MODELS = ("heavy", "light")
     ("script", "args", "message"),
     [
         (REPLICA, ("--blocks", "0"), "expected --blocks >= 1"),
-        (REPLICA, ("--idle-s", "-1"), "expected --blocks >= 1, --calls >= 1 and --idle-s >= 0"),
+        (REPLICA, ("--idle-s", "-1"), "--calls >= 1, --idle-s >= 0 and --ping-qps > 0"),
+        (REPLICA, ("--ping-qps", "0"), "--ping-qps > 0"),
         (BACKGROUND, ("--pairs", "0"), "expected --pairs >= 1"),
         (BACKGROUND, ("--idle-s", "-1"), "expected --pairs >= 1, --calls >= 1 and --idle-s >= 0"),
         (REPLICA, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
@@ -50,10 +51,11 @@ def test_the_replica_probe_times_each_place_and_prints_the_ratios_last():
     done = run_benchmark(REPLICA, "--blocks", "1", "--calls", "1", "--idle-s", "0")
     assert set(_ratios(done)) == {
         f"{p}_over_process_cpu_{n}" for p in ("actor", "serve") for n in MODELS
-    }
+    } | {f"pinged_over_serve_cpu_{n}" for n in MODELS}
     lines = done.stdout.splitlines()
     for model in MODELS:
-        for place in ("process", "actor", "serve"):
+        assert f"block 1 {model}: pinged over serve " in done.stdout
+        for place in ("process", "actor", "serve", "pinged"):
             assert any(line.startswith(f"{model} {place}: n=1 cpu") for line in lines)
 
 
