@@ -4,6 +4,7 @@ experiment and each experiment's fidelity table, under hand-written notes.
 
     python benchmarks/validation_report.py --run [--only NAME,...]   # real runs + report
         [--tiny-rounds N] [--skip-after]    # a shorter tiny check on other hardware
+        [--tiny-beside-stack]               # the tiny profile also re-timed beside the stack
     python benchmarks/validation_report.py                           # re-report (--reuse-real)
 
 Emulated experiments: the default bundle, 16 replicas, time scale 0.1, on the default (lean)
@@ -32,13 +33,18 @@ service times its workers measured as the latency profile).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +66,13 @@ LATENCY_AFTER = "latency_after.csv"
 MACHINE_DRIFT = "machine_drift.csv"
 # the timing tables themselves (`profiler.latency`: each row's rounds' spread), before and after
 LATENCY_TABLES, LATENCY_TABLES_AFTER = "latency", "latency-after"
+# with --tiny-beside-stack, before the runs: the tiny profile re-timed beside the experiment's
+# stack on the emulated backend (`beside_emulated_stack`), the simulation's second profile
+LATENCY_BESIDE, LATENCY_TABLES_BESIDE = "latency_beside_stack.csv", "latency-beside-stack"
+# the emulated stack's start (Ray, Serve, the workers' emulated loads) before the profile times
+STACK_SETTLE_S = 45.0
+BESIDE_REPLAY_S = 900  # the emulated replay's length: longer than the profile it runs beside
+BESIDE_PORT = 8651
 # the tiny profile's timed calls in rounds spread over about 1.5 minutes per model: a bare
 # process's speed here moved x1.3-1.6 between 10-s bins within 2 minutes (session 18), and
 # back-to-back repeats sample one moment of it
@@ -128,10 +141,13 @@ def command(name: str, folder: Path, reuse: bool) -> list[str]:
     if e.diffusers and (folder / TINY_PROFILE / LATENCY_TABLES).is_dir():
         args += ["--profile-rounds", str(folder / TINY_PROFILE / LATENCY_TABLES)]
     source = folder / (e.compare_with or "")
+    beside = folder / TINY_PROFILE / LATENCY_BESIDE
     if e.compare_with is not None and (source / "overheads.json").is_file():
         args += ["--compare-overheads", str(source / "overheads.json")]
         if e.diffusers:
             args += ["--compare-served-latency", str(source / "served_latency.csv")]
+    elif e.diffusers and beside.is_file():  # the profile beside the stack, as the second one
+        args += ["--compare-served-latency", str(beside)]
     return args + (["--reuse-real"] if reuse else [])
 
 
@@ -200,12 +216,14 @@ def reprofile_tiny(
     rounds: int = TINY_LATENCY_ROUNDS,
     round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
     idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
+    into: tuple[str, str] = (LATENCY_AFTER, LATENCY_TABLES_AFTER),
 ) -> None:
-    """The offline profile's own repeatability: each tiny model's `t2isim profile latency`
-    again after the runs (the bundle's source model, steps, resolution and dtype; `profile all
-    --tiny`'s batch sizes, warm-up and repeats; `profile_tiny`'s rounds and idle gap), into
-    work/LATENCY_AFTER in the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone
-    as the bundle's are) and the timing tables into work/LATENCY_TABLES_AFTER."""
+    """The offline profile re-timed: each tiny model's `t2isim profile latency` again (the
+    bundle's source model, steps, resolution and dtype; `profile all --tiny`'s batch sizes,
+    warm-up and repeats; `profile_tiny`'s rounds and idle gap), into work/`into[0]` in the
+    bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone as the bundle's are) and
+    the timing tables into work/`into[1]`: after the runs (its repeatability) or beside the
+    emulated stack (`beside_emulated_stack`)."""
     from profiler.layout import WorkLayout
     from profiler.workflow import tiny_plan
 
@@ -226,12 +244,39 @@ def reprofile_tiny(
             print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
             subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
             tables.append(pd.read_csv(layout.latency_csv(name)))
-        if (work / LATENCY_TABLES_AFTER).exists():
-            shutil.rmtree(work / LATENCY_TABLES_AFTER)
-        shutil.copytree(layout.root / "latency", work / LATENCY_TABLES_AFTER)
-    after = bundle_latency_rows(pd.concat(tables))  # as the bundle holds a profile
-    after.to_csv(work / LATENCY_AFTER, index=False)
-    print(after.to_string(index=False), flush=True)
+        if (work / into[1]).exists():
+            shutil.rmtree(work / into[1])
+        shutil.copytree(layout.root / "latency", work / into[1])
+    again = bundle_latency_rows(pd.concat(tables))  # as the bundle holds a profile
+    again.to_csv(work / into[0], index=False)
+    print(again.to_string(index=False), flush=True)
+
+
+@contextlib.contextmanager
+def beside_emulated_stack(folder: Path, name: str) -> Iterator[None]:
+    """While inside: experiment `name`'s serving stack with the emulated backend (its bundle,
+    policy, workers and arrival rate; workers that sleep the profile instead of computing)
+    serving a BESIDE_REPLAY_S replay, STACK_SETTLE_S after its start: the machine as a served
+    run keeps it (the stack's processes, hops and answers) without the pipelines' own work.
+    The replay is interrupted on exit (SIGTERM: it writes nothing)."""
+    e = EXPERIMENTS[name]
+    setup = e.setup.format(dir=folder).replace("--backend diffusers", "--backend emulated")
+    setup = re.sub(r"--repeats \d+", "--repeats 1", setup)
+    setup = re.sub(r"--port \d+", f"--port {BESIDE_PORT}", setup)
+    trace = re.sub(r"duration=\d+", f"duration={BESIDE_REPLAY_S}", e.trace)
+    with tempfile.TemporaryDirectory(prefix="beside-stack-") as tmp:
+        args = ["t2isim", "validate", *setup.split(), *e.policy.split(), "--trace", trace]
+        args += ["--out", str(Path(tmp) / "run"), "--quiet"]
+        print(" ".join(args), "(in the background)", flush=True)
+        stack = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(STACK_SETTLE_S)
+            if stack.poll() is not None:
+                raise SystemExit(f"the emulated stack ended early: {stack.stderr.read()[-300:]!r}")
+            yield
+        finally:
+            stack.send_signal(signal.SIGTERM)
+            stack.communicate(timeout=120)
 
 
 def measure_drift(work: Path) -> None:
@@ -568,6 +613,12 @@ def main() -> None:
         action="store_true",
         help="with --run: skip re-taking the tiny profile and the drift probe after the runs",
     )
+    parser.add_argument(
+        "--tiny-beside-stack",
+        action="store_true",
+        help="with --run: re-time the tiny profile beside the emulated stack before the runs "
+        "and simulate with it too (error_compared where no calibration is compared)",
+    )
     args = parser.parse_args()
     if args.tiny_rounds < 1:
         parser.error(f"--tiny-rounds {args.tiny_rounds}: expected at least 1")
@@ -582,6 +633,10 @@ def main() -> None:
         if args.run and EXPERIMENTS[name].diffusers and not profiled:
             profile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
             profiled = True
+            if args.tiny_beside_stack:
+                with beside_emulated_stack(args.dir, name):
+                    beside = (LATENCY_BESIDE, LATENCY_TABLES_BESIDE)
+                    reprofile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds, into=beside)
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
         before, ticks = os.getloadavg(), cpu_ticks()
         subprocess.run(command(name, args.dir, not args.run), check=True)
