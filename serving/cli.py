@@ -260,8 +260,9 @@ def validate(
     compare_served_latency: Annotated[
         str | None,
         typer.Option(
-            help="Also simulate with the service times another validation measured "
-            "(its served_latency.csv) as the latency profile (in error_compared)."
+            help="Also simulate with another latency table as the profile (in error_compared): "
+            "another validation's served_latency.csv (the service times its workers measured) "
+            "or a profile in the bundle's latency shape."
         ),
     ] = None,
     reuse_real: Annotated[

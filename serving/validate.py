@@ -19,8 +19,9 @@ and DIR/overheads.json their mean (a bundle.json `overheads` object). With two r
 more, each is also held out: compared with a simulation that applies the hops of the other runs
 only (DIR/leave_one_out.csv; the table's `error_leave_one_out`, the mean over the runs), so the
 hops are never fitted on the run they are judged against. `compare_overheads` and
-`compare_served_latency` (another experiment's overheads.json and served_latency.csv) add
-DIR/sim-compared, a prediction from measurements made at another load (`error_compared`).
+`compare_served_latency` (another experiment's overheads.json and served_latency.csv, or any
+latency table in the bundle's shape) add DIR/sim-compared, a prediction from measurements made
+elsewhere (`error_compared`).
 DIR/plan_inputs.csv sets the planners' inputs side by side at each re-plan (`plan_inputs_table`).
 """
 
@@ -726,7 +727,7 @@ def run_validation(
             hops_source = _source(overheads if compare_overheads is None else compare_overheads)
             text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"
             if compare_served_latency is not None:
-                text += f"; service times measured on the serving path in {compare_served_latency}"
+                text += f"; the latency profile in {compare_served_latency}"
             parts.append(text + ".")
         if rounds:
             parts.append(

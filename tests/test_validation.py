@@ -411,7 +411,7 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     compared = table["error_compared"].drop(plan_rows)
     expected = table["error"].drop(plan_rows)
     pd.testing.assert_series_equal(compared, expected, check_names=False)
-    assert f"service times measured on the serving path in {same}" in (
+    assert f"the latency profile in {same}" in (
         tmp_path / "fidelity.md"
     ).read_text()
     table = run_validation(
