@@ -272,7 +272,9 @@ def beside_emulated_stack(folder: Path, name: str) -> Iterator[None]:
         try:
             time.sleep(STACK_SETTLE_S)
             if stack.poll() is not None:
-                raise SystemExit(f"the emulated stack ended early: {stack.stderr.read()[-300:]!r}")
+                said = stack.stderr.read().decode(errors="replace").strip().splitlines()
+                why = said[-1] if said else "no output"
+                raise SystemExit(f"the emulated stack ended early (exit {stack.returncode}): {why}")
             yield
         finally:
             stack.send_signal(signal.SIGTERM)

@@ -142,6 +142,36 @@ def test_a_diffusers_command_charges_the_disc_cost_and_simulates_rounds(report_m
     assert "--profile-rounds" not in report_module.command("static-azure", folder, False)
 
 
+def test_the_profile_beside_the_stack_is_the_second_profile_unless_a_calibration_is(
+    report_module, tmp_path
+):
+    folder = tmp_path / "validation"
+    beside = folder / "tiny-profile" / report_module.LATENCY_BESIDE
+    assert "--compare-served-latency" not in report_module.command(
+        "tiny-diffusers-static", folder, False
+    )
+    beside.parent.mkdir(parents=True)
+    beside.write_text("model,batch_size,latency_p50_s,latency_p95_s\n")
+    args = report_module.command("tiny-diffusers-static", folder, False)
+    assert args[args.index("--compare-served-latency") + 1] == str(beside)
+    assert "--compare-overheads" not in args
+    assert "--compare-served-latency" not in report_module.command("static-azure", folder, False)
+    calibration = folder / report_module.TINY_CALIBRATION
+    calibration.mkdir()
+    (calibration / "overheads.json").write_text("{}")
+    args = report_module.command("tiny-diffusers-static", folder, False)
+    assert args[args.index("--compare-served-latency") + 1] == str(
+        calibration / "served_latency.csv"
+    )
+
+
+def test_a_stack_that_ends_before_the_profile_is_one_line(report_module, tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "STACK_SETTLE_S", 8.0)
+    with pytest.raises(SystemExit, match=r"ended early \(exit 2\): error: .*no such bundle folder"):
+        with report_module.beside_emulated_stack(tmp_path / "none", "tiny-diffusers-static"):
+            pytest.fail("the block ran without a stack")
+
+
 def test_the_tiny_goals_show_the_p50_error_at_both_ends_of_the_profiles_rounds(
     report_module, tmp_path
 ):
