@@ -17,10 +17,10 @@ not established, results/validation/NOTES.md).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
+from probe_setup import probe_stack
 
 SETTLE_S = 3.0  # after Serve starts, before the segment
 
@@ -34,16 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.pairs < 1 or args.calls < 1 or args.idle_s < 0:
         parser.error("expected --pairs >= 1, --calls >= 1 and --idle-s >= 0")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    stack = probe_stack(parser, args.serve_stack)
     from profiler.neighbour import PROBE_MODELS, probe_calls, thread_cpu_after_idle
-    from serving.stack import serve_stack
-    from simulator.errors import InputError
 
-    try:
-        stack = serve_stack(args.serve_stack)
-    except InputError as exc:
-        parser.error(str(exc))
     calls = probe_calls()
     pooled = {(name, place): [] for name in PROBE_MODELS for place in ("alone", "beside")}
     for k in range(1, args.pairs + 1):

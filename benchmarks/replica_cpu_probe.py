@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import threading
 import time
 
 import numpy as np
+from probe_setup import probe_stack
 
 from profiler.neighbour import PROBE_MODELS
 
@@ -130,15 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.blocks < 1 or args.calls < 1 or args.idle_s < 0 or not args.ping_qps > 0:
         parser.error("expected --blocks >= 1, --calls >= 1, --idle-s >= 0 and --ping-qps > 0")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from serving.stack import serve_stack
-    from simulator.errors import InputError
-
-    try:
-        stack = serve_stack(args.serve_stack)
-    except InputError as exc:
-        parser.error(str(exc))
+    stack = probe_stack(parser, args.serve_stack)
     with stack.local_serve(num_cpus=2):
         times = time_places(stack, args.blocks, args.calls, args.idle_s, args.ping_qps)
     for name in PROBE_MODELS:
