@@ -27,7 +27,9 @@ def worker_threads(device: str) -> Iterator[None]:
     """Inside: the calling thread's torch ops on `device` "cpu" use `CPU_WORKER_THREADS` threads
     (other devices: nothing changes). Nests, and threads may hold it at once: torch's
     process-wide count (what threads that start later get) is set back to the one before the
-    first holder entered, not to whatever a concurrent holder had set."""
+    first holder entered, not to whatever a concurrent holder had set. While any thread holds
+    it, a thread that makes its first parallel op gets `CPU_WORKER_THREADS` too (torch keeps
+    one process-wide count for them)."""
     global _holders, _ambient
     if device != "cpu" or getattr(_pinned, "on", False):
         yield
