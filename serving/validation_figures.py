@@ -174,37 +174,57 @@ def plot_speed_bins(experiments: list[Path]) -> Figure:
     return fig
 
 
+# a row judged on this column is a named choice of profile (beside a stack, a served
+# calibration) simulated beside the set's offline-profile row, not another set
+COMPARED_COLUMN = "error_compared"
+
+
 def read_preregistered(folder: Path) -> pd.DataFrame:
     return pd.read_csv(_need(folder / PREREGISTERED), dtype={"set": str, "registered_utc": str})
 
 
+def offline_profile_rows(ledger: pd.DataFrame) -> pd.Series:
+    """Which ledger rows judge the offline profile (every row but the named choices')."""
+    return ledger["judged_column"] != COMPARED_COLUMN
+
+
 def plot_preregistered(ledger: pd.DataFrame) -> Figure:
-    """Each pre-registered experiment's p50 error (filled: the offline profile, the judged
-    one; hollow: the held-out served service times) in ledger order, the goal's band
-    shaded, one marker per machine."""
+    """Each pre-registered experiment's p50 error (filled: the offline profile; hollow: the
+    held-out served service times; x: a named choice of profile, its protocol in the ledger)
+    in ledger order, the goal's band shaded, one marker per machine."""
     fig, axes = new_figure(1, 1, width_in=COLUMN_IN * 2)
     ax = axes[0, 0]
     ax.axhspan(-TINY_P50_GOAL_PCT, TINY_P50_GOAL_PCT, color="0.92", zorder=0, label="goal")
     ax.axhline(0, color="0.6", lw=0.6)
     x = np.arange(len(ledger))
+    offline = offline_profile_rows(ledger).to_numpy()
     for machine, marker in zip(ledger["machine"].unique(), "os^D"):
         own = (ledger["machine"] == machine).to_numpy()
         ax.plot(
-            x[own],
-            ledger["p50_error_pct"][own],
+            x[own & offline],
+            ledger["p50_error_pct"][own & offline],
             marker,
             color=SIM_COLOR,
             ms=4,
             label=f"{machine}: offline profile",
         )
         ax.plot(
-            x[own],
-            ledger["held_out_served_pct"][own],
+            x[own & offline],
+            ledger["held_out_served_pct"][own & offline],
             marker,
             mfc="none",
             color="0.3",
             ms=4,
             label=f"{machine}: held-out served",
+        )
+    if (~offline).any():
+        ax.plot(
+            x[~offline],
+            ledger["p50_error_pct"][~offline],
+            "x",
+            color="#2c7fb8",
+            ms=4,
+            label="a named choice of profile",
         )
     ax.set_xticks(
         x,

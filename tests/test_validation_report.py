@@ -289,6 +289,8 @@ def test_the_preregistered_tally_counts_sets_per_machine(report_module, tmp_path
         "1,1,10:00,local,committed,b,8,3,error,-15.0,1.0,-1.0,False,",
         "2,1,11:00,local,committed,b,8,3,error,3.0,1.0,2.0,True,",
         "3,1,12:00,device,committed,b,8,2,error,-11.0,1.0,1.0,False,",
+        "2,1,11:00,local,served calibration,b,8,3,error_compared,-4.0,1.0,2.0,True,",
+        "4,1,13:00,local,served calibration,b,8,3,error_compared,-14.0,1.0,9.0,False,",
     ]
     path = tmp_path / "preregistered.csv"
     path.write_text("\n".join([columns, *rows]) + "\n")
@@ -300,4 +302,8 @@ def test_the_preregistered_tally_counts_sets_per_machine(report_module, tmp_path
     device = next(line for line in lines if line.startswith("- device"))
     assert "met in 0 of 1" in device and "error -11.0%" in device
     assert sum(line.startswith("| 1 | 1 | 10:00 | local") for line in lines) == 2
+    # a named choice shares its set's runs: tallied apart, every row still listed
+    named = next(line for line in lines if line.startswith("- local, served calibration"))
+    assert "met in 1 of 2 (-4.0%, -14.0%)" in named
+    assert sum(line.startswith("| ") and "served calibration" in line for line in lines) == 2
     assert report_module.preregistered_lines(tmp_path / "absent.csv") == []
