@@ -322,6 +322,14 @@ def served_latency(
     bundle: Annotated[
         str | None, typer.Option(help="The bundle the runs served (default: as they name it).")
     ] = None,
+    served_tails: Annotated[
+        bool,
+        typer.Option(
+            "--served-tails",
+            help="The batches' own p95 and p05 for each size with enough served batches "
+            "(default: the profile's p95/p50 and p05/p50 around the served median).",
+        ),
+    ] = False,
 ) -> None:
     """The runs' bundle with the latency profile their workers measured (batches.csv)."""
     from serving.service_times import served_bundle
@@ -329,7 +337,7 @@ def served_latency(
     from simulator.bundle import write_bundle
 
     check_output_folder(out_dir, marker="bundle.json")
-    served, table = served_bundle(runs, bundle)
+    served, table = served_bundle(runs, bundle, served_tails)
     write_bundle(served, out_dir)
     for r in table.itertuples():
         cpu = "" if math.isnan(r.served_cpu_p50_s) else f", {r.served_cpu_p50_s * 1e3:.3g} ms CPU"

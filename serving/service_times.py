@@ -11,9 +11,12 @@ nearest size that has one (the smaller on a tie), a model never served keeps its
 p50, p95 and (where the bundle has it) p05 are scaled by the ratio, so the shape is the
 profile's; the p50 then rises to the largest at any smaller size, as a bundle's may not fall
 with the batch size (the p95 to at least the p50, the p05 at most), and `ratio` reports the
-one in effect. `served_cpu_p50_s` is the median CPU time the batches of a row's own size took
-in their replica's thread (`cpu_s`, less the same charge; NaN where not measured): the part of
-the served time that is compute rather than waiting for a core. `served_preemptions_p50` is
+one in effect. `served_p95_s` and `served_p05_s` are the served batches' own quantiles, for a
+size with at least MIN_TAIL_BATCHES of them (NaN otherwise); `served_tails` puts them in place
+of the profile's shape (a named choice: `validate` reports both). `served_cpu_p50_s` is the
+median CPU time the batches of a row's own size took in their replica's thread (`cpu_s`, less
+the same charge; NaN where not measured): the part of the served time that is compute rather
+than waiting for a core. `served_preemptions_p50` is
 the median number of times the kernel preempted that thread during one of those batches
 (`preemptions`; NaN where not counted): how often the serving stack's other threads took its
 core, each time taking some of its caches with it.
@@ -41,6 +44,9 @@ from simulator.errors import InputError
 from simulator.json_input import read_json_object
 
 MIN_BATCHES = 5
+# a served p95 (p05) from n batches rests on about n/20 of them beyond it: two at least
+MIN_TAIL_BATCHES = 40
+SERVED_TAIL_COLUMNS = {"latency_p95_s": "served_p95_s", P05_LATENCY_COLUMN: "served_p05_s"}
 BATCHES_FILE = "batches.csv"
 BATCH_COLUMNS_REQUIRED = ("worker", "model", "start_s", "service_s", "batch_size", "judged")
 
@@ -139,6 +145,7 @@ def served_latency_table(
     by_size = served.groupby(["model", "batch_size"])
     counts = by_size.size()
     medians, cpu_medians = by_size["model_s"].median(), by_size["model_cpu_s"].median()
+    tails = {q: by_size["model_s"].quantile(q) for q in (0.05, 0.95)}
     preempted_medians = by_size["preempted"].median()
     rows = []
     for name in bundle.model_names:
@@ -156,6 +163,11 @@ def served_latency_table(
         p05 = None if p05 is None else p05.to_numpy(dtype=np.float64) * ratio
         for i, ((_, row), p, q, k) in enumerate(zip(profile.iterrows(), served_p50, p95, n)):
             shape = {} if p05 is None else {P05_LATENCY_COLUMN: min(p05[i], p)}
+            key = (name, row["batch_size"])
+            own = {
+                f"served_p{round(q * 100):02d}_s": tail[key] if k >= MIN_TAIL_BATCHES else np.nan
+                for q, tail in tails.items()
+            }
             rows.append(
                 {
                     **row[list(REQUIRED_COLUMNS["latency"])].to_dict(),
@@ -166,19 +178,38 @@ def served_latency_table(
                     "ratio": p / row["latency_p50_s"],
                     "served_batches": int(k),
                     "served_cpu_p50_s": float(cpu_medians.get((name, row["batch_size"]), np.nan)),
-                    "served_preemptions_p50": float(
-                        preempted_medians.get((name, row["batch_size"]), np.nan)
-                    ),
+                    "served_preemptions_p50": float(preempted_medians.get(key, np.nan)),
+                    **own,
                 }
             )
     return pd.DataFrame(rows)
 
 
+def served_tails(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (`served_latency_table`'s) with each row's p95 and p05 the served batches' own
+    where it has them (`served_p95_s`, `served_p05_s`), kept on their side of the p50; rows
+    without keep the profile's shape."""
+    out = table.copy()
+    for column, served in SERVED_TAIL_COLUMNS.items():
+        if column in out.columns and served in out.columns:
+            own = out[served].notna()
+            bound = np.maximum if column == "latency_p95_s" else np.minimum
+            out.loc[own, column] = bound(out.loc[own, served], out.loc[own, "latency_p50_s"])
+    return out
+
+
 def with_served_latency(
-    bundle: Bundle, batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
+    bundle: Bundle,
+    batches: pd.DataFrame,
+    config: SimConfig,
+    uses_discriminator: bool,
+    tails: bool = False,
 ) -> Bundle:
-    """`bundle` with the latency profile its batches were served in (`served_latency_table`)."""
+    """`bundle` with the latency profile its batches were served in (`served_latency_table`;
+    with `tails`, the served batches' own p95 and p05, `served_tails`)."""
     table = served_latency_table(bundle, batches, config, uses_discriminator)
+    if tails:
+        table = served_tails(table)
     return dataclasses.replace(bundle, latency=table[_latency_columns(table)])
 
 
@@ -186,11 +217,24 @@ def compared_latency(path: str | Path, bundle: Bundle) -> Bundle:
     """`bundle` with the latency profile of another validation's DIR/served_latency.csv
     (`served_latency_table`: service times its runs measured), for the same models and batch
     sizes; the tables are validated as a bundle's."""
+    table, flag = _compared_table(path)
+    return with_latency_table(bundle, table, flag)
+
+
+def compared_latency_served_tails(path: str | Path, bundle: Bundle) -> Bundle | None:
+    """`compared_latency` with the served batches' own p95 and p05 (`served_tails`); None
+    when the file carries none (a profile's latency.csv, an older served_latency.csv)."""
+    table, flag = _compared_table(path)
+    if "served_p95_s" not in table.columns or table["served_p95_s"].isna().all():
+        return None
+    return with_latency_table(bundle, served_tails(table), flag)
+
+
+def _compared_table(path: str | Path) -> tuple[pd.DataFrame, str]:
     flag = f"--compare-served-latency {str(path)!r}"
     if not Path(path).is_file():
         raise InputError(f"{flag}: no such file (a validation's served_latency.csv)")
-    table = read_csv_table(path, label=flag)
-    return with_latency_table(bundle, table, flag)
+    return read_csv_table(path, label=flag), flag
 
 
 def with_latency_table(bundle: Bundle, table: pd.DataFrame, flag: str) -> Bundle:
@@ -246,13 +290,14 @@ def _nearest(ratios: dict[int, float], size: int) -> float:
 
 
 def served_bundle(
-    run_dirs: list[Path], bundle_spec: str | None = None
+    run_dirs: list[Path], bundle_spec: str | None = None, tails: bool = False
 ) -> tuple[Bundle, pd.DataFrame]:
     """The bundle real runs served (`bundle_spec`, or the one their summaries name) with the
-    latency profile their workers measured (`with_served_latency` over all their batches),
-    and the table of ratios (`served_latency_table`). The runs must be `t2isim loadgen` runs
-    that recorded their batches, of one bundle (by content hash), policy and settings; its
-    meta gains `served_latency` (the runs, MIN_BATCHES, each ratio)."""
+    latency profile their workers measured (`with_served_latency` over all their batches;
+    with `tails`, their own p95 and p05 where enough were served), and the table of ratios
+    (`served_latency_table`). The runs must be `t2isim loadgen` runs that recorded their
+    batches, of one bundle (by content hash), policy and settings; its meta gains
+    `served_latency` (the runs, MIN_BATCHES, each ratio, whether the tails are served)."""
     from experiments.inputs import resolve_bundle
     from simulator.run import build_policy
 
@@ -306,9 +351,11 @@ def served_bundle(
             "runs": [str(d) for d in run_dirs],
             "min_batches": MIN_BATCHES,
             "ratio": ratios,
+            "served_tails": tails,
         },
     }
-    latency = table[_latency_columns(table)]  # served: each batch after the idle it had
+    shaped = served_tails(table) if tails else table
+    latency = shaped[_latency_columns(shaped)]  # served: each batch after the idle it had
     return dataclasses.replace(bundle, meta=meta, latency=latency), table
 
 

@@ -43,6 +43,7 @@ from serving.query_classes import CLASSES_FILE, query_classes_table, query_class
 from serving.service_times import (
     SPEED_BIN_S,
     compared_latency,
+    compared_latency_served_tails,
     discriminator_charge_s,
     preemption_fit,
     read_batches,
@@ -521,7 +522,9 @@ def run_validation(
     report in `out_dir`; with `compare_overheads` (the same kinds) and/or
     `compare_served_latency` (another validation's served_latency.csv), one more simulation
     with those hops and service times (DIR/sim-compared; the other's measured in other runs,
-    it is out of sample), its errors in their own column (error_compared). `sim_repeats`
+    it is out of sample), its errors in their own column (error_compared); where that
+    served_latency.csv carries its batches' own p95 and p05, one more with them in place of the
+    profile's shape (error_compared_served_tails, `service_times.served_tails`). `sim_repeats`
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
     simulator's own spread (`simulated_spread`). Every simulation gives the workers the
     backend's service-time model (`ServeSetup.simulation_config`); one more simulation per
@@ -547,9 +550,10 @@ def run_validation(
         bundle, policy, config = setup.build()
         sim_config = setup.simulation_config(config)
         trace = resolve_trace(trace_spec, bundle, config.seed)
-        compared_bundle = bundle
+        compared_bundle, tails_bundle = bundle, None
         if compare_served_latency is not None:  # checked before the real runs
             compared_bundle = compared_latency(compare_served_latency, bundle)
+            tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
         rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
         real_dirs = (
             _reused_real_runs(out, setup, trace_spec)
@@ -615,6 +619,9 @@ def run_validation(
             compared = applied_overheads(compared, bundle, measured)
             other = simulate(compared, "sim-compared", compared_bundle)
             others["compared"] = run_metrics(other.queries, other.summary, names)
+            if tails_bundle is not None:
+                other = simulate(compared, base=tails_bundle)
+                others["compared_served_tails"] = run_metrics(other.queries, other.summary, names)
         for model in setup.compared_service_times(config):  # the service-time model's sensitivity
             service = dataclasses.replace(sim_config, service_time=model)
             other = simulate(applied, service_config=service)
@@ -669,9 +676,10 @@ def run_validation(
                 bundles = {"profile": bundle}
                 if batches is not None:
                     others_served = pd.concat(batches[:k] + batches[k + 1 :])
-                    bundles["served"] = with_served_latency(
-                        bundle, others_served, config, uses_disc
-                    )
+                    for name, tails in (("served", False), ("served_tails", True)):
+                        bundles[name] = with_served_latency(
+                            bundle, others_served, config, uses_disc, tails
+                        )
                 for latency, base in bundles.items():
                     other = simulate(hops, base=base)
                     plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
@@ -686,6 +694,7 @@ def run_validation(
             for latency, column in (
                 ("profile", "error_leave_one_out"),
                 ("served", "error_leave_one_out_served"),
+                ("served_tails", "error_leave_one_out_served_tails"),
             ):
                 kept = errors[errors["latency"] == latency]
                 if len(kept):
@@ -728,6 +737,11 @@ def run_validation(
             text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"
             if compare_served_latency is not None:
                 text += f"; the latency profile in {compare_served_latency}"
+            if "compared_served_tails" in others:
+                text += (
+                    "; error compared served tails: the same with its served batches' own p95 "
+                    "and p05 where it has them, not the profile's shape scaled"
+                )
             parts.append(text + ".")
         if rounds:
             parts.append(
@@ -753,7 +767,8 @@ def run_validation(
             parts.append(
                 "Error leave one out served: the same, with the service times the other runs' "
                 "workers measured as the latency profile (`serving.service_times`; all runs': "
-                "DIR/served_latency.csv)."
+                "DIR/served_latency.csv); error leave one out served tails: with their own p95 "
+                "and p05 too, not the profile's shape scaled (`served_tails`)."
             )
         if len(fits):
             parts.append(preemption_text(fits))

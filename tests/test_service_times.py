@@ -14,11 +14,15 @@ import pytest
 from experiments.inputs import resolve_bundle
 from serving.service_times import (
     MIN_BATCHES,
+    MIN_TAIL_BATCHES,
     SPEED_BIN_MIN_BATCHES,
+    compared_latency,
+    compared_latency_served_tails,
     discriminator_charge_s,
     read_batches,
     read_batches_file,
     served_latency_table,
+    served_tails,
     speed_over_time,
     with_served_latency,
 )
@@ -346,3 +350,83 @@ def test_the_speed_over_time_bins_each_runs_batches_of_one():
     assert list(speeds["batches"]) == [n, n] and set(speeds["run"]) == {"real-1"}
     emulated = run.assign(cpu_s=np.nan, preemptions=np.nan)
     assert speed_over_time({"real-1": emulated}, {"real-1": charge}).empty
+
+
+def test_served_tails_are_the_batches_own_quantiles_where_enough_were_served(bundle, tmp_path):
+    """A size with MIN_TAIL_BATCHES batches gets their own p05 and p95 (the charge taken out,
+    in the bundle's seconds); one with fewer keeps the profile's shape; `served_tails` and the
+    compared profile put them in place of the scaled shape."""
+    light = batches_of(bundle, LIGHT, 1, MIN_TAIL_BATCHES, 1.0, judged=True)
+    spread = np.linspace(0.5, 3.0, MIN_TAIL_BATCHES)  # a tail the profile's shape lacks
+    light = light.assign(service_s=light["service_s"] + spread * 0.01)
+    heavy = batches_of(bundle, HEAVY, 1, MIN_TAIL_BATCHES - 1, 2.0, judged=False)
+    table = served_latency_table(bundle, pd.concat([light, heavy]), CONFIG, True)
+    rows = table.set_index(["model", "batch_size"])
+    model_s = (light["service_s"] - discriminator_charge_s(light, CONFIG, True)) / 0.1
+    assert rows.loc[(LIGHT, 1), "served_p95_s"] == pytest.approx(np.quantile(model_s, 0.95))
+    assert rows.loc[(LIGHT, 1), "served_p05_s"] == pytest.approx(np.quantile(model_s, 0.05))
+    assert rows.loc[(HEAVY, 1), ["served_p05_s", "served_p95_s"]].isna().all()  # too few
+    assert rows.loc[(LIGHT, 2), ["served_p05_s", "served_p95_s"]].isna().all()  # none served
+    tails = served_tails(table).set_index(["model", "batch_size"])
+    assert tails.loc[(LIGHT, 1), "latency_p95_s"] == rows.loc[(LIGHT, 1), "served_p95_s"]
+    assert tails.loc[(LIGHT, 1), "latency_p95_s"] != rows.loc[(LIGHT, 1), "latency_p95_s"]
+    kept = [(HEAVY, 1), (LIGHT, 2)]
+    pd.testing.assert_frame_equal(tails.loc[kept], rows.loc[kept])
+    m = bundle.model_names.index(LIGHT)
+    served = with_served_latency(bundle, pd.concat([light, heavy]), CONFIG, True, tails=True)
+    assert served.latency_p95_table_s[m][1] == pytest.approx(np.quantile(model_s, 0.95))
+    path = tmp_path / "served_latency.csv"
+    table.to_csv(path, index=False)
+    compared = compared_latency_served_tails(path, bundle)
+    assert compared.latency_p95_table_s[m][1] == pytest.approx(np.quantile(model_s, 0.95))
+    assert compared_latency(path, bundle).latency_p95_table_s[m][1] == pytest.approx(
+        rows.loc[(LIGHT, 1), "latency_p95_s"]
+    )
+    bundle.latency.to_csv(path, index=False)  # a profile's table: nothing served to take
+    assert compared_latency_served_tails(path, bundle) is None
+
+
+def test_a_served_tail_stays_on_its_side_of_the_p50():
+    table = pd.DataFrame(
+        {
+            "latency_p50_s": [1.0, 1.0],
+            "latency_p95_s": [1.5, 1.5],
+            "latency_p05_s": [0.8, 0.8],
+            "served_p95_s": [0.9, np.nan],  # below a p50 raised by a smaller size's
+            "served_p05_s": [1.2, np.nan],
+        }
+    )
+    tails = served_tails(table)
+    assert tails["latency_p95_s"].tolist() == [1.0, 1.5]
+    assert tails["latency_p05_s"].tolist() == [1.0, 0.8]
+
+
+def test_cli_served_latency_takes_the_served_tails_when_asked(bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+    from simulator.bundle import load_bundle
+
+    run = tmp_path / "real-1"
+    fake_real_run(bundle, run, CONFIG.to_dict())
+    light = batches_of(bundle, LIGHT, 1, MIN_TAIL_BATCHES, 1.0, judged=True)
+    spread = np.linspace(0.5, 3.0, MIN_TAIL_BATCHES) * 0.01
+    light.assign(service_s=light["service_s"] + spread).to_csv(run / "batches.csv", index=False)
+    runner = CliRunner()
+    m = bundle.model_names.index(LIGHT)
+    p95 = {}
+    for flag in ([], ["--served-tails"]):
+        out = tmp_path / f"served{len(flag)}"
+        result = runner.invoke(
+            app, ["bundle", "served-latency", str(run), "--out", str(out), *flag]
+        )
+        assert result.exit_code == 0, result.output
+        served = load_bundle(out)
+        assert served.meta["served_latency"]["served_tails"] == bool(flag)
+        p95[bool(flag)] = served.latency_p95_table_s[m][1]
+    table = served_latency_table(bundle, pd.read_csv(run / "batches.csv"), CONFIG, True)
+    own = table.set_index(["model", "batch_size"]).loc[(LIGHT, 1)]
+    assert p95 == {
+        False: pytest.approx(own["latency_p95_s"]),
+        True: pytest.approx(own["served_p95_s"]),
+    }

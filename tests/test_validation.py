@@ -414,6 +414,20 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     assert f"the latency profile in {same}" in (
         tmp_path / "fidelity.md"
     ).read_text()
+    assert "error_compared_served_tails" not in table.columns  # a profile: no served tails
+    # a served_latency.csv with its batches' own tails: one more simulation, with them (the
+    # emulated backend's workers serve the p50, so here the tails change nothing;
+    # tests/test_service_times.py checks the p95 they put in the bundle)
+    wide = served.assign(served_p95_s=3 * served["latency_p95_s"], served_p05_s=np.nan)
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    table = run_validation(
+        setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None,
+        compare_served_latency=tmp_path / "wide.csv",
+    ).set_index("metric")  # fmt: skip
+    pd.testing.assert_series_equal(
+        table["error_compared_served_tails"], table["error_compared"], check_names=False
+    )
+    assert "error compared served tails" in (tmp_path / "fidelity.md").read_text()
     table = run_validation(
         setup,
         TRACE,
@@ -585,7 +599,11 @@ def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
     assert rows.loc["p50_latency_s", "error_leave_one_out_served"] > 10
     assert abs(rows.loc["p50_latency_s", "error_leave_one_out"]) < 5
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
-    assert held_out["latency"].tolist() == ["profile", "served", "profile", "served"]
+    assert held_out["latency"].tolist() == ["profile", "served", "served_tails"] * 2
+    # 10 batches a run: too few for their own tails, so the same as the profile's shape
+    assert rows.loc["p50_latency_s", "error_leave_one_out_served_tails"] == pytest.approx(
+        rows.loc["p50_latency_s", "error_leave_one_out_served"]
+    )
     assert "Error leave one out served" in (tmp_path / "fidelity.md").read_text()
 
 
