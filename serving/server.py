@@ -5,6 +5,7 @@ and the controller thread."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -221,6 +222,8 @@ class ServeSession:
                 if not self.owns_ray:
                     pass
                 elif self.ray_address is not None:
+                    # Ray Client logs each ray.init keyword it forwards at INFO: not for users
+                    logging.getLogger("ray.client_builder").setLevel(logging.WARNING)
                     ray.init(address=self.ray_address, log_to_driver=False)
                 else:
                     ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count()))

@@ -240,6 +240,7 @@ def _serve_and_replay(command: list[str], env: dict, http_port: int, out) -> dic
         summary = run_loadgen("constant:rate=5,duration=2", f"http://127.0.0.1:{http_port}", out)
         server.terminate()
         assert server.wait(timeout=120) == 0, "".join(lines)
+    assert not any("Passing the following kwargs" in line for line in lines)  # Ray Client's INFO
     return summary
 
 
