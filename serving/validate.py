@@ -619,7 +619,7 @@ def run_validation(
             compared = applied_overheads(compared, bundle, measured)
             other = simulate(compared, "sim-compared", compared_bundle)
             others["compared"] = run_metrics(other.queries, other.summary, names)
-            if tails_bundle is not None:
+            if tails_bundle is not None and sim_config.service_time != "deterministic":
                 other = simulate(compared, base=tails_bundle)
                 others["compared_served_tails"] = run_metrics(other.queries, other.summary, names)
         for model in setup.compared_service_times(config):  # the service-time model's sensitivity
@@ -677,6 +677,8 @@ def run_validation(
                 if batches is not None:
                     others_served = pd.concat(batches[:k] + batches[k + 1 :])
                     for name, tails in (("served", False), ("served_tails", True)):
+                        if tails and sim_config.service_time == "deterministic":
+                            continue  # each batch at its p50: the tails cannot matter
                         bundles[name] = with_served_latency(
                             bundle, others_served, config, uses_disc, tails
                         )
@@ -767,8 +769,13 @@ def run_validation(
             parts.append(
                 "Error leave one out served: the same, with the service times the other runs' "
                 "workers measured as the latency profile (`serving.service_times`; all runs': "
-                "DIR/served_latency.csv); error leave one out served tails: with their own p95 "
-                "and p05 too, not the profile's shape scaled (`served_tails`)."
+                "DIR/served_latency.csv)."
+                + (
+                    " Error leave one out served tails: with their own p95 and p05 too, not the "
+                    "profile's shape scaled (`served_tails`)."
+                    if "error_leave_one_out_served_tails" in table.columns
+                    else ""
+                )
             )
         if len(fits):
             parts.append(preemption_text(fits))
