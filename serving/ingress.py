@@ -302,6 +302,10 @@ class Ingress:
             "quality_score": None,  # of the first image (diffusers: CLIP P(real); None: unscored)
             # where its latency went besides the serving stack's hops (`hops_s` of loadgen):
             "at_workers_s": 0.0,  # at workers (queued, held, served), summed over its visits
+            # the calls to the workers on the wall clock, summed over its visits: from the send
+            # to the worker's receipt, and from its answer to the ingress having it
+            "to_workers_s": 0.0,
+            "from_workers_s": 0.0,
             "waited_s": 0.0,  # at the ingress: the router's cost, waits for a plan
             "visits": 0,  # stages served (1, or 2 when escalated once)
             "resends": 0,  # visits answered `resend` (its worker's model changed)
@@ -416,9 +420,11 @@ class Ingress:
             if self.sent[w] == 1 and w not in self.loading:  # an idle worker serves it at once
                 self.serving[w] = 1
             try:
+                sent_s = time.time()
                 result = await self.handles[w].remote(
                     m, self.version, prompt_id, rec["arrival_s"], image_idx
                 )
+                back_s = time.time()
             except Exception as exc:
                 if type(exc).__name__ not in REPLICA_LOST:
                     raise
@@ -437,6 +443,10 @@ class Ingress:
                 if not self.sent[w]:
                     self.serving[w] = 0
             rec["at_workers_s"] += result.get("at_worker_s", 0.0)
+            if "answered_s" in result:  # queued or held there (a resend is answered at once)
+                received_s = result["answered_s"] - result["at_worker_s"]
+                rec["to_workers_s"] += received_s - sent_s
+                rec["from_workers_s"] += back_s - result["answered_s"]
             if result["status"] == "resend":
                 rec["resends"] += 1
                 return {"status": "requeue"}

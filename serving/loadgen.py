@@ -10,8 +10,10 @@ or no answer by late_factor x SLO; outcomes must add up to arrivals (the simulat
 conservation check, plus a count here). The server's plans and demand estimates
 (`GET /v1/t2isim/state`) become the run's plan epochs and demand log. Beyond the simulator's
 columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
-stack's share of its latency, `hops_seconds`), `counted_after_s` (seconds from its trace time
-to the ingress counting it), `visits` and `resends`; `summary.json` the
+stack's share of its latency, `hops_seconds`), `to_workers_s` and `from_workers_s` (the
+ingress's calls to its workers, summed over its visits: from each send to the worker's
+receipt, and from its answer back to the ingress; NaN where not recorded), `counted_after_s`
+(seconds from its trace time to the ingress counting it), `visits` and `resends`; `summary.json` the
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
 workers served (`served_batches`: the service times the serving path measured); `plans.csv`
 every plan in force and `estimates.csv` the planner's inputs at every tick, both including
@@ -374,6 +376,13 @@ def hops_seconds(answer: Answer) -> float:
     return answer.received_s - answer.sent_s - image["at_workers_s"] - image["waited_s"]
 
 
+def worker_calls_seconds(answer: Answer, key: str) -> float:
+    """A completed query's `to_workers_s` or `from_workers_s` (the parts of its hops spent on
+    the way to its workers and back); NaN for a query not completed or not recorded."""
+    image = answer.image or {}
+    return float(image[key]) if answer.status == "done" and key in image else math.nan
+
+
 def counted_after_s(answers: list[Answer], trace_arrival_s, epoch_s: float) -> np.ndarray:
     """Per query, seconds from its time in the trace to the ingress counting its arrival, on
     the controller's tick clock (from the server's epoch): the replay's start after the epoch,
@@ -458,6 +467,8 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
     queries, timeseries, summary = compute_metrics(raw, bundle, policy, config)
     queries["reason"] = [a.reason for a in answers]
     queries["hops_s"] = [hops_seconds(a) for a in answers]
+    for key in ("to_workers_s", "from_workers_s"):
+        queries[key] = [worker_calls_seconds(a, key) for a in answers]
     queries["counted_after_s"] = counted_after_s(answers, trace.arrival_s, epoch_s)
     for key in ("visits", "resends", "retries"):
         queries[key] = np.array([(a.image or {}).get(key, 0) for a in answers], dtype=np.int64)

@@ -180,7 +180,8 @@ class Worker:
         """One query of `model`, sent under the ingress's plan `version`: its answer (done,
         dropped, failed, or resend), with `at_worker_s`, the seconds it spent here (queued,
         held or served: what the simulator models; the rest of a query's latency is the
-        serving stack's hops) when it was queued or held. A done answer gives its batch's
+        serving stack's hops) and `answered_s`, the wall clock when it was answered, when it
+        was queued or held. A done answer gives its batch's
         service (`start_s`, `done_s`, `batch_size`, `judged`: whether the discriminator's
         cost was charged for it; `cpu_s`, the CPU seconds the engine's thread spent on it, and
         `preemptions`, how often the kernel took that thread's core meanwhile)
@@ -298,4 +299,7 @@ def _future() -> asyncio.Future:
 
 def _answer(job: Job, result: dict) -> None:
     if not job.future.done():  # its caller may have gone (a cancelled request)
-        job.future.set_result({**result, "at_worker_s": time.time() - job.received_s})
+        answered_s = time.time()
+        job.future.set_result(
+            {**result, "at_worker_s": answered_s - job.received_s, "answered_s": answered_s}
+        )

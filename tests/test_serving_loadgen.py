@@ -145,6 +145,8 @@ class Stub(BaseHTTPRequestHandler):
             "bypassed": False,
             "escalated": False,
             "at_workers_s": done - arrival,
+            "to_workers_s": 0.001,
+            "from_workers_s": 0.002,
             "waited_s": 0.0,
             "visits": int(outcome == "done"),
             "resends": 0,
@@ -208,6 +210,10 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(tmp_path):
     assert (done.hops_s > 0).all() and (done.hops_s < done.latency_s - SERVICE_S + 1e-3).all()
     assert (done.visits == 1).all() and (queries.resends == 0).all()
     assert queries.loc[queries.outcome != "ok", "hops_s"].isna().all()
+    # the ingress's calls to its workers, as its record gives them; NaN when not done
+    assert (done.to_workers_s == 0.001).all() and (done.from_workers_s == 0.002).all()
+    calls = queries.loc[queries.outcome != "ok", ["to_workers_s", "from_workers_s"]]
+    assert calls.isna().all(axis=None)
     # when the server counted each query it answered with a record, from its trace time on the
     # server's epoch clock: after the epoch post, the send and the way in; NaN without a record
     counted = queries["counted_after_s"]

@@ -30,6 +30,18 @@ MODELS = [
 SLACK_S = 0.08  # event-loop scheduling on a shared machine
 
 
+def visit_record() -> dict:
+    """The ingress's record of a query as its worker visits fill it in (`Ingress._run_on`)."""
+    return {
+        "arrival_s": time.time(),
+        "at_workers_s": 0.0,
+        "to_workers_s": 0.0,
+        "from_workers_s": 0.0,
+        "visits": 0,
+        "batches": [],
+    }
+
+
 def config(
     model: int, assigned: int, requested_s: float, batch_size: int = 1, plan: int | None = None
 ) -> dict:
@@ -197,7 +209,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
         start = time.time()
 
         def visit():
-            rec = {"arrival_s": time.time(), "at_workers_s": 0.0, "visits": 0, "batches": []}
+            rec = visit_record()
             return asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
 
         async def at(seconds: float) -> tuple[int, int]:
@@ -244,16 +256,19 @@ def test_a_query_at_a_worker_loading_its_model_counts_as_queued_then_in_service(
         ing.serving_since_s, ing.first_batches = [0.0], []
         ing.worker_configs = [{**config(A, 1, time.time()), "slot": 0}]
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
-        rec = {"arrival_s": time.time(), "at_workers_s": 0.0, "visits": 0, "batches": []}
+        rec = visit_record()
         visit = asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
         await asyncio.sleep(0.2)  # loading
         loading = ing.queued()[A], len(worker.queue)
         await asyncio.sleep(0.35)  # the first batch in service (from 0.4 s to 0.7 s)
         serving = ing.queued()[A], ing.serving[0], ing.loading
         answer = await visit
-        return loading, serving, announced, answer, ing.queued()[A], ing.loading
+        return loading, serving, announced, answer, ing.queued()[A], ing.loading, rec
 
-    loading, serving, announced, answer, after, left = asyncio.run(scenario())
+    loading, serving, announced, answer, after, left, rec = asyncio.run(scenario())
+    # the calls' way there and back (in-process here): what the hops hold besides the proxy
+    assert 0 <= rec["to_workers_s"] < SLACK_S and 0 <= rec["from_workers_s"] < SLACK_S
+    assert answer["answered_s"] - answer["at_worker_s"] >= rec["arrival_s"]
     assert loading == (1, 1)  # counted in service, it would be (0, 1)
     assert serving == (0, 1, set())  # without the announcement: (1, 0, {0}) until the answer
     assert announced == [1]  # once: the first batch after the load

@@ -54,6 +54,11 @@ def test_a_short_tiny_diffusers_validation(work, tmp_path):  # noqa: F811
     assert (batches["cpu_s"] <= batches["service_s"] + 1e-3).all()
     if hasattr(resource, "RUSAGE_THREAD"):  # counted per thread (Linux)
         assert (batches["preemptions"] >= 0).all() and batches["preemptions"].dtype.kind == "i"
+    # the ingress's calls to its workers: a part of each done query's hops, on Ray's real path
+    queries = pd.read_parquet(tmp_path / "v" / "real-1" / "queries.parquet")
+    done = queries[queries.outcome == "ok"]
+    assert len(done) and (done.to_workers_s > 0).all() and (done.from_workers_s > 0).all()
+    assert (done.to_workers_s + done.from_workers_s <= done.hops_s + 1e-3).all()
     simulated = json.loads((tmp_path / "v" / "sim" / "config.json").read_text())
     assert simulated["sim"]["service_time"] == "lognormal"
     assert "latency_p05_s" in pd.read_csv(work.bundle / "latency.csv").columns
