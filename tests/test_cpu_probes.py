@@ -1,7 +1,8 @@
 """benchmarks/replica_cpu_probe.py (a tiny batch's CPU in this process, a Ray actor and a Serve
 replica), benchmarks/background_cpu_probe.py (alone and beside an idle Ray + Serve cluster) and
-benchmarks/load_history_probe.py (before, during and after load on every core), from the command
-line: the ratios last, bad arguments one line and exit 2."""
+benchmarks/load_history_probe.py (before, during and after load on every core) and
+benchmarks/poke_probe.py (a replica's batch with and without a call reaching it meanwhile), from
+the command line: the ratios last, bad arguments one line and exit 2."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ pytest.importorskip("diffusers")
 from tests.benchmark_scripts import run_benchmark  # noqa: E402
 
 REPLICA, BACKGROUND = "replica_cpu_probe.py", "background_cpu_probe.py"
-LOAD = "load_history_probe.py"
+LOAD, POKE = "load_history_probe.py", "poke_probe.py"
 MODELS = ("heavy", "light")
 
 
@@ -28,6 +29,9 @@ MODELS = ("heavy", "light")
         (BACKGROUND, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
         (LOAD, ("--cycles", "0"), "expected --cycles >= 1"),
         (LOAD, ("--rest-s", "-1"), "--idle-s, --load-s, --rest-s >= 0"),
+        (POKE, ("--pairs", "0"), "expected --blocks >= 1, --pairs >= 1"),
+        (POKE, ("--poke-after-s", "-1"), "--poke-after-s >= 0"),
+        (POKE, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(script, args, message):
@@ -81,3 +85,22 @@ def test_the_load_probe_times_each_segment_and_prints_the_ratios_last():
     for model in MODELS:
         line = next(x for x in done.stdout.splitlines() if x.startswith(f"cycle 1 {model}: "))
         assert "before " in line and "during " in line and "rested " in line
+
+
+@pytest.mark.slow
+def test_the_poke_probe_times_quiet_and_poked_batches_and_prints_the_ratios_last():
+    pytest.importorskip("ray.serve")
+    done = run_benchmark(POKE, "--blocks", "1", "--pairs", "2", "--idle-s", "0.05")
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    ratios = {k: float(v) for k, v in (field.split("=") for field in last.split())}
+    assert all(v > 0 for k, v in ratios.items() if not k.startswith("landed"))
+    assert all(0 <= v <= 1 for k, v in ratios.items() if k.startswith("landed"))
+    assert set(ratios) == {
+        f"{field}_{n}"
+        for field in ("poked_over_quiet_wall", "poked_over_quiet_cpu", "landed_share")
+        for n in MODELS
+    }
+    for model in MODELS:
+        assert f"block 1 {model}: poked over quiet wall " in done.stdout
+        assert f"{model}: n=2 pairs, wall p50 quiet " in done.stdout

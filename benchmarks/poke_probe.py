@@ -1,0 +1,138 @@
+"""Does a call reaching a serving replica while it computes a batch prolong that batch? One
+Serve replica (the serving path's Serve stack, lean by default) serves tiny batches of one as
+the diffusers backend's workers do (`profiler.neighbour.batch_of_one` in `asyncio.to_thread`,
+one torch thread, each after --idle-s idle), in pairs: one quiet, one "poked" (this process
+sends the replica a small call --poke-after-s after asking for the batch, as the ingress sends
+a worker a query while it serves another). The order within each pair is drawn from --seed.
+Each batch's wall time is taken around the thread call on the replica's event loop (as a
+worker's `service_s`), with its thread CPU (`time.thread_time`) beside it. A poke counts as
+having landed if the replica ran it between the batch's start and end.
+
+    python benchmarks/poke_probe.py [--blocks 4] [--pairs 15] [--idle-s 0.2]
+        [--poke-after-s 0.006] [--seed 0]
+
+Prints one line per block and model (the poked over quiet p50 wall ratio), one per model
+(p50 wall and CPU of each kind, the share of pokes that landed), and last
+`poked_over_quiet_wall_heavy=<ratio> poked_over_quiet_wall_light=<ratio>
+poked_over_quiet_cpu_heavy=<ratio> poked_over_quiet_cpu_light=<ratio>
+landed_share_heavy=<share> landed_share_light=<share>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+
+import numpy as np
+from probe_setup import probe_stack
+
+from profiler.neighbour import PROBE_MODELS
+
+KINDS = ("quiet", "poked")
+
+
+class Batcher:
+    """A replica serving batches of one of each tiny model (`profiler.neighbour.PROBE_MODELS`)
+    and answering pokes, each stamped on one clock (`time.perf_counter`)."""
+
+    def __init__(self) -> None:
+        from profiler.neighbour import probe_calls
+
+        self.calls = probe_calls()
+        self.poked_at: list[float] = []
+
+    def _timed(self, name: str) -> float:
+        cpu0 = time.thread_time()
+        self.calls[name]()
+        return time.thread_time() - cpu0
+
+    async def batch(self, name: str, idle_s: float) -> tuple[float, float, float, float]:
+        """(start, end, thread CPU seconds, the last poke's time or NaN) of one batch after
+        `idle_s` idle."""
+        await asyncio.sleep(idle_s)
+        start = time.perf_counter()
+        cpu_s = await asyncio.to_thread(self._timed, name)
+        end = time.perf_counter()
+        return start, end, cpu_s, self.poked_at[-1] if self.poked_at else float("nan")
+
+    async def poke(self) -> None:
+        """A small call, as a query reaching a worker is."""
+        self.poked_at.append(time.perf_counter())
+
+
+def time_pairs(replica, blocks: int, pairs: int, idle_s: float, poke_after_s: float, seed: int):
+    """model -> kind -> per block, its batches' (wall s, CPU s); model -> pokes landed in
+    their batch (bools)."""
+    rng = random.Random(seed)
+    times = {n: {k: [[] for _ in range(blocks)] for k in KINDS} for n in PROBE_MODELS}
+    landed: dict[str, list[bool]] = {n: [] for n in PROBE_MODELS}
+    for name in PROBE_MODELS:
+        for block in range(blocks):
+            for _ in range(pairs):
+                for kind in rng.sample(KINDS, 2):
+                    answer = replica.batch.remote(name, idle_s)
+                    if kind == "poked":
+                        time.sleep(idle_s + poke_after_s)
+                        replica.poke.remote().result()
+                    start, end, cpu_s, poked_s = answer.result()
+                    times[name][kind][block].append((end - start, cpu_s))
+                    if kind == "poked":
+                        landed[name].append(start <= poked_s <= end)
+    return times, landed
+
+
+def p50(rows: list[tuple[float, float]], column: int) -> float:
+    return float(np.median([r[column] for r in rows]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--pairs", type=int, default=15, help="quiet and poked pairs per block")
+    parser.add_argument("--idle-s", type=float, default=0.2)
+    parser.add_argument("--poke-after-s", type=float, default=0.006)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve-stack", default="lean")
+    args = parser.parse_args()
+    if args.blocks < 1 or args.pairs < 1 or args.idle_s < 0 or args.poke_after_s < 0:
+        parser.error("expected --blocks >= 1, --pairs >= 1, --idle-s >= 0, --poke-after-s >= 0")
+    stack = probe_stack(parser, args.serve_stack)
+    from ray import serve
+
+    with stack.local_serve(num_cpus=2):
+        options = stack.replica_options({"num_cpus": 0.01})
+        replica = serve.run(
+            serve.deployment(Batcher, ray_actor_options=options).bind(),
+            name="probe",
+            route_prefix=None,
+        )
+        times, landed = time_pairs(
+            replica, args.blocks, args.pairs, args.idle_s, args.poke_after_s, args.seed
+        )
+        serve.delete("probe")
+    fields = {}
+    for name in PROBE_MODELS:
+        kinds = times[name]
+        for k, (quiet, poked) in enumerate(zip(kinds["quiet"], kinds["poked"]), 1):
+            print(f"block {k} {name}: poked over quiet wall {p50(poked, 0) / p50(quiet, 0):.3f}")
+        pooled = {kind: [r for block in kinds[kind] for r in block] for kind in KINDS}
+        wall = {kind: p50(rows, 0) for kind, rows in pooled.items()}
+        cpu = {kind: p50(rows, 1) for kind, rows in pooled.items()}
+        share = float(np.mean(landed[name]))
+        print(
+            f"{name}: n={len(pooled['quiet'])} pairs, wall p50 quiet {wall['quiet'] * 1e3:.2f} "
+            f"poked {wall['poked'] * 1e3:.2f} ms, CPU p50 quiet {cpu['quiet'] * 1e3:.2f} "
+            f"poked {cpu['poked'] * 1e3:.2f} ms, pokes landed in their batch {share:.0%}",
+            flush=True,
+        )
+        fields[f"poked_over_quiet_wall_{name}"] = wall["poked"] / wall["quiet"]
+        fields[f"poked_over_quiet_cpu_{name}"] = cpu["poked"] / cpu["quiet"]
+        fields[f"landed_share_{name}"] = share
+    order = sorted(fields, key=lambda f: (not f.startswith("poked_over_quiet_wall"), f))
+    print(" ".join(f"{f}={fields[f]:.3f}" for f in order))
+
+
+if __name__ == "__main__":
+    main()
