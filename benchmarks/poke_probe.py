@@ -9,7 +9,11 @@ worker's `service_s`), with its thread CPU (`time.thread_time`) beside it. A pok
 having landed if the replica ran it between the batch's start and end.
 
     python benchmarks/poke_probe.py [--blocks 4] [--pairs 15] [--idle-s 0.2]
-        [--poke-after-s 0.006] [--seed 0]
+        [--poke-after-s 0.006] [--seed 0] [--switch-interval-s S]
+
+`--switch-interval-s` sets the replica process's GIL switch interval (`sys.setswitchinterval`;
+Python's default is 0.005 s): how long a thread that wants the GIL waits before it asks the
+holder to drop it.
 
 Prints one line per block and model (the poked over quiet p50 wall ratio), one per model
 (p50 wall and CPU of each kind, the share of pokes that landed), and last
@@ -37,9 +41,13 @@ class Batcher:
     """A replica serving batches of one of each tiny model (`profiler.neighbour.PROBE_MODELS`)
     and answering pokes, each stamped on one clock (`time.perf_counter`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, switch_interval_s: float | None) -> None:
+        import sys
+
         from profiler.neighbour import probe_calls
 
+        if switch_interval_s is not None:
+            sys.setswitchinterval(switch_interval_s)
         self.calls = probe_calls()
         self.poked_at: list[float] = []
 
@@ -94,17 +102,20 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=0.2)
     parser.add_argument("--poke-after-s", type=float, default=0.006)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--switch-interval-s", type=float, help="the replica's (default: Python's)")
     parser.add_argument("--serve-stack", default="lean")
     args = parser.parse_args()
     if args.blocks < 1 or args.pairs < 1 or args.idle_s < 0 or args.poke_after_s < 0:
         parser.error("expected --blocks >= 1, --pairs >= 1, --idle-s >= 0, --poke-after-s >= 0")
+    if args.switch_interval_s is not None and not args.switch_interval_s > 0:
+        parser.error(f"--switch-interval-s {args.switch_interval_s:g}: expected seconds > 0")
     stack = probe_stack(parser, args.serve_stack)
     from ray import serve
 
     with stack.local_serve(num_cpus=2):
         options = stack.replica_options({"num_cpus": 0.01})
         replica = serve.run(
-            serve.deployment(Batcher, ray_actor_options=options).bind(),
+            serve.deployment(Batcher, ray_actor_options=options).bind(args.switch_interval_s),
             name="probe",
             route_prefix=None,
         )

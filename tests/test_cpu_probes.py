@@ -32,6 +32,7 @@ MODELS = ("heavy", "light")
         (POKE, ("--pairs", "0"), "expected --blocks >= 1, --pairs >= 1"),
         (POKE, ("--poke-after-s", "-1"), "--poke-after-s >= 0"),
         (POKE, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
+        (POKE, ("--switch-interval-s", "0"), "--switch-interval-s 0: expected seconds > 0"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(script, args, message):
