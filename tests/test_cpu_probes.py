@@ -29,7 +29,7 @@ MODELS = ("heavy", "light")
         (BACKGROUND, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
         (LOAD, ("--cycles", "0"), "expected --cycles >= 1"),
         (LOAD, ("--rest-s", "-1"), "--idle-s, --load-s, --rest-s >= 0"),
-        (POKE, ("--pairs", "0"), "expected --blocks >= 1, --pairs >= 1"),
+        (POKE, ("--triples", "0"), "expected --blocks >= 1, --triples >= 1"),
         (POKE, ("--poke-after-s", "-1"), "--poke-after-s >= 0"),
         (POKE, ("--serve-stack", "nope"), "--serve-stack 'nope'"),
         (POKE, ("--switch-interval-s", "0"), "--switch-interval-s 0: expected seconds > 0"),
@@ -89,19 +89,16 @@ def test_the_load_probe_times_each_segment_and_prints_the_ratios_last():
 
 
 @pytest.mark.slow
-def test_the_poke_probe_times_quiet_and_poked_batches_and_prints_the_ratios_last():
+def test_the_poke_probe_times_quiet_poked_and_elsewhere_batches_and_prints_the_ratios_last():
     pytest.importorskip("ray.serve")
-    done = run_benchmark(POKE, "--blocks", "1", "--pairs", "2", "--idle-s", "0.05")
+    done = run_benchmark(POKE, "--blocks", "1", "--triples", "2", "--idle-s", "0.05")
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     ratios = {k: float(v) for k, v in (field.split("=") for field in last.split())}
     assert all(v > 0 for k, v in ratios.items() if not k.startswith("landed"))
     assert all(0 <= v <= 1 for k, v in ratios.items() if k.startswith("landed"))
-    assert set(ratios) == {
-        f"{field}_{n}"
-        for field in ("poked_over_quiet_wall", "poked_over_quiet_cpu", "landed_share")
-        for n in MODELS
-    }
+    fields = [f"{k}_over_quiet_{m}" for k in ("poked", "elsewhere") for m in ("wall", "cpu")]
+    assert set(ratios) == {f"{f}_{n}" for f in [*fields, "landed_share"] for n in MODELS}
     for model in MODELS:
         assert f"block 1 {model}: poked over quiet wall " in done.stdout
-        assert f"{model}: n=2 pairs, wall p50 quiet " in done.stdout
+        assert f"{model}: n=2 triples, wall p50 quiet " in done.stdout
