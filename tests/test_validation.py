@@ -566,18 +566,17 @@ def test_each_real_run_held_out_is_judged_with_the_other_runs_hops(bundle, tmp_p
     assert not (tmp_path / "served_latency.csv").exists()
 
 
-def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
-    """Real runs whose workers served the light model twice as slowly as profiled: the
-    held-out simulation with their service times is slower than the profile's."""
-    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+def write_served_runs(bundle, folder, light_ratios: np.ndarray) -> None:
+    """Two real runs (a simulation standing in, 30 ms hops) whose light worker served one
+    batch of one per ratio, each `ratio` x its profiled latency (plus the discriminator)."""
     fake = simulate(bundle, {"dispatch_overhead_ms": 30.0})
     light_s = bundle.latency_table_s[bundle.model_names.index(LIGHT)][1] * CONFIG.time_scale
     batches = pd.DataFrame(
         {
             "worker": 0,
             "model": LIGHT,
-            "start_s": np.arange(10.0),
-            "service_s": 2 * light_s + CONFIG.disc_cost_s * CONFIG.time_scale,
+            "start_s": np.arange(float(len(light_ratios))),
+            "service_s": light_s * light_ratios + CONFIG.disc_cost_s * CONFIG.time_scale,
             "batch_size": 1,
             "judged": True,
         }
@@ -585,8 +584,15 @@ def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
     for k in (1, 2):
         queries = fake.queries.assign(visits=1, resends=0, hops_s=0.030)
         summary = {**fake.summary, "trace_spec": TRACE}
-        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
-        batches.to_csv(tmp_path / f"real-{k}" / "batches.csv", index=False)
+        write_run(folder / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
+        batches.to_csv(folder / f"real-{k}" / "batches.csv", index=False)
+
+
+def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
+    """Real runs whose workers served the light model twice as slowly as profiled: the
+    held-out simulation with their service times is slower than the profile's."""
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    write_served_runs(bundle, tmp_path, np.full(10, 2.0))
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     served = pd.read_csv(tmp_path / "served_latency.csv").set_index(["model", "batch_size"])
     assert served.loc[(LIGHT, 1), "ratio"] == pytest.approx(2.0)
@@ -606,25 +612,7 @@ def test_served_tails_are_simulated_where_batch_times_vary(bundle, tmp_path, mon
 
     monkeypatch.setitem(serving.setup.SIMULATED_SERVICE_TIME, "emulated", "lognormal")
     setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
-    fake = simulate(bundle, {"dispatch_overhead_ms": 30.0})
-    light_s = bundle.latency_table_s[bundle.model_names.index(LIGHT)][1] * CONFIG.time_scale
-    n = 60
-    batches = pd.DataFrame(
-        {
-            "worker": 0,
-            "model": LIGHT,
-            "start_s": np.arange(float(n)),
-            "service_s": light_s * np.linspace(0.5, 4.0, n)
-            + CONFIG.disc_cost_s * CONFIG.time_scale,
-            "batch_size": 1,
-            "judged": True,
-        }
-    )
-    for k in (1, 2):
-        queries = fake.queries.assign(visits=1, resends=0, hops_s=0.030)
-        summary = {**fake.summary, "trace_spec": TRACE}
-        write_run(tmp_path / f"real-{k}", queries, fake.timeseries, summary, as_served(fake), [])
-        batches.to_csv(tmp_path / f"real-{k}" / "batches.csv", index=False)
+    write_served_runs(bundle, tmp_path, np.linspace(0.5, 4.0, 60))
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
     assert held_out["latency"].tolist() == ["profile", "served", "served_tails"] * 2
