@@ -223,8 +223,13 @@ class ServeSession:
                     pass
                 elif self.ray_address is not None:
                     # Ray Client logs each ray.init keyword it forwards at INFO: not for users
-                    logging.getLogger("ray.client_builder").setLevel(logging.WARNING)
-                    ray.init(address=self.ray_address, log_to_driver=False)
+                    client_log = logging.getLogger("ray.client_builder")
+                    level = client_log.level
+                    client_log.setLevel(logging.WARNING)
+                    try:
+                        ray.init(address=self.ray_address, log_to_driver=False)
+                    finally:
+                        client_log.setLevel(level)
                 else:
                     ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count()))
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there

@@ -177,7 +177,7 @@ def served_latency_table(
                     "profiled_p50_s": row["latency_p50_s"],
                     "ratio": p / row["latency_p50_s"],
                     "served_batches": int(k),
-                    "served_cpu_p50_s": float(cpu_medians.get((name, row["batch_size"]), np.nan)),
+                    "served_cpu_p50_s": float(cpu_medians.get(key, np.nan)),
                     "served_preemptions_p50": float(preempted_medians.get(key, np.nan)),
                     **own,
                 }

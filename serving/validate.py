@@ -550,10 +550,13 @@ def run_validation(
         bundle, policy, config = setup.build()
         sim_config = setup.simulation_config(config)
         trace = resolve_trace(trace_spec, bundle, config.seed)
+        # served tails: only where batch times vary (at the p50 alone they cannot matter)
+        tails_vary = sim_config.service_time != "deterministic"
         compared_bundle, tails_bundle = bundle, None
         if compare_served_latency is not None:  # checked before the real runs
             compared_bundle = compared_latency(compare_served_latency, bundle)
-            tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
+            if tails_vary:
+                tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
         rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
         real_dirs = (
             _reused_real_runs(out, setup, trace_spec)
@@ -619,7 +622,7 @@ def run_validation(
             compared = applied_overheads(compared, bundle, measured)
             other = simulate(compared, "sim-compared", compared_bundle)
             others["compared"] = run_metrics(other.queries, other.summary, names)
-            if tails_bundle is not None and sim_config.service_time != "deterministic":
+            if tails_bundle is not None:
                 other = simulate(compared, base=tails_bundle)
                 others["compared_served_tails"] = run_metrics(other.queries, other.summary, names)
         for model in setup.compared_service_times(config):  # the service-time model's sensitivity
@@ -677,11 +680,10 @@ def run_validation(
                 if batches is not None:
                     others_served = pd.concat(batches[:k] + batches[k + 1 :])
                     for name, tails in (("served", False), ("served_tails", True)):
-                        if tails and sim_config.service_time == "deterministic":
-                            continue  # each batch at its p50: the tails cannot matter
-                        bundles[name] = with_served_latency(
-                            bundle, others_served, config, uses_disc, tails
-                        )
+                        if tails_vary or not tails:
+                            bundles[name] = with_served_latency(
+                                bundle, others_served, config, uses_disc, tails
+                            )
                 for latency, base in bundles.items():
                     other = simulate(hops, base=base)
                     plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
