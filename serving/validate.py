@@ -37,6 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.arrival_charge import (
+    ARRIVAL_CHARGE_FILE,
+    applied_charge_ms,
+    arrival_charge_fit,
+)
 from serving.loadgen import planner_log_writer
 from serving.profile_rounds import rounds_bundles
 from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
@@ -54,7 +59,14 @@ from serving.service_times import (
 from serving.setup import SIM_REPEATS, ServeSetup
 from serving.stack import recorded_stack
 from simulator.atomic import atomic_folder
-from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
+from simulator.bundle import (
+    ARRIVAL_CHARGE_FIELD,
+    HOPS,
+    MAX_OVERHEAD_MS,
+    Bundle,
+    BundleError,
+    check_overheads,
+)
 from simulator.config import SimConfig
 from simulator.errors import InputError, one_line
 from simulator.json_input import read_json_object
@@ -600,6 +612,11 @@ def run_validation(
             return sim
 
         reals = [read_real_run(d) for d in real_dirs]  # bad input: before anything is written
+        batches = read_batches(real_dirs, bundle.model_names)
+        # each run's arrivals and batches, for the arrival charge (`serving.arrival_charge`)
+        charge_runs = [
+            (q["arrival_s"].to_numpy(), b) for (q, _, _), b in zip(reals, batches or [])
+        ]
         for done in (FIDELITY_FILE, REPORT_FILE):  # a re-report interrupted is not complete
             (out / done).unlink(missing_ok=True)
         base = simulate({}, "sim-no-overhead")
@@ -625,6 +642,12 @@ def run_validation(
             if tails_bundle is not None:
                 other = simulate(compared, base=tails_bundle)
                 others["compared_served_tails"] = run_metrics(other.queries, other.summary, names)
+        charge_fit = None
+        if charge_runs:  # the arrival charge's sensitivity: DIR/sim with it
+            charge_fit = arrival_charge_fit(charge_runs)
+            charged = {**applied, ARRIVAL_CHARGE_FIELD: applied_charge_ms(charge_fit)}
+            other = simulate(charged)
+            others["arrival_charge"] = run_metrics(other.queries, other.summary, names)
         for model in setup.compared_service_times(config):  # the service-time model's sensitivity
             service = dataclasses.replace(sim_config, service_time=model)
             other = simulate(applied, service_config=service)
@@ -655,9 +678,15 @@ def run_validation(
         )
         held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
         preemption_file, speed_file = out / PREEMPTION_FILE, out / SPEED_FILE
-        for stale in (held_out, served_file, preemption_file, speed_file):
+        charge_file = out / ARRIVAL_CHARGE_FILE
+        for stale in (held_out, served_file, preemption_file, speed_file, charge_file):
             stale.unlink(missing_ok=True)
-        batches = read_batches(real_dirs, bundle.model_names)
+        if charge_fit is not None:
+            per_run_fits = [arrival_charge_fit([run]) for run in charge_runs]
+            pd.DataFrame(
+                [{"run": d.name, **f} for d, f in zip(real_dirs, per_run_fits)]
+                + [{"run": "all", **charge_fit}]
+            ).to_csv(charge_file, index=False, float_format="%.6g")
         uses_disc = policy.uses_discriminator
         fits = speeds = pd.DataFrame()
         if batches is not None:
@@ -684,21 +713,27 @@ def run_validation(
                             bundles[name] = with_served_latency(
                                 bundle, others_served, config, uses_disc, tails
                             )
-                for latency, base in bundles.items():
-                    other = simulate(hops, base=base)
+                runs = {latency: (hops, base) for latency, base in bundles.items()}
+                if charge_runs:  # the profile, the hops and the charge of the other runs
+                    fit = arrival_charge_fit(charge_runs[:k] + charge_runs[k + 1 :])
+                    charged = {**hops, ARRIVAL_CHARGE_FIELD: applied_charge_ms(fit)}
+                    runs["profile_arrival_charge"] = (charged, bundle)
+                for latency, (overheads_ms, base) in runs.items():
+                    other = simulate(overheads_ms, base=base)
                     plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
                     metrics = {
                         **run_metrics(other.queries, other.summary, names),
                         "same_plan": plans,
                     }
                     errors = held_out_errors(metrics, real_metrics[k])
-                    rows.append({"run": d.name, "latency": latency, **hops, **errors})
+                    rows.append({"run": d.name, "latency": latency, **overheads_ms, **errors})
             errors = pd.DataFrame(rows)
             errors.to_csv(held_out, index=False, float_format="%.6g")
             for latency, column in (
                 ("profile", "error_leave_one_out"),
                 ("served", "error_leave_one_out_served"),
                 ("served_tails", "error_leave_one_out_served_tails"),
+                ("profile_arrival_charge", "error_leave_one_out_arrival_charge"),
             ):
                 kept = errors[errors["latency"] == latency]
                 if len(kept):
@@ -779,6 +814,8 @@ def run_validation(
                     else ""
                 )
             )
+        if charge_fit is not None:
+            parts.append(arrival_charge_text(charge_fit, "error_leave_one_out" in table.columns))
         if len(fits):
             parts.append(preemption_text(fits))
         if len(speeds):
@@ -805,6 +842,27 @@ def run_validation(
         (out / REPORT_FILE).write_text(markdown(table, title, note))
         table.to_csv(out / FIDELITY_FILE, index=False, float_format="%.6g")  # the last
         return table
+
+
+def arrival_charge_text(fit: dict, held_out: bool) -> str:
+    """The report's sentence on the arrival charge's sensitivity columns."""
+    measured = (
+        f"{fit['charge_ms']:.2f} ms (standard error {fit['charge_se_ms']:.2f} ms)"
+        if math.isfinite(fit["charge_ms"])
+        else "not measurable (no batch's count of arrivals varies within its group)"
+    )
+    text = (
+        "Error arrival charge: DIR/sim with every batch running at a query's arrival "
+        f"prolonged by the arrival charge the real runs' batches give, {measured} per arrival "
+        f"over {fit['batches']} batches (applied: {applied_charge_ms(fit):g} ms; "
+        "`serving.arrival_charge`, per run in DIR/arrival_charge.csv)."
+    )
+    if held_out:
+        text += (
+            " Error leave one out arrival charge: each real run against the profile, the hops "
+            "and the charge of the other runs (out of sample)."
+        )
+    return text
 
 
 def preemption_text(fits: pd.DataFrame) -> str:

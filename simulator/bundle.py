@@ -6,7 +6,8 @@ A bundle is a folder::
                   router {features, weights} (how prompts.router_score was computed),
                   optional overheads {dispatch_overhead_ms, escalation_overhead_ms,
                   arrival_overhead_ms, and their spread <hop>_overhead_p95_ms} (see `HOPS`;
-                  an absent one is 0, an absent p95 the median: no spread)
+                  an absent one is 0, an absent p95 the median: no spread), and
+                  arrival_charge_ms (see `ARRIVAL_CHARGE_FIELD`; absent: 0, none)
     models.csv    model, steps, load_s, fid_alone   (one row per model, light -> heavy)
     latency.csv   model, batch_size, latency_p50_s, latency_p95_s (profiled batch sizes only),
                   optional idle_gap_s, latency_idle_p50_s: the p50 after that long idle (one
@@ -84,7 +85,14 @@ REQUIRED_COLUMNS = {
 # the demand estimate's arrival count, not the query, whose way in is in its dispatch hop.
 # Each is a median and an optional 95th percentile (a lognormal per hop, as service times).
 HOPS = ("dispatch", "escalation", "arrival")
-OVERHEAD_FIELDS = tuple(f"{hop}_overhead{q}_ms" for hop in HOPS for q in ("", "_p95"))
+# The host's cores shared by the serving stack and the workers (CPU replicas): each query's
+# arrival at the stack prolongs every batch running at that moment by this much (its per-query
+# work competing for the cores; measured by `serving.arrival_charge`; 0: no such sharing)
+ARRIVAL_CHARGE_FIELD = "arrival_charge_ms"
+OVERHEAD_FIELDS = (
+    *(f"{hop}_overhead{q}_ms" for hop in HOPS for q in ("", "_p95")),
+    ARRIVAL_CHARGE_FIELD,
+)
 MAX_OVERHEAD_MS = 60_000.0
 # A worker that idled before a batch may run it slower than one timed back to back (caches,
 # clocks and threads gone cold; `profile latency --idle-gap-s`): a model's batch of b after
@@ -173,6 +181,12 @@ class Bundle:
         overheads = self.meta.get("overheads", {})
         median = float(overheads.get(f"{hop}_overhead_ms", 0.0))
         return median / 1000.0, float(overheads.get(f"{hop}_overhead_p95_ms", median)) / 1000.0
+
+    @property
+    def arrival_charge_s(self) -> float:
+        """Wall-clock seconds each query's arrival adds to every batch running then (0:
+        none; `ARRIVAL_CHARGE_FIELD`)."""
+        return float(self.meta.get("overheads", {}).get(ARRIVAL_CHARGE_FIELD, 0.0)) / 1000.0
 
     def model_index(self, name: str) -> int:
         try:

@@ -128,6 +128,11 @@ class Cluster:
         # moves the other hops' draws
         self.arrival_hop = _hop(*bundle.overhead_s("arrival"))
         self.arrival_hop_rng = random.Random(f"{rng_seed}/arrival-hops")
+        # the bundle's arrival charge: each query's arrival at the stack prolongs every batch
+        # running then (wall clock, not scaled); `arrivals_charged` counts the arrivals so far,
+        # so a batch reads its charge as a difference of counts (O(1) per event)
+        self.arrival_charge_s = bundle.arrival_charge_s
+        self.arrivals_charged = 0
         # the discriminator's cost: per judged image, or per batch of any model (disc_cost_per)
         disc_s = config.disc_cost_s * config.time_scale if policy.uses_discriminator else 0.0
         per_batch = config.disc_cost_per == "batch"
@@ -214,6 +219,8 @@ class Cluster:
 
     def start(self) -> None:
         self.env.process(self.arrival_process())
+        if self.arrival_charge_s:
+            self.env.process(self.charge_process())
         for worker in self.workers:
             self.env.process(self.worker_process(worker))
 
@@ -242,6 +249,15 @@ class Cluster:
                 continue
             self.enter(q)
 
+    def charge_process(self):
+        """Count each query's arrival at its time in the trace (before the router's cost):
+        from then on it charges the batches running (`worker_process`)."""
+        env = self.env
+        for t in self.arrival_s:
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.arrivals_charged += 1
+
     def worker_process(self, w: Worker):
         """Swap, wait, form a batch (the core's rule or the hook), serve it; then accept or
         escalate each image by the core's decision tabulated per prompt, or the hook."""
@@ -260,6 +276,7 @@ class Cluster:
         drop_limit = self.drop_limit_s
         disc_batch = self.disc_batch_s  # disc_cost_per=batch: per batch of any model
         idle_gap = self.idle_gap_s
+        charge = self.arrival_charge_s
         while True:
             if w.target != w.model:
                 w.model = w.target
@@ -310,7 +327,13 @@ class Cluster:
                     start_s[q] = now
             w.busy_s += exec_s
             w.serving = n
+            charged = self.arrivals_charged
             yield env.timeout(exec_s)
+            while charge and self.arrivals_charged != charged:  # arrivals while it ran
+                extra_s = (self.arrivals_charged - charged) * charge
+                charged = self.arrivals_charged
+                w.busy_s += extra_s
+                yield env.timeout(extra_s)
             w.serving = 0
             done = w.free_s = env.now
             next_of = w.next_of or self.next_of_prompt[m]  # the plan in force now

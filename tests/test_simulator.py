@@ -328,3 +328,21 @@ def test_plan_delay_and_inflight_estimator():
     policy = make_policy("test-fixed-cascade", PolicyContext(bundle, 4, 30, options=options))
     raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, measured)
     assert all(r.applied_s > r.planned_s for r in raw.plans[1:])
+
+
+@pytest.mark.parametrize(("charge_ms", "service_s"), [(0, [1.0] * 4), (100, [1.2, 1.0, 1.0, 1.0])])
+def test_an_arrival_charge_prolongs_the_batches_running_then(charge_ms, service_s):
+    """One worker, batches of one of 1 s, each arrival adding 0.1 s to a batch running then
+    (`arrival_charge_ms`): q0's batch [0, 1) takes q1's arrival (0.5), its 0.1 s [1, 1.1) takes
+    q2's (1.05), then [1.1, 1.2) none; q1 and q2 wait and run after q2 arrived; q3 alone."""
+    from simulator.bundle import validate_tables
+
+    bundle = make_bundle(base_latency_s={"light": 1.0, "heavy": 3.0}, batch_sizes=(1,))
+    tables = {t: getattr(bundle, t) for t in ("models", "latency", "prompts", "scores", "cascades")}
+    meta = {**bundle.meta, "overheads": {"arrival_charge_ms": charge_ms}}
+    bundle = validate_tables(meta, tables)
+    trace = Trace(np.array([0.0, 0.5, 1.05, 5.0]), np.arange(4) % bundle.n_prompts)
+    policy = make_policy("clipper-light", PolicyContext(bundle, 1, 60))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, SimConfig(n_workers=1))
+    np.testing.assert_allclose(raw.completion_s - raw.start_s, service_s)
+    np.testing.assert_allclose(raw.start_s, [0.0, sum(service_s[:1]), sum(service_s[:2]), 5.0])

@@ -39,7 +39,7 @@ from serving.validate import (
     speed_text,
     with_overheads,
 )
-from simulator.bundle import BundleError, check_overheads
+from simulator.bundle import HOPS, BundleError, check_overheads
 from simulator.config import SimConfig
 from simulator.errors import InputError, RunFailure
 from simulator.results import write_run
@@ -201,6 +201,8 @@ def test_measured_overheads_come_from_the_runs_own_timestamps():
         ({"dispatch_overhead_ms": True}, "overheads.dispatch_overhead_ms: value True"),
         ({"dispatch_overhead_ms": 5, "dispatch_overhead_p95_ms": 4}, "dispatch_overhead_p95_ms"),
         ({"dispatch_overhead_p95_ms": 4}, "dispatch_overhead_p95_ms: value 4 is neither"),
+        ({"arrival_charge_ms": -0.5}, "overheads.arrival_charge_ms: value -0.5"),
+        ({"arrival_charge": 1}, "unknown field 'arrival_charge'"),
     ],
 )
 def test_bad_overheads_are_one_line_errors_naming_the_field(overheads, named):
@@ -601,7 +603,47 @@ def test_served_service_times_from_the_real_runs_batches(bundle, tmp_path):
     assert rows.loc["p50_latency_s", "error_leave_one_out_served"] > 10
     assert abs(rows.loc["p50_latency_s", "error_leave_one_out"]) < 5
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
-    assert held_out["latency"].tolist() == ["profile", "served"] * 2  # emulated: no tails
+    # emulated: no tails
+    assert held_out["latency"].tolist() == ["profile", "served", "profile_arrival_charge"] * 2
+
+
+def test_the_arrival_charge_is_measured_and_simulated_beside(bundle, tmp_path):
+    """Real runs whose light batches were prolonged 40 ms per arrival while they ran: the
+    charge measured per run and over all, and the simulations with it in their own columns
+    (DIR/sim is the committed protocol's, without it)."""
+    write_served_runs(bundle, tmp_path, np.full(60, 1.0))
+    rng = np.random.default_rng(5)
+    for k in (1, 2):
+        run = tmp_path / f"real-{k}"
+        arrival_s = np.sort(pd.read_parquet(run / "queries.parquet")["arrival_s"].to_numpy())
+        batches = pd.read_csv(run / "batches.csv")
+        start = np.sort(rng.uniform(0.0, 29.0, len(batches)))
+        service = batches["service_s"].to_numpy() * np.exp(0.05 * rng.standard_normal(len(start)))
+        for i in range(len(start)):  # arrivals while it ran, its extensions' too
+            counted = 0
+            while True:
+                n = np.searchsorted(arrival_s, start[i] + service[i]) - np.searchsorted(
+                    arrival_s, start[i]
+                )
+                if n == counted:
+                    break
+                service[i] += (n - counted) * 0.040
+                counted = n
+        batches.assign(start_s=start, service_s=service).to_csv(run / "batches.csv", index=False)
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    charge = pd.read_csv(tmp_path / "arrival_charge.csv").set_index("run")
+    assert charge.index.tolist() == ["real-1", "real-2", "all"]
+    assert charge.loc["all", "batches"] == 120 and charge.loc["all", "runs"] == 2
+    assert abs(charge.loc["all", "charge_ms"] - 40.0) < 3 * charge.loc["all", "charge_se_ms"]
+    rows = table.set_index("metric")  # at this light load no arrival meets a simulated batch
+    for column in ("error_arrival_charge", "error_leave_one_out_arrival_charge"):
+        assert math.isfinite(rows.loc["p50_latency_s", column])
+    report = (tmp_path / "fidelity.md").read_text()
+    assert "Error arrival charge: DIR/sim with every batch running" in report
+    assert json.loads((tmp_path / "overheads.json").read_text()).keys() == {
+        f"{hop}_overhead{q}_ms" for hop in HOPS for q in ("", "_p95")
+    }  # the hops alone: a comparison with these overheads never takes the charge
 
 
 def test_served_tails_are_simulated_where_batch_times_vary(bundle, tmp_path, monkeypatch):
@@ -615,7 +657,8 @@ def test_served_tails_are_simulated_where_batch_times_vary(bundle, tmp_path, mon
     write_served_runs(bundle, tmp_path, np.linspace(0.5, 4.0, 60))
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
-    assert held_out["latency"].tolist() == ["profile", "served", "served_tails"] * 2
+    latencies = ["profile", "served", "served_tails", "profile_arrival_charge"]
+    assert held_out["latency"].tolist() == latencies * 2
     rows = table.set_index("metric")
     assert math.isfinite(rows.loc["p99_latency_s", "error_leave_one_out_served_tails"])
     assert "Error leave one out served tails" in (tmp_path / "fidelity.md").read_text()
