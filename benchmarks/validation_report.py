@@ -486,7 +486,7 @@ def preregistered_lines(path: Path) -> list[str]:
     the offline profile's rows: how many met the p50 goal; how many sets (the experiments of
     one set share a profile, so the set is the independent unit) erred low on average, with a
     sign test's p; the errors' median and range; the same with the held-out served service
-    times; then per named choice of profile (rows judged on `COMPARED_COLUMN`) how many met
+    times; then per named choice (rows judged on `NAMED_CHOICE_COLUMNS`) how many met
     it and their errors; then one line per experiment."""
     if not path.is_file():
         return []
@@ -503,8 +503,9 @@ def preregistered_lines(path: Path) -> list[str]:
         "validation pinned to 2 of its cores. The sets before session 20, judged as they came "
         "but not registered in writing before they ran, are in the notes only. The tally "
         "per machine counts the offline profile's rows (`profile all --tiny`, in the variant "
-        "each protocol names); a row judged on another profile (a named choice: beside an "
-        "emulated stack, a served calibration) is tallied apart, as it shares its set's runs.",
+        "each protocol names); a row judged on a named choice (a profile beside an emulated "
+        "stack, a served calibration, the arrival charge) is tallied apart, as it shares its "
+        "set's runs.",
         "",
     ]
     for machine, rows in ledger.groupby("machine", sort=False):

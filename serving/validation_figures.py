@@ -174,9 +174,10 @@ def plot_speed_bins(experiments: list[Path]) -> Figure:
     return fig
 
 
-# a row judged on this column is a named choice of profile (beside a stack, a served
-# calibration) simulated beside the set's offline-profile row, not another set
-COMPARED_COLUMN = "error_compared"
+# a row judged on one of these columns is a named choice (a profile beside a stack, a served
+# calibration; the arrival charge) simulated beside the set's offline-profile row, not
+# another set
+NAMED_CHOICE_COLUMNS = ("error_compared", "error_leave_one_out_arrival_charge")
 
 
 def read_preregistered(folder: Path) -> pd.DataFrame:
@@ -185,12 +186,12 @@ def read_preregistered(folder: Path) -> pd.DataFrame:
 
 def offline_profile_rows(ledger: pd.DataFrame) -> pd.Series:
     """Which ledger rows judge the offline profile (every row but the named choices')."""
-    return ledger["judged_column"] != COMPARED_COLUMN
+    return ~ledger["judged_column"].isin(NAMED_CHOICE_COLUMNS)
 
 
 def plot_preregistered(ledger: pd.DataFrame) -> Figure:
     """Each pre-registered experiment's p50 error (filled: the offline profile; hollow: the
-    held-out served service times; x: a named choice of profile, its protocol in the ledger)
+    held-out served service times; x: a named choice, its protocol in the ledger)
     in ledger order, the goal's band shaded, one marker per machine."""
     fig, axes = new_figure(1, 1, width_in=COLUMN_IN * 2)
     ax = axes[0, 0]
