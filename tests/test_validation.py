@@ -818,9 +818,12 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         "goal_met",
         "real_level",
         "error_no_overhead",
+        "error_arrival_charge",  # the real run recorded its batches (one run: none held out)
     ]
     rows = table.set_index("metric")
     assert 0 <= rows.loc["p50_latency_s", "real_level"] <= 100  # among the real run's latencies
+    charge = pd.read_csv(tmp_path / "arrival_charge.csv")
+    assert charge["run"].tolist() == ["real-1", "all"] and charge["batches"].iloc[-1] > 0
     assert rows.loc["same_plan_share", "real_mean"] == 1.0  # a static plan, in force throughout
     summary = json.loads((tmp_path / "real-1" / "summary.json").read_text())
     assert summary["ok"] + summary["timeouts"] + summary["drops"] == summary["arrivals"] == 50
