@@ -11,16 +11,23 @@ start as long as its group's shortest batch (a group: one run, model and batch s
 arrival counted lands while the batch runs, and the window does not grow with the batch's own
 length (an open-loop trace's arrivals do not depend on it). The charge is the slope of the
 batches' wall time on that count, with a fixed effect per group, by least squares, with its
-standard error.
+standard error. `t2isim bundle arrival-charge` writes the bundle real runs served with the
+charge their batches give (`arrival_charge_bundle`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from serving.service_times import read_batches, served_runs
+from simulator.bundle import ARRIVAL_CHARGE_FIELD, Bundle, check_overheads
+from simulator.errors import InputError, one_line
 
 MIN_GROUP_BATCHES = 3  # a group with fewer batches is left out (no within-group spread)
 ARRIVAL_CHARGE_FILE = "arrival_charge.csv"
@@ -88,3 +95,48 @@ def applied_charge_ms(fit: dict[str, float]) -> float:
     is below 0 (a batch is never shortened by an arrival)."""
     charge = fit["charge_ms"]
     return max(0.0, charge) if math.isfinite(charge) else 0.0
+
+
+def run_arrivals_s(run_dir: Path) -> np.ndarray:
+    """The arrival times of a real run's queries (`queries.parquet`); InputError if unreadable."""
+    path = run_dir / "queries.parquet"
+    try:
+        arrival_s = pd.read_parquet(path, columns=["arrival_s"])["arrival_s"]
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's are ValueErrors
+        raise InputError(f"{path}: cannot read its arrival_s ({one_line(str(exc))})") from None
+    if not pd.api.types.is_numeric_dtype(arrival_s):
+        raise InputError(f"{path}: column arrival_s: not numeric")
+    return arrival_s.to_numpy(dtype=np.float64)
+
+
+def arrival_charge_bundle(
+    run_dirs: list[Path], bundle_spec: str | None = None
+) -> tuple[Bundle, dict[str, float]]:
+    """The bundle real runs served (`serving.service_times.served_runs`) with the arrival
+    charge their batches give in its overheads (the other overheads kept), and the fit; its
+    meta gains `arrival_charge` (the runs and the fit). InputError where the batches give none
+    (no group's counts vary) or the fit is below 0 (nothing to apply)."""
+    bundle, _ = served_runs(run_dirs, bundle_spec)
+    batches = read_batches(run_dirs, bundle.model_names)
+    fit = arrival_charge_fit([(run_arrivals_s(d), b) for d, b in zip(run_dirs, batches)])
+    if not math.isfinite(fit["charge_ms"]):
+        raise InputError(
+            "the runs' batches give no arrival charge: no batch's count of arrivals varies "
+            "within its model and batch size"
+        )
+    if fit["charge_ms"] < 0:
+        raise InputError(
+            f"the runs' batches give an arrival charge below 0 ({fit['charge_ms']:.3g} ms, "
+            f"standard error {fit['charge_se_ms']:.2g} ms): nothing to apply"
+        )
+    overheads = {
+        **bundle.meta.get("overheads", {}),
+        ARRIVAL_CHARGE_FIELD: round(fit["charge_ms"], 6),
+    }
+    check_overheads(overheads)
+    meta = {
+        **bundle.meta,
+        "overheads": overheads,
+        "arrival_charge": {"run_folders": [str(d) for d in run_dirs], **fit},
+    }
+    return dataclasses.replace(bundle, meta=meta), fit

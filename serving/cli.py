@@ -1,5 +1,5 @@
-"""`t2isim serve`, `t2isim loadgen`, `t2isim validate` and `t2isim bundle served-latency`
-(registered by `register`).
+"""`t2isim serve`, `t2isim loadgen`, `t2isim validate`, `t2isim bundle served-latency` and
+`t2isim bundle arrival-charge` (registered by `register`).
 
 The serving settings are the simulator's `SimConfig` fields, one option per field from its
 metadata as in `t2isim simulate` (`experiments/cli_config.py`), except those the real path sets
@@ -351,9 +351,34 @@ def served_latency(
     typer.echo(f"bundle written to {out_dir}")
 
 
+def arrival_charge(
+    runs: Annotated[list[Path], typer.Argument(help="Real run folders (`t2isim loadgen`).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
+    bundle: Annotated[
+        str | None, typer.Option(help="The bundle the runs served (default: as they name it).")
+    ] = None,
+) -> None:
+    """The runs' bundle with the arrival charge their batches give (overheads.arrival_charge_ms:
+    each arrival prolongs the batches running then)."""
+    from serving.arrival_charge import arrival_charge_bundle
+    from simulator.atomic import check_output_folder
+    from simulator.bundle import write_bundle
+
+    check_output_folder(out_dir, marker="bundle.json")
+    charged, fit = arrival_charge_bundle(runs, bundle)
+    write_bundle(charged, out_dir)
+    typer.echo(
+        f"arrival charge {fit['charge_ms']:.3g} ms per arrival (standard error "
+        f"{fit['charge_se_ms']:.2g} ms) over {fit['batches']} batches of {fit['runs']} runs"
+    )
+    typer.echo(f"bundle written to {out_dir}")
+
+
 def register(app: typer.Typer, bundle_app: typer.Typer) -> None:
-    """Add `serve`, `loadgen` and `validate` to `app`, `served-latency` to `bundle_app`."""
+    """Add `serve`, `loadgen` and `validate` to `app`, `served-latency` and `arrival-charge`
+    to `bundle_app`."""
     app.command("serve")(serve)
     app.command("loadgen")(loadgen)
     app.command("validate")(validate)
     bundle_app.command("served-latency")(served_latency)
+    bundle_app.command("arrival-charge")(arrival_charge)

@@ -289,17 +289,11 @@ def _nearest(ratios: dict[int, float], size: int) -> float:
     return ratios[min(ratios, key=lambda b: (abs(b - size), b))]
 
 
-def served_bundle(
-    run_dirs: list[Path], bundle_spec: str | None = None, tails: bool = False
-) -> tuple[Bundle, pd.DataFrame]:
-    """The bundle real runs served (`bundle_spec`, or the one their summaries name) with the
-    latency profile their workers measured (`with_served_latency` over all their batches;
-    with `tails`, their own p95 and p05 where enough were served), and the table of ratios
-    (`served_latency_table`). The runs must be `t2isim loadgen` runs that recorded their
-    batches, of one bundle (by content hash), policy and settings; its meta gains
-    `served_latency` (the runs, MIN_BATCHES, each ratio, whether the tails are served)."""
+def served_runs(run_dirs: list[Path], bundle_spec: str | None = None) -> tuple[Bundle, dict]:
+    """The bundle real runs served (`bundle_spec`, or the one their summaries name) and their
+    config.json. The runs must be `t2isim loadgen` runs that recorded their batches, of one
+    bundle (by content hash), policy and settings; InputError naming the run otherwise."""
     from experiments.inputs import resolve_bundle
-    from simulator.run import build_policy
 
     if not run_dirs:
         raise InputError("give at least one real run folder")
@@ -337,6 +331,19 @@ def served_bundle(
         raise InputError(f"{exc} (the bundle the runs name; give --bundle)") from None
     if bundle.content_hash() != first_summary["hashes"]["bundle"]:
         raise InputError(f"--bundle {spec}: not the bundle the runs served (content hash differs)")
+    return bundle, first_config
+
+
+def served_bundle(
+    run_dirs: list[Path], bundle_spec: str | None = None, tails: bool = False
+) -> tuple[Bundle, pd.DataFrame]:
+    """The bundle real runs served (`served_runs`) with the latency profile their workers
+    measured (`with_served_latency` over all their batches; with `tails`, their own p95 and
+    p05 where enough were served), and the table of ratios (`served_latency_table`); its meta
+    gains `served_latency` (the runs, MIN_BATCHES, each ratio, whether the tails are served)."""
+    from simulator.run import build_policy
+
+    bundle, first_config = served_runs(run_dirs, bundle_spec)
     config = SimConfig(**first_config["sim"])
     policy = build_policy(bundle, first_config["policy"], config, first_config["policy_options"])
     batches = pd.concat(read_batches(run_dirs, bundle.model_names), ignore_index=True)
