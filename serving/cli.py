@@ -316,12 +316,18 @@ def validate(
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 
 
+# the arguments of the `bundle` commands that read real runs
+RealRuns = Annotated[list[Path], typer.Argument(help="Real run folders (`t2isim loadgen`).")]
+BundleOut = Annotated[Path, typer.Option("--out", help="Bundle folder to write.")]
+RunsBundle = Annotated[
+    str | None, typer.Option(help="The bundle the runs served (default: as they name it).")
+]
+
+
 def served_latency(
-    runs: Annotated[list[Path], typer.Argument(help="Real run folders (`t2isim loadgen`).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
-    bundle: Annotated[
-        str | None, typer.Option(help="The bundle the runs served (default: as they name it).")
-    ] = None,
+    runs: RealRuns,
+    out_dir: BundleOut,
+    bundle: RunsBundle = None,
     served_tails: Annotated[
         bool,
         typer.Option(
@@ -352,11 +358,9 @@ def served_latency(
 
 
 def arrival_charge(
-    runs: Annotated[list[Path], typer.Argument(help="Real run folders (`t2isim loadgen`).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
-    bundle: Annotated[
-        str | None, typer.Option(help="The bundle the runs served (default: as they name it).")
-    ] = None,
+    runs: RealRuns,
+    out_dir: BundleOut,
+    bundle: RunsBundle = None,
 ) -> None:
     """The runs' bundle with the arrival charge their batches give (overheads.arrival_charge_ms:
     each arrival prolongs the batches running then)."""
