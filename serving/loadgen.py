@@ -12,7 +12,9 @@ conservation check, plus a count here). The server's plans and demand estimates
 columns, `queries.parquet` carries per query the failure `reason`, `hops_s` (the serving
 stack's share of its latency, `hops_seconds`), `to_workers_s` and `from_workers_s` (the
 ingress's calls to its workers, summed over its visits: from each send to the worker's
-receipt, and from its answer back to the ingress; NaN where not recorded), `counted_after_s`
+receipt, and from its answer back to the ingress; NaN where not recorded; they compare the
+ingress's and the worker's wall clocks, so they hold where both share a host's clock),
+`counted_after_s`
 (seconds from its trace time to the ingress counting it), `visits` and `resends`; `summary.json` the
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
 workers served (`served_batches`: the service times the serving path measured); `plans.csv`
