@@ -19,6 +19,9 @@ A bundle is a folder::
     features.npz  optional (profiler): per prompt, model and image the feature vector, and the
                   reference statistics; runs then score the FID of the images they served
                   (`simulator.served_features`)
+    shapes.csv    optional: measured shapes of batch times and hops, each its quantiles over
+                  its median (`simulator.empirical_shape`; the simulator draws batch times
+                  from them with service_time "empirical", and hops whenever a hop has one)
 
 `load_bundle` validates everything and raises `BundleError` naming file, row and column.
 The loaded `Bundle` carries dense numpy views (latency lookup, score matrix) so the simulator's
@@ -38,6 +41,7 @@ import pandas as pd
 
 from simulator.atomic import atomic_folder
 from simulator.csv_input import read_csv_table
+from simulator.empirical_shape import SHAPES_FILE, check_shapes, shapes_by_key
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 from simulator.served_features import FEATURES_FILE, FeaturesError, ServedFeatures
@@ -125,6 +129,7 @@ class Bundle:
     scores: pd.DataFrame
     cascades: pd.DataFrame
     features: ServedFeatures | None = field(default=None, repr=False)  # features.npz
+    shapes: pd.DataFrame | None = field(default=None, repr=False)  # shapes.csv
     model_names: tuple[str, ...] = field(init=False)
     # latency_table_s[m][b] = p50 latency of a batch of b on model m: interpolated inside the
     # profiled range, padded to the smallest profiled batch below it, NaN above it
@@ -138,6 +143,9 @@ class Bundle:
     batch_sizes: dict[str, tuple[int, ...]] = field(init=False, repr=False)  # profiled, sorted
     disc_score: np.ndarray = field(init=False, repr=False)  # (n_prompts, n_models)
     router_score: np.ndarray = field(init=False, repr=False)  # (n_prompts,)
+    # shapes.csv by key: {(model, batch size): ratios} and {hop: ratios}
+    latency_shape: dict[tuple[str, int], tuple[float, ...]] = field(init=False, repr=False)
+    hop_shape: dict[str, tuple[float, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names = tuple(self.models["model"].tolist())
@@ -166,6 +174,11 @@ class Bundle:
         object.__setattr__(
             self, "router_score", self.prompts["router_score"].to_numpy(dtype=np.float64)
         )
+        by_key = shapes_by_key(self.shapes)
+        latency_shape = {(n, b): r for (kind, n, b), r in by_key.items() if kind == "latency"}
+        object.__setattr__(self, "latency_shape", latency_shape)
+        hop_shape = {name: r for (kind, name, _), r in by_key.items() if kind == "hop"}
+        object.__setattr__(self, "hop_shape", hop_shape)
 
     @property
     def n_prompts(self) -> int:
@@ -234,6 +247,8 @@ class Bundle:
             digest.update(getattr(self, table).to_csv(index=False).encode())
         if self.features is not None:
             self.features.update_hash(digest)
+        if self.shapes is not None:
+            digest.update(self.shapes.to_csv(index=False).encode())
         return digest.hexdigest()
 
 
@@ -348,10 +363,13 @@ def check_overheads(overheads) -> None:
 
 
 def validate_tables(
-    meta: dict, tables: dict[str, pd.DataFrame], features: ServedFeatures | None = None
+    meta: dict,
+    tables: dict[str, pd.DataFrame],
+    features: ServedFeatures | None = None,
+    shapes: pd.DataFrame | None = None,
 ) -> Bundle:
-    """Validate raw tables (copies are normalised in place) and the optional features, and
-    build a `Bundle`."""
+    """Validate raw tables (copies are normalised in place) and the optional features and
+    shapes, and build a `Bundle`."""
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise _fail(
             "bundle.json",
@@ -450,6 +468,8 @@ def validate_tables(
         raise _fail("cascades.csv", i + 1, "heavy", "heavy model equals light model")
     if features is not None:
         features.check(tuple(models["model"]), len(prompts))
+    if shapes is not None:
+        shapes = checked_shapes(shapes, latency)
 
     return Bundle(
         meta=meta,
@@ -459,7 +479,28 @@ def validate_tables(
         scores=scores.sort_values(["prompt_id", "model"]).reset_index(drop=True),
         cascades=cascades.reset_index(drop=True),
         features=features,
+        shapes=shapes,
     )
+
+
+def checked_shapes(shapes: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame:
+    """`shapes.csv` (`simulator.empirical_shape`) checked against the latency table's models
+    and batch sizes, its columns typed; BundleError naming the row otherwise."""
+    sizes: dict[str, tuple[int, ...]] = {}
+    for model, b in zip(latency["model"].astype(str), latency["batch_size"]):
+        sizes[model] = (*sizes.get(model, ()), int(b))
+    problem = check_shapes(shapes, sizes, HOPS)
+    if problem is not None:
+        raise BundleError(f"{SHAPES_FILE}: {problem}")
+    return pd.DataFrame(
+        {
+            "kind": shapes["kind"].astype(str),
+            "name": shapes["name"].astype(str),
+            "batch_size": pd.to_numeric(shapes["batch_size"]).astype(np.int64),
+            "level": pd.to_numeric(shapes["level"]).astype(np.float64),
+            "ratio": pd.to_numeric(shapes["ratio"]).astype(np.float64),
+        }
+    ).reset_index(drop=True)
 
 
 def _check_idle_latency(latency: pd.DataFrame) -> None:
@@ -543,7 +584,10 @@ def load_bundle(path: str | Path) -> Bundle:
         features = None
         if (folder / FEATURES_FILE).exists():
             features = ServedFeatures.load(folder / FEATURES_FILE)
-        return validate_tables(meta, tables, features)
+        shapes = None
+        if (folder / SHAPES_FILE).exists():
+            shapes = read_csv_table(folder / SHAPES_FILE, BundleError, keep_default_na=False)
+        return validate_tables(meta, tables, features, shapes)
     except (BundleError, FeaturesError) as exc:
         raise BundleError(f"{folder}/{exc}") from None
 
@@ -556,6 +600,8 @@ def write_bundle(bundle: Bundle, path: str | Path) -> Path:
             getattr(bundle, table).to_csv(staging / file, index=False, float_format="%.10g")
         if bundle.features is not None:
             bundle.features.save(staging / FEATURES_FILE)
+        if bundle.shapes is not None:
+            bundle.shapes.to_csv(staging / SHAPES_FILE, index=False, float_format="%.10g")
         meta = json.dumps(bundle.meta, indent=2, sort_keys=True) + "\n"
         (staging / "bundle.json").write_text(meta)
     return folder

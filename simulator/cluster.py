@@ -31,11 +31,12 @@ from simulator.core import (
     hosted_above,
     place_workers,
 )
+from simulator.empirical_shape import draw_ratio
 from simulator.errors import InputError
 from simulator.hooks import PolicyHooks
 from simulator.policy import Plan, Policy
 from simulator.queues import queue_factory
-from simulator.service_shape import LOGNORMAL_SERVICE, lognormal_sigma, service_shape
+from simulator.service_shape import EMPIRICAL_SERVICE, lognormal_sigma, service_shape
 
 STAGE_OPEN = 0  # routed, not escalated: re-routed after a plan change, may escalate
 STAGE_ESCALATED = 1  # escalated to a middle stage: may escalate again
@@ -118,15 +119,16 @@ class Cluster:
         self.router_shift_s = (
             config.router_cost_s * config.time_scale if policy.uses_router else 0.0
         )
-        # the bundle's per-hop overheads (median, lognormal sigma): the serving stack's wall
-        # clock, not scaled; drawn from their own stream, so they never move another draw
-        self.dispatch_hop = _hop(*bundle.overhead_s("dispatch"))
-        self.escalation_hop = _hop(*bundle.overhead_s("escalation"))
+        # the bundle's per-hop overheads (median, lognormal sigma, measured shape or None): the
+        # serving stack's wall clock, not scaled; drawn from their own stream, so they never
+        # move another draw
+        self.dispatch_hop = _hop(bundle, "dispatch")
+        self.escalation_hop = _hop(bundle, "escalation")
         self.hop_rng = random.Random(f"{rng_seed}/hops")
         # the arrival hop delays only the controller's arrival count (from the trace time; the
         # router's cost has passed when it is drawn), on a stream of its own so that it never
         # moves the other hops' draws
-        self.arrival_hop = _hop(*bundle.overhead_s("arrival"))
+        self.arrival_hop = _hop(bundle, "arrival")
         self.arrival_hop_rng = random.Random(f"{rng_seed}/arrival-hops")
         # the bundle's arrival charge: each query's arrival at the stack prolongs every batch
         # running then (wall clock, not scaled); `arrivals_charged` counts the arrivals so far,
@@ -141,9 +143,14 @@ class Cluster:
         scale = config.time_scale
         self.latency_s = [(row * scale).tolist() for row in bundle.latency_table_s]
         # the service-time model's shape per (model, batch size): a batch takes its median
-        # times floor + (1 - floor) exp(sigma Z) (`simulator.service_shape`)
+        # times floor + (1 - floor) exp(sigma Z) (`simulator.service_shape`), or with
+        # "empirical" times a draw from the bundle's measured shape (`service_ratios`; None
+        # where the model has none: the lognormal)
+        parametric = config.service_time
+        if parametric == EMPIRICAL_SERVICE:
+            parametric = "lognormal"
         shapes = [
-            [service_shape(config.service_time, *q) for q in zip(p05row, p50row, p95row)]
+            [service_shape(parametric, *q) for q in zip(p05row, p50row, p95row)]
             for p05row, p50row, p95row in zip(
                 (bundle.latency_p05_table_s * scale).tolist(),
                 self.latency_s,
@@ -152,6 +159,12 @@ class Cluster:
         ]
         self.service_floor = [[s.floor_ratio for s in row] for row in shapes]
         self.service_sigma = [[s.sigma for s in row] for row in shapes]
+        self.service_ratios = [[None] * len(row) for row in self.latency_s]
+        if config.service_time == EMPIRICAL_SERVICE:
+            self.service_ratios = [
+                [_nearest_shape(bundle, name, b) for b in range(len(row))]
+                for name, row in zip(bundle.model_names, self.latency_s)
+            ]
         # idle_latency: per model its idle gap and the extra seconds of a batch after it
         # (None: the p50 whatever the idle; scaled as the latencies are)
         self.idle_gap_s: list[float] | None = None
@@ -314,10 +327,14 @@ class Cluster:
                 exec_s += self.idle_extra_s[m][n] * ramp
             if service == "exponential":
                 exec_s = self.rng.expovariate(1.0 / exec_s)
-            elif service in LOGNORMAL_SERVICE:
-                floor = self.service_floor[m][n]
-                spread = math.exp(self.service_sigma[m][n] * self.rng.gauss(0.0, 1.0))
-                exec_s *= floor + (1.0 - floor) * spread
+            elif service != "deterministic":
+                ratios = self.service_ratios[m][n]
+                if ratios is not None:
+                    exec_s *= draw_ratio(ratios, self.rng.random())
+                else:
+                    floor = self.service_floor[m][n]
+                    spread = math.exp(self.service_sigma[m][n] * self.rng.gauss(0.0, 1.0))
+                    exec_s *= floor + (1.0 - floor) * spread
             if self.disc_cost_s and self.state.judged[m]:
                 exec_s += self.disc_cost_s * n
             if disc_batch:
@@ -365,8 +382,8 @@ class Cluster:
             return
         self.send(q, m)
 
-    def after_hop(self, hop: tuple[float, float], action, *args) -> None:
-        """`action(*args)` once a hop's overhead (median, sigma) has passed."""
+    def after_hop(self, hop: Hop, action, *args) -> None:
+        """`action(*args)` once a hop's overhead (`_draw_hop`) has passed."""
         delay_s = _draw_hop(hop, self.hop_rng)
         self.env.timeout(delay_s).callbacks.append(lambda _: action(*args))
 
@@ -669,11 +686,28 @@ def _backlog(w: Worker) -> int:
     return len(w.queue) + w.serving
 
 
-def _hop(median_s: float, p95_s: float) -> tuple[float, float]:
-    return median_s, lognormal_sigma(median_s, p95_s)
+# a hop's median seconds, lognormal sigma and measured shape (None: the lognormal)
+Hop = tuple[float, float, tuple[float, ...] | None]
 
 
-def _draw_hop(hop: tuple[float, float], rng: random.Random) -> float:
-    """One hop's seconds: lognormal with the hop's (median, sigma); the median when sigma is 0."""
-    median_s, sigma = hop
+def _hop(bundle: Bundle, name: str) -> Hop:
+    median_s, p95_s = bundle.overhead_s(name)
+    return median_s, lognormal_sigma(median_s, p95_s), bundle.hop_shape.get(name)
+
+
+def _draw_hop(hop: Hop, rng: random.Random) -> float:
+    """One hop's seconds: its median times a draw from its measured shape where the bundle
+    has one, else lognormal with its (median, sigma); the median when sigma is 0."""
+    median_s, sigma, ratios = hop
+    if ratios is not None:
+        return median_s * draw_ratio(ratios, rng.random())
     return median_s * math.exp(sigma * rng.gauss(0.0, 1.0)) if sigma else median_s
+
+
+def _nearest_shape(bundle: Bundle, model: str, batch_size: int) -> tuple[float, ...] | None:
+    """The measured shape of `model`'s batches nearest `batch_size` in size (the smaller on a
+    tie); None when the model has none."""
+    sizes = [b for (name, b) in bundle.latency_shape if name == model]
+    if not sizes:
+        return None
+    return bundle.latency_shape[(model, min(sizes, key=lambda b: (abs(b - batch_size), b)))]

@@ -33,7 +33,9 @@ from simulator.queues import QUEUE_DISCIPLINES
 
 DISPATCH_MODES = ("random", "jsq", "central")
 DEMAND_ESTIMATORS = ("ewma", "inflight", "artifact-inflight")
-SERVICE_TIME_MODELS = ("deterministic", "exponential", "lognormal", "shifted-lognormal")
+SERVICE_TIME_MODELS = (
+    "deterministic", "exponential", "lognormal", "shifted-lognormal", "empirical"
+)
 PLAN_CHANGE_MODES = ("reroute", "keep")  # queued queries of a worker whose model changes
 REROUTE_ORDERS = ("serving", "arrival")  # the order in which a plan change routes them again
 ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query goes
@@ -130,8 +132,10 @@ class SimConfig:
     )
     service_time: str = setting(
         "deterministic", "Batch service time: the profiled p50, exponential, "
-        "lognormal(p50, p95), or shifted-lognormal(p05, p50, p95): a floor plus a lognormal, "
-        "the lognormal where latency.csv has no latency_p05_s (`simulator.service_shape`)",
+        "lognormal(p50, p95), shifted-lognormal(p05, p50, p95): a floor plus a lognormal, "
+        "the lognormal where latency.csv has no latency_p05_s (`simulator.service_shape`), or "
+        "empirical: the p50 times a draw from the bundle's measured shape (shapes.csv; the "
+        "nearest batch size's, the lognormal for a model without one)",
         Choice(SERVICE_TIME_MODELS),
     )
     idle_latency: bool = setting(

@@ -11,7 +11,8 @@ shifted-lognormal: floor + exp(mu + sigma Z), the three parameters fitted to the
 p50 and p95 (closed form: with m = p50 - floor, (p95 - floor)(p05 - floor) = m^2, so
 floor = (p05 p95 - p50^2) / (p05 + p95 - 2 p50)). It keeps the p50 and p95 exactly; where the
 p05 is unknown, or the lower tail is at least as wide as a lognormal's (no floor in [0, p05)),
-the floor is 0 and it is the lognormal. As ratios to the p50 (`ServiceShape`), the shape
+the floor is 0 and it is the lognormal. empirical: a draw from the bundle's measured shape
+(`simulator.empirical_shape`). As ratios to the p50 (`ServiceShape`), the shape
 scales with a batch's median (`simulator.cluster`: the latency after idle moves the median).
 """
 
@@ -21,8 +22,9 @@ import math
 from dataclasses import dataclass
 
 Z95 = 1.6448536269514722  # standard normal 95th percentile
-# the service-time models (`simulator.config.SERVICE_TIME_MODELS`) a ServiceShape draws
-LOGNORMAL_SERVICE = ("lognormal", "shifted-lognormal")
+# the service-time model that draws from the bundle's measured shapes
+# (`simulator.empirical_shape`), the lognormal for a model without one
+EMPIRICAL_SERVICE = "empirical"
 
 
 def lognormal_sigma(p50: float, p95: float) -> float:
