@@ -130,6 +130,15 @@ def discriminator_charge_s(
     return disc_s * batches["batch_size"].to_numpy(dtype=np.float64) * judged
 
 
+def served_model_s(
+    batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
+) -> np.ndarray:
+    """Per batch, the seconds the simulator's latency table stands for: its served time less
+    the discriminator's charge, at time scale 1."""
+    charge_s = discriminator_charge_s(batches, config, uses_discriminator)
+    return (batches["service_s"].to_numpy(dtype=np.float64) - charge_s) / config.time_scale
+
+
 def served_latency_table(
     bundle: Bundle, batches: pd.DataFrame, config: SimConfig, uses_discriminator: bool
 ) -> pd.DataFrame:
@@ -138,7 +147,7 @@ def served_latency_table(
     its size), `served_cpu_p50_s` and `served_preemptions_p50`. Without the bundle's latency
     after idle: a served batch's time is after the idle it had."""
     charge_s = discriminator_charge_s(batches, config, uses_discriminator)
-    model_s = (batches["service_s"].to_numpy(dtype=np.float64) - charge_s) / config.time_scale
+    model_s = served_model_s(batches, config, uses_discriminator)
     model_cpu_s = (engine_measure(batches, "cpu_s") - charge_s) / config.time_scale
     preempted = engine_measure(batches, "preemptions")
     served = batches.assign(model_s=model_s, model_cpu_s=model_cpu_s, preempted=preempted)

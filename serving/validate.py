@@ -45,6 +45,13 @@ from serving.arrival_charge import (
 from serving.loadgen import planner_log_writer
 from serving.profile_rounds import rounds_bundles
 from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
+from serving.served_shapes import (
+    SERVED_SHAPES_FILE,
+    compared_shapes,
+    sent_once_hops,
+    served_shapes,
+    with_shapes,
+)
 from serving.service_times import (
     SPEED_BIN_S,
     compared_latency,
@@ -71,6 +78,7 @@ from simulator.config import SimConfig
 from simulator.errors import InputError, one_line
 from simulator.json_input import read_json_object
 from simulator.results import write_run
+from simulator.service_shape import EMPIRICAL_SERVICE
 
 SHARE_METRICS = ("slo_violation_ratio", "heavy_share")
 GOALS = {  # metric -> (limit, unit) of |error|
@@ -232,13 +240,7 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
     hop's spread (the same Ray handle call). The arrival hop is the median and 95th percentile
     of `counted_after_s` over every query the ingress counted. NaN for a hop no query took, and
     for a run folder without the column (made before the serving path recorded it)."""
-    if "hops_s" not in real.columns:
-        hops = visits = np.zeros(0)
-    else:
-        sent_again = real["resends"].to_numpy() + real.get("retries", 0)  # retries: since s. 11
-        kept = real["hops_s"].notna().to_numpy() & (sent_again == 0)
-        hops = real["hops_s"].to_numpy(dtype=np.float64)[kept]
-        visits = real["visits"].to_numpy()[kept]
+    hops, visits = sent_once_hops(real)
 
     def percentile_ms(n_visits: int, q: float) -> float:
         x = hops[visits == n_visits]
@@ -536,7 +538,9 @@ def run_validation(
     with those hops and service times (DIR/sim-compared; the other's measured in other runs,
     it is out of sample), its errors in their own column (error_compared); where that
     served_latency.csv carries its batches' own p95 and p05, one more with them in place of the
-    profile's shape (error_compared_served_tails, `service_times.served_tails`). `sim_repeats`
+    profile's shape (error_compared_served_tails, `service_times.served_tails`), and where a
+    served_shapes.csv lies beside it, one more drawing its batches' and hops' measured shapes
+    (error_compared_empirical, `serving.served_shapes`). `sim_repeats`
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
     simulator's own spread (`simulated_spread`). Every simulation gives the workers the
     backend's service-time model (`ServeSetup.simulation_config`); one more simulation per
@@ -564,11 +568,15 @@ def run_validation(
         trace = resolve_trace(trace_spec, bundle, config.seed)
         # served tails: only where batch times vary (at the p50 alone they cannot matter)
         tails_vary = sim_config.service_time != "deterministic"
-        compared_bundle, tails_bundle = bundle, None
+        empirical = dataclasses.replace(sim_config, service_time=EMPIRICAL_SERVICE)
+        compared_bundle, tails_bundle, shaped_bundle = bundle, None, None
         if compare_served_latency is not None:  # checked before the real runs
             compared_bundle = compared_latency(compare_served_latency, bundle)
             if tails_vary:
                 tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
+                shapes = compared_shapes(compare_served_latency, bundle)
+                if shapes is not None:
+                    shaped_bundle = dataclasses.replace(compared_bundle, shapes=shapes)
         rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
         real_dirs = (
             _reused_real_runs(out, setup, trace_spec)
@@ -642,6 +650,9 @@ def run_validation(
             if tails_bundle is not None:
                 other = simulate(compared, base=tails_bundle)
                 others["compared_served_tails"] = run_metrics(other.queries, other.summary, names)
+            if shaped_bundle is not None:  # its batches' and hops' measured shapes
+                other = simulate(compared, base=shaped_bundle, service_config=empirical)
+                others["compared_empirical"] = run_metrics(other.queries, other.summary, names)
         charge_fit = None
         if charge_runs:  # the arrival charge's sensitivity: DIR/sim with it
             charge_fit = arrival_charge_fit(charge_runs)
@@ -678,8 +689,8 @@ def run_validation(
         )
         held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
         preemption_file, speed_file = out / PREEMPTION_FILE, out / SPEED_FILE
-        charge_file = out / ARRIVAL_CHARGE_FILE
-        for stale in (held_out, served_file, preemption_file, speed_file, charge_file):
+        charge_file, shapes_file = out / ARRIVAL_CHARGE_FILE, out / SERVED_SHAPES_FILE
+        for stale in (held_out, served_file, preemption_file, speed_file, charge_file, shapes_file):
             stale.unlink(missing_ok=True)
         if charge_fit is not None:
             per_run_fits = [arrival_charge_fit([run]) for run in charge_runs]
@@ -693,6 +704,11 @@ def run_validation(
             all_batches = pd.concat(batches, ignore_index=True)
             served = served_latency_table(bundle, all_batches, config, uses_disc)
             served.to_csv(served_file, index=False, float_format="%.6g")
+            if tails_vary:
+                queries = [q for q, _, _ in reals]
+                shapes = served_shapes(bundle, batches, queries, config, uses_disc)
+                if len(shapes):
+                    shapes.to_csv(shapes_file, index=False, float_format="%.10g")
             runs = {d.name: b for d, b in zip(real_dirs, batches)}
             charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
             fits = preemption_fit(all_batches, np.concatenate(list(charges.values())))
@@ -706,6 +722,7 @@ def run_validation(
             for k, d in enumerate(real_dirs):
                 hops = pooled_overheads_ms(per_run[:k] + per_run[k + 1 :])
                 bundles = {"profile": bundle}
+                service = dict.fromkeys(bundles, sim_config)
                 if batches is not None:
                     others_served = pd.concat(batches[:k] + batches[k + 1 :])
                     for name, tails in (("served", False), ("served_tails", True)):
@@ -713,13 +730,25 @@ def run_validation(
                             bundles[name] = with_served_latency(
                                 bundle, others_served, config, uses_disc, tails
                             )
+                    if tails_vary:  # the other runs' measured shapes of batches and hops
+                        shapes = served_shapes(
+                            bundle,
+                            batches[:k] + batches[k + 1 :],
+                            [q for j, (q, _, _) in enumerate(reals) if j != k],
+                            config,
+                            uses_disc,
+                        )
+                        if len(shapes):
+                            bundles["served_empirical"] = with_shapes(bundles["served"], shapes)
+                            service["served_empirical"] = empirical
                 runs = {latency: (hops, base) for latency, base in bundles.items()}
                 if charge_runs:  # the profile, the hops and the charge of the other runs
                     fit = arrival_charge_fit(charge_runs[:k] + charge_runs[k + 1 :])
                     charged = {**hops, ARRIVAL_CHARGE_FIELD: applied_charge_ms(fit)}
                     runs["profile_arrival_charge"] = (charged, bundle)
                 for latency, (overheads_ms, base) in runs.items():
-                    other = simulate(overheads_ms, base=base)
+                    kind = service.get(latency, sim_config)
+                    other = simulate(overheads_ms, base=base, service_config=kind)
                     plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
                     metrics = {
                         **run_metrics(other.queries, other.summary, names),
@@ -733,6 +762,7 @@ def run_validation(
                 ("profile", "error_leave_one_out"),
                 ("served", "error_leave_one_out_served"),
                 ("served_tails", "error_leave_one_out_served_tails"),
+                ("served_empirical", "error_leave_one_out_served_empirical"),
                 ("profile_arrival_charge", "error_leave_one_out_arrival_charge"),
             ):
                 kept = errors[errors["latency"] == latency]
@@ -781,6 +811,11 @@ def run_validation(
                     "; error compared served tails: the same with its served batches' own p95 "
                     "and p05 where it has them, not the profile's shape scaled"
                 )
+            if "compared_empirical" in others:
+                text += (
+                    "; error compared empirical: the same p50s, each batch time and hop drawn "
+                    f"from the shapes its runs measured ({SERVED_SHAPES_FILE} beside it)"
+                )
             parts.append(text + ".")
         if rounds:
             parts.append(
@@ -811,6 +846,13 @@ def run_validation(
                     " Error leave one out served tails: with their own p95 and p05 too, not the "
                     "profile's shape scaled (`served_tails`)."
                     if "error_leave_one_out_served_tails" in table.columns
+                    else ""
+                )
+                + (
+                    " Error leave one out served empirical: the other runs' served p50s, each "
+                    "batch time and the dispatch and arrival hops drawn from the shapes those "
+                    f"runs measured (`serving.served_shapes`; all runs': DIR/{SERVED_SHAPES_FILE})."
+                    if "error_leave_one_out_served_empirical" in table.columns
                     else ""
                 )
             )

@@ -22,6 +22,7 @@ from profiler.latency import (
     write_latency_profile,
 )
 from serving.profile_rounds import rounds_bundles
+from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.setup import ServeSetup
 from serving.stack import DEFAULT_STACK
 from serving.validate import (
@@ -657,7 +658,7 @@ def test_served_tails_are_simulated_where_batch_times_vary(bundle, tmp_path, mon
     write_served_runs(bundle, tmp_path, np.linspace(0.5, 4.0, 60))
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
-    latencies = ["profile", "served", "served_tails", "profile_arrival_charge"]
+    latencies = ["profile", "served", "served_tails", "served_empirical", "profile_arrival_charge"]
     assert held_out["latency"].tolist() == latencies * 2
     rows = table.set_index("metric")
     assert math.isfinite(rows.loc["p99_latency_s", "error_leave_one_out_served_tails"])
@@ -674,6 +675,47 @@ def test_served_tails_are_simulated_where_batch_times_vary(bundle, tmp_path, mon
     assert p99["error_compared_served_tails"] > p99["error_compared"] + 5
     assert "error compared served tails" in (tmp_path / "fidelity.md").read_text()
     assert "Error leave one out served" in (tmp_path / "fidelity.md").read_text()
+
+
+def test_measured_shapes_are_written_and_simulated_where_batch_times_vary(
+    bundle, tmp_path, monkeypatch
+):
+    """Real runs whose light batches took their profile 80% of the time and 4 times it
+    otherwise: DIR/served_shapes.csv holds that shape, and the simulations drawing it (held
+    out, and compared from a copy of this validation) have a slower tail than the
+    lognormals through the same p50."""
+    import serving.setup
+
+    monkeypatch.setitem(serving.setup.SIMULATED_SERVICE_TIME, "emulated", "lognormal")
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    write_served_runs(bundle, tmp_path, np.r_[np.full(80, 1.0), np.full(20, 4.0)])
+    run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    shapes = pd.read_csv(tmp_path / SERVED_SHAPES_FILE)
+    light = shapes[(shapes["kind"] == "latency") & (shapes["name"] == LIGHT)]
+    assert light["batch_size"].unique().tolist() == [1]
+    assert light["ratio"].iloc[70] == pytest.approx(1.0) and light["ratio"].iloc[90] > 3.9
+    assert "dispatch" in shapes.loc[shapes["kind"] == "hop", "name"].tolist()
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for file in ("served_latency.csv", SERVED_SHAPES_FILE):
+        (calibration / file).write_bytes((tmp_path / file).read_bytes())
+    table = run_validation(
+        setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None,
+        compare_served_latency=calibration / "served_latency.csv",
+    ).set_index("metric")  # fmt: skip
+    held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
+    assert "served_empirical" in held_out["latency"].tolist()
+    p99 = table.loc["p99_latency_s"]
+    assert p99["error_leave_one_out_served_empirical"] > p99["error_leave_one_out_served"] + 20
+    assert p99["error_compared_empirical"] > p99["error_compared"] + 20
+    report = (tmp_path / "fidelity.md").read_text()
+    assert "error compared empirical" in report and "served empirical" in report
+    (calibration / SERVED_SHAPES_FILE).write_text("kind,name\nlatency,ghost\n")
+    with pytest.raises(InputError, match=f"--compare-served-latency .*{SERVED_SHAPES_FILE}"):
+        run_validation(
+            setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None,
+            compare_served_latency=calibration / "served_latency.csv",
+        )  # fmt: skip
 
 
 def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 3):
