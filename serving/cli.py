@@ -336,6 +336,14 @@ def served_latency(
             "(default: the profile's p95/p50 and p05/p50 around the served median).",
         ),
     ] = False,
+    served_shapes: Annotated[
+        bool,
+        typer.Option(
+            "--served-shapes",
+            help="Also the batches' and the dispatch and arrival hops' measured shapes "
+            "(shapes.csv) where enough were served; simulate with --service-time empirical.",
+        ),
+    ] = False,
 ) -> None:
     """The runs' bundle with the latency profile their workers measured (batches.csv)."""
     from serving.service_times import served_bundle
@@ -343,7 +351,7 @@ def served_latency(
     from simulator.bundle import write_bundle
 
     check_output_folder(out_dir, marker="bundle.json")
-    served, table = served_bundle(runs, bundle, served_tails)
+    served, table = served_bundle(runs, bundle, served_tails, served_shapes)
     write_bundle(served, out_dir)
     for r in table.itertuples():
         cpu = "" if math.isnan(r.served_cpu_p50_s) else f", {r.served_cpu_p50_s * 1e3:.3g} ms CPU"
@@ -354,6 +362,9 @@ def served_latency(
             f"{r.latency_p50_s * 1e3:.3g} ms served (x{r.ratio:.3f}, {r.served_batches} batches"
             f"{cpu})"
         )
+    if served_shapes:
+        shaped = [f"{m} batch {b}" for m, b in served.latency_shape] + list(served.hop_shape)
+        typer.echo(f"measured shapes: {', '.join(shaped) or 'none (too few served)'}")
     typer.echo(f"bundle written to {out_dir}")
 
 

@@ -344,18 +344,23 @@ def served_runs(run_dirs: list[Path], bundle_spec: str | None = None) -> tuple[B
 
 
 def served_bundle(
-    run_dirs: list[Path], bundle_spec: str | None = None, tails: bool = False
+    run_dirs: list[Path], bundle_spec: str | None = None, tails: bool = False, shapes: bool = False
 ) -> tuple[Bundle, pd.DataFrame]:
     """The bundle real runs served (`served_runs`) with the latency profile their workers
     measured (`with_served_latency` over all their batches; with `tails`, their own p95 and
-    p05 where enough were served), and the table of ratios (`served_latency_table`); its meta
-    gains `served_latency` (the runs, MIN_BATCHES, each ratio, whether the tails are served)."""
+    p05 where enough were served; with `shapes`, their batches' and hops' measured shapes,
+    `serving.served_shapes`), and the table of ratios (`served_latency_table`); its meta
+    gains `served_latency` (the runs, MIN_BATCHES, each ratio, whether the tails and the
+    shapes are served)."""
+    from serving.served_shapes import served_shapes, with_shapes
+    from serving.validate import read_real_run
     from simulator.run import build_policy
 
     bundle, first_config = served_runs(run_dirs, bundle_spec)
     config = SimConfig(**first_config["sim"])
     policy = build_policy(bundle, first_config["policy"], config, first_config["policy_options"])
-    batches = pd.concat(read_batches(run_dirs, bundle.model_names), ignore_index=True)
+    per_run = read_batches(run_dirs, bundle.model_names)
+    batches = pd.concat(per_run, ignore_index=True)
     table = served_latency_table(bundle, batches, config, policy.uses_discriminator)
     ratios = {
         name: {str(int(r.batch_size)): round(float(r.ratio), 6) for r in rows.itertuples()}
@@ -368,11 +373,17 @@ def served_bundle(
             "min_batches": MIN_BATCHES,
             "ratio": ratios,
             "served_tails": tails,
+            "served_shapes": shapes,
         },
     }
     shaped = served_tails(table) if tails else table
     latency = shaped[_latency_columns(shaped)]  # served: each batch after the idle it had
-    return dataclasses.replace(bundle, meta=meta, latency=latency), table
+    served = dataclasses.replace(bundle, meta=meta, latency=latency)
+    if shapes:
+        queries = [read_real_run(d)[0] for d in run_dirs]
+        measured = served_shapes(bundle, per_run, queries, config, policy.uses_discriminator)
+        served = with_shapes(served, measured)
+    return served, table
 
 
 PREEMPTION_FIT_COLUMNS = [

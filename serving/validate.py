@@ -575,7 +575,7 @@ def run_validation(
             if tails_vary:
                 tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
                 shapes = compared_shapes(compare_served_latency, bundle)
-                if shapes is not None:
+                if shapes is not None and (shapes["kind"] == "latency").any():
                     shaped_bundle = dataclasses.replace(compared_bundle, shapes=shapes)
         rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
         real_dirs = (
@@ -738,7 +738,7 @@ def run_validation(
                             config,
                             uses_disc,
                         )
-                        if len(shapes):
+                        if (shapes["kind"] == "latency").any():
                             bundles["served_empirical"] = with_shapes(bundles["served"], shapes)
                             service["served_empirical"] = empirical
                 runs = {latency: (hops, base) for latency, base in bundles.items()}

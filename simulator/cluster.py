@@ -161,6 +161,11 @@ class Cluster:
         self.service_sigma = [[s.sigma for s in row] for row in shapes]
         self.service_ratios = [[None] * len(row) for row in self.latency_s]
         if config.service_time == EMPIRICAL_SERVICE:
+            if not bundle.latency_shape:
+                raise InputError(
+                    "service_time 'empirical': the bundle has no measured batch-time shapes "
+                    "(shapes.csv; `t2isim bundle served-latency --served-shapes` writes them)"
+                )
             self.service_ratios = [
                 [_nearest_shape(bundle, name, b) for b in range(len(row))]
                 for name, row in zip(bundle.model_names, self.latency_s)

@@ -20,6 +20,7 @@ from simulator.empirical_shape import (
     shape_rows,
 )
 from simulator.engine import simulate
+from simulator.errors import InputError
 from simulator.policy import PolicyContext, make_policy
 
 # a batch that takes its median 80% of the time and twice it otherwise: two modes, a floor at
@@ -66,17 +67,18 @@ def test_the_simulator_draws_a_measured_shape(time_scale):
     assert ratio.max() == pytest.approx(2.0)
 
 
-def test_without_a_shape_empirical_is_the_lognormal_draw_for_draw():
+def test_a_model_without_a_shape_draws_the_lognormal_and_a_bundle_without_any_is_refused():
     bundle = make_bundle(base_latency_s={"light": 1.0, "heavy": 3.0})
     tailed = bundle.latency.assign(latency_p95_s=bundle.latency["latency_p50_s"] * 1.4)
     tables = {t: getattr(bundle, t) for t in ("models", "prompts", "scores", "cascades")}
     plain = validate_tables(bundle.meta, {**tables, "latency": tailed})
     lognormal, _ = _service_s(plain, "lognormal", n=500)
-    assert np.array_equal(_service_s(plain, "empirical", n=500)[0], lognormal)
     assert np.std(lognormal) > 0.1  # it did draw
-    # a shape for heavy only leaves light's times the lognormal's
+    # a shape for heavy only leaves light's times the lognormal's, draw for draw
     heavy_only = with_shapes(plain, shape_rows("latency", "heavy", 1, shape_ratios(TWO_MODES)))
     assert np.array_equal(_service_s(heavy_only, "empirical", n=500)[0], lognormal)
+    with pytest.raises(InputError, match="service_time 'empirical': the bundle has no measured"):
+        _service_s(plain, "empirical", n=10)
 
 
 def test_a_batch_size_without_a_shape_takes_the_nearest_ones():
@@ -168,3 +170,20 @@ def test_a_bad_hop_shape_is_refused(hop, size, expected):
     shapes = shape_rows("hop", hop, size, shape_ratios(TWO_MODES))
     with pytest.raises(BundleError, match=expected):
         with_shapes(make_bundle(), shapes)
+
+
+def test_cli_simulate_draws_a_bundles_shapes_and_refuses_a_bundle_without(tmp_path):
+    from hostile import assert_one_line_error, check_run_folder, invoke
+
+    bundle = make_bundle(base_latency_s={"light": 1.0, "heavy": 3.0})
+    shapes = shape_rows("latency", "light", 1, shape_ratios(TWO_MODES))
+    shaped = write_bundle(with_shapes(bundle, shapes), tmp_path / "shaped")
+    plain = write_bundle(bundle, tmp_path / "plain")
+    args = ["--policy", "clipper-light", "--trace", "constant:rate=0.2,duration=60"]
+    args += ["--workers", "1", "--slo", "1000", "--service-time", "empirical", "--quiet"]
+    done = invoke("simulate", "--bundle", shaped, *args, "--out", tmp_path / "run")
+    assert done.exit_code == 0, done
+    check_run_folder(tmp_path / "run")
+    refused = invoke("simulate", "--bundle", plain, *args, "--out", tmp_path / "none")
+    assert_one_line_error(refused, "service_time 'empirical'", "shapes.csv")
+    assert not (tmp_path / "none").exists()

@@ -85,3 +85,27 @@ def test_a_compared_validation_without_shapes_gives_none_and_a_bad_one_one_line(
         compared_shapes(served, bundle)
     assert str(info.value).startswith(f"--compare-served-latency '{served}': served_shapes.csv")
     assert "unknown hop 'x'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_served_latency_writes_the_measured_shapes_when_asked(bundle, tmp_path):  # noqa: F811
+    from test_service_times import fake_real_run
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+    from simulator.bundle import load_bundle
+
+    run = tmp_path / "real-1"
+    fake_real_run(bundle, run, CONFIG.to_dict())
+    runs_of(bundle, [1.0])[0].to_csv(run / "batches.csv", index=False)
+    runner = CliRunner()
+    for flag in ([], ["--served-shapes"]):
+        out = tmp_path / f"served{len(flag)}"
+        args = ["bundle", "served-latency", str(run), "--out", str(out), *flag]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        served = load_bundle(out)
+        assert served.meta["served_latency"]["served_shapes"] == bool(flag)
+        assert (out / "shapes.csv").is_file() == bool(flag)
+    assert f"measured shapes: {LIGHT} batch 1" in result.output  # too few queries for hops
+    assert served.hop_shape == {}
+    np.testing.assert_allclose(served.latency_shape[(LIGHT, 1)], shape_ratios(TWO_MODES))

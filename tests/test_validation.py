@@ -658,7 +658,7 @@ def test_served_tails_are_simulated_where_batch_times_vary(bundle, tmp_path, mon
     write_served_runs(bundle, tmp_path, np.linspace(0.5, 4.0, 60))
     table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
-    latencies = ["profile", "served", "served_tails", "served_empirical", "profile_arrival_charge"]
+    latencies = ["profile", "served", "served_tails", "profile_arrival_charge"]
     assert held_out["latency"].tolist() == latencies * 2
     rows = table.set_index("metric")
     assert math.isfinite(rows.loc["p99_latency_s", "error_leave_one_out_served_tails"])
