@@ -55,7 +55,7 @@ def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(rep
     cells, counts = report_module.goals_row("tiny-diffusers-static", fidelity(7.0, False))
     # validate's 5% p50 rule said no; the tiny goal is 10%: own +7.0, held out +6.0,
     # calibration's +1.0
-    assert counts == [[1, 1], [1, 1], [0, 0], [1, 1]]
+    assert counts == [[1, 1], [1, 1], [0, 0], [1, 1], [0, 0]]
     assert cells == [
         "tiny-diffusers-static",
         "+7.0 % (±3) yes, held-out hops +6.0 yes, calibration +1.0 yes",
@@ -68,8 +68,13 @@ def test_a_tiny_diffusers_experiment_is_held_to_the_10_percent_p50_goal_only(rep
     # real runs that recorded their batches: held-out hops and service times, judged too
     served = fidelity(-20.0, False).assign(error_leave_one_out_served=[-4.0, 1.0, 0.0, nan])
     cells, counts = report_module.goals_row("tiny-diffusers-static", served)
-    assert counts == [[0, 1], [1, 1], [1, 1], [1, 1]]
+    assert counts == [[0, 1], [1, 1], [1, 1], [1, 1], [0, 0]]
     assert "held-out hops and service times -4.0 yes" in cells[1]
+    # the named second protocol (session 31): the calibration with its measured shapes
+    shaped = served.assign(error_compared_empirical=[-11.0, 2.0, 0.0, nan])
+    cells, counts = report_module.goals_row("tiny-diffusers-static", shaped)
+    assert counts[-1] == [0, 1]
+    assert "calibration with measured shapes -11.0 no" in cells[1]
 
 
 def test_each_hop_source_is_judged_on_its_own_error(report_module):
@@ -81,11 +86,11 @@ def test_each_hop_source_is_judged_on_its_own_error(report_module):
     # an experiment without the compared simulation (the calibration) counts no such goal
     own = fidelity(3.0, True).drop(columns="error_compared")
     cells, counts = report_module.goals_row("static-azure", own)
-    assert counts == [[3, 4], [2, 4], [0, 0], [0, 0]]  # p99 -20% not; held out p99 -12% not
+    assert counts == [[3, 4], [2, 4], [0, 0], [0, 0], [0, 0]]  # p99 -20%, held out -12%: not
     assert cells[1] == "+3.0 % (±3) yes, held-out hops +6.0 no"
     # one real run: no held-out column either
     alone = own.drop(columns="error_leave_one_out")
-    assert report_module.goals_row("static-azure", alone)[1] == [[3, 4], [0, 0], [0, 0], [0, 0]]
+    assert report_module.goals_row("static-azure", alone)[1] == [[3, 4]] + [[0, 0]] * 4
 
 
 def test_experiments_run_after_the_one_whose_overheads_they_compare_with(report_module):
@@ -104,7 +109,7 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     names = ["static-constant", "tiny-diffusers-static"]
     text, counts = report_module.report(folder, names, "# Notes\n")
     # own -12% not met; held out +6.0, calibration +1.0
-    assert counts == [[0, 1], [1, 1], [0, 0], [1, 1]]
+    assert counts == [[0, 1], [1, 1], [0, 0], [1, 1], [0, 0]]
     emulated, tiny = text.split("## Goals per experiment, tiny diffusers backend")
     assert "| static-constant | not run | | | |" in emulated
     row = "| tiny-diffusers-static | -12.0 % (±3) no, held-out hops +6.0 yes, calibration"
