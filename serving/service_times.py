@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle
+from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle, nearest_batch_size
 from simulator.config import SimConfig
 from simulator.csv_input import read_csv_table
 from simulator.errors import InputError
@@ -295,7 +295,7 @@ def _nearest(ratios: dict[int, float], size: int) -> float:
     1.0 when none has."""
     if not ratios:
         return 1.0
-    return ratios[min(ratios, key=lambda b: (abs(b - size), b))]
+    return ratios[nearest_batch_size(ratios, size)]
 
 
 def served_runs(run_dirs: list[Path], bundle_spec: str | None = None) -> tuple[Bundle, dict]:

@@ -576,7 +576,7 @@ def run_validation(
                 tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
                 shapes = compared_shapes(compare_served_latency, bundle)
                 if shapes is not None and (shapes["kind"] == "latency").any():
-                    shaped_bundle = dataclasses.replace(compared_bundle, shapes=shapes)
+                    shaped_bundle = with_shapes(compared_bundle, shapes)
         rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
         real_dirs = (
             _reused_real_runs(out, setup, trace_spec)

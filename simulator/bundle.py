@@ -114,6 +114,12 @@ MAX_TABLE_INTEGER = 2**53
 P05_LATENCY_COLUMN = "latency_p05_s"
 
 
+def nearest_batch_size(sizes, size: int) -> int:
+    """The size in `sizes` (non-empty) nearest `size`, the smaller on a tie: where a per-size
+    measurement is missing, the one a size borrows."""
+    return min(sizes, key=lambda b: (abs(b - size), b))
+
+
 class BundleError(InputError):
     """A bundle that cannot be used; the message names file, row and column."""
 

@@ -20,7 +20,7 @@ import numpy as np
 import simpy
 
 from simulator.artifact_inflight import ArtifactInflight
-from simulator.bundle import Bundle
+from simulator.bundle import Bundle, nearest_batch_size
 from simulator.config import SimConfig
 from simulator.core import (
     ACCEPT,
@@ -715,4 +715,4 @@ def _nearest_shape(bundle: Bundle, model: str, batch_size: int) -> tuple[float, 
     sizes = [b for (name, b) in bundle.latency_shape if name == model]
     if not sizes:
         return None
-    return bundle.latency_shape[(model, min(sizes, key=lambda b: (abs(b - batch_size), b)))]
+    return bundle.latency_shape[(model, nearest_batch_size(sizes, batch_size))]

@@ -95,10 +95,10 @@ def check_shapes(
             shown = _shown(shapes["ratio"].iloc[i])
             return f"{row}, column 'ratio': {shown!r} is not a positive number"
     keys = list(zip(kinds, names, sizes))
-    first_row = {}
+    rows_of = {}
     for i, key in enumerate(keys):
-        first_row.setdefault(key, []).append(i)
-    for key, rows in first_row.items():
+        rows_of.setdefault(key, []).append(i)
+    for key, rows in rows_of.items():
         where = f"{key[0]} {key[1]!r}"
         if key[0] == "latency":
             where += f" batch size {int(key[2])}"
