@@ -68,14 +68,18 @@ class ServeStack:
 
     @contextlib.contextmanager
     def local_serve(self, num_cpus: int) -> Iterator[None]:
-        """A local Ray cluster with Serve started on this stack, shut down on exit (the
-        benchmarks' probes; `serving.server.ServeSession` serves a run)."""
+        """A local Ray cluster with Serve started on this stack, its HTTP front on a free port
+        (not Serve's 8000, which a server of the host's, or a front still stopping, may hold),
+        shut down on exit (the benchmarks' probes; `serving.server.ServeSession` serves a
+        run)."""
         import ray
         from ray import serve
 
         ray.init(**self.local_ray_options(num_cpus))
         try:
-            serve.start(controller_options=self.controller_options())
+            serve.start(
+                http_options={"port": free_port()}, controller_options=self.controller_options()
+            )
             yield
         finally:
             serve.shutdown()

@@ -29,3 +29,29 @@ def hadis_artifact(shared_data: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"HADIS artifact data not present at {path}")
     return path
+
+
+# Test modules that start a Ray cluster or time a CPU: run one at a time, on one xdist worker
+# (`--dist loadgroup`), so that no two clusters or timed loops share the cores at once.
+SERIAL_MODULES = frozenset(
+    {
+        "test_cpu_probes",
+        "test_profiler_neighbour",
+        "test_serving_diffusers",
+        "test_serving_join",
+        "test_serving_ray",
+        "test_serving_stack",
+        "test_serving_startup",
+        "test_shared_core_probe",
+        "test_speed_drift",
+        "test_validation",
+        "test_validation_diffusers",
+        "test_validation_report",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in SERIAL_MODULES:
+            item.add_marker(pytest.mark.xdist_group("serial"))
