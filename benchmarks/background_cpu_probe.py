@@ -11,7 +11,7 @@ Prints one line per pair, and last `beside_over_alone_cpu_heavy=<ratio>
 beside_over_alone_cpu_light=<ratio>`: the p50 CPU beside the cluster over that alone, all
 pairs pooled (session 27: 1.081 and 1.045 in one run's pairs, 0.988 and 1.029 in the next's;
 session 28, pre-registered, 6 pairs: heavy 1.032, light 1.014, above 1 in 3 of 6 pairs each;
-not established, results/validation/NOTES.md).
+not established, results/validation/HISTORY.md, sessions 27 and 28).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ each served batch time's and each hop's distribution over its median.
 
 With the served latency table (`serving.service_times`) and `service_time="empirical"`, the
 simulator draws what the runs' batches and hops did: the floor, the body and the tail beyond
-the p95 that a lognormal through the p50 and p95 does not have (results/validation/NOTES.md,
+the p95 that a lognormal through the p50 and p95 does not have (results/validation/HISTORY.md,
 session 31). `validate` writes DIR/SERVED_SHAPES_FILE and reports the simulations with them.
 """
 

@@ -24,7 +24,7 @@ BACKENDS = ("emulated", "diffusers")
 # with the profile's p50 and p95. COMPARED_SERVICE_TIMES: the models each of its validations
 # also simulates, reported as error_<model>_service: the p50 alone, and shifted-lognormal (a
 # floor through the profile's p05; session 21's fresh set did not support judging on it:
-# results/validation/NOTES.md)
+# results/validation/HISTORY.md, section "Session 21")
 SIMULATED_SERVICE_TIME = {"emulated": "deterministic", "diffusers": "lognormal"}
 COMPARED_SERVICE_TIMES = {"emulated": (), "diffusers": ("deterministic", "shifted-lognormal")}
 # whether validate's simulation gives a batch after idle the bundle's latency after idle

@@ -312,3 +312,44 @@ def test_the_preregistered_tally_counts_sets_per_machine(report_module, tmp_path
     assert "met in 1 of 2 (-4.0%, -14.0%)" in named
     assert sum(line.startswith("| ") and "served calibration" in line for line in lines) == 2
     assert report_module.preregistered_lines(tmp_path / "absent.csv") == []
+
+
+def test_the_glance_says_met_only_where_every_judgement_meets_the_goal(report_module, tmp_path):
+    folder = tmp_path / "validation"
+    for name, p50_error, met in (
+        ("static-constant", 2.0, True),
+        ("hadis-azure", 7.0, False),
+        ("tiny-diffusers-static", -12.0, False),
+    ):
+        (folder / name).mkdir(parents=True)
+        fidelity(p50_error, met).to_csv(folder / name / "fidelity.csv", index=False)
+        (folder / name / "fidelity.md").write_text("## title\n")
+    (folder / "preregistered.csv").write_text(
+        "session,set,registered_utc,machine,protocol,experiment,load_qps,real_runs,"
+        "judged_column,p50_error_pct,real_spread_pct,held_out_served_pct,goal_met,folder\n"
+        "1,1,10:00,local,committed,b,8,3,error,-15.0,1.0,-1.0,False,\n"
+        "2,1,11:00,local,committed,b,8,3,error,-3.0,1.0,2.0,True,\n"
+        "2,1,11:00,local,shapes,b,8,3,error_compared_empirical,-4.0,1.0,2.0,True,\n"
+    )
+    names = ["static-constant", "hadis-azure", "proteus-azure", "tiny-diffusers-static"]
+    lines = report_module.glance_lines(folder, names)
+    row = {line.split(" | ")[0]: line for line in lines if line.startswith("| ")}
+    # p50: own hops 1 of 2 (+2.0 met, +7.0 not), held out +6.0 (0 of 2), calibration +1.0
+    p50 = row["| emulated, 16 replicas: abs(p50 error) <= 5%"]
+    assert " | not met | " in p50
+    assert "own hops 1 of 2; held-out hops 0 of 2; calibration 2 of 2" in p50
+    # p99: own -20% and held out -12% not met, calibration -5% met; the same plan on DIR/sim
+    assert "own hops 0 of 2; held-out hops 0 of 2; calibration 2 of 2" in row[
+        "| emulated: abs(p99 error) <= 10%"
+    ]
+    same_plan = row["| emulated: the same plan in >= 90% of plan epochs"]
+    assert same_plan.endswith(" | met | experiments meeting it: own hops 2 of 2 |")
+    tiny = next(line for line in lines if "offline profile" in line)
+    assert " | not met | committed tables: tiny-diffusers-static -12.0%" in tiny
+    assert "met in 1 of 2, 2 of 2 sets low (sign test p = 0.5)" in tiny
+    second = next(line for line in lines if "second protocol" in line)
+    assert " | met | pre-registered: met in 1 of 1 (-4.0%) |" in second
+    # the glance comes right under the notes' title
+    text, _ = report_module.report(folder, names, "# Notes\n\nhand-written\n")
+    assert text.startswith("# Notes\n\n## The goals at a glance (generated)\n")
+    assert text.index("hand-written") > text.index("experiments meeting it")
