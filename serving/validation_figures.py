@@ -25,7 +25,8 @@ from serving.validate import SPEED_FILE, TINY_P50_GOAL_PCT, completed_latency_s
 
 REAL_COLOR, SIM_COLOR = "0.55", "#c0392b"
 # every tiny experiment judged on a rule written down before it ran, one row each (hand-kept
-# from the sessions' notes, HISTORY.md; rows with a folder are checked against its fidelity.csv by the tests)
+# from the sessions' notes, HISTORY.md; rows with a folder are checked against its
+# fidelity.csv by the tests)
 PREREGISTERED = "preregistered.csv"
 
 
