@@ -189,11 +189,14 @@ def profile_tiny(
     rounds: int = TINY_LATENCY_ROUNDS,
     round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
     idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
+    repeats: int | None = None,
 ) -> None:
     """`t2isim profile all --tiny` on this machine, with the torch threads of one CPU replica
     (`OMP_NUM_THREADS` = `CPU_WORKER_THREADS`: replicas share the cores, and a profile made with
     more threads measures their contention instead), the latency timed in `rounds` rounds
-    `round_gap_s` apart and after `idle_gap_s` idle, each prompt's bundle score that of its
+    `round_gap_s` apart and after `idle_gap_s` idle (`repeats` calls each per round, default
+    the tiny plan's; 100 or more over the rounds carry their shape into the bundle), each
+    prompt's bundle score that of its
     first image (`--prompt-score
     first-image`: the image the real path renders for it, so both drivers judge the same
     image); keeps in `work` what the diffusers backend serves and the report reads: bundle/,
@@ -206,6 +209,7 @@ def profile_tiny(
         args += ["--prompt-score", "first-image"]  # the image a one-image request renders
         args += ["--latency-rounds", str(rounds), "--latency-round-gap-s", f"{round_gap_s:g}"]
         args += ["--latency-idle-gap-s", f"{idle_gap_s:g}"]
+        args += ["--latency-repeats", str(repeats)] if repeats else []
         print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
         subprocess.run(args, check=True, env=env)
         shutil.copytree(scratch / "bundle", keep / "bundle")
@@ -223,13 +227,14 @@ def reprofile_tiny(
     round_gap_s: float = TINY_LATENCY_ROUND_GAP_S,
     idle_gap_s: float = TINY_LATENCY_IDLE_GAP_S,
     into: tuple[str, str] = (LATENCY_AFTER, LATENCY_TABLES_AFTER),
+    repeats: int | None = None,
 ) -> None:
     """The offline profile re-timed: each tiny model's `t2isim profile latency` again (the
     bundle's source model, steps, resolution and dtype; `profile all --tiny`'s batch sizes,
-    warm-up and repeats; `profile_tiny`'s rounds and idle gap), into work/`into[0]` in the
-    bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone as the bundle's are) and
-    the timing tables into work/`into[1]`: after the runs (its repeatability) or beside the
-    emulated stack (`beside_emulated_stack`)."""
+    warm-up and repeats, or `repeats`; `profile_tiny`'s rounds and idle gap), into
+    work/`into[0]` in the bundle's shape (`bundle_latency_rows`: p50 and p95 made monotone as
+    the bundle's are) and the timing tables into work/`into[1]`: after the runs (its
+    repeatability) or beside the emulated stack (`beside_emulated_stack`)."""
     from profiler.layout import WorkLayout
     from profiler.workflow import tiny_plan
 
@@ -244,7 +249,7 @@ def reprofile_tiny(
             args += ["--steps", str(p["steps"]), "--resolution", str(p["resolution"])]
             args += ["--batch-sizes", ",".join(map(str, plan.batch_sizes))]
             args += ["--dtype", p["dtype"], "--warmup", str(plan.timing.n_warmup)]
-            args += ["--repeats", str(plan.timing.n_repeats), "--device", plan.device]
+            args += ["--repeats", str(repeats or plan.timing.n_repeats), "--device", plan.device]
             args += ["--rounds", str(rounds), "--round-gap-s", f"{round_gap_s:g}"]
             args += ["--idle-gap-s", f"{idle_gap_s:g}", "--work", tmp]
             print(" ".join(args), f"(OMP_NUM_THREADS={CPU_WORKER_THREADS})", flush=True)
@@ -742,6 +747,13 @@ def main() -> None:
         help="rounds the tiny profile times each row in (fewer: a shorter run elsewhere)",
     )
     parser.add_argument(
+        "--tiny-repeats",
+        type=int,
+        help="calls the tiny profile times each row per round (default: the tiny plan's 3); "
+        "100 or more over the rounds put the calls' measured shape in the bundle, and "
+        "validate simulates with it too (error_empirical_service)",
+    )
+    parser.add_argument(
         "--skip-after",
         action="store_true",
         help="with --run: skip re-taking the tiny profile and the drift probe after the runs",
@@ -755,6 +767,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny_rounds < 1:
         parser.error(f"--tiny-rounds {args.tiny_rounds}: expected at least 1")
+    if args.tiny_repeats is not None and args.tiny_repeats < 1:
+        parser.error(f"--tiny-repeats {args.tiny_repeats}: expected at least 1")
+    tiny_timing = {"rounds": args.tiny_rounds, "repeats": args.tiny_repeats}
     names = list(EXPERIMENTS) if not args.only else args.only.split(",")
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:
@@ -764,12 +779,12 @@ def main() -> None:
         if not (args.run or (args.dir / name / "real-1").is_dir()):
             continue
         if args.run and EXPERIMENTS[name].diffusers and not profiled:
-            profile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
+            profile_tiny(args.dir / TINY_PROFILE, **tiny_timing)
             profiled = True
             if args.tiny_beside_stack:
                 with beside_emulated_stack(args.dir, name):
                     beside = (LATENCY_BESIDE, LATENCY_TABLES_BESIDE)
-                    reprofile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds, into=beside)
+                    reprofile_tiny(args.dir / TINY_PROFILE, **tiny_timing, into=beside)
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
         before, ticks = os.getloadavg(), cpu_ticks()
         subprocess.run(command(name, args.dir, not args.run), check=True)
@@ -778,7 +793,7 @@ def main() -> None:
             f"CPU stolen by the hypervisor {steal_share(ticks, cpu_ticks()):.1%}"
         )
     if profiled and not args.skip_after:
-        reprofile_tiny(args.dir / TINY_PROFILE, rounds=args.tiny_rounds)
+        reprofile_tiny(args.dir / TINY_PROFILE, **tiny_timing)
         measure_drift(args.dir / TINY_PROFILE)
     notes = args.notes.read_text() if args.notes.is_file() else "# Validation\n"
     text, counts = report(args.dir, names, notes)

@@ -514,6 +514,14 @@ def all_steps(
     latency_rounds: int = ROUNDS,
     latency_round_gap_s: float = ROUND_GAP_S,
     latency_idle_gap_s: float = IDLE_GAP_S,
+    latency_repeats: int | None = typer.Option(
+        None,
+        min=1,
+        help="Timed calls of each batch size per round (as many more after idle, with "
+        "--latency-idle-gap-s); default: the tiny plan's 3. A size timed 100 times or more "
+        "carries its measured shape into the bundle (shapes.csv, for --service-time "
+        "empirical).",
+    ),
 ) -> None:
     """Every step in order. Only --tiny for now: real runs use the per-step commands."""
     from profiler.sharding import open_runner
@@ -530,6 +538,7 @@ def all_steps(
         "rounds": latency_rounds,
         "round_gap_s": latency_round_gap_s,
         "idle_gap_s": latency_idle_gap_s,
+        "repeats": latency_repeats,
     }
     if runner is None:
         path = run_tiny(layout, "tiny", prompts, seed, None, config, prompt_score, **timing)

@@ -12,7 +12,11 @@ the rounds' medians (p10, p90: how far the machine's speed moved while the row w
 the p50 after the idle gap (`latency_idle_p50_s`, NaN when not timed). An
 out-of-memory error at a batch size is recorded as infeasible (the memory is released) and the
 run goes on with the next batch size. The sidecar records the CPU share a hypervisor stole
-meanwhile (`cpu_steal_share`, Linux).
+meanwhile (`cpu_steal_share`, Linux) and, for each batch size timed at least
+`MIN_SHAPE_SAMPLES` times, the measured shape of its calls (`shapes`: quantiles over the
+median, `simulator.empirical_shape`): of the calls after idle where they were timed (as a
+serving worker's batch runs between arrivals), else of the back-to-back ones (`shape_calls`).
+`profile all` puts them in the bundle's `shapes.csv`, for `--service-time empirical`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,7 @@ from simulator.bundle import (
     P05_LATENCY_COLUMN,
     REQUIRED_COLUMNS,
 )
+from simulator.empirical_shape import MIN_SHAPE_SAMPLES, shape_ratios, shape_rows
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 
@@ -124,9 +129,15 @@ class LatencyProfile:
     # the CPU share the hypervisor took while this was timed (`profiler.provenance.steal_share`;
     # None where unknown): a profile timed on a contended VM is slower than the model
     cpu_steal_share: float | None = None
+    # batch size -> the measured shape of its calls, for sizes timed >= MIN_SHAPE_SAMPLES times
+    shapes: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    shape_calls: str = ""  # which calls the shapes are of: SHAPE_CALLS's
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rows], columns=list(LATENCY_COLUMNS))
+
+
+SHAPE_CALLS = ("after idle", "back to back")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -298,7 +309,17 @@ def _profile(
     pipe = None  # drop the model before releasing memory for the next one
     _release_memory(device)
     steal = steal_share(ticks, cpu_ticks())
-    return LatencyProfile(model, load_s, rows, None if math.isnan(steal) else steal)
+    calls = idle if timing.idle_gap_s else timed
+    samples = {b: np.concatenate(calls[b]) for b in sizes if b in calls}
+    shapes = {b: shape_ratios(x) for b, x in samples.items() if len(x) >= MIN_SHAPE_SAMPLES}
+    return LatencyProfile(
+        model,
+        load_s,
+        rows,
+        None if math.isnan(steal) else steal,
+        shapes,
+        SHAPE_CALLS[0 if timing.idle_gap_s else 1] if shapes else "",
+    )
 
 
 def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict) -> Path:
@@ -310,6 +331,9 @@ def write_latency_profile(profile: LatencyProfile, path: str | Path, meta: dict)
     sidecar = {"model": profile.model, "load_s": profile.load_s, **meta}
     if profile.cpu_steal_share is not None:
         sidecar["cpu_steal_share"] = round(profile.cpu_steal_share, 4)
+    if profile.shapes:
+        sidecar["shapes"] = {str(b): list(r) for b, r in sorted(profile.shapes.items())}
+        sidecar["shape_calls"] = profile.shape_calls
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -352,6 +376,24 @@ def bundle_latency_rows(table: pd.DataFrame) -> pd.DataFrame:
             rows[column] = np.minimum.accumulate(rows[column].to_numpy()[::-1])[::-1]
         parts.append(rows[columns])
     return pd.concat(parts, ignore_index=True)
+
+
+SIDECAR_SHAPE_KEYS = ("shapes", "shape_calls")  # what the bundle carries as shapes.csv rows
+
+
+def sidecar_shape_rows(model: str, sidecar: dict, batch_sizes: Sequence[int]) -> pd.DataFrame:
+    """The `shapes.csv` rows of a latency profile's sidecar (`write_latency_profile`), for the
+    batch sizes the bundle keeps; empty where it has none. A malformed entry is a
+    LatencyError naming the model and batch size."""
+    parts = []
+    for size, ratios in sorted(sidecar.get("shapes", {}).items(), key=lambda kv: int(kv[0])):
+        if int(size) not in batch_sizes:
+            continue
+        if not (isinstance(ratios, list) and all(isinstance(r, int | float) for r in ratios)):
+            raise LatencyError(f"latency profile of {model!r}: shape of batch size {size}: "
+                               "expected a list of numbers")
+        parts.append(shape_rows("latency", model, int(size), tuple(float(r) for r in ratios)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 # the two ends of a profile's rounds' spread: its rows at the machine's fastest and slowest

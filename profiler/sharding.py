@@ -291,7 +291,8 @@ def merge_latency(
     results: Sequence[tuple[LatencyProfile, dict]],
 ) -> dict[str, tuple[LatencyProfile, dict]]:
     """{model: (profile with every batch size, provenance)}; a model's tasks must share a GPU
-    type (the provenance of its smallest batch size is kept, and the largest CPU steal share)."""
+    type (the provenance of its smallest batch size is kept, and the largest CPU steal share;
+    each batch size keeps its measured shape)."""
     by_model: dict[str, list[tuple[LatencyProfile, dict]]] = {}
     for profile, provenance in results:
         by_model.setdefault(profile.model, []).append((profile, provenance))
@@ -305,7 +306,9 @@ def merge_latency(
         load_s = statistics.median(profile.load_s for profile, _ in parts)
         steals = [p.cpu_steal_share for p, _ in parts if p.cpu_steal_share is not None]
         steal = max(steals) if steals else None  # the most contended part's
-        merged[model] = (LatencyProfile(model, load_s, rows, steal), parts[0][1])
+        shapes = {b: r for profile, _ in parts for b, r in profile.shapes.items()}
+        calls = next((p.shape_calls for p, _ in parts if p.shape_calls), "")
+        merged[model] = (LatencyProfile(model, load_s, rows, steal, shapes, calls), parts[0][1])
     return merged
 
 

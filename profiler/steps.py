@@ -13,7 +13,12 @@ import pandas as pd
 from profiler.candidates import prune_candidates
 from profiler.frechet import GaussianStats, MixStats, fid_from_stats
 from profiler.generate import image_grid, read_prompts
-from profiler.latency import bundle_latency_rows, read_latency_profile
+from profiler.latency import (
+    SIDECAR_SHAPE_KEYS,
+    bundle_latency_rows,
+    read_latency_profile,
+    sidecar_shape_rows,
+)
 from profiler.layout import WorkLayout
 from profiler.multimetric import (
     MultiMetricConfig,
@@ -265,7 +270,8 @@ def build_bundle(
     prompt's scores by `prompt_score` (PROMPT_SCORES); with `multi_metric`, the per-prompt
     RouteT2I `q_<metric>` scores as extra score columns). The per-image features and the
     reference statistics go in too (`features.npz`), so that runs score the FID of the images
-    they served."""
+    they served. Each latency profile's measured shapes (`profiler.latency`, batch sizes timed
+    often enough) go in as `shapes.csv`."""
     from profiler.inception import load_features
 
     if prompt_score not in PROMPT_SCORES:
@@ -346,7 +352,12 @@ def build_bundle(
         pruned_models=dict(sorted(pruned.reasons.items())) if pruned else {},
         **_discriminator_latency(layout),
         latency_profiles={
-            m: {k: v for k, v in profiles[m][1].items() if k != "libraries"} for m in models
+            m: {
+                k: v
+                for k, v in profiles[m][1].items()
+                if k != "libraries" and k not in SIDECAR_SHAPE_KEYS
+            }
+            for m in models
         },
         **({"multi_metric": metric_config} if multi_metric else {}),
     )
@@ -357,6 +368,11 @@ def build_bundle(
         reference_sigma=reference.sigma,
         reference_n=reference.n,
     )
+    shapes = [
+        sidecar_shape_rows(m, profiles[m][1], latency.batch_size[latency.model == m].tolist())
+        for m in models
+    ]
+    shapes = [part for part in shapes if len(part)]
     return validate_tables(
         meta,
         {
@@ -367,6 +383,7 @@ def build_bundle(
             "cascades": cascades,
         },
         served,
+        pd.concat(shapes, ignore_index=True) if shapes else None,
     )
 
 

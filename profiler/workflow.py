@@ -261,15 +261,21 @@ def run_tiny(
     rounds: int = 1,
     round_gap_s: float = 0.0,
     idle_gap_s: float = 0.0,
+    repeats: int | None = None,
 ) -> Path:
     """`profile all --tiny`: synthetic real images, then every step with the tiny plan (its
-    latency timed in `rounds` rounds `round_gap_s` apart, and after `idle_gap_s` idle when
-    > 0: `LatencyTiming`). Candidate pruning is off: random-init models have arbitrary FIDs.
-    `prompt_score`: see `profiler.steps.PROMPT_SCORES`."""
+    latency timed `repeats` times per round, default the plan's, in `rounds` rounds
+    `round_gap_s` apart, and after `idle_gap_s` idle when > 0: `LatencyTiming`). Candidate
+    pruning is off: random-init models have arbitrary FIDs. `prompt_score`: see
+    `profiler.steps.PROMPT_SCORES`."""
     write_smooth_images(layout.real_images, 2 * n_prompts, 32, seed)
     plan = tiny_plan(layout, n_prompts, seed)
     timing = dataclasses.replace(
-        plan.timing, rounds=rounds, round_gap_s=round_gap_s, idle_gap_s=idle_gap_s
+        plan.timing,
+        n_repeats=repeats or plan.timing.n_repeats,
+        rounds=rounds,
+        round_gap_s=round_gap_s,
+        idle_gap_s=idle_gap_s,
     )
     plan = dataclasses.replace(plan, multi_metric=multi_metric, timing=timing)
     return run_all(plan, layout, name, runner, prune_models=False, prompt_score=prompt_score)

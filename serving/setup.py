@@ -27,6 +27,9 @@ BACKENDS = ("emulated", "diffusers")
 # results/validation/HISTORY.md, section "Session 21")
 SIMULATED_SERVICE_TIME = {"emulated": "deterministic", "diffusers": "lognormal"}
 COMPARED_SERVICE_TIMES = {"emulated": (), "diffusers": ("deterministic", "shifted-lognormal")}
+# and, where the bundle carries the profile's measured shapes of its batch times
+# (`profile latency` timed a size 100 times or more), each batch drawn from them
+SHAPED_SERVICE_TIMES = {"emulated": (), "diffusers": ("empirical",)}
 # whether validate's simulation gives a batch after idle the bundle's latency after idle
 # (`SimConfig.idle_latency`): an emulated worker sleeps the p50 whatever it idled; a diffusers
 # worker runs the pipeline, as the profile's idle timing did (`error_back_to_back_latency`
@@ -89,11 +92,13 @@ class ServeSetup:
             idle_latency=SIMULATED_IDLE_LATENCY[self.backend],
         )
 
-    def compared_service_times(self, config: SimConfig) -> tuple[str, ...]:
+    def compared_service_times(self, config: SimConfig, shaped: bool) -> tuple[str, ...]:
         """The other service-time models validate simulates this backend's workers with: the
-        config's own and `COMPARED_SERVICE_TIMES`, not the one it judges."""
+        config's own, `COMPARED_SERVICE_TIMES` and, for a bundle with measured batch-time
+        shapes (`shaped`), `SHAPED_SERVICE_TIMES`; not the one it judges."""
         judged = SIMULATED_SERVICE_TIME[self.backend]
-        models = dict.fromkeys((config.service_time, *COMPARED_SERVICE_TIMES[self.backend]))
+        also = SHAPED_SERVICE_TIMES[self.backend] if shaped else ()
+        models = dict.fromkeys((config.service_time, *COMPARED_SERVICE_TIMES[self.backend], *also))
         return tuple(m for m in models if m != judged)
 
     def to_dict(self) -> dict:

@@ -512,6 +512,7 @@ SERVICE_TIME_TEXT = {
     "exponential": "exponential with the p50 as its mean",
     "lognormal": "lognormal through the profile's p50 and p95",
     "shifted-lognormal": "a floor plus a lognormal through the profile's p05, p50 and p95",
+    "empirical": "each batch its p50 times a draw from the shape the profile measured",
 }
 
 
@@ -659,7 +660,8 @@ def run_validation(
             charged = {**applied, ARRIVAL_CHARGE_FIELD: applied_charge_ms(charge_fit)}
             other = simulate(charged)
             others["arrival_charge"] = run_metrics(other.queries, other.summary, names)
-        for model in setup.compared_service_times(config):  # the service-time model's sensitivity
+        shaped = bool(bundle.latency_shape)  # the profile's measured shapes of batch times
+        for model in setup.compared_service_times(config, shaped):  # the service-time models
             service = dataclasses.replace(sim_config, service_time=model)
             other = simulate(applied, service_config=service)
             others[f"{model}_service"] = run_metrics(other.queries, other.summary, names)
@@ -781,7 +783,7 @@ def run_validation(
         if sim_config.service_time != config.service_time:
             alternatives = ", ".join(
                 f"error {m} service: {SERVICE_TIME_TEXT[m]}"
-                for m in setup.compared_service_times(config)
+                for m in setup.compared_service_times(config, bool(bundle.latency_shape))
             )
             parts.append(
                 f"Service times: {SERVICE_TIME_TEXT[sim_config.service_time]} for the "

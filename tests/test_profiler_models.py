@@ -166,6 +166,48 @@ def test_latency_after_idle_times_each_repeat_after_the_gap_with_a_cpu_workers_t
     assert fake.threads == {CPU_WORKER_THREADS} and torch.get_num_threads() == before
 
 
+class _TwoModes(_SlowAfterGap):
+    """Takes `slow_s` every third call, `fast_s` otherwise: a two-mode batch time, a third of
+    it in a far upper mode, which no lognormal has."""
+
+    def __init__(self, fast_s: float, slow_s: float):
+        super().__init__(fast_s)
+        self.times_s = (slow_s, fast_s, fast_s)
+
+    def __call__(self, prompt, **kwargs):
+        self.delay_s = self.times_s[len(self.calls) % 3]
+        return super().__call__(prompt, **kwargs)
+
+
+def test_a_size_timed_often_enough_carries_the_shape_of_its_calls_after_idle(tmp_path):
+    fake = _TwoModes(0.002, 0.012)
+    timing = LatencyTiming(n_warmup=0, n_repeats=50, rounds=2, idle_gap_s=0.001)
+    profile = profile_latency(
+        lambda: fake, [1], timing, "cpu", model="f", steps=1, resolution=8, sleep=lambda s: None
+    )
+    # 100 calls after idle, a third of them slow: the median in the fast mode, the p80 in
+    # the slow one (several times the median; a sleep's jitter is far less)
+    assert profile.shape_calls == "after idle" and set(profile.shapes) == {1}
+    shape = profile.shapes[1]
+    assert len(shape) == 101 and shape[50] == 1.0 and list(shape) == sorted(shape)
+    assert shape[20] > 0.7 and shape[80] > 2
+    path = write_latency_profile(profile, tmp_path / "f.csv", {})
+    sidecar = read_latency_profile(path)[1]
+    assert sidecar["shapes"] == {"1": list(shape)} and sidecar["shape_calls"] == "after idle"
+    # back to back when not timed after idle; too few calls: no shape, no sidecar entry
+    timing = LatencyTiming(n_warmup=0, n_repeats=100)
+    profile = profile_latency(
+        lambda: fake, [1], timing, "cpu", model="f", steps=1, resolution=8, sleep=lambda s: None
+    )
+    assert profile.shape_calls == "back to back" and profile.shapes[1][80] > 2
+    few = profile_latency(
+        lambda: fake, [1], LatencyTiming(0, 99), "cpu", model="f", steps=1, resolution=8
+    )
+    assert few.shapes == {} and few.shape_calls == ""
+    sidecar = read_latency_profile(write_latency_profile(few, tmp_path / "g.csv", {}))[1]
+    assert "shapes" not in sidecar and "shape_calls" not in sidecar
+
+
 @pytest.mark.parametrize(
     "fields, problem",
     [

@@ -91,6 +91,40 @@ def test_build_bundle_reports_missing_scores(tiny_run, tmp_path):
         build_bundle(copy, "broken", prune_models=False)
 
 
+def test_the_profiles_measured_shapes_go_into_the_bundle_for_its_batch_sizes(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    from profiler.latency import LatencyError
+    from simulator.bundle import BundleError, write_bundle
+    from simulator.empirical_shape import SHAPE_LEVELS
+
+    layout, _ = tiny_run
+    copy = WorkLayout(tmp_path / "copy")
+    shutil.copytree(layout.root, copy.root)
+    sidecar_path = copy.latency_csv("tiny-light").with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    two_modes = [0.5] * 50 + [1.0] + [2.0] * 50
+    # batch size 4 was not profiled (the fixture times 1 and 2): the bundle has no row for it
+    sidecar.update(shapes={"1": two_modes, "4": two_modes}, shape_calls="after idle")
+    sidecar_path.write_text(json.dumps(sidecar))
+    bundle = build_bundle(copy, "shaped", prune_models=False)
+    assert bundle.latency_shape == {("tiny-light", 1): tuple(two_modes)}
+    assert "shapes" not in bundle.meta["latency_profiles"]["tiny-light"]
+    again = load_bundle(write_bundle(bundle, tmp_path / "b"))
+    assert again.latency_shape == bundle.latency_shape
+    assert again.shapes["level"].tolist() == list(SHAPE_LEVELS)
+    # a shape that falls is the bundle's one-line error, naming the model and batch size
+    sidecar["shapes"] = {"1": two_modes[::-1]}
+    sidecar_path.write_text(json.dumps(sidecar))
+    with pytest.raises(BundleError, match="latency 'tiny-light' batch size 1 decreases"):
+        build_bundle(copy, "shaped", prune_models=False)
+    sidecar["shapes"] = {"1": "fast"}
+    sidecar_path.write_text(json.dumps(sidecar))
+    with pytest.raises(LatencyError, match="shape of batch size 1: expected a list of numbers"):
+        build_bundle(copy, "shaped", prune_models=False)
+
+
 def test_cli_build_table_and_fid(tiny_run, tmp_path):
     from typer.testing import CliRunner
 
@@ -124,7 +158,7 @@ def test_cli_profile_all_tiny_end_to_end_with_latency_rounds_and_idle_gap(tmp_pa
     from profiler.latency import read_latency_profile
 
     args = ["all", "--tiny", "--out", str(tmp_path / "w"), "--prompts", "2"]
-    timing = ["--latency-rounds", "2", "--latency-idle-gap-s", "0.02"]
+    timing = ["--latency-rounds", "2", "--latency-idle-gap-s", "0.02", "--latency-repeats", "4"]
     result = CliRunner().invoke(profile_app, [*args, *timing])
     assert result.exit_code == 0, result.output
     layout = WorkLayout(tmp_path / "w")
@@ -133,8 +167,9 @@ def test_cli_profile_all_tiny_end_to_end_with_latency_rounds_and_idle_gap(tmp_pa
     assert (bundle.latency["latency_idle_p50_s"] > 0).all()
     for model in ("tiny-light", "tiny-mid", "tiny-heavy"):
         table, _ = read_latency_profile(layout.latency_csv(model))
-        assert table["n_rounds"].tolist() == [2, 2, 2] and table["n_repeats"].tolist() == [3] * 3
+        assert table["n_rounds"].tolist() == [2, 2, 2] and table["n_repeats"].tolist() == [4] * 3
         assert table["idle_gap_s"].tolist() == [0.02] * 3
+    assert bundle.shapes is None  # 8 calls after idle per size: too few for a shape
     result = CliRunner().invoke(profile_app, [*args, "--latency-idle-gap-s", "-1"])
     assert result.exit_code == 2 and "--latency-idle-gap-s" in result.output
 

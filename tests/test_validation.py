@@ -718,6 +718,35 @@ def test_measured_shapes_are_written_and_simulated_where_batch_times_vary(
         )  # fmt: skip
 
 
+def test_a_profile_with_measured_shapes_is_simulated_with_them_too(bundle, tmp_path, monkeypatch):
+    """A bundle whose profile timed its light model's batch of one often enough carries that
+    shape (here 80% at the p50, 20% at 4 times it); where the workers' batch times vary,
+    validate simulates with it beside the judged lognormal (error_empirical_service): the
+    upper mode the lognormal through the same p50 and p95 lacks."""
+    import serving.setup
+    from serving.served_shapes import with_shapes
+    from simulator.bundle import write_bundle
+    from simulator.empirical_shape import shape_ratios, shape_rows
+
+    monkeypatch.setitem(serving.setup.SIMULATED_SERVICE_TIME, "emulated", "lognormal")
+    monkeypatch.setitem(serving.setup.SHAPED_SERVICE_TIMES, "emulated", ("empirical",))
+    ratios = shape_ratios(np.r_[np.full(80, 1.0), np.full(20, 4.0)])
+    shaped = with_shapes(bundle, shape_rows("latency", LIGHT, 1, ratios))
+    path = write_bundle(shaped, tmp_path / "shaped")
+    setup = ServeSetup(str(path), "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    out = tmp_path / "validation"
+    write_served_runs(shaped, out, np.ones(10))
+    table = run_validation(setup, TRACE, out, reuse_real=True, log=lambda s: None)
+    p99 = table.set_index("metric").loc["p99_latency_s"]
+    assert p99["error_empirical_service"] > p99["error"] + 20
+    report = (out / "fidelity.md").read_text()
+    assert "error empirical service: each batch its p50 times a draw from the shape" in report
+    # without the shapes, no such simulation
+    plain = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    table = run_validation(plain, TRACE, out, reuse_real=True, log=lambda s: None)
+    assert "error_empirical_service" not in table.columns
+
+
 def write_timing_tables(bundle, folder, fast: float, slow: float, rounds: int = 3):
     """`profile latency` timing tables the bundle's profile was built from, each row's
     rounds' medians spread from `fast` to `slow` times its p50."""
@@ -746,10 +775,15 @@ def test_validate_simulates_each_backends_workers_with_its_service_time_model():
         setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), backend)
         expected = dataclasses.replace(config, service_time=model, idle_latency=idle)
         assert setup.simulation_config(config) == expected
-        assert setup.compared_service_times(config) == compared
+        assert setup.compared_service_times(config, shaped=False) == compared
+    # a bundle with the profile's measured shapes adds them where batch times vary
+    diffusers = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), "diffusers")
+    shaped = ("deterministic", "shifted-lognormal", "empirical")
+    assert diffusers.compared_service_times(config, shaped=True) == shaped
     setup = ServeSetup("default", "static-cascade", OPTIONS, config.to_dict(), "emulated")
+    assert setup.compared_service_times(config, shaped=True) == ()
     exponential = dataclasses.replace(config, service_time="exponential")
-    assert setup.compared_service_times(exponential) == ("exponential",)
+    assert setup.compared_service_times(exponential, shaped=False) == ("exponential",)
 
 
 def test_rounds_latency_rows_move_each_row_to_its_rounds_end_then_the_bundles_shape():

@@ -241,7 +241,7 @@ def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module,
     profile = {"source_model": "tiny:1:8", "steps": 1, "resolution": 32, "dtype": "fp32"}
     bundle = {"latency_profiles": {"tiny-light": profile}}
     (work / "bundle" / "bundle.json").write_text(json.dumps(bundle))
-    report_module.reprofile_tiny(work, rounds=2, round_gap_s=0.0, idle_gap_s=0.02)
+    report_module.reprofile_tiny(work, rounds=2, round_gap_s=0.0, idle_gap_s=0.02, repeats=4)
     after = pd.read_csv(work / report_module.LATENCY_AFTER)
     assert after["idle_gap_s"].tolist() == [0.02] * 3 and (after["latency_idle_p50_s"] > 0).all()
     assert after["model"].tolist() == ["tiny-light"] * 3
@@ -251,7 +251,7 @@ def test_the_tiny_profile_is_retaken_as_profile_all_tiny_times_it(report_module,
     names = {p.name for p in work.iterdir()}
     assert names == {"bundle", report_module.LATENCY_AFTER, report_module.LATENCY_TABLES_AFTER}
     table, _ = read_latency_profile(work / report_module.LATENCY_TABLES_AFTER / "tiny-light.csv")
-    assert table["n_rounds"].tolist() == [2, 2, 2]
+    assert table["n_rounds"].tolist() == [2, 2, 2] and table["n_repeats"].tolist() == [4] * 3
 
 
 LEDGER = SCRIPT.parents[1] / "results" / "validation" / "preregistered.csv"
