@@ -176,11 +176,13 @@ def plot_speed_bins(experiments: list[Path]) -> Figure:
 
 
 # a row judged on one of these columns is a named choice (a profile beside a stack, a served
-# calibration, with or without its measured shapes; the arrival charge; the other runs'
-# service times and shapes) simulated beside the set's offline-profile row, not another set
+# calibration, with or without its measured shapes; the profile's own shapes; the arrival
+# charge; the other runs' service times and shapes) simulated beside the set's offline-profile
+# row, not another set
 NAMED_CHOICE_COLUMNS = (
     "error_compared",
     "error_compared_empirical",
+    "error_empirical_service",
     "error_leave_one_out_arrival_charge",
     "error_leave_one_out_served_empirical",
 )
