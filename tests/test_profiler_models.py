@@ -180,17 +180,17 @@ class _TwoModes(_SlowAfterGap):
 
 
 def test_a_size_timed_often_enough_carries_the_shape_of_its_calls_after_idle(tmp_path):
-    fake = _TwoModes(0.002, 0.012)
+    fake = _TwoModes(0.002, 0.030)
     timing = LatencyTiming(n_warmup=0, n_repeats=50, rounds=2, idle_gap_s=0.001)
     profile = profile_latency(
         lambda: fake, [1], timing, "cpu", model="f", steps=1, resolution=8, sleep=lambda s: None
     )
     # 100 calls after idle, a third of them slow: the median in the fast mode, the p80 in
-    # the slow one (several times the median; a sleep's jitter is far less)
+    # the slow one (15 times the fast sleep; a loaded machine's jitter is far less)
     assert profile.shape_calls == "after idle" and set(profile.shapes) == {1}
     shape = profile.shapes[1]
     assert len(shape) == 101 and shape[50] == 1.0 and list(shape) == sorted(shape)
-    assert shape[20] > 0.7 and shape[80] > 2
+    assert shape[20] > 0.4 and shape[80] > 3
     path = write_latency_profile(profile, tmp_path / "f.csv", {})
     sidecar = read_latency_profile(path)[1]
     assert sidecar["shapes"] == {"1": list(shape)} and sidecar["shape_calls"] == "after idle"
@@ -199,7 +199,7 @@ def test_a_size_timed_often_enough_carries_the_shape_of_its_calls_after_idle(tmp
     profile = profile_latency(
         lambda: fake, [1], timing, "cpu", model="f", steps=1, resolution=8, sleep=lambda s: None
     )
-    assert profile.shape_calls == "back to back" and profile.shapes[1][80] > 2
+    assert profile.shape_calls == "back to back" and profile.shapes[1][80] > 3
     few = profile_latency(
         lambda: fake, [1], LatencyTiming(0, 99), "cpu", model="f", steps=1, resolution=8
     )
