@@ -41,7 +41,12 @@ from simulator.bundle import (
     P05_LATENCY_COLUMN,
     REQUIRED_COLUMNS,
 )
-from simulator.empirical_shape import MIN_SHAPE_SAMPLES, shape_ratios, shape_rows
+from simulator.empirical_shape import (
+    MIN_SHAPE_SAMPLES,
+    SHAPE_LEVELS,
+    shape_ratios,
+    shape_rows,
+)
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 
@@ -385,13 +390,22 @@ def sidecar_shape_rows(model: str, sidecar: dict, batch_sizes: Sequence[int]) ->
     """The `shapes.csv` rows of a latency profile's sidecar (`write_latency_profile`), for the
     batch sizes the bundle keeps; empty where it has none. A malformed entry is a
     LatencyError naming the model and batch size."""
+    where = f"latency profile of {model!r}"
+    shapes = sidecar.get("shapes", {})
+    if not isinstance(shapes, dict) or not all(str(k).isdigit() for k in shapes):
+        raise LatencyError(f"{where}: shapes: expected {{batch size: [ratio, ...]}}")
     parts = []
-    for size, ratios in sorted(sidecar.get("shapes", {}).items(), key=lambda kv: int(kv[0])):
+    for size, ratios in sorted(shapes.items(), key=lambda kv: int(kv[0])):
         if int(size) not in batch_sizes:
             continue
-        if not (isinstance(ratios, list) and all(isinstance(r, int | float) for r in ratios)):
-            raise LatencyError(f"latency profile of {model!r}: shape of batch size {size}: "
-                               "expected a list of numbers")
+        numbers = isinstance(ratios, list) and all(
+            isinstance(r, int | float) and not isinstance(r, bool) for r in ratios
+        )
+        if not numbers or len(ratios) != len(SHAPE_LEVELS):
+            raise LatencyError(
+                f"{where}: shape of batch size {size}: expected a list of "
+                f"{len(SHAPE_LEVELS)} numbers (one per level 0, 0.01, ..., 1)"
+            )
         parts.append(shape_rows("latency", model, int(size), tuple(float(r) for r in ratios)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 

@@ -93,6 +93,7 @@ def test_build_bundle_reports_missing_scores(tiny_run, tmp_path):
 
 def test_the_profiles_measured_shapes_go_into_the_bundle_for_its_batch_sizes(tiny_run, tmp_path):
     import json
+    import re
     import shutil
 
     from profiler.latency import LatencyError
@@ -119,10 +120,16 @@ def test_the_profiles_measured_shapes_go_into_the_bundle_for_its_batch_sizes(tin
     sidecar_path.write_text(json.dumps(sidecar))
     with pytest.raises(BundleError, match="latency 'tiny-light' batch size 1 decreases"):
         build_bundle(copy, "shaped", prune_models=False)
-    sidecar["shapes"] = {"1": "fast"}
-    sidecar_path.write_text(json.dumps(sidecar))
-    with pytest.raises(LatencyError, match="shape of batch size 1: expected a list of numbers"):
-        build_bundle(copy, "shaped", prune_models=False)
+    for bad, problem in (
+        ({"1": "fast"}, "shape of batch size 1: expected a list of 101 numbers"),
+        ({"1": two_modes[:100]}, "shape of batch size 1: expected a list of 101 numbers"),
+        ({"one": two_modes}, "shapes: expected {batch size: [ratio, ...]}"),
+        ([two_modes], "shapes: expected {batch size: [ratio, ...]}"),
+    ):
+        sidecar["shapes"] = bad
+        sidecar_path.write_text(json.dumps(sidecar))
+        with pytest.raises(LatencyError, match=re.escape(f"'tiny-light': {problem}")):
+            build_bundle(copy, "shaped", prune_models=False)
 
 
 def test_cli_build_table_and_fid(tiny_run, tmp_path):
