@@ -551,12 +551,11 @@ def glance_lines(folder: Path, names: list[str]) -> list[str]:
         )
         if ledger is not None:
             offline = ledger[offline_profile_rows(ledger) & (ledger.machine == "local")]
-            set_means = offline.groupby(["session", "set"]).p50_error_pct.mean()
-            low = int((set_means < 0).sum())
+            low, sets = sets_low(offline)
             evidence += (
                 f"; pre-registered here: met in {int(offline.goal_met.sum())} of "
-                f"{len(offline)}, {low} of {len(set_means)} sets low (sign test p = "
-                f"{sign_test_p(low, len(set_means)):.2g})"
+                f"{len(offline)}, {low} of {sets} sets low (sign test p = "
+                f"{sign_test_p(low, sets):.2g})"
             )
         met = all(abs(error) <= TINY_P50_GOAL_PCT for error in tiny_errors.values())
         lines.append(
@@ -587,6 +586,13 @@ def glance_lines(folder: Path, names: list[str]) -> list[str]:
         "",
     ]
     return lines
+
+
+def sets_low(rows: pd.DataFrame) -> tuple[int, int]:
+    """(sets whose mean p50 error is below 0, sets) among ledger rows: the experiments of one
+    set share a profile, so the set is the independent unit of the sign test."""
+    set_means = rows.groupby(["session", "set"]).p50_error_pct.mean()
+    return int((set_means < 0).sum()), len(set_means)
 
 
 def sign_test_p(negative: int, n: int) -> float:
@@ -626,8 +632,7 @@ def preregistered_lines(path: Path) -> list[str]:
     ]
     for machine, rows in ledger.groupby("machine", sort=False):
         errors, served = rows.p50_error_pct, rows.held_out_served_pct
-        set_means = rows.groupby(["session", "set"]).p50_error_pct.mean()
-        sets, low = len(set_means), int((set_means < 0).sum())
+        low, sets = sets_low(rows)
         spread = (
             f"median {errors.median():+.1f}%, range {errors.min():+.1f}% to {errors.max():+.1f}%"
             if len(rows) > 1
