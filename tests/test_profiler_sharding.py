@@ -82,6 +82,10 @@ def test_merge_latency_orders_rows_and_refuses_mixed_gpus():
     )["m"]
     assert [r.batch_size for r in merged.rows] == [1, 2, 4]
     assert merged.load_s == 3.0 and provenance == {"gpu": "L40S"}
+    # each task's measured shape stays with its batch size
+    shaped = LatencyProfile("m", 1.0, part(2, 1.0, "L40S")[0].rows, None, {2: (1.0,)}, "after idle")
+    merged, _ = merge_latency([part(1, 1.0, "L40S"), (shaped, {"gpu": "L40S"})])["m"]
+    assert merged.shapes == {2: (1.0,)} and merged.shape_calls == "after idle"
     with pytest.raises(ShardingError, match="different GPUs"):
         merge_latency([part(1, 1.0, "L40S"), part(2, 1.0, "H100")])
     with pytest.raises(LatencyError, match="distinct integers"):
