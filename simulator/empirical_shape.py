@@ -4,7 +4,8 @@ quantiles over its median (`shapes.csv`), and the draw the simulator makes from 
 A parametric shape keeps two or three quantiles of what was measured (the lognormal: the p50
 and p95; `simulator.service_shape`) and invents the rest. Served batches and hops on the tiny
 diffusers path have a floor, a narrow body and a long upper tail, which a lognormal through the
-p50 and p95 puts below the floor and inside the tail (results/validation/NOTES.md, session 31).
+p50 and p95 puts below the floor and inside the tail (results/validation/HISTORY.md, section
+"Session 31").
 A shape here is the measured inverse CDF at `SHAPE_LEVELS` (every percentile, the minimum and
 the maximum included) divided by its median, so it scales with whatever median the bundle gives
 the batch or hop (the latency after idle, the time scale). A draw interpolates it linearly at a

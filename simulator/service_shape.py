@@ -4,8 +4,8 @@ lognormal: p50 x exp(sigma Z), sigma fitted to the profile's p95, so its lower t
 upper one in log space (p05 = p50^2 / p95). A batch's time often has a floor (the pipeline at
 the device's full speed) and a long upper tail (interference): the tiny models' served batches
 of one had p05/p50 of 0.75-0.85 against p95/p50 of 1.4, where a lognormal fitted to the p95
-puts the p05 at 0.6-0.7 of the p50 (session 21, results/validation/NOTES.md, where a fresh set
-did not show that fitting the floor predicts the served p50 better on that shared CPU).
+puts the p05 at 0.6-0.7 of the p50 (results/validation/HISTORY.md, section "Session 21", where a
+fresh set did not show that fitting the floor predicts the served p50 better on that shared CPU).
 
 shifted-lognormal: floor + exp(mu + sigma Z), the three parameters fitted to the profile's p05,
 p50 and p95 (closed form: with m = p50 - floor, (p95 - floor)(p05 - floor) = m^2, so

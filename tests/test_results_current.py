@@ -13,6 +13,7 @@ from experiments.figures.provenance import (
     PROVENANCE_FILE,
     ROOT,
     _dependency_files,
+    code_text,
     figure_provenance,
     module_names,
     record_provenance,
@@ -40,23 +41,82 @@ def test_every_committed_figure_file_has_an_entry():
     assert all(set(COMMITTED) <= set(entry) for entry in entries.values())
 
 
-def test_a_change_to_a_dependency_makes_only_its_figures_stale(tmp_path, monkeypatch):
+def _edit_tab01(monkeypatch, addition: str) -> None:
+    """Make tab01's module read as its text plus `addition`."""
     import experiments.figures.provenance as provenance
 
+    tab01_file = Path(figure_modules()["tab01"].__file__)
+    real_read_text = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        text = real_read_text(self, *args, **kwargs)
+        return text + addition if self == tab01_file else text
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    provenance._dependency_files.cache_clear()
+
+
+def test_a_change_to_a_dependency_makes_only_its_figures_stale(tmp_path, monkeypatch):
     names = module_names(["fig07", "tab01"])
     record_provenance(tmp_path, names, COMMITTED)
     assert stale_figures(tmp_path, names, COMMITTED) == {}
     # tab01 reads fig07's module; fig07 does not read tab01's
-    tab01_file = Path(figure_modules()["tab01"].__file__)
-    real_read_bytes = Path.read_bytes
-    monkeypatch.setattr(
-        Path,
-        "read_bytes",
-        lambda self: real_read_bytes(self) + (b"# edit" if self == tab01_file else b""),
-    )
-    provenance._dependency_files.cache_clear()
+    _edit_tab01(monkeypatch, "\nEDITED = 1\n")
     assert set(stale_figures(tmp_path, names, COMMITTED)) == {"tab01"}
     assert "code" in stale_figures(tmp_path, names, COMMITTED)["tab01"]
+
+
+PROSE = '''
+# a new comment
+
+def helper():  # and one here
+    """A docstring."""
+    return 1
+'''
+
+
+def test_an_edit_to_comments_or_docstrings_leaves_the_figures_current(tmp_path, monkeypatch):
+    names = module_names(["tab01"])
+    record_provenance(tmp_path, names, COMMITTED)
+    _edit_tab01(monkeypatch, PROSE)
+    assert set(stale_figures(tmp_path, names, COMMITTED)) == {"tab01"}  # the function is code
+    record_provenance(tmp_path, names, COMMITTED)
+    monkeypatch.undo()
+    _edit_tab01(monkeypatch, PROSE.replace("A docstring.", "Reworded.").replace("new", "newer"))
+    assert stale_figures(tmp_path, names, COMMITTED) == {}
+
+
+CODE_AND_PROSE = '''"""Module docstring,
+over two lines."""
+
+import os  # a comment
+class A:
+    """Class docstring."""
+    x = '# not a comment'   
+def f():
+    """Doc."""; y = 1
+    return """a
+
+  b  """
+'''
+
+
+def test_code_text_drops_prose_and_keeps_what_runs(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(CODE_AND_PROSE)
+    assert code_text(source).decode().split("\n") == [
+        "import os",
+        "class A:",
+        "    x = '# not a comment'",
+        "def f():",
+        '    """Doc."""; y = 1',  # a statement after the docstring: the line stays
+        '    return """a',
+        "",  # inside a string: kept as written
+        '  b  """',
+    ]
+    reads_doc = tmp_path / "d.py"
+    reads_doc.write_text('"""Usage: d.py."""\nprint(__doc__)\n')
+    assert code_text(reads_doc).decode().startswith('"""Usage: d.py."""')
 
 
 def test_quick_results_do_not_pass_for_full_ones(tmp_path):

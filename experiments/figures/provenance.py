@@ -5,7 +5,8 @@ inside functions, or transitively) and the data files of those packages (e.g. th
 bundle's fitted parameters), plus the versions of the numerical libraries that decide its
 numbers. `figure_provenance` hashes exactly that set, found by reading the import statements
 of the sources (no import is executed), so a change to code a figure does not use leaves its
-entry current.
+entry current. A source is hashed without its comments, docstrings and blank lines
+(`code_text`): an edit to the prose leaves the figures current, an edit to what runs does not.
 
 `t2isim figures` records one entry per figure it wrote in ``OUT/provenance.json`` (merged, so
 ``--only fig13`` updates fig13's entry alone); `stale_figures` lists the figures whose entry is
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import json
+import tokenize
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import metadata
@@ -88,6 +91,51 @@ def _dependency_files(module: str) -> tuple[Path, ...]:
     return tuple(sorted(files))
 
 
+def _docstring_lines(source: str) -> set[int]:
+    """0-based numbers of the lines that hold nothing but a module's, class's or function's
+    docstring."""
+    lines = source.split("\n")
+    dropped: set[int] = set()
+    scopes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, scopes) or not node.body:
+            continue
+        first = node.body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+            continue
+        if not isinstance(first.value.value, str):
+            continue
+        before = lines[first.lineno - 1].encode()[: first.col_offset]
+        after = lines[first.end_lineno - 1].encode()[first.end_col_offset :].strip()
+        if before.strip() == b"" and (after == b"" or after.startswith(b"#")):
+            dropped.update(range(first.lineno - 1, first.end_lineno))
+    return dropped
+
+
+def code_text(path: Path) -> bytes:
+    """A Python source without its comments, docstrings, trailing spaces and blank lines: what
+    runs (the lines inside other multi-line strings stay as they are). A file that reads
+    `__doc__` keeps its docstrings, which are then part of what it does."""
+    source = path.read_text(encoding="utf-8")
+    comment_at: dict[int, int] = {}
+    verbatim: set[int] = set()  # 0-based lines continuing a multi-line string
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            comment_at[token.start[0] - 1] = token.start[1]
+        elif token.end[0] > token.start[0] and token.type not in (tokenize.NL, tokenize.NEWLINE):
+            verbatim.update(range(token.start[0], token.end[0]))
+    dropped = set() if "__doc__" in source else _docstring_lines(source)
+    kept = []
+    for number, line in enumerate(source.split("\n")):
+        if number in dropped:
+            continue
+        if number in verbatim:
+            kept.append(line)
+        elif code := line[: comment_at.get(number, len(line))].rstrip():
+            kept.append(code)
+    return "\n".join(kept).encode()
+
+
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries that decide the numbers."""
     versions = {}
@@ -100,13 +148,14 @@ def library_versions() -> dict[str, str]:
 
 
 def figure_provenance(module: str) -> dict[str, object]:
-    """{'code': sha256 over the figure's dependency files (paths and bytes), 'files': how
-    many, 'libraries': versions} for the figure module named `module`."""
+    """{'code': sha256 over the figure's dependency files (paths, and the code of sources or
+    the bytes of data files), 'files': how many, 'libraries': versions} for the figure module
+    named `module`."""
     digest = hashlib.sha256()
     files = _dependency_files(module)
     for path in files:
         digest.update(path.relative_to(ROOT).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(code_text(path) if path.suffix == ".py" else path.read_bytes())
     return {"code": digest.hexdigest()[:16], "files": len(files), "libraries": library_versions()}
 
 
