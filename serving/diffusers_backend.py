@@ -57,9 +57,10 @@ class DiffusersModel:
             return {"num_cpus": REPLICA_CPUS}
         return {"num_cpus": 1, "num_gpus": 1}
 
-    async def start(self, load_from_s: float) -> DiffusersEngine:
+    async def start(self, load_from_s: float, preloaded: bool = False) -> DiffusersEngine:
         """The model swap: load the pipeline and the discriminator, taking the real load time
-        (from now: `load_from_s` is the emulated backend's)."""
+        from now, the initial deployment's too (`load_from_s` and `preloaded` are the emulated
+        backend's)."""
         return await asyncio.to_thread(DiffusersEngine, self)
 
 

@@ -2,12 +2,13 @@
 batch of b sleeps the bundle's p50 latency of batch size b x time scale (plus the
 discriminator's cost per image when the plan judges this model's images) and returns each
 prompt's quality score, so many workers run on few cores. A model swap sleeps the model's
-load time (`load_s`, not scaled: the simulator's `Cluster` charges it the same way).
+load time (`load_s`, not scaled: the simulator's `Cluster` charges it the same way); the
+initial deployment's models are in place at once, as the simulator preloads them.
 
 A model spec (`EmulatedModel`, or `serving.diffusers_backend.DiffusersModel`) is what a worker
 (`serving.workers.Worker`) is built with, one per model: `name`, `latency_s` (index b: the
 batch latency the drop rule uses), `load_s` (the swap cost the GPU-busy account charges),
-`actor_options` and `start(load_from_s)`, the swap, which returns the engine that runs
+`actor_options` and `start(load_from_s, preloaded)`, the swap, which returns the engine that runs
 batches: `run(jobs, judged, scored)` with jobs (prompt_id, image_idx) -> (one (quality score or
 None, base64 PNG or None) per job, the CPU seconds the batch's thread spent on it or None where
 the engine computes nothing, as here; JSON has no NaN).
@@ -38,10 +39,13 @@ class EmulatedModel:
     def actor_options(self) -> dict:
         return {"num_cpus": REPLICA_CPUS}
 
-    async def start(self, load_from_s: float) -> EmulatedEngine:
+    async def start(self, load_from_s: float, preloaded: bool = False) -> EmulatedEngine:
         """The model swap: ends `load_s` after `load_from_s` (wall clock: the plan's request,
-        or when the worker came free of its last batch, as the simulator's worker loads)."""
-        await asyncio.sleep(max(0.0, load_from_s + self.load_s - time.time()))
+        or when the worker came free of its last batch, as the simulator's worker loads); at
+        once for the initial deployment's model (`preloaded`), which the simulator puts in
+        place at no cost."""
+        if not preloaded:
+            await asyncio.sleep(max(0.0, load_from_s + self.load_s - time.time()))
         return EmulatedEngine(self)
 
 

@@ -168,8 +168,10 @@ class Ingress:
     async def worker_config(self, w: int) -> dict | None:
         """The configuration of worker slot `w` under the plan in force (None before the
         first plan): what a worker replica that Serve (re)started asks for
-        (`Worker.reconfigure`)."""
-        return self.worker_configs[w]
+        (`Worker.reconfigure`). `preloaded`: the replica starts with the initial deployment,
+        before the ingress is ready (a restart mid-run is not)."""
+        config = self.worker_configs[w]
+        return None if config is None else {**config, "preloaded": not self.ready}
 
     async def mark_epoch(self) -> float:
         """A replay starts now: the controller restarts its estimators and plans afresh, as a

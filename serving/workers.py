@@ -107,6 +107,7 @@ class Worker:
         self.loaded_s: float | None = None
         self.configured_s: float | None = None  # when the assignment in force arrived
         self.load_from_s: float | None = None  # when its load began to count
+        self.preloaded_assignment: int | None = None  # the initial deployment's: no load cost
         self.engine = None
         self.slot: int | None = None  # from the configuration (none in tests without Serve)
         self.announce = False  # the next batch is the first after a load (`announce_batch`)
@@ -121,10 +122,15 @@ class Worker:
         deployed with the initial plan (later plans come by `configure` calls, never by a
         redeploy: Serve takes a replica out of routing while it reconfigures). A replica that
         Serve restarted mid-run takes the one the ingress holds for its slot when that is newer
-        (`Ingress.worker_config`)."""
+        (`Ingress.worker_config`). A replica of the initial deployment (the ingress not ready
+        yet) has its first model in place at no cost, as the simulator preloads the initial
+        plan's (`Cluster.preload`); a restarted one pays the load."""
         latest = await self.ingress_config(int(config["slot"]))
         newer = latest is not None and int(latest["plan"]) > int(config["plan"])
-        await self.configure(latest if newer else config)
+        chosen = latest if newer else config
+        if latest is not None and latest.get("preloaded"):
+            self.preloaded_assignment = int(chosen["assigned"])
+        await self.configure(chosen)
 
     async def ingress_config(self, slot: int) -> dict | None:
         """The ingress's configuration for worker slot `slot` under the plan in force."""
@@ -244,7 +250,8 @@ class Worker:
         engine = None
         if model != NO_MODEL:
             self.load_from_s = max(self.requested_s, self.free_s)
-            engine = await self.models[model].start(self.load_from_s)
+            preloaded = self.assigned == self.preloaded_assignment
+            engine = await self.models[model].start(self.load_from_s, preloaded)
         self.engine, self.loaded = engine, model
         self.loaded_s = self.free_s = time.time()
         self.announce = model != NO_MODEL

@@ -338,3 +338,59 @@ def test_a_started_replica_takes_the_ingress_configuration_when_newer(ingress_pl
     assert asked == [3]
     newer = ingress_plan == 5
     assert (status["model"], status["assigned"]) == ((B, 5) if newer else (A, 1))
+
+
+@pytest.mark.parametrize("preloaded", [True, False])
+def test_the_initial_deployment_loads_at_once_and_a_restart_pays_the_load(preloaded):
+    """A replica started before the ingress is ready (the initial deployment) has its model in
+    place at once, as the simulator preloads the initial plan's; one restarted mid-run pays
+    the load time; a later swap on a preloaded replica pays it too."""
+
+    async def scenario():
+        worker = new_worker()
+        t = time.time()
+
+        async def ingress_config(slot: int):
+            return {**config(A, 1, t), "slot": slot, "preloaded": preloaded}
+
+        worker.ingress_config = ingress_config
+        start = time.monotonic()
+        await worker.reconfigure({**config(A, 1, t), "slot": 0})
+        while not worker.status()["loaded"]:
+            await asyncio.sleep(0.01)
+        first_s = time.monotonic() - start
+        await worker.configure({**config(B, 2, time.time()), "slot": 0})
+        start = time.monotonic()
+        while not worker.status()["loaded"]:
+            await asyncio.sleep(0.01)
+        return first_s, time.monotonic() - start
+
+    first_s, swap_s = asyncio.run(scenario())
+    if preloaded:
+        assert first_s < LOAD_S / 3
+    else:
+        assert first_s >= LOAD_S - 0.01
+    assert swap_s >= LOAD_S - 0.05
+
+
+def test_the_ingress_marks_configurations_preloaded_until_it_is_ready():
+    from serving.ingress import Ingress
+
+    async def scenario():
+        ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the configuration state
+        ing.worker_configs, ing.ready, ing.loading = (
+            [None, {**config(A, 1, 0.0), "slot": 1}],
+            False,
+            set(),
+        )
+        before = await ing.worker_config(0), await ing.worker_config(1)
+        await ing.set_ready()
+        return before, await ing.worker_config(1)
+
+    (none, initial), restart = asyncio.run(scenario())
+    assert none is None
+    assert initial["preloaded"] is True and restart["preloaded"] is False
+    assert {k: v for k, v in restart.items() if k != "preloaded"} == {
+        **config(A, 1, 0.0),
+        "slot": 1,
+    }
