@@ -5,6 +5,8 @@ SD3.5-Large-Turbo 1.3 ms per image; router and discriminator costs 0).
 
     python benchmarks/serve_overhead.py [--rates 25,50,100,200] [--seconds 10] [--workers 16]
                                         [--dispatch p2c|jsq|random] [--serve-stack shipped]
+                                        [--ledger results/validation/serve_overhead.csv
+                                         --session N [--note TEXT]]
 
 A static cascade SDXL-Lightning -> SD3.5-Large-Turbo (r = 0.2, c = 0.3) on a local Ray cluster;
 one constant-rate replay per rate (the load generator on the same machine), after a warm-up
@@ -22,6 +24,11 @@ line gives the share of the machine's CPU time the hypervisor gave other guests 
 replay (`profiler.provenance.steal_share`; nan where /proc/stat is unreadable): on a shared VM
 a stolen share of a few percent or more slows the stack and fails the goal without any change
 of code.
+
+`--ledger` appends the run (at the reference rate: p50 and p99 overhead, stolen share, CPU per
+query; and max_qps) to the ledger the validation report judges the goal from
+(`serving.overhead_ledger`), labelled with `--session`; a run on another stack than the default,
+or without 100 QPS among its rates, is not the goal's and is refused.
 """
 
 from __future__ import annotations
@@ -30,16 +37,26 @@ import argparse
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from profiler.provenance import cpu_ticks, steal_share
+from serving.dispatch import DISPATCH_MODES
 from serving.loadgen import run_loadgen
+from serving.overhead_ledger import (
+    GOAL_P99_MS,
+    REFERENCE_QPS,
+    LedgerError,
+    OverheadRun,
+    append_overhead_run,
+    read_overhead_ledger,
+)
 from serving.server import ServeSession
 from serving.setup import ServeSetup
-from serving.stack import DEFAULT_STACK
+from serving.stack import DEFAULT_STACK, SERVE_STACKS
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
 PARTS = (  # (part, what its processes' command lines contain), first match wins
@@ -52,8 +69,6 @@ PARTS = (  # (part, what its processes' command lines contain), first match wins
     ("ray system", ""),  # raylet, GCS, agents, idle workers
 )
 TIME_SCALE = 1e-3
-GOAL_P99_MS = 20.0
-REFERENCE_QPS = 100
 
 
 def overhead_ms(queries: pd.DataFrame, bundle) -> np.ndarray:
@@ -88,12 +103,27 @@ def cpu_seconds_by_part() -> dict[str, float]:
     return totals
 
 
-def cpu_per_query_text(before: dict, after: dict, n_queries: int) -> str:
-    """'ingress 9.8, proxy 6.1, ... (total 33.0) ms CPU per query' between two readings."""
-    parts = {k: (after.get(k, 0.0) - before.get(k, 0.0)) * 1e3 / n_queries for k in after}
+def cpu_ms_per_query(before: dict, after: dict, n_queries: int) -> dict[str, float]:
+    """Part -> CPU ms per query between two readings."""
+    return {k: (after.get(k, 0.0) - before.get(k, 0.0)) * 1e3 / n_queries for k in after}
+
+
+def cpu_per_query_text(parts: dict[str, float]) -> str:
+    """'ingress 9.8, proxy 6.1, ... (total 33.0)' CPU ms per query."""
     order = [*dict.fromkeys(name for name, _ in PARTS if name in parts), "load generator"]
     shown = ", ".join(f"{k} {parts[k]:.1f}" for k in order if k in parts)
-    return f"CPU per query, ms: {shown} (total {sum(parts.values()):.1f})"
+    return f"{shown} (total {sum(parts.values()):.1f})"
+
+
+def checked_rates(parser: argparse.ArgumentParser, text: str) -> list[int]:
+    """--rates as whole queries per second, each at least 1 (else the parser's error)."""
+    try:
+        rates = [int(r) for r in text.split(",")]
+    except ValueError:
+        rates = []
+    if not rates or min(rates) < 1:
+        parser.error(f"--rates {text!r}: expected comma-separated whole QPS >= 1")
+    return rates
 
 
 def main() -> None:
@@ -105,8 +135,29 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--dispatch", default="p2c", help="worker choice within a model")
     parser.add_argument("--serve-stack", default=DEFAULT_STACK, help="serving.stack's names")
+    parser.add_argument("--ledger", type=Path, help="append this run to the overhead ledger")
+    parser.add_argument("--session", type=int, help="the ledger row's session number")
+    parser.add_argument("--note", default="", help="the ledger row's note")
     args = parser.parse_args()
-    rates = [int(r) for r in args.rates.split(",")]
+    rates = checked_rates(parser, args.rates)
+    if not (args.seconds > 0 and args.warmup_seconds >= 0 and args.workers >= 1):
+        parser.error("expected --seconds > 0, --warmup-seconds >= 0 and --workers >= 1")
+    if args.dispatch not in DISPATCH_MODES:
+        parser.error(f"--dispatch {args.dispatch!r}: expected one of {', '.join(DISPATCH_MODES)}")
+    if args.serve_stack not in SERVE_STACKS:
+        parser.error(
+            f"--serve-stack {args.serve_stack!r}: expected one of {', '.join(SERVE_STACKS)}"
+        )
+    if args.ledger is not None:
+        if args.session is None or args.serve_stack != DEFAULT_STACK or REFERENCE_QPS not in rates:
+            parser.error(
+                f"--ledger needs --session, the default stack and {REFERENCE_QPS} among the "
+                "rates (the goal's runs)"
+            )
+        try:  # a malformed ledger fails before the run
+            read_overhead_ledger(args.ledger) if args.ledger.is_file() else None
+        except LedgerError as exc:
+            parser.error(str(exc))
     setup = ServeSetup(
         "default",
         "static-cascade",
@@ -143,18 +194,34 @@ def main() -> None:
             ms = overhead_ms(pd.read_parquet(out / "queries.parquet"), bundle)
             all_ok = summary["ok"] == summary["arrivals"]
             p50, p99 = (float(np.percentile(ms, q)) for q in (50, 99)) if ms.size else (0, 0)
-            results[rate] = (p99, all_ok)
+            parts = cpu_ms_per_query(cpu_before, cpu_after, summary["arrivals"])
+            cpu_total = sum(parts.values()) if parts else float("nan")
+            results[rate] = (p50, p99, all_ok, 100 * stolen, cpu_total)
             print(
                 f"rate={rate} qps: ok {summary['ok']}/{summary['arrivals']}, overhead p50 "
                 f"{p50:.1f} ms, p99 {p99:.1f} ms, send lag p99 {summary['send_lag_p99_ms']} ms, "
                 f"CPU stolen by the hypervisor {stolen:.1%}",
                 flush=True,
             )
-            if cpu_after:
-                print("  " + cpu_per_query_text(cpu_before, cpu_after, summary["arrivals"]))
+            if parts:
+                print(f"  CPU per query, ms: {cpu_per_query_text(parts)}")
     reference = max((r for r in rates if r <= REFERENCE_QPS), default=rates[0])
-    passing = [r for r, (p99, ok) in results.items() if ok and p99 <= GOAL_P99_MS]
-    print(f"overhead_p99_ms={results[reference][0]:.1f} max_qps={max(passing, default=0)}")
+    passing = [r for r, (_, p99, ok, _, _) in results.items() if ok and p99 <= GOAL_P99_MS]
+    p50, p99, _, stolen_pct, cpu_total = results[reference]
+    if args.ledger is not None:
+        utc = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        run = OverheadRun(
+            args.session,
+            utc,
+            round(p50, 1),
+            round(p99, 1),
+            max(passing, default=0),
+            round(stolen_pct, 1),
+            round(cpu_total, 1),
+            note=args.note,
+        )
+        append_overhead_run(args.ledger, run)
+    print(f"overhead_p99_ms={p99:.1f} max_qps={max(passing, default=0)}")
 
 
 if __name__ == "__main__":

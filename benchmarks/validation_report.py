@@ -56,6 +56,7 @@ from profiler.cpu_threads import CPU_WORKER_THREADS
 from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
+from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
 from serving.validate import TINY_P50_GOAL_PCT, goal_met
 from serving.validation_figures import (
     PREREGISTERED,
@@ -575,14 +576,13 @@ def glance_lines(folder: Path, names: list[str]) -> list[str]:
                 f"{int(second.goal_met.sum())} of {len(second)} ({errors}) |"
             )
     lines += [
-        "| serving path's overhead: p99 <= 20 ms per query at 100 QPS on 2 cores | "
-        "see the notes | `benchmarks/serve_overhead.py` (not tabulated: section \"The serving "
-        "path's own overhead\") |",
+        overhead_glance_row(folder / OVERHEAD_LEDGER),
         "",
         "Own hops: the simulation with the hops measured in the experiment's own real runs; "
         "the other sources are out of sample (below, \"Goals per experiment\"); the same plan "
         "is judged on the first alone, the only simulation whose plans are logged per epoch. "
-        "The ledger's rows are in \"Pre-registered tiny experiments\".",
+        "The ledgers' rows are in \"Pre-registered tiny experiments\" and \"The serving "
+        "path's overhead runs\".",
         "",
     ]
     return lines
@@ -734,7 +734,12 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             *tiny_profile_lines(folder / TINY_PROFILE),
             *preregistered_lines(folder / PREREGISTERED),
         ]
-    lines += ["## Fidelity tables (generated)", "", *sections]
+    lines += [
+        *overhead_ledger_lines(folder / OVERHEAD_LEDGER),
+        "## Fidelity tables (generated)",
+        "",
+        *sections,
+    ]
     return "\n".join(lines) + "\n", counts
 
 

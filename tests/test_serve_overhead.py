@@ -1,0 +1,56 @@
+"""benchmarks/serve_overhead.py from the command line: bad arguments are one line and exit 2
+before any Ray starts; a short run prints the goal's last line and appends its row to the
+overhead ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.overhead_ledger import OVERHEAD_LEDGER, read_overhead_ledger
+from tests.benchmark_scripts import run_benchmark
+
+SCRIPT = "serve_overhead.py"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rates", "25,x"), "--rates '25,x': expected comma-separated whole QPS >= 1"),
+        (("--rates", "0"), "expected comma-separated whole QPS >= 1"),
+        (("--seconds", "0"), "expected --seconds > 0"),
+        (("--workers", "0"), "--workers >= 1"),
+        (("--dispatch", "nope"), "--dispatch 'nope': expected one of p2c, jsq, random"),
+        (("--serve-stack", "nope"), "--serve-stack 'nope': expected one of"),
+        (("--ledger", "x.csv"), "--ledger needs --session"),
+        (("--ledger", "x.csv", "--session", "1", "--rates", "50"), "100 among the rates"),
+        (("--ledger", "x.csv", "--session", "1", "--serve-stack", "shipped"), "default stack"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args, message):
+    done = run_benchmark(SCRIPT, *args, timeout_s=120)
+    assert done.returncode == 2
+    assert message in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_malformed_ledger_is_refused_before_the_run(tmp_path):
+    ledger = tmp_path / OVERHEAD_LEDGER
+    ledger.write_text("session,utc\n1,10:00\n")
+    done = run_benchmark(SCRIPT, "--ledger", str(ledger), "--session", "1", timeout_s=120)
+    assert done.returncode == 2
+    assert "lacks columns" in done.stderr.splitlines()[-1]
+    assert "rate=" not in done.stdout
+
+
+def test_a_short_run_appends_its_row(tmp_path):
+    ledger = tmp_path / OVERHEAD_LEDGER
+    args = ("--rates", "100", "--seconds", "1", "--warmup-seconds", "0", "--workers", "2")
+    done = run_benchmark(SCRIPT, *args, "--ledger", str(ledger), "--session", "7", "--note", "t")
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("overhead_p99_ms=") and " max_qps=" in last
+    row = read_overhead_ledger(ledger).iloc[0]
+    assert (row.session, row.note) == (7, "t")
+    assert f"overhead_p99_ms={row.overhead_p99_ms:.1f} " in last + " "
+    assert 0 <= row.overhead_p50_ms <= row.overhead_p99_ms
+    assert row.cpu_ms_per_query > 0
