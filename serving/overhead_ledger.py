@@ -47,6 +47,7 @@ class OverheadRun:
 
 
 COLUMNS = tuple(OverheadRun.__dataclass_fields__)
+WHOLE_COLUMNS = ("session", "max_qps")  # written as whole numbers, empty where not recorded
 
 
 class LedgerError(ValueError):
@@ -67,6 +68,13 @@ def read_overhead_ledger(path: Path) -> pd.DataFrame:
         if values.isna().any():
             row = int(values.isna().to_numpy().argmax()) + 2
             raise LedgerError(f"{path}, line {row}: {column} is not a number")
+    for column in WHOLE_COLUMNS:
+        values = pd.to_numeric(table[column], errors="coerce")
+        fractional = values.notna() & (values != values.round())
+        if fractional.any() or (table[column].notna() & values.isna()).any():
+            row = int((fractional | (table[column].notna() & values.isna())).to_numpy().argmax())
+            raise LedgerError(f"{path}, line {row + 2}: {column} is not a whole number")
+        table[column] = values.astype("Int64")
     return table
 
 
@@ -75,6 +83,8 @@ def append_overhead_run(path: Path, run: OverheadRun) -> None:
     table = read_overhead_ledger(path) if path.is_file() else pd.DataFrame(columns=COLUMNS)
     row = pd.DataFrame([asdict(run)], columns=COLUMNS)
     table = row if table.empty else pd.concat([table, row], ignore_index=True)
+    for column in WHOLE_COLUMNS:
+        table[column] = pd.to_numeric(table[column]).astype("Int64")
     atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
 
 
@@ -87,8 +97,9 @@ def on_two_cores(ledger: pd.DataFrame) -> pd.Series:
 def run_met(ledger: pd.DataFrame) -> pd.Series:
     """p99 within the goal at the reference rate, and (where recorded) every query answered
     there: max_qps, the highest rate meeting both, not below the reference."""
-    max_qps = pd.to_numeric(ledger["max_qps"], errors="coerce")
-    return (pd.to_numeric(ledger["overhead_p99_ms"]) <= GOAL_P99_MS) & ~(max_qps < REFERENCE_QPS)
+    max_qps = pd.to_numeric(ledger["max_qps"], errors="coerce").astype(float)
+    p99_ms = pd.to_numeric(ledger["overhead_p99_ms"]).astype(float)
+    return (p99_ms <= GOAL_P99_MS) & ~(max_qps < REFERENCE_QPS)
 
 
 def overhead_verdict(ledger: pd.DataFrame) -> tuple[bool, str]:

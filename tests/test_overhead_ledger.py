@@ -40,6 +40,13 @@ def test_appended_runs_read_back_in_order(tmp_path):
     assert table.session.tolist() == [30, 31]
     assert table.overhead_p99_ms.tolist() == [15.0, 21.5]
     assert table.note.fillna("").tolist() == ["", "a; note"]
+    # whole numbers stay whole when the file is rewritten, an unrecorded one stays empty
+    path = ledger_of(tmp_path, replace(MET, session=32, max_qps=NAN))
+    assert path.read_text().splitlines()[1:] == [
+        "30,2026-12-01 10:00,4.0,15.0,200,0.0,7.5,,",
+        "31,2026-12-01 10:00,4.0,21.5,200,0.0,7.5,,a; note",
+        "32,2026-12-01 10:00,4.0,15.0,,0.0,7.5,,",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -84,6 +91,8 @@ def test_an_empty_ledger_meets_nothing(tmp_path):
         (",".join(COLUMNS) + "\n1,,,fast,,,,,\n", "line 2: overhead_p99_ms is not a number"),
         (",".join(COLUMNS) + "\n1,,,15,,,,,\n,,,15,,,,,\n", "line 3: session is not a number"),
         ('"unclosed\n', "cannot read the overhead ledger"),
+        (",".join(COLUMNS) + "\n1,,,15,12.5,,,,\n", "line 2: max_qps is not a whole number"),
+        (",".join(COLUMNS) + "\n1,,,15,many,,,,\n", "line 2: max_qps is not a whole number"),
     ],
 )
 def test_a_malformed_ledger_is_one_line_naming_it(tmp_path, text, fragment):
