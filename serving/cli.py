@@ -231,8 +231,14 @@ def loadgen(
     typer.echo(
         f"{summary['arrivals']} queries: ok {summary['ok']}, timeouts {summary['timeouts']}, "
         f"drops {summary['drops']} (failed {summary['failed']}); p50 "
-        f"{summary['p50_latency_s']} s, p99 {summary['p99_latency_s']} s -> {out_dir}"
+        f"{_seconds(summary['p50_latency_s'])}, p99 {_seconds(summary['p99_latency_s'])} "
+        f"-> {out_dir}"
     )
+
+
+def _seconds(value: object) -> str:
+    """A latency of the run's summary, as `simulate` shows it (4 significant digits)."""
+    return f"{value:.4g} s" if isinstance(value, float) else "n/a (none completed)"
 
 
 @setup_options(dispatch="jsq")  # the real runs dispatch as the simulated one

@@ -529,3 +529,10 @@ def test_client_benchmark_reports_both_clients_cpu_per_request():
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"aiohttp_cpu_ms=[\d.]+ httpx_cpu_ms=[\d.]+ ratio=[\d.]+", last), last
+
+
+def test_the_replay_line_shows_latencies_as_simulate_does():
+    from serving.cli import _seconds
+
+    assert _seconds(6.369245919) == "6.369 s"
+    assert _seconds(None) == "n/a (none completed)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -149,6 +150,7 @@ def test_serve_and_loadgen_commands_with_chaos_on_the_shipped_stack(tmp_path):
         reader.join(timeout=10)
     stderr = "".join(lines)
     assert replay.returncode == 0, replay.stderr
+    assert re.search(r"^40 queries: ok \d+, .* p50 [\d.]+ s, p99 [\d.]+ s -> ", replay.stdout)
     assert "chaos: killed a SDXL-Lightning worker's replica at" in stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     outcomes = summary["ok"] + summary["timeouts"] + summary["drops"] + summary["failed"]
