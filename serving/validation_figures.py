@@ -7,7 +7,10 @@ notebook and a paper:
 - `plot_speed_bins`: per diffusers set, the workers' CPU per batch of one in 10-s bins of
   each real run (`speed_bins.csv`) against the profile's p50 after idle;
 - `plot_preregistered`: the p50 error of every pre-registered tiny experiment
-  (`preregistered.csv`) against the goal, with the held-out served error beside it.
+  (`preregistered.csv`) against the goal, with the held-out served error beside it;
+- `plot_overhead_runs`: the serving path's overhead p99 at 100 QPS of every run in its ledger
+  (`serve_overhead.csv`, `serving.overhead_ledger`) against the goal, marked by whether the
+  run had its 2 cores.
 
 Each reader fails with `ValidationResultError` naming the missing file."""
 
@@ -21,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from experiments.figures.style import COLUMN_IN, ROW_IN, new_figure
+from serving.overhead_ledger import GOAL_P99_MS, REFERENCE_QPS, on_two_cores
 from serving.validate import SPEED_FILE, TINY_P50_GOAL_PCT, completed_latency_s
 
 REAL_COLOR, SIM_COLOR = "0.55", "#c0392b"
@@ -246,4 +250,39 @@ def plot_preregistered(ledger: pd.DataFrame) -> Figure:
     low = min(ledger["p50_error_pct"].min(), ledger["held_out_served_pct"].min())
     ax.set_ylim(min(low, -TINY_P50_GOAL_PCT) - 3, 2.8 * TINY_P50_GOAL_PCT)  # room for the legend
     ax.legend(fontsize=5, ncol=3, loc="upper center")
+    return fig
+
+
+def plot_overhead_runs(ledger: pd.DataFrame) -> Figure:
+    """Each overhead run's p99 at the reference rate in ledger order (log scale), the goal
+    dashed; filled: a run on 2 cores (the goal judges it), hollow: the hypervisor stole 5% or
+    more of the CPU meanwhile."""
+    fig, axes = new_figure(1, 1, width_in=COLUMN_IN * 2)
+    ax = axes[0, 0]
+    x = np.arange(len(ledger))
+    p99_ms = ledger["overhead_p99_ms"].to_numpy(dtype=float)
+    fair = on_two_cores(ledger).to_numpy()
+    ax.axhline(GOAL_P99_MS, color="0.4", ls="--", lw=0.8, label=f"goal {GOAL_P99_MS:g} ms")
+    ax.plot(
+        x[fair],
+        p99_ms[fair],
+        "o",
+        color=SIM_COLOR,
+        ms=4,
+        label="on 2 cores (stolen < 5% or not recorded)",
+    )
+    ax.plot(
+        x[~fair],
+        p99_ms[~fair],
+        "o",
+        mfc="none",
+        color="0.3",
+        ms=4,
+        label="5% or more of the CPU stolen",
+    )
+    ax.set_yscale("log")
+    ax.set_xticks(x, [f"{r.session}" for r in ledger.itertuples()], fontsize=5)
+    ax.set_xlabel("session of the run")
+    ax.set_ylabel(f"overhead p99 at {REFERENCE_QPS} QPS (ms)")
+    ax.legend(fontsize=5, loc="upper right")
     return fig

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from serving.overhead_ledger import OVERHEAD_LEDGER, on_two_cores, read_overhead_ledger
 from serving.validation_figures import (
     ValidationResultError,
     completed_latencies_s,
@@ -17,6 +18,7 @@ from serving.validation_figures import (
     goals_table,
     offline_profile_rows,
     plot_latency_cdfs,
+    plot_overhead_runs,
     plot_preregistered,
     plot_speed_bins,
     profile_after_idle_s,
@@ -65,7 +67,13 @@ def test_each_figure_draws_a_panel_per_item():
     assert sum(len(line.get_xdata()) for line in points if line.get_linestyle() == "None") == (
         2 * offline.sum() + (~offline).sum()
     )
-    for figure in (cdfs, speed, errors):
+    runs = read_overhead_ledger(VALIDATION / OVERHEAD_LEDGER)
+    overhead = plot_overhead_runs(runs)
+    markers = [line for line in overhead.axes[0].lines if line.get_linestyle() == "None"]
+    fair = on_two_cores(runs)
+    assert [len(line.get_xdata()) for line in markers] == [fair.sum(), (~fair).sum()]
+    assert (~fair).sum() >= 1  # session 16's fourth run, 7.7% stolen
+    for figure in (cdfs, speed, errors, overhead):
         plt.close(figure)
 
 

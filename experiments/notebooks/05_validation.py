@@ -27,11 +27,13 @@
 from IPython.display import display
 
 from experiments.notebooks.helpers import find_validation, setup_display, show_figure
+from serving.overhead_ledger import OVERHEAD_LEDGER, read_overhead_ledger
 from serving.validation_figures import (
     PREREGISTERED,
     experiments,
     goals_table,
     plot_latency_cdfs,
+    plot_overhead_runs,
     plot_preregistered,
     plot_speed_bins,
     read_preregistered,
@@ -84,3 +86,19 @@ if (VALIDATION / PREREGISTERED).is_file():
     display(ledger.drop(columns=["folder"]))
 else:
     print(f"no {PREREGISTERED} in {VALIDATION}")
+
+# %% [markdown]
+# ## The serving path's own overhead, every run
+#
+# `benchmarks/serve_overhead.py --ledger`: each run's overhead p99 at 100 QPS (the static
+# cascade at near-zero latency, 16 emulated workers, the load generator on the same 2 cores).
+# Filled: the run had its 2 cores (under 5% of the CPU stolen, or not recorded), which the goal
+# judges; hollow: the hypervisor took 5% or more meanwhile.
+
+# %% tags=["figure"] t2isim_figure="validation_overhead"
+if (VALIDATION / OVERHEAD_LEDGER).is_file():
+    runs = read_overhead_ledger(VALIDATION / OVERHEAD_LEDGER)
+    show_figure(plot_overhead_runs(runs))
+    display(runs)
+else:
+    print(f"no {OVERHEAD_LEDGER} in {VALIDATION}")
