@@ -47,7 +47,16 @@ class OverheadRun:
 
 
 COLUMNS = tuple(OverheadRun.__dataclass_fields__)
-WHOLE_COLUMNS = ("session", "max_qps")  # written as whole numbers, empty where not recorded
+NUMBER_COLUMNS = (
+    "session",
+    "overhead_p50_ms",
+    "overhead_p99_ms",
+    "max_qps",
+    "stolen_pct",
+    "cpu_ms_per_query",
+)
+REQUIRED_COLUMNS = ("session", "overhead_p99_ms")  # the others may be empty: not recorded
+WHOLE_COLUMNS = ("session", "max_qps")  # written as whole numbers
 
 
 class LedgerError(ValueError):
@@ -55,7 +64,8 @@ class LedgerError(ValueError):
 
 
 def read_overhead_ledger(path: Path) -> pd.DataFrame:
-    """The ledger's rows, checked: its columns, a session and a p99 in every row."""
+    """The ledger's rows, checked: its columns, a session and a p99 in every row, and every
+    number a number (whole where it counts)."""
     try:
         table = pd.read_csv(path, dtype={"utc": str, "source": str, "note": str})
     except (OSError, ValueError) as exc:
@@ -63,18 +73,18 @@ def read_overhead_ledger(path: Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise LedgerError(f"{path}: the overhead ledger lacks columns {', '.join(missing)}")
-    for column in ("session", "overhead_p99_ms"):
+    for column in NUMBER_COLUMNS:
         values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().any():
-            row = int(values.isna().to_numpy().argmax()) + 2
-            raise LedgerError(f"{path}, line {row}: {column} is not a number")
-    for column in WHOLE_COLUMNS:
-        values = pd.to_numeric(table[column], errors="coerce")
-        fractional = values.notna() & (values != values.round())
-        if fractional.any() or (table[column].notna() & values.isna()).any():
-            row = int((fractional | (table[column].notna() & values.isna())).to_numpy().argmax())
-            raise LedgerError(f"{path}, line {row + 2}: {column} is not a whole number")
-        table[column] = values.astype("Int64")
+        present = table[column].notna()
+        whole = column in WHOLE_COLUMNS
+        missing = ~present if column in REQUIRED_COLUMNS else present & False
+        bad = (present & values.isna()) | (values.notna() & (values != values.round()) & whole)
+        for rows, problem in ((missing, "is missing"), (bad, f"is not a{' whole' * whole} number")):
+            if rows.any():
+                raise LedgerError(
+                    f"{path}, line {int(rows.to_numpy().argmax()) + 2}: {column} {problem}"
+                )
+        table[column] = values.astype("Int64") if whole else values
     return table
 
 

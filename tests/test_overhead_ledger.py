@@ -89,10 +89,12 @@ def test_an_empty_ledger_meets_nothing(tmp_path):
     [
         ("session,utc\n1,10:00\n", "lacks columns overhead_p50_ms"),
         (",".join(COLUMNS) + "\n1,,,fast,,,,,\n", "line 2: overhead_p99_ms is not a number"),
-        (",".join(COLUMNS) + "\n1,,,15,,,,,\n,,,15,,,,,\n", "line 3: session is not a number"),
+        (",".join(COLUMNS) + "\n1,,,15,,,,,\n,,,15,,,,,\n", "line 3: session is missing"),
         ('"unclosed\n', "cannot read the overhead ledger"),
         (",".join(COLUMNS) + "\n1,,,15,12.5,,,,\n", "line 2: max_qps is not a whole number"),
         (",".join(COLUMNS) + "\n1,,,15,many,,,,\n", "line 2: max_qps is not a whole number"),
+        (",".join(COLUMNS) + "\n1,,,15,,0.1%,,,\n", "line 2: stolen_pct is not a number"),
+        (",".join(COLUMNS) + "\n1.5,,,15,,,,,\n", "line 2: session is not a whole number"),
     ],
 )
 def test_a_malformed_ledger_is_one_line_naming_it(tmp_path, text, fragment):
