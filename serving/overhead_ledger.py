@@ -188,4 +188,5 @@ def _number(value: float, form: str = "{:.1f}") -> str:
 
 
 def _text(value: object) -> str:
-    return "" if pd.isna(value) else str(value).replace("|", "/")
+    """A cell of the report's table: one line, no column separator."""
+    return "" if pd.isna(value) else " ".join(str(value).split()).replace("|", "/")

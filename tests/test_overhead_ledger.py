@@ -106,13 +106,13 @@ def test_a_malformed_ledger_is_one_line_naming_it(tmp_path, text, fragment):
 
 
 def test_the_report_section_and_glance_row(tmp_path):
-    path = ledger_of(tmp_path, MET, replace(MET, overhead_p99_ms=30.0, stolen_pct=12.0, note="a|b"))
+    path = ledger_of(tmp_path, MET, replace(MET, overhead_p99_ms=30.0, stolen_pct=12.0, note="a|b\nc"))
     assert overhead_glance_row(path).startswith("| serving path's overhead: p99 <= 20 ms")
     assert "| met | runs on 2 cores" in overhead_glance_row(path)
     rows = [line for line in overhead_ledger_lines(path) if line.startswith("| 30 ")]
     assert rows == [
         "| 30 | 2026-12-01 10:00 | 4.0 | 15.0 | 200 | 0.0 | 7.5 | yes | yes |  |",
-        "| 30 | 2026-12-01 10:00 | 4.0 | 30.0 | 200 | 12.0 | 7.5 | no | no | a/b |",
+        "| 30 | 2026-12-01 10:00 | 4.0 | 30.0 | 200 | 12.0 | 7.5 | no | no | a/b c |",
     ]
     assert "not run" in overhead_glance_row(tmp_path / "absent.csv")
     assert overhead_ledger_lines(tmp_path / "absent.csv") == []
