@@ -80,12 +80,13 @@ def overhead_ms(queries: pd.DataFrame, bundle) -> np.ndarray:
     return (ok.latency_s.to_numpy() - service) * 1e3
 
 
-def cpu_seconds_by_part() -> dict[str, float]:
-    """CPU seconds (user + system) so far of this process and of each Ray process, by part
-    (PARTS; this process: "load generator"); empty where /proc is not readable."""
+def cpu_seconds_by_process() -> dict[tuple[int, int], tuple[str, float]]:
+    """(pid, start time) -> (part, CPU seconds (user + system) so far) of this process and of
+    each Ray process (PARTS; this process: "load generator"); empty where /proc is not
+    readable."""
     me = os.getpid()
     ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
+    seconds: dict[tuple[int, int], tuple[str, float]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -99,13 +100,20 @@ def cpu_seconds_by_part() -> dict[str, float]:
             part = next(name for name, key in PARTS if key in cmdline)
         else:
             continue
-        totals[part] = totals.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-    return totals
+        # fields from the state on: utime, stime and starttime are stat's 14th, 15th and 22nd
+        seconds[pid, int(fields[19])] = (part, (int(fields[11]) + int(fields[12])) / ticks)
+    return seconds
 
 
 def cpu_ms_per_query(before: dict, after: dict, n_queries: int) -> dict[str, float]:
-    """Part -> CPU ms per query between two readings."""
-    return {k: (after.get(k, 0.0) - before.get(k, 0.0)) * 1e3 / n_queries for k in after}
+    """Part -> CPU ms per query between two readings: each process's CPU since the first
+    reading (all of it for one started since); a process gone by the second counts nothing,
+    not minus what it had used before."""
+    parts: dict[str, float] = {}
+    for key, (part, cpu_s) in after.items():
+        spent_s = cpu_s - before.get(key, (part, 0.0))[1]
+        parts[part] = parts.get(part, 0.0) + spent_s * 1e3 / n_queries
+    return parts
 
 
 def cpu_per_query_text(parts: dict[str, float]) -> str:
@@ -186,11 +194,11 @@ def main() -> None:
             run_loadgen(warmup, session.url, Path(tmp) / "warmup")
         for rate in rates:
             out = Path(tmp) / f"r{rate}"
-            cpu_before, ticks = cpu_seconds_by_part(), cpu_ticks()
+            cpu_before, ticks = cpu_seconds_by_process(), cpu_ticks()
             summary = run_loadgen(
                 f"constant:rate={rate},duration={args.seconds:g}", session.url, out
             )
-            cpu_after, stolen = cpu_seconds_by_part(), steal_share(ticks, cpu_ticks())
+            cpu_after, stolen = cpu_seconds_by_process(), steal_share(ticks, cpu_ticks())
             ms = overhead_ms(pd.read_parquet(out / "queries.parquet"), bundle)
             all_ok = summary["ok"] == summary["arrivals"]
             p50, p99 = (float(np.percentile(ms, q)) for q in (50, 99)) if ms.size else (0, 0)

@@ -54,3 +54,16 @@ def test_a_short_run_appends_its_row(tmp_path):
     assert f"overhead_p99_ms={row.overhead_p99_ms:.1f} " in last + " "
     assert 0 <= row.overhead_p50_ms <= row.overhead_p99_ms
     assert row.cpu_ms_per_query > 0
+
+
+def test_cpu_per_query_counts_each_process_since_the_first_reading():
+    from tests.benchmark_scripts import ROOT
+    from tests.script_module import load_script
+
+    script = load_script(ROOT / "benchmarks" / SCRIPT, "serve_overhead_script")
+    before = {(10, 1): ("workers", 2.0), (11, 1): ("workers", 5.0), (12, 1): ("ingress", 1.0)}
+    # pid 11 exited (its 5 s are not taken off), pid 13 started (all of it counts), pid 12 was
+    # reused by another process (a new start time: all of its CPU counts)
+    after = {(10, 1): ("workers", 2.5), (12, 9): ("ingress", 0.25), (13, 4): ("workers", 0.5)}
+    assert script.cpu_ms_per_query(before, after, 10) == {"workers": 100.0, "ingress": 25.0}
+    assert script.cpu_seconds_by_process()  # this process at least, on Linux
