@@ -349,7 +349,18 @@ def test_the_glance_says_met_only_where_every_judgement_meets_the_goal(report_mo
     assert "met in 1 of 2, 2 of 2 sets low (sign test p = 0.5)" in tiny
     second = next(line for line in lines if "second protocol" in line)
     assert " | met | pre-registered: met in 1 of 1 (-4.0%) |" in second
+    overhead = next(line for line in lines if "overhead" in line)
+    assert " | not run | no ledger " in overhead  # this folder has no serve_overhead.csv
+    (folder / "serve_overhead.csv").write_text(
+        "session,utc,overhead_p50_ms,overhead_p99_ms,max_qps,stolen_pct,cpu_ms_per_query,"
+        "source,note\n5,10:00,3.0,15.0,100,0.0,8.0,,\n6,11:00,9.0,90.0,0,30.0,20.0,,\n"
+    )
+    lines = report_module.glance_lines(folder, names)
+    overhead = next(line for line in lines if "overhead" in line)
+    assert " | met | runs on 2 cores (under 5% of the CPU stolen, or not recorded) " in overhead
+    assert "meeting it: 1 of 1; all runs: 1 of 2 |" in overhead
     # the glance comes right under the notes' title
     text, _ = report_module.report(folder, names, "# Notes\n\nhand-written\n")
     assert text.startswith("# Notes\n\n## The goals at a glance (generated)\n")
     assert text.index("hand-written") > text.index("experiments meeting it")
+    assert "## The serving path's overhead runs (generated from" in text
