@@ -52,7 +52,7 @@ from serving.overhead_ledger import (
     LedgerError,
     OverheadRun,
     append_overhead_run,
-    read_overhead_ledger,
+    check_ledger,
 )
 from serving.server import ServeSession
 from serving.setup import ServeSetup
@@ -162,8 +162,8 @@ def main() -> None:
                 f"--ledger needs --session, the default stack and {REFERENCE_QPS} among the "
                 "rates (the goal's runs)"
             )
-        try:  # a malformed ledger fails before the run
-            read_overhead_ledger(args.ledger) if args.ledger.is_file() else None
+        try:  # a ledger that could not take the run fails before it
+            check_ledger(args.ledger)
         except LedgerError as exc:
             parser.error(str(exc))
     setup = ServeSetup(

@@ -88,6 +88,17 @@ def read_overhead_ledger(path: Path) -> pd.DataFrame:
     return table
 
 
+def check_ledger(path: Path) -> None:
+    """A LedgerError unless a run can be appended at `path`: a well-formed ledger there, or no
+    file yet in a folder that exists."""
+    if path.is_file():
+        read_overhead_ledger(path)
+    elif path.exists():
+        raise LedgerError(f"{path}: not a file, so no overhead ledger")
+    elif not path.parent.is_dir():
+        raise LedgerError(f"{path}: its folder {path.parent} does not exist")
+
+
 def append_overhead_run(path: Path, run: OverheadRun) -> None:
     """Add `run` as the ledger's last row (the file is made if absent; written atomically)."""
     table = read_overhead_ledger(path) if path.is_file() else pd.DataFrame(columns=COLUMNS)

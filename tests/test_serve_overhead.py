@@ -33,12 +33,25 @@ def test_bad_arguments_are_one_line_and_exit_2(args, message):
     assert "Traceback" not in done.stderr
 
 
-def test_a_malformed_ledger_is_refused_before_the_run(tmp_path):
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("malformed", "lacks columns"),
+        ("folder", "not a file, so no overhead ledger"),
+        ("nowhere", "does not exist"),
+    ],
+)
+def test_a_ledger_that_cannot_take_the_run_is_refused_before_it(tmp_path, where, message):
     ledger = tmp_path / OVERHEAD_LEDGER
-    ledger.write_text("session,utc\n1,10:00\n")
+    if where == "malformed":
+        ledger.write_text("session,utc\n1,10:00\n")
+    elif where == "folder":
+        ledger.mkdir()
+    else:
+        ledger = tmp_path / "absent" / OVERHEAD_LEDGER
     done = run_benchmark(SCRIPT, "--ledger", str(ledger), "--session", "1", timeout_s=120)
     assert done.returncode == 2
-    assert "lacks columns" in done.stderr.splitlines()[-1]
+    assert message in done.stderr.splitlines()[-1]
     assert "rate=" not in done.stdout
 
 
