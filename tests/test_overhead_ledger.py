@@ -106,7 +106,9 @@ def test_a_malformed_ledger_is_one_line_naming_it(tmp_path, text, fragment):
 
 
 def test_the_report_section_and_glance_row(tmp_path):
-    path = ledger_of(tmp_path, MET, replace(MET, overhead_p99_ms=30.0, stolen_pct=12.0, note="a|b\nc"))
+    path = ledger_of(
+        tmp_path, MET, replace(MET, overhead_p99_ms=30.0, stolen_pct=12.0, note="a|b\nc")
+    )
     assert overhead_glance_row(path).startswith("| serving path's overhead: p99 <= 20 ms")
     assert "| met | runs on 2 cores" in overhead_glance_row(path)
     rows = [line for line in overhead_ledger_lines(path) if line.startswith("| 30 ")]
