@@ -12,8 +12,9 @@ click's standalone mode off and turns what escapes into one line `error: ...` on
 
 Anything else is a bug and keeps its traceback. Warnings raised while a command runs are held
 back: dropped when it fails (the error line is the only output), shown one line each when it
-succeeds. SIGTERM is turned into the same exception as SIGINT, so `finally` blocks and context
-managers run: staging outputs are deleted and worker processes stopped.
+succeeds; a deprecation warning only where this project's code raised it. SIGTERM is turned
+into the same exception as SIGINT, so `finally` blocks and context managers run: staging
+outputs are deleted and worker processes stopped.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from simulator.errors import InputError, RunFailure, one_line
 EXIT_INPUT = 2
 EXIT_FAILED = 1
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+OWN_MODULES = r"(simulator|policies|routers|experiments|profiler|serving)(\.|$)"
 
 
 def _fail(message: str, code: int) -> None:
@@ -77,6 +79,10 @@ class OneLineErrors(TyperGroup):
         received: list[int] = []
         with _signals_interrupt(received), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
+            for category in (DeprecationWarning, PendingDeprecationWarning):
+                # a library's deprecations are its own (Ray's pydantic models): not the user's
+                warnings.filterwarnings("ignore", category=category)
+                warnings.filterwarnings("default", category=category, module=OWN_MODULES)
             try:
                 code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             except typer.TyperException as exc:  # click's exceptions, as typer vendors them

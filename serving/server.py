@@ -223,13 +223,8 @@ class ServeSession:
                     pass
                 elif self.ray_address is not None:
                     # Ray Client logs each ray.init keyword it forwards at INFO: not for users
-                    client_log = logging.getLogger("ray.client_builder")
-                    level = client_log.level
-                    client_log.setLevel(logging.WARNING)
-                    try:
+                    with warnings_only("ray.client_builder"):
                         ray.init(address=self.ray_address, log_to_driver=False)
-                    finally:
-                        client_log.setLevel(level)
                 else:
                     ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count()))
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
@@ -254,15 +249,17 @@ class ServeSession:
                 ray.available_resources(),
             )
             self.serve_started = True
-            serve.start(
-                http_options={"host": self.host, "port": self.port},
-                logging_config=SERVE_LOGGING,
-                controller_options=stack.controller_options(),
-            )
-            ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
-            cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
-            self.controller = ControllerThread(cluster, self.chaos_kill_s)
-            self.controller.start()
+            # Serve logs each application's start at INFO (one line per worker slot)
+            with warnings_only("ray.serve"):
+                serve.start(
+                    http_options={"host": self.host, "port": self.port},
+                    logging_config=SERVE_LOGGING,
+                    controller_options=stack.controller_options(),
+                )
+                ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
+                cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
+                self.controller = ControllerThread(cluster, self.chaos_kill_s)
+                self.controller.start()
         except BaseException as exc:  # a SIGTERM or ^C while Serve starts too
             self._shutdown()
             if isinstance(exc, Exception) and not isinstance(exc, InputError | RunFailure):
@@ -289,6 +286,18 @@ class ServeSession:
             serve.shutdown()
         if self.owns_ray:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def warnings_only(logger_name: str) -> Iterator[None]:
+    """The logger `logger_name` shows warnings and errors only, inside the block."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def serve_is_running() -> bool:

@@ -404,6 +404,13 @@ def _group_app():
         print("done")
 
     @app.command()
+    def deprecations() -> None:
+        for module in ("ray.serve.schema", "serving.workers"):
+            warnings.warn_explicit(
+                f"{module} is deprecated", DeprecationWarning, f"{module}.py", 1, module=module
+            )
+
+    @app.command()
     def unreadable() -> None:
         open("/no/such/dir/file.txt")  # noqa: SIM115
 
@@ -419,6 +426,10 @@ def test_warnings_are_dropped_before_an_error_line_and_shown_once_on_success():
     ok = runner.invoke(_group_app(), ["warn-then-succeed"])
     assert ok.exit_code == 0 and ok.stdout == "done\n"
     assert ok.stderr == "warning: overflow encountered in multiply\n"
+    # a library's deprecation is not the user's to act on; this project's is shown
+    deprecated = runner.invoke(_group_app(), ["deprecations"])
+    assert deprecated.exit_code == 0
+    assert deprecated.stderr == "warning: serving.workers is deprecated\n"
     missing = runner.invoke(_group_app(), ["unreadable"])
     assert missing.exit_code == 2
     assert missing.stderr == "error: /no/such/dir/file.txt: No such file or directory\n"
