@@ -249,13 +249,13 @@ class ServeSession:
                 ray.available_resources(),
             )
             self.serve_started = True
-            # Serve logs each application's start at INFO (one line per worker slot)
+            serve.start(
+                http_options={"host": self.host, "port": self.port},
+                logging_config=SERVE_LOGGING,
+                controller_options=stack.controller_options(),
+            )
+            # Serve logs each application's start at INFO (two lines per worker slot)
             with warnings_only("ray.serve"):
-                serve.start(
-                    http_options={"host": self.host, "port": self.port},
-                    logging_config=SERVE_LOGGING,
-                    controller_options=stack.controller_options(),
-                )
                 ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
                 cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
                 self.controller = ControllerThread(cluster, self.chaos_kill_s)
