@@ -254,7 +254,7 @@ class ServeSession:
                 logging_config=SERVE_LOGGING,
                 controller_options=stack.controller_options(),
             )
-            # Serve logs each application's start at INFO (two lines per worker slot)
+            # Serve logs each application's start at INFO (a line per worker slot)
             with warnings_only("ray.serve"):
                 ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
                 cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
