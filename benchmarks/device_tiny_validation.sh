@@ -6,7 +6,8 @@
 # $OUT/VALIDATION.md and $OUT/validation.tgz (the profile and the real runs, whose simulations
 # `t2isim validate --reuse-real` redoes on any machine), with session 23's preemption reading
 # (`benchmarks/preemption_fit.py`) at the end of the log. Arguments go on to validation_report.py
-# (session 22 ran it with none, and the third run did not fit; next, `--tiny-rounds 4`).
+# (session 22 ran it with none, and the third run did not fit; next, `--tiny-rounds 4`, then
+# the same with DEVICE_CORES=0-3).
 #
 # .device/ holds what the device's image (Python 3.12, torch 2.11) lacks, as
 # `benchmarks/device_wheels.sh HAVE .device` makes it: site.tar.xz, the
@@ -29,7 +30,10 @@ export PATH=/tmp/bin:$PATH
 echo "extracted in $(( $(date +%s) - t0 )) s"; nproc; python3 --version; lscpu | grep -i "model name"
 python3 -c "import ray, ray.serve, diffusers, open_clip, simpy, highspy, typer, torch, pandas, numpy, experiments.cli, serving.validate, serving.diffusers_backend; print('imports ok: ray', ray.__version__, 'diffusers', diffusers.__version__, 'typer', typer.__version__, 'torch', torch.__version__, 'pandas', pandas.__version__, 'numpy', numpy.__version__)" || exit 4
 t2isim --help > /dev/null || { echo "t2isim cli failed"; exit 5; }
-pin=""; command -v taskset > /dev/null && pin="taskset -c 0,1"
+# DEVICE_CORES: the cores the whole run is pinned to (taskset's list; default 0,1, the footprint
+# here). 0-3 gives the 2 CPU replicas and the serving stack spare cores: the test of whether
+# the offline profile meets the goal where the replicas do not share cores with the stack.
+pin=""; command -v taskset > /dev/null && pin="taskset -c ${DEVICE_CORES:-0,1}"
 echo "pin: ${pin:-none}"
 head -1 /proc/stat
 timeout 540 $pin python3 benchmarks/validation_report.py --run --only tiny-diffusers-static --tiny-rounds 8 --skip-after --dir /tmp/val --notes /tmp/none.md --out "$OUT/VALIDATION.md" "$@" 2>&1 | tee "$OUT/log"
