@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 
 from profiler.provenance import cpu_ticks, steal_share
-from serving.dispatch import DISPATCH_MODES
 from serving.loadgen import run_loadgen
 from serving.overhead_ledger import (
     GOAL_P99_MS,
@@ -56,7 +55,8 @@ from serving.overhead_ledger import (
 )
 from serving.server import ServeSession
 from serving.setup import ServeSetup
-from serving.stack import DEFAULT_STACK, SERVE_STACKS
+from serving.stack import DEFAULT_STACK
+from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
 PARTS = (  # (part, what its processes' command lines contain), first match wins
@@ -150,12 +150,6 @@ def main() -> None:
     rates = checked_rates(parser, args.rates)
     if not (args.seconds > 0 and args.warmup_seconds >= 0 and args.workers >= 1):
         parser.error("expected --seconds > 0, --warmup-seconds >= 0 and --workers >= 1")
-    if args.dispatch not in DISPATCH_MODES:
-        parser.error(f"--dispatch {args.dispatch!r}: expected one of {', '.join(DISPATCH_MODES)}")
-    if args.serve_stack not in SERVE_STACKS:
-        parser.error(
-            f"--serve-stack {args.serve_stack!r}: expected one of {', '.join(SERVE_STACKS)}"
-        )
     if args.ledger is not None:
         if args.session is None or args.serve_stack != DEFAULT_STACK or REFERENCE_QPS not in rates:
             parser.error(
@@ -180,7 +174,10 @@ def main() -> None:
         dispatch=args.dispatch,
         stack=args.serve_stack,
     )
-    bundle, _, _ = setup.build()
+    try:  # the setup's own checks (dispatch, stack), before Ray starts
+        bundle, _, _ = setup.build()
+    except InputError as exc:
+        parser.error(str(exc))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

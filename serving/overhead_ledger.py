@@ -74,18 +74,21 @@ def read_overhead_ledger(path: Path) -> pd.DataFrame:
     if missing:
         raise LedgerError(f"{path}: the overhead ledger lacks columns {', '.join(missing)}")
     for column in NUMBER_COLUMNS:
-        values = pd.to_numeric(table[column], errors="coerce")
-        present = table[column].notna()
+        text, values = table[column], pd.to_numeric(table[column], errors="coerce")
         whole = column in WHOLE_COLUMNS
-        missing = ~present if column in REQUIRED_COLUMNS else present & False
-        bad = (present & values.isna()) | (values.notna() & (values != values.round()) & whole)
-        for rows, problem in ((missing, "is missing"), (bad, f"is not a{' whole' * whole} number")):
-            if rows.any():
-                raise LedgerError(
-                    f"{path}, line {int(rows.to_numpy().argmax()) + 2}: {column} {problem}"
-                )
+        if column in REQUIRED_COLUMNS:
+            _refuse_rows(path, column, text.isna(), "is missing")
+        not_number = values.isna() | (whole & (values != values.round()))
+        _refuse_rows(path, column, text.notna() & not_number, f"is not a{' whole' * whole} number")
         table[column] = values.astype("Int64") if whole else values
     return table
+
+
+def _refuse_rows(path: Path, column: str, rows: pd.Series, problem: str) -> None:
+    """A LedgerError naming the first of `rows` (a mask) by its line in the file."""
+    if rows.any():
+        line = int(rows.to_numpy().argmax()) + 2  # the header is line 1
+        raise LedgerError(f"{path}, line {line}: {column} {problem}")
 
 
 def check_ledger(path: Path) -> None:
@@ -104,7 +107,7 @@ def append_overhead_run(path: Path, run: OverheadRun) -> None:
     table = read_overhead_ledger(path) if path.is_file() else pd.DataFrame(columns=COLUMNS)
     row = pd.DataFrame([asdict(run)], columns=COLUMNS)
     table = row if table.empty else pd.concat([table, row], ignore_index=True)
-    for column in WHOLE_COLUMNS:
+    for column in WHOLE_COLUMNS:  # the new row's NaN would turn the column to floats
         table[column] = pd.to_numeric(table[column]).astype("Int64")
     atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
 
