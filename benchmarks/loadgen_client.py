@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from serving.stack import free_port
+
 STUB = """
 import sys
 from aiohttp import web
@@ -90,9 +92,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     stub = subprocess.Popen([sys.executable, "-c", STUB, str(port)])
     best = {"aiohttp": float("inf"), "httpx": float("inf")}
     try:

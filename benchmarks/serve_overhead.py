@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ from serving.overhead_ledger import (
 )
 from serving.server import ServeSession
 from serving.setup import ServeSetup
-from serving.stack import DEFAULT_STACK
+from serving.stack import DEFAULT_STACK, free_port
 from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
@@ -178,9 +177,7 @@ def main() -> None:
         bundle, _, _ = setup.build()
     except InputError as exc:
         parser.error(str(exc))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     results = {}
     with (
         ServeSession(setup, port=port, num_cpus=args.num_cpus) as session,

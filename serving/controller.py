@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import ray
 from ray import serve
 
-from serving.setup import worker_app
+from serving.setup import INGRESS_APP, worker_app
 from serving.stack import serve_stack
 from serving.workers import Worker, worker_actor_options
 from simulator import controller as sim_controller
@@ -171,12 +171,13 @@ class LiveCluster:
     (`place_workers`: fewest swaps), `assigned` the plan version that put it there
     (`version` counts the plans applied)."""
 
-    def __init__(self, setup, bundle, policy, config, ingress, models: list) -> None:
+    def __init__(self, setup, bundle, policy, config, ingress_app, models: list) -> None:
         self.env = WallClock()
         self.bundle = bundle
         self.policy = policy
         self.config = config
-        self.ingress = ingress
+        self.ingress_app = ingress_app  # bound (`serving.ingress.ingress_app`): `deploy`s it
+        self.ingress = None  # its handle, once deployed
         self.n_models = len(bundle.model_names)
         self.models = models  # spec per bundle model (`ServeSetup.models`)
         self.actor_options = serve_stack(setup.stack).replica_options(
@@ -269,11 +270,12 @@ class LiveCluster:
             self.configs[w] = config
             self.delivered[w] = {**config, "plan": self.version, "slot": w}
             changed_configs.append(w)
+        if wait:
+            self.deploy(changed_configs)
         self.ingress.set_plan.remote(
             plan, self.slots, self.version, planned_s, demand_qps, load_s, self.delivered
         ).result()
         if wait:
-            self.deploy(changed_configs)
             while self.pending:
                 self.check_swaps(log=False)
                 time.sleep(LOAD_POLL_S)
@@ -282,12 +284,15 @@ class LiveCluster:
             self.worker(w).configure.remote(self.delivered[w])
 
     def deploy(self, slots: list[int]) -> None:
-        """Deploy worker slots `slots` with their configurations (`user_config`), and wait
-        until they run. Done once, for the initial plan: a redeploy would take each replica
-        out of Serve's routing while it reconfigures (about a second on the lean stack: the
-        queries sent to it meanwhile waited), so later plans are sent by `configure` calls."""
+        """Deploy the ingress and worker slots `slots` with their configurations
+        (`user_config`) at once, and wait until they run (their replicas start side by side:
+        one start's wait, about 6 s here, not two). Done once, for the initial plan: a
+        redeploy would take each replica out of Serve's routing while it reconfigures (about
+        a second on the lean stack: the queries sent to it meanwhile waited), so later plans
+        are sent by `configure` calls. A worker that starts before the ingress has the plan
+        keeps its `user_config` (`Worker.reconfigure`)."""
         drop_limit_s = self.config.drop_factor * self.config.slo_s
-        targets = []
+        targets = [serve.RunTarget(self.ingress_app, name=INGRESS_APP, route_prefix="/")]
         for w in slots:
             worker = Worker.options(
                 num_replicas=1, user_config=self.delivered[w], ray_actor_options=self.actor_options
@@ -297,9 +302,10 @@ class LiveCluster:
                     worker.bind(self.models, drop_limit_s), name=worker_app(w), route_prefix=None
                 )
             )
-        serve.run_many(
+        handles = serve.run_many(
             targets, wait_for_ingress_deployment_creation=True, wait_for_applications_running=True
         )
+        self.ingress = handles[0]
 
     def worker(self, w: int):
         """The handle of worker slot `w` (one per slot, kept for the run)."""

@@ -50,7 +50,7 @@ from serving.requests import (
     check_size,
     parse_request,
 )
-from serving.setup import SERVE_LOGGING, ServeSetup, worker_app
+from serving.setup import SERVE_LOGGING, SHUTDOWN_POLL_S, ServeSetup, worker_app
 from serving.stack import serve_stack
 from serving.workers import MAX_ONGOING
 from simulator.cluster import STAGE_ESCALATED, STAGE_FINAL, STAGE_OPEN
@@ -68,6 +68,7 @@ REPLICA_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError")
 @serve.deployment(
     max_ongoing_requests=MAX_ONGOING,
     ray_actor_options=INGRESS_ACTOR_OPTIONS,
+    graceful_shutdown_wait_loop_s=SHUTDOWN_POLL_S,
     logging_config=SERVE_LOGGING,
 )
 class Ingress:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from serving.setup import INGRESS_APP, SERVE_LOGGING, ServeSetup
+from serving.setup import SERVE_LOGGING, ServeSetup
 from serving.stack import serve_stack
 from simulator.errors import InputError, RunFailure
 
@@ -154,21 +154,40 @@ def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
         time.sleep(0.2)
 
 
+_sigterm_held = False  # inside `sigterm_deferred`: the processes forked meanwhile unblock it
+
+
+def _unblock_sigterm_in_child() -> None:
+    if _sigterm_held:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+os.register_at_fork(after_in_child=_unblock_sigterm_in_child)
+
+
 @contextlib.contextmanager
 def sigterm_deferred() -> Iterator[None]:
     """SIGTERM held back while Ray starts, then handled as before it started. `ray.init` puts
     in its own handlers (`sys.exit`, then its core's failure handler, which aborts the process
     and leaves Ray's processes running); this puts back the handler in force before, which then
     takes a SIGTERM that came meanwhile (the t2isim CLI's: KeyboardInterrupt, so the session
-    shuts Serve and Ray down). A no-op outside the main thread."""
+    shuts Serve and Ray down). A no-op outside the main thread.
+
+    A signal mask is inherited across fork and exec: Ray's processes started here (raylet, GCS,
+    and through the raylet every worker) would ignore the SIGTERM of `ray.shutdown`, which
+    then waits a second for each before it kills it (5 s per session). They unblock it as
+    they start: Ray starts them with a `preexec_fn`, which runs the fork hooks."""
+    global _sigterm_held
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    _sigterm_held = True
     try:
         yield
     finally:
+        _sigterm_held = False
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
@@ -256,7 +275,7 @@ class ServeSession:
             )
             # Serve logs each application's start at INFO (a line per worker slot)
             with warnings_only("ray.serve"):
-                ingress = serve.run(ingress_app(self.setup), name=INGRESS_APP, route_prefix="/")
+                ingress = ingress_app(self.setup)
                 cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
                 self.controller = ControllerThread(cluster, self.chaos_kill_s)
                 self.controller.start()

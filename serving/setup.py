@@ -17,6 +17,9 @@ INGRESS_APP = "t2isim"
 # Serve's logging for every replica and the proxy: warnings only, no access log (a log line
 # per request costs the request path CPU; the run folders record every query)
 SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
+# how often a stopping replica checks for requests still in flight (Serve's default: 2 s, the
+# least each replica's stop took; the timeout that bounds the wait is each deployment's own)
+SHUTDOWN_POLL_S = 0.1
 BACKENDS = ("emulated", "diffusers")
 # the service-time model validate's simulation gives each backend's workers: an emulated worker
 # sleeps the profiled p50; a diffusers worker's batch takes what the pipeline takes, which

@@ -20,9 +20,11 @@ environment (a variable set here would outlive the run and leak into the next on
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from simulator.errors import InputError
 
@@ -125,8 +127,26 @@ def recorded_stack(name: str | None) -> str:
     return _RECORDED_NAMES.get(name, name)
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")  # Linux's
+QUIET_PORTS_FROM = 20_000  # above Ray's workers' own (10002-19999 by default)
+QUIET_PORT_TRIES = 50
+
+
 def free_port() -> int:
-    """A TCP port free on every interface now (HAProxy binds its listeners on all of them)."""
+    """A TCP port free on every interface now (HAProxy binds its listeners on all of them),
+    for a listener that binds it seconds later. Taken below the kernel's ephemeral range where
+    there is one: a port in that range can go meanwhile to any outgoing connection, and Ray's
+    processes open many as they start (HAProxy once failed to bind its metrics port so)."""
+    try:
+        ephemeral_from = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_from = QUIET_PORTS_FROM
+    draw = random.SystemRandom()  # not a result's seed: any free port serves
+    for _ in range(QUIET_PORT_TRIES if ephemeral_from > QUIET_PORTS_FROM else 0):
+        port = draw.randrange(QUIET_PORTS_FROM, ephemeral_from)
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("", port))
+            return port
     with socket.socket() as s:
         s.bind(("", 0))
         return s.getsockname()[1]

@@ -38,7 +38,7 @@ from collections import deque
 
 from ray import serve
 
-from serving.setup import INGRESS_APP, SERVE_LOGGING
+from serving.setup import INGRESS_APP, SERVE_LOGGING, SHUTDOWN_POLL_S
 from simulator.core import NO_MODEL, form_batch
 
 MAX_ONGOING = 100_000  # queue at the worker (a GPU's queue), not at the caller
@@ -87,6 +87,7 @@ def worker_actor_options(models) -> dict:
     max_ongoing_requests=MAX_ONGOING,
     health_check_period_s=1.0,
     graceful_shutdown_timeout_s=600.0,
+    graceful_shutdown_wait_loop_s=SHUTDOWN_POLL_S,
     logging_config=SERVE_LOGGING,
 )
 class Worker:
@@ -128,7 +129,7 @@ class Worker:
         latest = await self.ingress_config(int(config["slot"]))
         newer = latest is not None and int(latest["plan"]) > int(config["plan"])
         chosen = latest if newer else config
-        if latest is not None and latest.get("preloaded"):
+        if latest is None or latest.get("preloaded"):  # None: the ingress has no plan yet
             self.preloaded_assignment = int(chosen["assigned"])
         await self.configure(chosen)
 

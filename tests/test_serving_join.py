@@ -26,6 +26,7 @@ pytest.importorskip("ray.serve")
 
 from serving.loadgen import run_loadgen  # noqa: E402
 from serving.server import check_port_free, check_ray_address, ray_init_reason  # noqa: E402
+from serving.stack import free_port  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
@@ -50,11 +51,6 @@ RAY_CLIENT_ATTEMPTS = 2
 class RayClientStartupFailure(Exception):
     """`serve` exited 2 with one line reporting Ray Client's failure to start its server."""
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize(

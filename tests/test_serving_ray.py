@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("ray.serve")
 
+from proc_signals import HAS_PROC, descendants_blocking_sigterm  # noqa: E402
 from ray import serve  # noqa: E402
 
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
@@ -24,6 +25,7 @@ from serving.ingress import MAX_RETRIES  # noqa: E402
 from serving.loadgen import run_loadgen  # noqa: E402
 from serving.server import ServeSession  # noqa: E402
 from serving.setup import ServeSetup  # noqa: E402
+from serving.stack import free_port  # noqa: E402
 from simulator.run import run_simulation  # noqa: E402
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
@@ -37,16 +39,17 @@ TRACE = "constant:rate=10,duration=5"
 KILL_AFTER_S = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def session():
     with ServeSession(SETUP, port=free_port(), num_cpus=2, chaos_kill_s=KILL_AFTER_S) as s:
         yield s
+
+
+@pytest.mark.skipif(not HAS_PROC, reason="needs /proc")
+def test_rays_processes_take_sigterm(session):
+    """Ray started inside `sigterm_deferred` (SIGTERM blocked here): its processes and the
+    replicas' workers must not block it, or `ray.shutdown` waits a second for each."""
+    assert descendants_blocking_sigterm() == []
 
 
 def test_malformed_http_requests_get_4xx_json(session):

@@ -53,6 +53,35 @@ def test_unknown_stack_is_an_input_error_before_ray_starts():
         ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="fast").build()
 
 
+REAL_EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+@pytest.mark.parametrize(
+    "ephemeral, quiet", [("32768\t60999\n", True), ("1024 65535\n", False), (None, False)]
+)
+def test_a_free_port_is_taken_below_the_ephemeral_range_where_there_is_room(
+    ephemeral, quiet, tmp_path, monkeypatch
+):
+    """A port from the kernel's ephemeral range can go to any outgoing connection before
+    HAProxy binds it; below it (above Ray's workers' ports) only a listener takes one. No
+    room there, or no range to read: any free port."""
+    import serving.stack as stack
+
+    source = tmp_path / "ip_local_port_range"
+    if ephemeral is not None:
+        source.write_text(ephemeral)
+    monkeypatch.setattr(stack, "EPHEMERAL_PORTS", source)
+    ports = {free_port() for _ in range(20)}
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("", port))  # free indeed
+    if quiet:
+        assert all(stack.QUIET_PORTS_FROM <= p < 32768 for p in ports)
+    elif Path(REAL_EPHEMERAL).exists():  # the kernel's choice
+        real_from = int(Path(REAL_EPHEMERAL).read_text().split()[0])
+        assert all(p >= real_from for p in ports)
+
+
 def test_setup_round_trip_keeps_the_stack_and_old_setups_read_as_shipped():
     setup = ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="shipped")
     assert ServeSetup.from_dict(setup.to_dict()) == setup

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,10 @@ import pytest
 
 pytest.importorskip("ray.serve")
 
-from serving.server import check_cluster_room  # noqa: E402
+from proc_signals import HAS_PROC, blocks_sigterm  # noqa: E402
+
+from serving.server import check_cluster_room, sigterm_deferred  # noqa: E402
+from serving.stack import free_port  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 CLI = [sys.executable, "-m", "experiments.cli"]
@@ -59,10 +61,29 @@ def test_a_cluster_without_room_is_refused_naming_the_resource(worker, available
     assert str(caught.value) == message
 
 
+@pytest.mark.skipif(not HAS_PROC, reason="needs /proc")
+def test_a_process_started_while_sigterm_is_deferred_takes_it():
+    """`sigterm_deferred` blocks SIGTERM here while Ray starts; a process started meanwhile
+    with a `preexec_fn` (as Ray starts its raylet, GCS and monitors) must not inherit the
+    block: `ray.shutdown`'s SIGTERM would go unheard, and each would be killed a second
+    later. Without a `preexec_fn` the fork hooks do not run (Python's subprocess)."""
+
+    def own_status(preexec_fn) -> str:
+        cat = ["cat", "/proc/self/status"]
+        return subprocess.run(cat, preexec_fn=preexec_fn, capture_output=True, text=True).stdout
+
+    with sigterm_deferred():
+        here_blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        child_blocked = blocks_sigterm(own_status(lambda: None))
+    assert here_blocked and not child_blocked
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert not blocks_sigterm(own_status(lambda: None))
+
+
 @pytest.mark.slow
 def test_the_cli_refuses_more_workers_than_the_cluster_holds_in_one_line(tmp_path):
     done = subprocess.run(
-        [*SERVE, "--workers", "200", "--port", str(_free_port())],
+        [*SERVE, "--workers", "200", "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=120,
@@ -85,7 +106,7 @@ def test_a_sigterm_while_serve_starts_stops_serve_and_ray_and_exits_143():
     tag = f"T2ISIM_STARTUP_TEST={value}"
     lines: list[str] = []
     with subprocess.Popen(
-        [*SERVE, "--workers", "2", "--port", str(_free_port())],
+        [*SERVE, "--workers", "2", "--port", str(free_port())],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
@@ -116,9 +137,3 @@ def _tagged_processes(tag: str) -> list[str]:
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

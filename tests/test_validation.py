@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 import re
-import socket
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ from profiler.latency import (
 from serving.profile_rounds import rounds_bundles
 from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.setup import ServeSetup
-from serving.stack import DEFAULT_STACK
+from serving.stack import DEFAULT_STACK, free_port
 from serving.validate import (
     fidelity_table,
     hop_overheads_ms,
@@ -854,11 +853,6 @@ def test_validate_simulates_the_profile_at_both_ends_of_its_rounds(bundle, tmp_p
 
 # ----------------------------------------------------------------------------- Ray (CI)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
