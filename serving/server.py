@@ -245,7 +245,8 @@ class ServeSession:
                     with warnings_only("ray.client_builder"):
                         ray.init(address=self.ray_address, log_to_driver=False)
                 else:
-                    ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count()))
+                    replicas = config.n_workers + 1  # and the ingress
+                    ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count(), replicas))
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
             reason = ray_init_reason(exc)
             raise InputError(f"--ray-address {self.ray_address!r}: {reason}") from None

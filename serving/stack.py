@@ -48,6 +48,9 @@ _INGRESS_DRAIN = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
 _PROXY_READY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30"}
 
 
+SERVE_SYSTEM_ACTORS = 3  # Serve's controller, its proxy and its fallback proxy
+
+
 @dataclass(frozen=True)
 class ServeStack:
     name: str
@@ -58,14 +61,20 @@ class ServeStack:
     # listeners default to fixed ports, 9101 and 8404: a second run on the host failed)
     port_env: tuple[str, ...] = ()
 
-    def local_ray_options(self, num_cpus: int) -> dict:
+    def local_ray_options(self, num_cpus: int, replicas: int = 0) -> dict:
         """`ray.init`'s arguments for a local cluster of `num_cpus` CPUs serving on this stack
-        (no dashboard, no worker logs in this process: the runs record what they need)."""
+        (no dashboard, no worker logs in this process: the runs record what they need).
+        `replicas`: the Serve replicas the run starts at once; the raylet starts their worker
+        processes side by side without its warning that more started than one per CPU (lines
+        on the console of every 16-replica run; the deploy took as long: 21.8 and 24.1 s,
+        against 23.6 s without it, here)."""
+        starts = max(num_cpus, replicas + SERVE_SYSTEM_ACTORS)
         return {
             "num_cpus": num_cpus,
             "include_dashboard": False,
             "log_to_driver": False,
-            "_system_config": dict(self.system_config) or None,  # ray.init adds to it
+            # ray.init adds to it
+            "_system_config": {"worker_maximum_startup_concurrency": starts, **self.system_config},
         }
 
     @contextlib.contextmanager

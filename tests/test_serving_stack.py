@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from serving.setup import ServeSetup
-from serving.stack import DEFAULT_STACK, SERVE_STACKS, free_port, serve_stack
+from serving.stack import (
+    DEFAULT_STACK,
+    SERVE_STACKS,
+    SERVE_SYSTEM_ACTORS,
+    free_port,
+    serve_stack,
+)
 from simulator.errors import InputError
 
 LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large-Turbo"
@@ -51,6 +57,18 @@ def test_lean_stack_reaches_controller_replicas_and_ray():
 def test_unknown_stack_is_an_input_error_before_ray_starts():
     with pytest.raises(InputError, match="--serve-stack 'fast': expected one of lean, shipped"):
         ServeSetup("default", "static-cascade", OPTIONS, {"n_workers": 2}, stack="fast").build()
+
+
+def test_a_local_cluster_starts_every_replicas_worker_process_at_once_on_either_stack():
+    for stack in SERVE_STACKS.values():
+        options = stack.local_ray_options(2, replicas=17)
+        assert options["num_cpus"] == 2
+        config = options["_system_config"]
+        assert config["worker_maximum_startup_concurrency"] == 17 + SERVE_SYSTEM_ACTORS
+        assert config.items() >= stack.system_config.items()
+        assert (
+            stack.local_ray_options(4)["_system_config"]["worker_maximum_startup_concurrency"] == 4
+        )
 
 
 REAL_EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"
