@@ -154,15 +154,16 @@ def check_port_free(host: str, port: int, wait_s: float = PORT_WAIT_S) -> None:
         time.sleep(0.2)
 
 
-_sigterm_held = False  # inside `sigterm_deferred`: the processes forked meanwhile unblock it
+_sigterm_held = False  # inside `sigterm_deferred` (see there: the processes forked meanwhile)
 
 
-def _unblock_sigterm_in_child() -> None:
+def _own_group_taking_sigterm_in_child() -> None:
     if _sigterm_held:
+        os.setpgid(0, 0)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
-os.register_at_fork(after_in_child=_unblock_sigterm_in_child)
+os.register_at_fork(after_in_child=_own_group_taking_sigterm_in_child)
 
 
 @contextlib.contextmanager
@@ -173,10 +174,13 @@ def sigterm_deferred() -> Iterator[None]:
     takes a SIGTERM that came meanwhile (the t2isim CLI's: KeyboardInterrupt, so the session
     shuts Serve and Ray down). A no-op outside the main thread.
 
-    A signal mask is inherited across fork and exec: Ray's processes started here (raylet, GCS,
-    and through the raylet every worker) would ignore the SIGTERM of `ray.shutdown`, which
-    then waits a second for each before it kills it (5 s per session). They unblock it as
-    they start: Ray starts them with a `preexec_fn`, which runs the fork hooks."""
+    The processes forked meanwhile (Ray's raylet, GCS and monitors; Ray starts them with a
+    `preexec_fn`, which runs the fork hooks) take SIGTERM, in a process group of their own. A
+    signal mask is inherited across fork and exec: blocked, they and through the raylet every
+    worker ignored `ray.shutdown`'s SIGTERM, which waits a second for each before it kills
+    it (5 s per session). In this process's group, a SIGTERM to the group (a service
+    manager's stop, a batch system's cancel) killed the raylet under the running session,
+    whose shutdown then waited 30 s for Serve's controller."""
     global _sigterm_held
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -18,8 +18,9 @@ def blocks_sigterm(status: str) -> bool:
     raise ValueError("no SigBlk line")
 
 
-def descendants_blocking_sigterm() -> list[str]:
-    """`name (pid)` of each live descendant of this process that blocks SIGTERM."""
+def descendants_exposed() -> list[str]:
+    """`name (pid)` of each live descendant of this process that blocks SIGTERM or shares
+    this process's group."""
     statuses: dict[int, str] = {}
     parent: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -39,8 +40,12 @@ def descendants_blocking_sigterm() -> list[str]:
         grew = bool(found)
         mine |= found
     mine.discard(os.getpid())
-    return [
-        f"{statuses[pid].split()[1]} ({pid})"
-        for pid in sorted(mine)
-        if blocks_sigterm(statuses[pid])
-    ]
+    exposed = []
+    for pid in sorted(mine):
+        try:
+            in_group = os.getpgid(pid) == os.getpgrp()
+        except ProcessLookupError:  # exited meanwhile
+            continue
+        if blocks_sigterm(statuses[pid]) or in_group:
+            exposed.append(f"{statuses[pid].split()[1]} ({pid})")
+    return exposed

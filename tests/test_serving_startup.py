@@ -62,22 +62,28 @@ def test_a_cluster_without_room_is_refused_naming_the_resource(worker, available
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc")
-def test_a_process_started_while_sigterm_is_deferred_takes_it():
+def test_a_process_started_while_sigterm_is_deferred_takes_it_in_a_group_of_its_own():
     """`sigterm_deferred` blocks SIGTERM here while Ray starts; a process started meanwhile
     with a `preexec_fn` (as Ray starts its raylet, GCS and monitors) must not inherit the
-    block: `ray.shutdown`'s SIGTERM would go unheard, and each would be killed a second
-    later. Without a `preexec_fn` the fork hooks do not run (Python's subprocess)."""
+    block (`ray.shutdown`'s SIGTERM would go unheard, and each would be killed a second
+    later), and must not share this process's group (a SIGTERM to the group would kill the
+    raylet under the running session). Without a `preexec_fn` the fork hooks do not run
+    (Python's subprocess)."""
 
-    def own_status(preexec_fn) -> str:
-        cat = ["cat", "/proc/self/status"]
-        return subprocess.run(cat, preexec_fn=preexec_fn, capture_output=True, text=True).stdout
+    def child_state() -> tuple[bool, bool]:
+        with subprocess.Popen(["sleep", "30"], preexec_fn=lambda: None) as child:
+            try:
+                status = Path(f"/proc/{child.pid}/status").read_text()
+                return blocks_sigterm(status), os.getpgid(child.pid) == os.getpgrp()
+            finally:
+                child.kill()
 
     with sigterm_deferred():
         here_blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        child_blocked = blocks_sigterm(own_status(lambda: None))
-    assert here_blocked and not child_blocked
+        assert child_state() == (False, False)
+    assert here_blocked
     assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    assert not blocks_sigterm(own_status(lambda: None))
+    assert child_state() == (False, True)  # outside the block: as ever
 
 
 @pytest.mark.slow
@@ -122,6 +128,39 @@ def test_a_sigterm_while_serve_starts_stops_serve_and_ray_and_exits_143():
         assert server.wait(timeout=120) == 143, "".join(lines) + rest
     assert rest.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
     deadline = time.monotonic() + 30  # Ray's processes exit on their own once told to
+    while (left := _tagged_processes(tag)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_sigterm_to_the_process_group_while_serving_stops_serve_and_ray_cleanly():
+    """`serve` in a process group of its own (as a service manager or a batch system runs
+    it), the whole group sent SIGTERM while it serves: it stops as on its own SIGTERM (exit
+    0), without waiting out Serve's controller, and leaves no process of its Ray cluster."""
+    value = uuid.uuid4().hex
+    env = {**os.environ, "T2ISIM_STARTUP_TEST": value}
+    with subprocess.Popen(
+        [*SERVE, "--workers", "2", "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as server:
+        lines = []
+        for line in server.stderr:  # up to "serving ... at URL", once it serves
+            lines.append(line)
+            if line.startswith("serving "):
+                break
+        assert lines and lines[-1].startswith("serving "), "".join(lines)
+        os.killpg(server.pid, signal.SIGTERM)
+        out, err = server.communicate(timeout=120)
+    assert server.returncode == 0, err
+    assert "failed to shut down" not in err, err
+    deadline = time.monotonic() + 30
+    tag = f"T2ISIM_STARTUP_TEST={value}"
     while (left := _tagged_processes(tag)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left
