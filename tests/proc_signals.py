@@ -18,9 +18,13 @@ def blocks_sigterm(status: str) -> bool:
     raise ValueError("no SigBlk line")
 
 
-def descendants_exposed() -> list[str]:
-    """`name (pid)` of each live descendant of this process that blocks SIGTERM or shares
-    this process's group."""
+RAY_COMMANDS = (b"/ray/", b"ray::", b"raylet", b"gcs_server")  # in a Ray process's cmdline
+
+
+def ray_descendants_exposed() -> list[str]:
+    """`name (pid)` of each live descendant of this process that is Ray's (not, e.g., the
+    resource tracker an earlier test's process pool left) and blocks SIGTERM or shares this
+    process's group."""
     statuses: dict[int, str] = {}
     parent: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -43,8 +47,11 @@ def descendants_exposed() -> list[str]:
     exposed = []
     for pid in sorted(mine):
         try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
             in_group = os.getpgid(pid) == os.getpgrp()
-        except ProcessLookupError:  # exited meanwhile
+        except (OSError, ProcessLookupError):  # exited meanwhile
+            continue
+        if not any(mark in command for mark in RAY_COMMANDS):
             continue
         if blocks_sigterm(statuses[pid]) or in_group:
             exposed.append(f"{statuses[pid].split()[1]} ({pid})")

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("ray.serve")
 
-from proc_signals import HAS_PROC, descendants_exposed  # noqa: E402
+from proc_signals import HAS_PROC, ray_descendants_exposed  # noqa: E402
 from ray import serve  # noqa: E402
 
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
@@ -50,7 +50,7 @@ def test_rays_processes_take_sigterm_in_their_own_group(session):
     """Ray started inside `sigterm_deferred` (SIGTERM blocked here): its processes and the
     replicas' workers must not block it, or `ray.shutdown` waits a second for each, nor share
     this process's group, or a SIGTERM to the group kills the raylet under the session."""
-    assert descendants_exposed() == []
+    assert ray_descendants_exposed() == []
 
 
 def test_malformed_http_requests_get_4xx_json(session):
