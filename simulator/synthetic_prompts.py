@@ -379,10 +379,10 @@ class _ContentPicker:
     before the pools existed; so structure, hardness and router features never depend on ease
     or light fit."""
 
-    def __init__(self, rng: np.random.Generator, ease: float, light_fit: float) -> None:
+    def __init__(self, rng: np.random.Generator, p_easy: float, p_light_fit: float) -> None:
         self.rng = rng
-        self.p_easy = float(stats.norm.cdf(POOL_SLOPE * ease))
-        self.p_light_fit = float(stats.norm.cdf(POOL_SLOPE * light_fit))
+        self.p_easy = p_easy
+        self.p_light_fit = p_light_fit
 
     def pick(
         self, pools: tuple[tuple[tuple[str, ...], ...], ...], slot: float, exclude=()
@@ -473,8 +473,9 @@ def generate_prompts(
     rng = np.random.default_rng(root)  # structure and hardness
     content_rng = np.random.default_rng(content_seed)
     hardness = rng.standard_normal(n_prompts)
+    p_easy, p_light_fit = (stats.norm.cdf(POOL_SLOPE * lean).tolist() for lean in leans)
     texts = [
-        _prompt(rng, _ContentPicker(content_rng, float(e), float(f)), float(h))
-        for h, e, f in zip(hardness, *leans, strict=True)
+        _prompt(rng, _ContentPicker(content_rng, e, f), float(h))
+        for h, e, f in zip(hardness, p_easy, p_light_fit, strict=True)
     ]
     return texts, hardness
