@@ -286,7 +286,8 @@ class LiveCluster:
     def deploy(self, slots: list[int]) -> None:
         """Deploy the ingress and worker slots `slots` with their configurations
         (`user_config`) at once, and wait until they run (their replicas start side by side:
-        one start's wait, about 6 s here, not two). Done once, for the initial plan: a
+        10.0 s here for the ingress and 4 workers, against 12.6 s one after the other). Done
+        once, for the initial plan: a
         redeploy would take each replica out of Serve's routing while it reconfigures (about
         a second on the lean stack: the queries sent to it meanwhile waited), so later plans
         are sent by `configure` calls. A worker that starts before the ingress has the plan
