@@ -287,11 +287,10 @@ class LiveCluster:
         """Deploy the ingress and worker slots `slots` with their configurations
         (`user_config`) at once, and wait until they run (their replicas start side by side:
         10.0 s here for the ingress and 4 workers, against 12.6 s one after the other). Done
-        once, for the initial plan: a
-        redeploy would take each replica out of Serve's routing while it reconfigures (about
-        a second on the lean stack: the queries sent to it meanwhile waited), so later plans
-        are sent by `configure` calls. A worker that starts before the ingress has the plan
-        keeps its `user_config` (`Worker.reconfigure`)."""
+        once, for the initial plan: a redeploy would take each replica out of Serve's routing
+        while it reconfigures (about a second on the lean stack: the queries sent to it
+        meanwhile waited), so later plans are sent by `configure` calls. A worker that starts
+        before the ingress has the plan keeps its `user_config` (`Worker.reconfigure`)."""
         drop_limit_s = self.config.drop_factor * self.config.slo_s
         targets = [serve.RunTarget(self.ingress_app, name=INGRESS_APP, route_prefix="/")]
         for w in slots:

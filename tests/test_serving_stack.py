@@ -71,9 +71,6 @@ def test_a_local_cluster_starts_every_replicas_worker_process_at_once_on_either_
         )
 
 
-REAL_EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"
-
-
 @pytest.mark.parametrize(
     "ephemeral, quiet", [("32768\t60999\n", True), ("1024 65535\n", False), (None, False)]
 )
@@ -85,6 +82,7 @@ def test_a_free_port_is_taken_below_the_ephemeral_range_where_there_is_room(
     room there, or no range to read: any free port."""
     import serving.stack as stack
 
+    real = stack.EPHEMERAL_PORTS
     source = tmp_path / "ip_local_port_range"
     if ephemeral is not None:
         source.write_text(ephemeral)
@@ -95,8 +93,8 @@ def test_a_free_port_is_taken_below_the_ephemeral_range_where_there_is_room(
             s.bind(("", port))  # free indeed
     if quiet:
         assert all(stack.QUIET_PORTS_FROM <= p < 32768 for p in ports)
-    elif Path(REAL_EPHEMERAL).exists():  # the kernel's choice
-        real_from = int(Path(REAL_EPHEMERAL).read_text().split()[0])
+    elif real.exists():  # the kernel's choice
+        real_from = int(real.read_text().split()[0])
         assert all(p >= real_from for p in ports)
 
 
