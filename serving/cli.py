@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import signal
 import threading
 import time
@@ -31,6 +32,7 @@ from simulator.config import SimConfig
 from simulator.errors import InputError
 
 CHAOS_KINDS = ("kill-replica",)
+RAY_ADDRESS_ENV = "RAY_ADDRESS"  # the cluster `ray.init` joins by default, and `serve`
 
 
 def parse_chaos(spec: str | None) -> float | None:
@@ -167,7 +169,11 @@ def serve(
     host: Annotated[str, typer.Option(help="HTTP host.")] = "127.0.0.1",
     port: Port = 8000,
     ray_address: Annotated[
-        str | None, typer.Option(help="Join this Ray cluster (default: start a local one).")
+        str | None,
+        typer.Option(
+            help="Join this Ray cluster (default: RAY_ADDRESS's, as Ray's own default; unset, "
+            "start a local one)."
+        ),
     ] = None,
     num_cpus: NumCpus = None,
     chaos: Annotated[
@@ -187,9 +193,18 @@ def serve(
     kill_s = parse_chaos(chaos)
     if duration is not None and not duration > 0:
         raise InputError(f"--duration {duration:g}: expected seconds > 0 (or none: until ^C)")
+    source = "--ray-address"
+    if ray_address is None and os.environ.get(RAY_ADDRESS_ENV):
+        ray_address, source = os.environ[RAY_ADDRESS_ENV], RAY_ADDRESS_ENV
     stop = threading.Event()
     with ServeSession(
-        setup, host=host, port=port, ray_address=ray_address, num_cpus=num_cpus, chaos_kill_s=kill_s
+        setup,
+        host=host,
+        port=port,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+        chaos_kill_s=kill_s,
+        ray_address_source=source,
     ) as session:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init's own handler
         typer.echo(f"serving {setup.policy} at {session.url}/v1/images/generations", err=True)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 from serving.setup import SERVE_LOGGING, ServeSetup
-from serving.stack import serve_stack
+from serving.stack import serve_stack, stop_local_ray
 from simulator.errors import InputError, RunFailure
 
 CONNECT_TIMEOUT_S = 5.0  # for an answer at --ray-address (Ray itself retries for minutes)
@@ -26,16 +26,16 @@ TOKEN_HINT = (
 )
 
 
-def check_ray_address(address: str) -> None:
-    """An InputError unless `address` is `auto` (the cluster this machine started last; Ray
-    says so if none) or HOST:PORT (a head's GCS) or ray://HOST:PORT (Ray Client) where Ray
-    answers the call a driver makes first (GetClusterId; Ray Client's PING) within
-    CONNECT_TIMEOUT_S, on a channel set up as Ray's (RAY_USE_TLS, token authentication): a Ray
-    driver pointed at nothing, at another server, or at a cluster that refuses it retries for
-    minutes."""
+def check_ray_address(address: str, source: str = "--ray-address") -> None:
+    """An InputError, naming `source` (where the address came from), unless `address` is
+    `auto` (the cluster this machine started last; Ray says so if none) or HOST:PORT (a head's
+    GCS) or ray://HOST:PORT (Ray Client) where Ray answers the call a driver makes first
+    (GetClusterId; Ray Client's PING) within CONNECT_TIMEOUT_S, on a channel set up as Ray's
+    (RAY_USE_TLS, token authentication): a Ray driver pointed at nothing, at another server, or
+    at a cluster that refuses it retries for minutes."""
     if address == "auto":
         return
-    flag = f"--ray-address {address!r}"
+    flag = f"{source} {address!r}"
     host, _, port = address.removeprefix(RAY_CLIENT).rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"{flag}: expected HOST:PORT, ray://HOST:PORT or auto")
@@ -198,7 +198,8 @@ def sigterm_deferred() -> Iterator[None]:
 
 class ServeSession:
     """`with ServeSession(setup, port=...) as s:` serves at `s.url` until the block ends.
-    Ray is started (and stopped) here unless this process already runs it."""
+    Ray is started (and stopped) here unless this process already runs it: a local cluster
+    (whatever RAY_ADDRESS says), or the cluster at `ray_address` joined."""
 
     def __init__(
         self,
@@ -208,11 +209,13 @@ class ServeSession:
         ray_address: str | None = None,
         num_cpus: int | None = None,
         chaos_kill_s: float | None = None,
+        ray_address_source: str = "--ray-address",
     ) -> None:
         self.setup = setup
         self.host = host
         self.port = port
         self.ray_address = ray_address
+        self.ray_address_source = ray_address_source  # what names it in an error
         self.num_cpus = num_cpus
         self.chaos_kill_s = chaos_kill_s
         self.controller = None
@@ -236,7 +239,12 @@ class ServeSession:
             raise InputError(f"--num-cpus {self.num_cpus}: expected at least 1")
         check_port_free(self.host, self.port)
         if self.ray_address is not None:
-            check_ray_address(self.ray_address)
+            if self.num_cpus is not None:
+                raise InputError(
+                    f"--num-cpus sizes a local Ray cluster; the one at {self.ray_address_source} "
+                    f"{self.ray_address!r} has CPUs of its own"
+                )
+            check_ray_address(self.ray_address, self.ray_address_source)
         stack = serve_stack(self.setup.stack)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.owns_ray = not ray.is_initialized()
@@ -253,7 +261,7 @@ class ServeSession:
                     ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count(), replicas))
         except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
             reason = ray_init_reason(exc)
-            raise InputError(f"--ray-address {self.ray_address!r}: {reason}") from None
+            raise InputError(f"{self.ray_address_source} {self.ray_address!r}: {reason}") from None
         except BaseException:  # ^C while Ray starts
             if self.owns_ray:
                 ray.shutdown()
@@ -306,6 +314,9 @@ class ServeSession:
 
         if self.controller is not None:
             self.controller.close()
+        if self.owns_ray and self.ray_address is None:
+            stop_local_ray()  # Serve's processes end with the cluster's
+            return
         if self.serve_started:
             serve.shutdown()
         if self.owns_ray:

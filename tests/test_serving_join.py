@@ -26,7 +26,7 @@ pytest.importorskip("ray.serve")
 
 from serving.loadgen import run_loadgen  # noqa: E402
 from serving.server import check_port_free, check_ray_address, ray_init_reason  # noqa: E402
-from serving.stack import free_port  # noqa: E402
+from serving.stack import DEFAULT_STACK, free_port, serve_stack, stop_local_ray  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
@@ -50,7 +50,6 @@ RAY_CLIENT_ATTEMPTS = 2
 
 class RayClientStartupFailure(Exception):
     """`serve` exited 2 with one line reporting Ray Client's failure to start its server."""
-
 
 
 @pytest.mark.parametrize(
@@ -151,19 +150,53 @@ def test_ray_use_tls_probes_over_tls(grpc_server, monkeypatch, tmp_path):
         check_ray_address(f"127.0.0.1:{tls}")
 
 
-def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        (
+            ["--ray-address", "127.0.0.1:1"],
+            {},
+            "--ray-address '127.0.0.1:1': nothing answers at 127.0.0.1:1 (Connection refused)",
+        ),
+        (  # Ray's own default address, so `serve`'s
+            [],
+            {"RAY_ADDRESS": "127.0.0.1:1"},
+            "RAY_ADDRESS '127.0.0.1:1': nothing answers at 127.0.0.1:1 (Connection refused)",
+        ),
+        (
+            ["--ray-address", "127.0.0.1:1", "--num-cpus", "2"],
+            {},
+            "--num-cpus sizes a local Ray cluster; the one at --ray-address '127.0.0.1:1' has "
+            "CPUs of its own",
+        ),
+    ],
+)
+def test_the_cli_refuses_an_unreachable_cluster_in_one_line(flags, env, message):
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "serve", "--ray-address", "127.0.0.1:1"],
+        [sys.executable, "-m", "experiments.cli", "serve", *flags],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **env},
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "error: --ray-address '127.0.0.1:1': nothing answers at 127.0.0.1:1 (Connection refused)"
-    ]
+    assert done.stderr.strip().splitlines() == [f"error: {message}"]
     assert time.monotonic() - start < 60  # not Ray's minutes of retries
+
+
+def test_a_local_cluster_starts_whatever_ray_address_says(monkeypatch):
+    """`validate`'s runs and the benchmarks' start a local cluster of their own: not the one
+    RAY_ADDRESS names, as a plain `ray.init` would join (here, nothing answers there)."""
+    import ray
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    ray.init(**serve_stack(DEFAULT_STACK).local_ray_options(1))
+    try:
+        assert ray.cluster_resources()["CPU"] == 1
+    finally:
+        stop_local_ray()
+    assert not ray.is_initialized()
 
 
 @pytest.mark.slow
@@ -198,11 +231,20 @@ def test_serve_joins_a_running_cluster_and_leaves_it_running(tmp_path):
     try:
         wait_until(lambda: _answers(port), head)
         no_token = {k: v for k, v in env.items() if k not in token}
-        for other in (no_token, {**env, "RAY_AUTH_TOKEN": secrets.token_hex(16)}):
-            refused = subprocess.run(serve, capture_output=True, text=True, timeout=120, env=other)
+        other_token = {**env, "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+        # the cluster named by --ray-address, or by RAY_ADDRESS without it
+        by_env = ([*serve[:-4], *serve[-2:]], {**other_token, "RAY_ADDRESS": serve[-3]})
+        for command, other, source in (
+            (serve, no_token, "--ray-address"),
+            (serve, other_token, "--ray-address"),
+            (*by_env, "RAY_ADDRESS"),
+        ):
+            refused = subprocess.run(
+                command, capture_output=True, text=True, timeout=120, env=other
+            )
             assert refused.returncode == 2, refused.stderr
             assert refused.stderr.strip().splitlines() == [
-                f"error: --ray-address '127.0.0.1:{port}': the cluster at 127.0.0.1:{port} "
+                f"error: {source} '127.0.0.1:{port}': the cluster at 127.0.0.1:{port} "
                 "refuses this driver (a cluster with token authentication is joined with "
                 "RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN set)"
             ]
