@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 from serving.setup import SERVE_LOGGING, ServeSetup
-from serving.stack import serve_stack, stop_local_ray
+from serving.stack import serve_stack
 from simulator.errors import InputError, RunFailure
 
 CONNECT_TIMEOUT_S = 5.0  # for an answer at --ray-address (Ray itself retries for minutes)
@@ -314,9 +314,6 @@ class ServeSession:
 
         if self.controller is not None:
             self.controller.close()
-        if self.owns_ray and self.ray_address is None:
-            stop_local_ray()  # Serve's processes end with the cluster's
-            return
         if self.serve_started:
             serve.shutdown()
         if self.owns_ray:

@@ -48,23 +48,6 @@ _INGRESS_DRAIN = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
 _PROXY_READY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30"}
 
 
-def stop_local_ray() -> None:
-    """Stop the local Ray cluster this process started (`ServeStack.local_ray_options`) and
-    Serve in it: the deployment handles cached in this process stop as `serve.shutdown` stops
-    them, and `ray.shutdown` ends every process of the cluster, Serve's with them. Asking
-    Serve's controller to shut down first would stop the replicas and then itself (4.1-4.4 s
-    more per run here) and print two "(raylet) Task ServeController... failed" lines, from this
-    process's calls to the controller that ends itself. Either way, an HTTP request still in
-    flight gets no answer (measured: the client sees the connection closed)."""
-    import ray
-    from ray.serve import context
-
-    if context._cached_client_from_current_session():
-        context._global_client.shutdown_cached_handles()
-    context._disconnect()
-    ray.shutdown()
-
-
 SERVE_SYSTEM_ACTORS = 3  # Serve's controller, its proxy and its fallback proxy
 
 
@@ -100,7 +83,7 @@ class ServeStack:
     def local_serve(self, num_cpus: int) -> Iterator[None]:
         """A local Ray cluster with Serve started on this stack, its HTTP front on a free port
         (not Serve's 8000, which a server of the host's, or a front still stopping, may hold),
-        stopped on exit (the benchmarks' probes; `serving.server.ServeSession` serves a
+        shut down on exit (the benchmarks' probes; `serving.server.ServeSession` serves a
         run)."""
         import ray
         from ray import serve
@@ -112,7 +95,8 @@ class ServeStack:
             )
             yield
         finally:
-            stop_local_ray()
+            serve.shutdown()
+            ray.shutdown()
 
     def controller_options(self) -> dict | None:
         """`serve.start(controller_options=...)` (None: Serve's defaults); `port_env`'s

@@ -26,7 +26,7 @@ pytest.importorskip("ray.serve")
 
 from serving.loadgen import run_loadgen  # noqa: E402
 from serving.server import check_port_free, check_ray_address, ray_init_reason  # noqa: E402
-from serving.stack import DEFAULT_STACK, free_port, serve_stack, stop_local_ray  # noqa: E402
+from serving.stack import DEFAULT_STACK, free_port, serve_stack  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 START_TIMEOUT_S = 120
@@ -195,8 +195,7 @@ def test_a_local_cluster_starts_whatever_ray_address_says(monkeypatch):
     try:
         assert ray.cluster_resources()["CPU"] == 1
     finally:
-        stop_local_ray()
-    assert not ray.is_initialized()
+        ray.shutdown()
 
 
 @pytest.mark.slow

@@ -159,8 +159,6 @@ def test_a_sigterm_to_the_process_group_while_serving_stops_serve_and_ray_cleanl
         out, err = server.communicate(timeout=120)
     assert server.returncode == 0, err
     assert "failed to shut down" not in err, err
-    # Ray's reports of calls to a Serve controller that ended itself (`stop_local_ray`)
-    assert "(raylet)" not in out + err, out + err
     deadline = time.monotonic() + 30
     tag = f"T2ISIM_STARTUP_TEST={value}"
     while (left := _tagged_processes(tag)) and time.monotonic() < deadline:
