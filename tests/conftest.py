@@ -76,6 +76,17 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The seed of the run's shuffled order, in its summary even under `-q` (which hides
+    pytest-randomly's header): the order of a failure that depends on it is replayed with it
+    (how xdist shares the tests between its workers aside)."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"test order: python -m pytest -p randomly --randomly-seed={seed}"
+        )
+
+
 def _release(version: str) -> tuple[int, ...]:
     """The leading numbers of a version string: '9.2.0rc1' -> (9, 2, 0)."""
     numbers = []
