@@ -171,11 +171,14 @@ def serve(
     ray_address: Annotated[
         str | None,
         typer.Option(
-            help="Join this Ray cluster (default: RAY_ADDRESS's, as Ray's own default; unset, "
+            help="Join this Ray cluster (default: the one RAY_ADDRESS names, as Ray's; if none, "
             "start a local one)."
         ),
     ] = None,
-    num_cpus: NumCpus = None,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option(help="CPUs of the local Ray cluster (refused with an address to join)."),
+    ] = None,
     chaos: Annotated[
         str | None,
         typer.Option(
