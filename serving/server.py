@@ -259,12 +259,11 @@ class ServeSession:
                 else:
                     replicas = config.n_workers + 1  # and the ingress
                     ray.init(**stack.local_ray_options(self.num_cpus or os.cpu_count(), replicas))
-        except (ConnectionError, ValueError) as exc:  # no cluster for auto; not Ray there
-            reason = ray_init_reason(exc)
-            raise InputError(f"{self.ray_address_source} {self.ray_address!r}: {reason}") from None
-        except BaseException:  # ^C while Ray starts
+        except BaseException as exc:  # Ray's failure to start or join, or ^C meanwhile
             if self.owns_ray:
                 ray.shutdown()
+            if isinstance(exc, Exception):
+                raise self._ray_init_error(exc) from exc
             raise
         try:
             if serve_is_running():  # its port and settings are its own; its apps not ours
@@ -299,6 +298,19 @@ class ServeSession:
                 raise RunFailure(f"Ray Serve did not start: {type(exc).__name__}: {first}") from exc
             raise
         return self
+
+    def _ray_init_error(self, exc: Exception) -> InputError | RunFailure:
+        """`ray.init`'s failure in one line: joining, no cluster for `auto` or not Ray at the
+        address is the address's fault (InputError); anything else, such as a local raylet
+        that never registered with its GCS (Ray waits 30 s), is the run's (RunFailure)."""
+        reason = ray_init_reason(exc)
+        failure = f"{type(exc).__name__}: {reason}"
+        if self.ray_address is None:
+            return RunFailure(f"the local Ray cluster did not start: {failure}")
+        where = f"{self.ray_address_source} {self.ray_address!r}"
+        if isinstance(exc, ConnectionError | ValueError):
+            return InputError(f"{where}: {reason}")
+        return RunFailure(f"{where}: Ray did not start: {failure}")
 
     def check(self) -> None:
         """Raise what the controller thread died of, if it did."""

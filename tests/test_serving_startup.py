@@ -1,6 +1,7 @@
 """What `t2isim serve` does before it serves: it refuses a cluster without room for its
-workers (Serve would wait for the resources without end), and a SIGTERM while it starts stops
-what it started (Ray's own handler aborted the process and left Ray's processes running)."""
+workers (Serve would wait for the resources without end), Ray's failure to start is one line,
+and a SIGTERM while it starts stops what it started (Ray's own handler aborted the process and
+left Ray's processes running)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ pytest.importorskip("ray.serve")
 
 from proc_signals import HAS_PROC, blocks_sigterm  # noqa: E402
 
-from serving.server import check_cluster_room, sigterm_deferred  # noqa: E402
+from serving.server import ServeSession, check_cluster_room, sigterm_deferred  # noqa: E402
+from serving.setup import ServeSetup  # noqa: E402
 from serving.stack import free_port  # noqa: E402
-from simulator.errors import InputError  # noqa: E402
+from simulator.errors import InputError, RunFailure  # noqa: E402
 
 CLI = [sys.executable, "-m", "experiments.cli"]
 SERVE = [
@@ -59,6 +61,54 @@ def test_a_cluster_without_room_is_refused_naming_the_resource(worker, available
     with pytest.raises(InputError) as caught:
         check_cluster_room(worker, 2, INGRESS, available)
     assert str(caught.value) == message
+
+
+TIMED_OUT = (
+    "The current node timed out during startup. This could happen because some of the raylet "
+    "failed to startup or the GCS has become overloaded."
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "raised", "error", "message"),
+    [
+        (  # as a loaded machine's raylet that never registered (a suite run, session 35)
+            None,
+            Exception(TIMED_OUT),
+            RunFailure,
+            f"the local Ray cluster did not start: Exception: {TIMED_OUT}",
+        ),
+        (
+            "10.0.0.1:6379",
+            ConnectionError("Could not find any running Ray instance."),
+            InputError,
+            "--ray-address '10.0.0.1:6379': Could not find any running Ray instance.",
+        ),
+        (
+            "10.0.0.1:6379",
+            RuntimeError("Failed to connect to GCS.\nmore detail"),
+            RunFailure,
+            "--ray-address '10.0.0.1:6379': Ray did not start: RuntimeError: Failed to connect "
+            "to GCS. more detail",
+        ),
+    ],
+)
+def test_rays_failure_to_start_is_one_line(monkeypatch, address, raised, error, message):
+    """Whatever `ray.init` raises ends as one line: the address's fault (exit 2) or the run's
+    (exit 1), never a traceback; Ray is left stopped."""
+    import ray
+
+    def fail(**_):
+        raise raised
+
+    monkeypatch.setattr(ray, "init", fail)
+    monkeypatch.setattr("serving.server.check_ray_address", lambda *_: None)  # no probe
+    setup = ServeSetup("default", "static-cascade", {}, {"n_workers": 2})
+    with pytest.raises(error) as caught:
+        with ServeSession(setup, port=free_port(), ray_address=address):
+            pass
+    assert type(caught.value) is error and str(caught.value) == message
+    assert not ray.is_initialized()
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc")
