@@ -484,15 +484,20 @@ class Ingress:
     async def _revive(self, w: int) -> None:
         """Back in dispatch once the worker's (restarted) replica answers, given the
         configuration in force (it asked for it when it started, `Worker.reconfigure`; a plan
-        made meanwhile may have been sent to the replica that died)."""
+        made meanwhile may have been sent to the replica that died). A restarted replica loads
+        its model again: until its first batch, the queries sent to it count as queued, as at
+        a worker the plan gave a new model (`set_plan`)."""
         while True:
             try:
-                await self.handles[w].status.remote()
+                status = await self.handles[w].status.remote()
                 if self.worker_configs[w] is not None:
                     await self.handles[w].configure.remote(self.worker_configs[w])
                 break
             except Exception:
                 await asyncio.sleep(REVIVE_WAIT_S)
+        if not status["loaded"] and status["model"] != NO_MODEL:
+            self.loading.add(w)
+            self.serving_since_s[w] = time.time()  # no batch of the dead replica's counts
         self.down.discard(w)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -186,6 +187,19 @@ class _Direct:
         self.remote = worker.__call__
 
 
+class _Handle(_Direct):
+    """A stand-in for a worker's whole handle: its calls, `status` and `configure`."""
+
+    def __init__(self, worker) -> None:
+        super().__init__(worker)
+
+        async def status() -> dict:
+            return worker.status()
+
+        self.status = SimpleNamespace(remote=status)
+        self.configure = SimpleNamespace(remote=worker.configure)
+
+
 def test_the_ingress_counts_the_queue_from_the_workers_answers():
     """The planner's queue input on the real path: the queries at a worker beyond the batch it
     serves (the simulator's count), known from the answers' `next_batch` without asking the
@@ -273,6 +287,46 @@ def test_a_query_at_a_worker_loading_its_model_counts_as_queued_then_in_service(
     assert serving == (0, 1, set())  # without the announcement: (1, 0, {0}) until the answer
     assert announced == [1]  # once: the first batch after the load
     assert answer["status"] == "done" and after == 0 and left == set()
+
+
+def test_a_restarted_replica_counts_its_queries_as_queued_while_it_loads_again():
+    """A worker whose replica Serve restarted loads its model again (a restart pays the load):
+    once the ingress revives it, a query sent there counts as queued until the first batch
+    after the load begins, as at a worker the plan gave a new model."""
+    from serving.ingress import Ingress
+
+    models = [EmulatedModel("a", (0.0, 0.3), (0.9,), disc_cost_s=0.0, load_s=0.4)]
+
+    async def scenario():
+        restarted = Worker.func_or_class(models, 60.0)  # the new replica
+        ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
+
+        def announce_batch(start_s: float, size: int) -> None:  # Serve's call, without Ray
+            asyncio.ensure_future(ing.batch_started(0, start_s, size))
+
+        restarted.announce_batch = announce_batch
+        in_force = {**config(A, 1, time.time()), "slot": 0}
+        await restarted.configure(in_force)  # as `Worker.reconfigure` as it starts: loads 0.4 s
+        ing.handles, ing.workers_of = [_Handle(restarted)], [[0]]
+        ing.sent, ing.serving, ing.down, ing.loading = [0], [0], {0}, set()
+        ing.serving_since_s, ing.first_batches = [0.0], []
+        ing.worker_configs = [in_force]
+        ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
+        await ing._revive(0)
+        revived = set(ing.down), set(ing.loading)
+        visit = asyncio.ensure_future(ing._run_on(A, 0, visit_record(), 0))
+        await asyncio.sleep(0.2)  # loading
+        loading = ing.queued()[A]
+        await asyncio.sleep(0.35)  # the first batch in service (from 0.4 s to 0.7 s)
+        serving = ing.queued()[A], set(ing.loading)
+        answer = await visit
+        return revived, loading, serving, answer
+
+    revived, loading, serving, answer = asyncio.run(scenario())
+    assert revived == (set(), {0})
+    assert loading == 1  # not marked loading, it would count in service: 0
+    assert serving == (0, set())
+    assert answer["status"] == "done"
 
 
 def test_a_late_announcement_does_not_undo_the_answer_of_its_batch():
