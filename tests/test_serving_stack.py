@@ -50,7 +50,10 @@ def test_lean_stack_reaches_controller_replicas_and_ray():
     assert options["num_cpus"] == 0.1
     # the ingress replica must know too: it then serves HTTP itself, behind HAProxy
     assert options["runtime_env"]["env_vars"]["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
-    assert stack.system_config == {"task_events_report_interval_ms": 0}
+    assert stack.system_config == {
+        "task_events_report_interval_ms": 0,
+        "enable_metrics_collection": False,
+    }
     assert all(isinstance(v, str) for s in SERVE_STACKS.values() for v in s.controller_env.values())
 
 
