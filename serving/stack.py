@@ -6,9 +6,9 @@ environment (a variable set here would outlive the run and leak into the next on
   HTTP server: no Python proxy, no per-request call back to it for the body), Serve's
   throughput mode in the replicas, and less background work — controller loop 1 s, cached
   metrics exported every 2 s instead of 0.1 s, no autoscaling metrics on handles (nothing here
-  autoscales), no Ray task events, no Ray metrics (nothing here reads them); a starting proxy is given 30 s to say it is ready (5 s as
-  shipped). Measured by `benchmarks/serve_overhead.py`
-  (results/VALIDATION.md).
+  autoscales), no Ray task events, no Ray metrics (nothing here reads them); a starting proxy
+  is given 30 s to say it is ready (5 s as shipped). Measured by
+  `benchmarks/serve_overhead.py` (results/VALIDATION.md).
   Its settings apply when Serve starts (on a cluster whose Serve already runs, `serve` is
   refused whatever the stack: `serving.server.ServeSession`).
   It binds the ingress replica's HTTP port on every interface (HAProxy's requirement).
