@@ -15,6 +15,7 @@ from serving.overhead_ledger import (
     LedgerError,
     OverheadRun,
     append_overhead_run,
+    current_stack_runs,
     overhead_glance_row,
     overhead_ledger_lines,
     overhead_verdict,
@@ -76,6 +77,24 @@ def test_the_verdict_follows_the_rule(tmp_path, miss, met, fragment):
     verdict, evidence = overhead_verdict(read_overhead_ledger(ledger_of(tmp_path, MET, miss)))
     assert verdict is met
     assert fragment in evidence
+
+
+def test_the_current_stack_is_counted_on_its_own_runs_from_its_time(tmp_path, monkeypatch):
+    monkeypatch.setattr("serving.overhead_ledger.CURRENT_STACK", ("a fix's", "2026-12-01 12:00"))
+    runs = [
+        replace(MET, utc="20:30", overhead_p99_ms=30.0),  # a time of day alone: older
+        replace(MET, utc="2026-12-01 11:59", overhead_p99_ms=30.0),  # before the count
+        replace(MET, utc="2026-12-01 12:00"),
+        replace(MET, utc="2026-12-02 09:00", overhead_p99_ms=25.0),
+        replace(MET, utc="2026-12-02 09:05", overhead_p99_ms=40.0, stolen_pct=6.0),  # excused
+    ]
+    ledger = read_overhead_ledger(ledger_of(tmp_path, *runs))
+    assert current_stack_runs(ledger).tolist() == [False, False, True, True, True]
+    verdict, evidence = overhead_verdict(ledger)
+    assert verdict is False  # the rule still judges every run
+    assert evidence.count("the stack since a fix's change") == 1
+    assert "its runs on 2 cores from 2026-12-01 12:00 UTC" in evidence
+    assert evidence.split("before they ran): ")[1].startswith("1 of 2;")
 
 
 def test_an_empty_ledger_meets_nothing(tmp_path):
