@@ -358,7 +358,7 @@ def test_the_glance_says_met_only_where_every_judgement_meets_the_goal(report_mo
     lines = report_module.glance_lines(folder, names)
     overhead = next(line for line in lines if "overhead" in line)
     assert " | met | runs on 2 cores (under 5% of the CPU stolen, or not recorded) " in overhead
-    assert "meeting it: 1 of 1; all runs: 1 of 2 |" in overhead
+    assert "meeting it: 1 of 1; all runs: 1 of 2; the stack since " in overhead
     # the glance comes right under the notes' title
     text, _ = report_module.report(folder, names, "# Notes\n\nhand-written\n")
     assert text.startswith("# Notes\n\n## The goals at a glance (generated)\n")
