@@ -3,7 +3,8 @@ light model -> discriminator decision -> heavy model (when escalated or bypassed
 with the emulated backend at near-zero latency (time scale 0.001: SDXL-Lightning 0.5 ms,
 SD3.5-Large-Turbo 1.3 ms per image; router and discriminator costs 0).
 
-    python benchmarks/serve_overhead.py [--rates 25,50,100,200] [--seconds 10] [--workers 16]
+    python benchmarks/serve_overhead.py [--rates 25,50,100,200] [--seconds 10] [--idle-seconds 5]
+                                        [--workers 16]
                                         [--dispatch p2c|jsq|random] [--serve-stack shipped]
                                         [--ledger results/validation/serve_overhead.csv
                                          --session N [--note TEXT]]
@@ -16,6 +17,9 @@ Prints
 p50/p99 overhead per rate; the last line is `overhead_p99_ms=<at 100 qps, or the highest rate
 tried below it> max_qps=<highest rate with overhead p99 <= 20 ms and every query ok>`.
 
+Before the warm-up it prints the stack's CPU per second with no query in flight (`--idle-seconds`,
+0 skips it): the floor Ray's and Serve's processes cost whatever the rate (about 11 ms/s per
+worker replica here, session 36), which the CPU per query at a low rate carries.
 Per rate it also prints the CPU seconds per query of each part of the stack (Linux: read from
 /proc over the replay): the ingress replica, Serve's HTTP proxy, the worker replicas, this
 process (load generator and controller thread), Serve's controller and Ray's own processes.
@@ -104,10 +108,11 @@ def cpu_seconds_by_process() -> dict[tuple[int, int], tuple[str, float]]:
     return seconds
 
 
-def cpu_ms_per_query(before: dict, after: dict, n_queries: int) -> dict[str, float]:
-    """Part -> CPU ms per query between two readings: each process's CPU since the first
-    reading (all of it for one started since); a process gone by the second counts nothing,
-    not minus what it had used before."""
+def cpu_ms_per_query(before: dict, after: dict, n_queries: float) -> dict[str, float]:
+    """Part -> CPU ms per query between two readings (per second where `n_queries` is the
+    seconds between them): each process's CPU since the first reading (all of it for one
+    started since); a process gone by the second counts nothing, not minus what it had used
+    before."""
     parts: dict[str, float] = {}
     for key, (part, cpu_s) in after.items():
         spent_s = cpu_s - before.get(key, (part, 0.0))[1]
@@ -138,6 +143,7 @@ def main() -> None:
     parser.add_argument("--rates", default="25,50,100,200")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=3.0, help="at the first rate")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="the idle floor's span")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--dispatch", default="p2c", help="worker choice within a model")
@@ -147,8 +153,11 @@ def main() -> None:
     parser.add_argument("--note", default="", help="the ledger row's note")
     args = parser.parse_args()
     rates = checked_rates(parser, args.rates)
-    if not (args.seconds > 0 and args.warmup_seconds >= 0 and args.workers >= 1):
-        parser.error("expected --seconds > 0, --warmup-seconds >= 0 and --workers >= 1")
+    waits_s = (args.warmup_seconds, args.idle_seconds)
+    if not (args.seconds > 0 and min(waits_s) >= 0 and args.workers >= 1):
+        parser.error(
+            "expected --seconds > 0, --warmup-seconds >= 0, --idle-seconds >= 0 and --workers >= 1"
+        )
     if args.ledger is not None:
         if args.session is None or args.serve_stack != DEFAULT_STACK or REFERENCE_QPS not in rates:
             parser.error(
@@ -183,6 +192,13 @@ def main() -> None:
         ServeSession(setup, port=port, num_cpus=args.num_cpus) as session,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        if args.idle_seconds > 0:  # the floor, before any query
+            cpu_before, start_s = cpu_seconds_by_process(), time.monotonic()
+            time.sleep(args.idle_seconds)
+            idle_s = time.monotonic() - start_s
+            parts = cpu_ms_per_query(cpu_before, cpu_seconds_by_process(), idle_s)
+            if parts:
+                print(f"idle: CPU per second, ms: {cpu_per_query_text(parts)}", flush=True)
         if args.warmup_seconds > 0:  # first calls through fresh replicas (not measured)
             warmup = f"constant:rate={rates[0]},duration={args.warmup_seconds:g}"
             run_loadgen(warmup, session.url, Path(tmp) / "warmup")

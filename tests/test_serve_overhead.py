@@ -4,6 +4,8 @@ overhead ledger."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from serving.overhead_ledger import OVERHEAD_LEDGER, read_overhead_ledger
@@ -18,6 +20,7 @@ SCRIPT = "serve_overhead.py"
         (("--rates", "25,x"), "--rates '25,x': expected comma-separated whole QPS >= 1"),
         (("--rates", "0"), "expected comma-separated whole QPS >= 1"),
         (("--seconds", "0"), "expected --seconds > 0"),
+        (("--idle-seconds", "-1"), "--idle-seconds >= 0"),
         (("--workers", "0"), "--workers >= 1"),
         (("--dispatch", "nope"), "--dispatch 'nope': expected one of p2c, jsq, random"),
         (("--serve-stack", "nope"), "--serve-stack 'nope': expected one of"),
@@ -58,9 +61,15 @@ def test_a_ledger_that_cannot_take_the_run_is_refused_before_it(tmp_path, where,
 def test_a_short_run_appends_its_row(tmp_path):
     ledger = tmp_path / OVERHEAD_LEDGER
     args = ("--rates", "100", "--seconds", "1", "--warmup-seconds", "0", "--workers", "2")
+    args += ("--idle-seconds", "0.5")
     done = run_benchmark(SCRIPT, *args, "--ledger", str(ledger), "--session", "7", "--note", "t")
     assert done.returncode == 0, done.stderr[-2000:]
-    last = done.stdout.strip().splitlines()[-1]
+    lines = done.stdout.strip().splitlines()
+    if Path("/proc/self/stat").is_file():  # the floor, before the first rate's line
+        idle = next(i for i, line in enumerate(lines) if line.startswith("idle: CPU per second"))
+        assert " workers " in lines[idle] and " (total " in lines[idle]
+        assert idle < next(i for i, line in enumerate(lines) if line.startswith("rate=100 qps"))
+    last = lines[-1]
     assert last.startswith("overhead_p99_ms=") and " max_qps=" in last
     row = read_overhead_ledger(ledger).iloc[0]
     assert (row.session, row.note) == (7, "t")
