@@ -42,6 +42,23 @@ from serving.arrival_charge import (
     applied_charge_ms,
     arrival_charge_fit,
 )
+from serving.fidelity_note import (
+    PREEMPTION_FILE,
+    SPEED_FILE,
+    Hops,
+    arrival_charge_text,
+    bundle_hash_text,
+    compared_text,
+    hops_text,
+    idle_latency_text,
+    leave_one_out_text,
+    measured_hops_text,
+    preemption_text,
+    profile_rounds_text,
+    service_time_text,
+    simulated_spread_text,
+    speed_text,
+)
 from serving.loadgen import planner_log_writer
 from serving.profile_rounds import rounds_bundles
 from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
@@ -53,7 +70,6 @@ from serving.served_shapes import (
     with_shapes,
 )
 from serving.service_times import (
-    SPEED_BIN_S,
     compared_latency,
     compared_latency_served_tails,
     discriminator_charge_s,
@@ -90,8 +106,6 @@ SAME_PLAN_GOAL = 0.9
 TINY_P50_GOAL_PCT = 10.0  # the tiny diffusers backend's goal: |p50 error| <= 10%
 FIDELITY_FILE = "fidelity.csv"  # written last: a folder that has it holds a whole report
 REPORT_FILE = "fidelity.md"
-PREEMPTION_FILE = "preemption_fit.csv"
-SPEED_FILE = "speed_bins.csv"
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
 PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
 OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
@@ -506,14 +520,271 @@ def plot_overlay(real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, path: Path, 
     plt.close(fig)
 
 
-# how each service-time model draws a batch's time, in the report's words
-SERVICE_TIME_TEXT = {
-    "deterministic": "each batch at its p50",
-    "exponential": "exponential with the p50 as its mean",
-    "lognormal": "lognormal through the profile's p50 and p95",
-    "shifted-lognormal": "a floor plus a lognormal through the profile's p05, p50 and p95",
-    "empirical": "each batch its p50 times a draw from the shape the profile measured",
+@dataclasses.dataclass(frozen=True)
+class _RealRuns:
+    """A validation's real runs: their folders, each one's (queries, timeseries, summary), the
+    batches their workers served (None: a run that did not record them), the hops measured in
+    each (`hop_overheads_ms`) and its metrics (`run_metrics`)."""
+
+    dirs: list[Path]
+    runs: list[tuple[pd.DataFrame, pd.DataFrame, dict]]
+    batches: list[pd.DataFrame] | None
+    hops: list[dict]
+    metrics: list[dict]
+
+    @classmethod
+    def read(cls, dirs: list[Path], model_names) -> _RealRuns:
+        runs = [read_real_run(d) for d in dirs]  # bad input: before anything is written
+        return cls(
+            dirs,
+            runs,
+            read_batches(dirs, model_names),
+            [hop_overheads_ms(q) for q, _, _ in runs],
+            [run_metrics(q, summary, model_names) for q, _, summary in runs],
+        )
+
+    def without(self, k: int) -> _RealRuns:
+        """The other runs than run `k` (its leave-one-out calibration)."""
+
+        def drop(items):
+            return None if items is None else items[:k] + items[k + 1 :]
+
+        return _RealRuns(*(drop(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+    @property
+    def queries(self) -> list[pd.DataFrame]:
+        return [q for q, _, _ in self.runs]
+
+    @property
+    def timeseries(self) -> list[pd.DataFrame]:
+        return [ts for _, ts, _ in self.runs]
+
+    def arrivals_and_batches(self) -> list[tuple[np.ndarray, pd.DataFrame]]:
+        """Each run's arrivals and batches, for the arrival charge (`serving.arrival_charge`);
+        none without batches."""
+        return [(q["arrival_s"].to_numpy(), b) for q, b in zip(self.queries, self.batches or [])]
+
+
+@dataclasses.dataclass
+class _Simulations:
+    """A validation's simulations, all of one trace, seed and policy, each with its own hops,
+    bundle (`base`) and service-time model; a named one (`folder`) is written as a run folder
+    in `out` and listed in `written`."""
+
+    out: Path
+    setup: ServeSetup
+    trace: object
+    bundle: Bundle
+    config: SimConfig  # the service-time model validate judges (`simulation_config`)
+    log: object
+    written: list[str] = dataclasses.field(default_factory=list)
+
+    def run(self, overheads_ms: dict, folder=None, base=None, replicate=0, service=None):
+        from simulator.run import run_simulation
+
+        base = self.bundle if base is None else base
+        sim = run_simulation(
+            with_overheads(base, overheads_ms),
+            self.trace,
+            self.setup.policy,
+            self.config if service is None else service,
+            self.setup.options,
+            replicate=replicate,
+        )
+        if folder is not None:
+            self.written.append(folder)
+            write_run(
+                self.out / folder,
+                sim.queries,
+                sim.timeseries,
+                sim.summary,
+                sim.config,
+                sim.raw.planner_wall_s,
+                extras=[planner_log_writer(sim.raw, base.model_names, self.config.tick_s)],
+            )
+            self.log(
+                f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "
+                f"{sim.summary['slo_violation_ratio']:.3f}"
+            )
+        return sim
+
+    def metrics(self, overheads_ms: dict, folder=None, base=None, replicate=0, service=None):
+        """`run`'s metrics (`run_metrics`)."""
+        sim = self.run(overheads_ms, folder, base, replicate, service)
+        return run_metrics(sim.queries, sim.summary, self.bundle.model_names)
+
+
+def _compared_bundles(
+    served_latency: str | None, bundle: Bundle, tails_vary: bool
+) -> tuple[Bundle, Bundle | None, Bundle | None]:
+    """The bundle with another validation's served latency (`compared_latency`; without one,
+    `bundle`), with those batches' own tails where batch times vary, and with their measured
+    shapes where it has them (None where not)."""
+    if served_latency is None:
+        return bundle, None, None
+    compared = compared_latency(served_latency, bundle)
+    if not tails_vary:
+        return compared, None, None
+    shapes = compared_shapes(served_latency, bundle)
+    shaped = None
+    if shapes is not None and (shapes["kind"] == "latency").any():
+        shaped = with_shapes(compared, shapes)
+    return compared, compared_latency_served_tails(served_latency, bundle), shaped
+
+
+def _write_batch_tables(
+    out: Path, bundle: Bundle, real: _RealRuns, config: SimConfig, uses_disc: bool, tails: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From the real runs' served batches: DIR/served_latency.csv, the batches' and hops'
+    measured shapes (DIR/served_shapes.csv, where batch times vary: `tails`), the preemption
+    fit and the workers' speed over time; returns the last two (empty without batches)."""
+    fits = speeds = pd.DataFrame()
+    if real.batches is None:
+        return fits, speeds
+    all_batches = pd.concat(real.batches, ignore_index=True)
+    served = served_latency_table(bundle, all_batches, config, uses_disc)
+    served.to_csv(out / "served_latency.csv", index=False, float_format="%.6g")
+    if tails:
+        shapes = served_shapes(bundle, real.batches, real.queries, config, uses_disc)
+        if len(shapes):
+            shapes.to_csv(out / SERVED_SHAPES_FILE, index=False, float_format="%.10g")
+    runs = {d.name: b for d, b in zip(real.dirs, real.batches)}
+    charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
+    fits = preemption_fit(all_batches, np.concatenate(list(charges.values())))
+    if len(fits):
+        fits.to_csv(out / PREEMPTION_FILE, index=False, float_format="%.6g")
+    speeds = speed_over_time(runs, charges)
+    if len(speeds):
+        speeds.to_csv(out / SPEED_FILE, index=False, float_format="%.6g")
+    return fits, speeds
+
+
+# leave_one_out.csv's `latency` (what the held-out simulation's profile and hops were) -> the
+# fidelity table's column of its mean error
+LEAVE_ONE_OUT_COLUMNS = {
+    "profile": "error_leave_one_out",
+    "served": "error_leave_one_out_served",
+    "served_tails": "error_leave_one_out_served_tails",
+    "served_empirical": "error_leave_one_out_served_empirical",
+    "profile_arrival_charge": "error_leave_one_out_arrival_charge",
 }
+
+
+def _leave_one_out(
+    sims: _Simulations, real: _RealRuns, config: SimConfig, uses_disc: bool, tails: bool
+) -> pd.DataFrame:
+    """Each real run against simulations calibrated on the other runs only: their hops with
+    the profile, with their served batch times (with their own tails and with their measured
+    shapes, where batch times vary: `tails`) and with their arrival charge. One row per run and
+    simulation (`LEAVE_ONE_OUT_COLUMNS`' `latency`), its hops and errors."""
+    bundle, judged = sims.bundle, sims.config
+    empirical = dataclasses.replace(judged, service_time=EMPIRICAL_SERVICE)
+    rows = []
+    for k, d in enumerate(real.dirs):
+        rest = real.without(k)
+        hops = pooled_overheads_ms(rest.hops)
+        runs = {"profile": (hops, bundle, judged)}
+        if rest.batches is not None:
+            served = pd.concat(rest.batches)
+            for name, own_tails in (("served", False), ("served_tails", True)):
+                if tails or not own_tails:
+                    base = with_served_latency(bundle, served, config, uses_disc, own_tails)
+                    runs[name] = (hops, base, judged)
+            if tails:  # the other runs' measured shapes of batches and hops
+                shapes = served_shapes(bundle, rest.batches, rest.queries, config, uses_disc)
+                if (shapes["kind"] == "latency").any():
+                    shaped = with_shapes(runs["served"][1], shapes)
+                    runs["served_empirical"] = (hops, shaped, empirical)
+            fit = arrival_charge_fit(rest.arrivals_and_batches())
+            charged = {**hops, ARRIVAL_CHARGE_FIELD: applied_charge_ms(fit)}
+            runs["profile_arrival_charge"] = (charged, bundle, judged)
+        for latency, (overheads_ms, base, service) in runs.items():
+            other = sims.run(overheads_ms, base=base, service=service)
+            plans = same_plan_share(real.runs[k][1], other.timeseries, config.plan_interval_s)
+            metrics = {
+                **run_metrics(other.queries, other.summary, bundle.model_names),
+                "same_plan": plans,
+            }
+            errors = held_out_errors(metrics, real.metrics[k])
+            rows.append({"run": d.name, "latency": latency, **overheads_ms, **errors})
+    return pd.DataFrame(rows)
+
+
+def _sensitivities(
+    sims: _Simulations,
+    applied: dict,
+    measured: dict,
+    compared: dict | None,
+    compared_bundles: tuple[Bundle, Bundle | None, Bundle | None],
+    charge_fit: dict | None,
+) -> dict[str, dict]:
+    """The metrics of the simulations beside DIR/sim with one input changed, by their column
+    in the fidelity table (error_<name>): the measured hops where other hops were applied
+    (DIR/sim-measured-overheads), the compared hops and latency (DIR/sim-compared, with its own
+    tails and its measured shapes: `_compared_bundles`), the arrival charge (`charge_fit`),
+    each other service-time model (`ServeSetup.compared_service_times`) and the batches' time
+    after idle left out."""
+    bundle, judged, setup = sims.bundle, sims.config, sims.setup
+    others = {}
+    if applied != measured:  # the in-sample comparison too
+        others["measured_overheads"] = sims.metrics(measured, "sim-measured-overheads")
+    if compared is not None:
+        compared_bundle, tails_bundle, shaped_bundle = compared_bundles
+        others["compared"] = sims.metrics(compared, "sim-compared", compared_bundle)
+        if tails_bundle is not None:
+            others["compared_served_tails"] = sims.metrics(compared, base=tails_bundle)
+        if shaped_bundle is not None:  # its batches' and hops' measured shapes
+            empirical = dataclasses.replace(judged, service_time=EMPIRICAL_SERVICE)
+            others["compared_empirical"] = sims.metrics(
+                compared, base=shaped_bundle, service=empirical
+            )
+    if charge_fit is not None:  # DIR/sim with the arrival charge
+        charged = {**applied, ARRIVAL_CHARGE_FIELD: applied_charge_ms(charge_fit)}
+        others["arrival_charge"] = sims.metrics(charged)
+    shaped = bool(bundle.latency_shape)  # the profile's measured shapes of batch times
+    for model in setup.compared_service_times(setup.config, shaped):
+        service = dataclasses.replace(judged, service_time=model)
+        others[f"{model}_service"] = sims.metrics(applied, service=service)
+    if judged.idle_latency and bundle.has_idle_latency:
+        back_to_back = dataclasses.replace(judged, idle_latency=False)
+        others["back_to_back_latency"] = sims.metrics(applied, service=back_to_back)
+    return others
+
+
+def _note_parts(
+    sims: _Simulations,
+    hops: Hops,
+    others: dict,
+    columns: set[str],
+    *,
+    sim_repeats: int,
+    compare_served_latency: str | None,
+    profile_rounds: str | None,
+    charge_fit: dict | None,
+) -> list[str]:
+    """The note's sentences on the hops and on each simulation beside DIR/sim (`others`, the
+    table's `columns`), in the report's order (`serving.fidelity_note`)."""
+    setup, bundle, judged = sims.setup, sims.bundle, sims.config
+    config = setup.config
+    parts = [
+        f"Per-hop overheads applied to the simulation ({hops.source}): {hops_text(hops.applied)}."
+    ]
+    if judged.service_time != config.service_time:
+        alternatives = setup.compared_service_times(config, bool(bundle.latency_shape))
+        parts.append(service_time_text(setup.backend, judged.service_time, alternatives))
+    if "back_to_back_latency" in others:
+        parts.append(idle_latency_text(bundle))
+    if sim_repeats > 1:
+        parts.append(simulated_spread_text(sim_repeats))
+    if hops.compared is not None:
+        parts.append(compared_text(hops, compare_served_latency, set(others)))
+    if profile_rounds is not None:
+        parts.append(profile_rounds_text(profile_rounds))
+    parts.append(measured_hops_text(hops))
+    parts += leave_one_out_text(columns)
+    if charge_fit is not None:
+        parts.append(arrival_charge_text(charge_fit, "error_leave_one_out" in columns))
+    return parts
 
 
 def run_validation(
@@ -554,7 +825,6 @@ def run_validation(
     error_profile_fast and error_profile_slow. `progress(label)`: each real run's progress
     bar factory (`run_loadgen`)."""
     from experiments.inputs import resolve_trace
-    from simulator.run import run_simulation
 
     # a fresh report replaces the folder whole or not at all (a run that fails or is
     # interrupted leaves the older report as it was); a re-report rewrites it in place
@@ -569,374 +839,123 @@ def run_validation(
         trace = resolve_trace(trace_spec, bundle, config.seed)
         # served tails: only where batch times vary (at the p50 alone they cannot matter)
         tails_vary = sim_config.service_time != "deterministic"
-        empirical = dataclasses.replace(sim_config, service_time=EMPIRICAL_SERVICE)
-        compared_bundle, tails_bundle, shaped_bundle = bundle, None, None
-        if compare_served_latency is not None:  # checked before the real runs
-            compared_bundle = compared_latency(compare_served_latency, bundle)
-            if tails_vary:
-                tails_bundle = compared_latency_served_tails(compare_served_latency, bundle)
-                shapes = compared_shapes(compare_served_latency, bundle)
-                if shapes is not None and (shapes["kind"] == "latency").any():
-                    shaped_bundle = with_shapes(compared_bundle, shapes)
+        # checked before the real runs
+        compared_bundles = _compared_bundles(compare_served_latency, bundle, tails_vary)
         rounds = {} if profile_rounds is None else rounds_bundles(profile_rounds, bundle)
         real_dirs = (
             _reused_real_runs(out, setup, trace_spec)
             if reuse_real
             else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, progress)
         )
-
-        simulated: list[str] = []
-
-        def simulate(
-            overheads_ms: dict,
-            folder: str | None = None,
-            base: Bundle = bundle,
-            replicate: int = 0,
-            service_config: SimConfig = sim_config,
-        ):
-            sim = run_simulation(
-                with_overheads(base, overheads_ms),
-                trace,
-                setup.policy,
-                service_config,
-                setup.options,
-                replicate=replicate,
-            )
-            if folder is None:
-                return sim
-            simulated.append(folder)
-            write_run(
-                out / folder,
-                sim.queries,
-                sim.timeseries,
-                sim.summary,
-                sim.config,
-                sim.raw.planner_wall_s,
-                extras=[planner_log_writer(sim.raw, base.model_names, config.tick_s)],
-            )
-            log(
-                f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "
-                f"{sim.summary['slo_violation_ratio']:.3f}"
-            )
-            return sim
-
-        reals = [read_real_run(d) for d in real_dirs]  # bad input: before anything is written
-        batches = read_batches(real_dirs, bundle.model_names)
-        # each run's arrivals and batches, for the arrival charge (`serving.arrival_charge`)
-        charge_runs = [
-            (q["arrival_s"].to_numpy(), b) for (q, _, _), b in zip(reals, batches or [])
-        ]
+        names = bundle.model_names
+        real = _RealRuns.read(real_dirs, names)
         for done in (FIDELITY_FILE, REPORT_FILE):  # a re-report interrupted is not complete
             (out / done).unlink(missing_ok=True)
-        base = simulate({}, "sim-no-overhead")
-        per_run = [hop_overheads_ms(q) for q, _, _ in reals]
-        measured = pooled_overheads_ms(per_run)
+        sims = _Simulations(out, setup, trace, bundle, sim_config, log)
+        base = sims.run({}, "sim-no-overhead")
+        measured = pooled_overheads_ms(real.hops)
         applied = applied_overheads(overheads, bundle, measured)
-        sim = simulate(applied, "sim")
-        names = bundle.model_names
+        sim = sims.run(applied, "sim")
         replicates = [run_metrics(sim.queries, sim.summary, names)]
-        for k in range(1, sim_repeats):
-            other = simulate(applied, replicate=k)
-            replicates.append(run_metrics(other.queries, other.summary, names))
-        others = {"no_overhead": run_metrics(base.queries, base.summary, names)}
-        if applied != measured:  # the in-sample comparison too
-            in_sample = simulate(measured, "sim-measured-overheads")
-            others["measured_overheads"] = run_metrics(in_sample.queries, in_sample.summary, names)
+        replicates += [sims.metrics(applied, replicate=k) for k in range(1, sim_repeats)]
         compared = None
         if compare_overheads is not None or compare_served_latency is not None:
             compared = applied if compare_overheads is None else compare_overheads
             compared = applied_overheads(compared, bundle, measured)
-            other = simulate(compared, "sim-compared", compared_bundle)
-            others["compared"] = run_metrics(other.queries, other.summary, names)
-            if tails_bundle is not None:
-                other = simulate(compared, base=tails_bundle)
-                others["compared_served_tails"] = run_metrics(other.queries, other.summary, names)
-            if shaped_bundle is not None:  # its batches' and hops' measured shapes
-                other = simulate(compared, base=shaped_bundle, service_config=empirical)
-                others["compared_empirical"] = run_metrics(other.queries, other.summary, names)
-        charge_fit = None
-        if charge_runs:  # the arrival charge's sensitivity: DIR/sim with it
-            charge_fit = arrival_charge_fit(charge_runs)
-            charged = {**applied, ARRIVAL_CHARGE_FIELD: applied_charge_ms(charge_fit)}
-            other = simulate(charged)
-            others["arrival_charge"] = run_metrics(other.queries, other.summary, names)
-        shaped = bool(bundle.latency_shape)  # the profile's measured shapes of batch times
-        for model in setup.compared_service_times(config, shaped):  # the service-time models
-            service = dataclasses.replace(sim_config, service_time=model)
-            other = simulate(applied, service_config=service)
-            others[f"{model}_service"] = run_metrics(other.queries, other.summary, names)
-        if sim_config.idle_latency and bundle.has_idle_latency:  # and the idle latency's
-            back_to_back = dataclasses.replace(sim_config, idle_latency=False)
-            other = simulate(applied, service_config=back_to_back)
-            others["back_to_back_latency"] = run_metrics(other.queries, other.summary, names)
-        for end, rounds_bundle in rounds.items():
-            other = simulate(applied, base=rounds_bundle)
-            others[f"profile_{end}"] = run_metrics(other.queries, other.summary, names)
-        pd.DataFrame([{"run": d.name, **r} for d, r in zip(real_dirs, per_run)]).to_csv(
+        charge_runs = real.arrivals_and_batches()
+        charge_fit = arrival_charge_fit(charge_runs) if charge_runs else None
+        others = {
+            "no_overhead": run_metrics(base.queries, base.summary, names),
+            **_sensitivities(sims, applied, measured, compared, compared_bundles, charge_fit),
+            **{f"profile_{end}": sims.metrics(applied, base=b) for end, b in rounds.items()},
+        }
+        pd.DataFrame([{"run": d.name, **r} for d, r in zip(real.dirs, real.hops)]).to_csv(
             out / "overheads.csv", index=False, float_format="%.6g"
         )
         (out / "overheads.json").write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
-        real_metrics = [run_metrics(q, summary, names) for q, _, summary in reals]
         table = fidelity_table(
-            real_metrics,
+            real.metrics,
             run_metrics(sim.queries, sim.summary, names),
-            [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for _, ts, _ in reals],
+            [same_plan_share(ts, sim.timeseries, config.plan_interval_s) for ts in real.timeseries],
             others,
             replicates,
             [
                 same_plan_share(ts, sim.timeseries, config.plan_interval_s, True)
-                for _, ts, _ in reals
+                for ts in real.timeseries
             ],
-            np.concatenate([completed_latency_s(q) for q, _, _ in reals]),
+            np.concatenate([completed_latency_s(q) for q in real.queries]),
         )
-        held_out, served_file = out / "leave_one_out.csv", out / "served_latency.csv"
-        preemption_file, speed_file = out / PREEMPTION_FILE, out / SPEED_FILE
-        charge_file, shapes_file = out / ARRIVAL_CHARGE_FILE, out / SERVED_SHAPES_FILE
-        for stale in (held_out, served_file, preemption_file, speed_file, charge_file, shapes_file):
+        held_out = out / "leave_one_out.csv"
+        for stale in (
+            held_out,
+            out / "served_latency.csv",
+            out / PREEMPTION_FILE,
+            out / SPEED_FILE,
+            out / ARRIVAL_CHARGE_FILE,
+            out / SERVED_SHAPES_FILE,
+        ):
             stale.unlink(missing_ok=True)
         if charge_fit is not None:
             per_run_fits = [arrival_charge_fit([run]) for run in charge_runs]
             pd.DataFrame(
-                [{"run": d.name, **f} for d, f in zip(real_dirs, per_run_fits)]
+                [{"run": d.name, **f} for d, f in zip(real.dirs, per_run_fits)]
                 + [{"run": "all", **charge_fit}]
-            ).to_csv(charge_file, index=False, float_format="%.6g")
+            ).to_csv(out / ARRIVAL_CHARGE_FILE, index=False, float_format="%.6g")
         uses_disc = policy.uses_discriminator
-        fits = speeds = pd.DataFrame()
-        if batches is not None:
-            all_batches = pd.concat(batches, ignore_index=True)
-            served = served_latency_table(bundle, all_batches, config, uses_disc)
-            served.to_csv(served_file, index=False, float_format="%.6g")
-            if tails_vary:
-                queries = [q for q, _, _ in reals]
-                shapes = served_shapes(bundle, batches, queries, config, uses_disc)
-                if len(shapes):
-                    shapes.to_csv(shapes_file, index=False, float_format="%.10g")
-            runs = {d.name: b for d, b in zip(real_dirs, batches)}
-            charges = {run: discriminator_charge_s(b, config, uses_disc) for run, b in runs.items()}
-            fits = preemption_fit(all_batches, np.concatenate(list(charges.values())))
-            if len(fits):
-                fits.to_csv(preemption_file, index=False, float_format="%.6g")
-            speeds = speed_over_time(runs, charges)
-            if len(speeds):
-                speeds.to_csv(speed_file, index=False, float_format="%.6g")
-        if len(reals) > 1:
-            rows = []
-            for k, d in enumerate(real_dirs):
-                hops = pooled_overheads_ms(per_run[:k] + per_run[k + 1 :])
-                bundles = {"profile": bundle}
-                service = dict.fromkeys(bundles, sim_config)
-                if batches is not None:
-                    others_served = pd.concat(batches[:k] + batches[k + 1 :])
-                    for name, tails in (("served", False), ("served_tails", True)):
-                        if tails_vary or not tails:
-                            bundles[name] = with_served_latency(
-                                bundle, others_served, config, uses_disc, tails
-                            )
-                    if tails_vary:  # the other runs' measured shapes of batches and hops
-                        shapes = served_shapes(
-                            bundle,
-                            batches[:k] + batches[k + 1 :],
-                            [q for j, (q, _, _) in enumerate(reals) if j != k],
-                            config,
-                            uses_disc,
-                        )
-                        if (shapes["kind"] == "latency").any():
-                            bundles["served_empirical"] = with_shapes(bundles["served"], shapes)
-                            service["served_empirical"] = empirical
-                runs = {latency: (hops, base) for latency, base in bundles.items()}
-                if charge_runs:  # the profile, the hops and the charge of the other runs
-                    fit = arrival_charge_fit(charge_runs[:k] + charge_runs[k + 1 :])
-                    charged = {**hops, ARRIVAL_CHARGE_FIELD: applied_charge_ms(fit)}
-                    runs["profile_arrival_charge"] = (charged, bundle)
-                for latency, (overheads_ms, base) in runs.items():
-                    kind = service.get(latency, sim_config)
-                    other = simulate(overheads_ms, base=base, service_config=kind)
-                    plans = same_plan_share(reals[k][1], other.timeseries, config.plan_interval_s)
-                    metrics = {
-                        **run_metrics(other.queries, other.summary, names),
-                        "same_plan": plans,
-                    }
-                    errors = held_out_errors(metrics, real_metrics[k])
-                    rows.append({"run": d.name, "latency": latency, **overheads_ms, **errors})
-            errors = pd.DataFrame(rows)
+        fits, speeds = _write_batch_tables(out, bundle, real, config, uses_disc, tails_vary)
+        if len(real.dirs) > 1:
+            errors = _leave_one_out(sims, real, config, uses_disc, tails_vary)
             errors.to_csv(held_out, index=False, float_format="%.6g")
-            for latency, column in (
-                ("profile", "error_leave_one_out"),
-                ("served", "error_leave_one_out_served"),
-                ("served_tails", "error_leave_one_out_served_tails"),
-                ("served_empirical", "error_leave_one_out_served_empirical"),
-                ("profile_arrival_charge", "error_leave_one_out_arrival_charge"),
-            ):
+            for latency, column in LEAVE_ONE_OUT_COLUMNS.items():
                 kept = errors[errors["latency"] == latency]
                 if len(kept):
                     table[column] = [
                         kept[m].mean() if m in kept else math.nan for m in table["metric"]
                     ]
-        title = (
-            f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
-            f"workers, time scale {config.time_scale:g}, {len(reals)} real runs"
+        compared_source = overheads if compare_overheads is None else compare_overheads
+        hops = Hops(
+            _source(overheads),
+            applied,
+            measured,
+            {d.name: r for d, r in zip(real.dirs, real.hops)},
+            _source(compared_source),
+            compared,
         )
-        source = _source(overheads)
-        hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in reals})
-        simulated_hash = bundle.content_hash()[:12]  # before the overheads are added
-        parts = [f"Per-hop overheads applied to the simulation ({source}): {_hops_text(applied)}."]
-        if sim_config.service_time != config.service_time:
-            alternatives = ", ".join(
-                f"error {m} service: {SERVICE_TIME_TEXT[m]}"
-                for m in setup.compared_service_times(config, bool(bundle.latency_shape))
-            )
-            parts.append(
-                f"Service times: {SERVICE_TIME_TEXT[sim_config.service_time]} for the "
-                f"{setup.backend} backend's workers, whose batch times vary; the same simulation "
-                f"with {alternatives}."
-            )
-        if "back_to_back_latency" in others:
-            gaps = ", ".join(f"{m} {g:g} s" for m, g in zip(names, bundle.idle_gap_s) if g)
-            parts.append(
-                "Latency after idle: a worker's batch after t s of idle takes the p50 plus "
-                f"min(t / gap, 1) x (the p50 timed after the gap ({gaps}) - the p50); error back "
-                "to back latency: the same simulation with the back-to-back p50 alone."
-            )
-        if sim_repeats > 1:
-            parts.append(
-                f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "
-                "worker choices, mix draws and hops come from other random streams (the same "
-                "trace, seed and policy)."
-            )
-        if compared is not None:
-            hops_source = _source(overheads if compare_overheads is None else compare_overheads)
-            text = f"Compared simulation: hops ({hops_source}) {_hops_text(compared)}"
-            if compare_served_latency is not None:
-                text += f"; the latency profile in {compare_served_latency}"
-            if "compared_served_tails" in others:
-                text += (
-                    "; error compared served tails: the same with its served batches' own p95 "
-                    "and p05 where it has them, not the profile's shape scaled"
-                )
-            if "compared_empirical" in others:
-                text += (
-                    "; error compared empirical: the same p50s, each batch time and hop drawn "
-                    f"from the shapes its runs measured ({SERVED_SHAPES_FILE} beside it)"
-                )
-            parts.append(text + ".")
-        if rounds:
-            parts.append(
-                "Error profile fast and slow: DIR/sim's hops with each latency row at the p10 "
-                "and the p90 of its rounds' medians (the profile's timing tables in "
-                f"{profile_rounds}): the simulation at the machine's fastest and slowest while "
-                "it was profiled."
-            )
-        per_run_text = "; ".join(
-            f"{d.name} {_hops_text(r)}" for d, r in zip(real_dirs, per_run)
+        parts = _note_parts(
+            sims,
+            hops,
+            others,
+            set(table.columns),
+            sim_repeats=sim_repeats,
+            compare_served_latency=compare_served_latency,
+            profile_rounds=profile_rounds if rounds else None,
+            charge_fit=charge_fit,
         )
-        parts.append(
-            f"Measured (mean of the real runs): {_hops_text(measured)}; per real run: "
-            f"{per_run_text}."
-        )
-        if "error_leave_one_out" in table.columns:
-            parts.append(
-                "Error leave one out: each real run against a simulation with the hops measured "
-                "in the other real runs (out of sample), the mean over the runs "
-                "(DIR/leave_one_out.csv)."
-            )
-        if "error_leave_one_out_served" in table.columns:
-            parts.append(
-                "Error leave one out served: the same, with the service times the other runs' "
-                "workers measured as the latency profile (`serving.service_times`; all runs': "
-                "DIR/served_latency.csv)."
-                + (
-                    " Error leave one out served tails: with their own p95 and p05 too, not the "
-                    "profile's shape scaled (`served_tails`)."
-                    if "error_leave_one_out_served_tails" in table.columns
-                    else ""
-                )
-                + (
-                    " Error leave one out served empirical: the other runs' served p50s, each "
-                    "batch time and the dispatch and arrival hops drawn from the shapes those "
-                    f"runs measured (`serving.served_shapes`; all runs': DIR/{SERVED_SHAPES_FILE})."
-                    if "error_leave_one_out_served_empirical" in table.columns
-                    else ""
-                )
-            )
-        if charge_fit is not None:
-            parts.append(arrival_charge_text(charge_fit, "error_leave_one_out" in table.columns))
         if len(fits):
             parts.append(preemption_text(fits))
         if len(speeds):
             parts.append(speed_text(speeds))
-        inputs = plan_inputs_table(
-            [ts for _, ts, _ in reals], sim.timeseries, config.plan_interval_s
-        )
+        inputs = plan_inputs_table(real.timeseries, sim.timeseries, config.plan_interval_s)
         inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
         if len(inputs):
             parts.append(plan_inputs_text(inputs))
-        classes = query_classes_table([q for q, _, _ in reals], sim.queries)
+        classes = query_classes_table(real.queries, sim.queries)
         (out / CLASSES_FILE).unlink(missing_ok=True)
         if len(classes):
             classes.to_csv(out / CLASSES_FILE, index=False, float_format="%.6g")
             parts.append(query_classes_text(classes))
-        note = " ".join(parts)
-        if hashes != [simulated_hash]:
-            note += (
-                f" The real runs were made with bundle content hash {', '.join(hashes)}, the "
-                f"simulations with {simulated_hash}."
-            )
-        _remove_stale_runs(out, {d.name for d in real_dirs} | set(simulated))
-        plot_overlay([ts for _, ts, _ in reals], sim.timeseries, out / "timeseries.png", title)
+        hashes = sorted({summary["hashes"]["bundle"][:12] for _, _, summary in real.runs})
+        # the simulated bundle's hash before the overheads are added
+        note = " ".join(parts) + bundle_hash_text(hashes, bundle.content_hash()[:12])
+        _remove_stale_runs(out, {d.name for d in real.dirs} | set(sims.written))
+        title = (
+            f"{setup.policy} on {setup.bundle}, trace {trace_spec}, {config.n_workers} "
+            f"workers, time scale {config.time_scale:g}, {len(real.dirs)} real runs"
+        )
+        plot_overlay(real.timeseries, sim.timeseries, out / "timeseries.png", title)
         (out / REPORT_FILE).write_text(markdown(table, title, note))
         table.to_csv(out / FIDELITY_FILE, index=False, float_format="%.6g")  # the last
         return table
-
-
-def arrival_charge_text(fit: dict, held_out: bool) -> str:
-    """The report's sentence on the arrival charge's sensitivity columns."""
-    measured = (
-        f"{fit['charge_ms']:.2f} ms (standard error {fit['charge_se_ms']:.2f} ms)"
-        if math.isfinite(fit["charge_ms"])
-        else "not measurable (no batch's count of arrivals varies within its group)"
-    )
-    text = (
-        "Error arrival charge: DIR/sim with every batch running at a query's arrival "
-        f"prolonged by the arrival charge the real runs' batches give, {measured} per arrival "
-        f"over {fit['batches']} batches (applied: {applied_charge_ms(fit):g} ms; "
-        "`serving.arrival_charge`, per run in DIR/arrival_charge.csv)."
-    )
-    if held_out:
-        text += (
-            " Error leave one out arrival charge: each real run against the profile, the hops "
-            "and the charge of the other runs (out of sample)."
-        )
-    return text
-
-
-def preemption_text(fits: pd.DataFrame) -> str:
-    """The note's sentence on `preemption_fit`'s table."""
-    per_model = "; ".join(
-        f"{f.model} {f.preemptions_p50:g} at the median, {f.slope_s * 1e3:.3f} ± "
-        f"{f.slope_se_s * 1e3:.3f} ms of its CPU each, {f.intercept_s * 1e3:.3g} ms never "
-        "preempted"
-        for f in fits.itertuples()
-    )
-    return (
-        f"Preemptions of a worker's thread per batch of one (DIR/{PREEMPTION_FILE}: its CPU "
-        f"time, less the discriminator's charge, fitted on the count): {per_model}."
-    )
-
-
-def speed_text(speeds: pd.DataFrame) -> str:
-    """The note's sentence on `speed_over_time`'s table: per model, the range of its bins'
-    CPU p50 over all runs, and of their preemption rates."""
-    per_model = "; ".join(
-        f"{model} {rows.cpu_p50_s.min() * 1e3:.3g}–{rows.cpu_p50_s.max() * 1e3:.3g} ms "
-        f"(×{rows.cpu_p50_s.max() / rows.cpu_p50_s.min():.2f} between bins), preempted "
-        f"{rows.preemptions_per_ms.min():.2g}–{rows.preemptions_per_ms.max():.2g} times per ms"
-        for model, rows in speeds.groupby("model", sort=True)
-    )
-    return (
-        f"The workers' speed as the runs went (DIR/{SPEED_FILE}: batches of one in "
-        f"{SPEED_BIN_S:g}-s bins of each run, the p50 CPU time less the discriminator's charge): "
-        f"{per_model}."
-    )
 
 
 def _remove_stale_runs(out: Path, written: set[str]) -> None:
@@ -954,16 +973,6 @@ def _source(overheads: str | dict) -> str:
 
 def _seconds(value: float | None) -> str:
     return "none (no query completed)" if value is None else f"{value:.3f} s"
-
-
-def _hops_text(overheads: dict) -> str:
-    """'dispatch 45.1 ms (p95 120.0), escalation ...' of an `overheads` object."""
-    parts = []
-    for hop in HOPS:
-        median = overheads.get(f"{hop}_overhead_ms", 0.0)
-        p95 = overheads.get(f"{hop}_overhead_p95_ms", median)
-        parts.append(f"{hop} {median:.1f} ms (p95 {p95:.1f})")
-    return ", ".join(parts)
 
 
 def _real_runs(

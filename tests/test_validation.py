@@ -20,6 +20,7 @@ from profiler.latency import (
     rounds_latency_rows,
     write_latency_profile,
 )
+from serving.fidelity_note import preemption_text, speed_text
 from serving.profile_rounds import rounds_bundles
 from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.setup import ServeSetup
@@ -32,11 +33,9 @@ from serving.validate import (
     plan_inputs_table,
     plan_inputs_text,
     pooled_overheads_ms,
-    preemption_text,
     real_level,
     run_validation,
     same_plan_share,
-    speed_text,
     with_overheads,
 )
 from simulator.bundle import HOPS, BundleError, check_overheads
