@@ -189,7 +189,8 @@ def main() -> None:
     port = free_port()
     results = {}
     with (
-        ServeSession(setup, port=port, num_cpus=args.num_cpus) as session,
+        # each replay waits for its answers: nothing to drain at the end
+        ServeSession(setup, port=port, num_cpus=args.num_cpus, drain=False) as session,
         tempfile.TemporaryDirectory() as tmp,
     ):
         if args.idle_seconds > 0:  # the floor, before any query
