@@ -189,8 +189,7 @@ def main() -> None:
     port = free_port()
     results = {}
     with (
-        # each replay waits for its answers: nothing to drain at the end
-        ServeSession(setup, port=port, num_cpus=args.num_cpus, drain=False) as session,
+        ServeSession(setup, port=port, num_cpus=args.num_cpus) as session,
         tempfile.TemporaryDirectory() as tmp,
     ):
         if args.idle_seconds > 0:  # the floor, before any query

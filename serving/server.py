@@ -199,13 +199,7 @@ def sigterm_deferred() -> Iterator[None]:
 class ServeSession:
     """`with ServeSession(setup, port=...) as s:` serves at `s.url` until the block ends.
     Ray is started (and stopped) here unless this process already runs it: a local cluster
-    (whatever RAY_ADDRESS says), or the cluster at `ray_address` joined.
-
-    On exit Serve drains and stops (`serve.shutdown`: requests in flight are answered; about
-    5 s on the lean stack, whose controller loops each second), then Ray. With `drain=False`
-    a local cluster this session started is stopped whole at once, Serve, its replicas and its
-    HTTP front with it (for a replay whose last answer is in: `validate`'s runs); Serve on a
-    cluster joined or already running drains whatever `drain` says."""
+    (whatever RAY_ADDRESS says), or the cluster at `ray_address` joined."""
 
     def __init__(
         self,
@@ -216,7 +210,6 @@ class ServeSession:
         num_cpus: int | None = None,
         chaos_kill_s: float | None = None,
         ray_address_source: str = "--ray-address",
-        drain: bool = True,
     ) -> None:
         self.setup = setup
         self.host = host
@@ -225,7 +218,6 @@ class ServeSession:
         self.ray_address_source = ray_address_source  # what names it in an error
         self.num_cpus = num_cpus
         self.chaos_kill_s = chaos_kill_s
-        self.drain = drain
         self.controller = None
         self.owns_ray = False
         self.serve_started = False  # this session started Serve (its shutdown is ours)
@@ -334,8 +326,7 @@ class ServeSession:
 
         if self.controller is not None:
             self.controller.close()
-        local_cluster = self.owns_ray and self.ray_address is None
-        if self.serve_started and (self.drain or not local_cluster):
+        if self.serve_started:
             serve.shutdown()
         if self.owns_ray:
             ray.shutdown()

@@ -83,8 +83,8 @@ class ServeStack:
     def local_serve(self, num_cpus: int) -> Iterator[None]:
         """A local Ray cluster with Serve started on this stack, its HTTP front on a free port
         (not Serve's 8000, which a server of the host's, or a front still stopping, may hold),
-        stopped whole on exit, Serve with it (no drain: the probes wait for their answers;
-        the benchmarks' probes; `serving.server.ServeSession` serves a run)."""
+        shut down on exit (the benchmarks' probes; `serving.server.ServeSession` serves a
+        run)."""
         import ray
         from ray import serve
 
@@ -95,6 +95,7 @@ class ServeStack:
             )
             yield
         finally:
+            serve.shutdown()
             ray.shutdown()
 
     def controller_options(self) -> dict | None:

@@ -985,8 +985,7 @@ def _real_runs(
 
     dirs = []
     for k in range(1, repeats + 1):
-        # the replay's last answer is in when it ends: nothing to drain
-        with ServeSession(setup, port=port, num_cpus=num_cpus, drain=False) as session:
+        with ServeSession(setup, port=port, num_cpus=num_cpus) as session:
             shown = progress and progress(f"real run {k}/{repeats}")
             summary = run_loadgen(trace_spec, session.url, out / f"real-{k}", shown)
             session.check()

@@ -86,7 +86,7 @@ def session(setup):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with ServeSession(setup, port=port, num_cpus=2, drain=False) as served:
+    with ServeSession(setup, port=port, num_cpus=2) as served:
         yield served
 
 

@@ -111,31 +111,6 @@ def test_rays_failure_to_start_is_one_line(monkeypatch, address, raised, error, 
     assert not ray.is_initialized()
 
 
-@pytest.mark.parametrize(
-    ("drain", "address", "owns_ray", "stops"),
-    [
-        (True, None, True, ["serve", "ray"]),  # `serve`: requests in flight are answered
-        (False, None, True, ["ray"]),  # validate's local cluster: stopped whole at once
-        (False, "10.0.0.1:6379", True, ["serve", "ray"]),  # a joined cluster lives on
-        (False, None, False, ["serve"]),  # Ray this process already ran lives on
-    ],
-)
-def test_serve_drains_unless_a_local_cluster_it_started_stops_whole(
-    monkeypatch, drain, address, owns_ray, stops
-):
-    import ray
-    from ray import serve
-
-    stopped = []
-    monkeypatch.setattr(serve, "shutdown", lambda: stopped.append("serve"))
-    monkeypatch.setattr(ray, "shutdown", lambda: stopped.append("ray"))
-    setup = ServeSetup("default", "static-cascade", {}, {"n_workers": 2})
-    session = ServeSession(setup, port=free_port(), ray_address=address, drain=drain)
-    session.serve_started, session.owns_ray = True, owns_ray
-    session.__exit__(None, None, None)
-    assert stopped == stops
-
-
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc")
 def test_a_process_started_while_sigterm_is_deferred_takes_it_in_a_group_of_its_own():
     """`sigterm_deferred` blocks SIGTERM here while Ray starts; a process started meanwhile
