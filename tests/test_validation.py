@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import re
+import threading
 
 import numpy as np
 import pandas as pd
@@ -864,6 +865,10 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
     )
     table = run_validation(setup, trace, tmp_path, repeats=1, port=free_port(), num_cpus=2)
+    # Serve's own shutdown ends the driver's gRPC poller; a run that stopped its cluster without
+    # it left the poller running, and the next ray.init in the process forked Ray's processes
+    # under it (a raylet then never registered: sessions 35 and 37)
+    assert not [t.name for t in threading.enumerate() if "_poll_wrapper" in t.name]
     metrics = [
         "p50_latency_s",
         "p90_latency_s",
