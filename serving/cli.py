@@ -210,7 +210,11 @@ def serve(
         ray_address_source=source,
     ) as session:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init's own handler
-        typer.echo(f"serving {setup.policy} at {session.url}/v1/images/generations", err=True)
+        typer.echo(
+            f"serving {setup.policy} at {session.url}/v1/images/generations, ready after "
+            f"{session.ready_text()}",
+            err=True,
+        )
         end = None if duration is None else time.monotonic() + duration
         reported = 0
         while not stop.wait(0.5) and (end is None or time.monotonic() < end):

@@ -20,6 +20,11 @@ from simulator.errors import InputError, RunFailure
 CONNECT_TIMEOUT_S = 5.0  # for an answer at --ray-address (Ray itself retries for minutes)
 RAY_CLIENT = "ray://"
 PORT_WAIT_S = 10.0  # for --port to come free (the proxy of a run that just ended)
+# a session's timed steps (`ServeSession.step_s`): Ray started or joined, Serve's controller and
+# HTTP front up, the ingress and workers deployed with the initial plan (the controller
+# thread running); then Serve's drain and stop, Ray's stop
+START_STEPS = ("ray", "serve", "deployments")
+STOP_STEPS = ("serve stop", "ray stop")
 TOKEN_HINT = (
     "a cluster with token authentication is joined with RAY_AUTH_MODE=token and its "
     "RAY_AUTH_TOKEN set"
@@ -221,6 +226,9 @@ class ServeSession:
         self.controller = None
         self.owns_ray = False
         self.serve_started = False  # this session started Serve (its shutdown is ours)
+        # seconds each step took, in order (`START_STEPS`, then `STOP_STEPS`): where the
+        # session's start and stop go (`benchmarks/serve_startup.py`)
+        self.step_s: dict[str, float] = {}
 
     @property
     def url(self) -> str:
@@ -248,6 +256,7 @@ class ServeSession:
         stack = serve_stack(self.setup.stack)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.owns_ray = not ray.is_initialized()
+        step = self._step_timer()
         try:
             with sigterm_deferred():
                 if not self.owns_ray:
@@ -265,6 +274,7 @@ class ServeSession:
             if isinstance(exc, Exception):
                 raise self._ray_init_error(exc) from exc
             raise
+        step("ray")
         try:
             if serve_is_running():  # its port and settings are its own; its apps not ours
                 raise InputError(
@@ -285,12 +295,14 @@ class ServeSession:
                 logging_config=SERVE_LOGGING,
                 controller_options=stack.controller_options(),
             )
+            step("serve")
             # Serve logs each application's start at INFO (a line per worker slot)
             with warnings_only("ray.serve"):
                 ingress = ingress_app(self.setup)
                 cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
                 self.controller = ControllerThread(cluster, self.chaos_kill_s)
                 self.controller.start()
+            step("deployments")
         except BaseException as exc:  # a SIGTERM or ^C while Serve starts too
             self._shutdown()
             if isinstance(exc, Exception) and not isinstance(exc, InputError | RunFailure):
@@ -324,12 +336,32 @@ class ServeSession:
         import ray
         from ray import serve
 
+        step = self._step_timer()
         if self.controller is not None:
             self.controller.close()
         if self.serve_started:
             serve.shutdown()
+            step("serve stop")
         if self.owns_ray:
             ray.shutdown()
+            step("ray stop")
+
+    def _step_timer(self):
+        """`step(name)` records in `step_s` the seconds since the last step (or this call)."""
+        last = [time.perf_counter()]
+
+        def step(name: str) -> None:
+            now = time.perf_counter()
+            self.step_s[name] = now - last[0]
+            last[0] = now
+
+        return step
+
+    def ready_text(self) -> str:
+        """'18.7 s (ray 5.3, serve 4.4, deployments 7.9)': how long the start took."""
+        steps = [(n, self.step_s[n]) for n in START_STEPS if n in self.step_s]
+        parts = ", ".join(f"{n} {s:.1f}" for n, s in steps)
+        return f"{sum(s for _, s in steps):.1f} s ({parts})"
 
 
 @contextlib.contextmanager

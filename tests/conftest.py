@@ -52,6 +52,7 @@ SERIAL_MODULES = frozenset(
         "test_serving_join",
         "test_serving_ray",
         "test_serve_overhead",
+        "test_serve_startup",
         "test_serving_stack",
         "test_serving_startup",
         "test_shared_core_probe",

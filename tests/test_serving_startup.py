@@ -6,6 +6,7 @@ left Ray's processes running)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -205,6 +206,14 @@ def test_a_sigterm_to_the_process_group_while_serving_stops_serve_and_ray_cleanl
             if line.startswith("serving "):
                 break
         assert lines and lines[-1].startswith("serving "), "".join(lines)
+        ready = re.search(
+            r", ready after ([\d.]+) s \(ray ([\d.]+), serve ([\d.]+), "
+            r"deployments ([\d.]+)\)$",
+            lines[-1].strip(),
+        )
+        assert ready, lines[-1]  # the start's steps add up to its total (each rounded)
+        total, *steps = map(float, ready.groups())
+        assert all(s > 0 for s in steps) and abs(sum(steps) - total) <= 0.15
         os.killpg(server.pid, signal.SIGTERM)
         out, err = server.communicate(timeout=120)
     assert server.returncode == 0, err
