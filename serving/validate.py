@@ -993,7 +993,7 @@ def _real_runs(
         log(
             f"real {k}: p50 {_seconds(summary['p50_latency_s'])}, violations "
             f"{summary['slo_violation_ratio']:.3f}, failed {summary['failed']}, swaps "
-            f"{summary['swap_s']}"
+            f"{summary['swap_s']}; served after {session.ready_text()}"
         )
     return dirs
 

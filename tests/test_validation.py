@@ -864,7 +864,14 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     setup = ServeSetup(
         "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
     )
-    table = run_validation(setup, trace, tmp_path, repeats=1, port=free_port(), num_cpus=2)
+    logged = []
+    table = run_validation(
+        setup, trace, tmp_path, repeats=1, port=free_port(), num_cpus=2, log=logged.append
+    )
+    real_line = next(line for line in logged if line.startswith("real 1: "))
+    assert re.search(
+        r"; served after [\d.]+ s \(ray [\d.]+, serve [\d.]+, deployments [\d.]+\)$", real_line
+    ), real_line  # how long its serving session took to start
     # Serve's own shutdown ends the driver's gRPC poller; a run that stopped its cluster without
     # it left the poller running, and the next ray.init in the process forked Ray's processes
     # under it (a raylet then never registered: sessions 35 and 37)
