@@ -229,6 +229,7 @@ class ServeSession:
         # seconds each step took, in order (`START_STEPS`, then `STOP_STEPS`): where the
         # session's start and stop go (`benchmarks/serve_startup.py`)
         self.step_s: dict[str, float] = {}
+        self._step_from = 0.0  # when the step being timed began (`perf_counter`)
 
     @property
     def url(self) -> str:
@@ -256,7 +257,7 @@ class ServeSession:
         stack = serve_stack(self.setup.stack)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.owns_ray = not ray.is_initialized()
-        step = self._step_timer()
+        self._step_from = time.perf_counter()
         try:
             with sigterm_deferred():
                 if not self.owns_ray:
@@ -274,7 +275,7 @@ class ServeSession:
             if isinstance(exc, Exception):
                 raise self._ray_init_error(exc) from exc
             raise
-        step("ray")
+        self._step("ray")
         try:
             if serve_is_running():  # its port and settings are its own; its apps not ours
                 raise InputError(
@@ -295,14 +296,14 @@ class ServeSession:
                 logging_config=SERVE_LOGGING,
                 controller_options=stack.controller_options(),
             )
-            step("serve")
+            self._step("serve")
             # Serve logs each application's start at INFO (a line per worker slot)
             with warnings_only("ray.serve"):
                 ingress = ingress_app(self.setup)
                 cluster = LiveCluster(self.setup, bundle, policy, config, ingress, models)
                 self.controller = ControllerThread(cluster, self.chaos_kill_s)
                 self.controller.start()
-            step("deployments")
+            self._step("deployments")
         except BaseException as exc:  # a SIGTERM or ^C while Serve starts too
             self._shutdown()
             if isinstance(exc, Exception) and not isinstance(exc, InputError | RunFailure):
@@ -336,26 +337,21 @@ class ServeSession:
         import ray
         from ray import serve
 
-        step = self._step_timer()
+        self._step_from = time.perf_counter()
         if self.controller is not None:
             self.controller.close()
         if self.serve_started:
             serve.shutdown()
-            step("serve stop")
+            self._step("serve stop")
         if self.owns_ray:
             ray.shutdown()
-            step("ray stop")
+            self._step("ray stop")
 
-    def _step_timer(self):
-        """`step(name)` records in `step_s` the seconds since the last step (or this call)."""
-        last = [time.perf_counter()]
-
-        def step(name: str) -> None:
-            now = time.perf_counter()
-            self.step_s[name] = now - last[0]
-            last[0] = now
-
-        return step
+    def _step(self, name: str) -> None:
+        """Record in `step_s` the seconds since the last step began."""
+        now = time.perf_counter()
+        self.step_s[name] = now - self._step_from
+        self._step_from = now
 
     def ready_text(self) -> str:
         """'18.7 s (ray 5.3, serve 4.4, deployments 7.9)': how long the start took."""
