@@ -128,6 +128,11 @@ EXPERIMENTS = {
     "hadis-azure": Experiment(EMULATED, "--policy hadis", AZURE),
     # the Azure shape at full length (the figures' default trace): 4,912 queries
     "hadis-azure-full": Experiment(EMULATED, "--policy hadis", "azure:peak=24,min=1"),
+    # HADIS's main baseline and its two ablations (since session 38)
+    "diffserve-azure": Experiment(EMULATED, "--policy diffserve", AZURE),
+    "diffserve-constant": Experiment(EMULATED, "--policy diffserve", CONSTANT),
+    "router-only-azure": Experiment(EMULATED, "--policy router-only", AZURE),
+    "disc-only-azure": Experiment(EMULATED, "--policy disc-only", AZURE),
     TINY_CALIBRATION: Experiment(TINY, TINY_STATIC, TINY_CALIBRATION_TRACE, None),
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, TINY_CALIBRATION),
 }
