@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import policies  # noqa: E402,F401  (registers the adaptive policies)
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
-from serving.validate import with_overheads  # noqa: E402
+from serving.hops import with_overheads  # noqa: E402
 from simulator.config import SimConfig  # noqa: E402
 from simulator.run import run_simulation  # noqa: E402
 from simulator.workloads import Trace  # noqa: E402

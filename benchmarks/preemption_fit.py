@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.validate import PREEMPTION_FILE
+from serving.fidelity_note import PREEMPTION_FILE
 from simulator.bundle import BundleError, load_bundle
 
 INTERCEPT_TOLERANCE = 0.05  # of the profile's p50 after idle

@@ -56,8 +56,8 @@ from profiler.cpu_threads import CPU_WORKER_THREADS
 from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
+from serving.fidelity import TINY_P50_GOAL_PCT, goal_met
 from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
-from serving.validate import TINY_P50_GOAL_PCT, goal_met
 from serving.validation_figures import (
     PREREGISTERED,
     offline_profile_rows,

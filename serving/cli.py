@@ -315,7 +315,8 @@ def validate(
     quiet: Quiet = False,
 ) -> None:
     """Real runs (serve + loadgen) vs the simulator on the same inputs: fidelity table + PNG."""
-    from serving.validate import overheads_spec, run_validation
+    from serving.hops import overheads_spec
+    from serving.validate import run_validation
 
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: must be >= 1")

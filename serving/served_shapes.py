@@ -7,7 +7,7 @@ each served batch time's and each hop's distribution over its median.
   none); a size with MIN_SHAPE_SAMPLES pooled gets a shape. Each run's own median: the shape is
   a run's spread around its level, not the levels' spread between runs.
 - Hops: the dispatch hop's, from `hops_s` of the queries one model served and never sent again
-  (`sent_once_hops`, as `serving.validate.hop_overheads_ms` measures its median), and the
+  (`sent_once_hops`, as `serving.hops.hop_overheads_ms` measures its median), and the
   arrival hop's, from `counted_after_s`, each over its run's median the same way. The
   escalation hop is measured as a difference of medians, not per query: it keeps its lognormal.
 

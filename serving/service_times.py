@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.fidelity import read_real_run
 from simulator.bundle import P05_LATENCY_COLUMN, REQUIRED_COLUMNS, Bundle, nearest_batch_size
 from simulator.config import SimConfig
 from simulator.csv_input import read_csv_table
@@ -353,7 +354,6 @@ def served_bundle(
     gains `served_latency` (the runs, MIN_BATCHES, each ratio, whether the tails and the
     shapes are served)."""
     from serving.served_shapes import served_shapes, with_shapes
-    from serving.validate import read_real_run
     from simulator.run import build_policy
 
     bundle, first_config = served_runs(run_dirs, bundle_spec)

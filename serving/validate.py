@@ -1,7 +1,7 @@
 """Simulator vs real serving on the same inputs and seed (the way Vidur, Frontier and
 LLMServingSim validate): `repeats` real runs (serve + load generator, a fresh Serve instance
 each) and one simulated run, then a fidelity table with each error beside the real runs' own
-run-to-run spread, and a PNG overlaying their timeseries.
+run-to-run spread (`serving.fidelity`), and a PNG overlaying their timeseries.
 
 DIR/real-1 ... real-N and DIR/sim are ordinary run folders; DIR/fidelity.csv holds one row per
 metric: real mean, real spread (sample std; for shares in percentage points), simulated value,
@@ -10,7 +10,7 @@ whether it meets the goal (issue 14: |p50| <= 5%, |p99| <= 10%, violation ratio 
 the real spread, the same plan in >= 90% of plan epochs).
 
 The per-hop overheads of the serving stack (`simulator.bundle.HOPS`) are measured from the real
-runs' own timestamps, query by query (`hop_overheads_ms`), and applied to the simulation the
+runs' own timestamps, query by query (`serving.hops`), and applied to the simulation the
 table compares with (`--overheads measured`, the default), or taken from the bundle or from a
 file (DIR/overheads.json of an earlier validation, for an out-of-sample check): DIR/sim is that
 simulation, DIR/sim-no-overhead the one without (and DIR/sim-measured-overheads the in-sample
@@ -21,8 +21,8 @@ only (DIR/leave_one_out.csv; the table's `error_leave_one_out`, the mean over th
 hops are never fitted on the run they are judged against. `compare_overheads` and
 `compare_served_latency` (another experiment's overheads.json and served_latency.csv, or any
 latency table in the bundle's shape) add DIR/sim-compared, a prediction from measurements made
-elsewhere (`error_compared`).
-DIR/plan_inputs.csv sets the planners' inputs side by side at each re-plan (`plan_inputs_table`).
+elsewhere (`error_compared`). DIR/plan_inputs.csv sets the planners' inputs side by side at
+each re-plan (`serving.plan_agreement`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ from serving.arrival_charge import (
     applied_charge_ms,
     arrival_charge_fit,
 )
+from serving.fidelity import (
+    completed_latency_s,
+    fidelity_table,
+    held_out_errors,
+    markdown,
+    read_real_run,
+    run_metrics,
+)
 from serving.fidelity_note import (
     PREEMPTION_FILE,
     SPEED_FILE,
@@ -59,13 +67,19 @@ from serving.fidelity_note import (
     simulated_spread_text,
     speed_text,
 )
+from serving.hops import (
+    applied_overheads,
+    hop_overheads_ms,
+    pooled_overheads_ms,
+    with_overheads,
+)
 from serving.loadgen import planner_log_writer
+from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
 from serving.profile_rounds import rounds_bundles
 from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
 from serving.served_shapes import (
     SERVED_SHAPES_FILE,
     compared_shapes,
-    sent_once_hops,
     served_shapes,
     with_shapes,
 )
@@ -84,400 +98,16 @@ from serving.stack import recorded_stack
 from simulator.atomic import atomic_folder
 from simulator.bundle import (
     ARRIVAL_CHARGE_FIELD,
-    HOPS,
-    MAX_OVERHEAD_MS,
     Bundle,
-    BundleError,
-    check_overheads,
 )
 from simulator.config import SimConfig
-from simulator.errors import InputError, one_line
+from simulator.errors import InputError
 from simulator.json_input import read_json_object
 from simulator.results import write_run
 from simulator.service_shape import EMPIRICAL_SERVICE
 
-SHARE_METRICS = ("slo_violation_ratio", "heavy_share")
-GOALS = {  # metric -> (limit, unit) of |error|
-    "p50_latency_s": (5.0, "%"),
-    "p99_latency_s": (10.0, "%"),
-    "slo_violation_ratio": (1.0, "pp"),
-}
-SAME_PLAN_GOAL = 0.9
-TINY_P50_GOAL_PCT = 10.0  # the tiny diffusers backend's goal: |p50 error| <= 10%
 FIDELITY_FILE = "fidelity.csv"  # written last: a folder that has it holds a whole report
 REPORT_FILE = "fidelity.md"
-LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
-PLAN_RATIOS = ("router_ratio", "disc_ratio")  # a plan's thresholds in a timeseries
-OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
-REAL_RUN_NEEDS = {  # file -> {column the comparison reads: whether it must be numeric}
-    "queries.parquet": {
-        "arrival_s": True,
-        "completion_s": True,
-        "latency_s": True,
-        "outcome": False,
-    },
-    "timeseries.csv": {"second": True, "plan": False, "slo_violation_ratio": True},
-}
-
-
-def read_real_run(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """A real run folder's queries, timeseries and summary, with what the comparison reads of
-    them (REAL_RUN_NEEDS; numeric where it computes); InputError naming the file otherwise."""
-    tables = []
-    for name, read in (("queries.parquet", pd.read_parquet), ("timeseries.csv", pd.read_csv)):
-        path = folder / name
-        try:
-            table = read(path)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:  # pyarrow's are ValueErrors
-            raise InputError(f"{path}: cannot read ({one_line(str(exc))})") from None
-        for column, numeric in REAL_RUN_NEEDS[name].items():
-            if column not in table.columns:
-                raise InputError(f"{path}: column {column}: missing")
-            if numeric and not pd.api.types.is_numeric_dtype(table[column]):
-                raise InputError(f"{path}: column {column}: not numeric")
-        tables.append(table)
-    summary = read_json_object(folder / "summary.json", keys=SHARE_METRICS)
-    return tables[0], tables[1], summary
-
-
-def completed_latency_s(queries: pd.DataFrame) -> np.ndarray:
-    """The latencies of a run's queries that were not dropped (those its quantiles count)."""
-    return queries.loc[queries["outcome"].astype(str) != "drop", "latency_s"].to_numpy()
-
-
-def run_metrics(queries: pd.DataFrame, summary: dict, model_names) -> dict:
-    """The compared metrics of one run folder's tables."""
-    done = queries["outcome"].astype(str) != "drop"
-    latency = completed_latency_s(queries)
-    span = queries.loc[done, "completion_s"].max() - queries["arrival_s"].min()
-    row = {
-        f"p{q}_latency_s": float(np.percentile(latency, q)) if latency.size else np.nan
-        for q in LATENCY_QUANTILES.values()
-    }
-    row["slo_violation_ratio"] = summary["slo_violation_ratio"]
-    row["throughput_qps"] = float(done.sum() / span) if done.any() and span > 0 else 0.0
-    row["heavy_share"] = summary["heavy_share"]
-    final = queries.loc[done, "final_model"].astype(str)
-    for name in model_names:
-        row[f"completions_{name}"] = int((final == name).sum())
-    return row
-
-
-def same_plan_share(
-    real_ts: pd.DataFrame, sim_ts: pd.DataFrame, plan_interval_s: float, thresholds: bool = False
-) -> float:
-    """Share of plan epochs (consecutive plan intervals from t = 0) in which both runs had the
-    same plan: the same flow (label) and the same workers per model in force for most of the
-    epoch's seconds (`epoch_plans`); with `thresholds`, the same router and discriminator
-    ratios too."""
-    n = min(len(real_ts), len(sim_ts))
-    if not n:
-        return float("nan")
-    real, sim = (epoch_plans(ts, n, plan_interval_s, thresholds) for ts in (real_ts, sim_ts))
-    return float((real == sim).mean())
-
-
-def epoch_plans(
-    ts: pd.DataFrame, n: int, plan_interval_s: float, thresholds: bool = False
-) -> pd.Series:
-    """Per plan epoch of the first `n` seconds, the plan in force for most of its seconds (flow
-    and workers per model, and with `thresholds` the router and discriminator ratios; the
-    earliest such plan on a tie). A timeseries row holds the plan
-    in force at the row's second, and a plan takes effect at an epoch's first second: the
-    simulator's at that instant, the real path's a delivery delay later (the ingress's
-    `set_plan`, tens of ms), so comparing the first second alone counts each change of plan as
-    a disagreement."""
-    columns = ["plan"] + [c for c in ts.columns if c.startswith("workers_")]
-    plans = ts[columns].iloc[:n]
-    if thresholds:  # as floats, rounded: a run read back from CSV may hold 0.3 as 0.3 or 0
-        plans = plans.assign(**{c: ts[c].iloc[:n].astype(float).round(6) for c in PLAN_RATIOS})
-    epoch = np.arange(n) // max(1, int(round(plan_interval_s)))
-    labels = plans.astype(str).agg("|".join, axis=1).to_numpy()
-    return pd.Series(labels).groupby(epoch).agg(lambda x: x.value_counts(sort=True).index[0])
-
-
-def plan_inputs_table(
-    real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, plan_interval_s: float
-) -> pd.DataFrame:
-    """One row per re-plan (each plan epoch's first second after t = 0): the inputs the
-    simulated and the real planners read there (demand estimate, queue estimate per model:
-    the timeseries' `demand_estimate_qps` and `queue_estimate_*`, the real ones averaged over
-    the runs; NaN where a run did not record them) and the share of real runs whose plan for
-    that epoch is the simulation's (`epoch_plans`)."""
-    n = min(len(sim_ts), *(len(ts) for ts in real_ts))
-    step = max(1, int(round(plan_interval_s)))
-    seconds = np.arange(step, n, step)
-    inputs = ["demand_estimate_qps"] + [c for c in sim_ts.columns if c.startswith("queue_est")]
-    sim_plans = epoch_plans(sim_ts, n, plan_interval_s)
-    same = np.mean([epoch_plans(ts, n, plan_interval_s) == sim_plans for ts in real_ts], axis=0)
-    table = pd.DataFrame({"second": seconds, "real_same_plan": same[seconds // step]})
-    for column in inputs:
-        table[f"sim_{column}"] = sim_ts[column].to_numpy()[seconds]
-        real = [ts[column].to_numpy()[seconds] if column in ts else np.nan for ts in real_ts]
-        table[f"real_{column}"] = np.mean(np.array(real, dtype=np.float64), axis=0)
-    return table
-
-
-def plan_inputs_text(table: pd.DataFrame) -> str:
-    """The planner inputs' agreement at the re-plans where the real plans agree with the
-    simulation's and where they part: median |real - simulated| demand and total queue."""
-    queue_sim = table.filter(like="sim_queue_est").sum(axis=1, min_count=1)
-    queue_real = table.filter(like="real_queue_est").sum(axis=1, min_count=1)
-    demand = (table["real_demand_estimate_qps"] - table["sim_demand_estimate_qps"]).abs()
-    queue = (queue_real - queue_sim).abs()
-    parts = []
-    same = table["real_same_plan"]
-    for name, rows in (("agree", same == 1), ("part", same < 1)):
-        if not rows.any():
-            continue
-        text = f"{int(rows.sum())} re-plans where the real plans {name}: demand |real - sim| "
-        text += f"median {demand[rows].median():.2f} qps"
-        if queue[rows].notna().any():
-            text += (
-                f", total queue |real - sim| median {queue[rows].median():.2f} "
-                f"(simulated {queue_sim[rows].median():.2f})"
-            )
-        else:
-            text += ", queue estimates not recorded by the real runs"
-        parts.append(text)
-    return "Planner inputs (DIR/plan_inputs.csv): " + "; ".join(parts) + "."
-
-
-def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
-    """The serving stack's per-hop overheads in one real run (a bundle.json `overheads`
-    object, ms), from the run's own timestamps: `hops_s`, a completed query's latency less the
-    time the server measured it spend where the simulator models time (`serving.loadgen`). No
-    simulation enters, so the queueing of either driver, and whether their plans agree, does
-    not either. Over the queries never sent again (resent or retried): the dispatch hop is the
-    median and 95th percentile of `hops_s` for queries served by one model; for two it is
-    dispatch plus escalation: the median less the dispatch median, the p95 at the dispatch
-    hop's spread (the same Ray handle call). The arrival hop is the median and 95th percentile
-    of `counted_after_s` over every query the ingress counted. NaN for a hop no query took, and
-    for a run folder without the column (made before the serving path recorded it)."""
-    hops, visits = sent_once_hops(real)
-
-    def percentile_ms(n_visits: int, q: float) -> float:
-        x = hops[visits == n_visits]
-        return float(np.percentile(x, q)) * 1e3 if x.size else math.nan
-
-    dispatch = percentile_ms(1, 50)
-    spread = percentile_ms(1, 95) / dispatch if dispatch > 0 else 1.0
-    escalation = percentile_ms(2, 50) - dispatch
-    counted = real.get("counted_after_s", pd.Series(dtype=np.float64)).to_numpy(np.float64)
-    counted = counted[~np.isnan(counted)]
-    arrival, arrival_p95 = (
-        np.percentile(counted, [50, 95]) * 1e3 if counted.size else (math.nan, math.nan)
-    )
-    return {
-        "dispatch_overhead_ms": dispatch,
-        "dispatch_overhead_p95_ms": dispatch * spread,
-        "escalation_overhead_ms": escalation,
-        "escalation_overhead_p95_ms": escalation * spread,
-        "arrival_overhead_ms": float(arrival),
-        "arrival_overhead_p95_ms": float(arrival_p95),
-    }
-
-
-def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:
-    """One `overheads` object: each field the mean over the real runs that measured it, to
-    0.1 ms, at most the bundle's MAX_OVERHEAD_MS (a run whose queueing differs from the
-    simulated one's measures that, not a hop); a hop with a median <= 0 (or none measured)
-    gets none."""
-    pooled = {}
-    for hop in HOPS:
-        for field in (f"{hop}_overhead_ms", f"{hop}_overhead_p95_ms"):
-            values = [r[field] for r in per_run if r[field] == r[field]]
-            pooled[field] = (
-                round(min(float(np.mean(values)), MAX_OVERHEAD_MS), 1) if values else 0.0
-            )
-        if pooled[f"{hop}_overhead_ms"] <= 0:
-            pooled[f"{hop}_overhead_ms"] = pooled[f"{hop}_overhead_p95_ms"] = 0.0
-        elif pooled[f"{hop}_overhead_p95_ms"] <= pooled[f"{hop}_overhead_ms"]:
-            pooled[f"{hop}_overhead_p95_ms"] = pooled[f"{hop}_overhead_ms"]
-    return pooled
-
-
-def with_overheads(bundle: Bundle, overheads: dict[str, float]) -> Bundle:
-    """`bundle` with this `overheads` object (ms) in its meta."""
-    check_overheads(overheads)
-    return dataclasses.replace(bundle, meta={**bundle.meta, "overheads": dict(overheads)})
-
-
-def overheads_spec(spec: str, flag: str = "--overheads") -> str | dict[str, float]:
-    """`--overheads` (or `flag`, which errors name): one of OVERHEAD_MODES, or the path of a
-    JSON `overheads` object (such as DIR/overheads.json of an earlier validation)."""
-    if spec in OVERHEAD_MODES:
-        return spec
-    path = Path(spec)
-    if not path.is_file():
-        raise InputError(
-            f"{flag} {spec!r}: expected {', '.join(OVERHEAD_MODES)} or an overheads.json file"
-        )
-    try:
-        data = read_json_object(path)
-        check_overheads(data)
-    except (ValueError, UnicodeDecodeError, BundleError) as exc:
-        problem = str(exc).removeprefix("bundle.json: column overheads.").splitlines()[0]
-        raise InputError(f"{flag} {spec}: {problem}") from None
-    return data
-
-
-def applied_overheads(spec, bundle: Bundle, measured: dict[str, float]) -> dict[str, float]:
-    """The `overheads` object the compared simulation runs with."""
-    if isinstance(spec, dict):
-        return dict(spec)
-    if spec == "measured":
-        return dict(measured)
-    if spec == "bundle":
-        return dict(bundle.meta.get("overheads", {}))
-    return {}
-
-
-def fidelity_table(
-    real: list[dict],
-    sim: dict,
-    same_plan: list[float],
-    others: dict[str, dict] | None = None,
-    replicates: list[dict] | None = None,
-    same_plan_thresholds: list[float] | None = None,
-    real_latency_s: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """One row per metric: real mean and spread, simulated value, error, goal met; the
-    simulator's own spread over `replicates` (the metrics of `sim` and of its replicates,
-    the cluster's randomness from other streams; NaN without); and the error of each of
-    `others` (name -> the metrics of another simulation) as `error_NAME`. The same plan's
-    share is judged on flow and workers (`same_plan`, the goal fixed in session 5); with the
-    thresholds too (`same_plan_thresholds`) it is reported without a verdict. A latency
-    quantile's `real_level` is where its simulated value sits among `real_latency_s` (the real
-    runs' latencies, pooled), its error in probability rather than in seconds:
-    where the real latencies are sparse around a quantile, a small shift of the distribution
-    moves that quantile far (NaN for other metrics, or without the latencies)."""
-    others = others or {}
-    rows = []
-    for metric in sim:
-        unit = _unit(metric)
-        mean, spread_shown = _mean_spread([r[metric] for r in real], unit)
-        error = _error(sim[metric], mean, unit)
-        sim_spread = _mean_spread([r[metric] for r in replicates or []], unit)[1]
-        row = {
-            "metric": metric,
-            "real_mean": mean,
-            "real_spread": spread_shown,
-            "simulated": sim[metric],
-            "simulated_spread": sim_spread,
-            "error": error,
-            "unit": unit,
-            "goal_met": goal_met(metric, error, spread_shown),
-            "real_level": math.nan,
-        }
-        if real_latency_s is not None and metric in LATENCY_QUANTILES:
-            row["real_level"] = real_level(real_latency_s, sim[metric])
-        for name, values in others.items():
-            row[f"error_{name}"] = _error(values[metric], mean, unit)
-        rows.append(row)
-    shares = {"same_plan_share": same_plan}
-    if same_plan_thresholds is not None:
-        shares["same_plan_thresholds_share"] = same_plan_thresholds
-    for metric, values in shares.items():
-        share = float(np.mean(values))
-        spread = float(np.std(values, ddof=1)) * 100 if len(values) > 1 else float("nan")
-        row = {
-            "metric": metric,
-            "real_mean": share,
-            "real_spread": spread,
-            "simulated": 1.0,
-            "simulated_spread": math.nan,  # plans are compared with DIR/sim only
-            "error": (share - 1.0) * 100,
-            "unit": "pp",
-            "goal_met": share >= SAME_PLAN_GOAL if metric == "same_plan_share" else None,
-            "real_level": math.nan,
-        }
-        for name in others:
-            row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def real_level(real_latency_s: np.ndarray, value_s: float) -> float:
-    """The percentage of `real_latency_s` at or below `value_s` (the level at which a
-    simulated quantile sits in the real latencies: 50 for a simulated p50 that is exact)."""
-    if not len(real_latency_s) or value_s != value_s:
-        return math.nan
-    return float(np.count_nonzero(real_latency_s <= value_s) / len(real_latency_s) * 100)
-
-
-def _mean_spread(values: list[float], unit: str) -> tuple[float, float]:
-    """Mean and spread (sample std: percentage points for shares, else % of the mean; NaN
-    for fewer than two values)."""
-    array = np.array(values, dtype=np.float64)
-    if not len(array):
-        return math.nan, math.nan
-    mean = float(array.mean())
-    spread = float(array.std(ddof=1)) if len(array) > 1 else math.nan
-    if unit == "pp":
-        return mean, spread * 100
-    return mean, (spread / abs(mean) * 100 if mean else math.nan)
-
-
-def held_out_errors(simulated: dict, real: dict) -> dict[str, float]:
-    """Per fidelity-table metric, the error of a simulation against one real run (a share of
-    plan epochs in `simulated["same_plan"]`: its error, as in the table, share - 1 in pp)."""
-    errors = {m: _error(simulated[m], real[m], _unit(m)) for m in real}
-    errors["same_plan_share"] = (simulated["same_plan"] - 1.0) * 100
-    return errors
-
-
-def goal_met(metric: str, error: float, real_spread: float) -> bool | None:
-    """Whether `error` meets the metric's goal (GOALS: |error| within the limit; a share also
-    within the real runs' spread, in its unit); None for a metric without a goal."""
-    goal = GOALS.get(metric)
-    if goal is None:
-        return None
-    limit, unit = goal
-    return bool(abs(error) <= limit or (unit == "pp" and abs(error) <= real_spread))
-
-
-def _unit(metric: str) -> str:
-    return "pp" if metric in SHARE_METRICS else "%"
-
-
-def _error(simulated: float, real_mean: float, unit: str) -> float:
-    """Percentage points for shares, else relative %."""
-    if unit == "pp":
-        return (simulated - real_mean) * 100
-    if real_mean:
-        return (simulated - real_mean) / real_mean * 100
-    return 0.0 if not simulated else math.nan
-
-
-def markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
-    others = [c for c in table.columns if c.startswith("error_")]
-    lines = [
-        f"## {title}",
-        "",
-        *([note, ""] if note else []),
-        "| metric | real mean | real spread | simulated | simulated spread | error | goal met |"
-        + "".join(f" {c.replace('_', ' ')} |" for c in others),
-        "|---|---|---|---|---|---|---|" + "---|" * len(others),
-    ]
-    for r in table.to_dict("records"):
-        met = r["goal_met"]
-        met = "" if met is None or met != met else ("yes" if met else "no")
-        level = r.get("real_level", math.nan)
-        at = f" (real p{level:.3g})" if level == level else ""
-        line = (
-            f"| {r['metric']} | {r['real_mean']:.4g} | {_spread_text(r['real_spread'], r['unit'])} "
-            f"| {r['simulated']:.4g}{at} | {_spread_text(r['simulated_spread'], r['unit'])} "
-            f"| {r['error']:+.2f} {r['unit']} | {met} |"
-        )
-        for c in others:
-            line += f" {r[c]:+.2f} {r['unit']} |" if r[c] == r[c] else " |"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
-
-
-def _spread_text(spread: float, unit: str) -> str:
-    return f"±{round(spread, 6):.3g} {unit}" if spread == spread else ""
 
 
 def plot_overlay(real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, path: Path, title: str):
@@ -804,8 +434,8 @@ def run_validation(
     progress=None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
-    without and with the per-hop overheads (`overheads`: see `overheads_spec`) and the fidelity
-    report in `out_dir`; with `compare_overheads` (the same kinds) and/or
+    without and with the per-hop overheads (`overheads`: see `serving.hops.overheads_spec`)
+    and the fidelity report in `out_dir`; with `compare_overheads` (the same kinds) and/or
     `compare_served_latency` (another validation's served_latency.csv), one more simulation
     with those hops and service times (DIR/sim-compared; the other's measured in other runs,
     it is out of sample), its errors in their own column (error_compared); where that

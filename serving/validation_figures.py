@@ -24,8 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from experiments.figures.style import COLUMN_IN, ROW_IN, new_figure
+from serving.fidelity import TINY_P50_GOAL_PCT, completed_latency_s
+from serving.fidelity_note import SPEED_FILE
 from serving.overhead_ledger import GOAL_P99_MS, REFERENCE_QPS, on_two_cores
-from serving.validate import SPEED_FILE, TINY_P50_GOAL_PCT, completed_latency_s
 
 REAL_COLOR, SIM_COLOR = "0.55", "#c0392b"
 # every tiny experiment judged on a rule written down before it ran, one row each (hand-kept

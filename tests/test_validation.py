@@ -21,24 +21,15 @@ from profiler.latency import (
     rounds_latency_rows,
     write_latency_profile,
 )
+from serving.fidelity import fidelity_table, markdown, real_level
 from serving.fidelity_note import preemption_text, speed_text
+from serving.hops import hop_overheads_ms, overheads_spec, pooled_overheads_ms, with_overheads
+from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
 from serving.profile_rounds import rounds_bundles
 from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.setup import ServeSetup
 from serving.stack import DEFAULT_STACK, free_port
-from serving.validate import (
-    fidelity_table,
-    hop_overheads_ms,
-    markdown,
-    overheads_spec,
-    plan_inputs_table,
-    plan_inputs_text,
-    pooled_overheads_ms,
-    real_level,
-    run_validation,
-    same_plan_share,
-    with_overheads,
-)
+from serving.validate import run_validation
 from simulator.bundle import HOPS, BundleError, check_overheads
 from simulator.config import SimConfig
 from simulator.errors import InputError, RunFailure

@@ -1,0 +1,109 @@
+"""The serving stack's per-hop overheads (`simulator.bundle.HOPS`) as a validation measures
+them from a real run's own timestamps, pools them over the runs, and applies them to a
+simulation's bundle (`--overheads`: measured, the bundle's, none, or an overheads.json)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.served_shapes import sent_once_hops
+from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
+from simulator.errors import InputError
+from simulator.json_input import read_json_object
+
+OVERHEAD_MODES = ("measured", "bundle", "none")  # or the path of an overheads.json
+
+
+def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
+    """The serving stack's per-hop overheads in one real run (a bundle.json `overheads`
+    object, ms), from the run's own timestamps: `hops_s`, a completed query's latency less the
+    time the server measured it spend where the simulator models time (`serving.loadgen`). No
+    simulation enters, so the queueing of either driver, and whether their plans agree, does
+    not either. Over the queries never sent again (resent or retried): the dispatch hop is the
+    median and 95th percentile of `hops_s` for queries served by one model; for two it is
+    dispatch plus escalation: the median less the dispatch median, the p95 at the dispatch
+    hop's spread (the same Ray handle call). The arrival hop is the median and 95th percentile
+    of `counted_after_s` over every query the ingress counted. NaN for a hop no query took, and
+    for a run folder without the column (made before the serving path recorded it)."""
+    hops, visits = sent_once_hops(real)
+
+    def percentile_ms(n_visits: int, q: float) -> float:
+        x = hops[visits == n_visits]
+        return float(np.percentile(x, q)) * 1e3 if x.size else math.nan
+
+    dispatch = percentile_ms(1, 50)
+    spread = percentile_ms(1, 95) / dispatch if dispatch > 0 else 1.0
+    escalation = percentile_ms(2, 50) - dispatch
+    counted = real.get("counted_after_s", pd.Series(dtype=np.float64)).to_numpy(np.float64)
+    counted = counted[~np.isnan(counted)]
+    arrival, arrival_p95 = (
+        np.percentile(counted, [50, 95]) * 1e3 if counted.size else (math.nan, math.nan)
+    )
+    return {
+        "dispatch_overhead_ms": dispatch,
+        "dispatch_overhead_p95_ms": dispatch * spread,
+        "escalation_overhead_ms": escalation,
+        "escalation_overhead_p95_ms": escalation * spread,
+        "arrival_overhead_ms": float(arrival),
+        "arrival_overhead_p95_ms": float(arrival_p95),
+    }
+
+
+def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:
+    """One `overheads` object: each field the mean over the real runs that measured it, to
+    0.1 ms, at most the bundle's MAX_OVERHEAD_MS (a run whose queueing differs from the
+    simulated one's measures that, not a hop); a hop with a median <= 0 (or none measured)
+    gets none."""
+    pooled = {}
+    for hop in HOPS:
+        for field in (f"{hop}_overhead_ms", f"{hop}_overhead_p95_ms"):
+            values = [r[field] for r in per_run if r[field] == r[field]]
+            pooled[field] = (
+                round(min(float(np.mean(values)), MAX_OVERHEAD_MS), 1) if values else 0.0
+            )
+        if pooled[f"{hop}_overhead_ms"] <= 0:
+            pooled[f"{hop}_overhead_ms"] = pooled[f"{hop}_overhead_p95_ms"] = 0.0
+        elif pooled[f"{hop}_overhead_p95_ms"] <= pooled[f"{hop}_overhead_ms"]:
+            pooled[f"{hop}_overhead_p95_ms"] = pooled[f"{hop}_overhead_ms"]
+    return pooled
+
+
+def with_overheads(bundle: Bundle, overheads: dict[str, float]) -> Bundle:
+    """`bundle` with this `overheads` object (ms) in its meta."""
+    check_overheads(overheads)
+    return dataclasses.replace(bundle, meta={**bundle.meta, "overheads": dict(overheads)})
+
+
+def overheads_spec(spec: str, flag: str = "--overheads") -> str | dict[str, float]:
+    """`--overheads` (or `flag`, which errors name): one of OVERHEAD_MODES, or the path of a
+    JSON `overheads` object (such as DIR/overheads.json of an earlier validation)."""
+    if spec in OVERHEAD_MODES:
+        return spec
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(
+            f"{flag} {spec!r}: expected {', '.join(OVERHEAD_MODES)} or an overheads.json file"
+        )
+    try:
+        data = read_json_object(path)
+        check_overheads(data)
+    except (ValueError, UnicodeDecodeError, BundleError) as exc:
+        problem = str(exc).removeprefix("bundle.json: column overheads.").splitlines()[0]
+        raise InputError(f"{flag} {spec}: {problem}") from None
+    return data
+
+
+def applied_overheads(spec, bundle: Bundle, measured: dict[str, float]) -> dict[str, float]:
+    """The `overheads` object the compared simulation runs with."""
+    if isinstance(spec, dict):
+        return dict(spec)
+    if spec == "measured":
+        return dict(measured)
+    if spec == "bundle":
+        return dict(bundle.meta.get("overheads", {}))
+    return {}
