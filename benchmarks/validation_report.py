@@ -133,6 +133,9 @@ EXPERIMENTS = {
     "diffserve-constant": Experiment(EMULATED, "--policy diffserve", CONSTANT),
     "router-only-azure": Experiment(EMULATED, "--policy router-only", AZURE),
     "disc-only-azure": Experiment(EMULATED, "--policy disc-only", AZURE),
+    # an SLO that queries violate (chosen on simulations alone, session 38): drops and timeouts
+    "hadis-azure-slo16": Experiment(f"{EMULATED} --slo 16", "--policy hadis", AZURE),
+    "proteus-azure-slo16": Experiment(f"{EMULATED} --slo 16", "--policy proteus", AZURE),
     TINY_CALIBRATION: Experiment(TINY, TINY_STATIC, TINY_CALIBRATION_TRACE, None),
     "tiny-diffusers-static": Experiment(TINY, TINY_STATIC, TINY_POISSON, TINY_CALIBRATION),
 }
