@@ -56,6 +56,7 @@ class Worker:
         "queue",
         "idle",
         "serving",
+        "incoming",
         "wake",
         "busy_s",
         "free_s",
@@ -72,6 +73,7 @@ class Worker:
         self.queue = queue  # deque-like (simulator.queues)
         self.idle = False
         self.serving = 0  # queries in the batch being served
+        self.incoming = 0  # queries sent here, still in their dispatch or escalation hop
         self.wake: simpy.Event | None = None
         self.busy_s = 0.0
         self.free_s = -math.inf  # when it last finished a batch or a load (idle since)
@@ -202,6 +204,7 @@ class Cluster:
         self.central = config.dispatch == "central"
         self.jsq = config.dispatch == "jsq"
         self.model_queue = [new_queue() for _ in range(self.n_models)]
+        self.incoming_of = [0] * self.n_models  # central: queries sent, still in their hop
         self.idle_of: list[list[Worker]] = [[] for _ in range(self.n_models)]
         self.orphans: list[int] = []  # queries whose model has no worker (until the next plan)
         self.keep_queues = config.on_plan_change == "keep"
@@ -262,10 +265,7 @@ class Cluster:
             ):
                 self.drop(q)
                 continue
-            if self.dispatch_hop[0]:
-                self.after_hop(self.dispatch_hop, self.enter, q)
-                continue
-            self.enter(q)
+            self.enter(q, self.dispatch_hop if self.dispatch_hop[0] else None)
 
     def charge_process(self):
         """Count each query's arrival at its time in the trace (before the router's cost):
@@ -382,10 +382,7 @@ class Cluster:
     def escalate(self, q: int, m: int) -> None:
         self.escalated[q] = True
         self.stage[q] = STAGE_FINAL if m == self.state.last else STAGE_ESCALATED
-        if self.escalation_hop[0]:
-            self.after_hop(self.escalation_hop, self.send, q, m)
-            return
-        self.send(q, m)
+        self.send(q, m, hop=self.escalation_hop if self.escalation_hop[0] else None)
 
     def after_hop(self, hop: Hop, action, *args) -> None:
         """`action(*args)` once a hop's overhead (`_draw_hop`) has passed."""
@@ -404,12 +401,13 @@ class Cluster:
     def _count_arrival(self, _event) -> None:
         self.arrived += 1
 
-    def enter(self, q: int) -> None:
+    def enter(self, q: int, hop: Hop | None = None) -> None:
         """Route a query that has not been served yet under the plan in force: the core's
-        decision tabulated per prompt, else the policy's route hook, else a mix draw."""
+        decision tabulated per prompt, else the policy's route hook, else a mix draw; sent
+        to its worker through `hop` (`send`)."""
         p = self.prompt[q]
         if self.entry is not None:
-            self._enter_at_lowest(q, p)
+            self._enter_at_lowest(q, p, hop)
             return
         table = self.route_of_prompt
         if table is not None:
@@ -423,9 +421,9 @@ class Cluster:
             return
         if m == self.state.last:  # a cascade's last stage: bypassed
             self._bypass(q, self.state.first)
-        self.send(q, m)
+        self.send(q, m, hop=hop)
 
-    def _enter_at_lowest(self, q: int, p: int) -> None:
+    def _enter_at_lowest(self, q: int, p: int, hop: Hop | None) -> None:
         """The HADIS artifact's client and router (`Plan.loaded`): a worker of the lowest model
         hosted receives the query; its router, at that worker's θ, bypasses it to the plan's
         last stage, or the worker keeps it."""
@@ -435,9 +433,9 @@ class Cluster:
             self.stage[q] = STAGE_FINAL
         elif bypasses(self.router_scores[p], w.theta):
             self._bypass(q, m)
-            self.send(q, self.state.last)
+            self.send(q, self.state.last, hop=hop)
             return
-        self.send(q, m, w)
+        self.send(q, m, w, hop)
 
     def _bypass(self, q: int, router_model: int) -> None:
         """Mark a query bypassed by the router of a worker of `router_model`."""
@@ -448,8 +446,11 @@ class Cluster:
         if self.artifact_inflight is not None:  # the router's worker received it
             self.artifact_inflight.receive(q, self.env.now)
 
-    def send(self, q: int, m: int, w: Worker | None = None) -> None:
-        """Queue a query at worker `w`, else at one hosting model m by the dispatch rule."""
+    def send(self, q: int, m: int, w: Worker | None = None, hop: Hop | None = None) -> None:
+        """Queue a query at worker `w`, else at one hosting model m by the dispatch rule. With
+        a `hop` it is counted queued there at once and joins the queue once the hop has
+        passed, as the serving path's ingress counts a query from the moment it sends it
+        (`serving.ingress`: `sent`)."""
         workers = self.workers_of[m]
         if not workers:
             self.orphans.append(q)
@@ -459,19 +460,77 @@ class Cluster:
         if self.artifact_inflight is not None:
             self.artifact_inflight.receive(q, self.env.now)
         if self.central:
-            self.model_queue[m].append(q)
-            idle = self.idle_of[m]
-            if idle:
-                w = idle.pop()
-                w.idle = False
-                w.wake.succeed()
+            if hop is not None:
+                self.incoming_of[m] += 1
+                self.after_hop(hop, self._arrive_central, q, m)
+                return
+            self._queue_central(q, m)
             return
         if w is None:
             w = self._dispatch(workers)
+        if hop is not None:
+            w.incoming += 1
+            self.after_hop(hop, self._arrive_at, q, m, w)
+            return
+        self._queue_at(q, w)
+
+    def _queue_at(self, q: int, w: Worker) -> None:
         w.queue.append(q)
         if w.idle:
             w.idle = False
             w.wake.succeed()
+
+    def _queue_central(self, q: int, m: int) -> None:
+        self.model_queue[m].append(q)
+        idle = self.idle_of[m]
+        if idle:
+            w = idle.pop()
+            w.idle = False
+            w.wake.succeed()
+
+    def _arrive_at(self, q: int, m: int, w: Worker) -> None:
+        """A query sent to worker `w` for model m reaches it: queued there, unless the worker's
+        model changed on the way (it answers `resend`: routed again under the plan in force,
+        with `on_plan_change=keep` queued for the worker's new model)."""
+        w.incoming -= 1
+        if w.target == m:
+            self._queue_at(q, w)
+            return
+        if w.target == NO_MODEL:  # not counted by the plan change's recount
+            self._reroute(q)
+            return
+        if self.keep_queues:
+            self._restage((q,), w.target)
+            self._queue_at(q, w)
+            return
+        self.queued[w.target] -= 1  # counted there by the plan change's recount
+        self._reroute(q)
+
+    def _arrive_central(self, q: int, m: int) -> None:
+        """A query sent to model m's central queue reaches it, or is routed again where the
+        model lost its workers on the way."""
+        self.incoming_of[m] -= 1
+        if self.workers_of[m]:
+            self._queue_central(q, m)
+            return
+        self.queued[m] -= 1
+        self._reroute(q)
+
+    def _reroute(self, q: int) -> None:
+        """Route a query again under the plan in force (its worker's model changed): one not
+        yet served enters again, one past its first stage goes to the plan's `requeue`
+        model."""
+        if self.stage[q] == STAGE_OPEN:
+            self.enter(q)
+            return
+        state = self.state
+        m = state.requeue(self.draw)
+        if m == NO_MODEL:
+            self.orphans.append(q)
+            return
+        if m == state.last:
+            self.stage[q] = STAGE_FINAL
+        self.send(q, m)
 
     def _dispatch(self, workers: list[Worker]) -> Worker:
         """The worker a query goes to among `workers` (`SimConfig.dispatch`: jsq or random)."""
@@ -500,12 +559,12 @@ class Cluster:
 
     def _recount_queued(self) -> None:
         if self.central:
-            self.queued = [len(queue) for queue in self.model_queue]
+            self.queued = [len(queue) + n for queue, n in zip(self.model_queue, self.incoming_of)]
             return
         self.queued = [0] * self.n_models
         for w in self.workers:
             if w.target != NO_MODEL:
-                self.queued[w.target] += len(w.queue)
+                self.queued[w.target] += len(w.queue) + w.incoming
 
     def preload(self) -> None:
         """Load every worker's target model at no cost: the initial plan's models are in place
@@ -579,16 +638,7 @@ class Cluster:
         self.orphans = []
         self._recount_queued()
         for q in redispatch:
-            if self.stage[q] == STAGE_OPEN:
-                self.enter(q)
-                continue
-            m = state.requeue(self.draw)
-            if m == NO_MODEL:
-                self.orphans.append(q)
-                continue
-            if m == state.last:
-                self.stage[q] = STAGE_FINAL
-            self.send(q, m)
+            self._reroute(q)
 
     def _loaded_targets(
         self, loaded: tuple[str, ...], desired: list[int]
@@ -686,9 +736,10 @@ def artifact_batch_times_s(row_s: list[float], max_batch: int) -> list[float]:
 
 
 def _backlog(w: Worker) -> int:
-    """The queries outstanding at a worker, jsq's measure: queued plus the batch in service
-    (what an ingress knows for free, `serving.dispatch`); a loading worker serves none."""
-    return len(w.queue) + w.serving
+    """The queries outstanding at a worker, jsq's measure: queued (on their way there too)
+    plus the batch in service (what an ingress knows for free, `serving.dispatch`); a loading
+    worker serves none."""
+    return len(w.queue) + w.serving + w.incoming
 
 
 # a hop's median seconds, lognormal sigma and measured shape (None: the lognormal)

@@ -71,6 +71,18 @@ def test_overheads_delay_each_hop_by_their_value_and_default_to_none(bundle):
     pd.testing.assert_series_equal(base.final_model, slow.queries.final_model)
 
 
+def test_a_query_counts_as_queued_from_its_send_through_its_dispatch_hop(bundle):
+    """As the serving path's ingress counts a query at a worker from the moment it sends it
+    (`sent`), the simulator counts it queued at its model through its dispatch hop. At 4 QPS
+    evenly spaced with a 500 ms hop, two queries are on their way at every tick and none
+    waits at a worker: the planner's queue estimate settles at 2 (0 without the hop)."""
+    trace = "constant:rate=4,duration=30"
+    base = simulate(bundle, {}, trace).raw.queue_log
+    sent = simulate(bundle, {"dispatch_overhead_ms": 500.0}, trace).raw.queue_log
+    assert sum(base[-1]) == 0.0
+    assert sum(sent[-1]) == pytest.approx(2.0, abs=1e-3)
+
+
 def test_an_arrival_hop_delays_the_demand_count_and_nothing_else(bundle):
     """The arrival hop (trace time -> the ingress counting the query) moves arrivals into
     later ticks of the demand estimate; no query's path or time changes, and its own random
