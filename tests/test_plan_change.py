@@ -4,6 +4,7 @@ by hand."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -288,3 +289,31 @@ def test_central_dispatch_refuses_per_worker_loads_in_one_line():
     env, cluster = cluster_of(1, dispatch="central")
     with pytest.raises(InputError, match="dispatch: 'central' cannot carry"):
         cluster.apply_plan(cascade({"light": 1, "heavy": 2}, loaded=("light", "heavy", "heavy")))
+
+
+def test_a_query_on_its_way_to_a_worker_whose_model_changes_is_routed_again_on_arrival():
+    """A 1 s dispatch hop: q0 and q1 (bypassed to heavy) are sent at t = 0 to heavy workers 1
+    and 2 (jsq counts each on its way) and count as queued at heavy; at t = 0.5 worker 2 turns
+    mid, so q1 then counts at mid, where its worker is now; it reaches worker 2 at t = 1,
+    which answers `resend` as the serving path's does, and it is routed again to heavy
+    (worker 1, behind q0)."""
+    bundle = make_bundle(MODELS, {"light": 30.0, "mid": 25.0, "heavy": 20.0})
+    bundle = dataclasses.replace(
+        bundle, meta={**bundle.meta, "overheads": {"dispatch_overhead_ms": 1000.0}}
+    )
+    sim = SimConfig(n_workers=3, slo_s=600.0, dispatch="jsq", router_cost_s=0.0, disc_cost_s=0.0)
+    policy = make_policy("static-cascade", PolicyContext(bundle, 3, 600.0))
+    env = simpy.Environment()
+    cluster = Cluster(env, bundle, sim, policy, np.zeros(2), np.arange(2), 0)
+    cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
+    cluster.start()
+    env.run(until=0.5)
+    assert cluster.queue_lengths() == [0, 0, 2]
+    assert [w.incoming for w in cluster.workers] == [0, 1, 1]
+    cluster.apply_plan(cascade({"light": 1, "mid": 1, "heavy": 1}, router=1.0))
+    assert cluster.queue_lengths() == [0, 1, 1]
+    env.run()
+    assert cluster.final_model == [HEAVY, HEAVY]
+    assert cluster.completion_s == [5.0, 9.0]
+    assert [w.incoming for w in cluster.workers] == [0, 0, 0]
+    assert cluster.queue_lengths() == [0, 0, 0]
