@@ -596,11 +596,14 @@ class Cluster:
             targets, changed = self._loaded_targets(loaded, desired)
         for w, m in zip(self.workers, targets):
             w.target = m
-        redispatch: list[int] = []
+        # (query, the worker that answers it `resend`: it counts there until then; None)
+        redispatch: list[tuple[int, Worker | None]] = [(q, None) for q in self.orphans]
+        self.orphans = []
         for i in changed:
             w = self.workers[i]
             if not (self.keep_queues and w.target != NO_MODEL):
-                redispatch.extend(w.queue)
+                redispatch.extend((q, w) for q in w.queue)
+                w.incoming += len(w.queue)
                 w.queue.clear()
             if w.idle:
                 w.idle = False
@@ -627,17 +630,22 @@ class Cluster:
         if self.central:
             for m in range(self.n_models):
                 if desired[m] == 0 and self.model_queue[m]:
-                    redispatch.extend(self.model_queue[m])
+                    redispatch.extend((q, None) for q in self.model_queue[m])
                     self.model_queue[m].clear()
         # reroute_order=serving: the serving path's order (`serving.ingress`), the queries
         # waiting for a plan first (woken as the ingress gets it), then each changed worker's
-        # queue, in worker order and queue order (as the workers answer `resend`)
-        redispatch = self.orphans + redispatch
+        # queue, in worker order and queue order (as the workers answer `resend`). A query
+        # leaves its worker's count as it is routed again, as the ingress's `sent[w]`: until
+        # then jsq counts it at the worker that still holds it
         if self.reroute_by_arrival:
-            redispatch.sort()
-        self.orphans = []
+            redispatch.sort(key=_query_id)
         self._recount_queued()
-        for q in redispatch:
+        queued = self.queued
+        for q, w in redispatch:
+            if w is not None:
+                w.incoming -= 1
+                if w.target != NO_MODEL:
+                    queued[w.target] -= 1
             self._reroute(q)
 
     def _loaded_targets(
@@ -733,6 +741,10 @@ def artifact_batch_times_s(row_s: list[float], max_batch: int) -> list[float]:
         else:
             times[b] = ms[ARTIFACT_OTHER_BATCH] / 1000.0
     return times
+
+
+def _query_id(entry: tuple[int, Worker | None]) -> int:
+    return entry[0]
 
 
 def _backlog(w: Worker) -> int:

@@ -168,7 +168,9 @@ class SimConfig:
         "serving",
         "The order in which a plan change routes queries again: serving (the queries waiting "
         "for a plan first, then each changed worker's queue in worker and queue order, as the "
-        "serving path's workers answer resend) or arrival (all of them by arrival)",
+        "serving path's workers answer resend) or arrival (all of them by arrival); either way "
+        "a query counts at its worker until it is routed again, as the serving path's ingress "
+        "counts it until the answer",
         Choice(REROUTE_ORDERS),
     )
     escalation: str = setting(

@@ -75,10 +75,11 @@ def test_reroute_moves_the_queue_to_a_worker_of_its_stages_model():
     assert cluster.workers[2].busy_s == pytest.approx(4.0)  # q1 only
 
 
-def test_reroute_sends_the_queues_again_in_worker_order_as_the_workers_answer_resend():
+def test_reroute_counts_a_query_at_its_worker_until_the_worker_answers_resend():
     """Both heavy workers turn mid: their queues ([2, 4] and [3, 5]) are routed again worker
-    by worker, in queue order, as the real workers answer `resend` (not by arrival: that
-    would give [2, 4] and [3, 5] again)."""
+    by worker, in queue order, as the real workers answer `resend`, each query counted at the
+    worker that holds it until then (the ingress's `sent[w]`): JSQ sends each worker's queue
+    back to it. Cleared all at once, the counts would tie and give [2, 3] and [4, 5]."""
     env, cluster = cluster_of(6)
     cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
     cluster.start()
@@ -86,16 +87,28 @@ def test_reroute_sends_the_queues_again_in_worker_order_as_the_workers_answer_re
     assert [list(w.queue) for w in cluster.workers] == [[], [2, 4], [3, 5]]
     cluster.apply_plan(cascade({"light": 1, "mid": 2}, stages=("light", "mid"), router=1.0))
     assert [w.target for w in cluster.workers] == [LIGHT, MID, MID]
-    assert [list(w.queue) for w in cluster.workers] == [[], [2, 3], [4, 5]]
+    assert [list(w.queue) for w in cluster.workers] == [[], [2, 4], [3, 5]]
+    assert [w.incoming for w in cluster.workers] == [0, 0, 0]
+    assert cluster.queue_lengths() == [0, 4, 0]
 
 
-def test_reroute_order_arrival_sends_the_queues_again_by_arrival():
-    env, cluster = cluster_of(6, reroute_order="arrival")
-    cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
+@pytest.mark.parametrize(
+    ("order", "heavy_queues"),
+    [("serving", [[4, 8, 6, 7], [5, 9, 10, 11]]), ("arrival", [[4, 8, 6, 10], [5, 9, 7, 11]])],
+)
+def test_reroute_order_sends_the_changed_workers_queues_in_worker_or_arrival_order(
+    order, heavy_queues
+):
+    """Four heavy workers, two of them turning mid: their queues ([6, 10] and [7, 11]) go to
+    the two heavy workers left, worker by worker (serving) or by arrival."""
+    env, cluster = cluster_of(12, n_workers=5, reroute_order=order)
+    cluster.apply_plan(cascade({"light": 1, "heavy": 4}, router=1.0))
     cluster.start()
     env.run(until=0.5)
-    cluster.apply_plan(cascade({"light": 1, "mid": 2}, stages=("light", "mid"), router=1.0))
-    assert [list(w.queue) for w in cluster.workers] == [[], [2, 4], [3, 5]]
+    assert [list(w.queue) for w in cluster.workers[1:]] == [[4, 8], [5, 9], [6, 10], [7, 11]]
+    cluster.apply_plan(cascade({"light": 1, "heavy": 2, "mid": 2}, router=1.0))
+    assert [w.target for w in cluster.workers] == [LIGHT, HEAVY, HEAVY, MID, MID]
+    assert [list(w.queue) for w in cluster.workers[1:3]] == heavy_queues
 
 
 @pytest.mark.parametrize("mode", ["keep", "reroute"])
