@@ -1,5 +1,6 @@
 """The serving stack's per-hop overheads (`simulator.bundle.HOPS`) as a validation measures
-them from a real run's own timestamps, pools them over the runs, and applies them to a
+them from a real run's own timestamps (the plan hop from its plans' and swaps' log), pools them
+over the runs, and applies them to a
 simulation's bundle (`--overheads`: measured, the bundle's, none, or an overheads.json)."""
 
 from __future__ import annotations
@@ -54,6 +55,34 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[str, float]:
+    """The plan hop in one real run (an `overheads` object's plan fields, ms): from a re-plan's
+    tick to its workers' configuration. The median over the run's re-plans (`plans.csv`, those
+    made at a tick: planned at plan_interval_s / 2 or later, not the replay's first) of the
+    delay to the ingress's `set_plan` (the counter read, the solve, the call), plus the mean
+    over its swaps of the delay from the plan's request to the worker's `configure` (the
+    summary's `swap_s`, `reconfigure_mean_s`); the request comes before `set_plan`, so this
+    overcounts by that call's way (a few ms). Without swaps, the first part alone; NaN for a
+    run without re-plans or a folder without `plans.csv` (made before session 13)."""
+    path = run_dir / "plans.csv"
+    if not path.is_file():
+        return {"plan_overhead_ms": math.nan, "plan_overhead_p95_ms": math.nan}
+    try:
+        plans = pd.read_csv(path, usecols=["planned_s", "applied_s"]).astype(np.float64)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot read planned_s and applied_s ({problem})") from None
+    replans = plans[plans["planned_s"] >= plan_interval_s / 2]
+    delay_ms = math.nan
+    if len(replans):
+        delay_ms = float(np.median(replans["applied_s"] - replans["planned_s"])) * 1e3
+        swaps = [v for v in (summary.get("swap_s") or {}).values() if "reconfigure_mean_s" in v]
+        count = sum(v["count"] for v in swaps)
+        if count:
+            delay_ms += sum(v["count"] * v["reconfigure_mean_s"] for v in swaps) / count * 1e3
+    return {"plan_overhead_ms": delay_ms, "plan_overhead_p95_ms": delay_ms}
+
+
 def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:
     """One `overheads` object: each field the mean over the real runs that measured it, to
     0.1 ms, at most the bundle's MAX_OVERHEAD_MS (a run whose queueing differs from the
@@ -62,7 +91,7 @@ def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:
     pooled = {}
     for hop in HOPS:
         for field in (f"{hop}_overhead_ms", f"{hop}_overhead_p95_ms"):
-            values = [r[field] for r in per_run if r[field] == r[field]]
+            values = [v for r in per_run if (v := r.get(field, math.nan)) == v]  # not NaN
             pooled[field] = (
                 round(min(float(np.mean(values)), MAX_OVERHEAD_MS), 1) if values else 0.0
             )

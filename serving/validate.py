@@ -10,7 +10,8 @@ whether it meets the goal (issue 14: |p50| <= 5%, |p99| <= 10%, violation ratio 
 the real spread, the same plan in >= 90% of plan epochs).
 
 The per-hop overheads of the serving stack (`simulator.bundle.HOPS`) are measured from the real
-runs' own timestamps, query by query (`serving.hops`), and applied to the simulation the
+runs' own timestamps, query by query, and the plan hop from their plans' and swaps' log
+(`serving.hops`), and applied to the simulation the
 table compares with (`--overheads measured`, the default), or taken from the bundle or from a
 file (DIR/overheads.json of an earlier validation, for an out-of-sample check): DIR/sim is that
 simulation, DIR/sim-no-overhead the one without (and DIR/sim-measured-overheads the in-sample
@@ -70,6 +71,7 @@ from serving.fidelity_note import (
 from serving.hops import (
     applied_overheads,
     hop_overheads_ms,
+    plan_hop_ms,
     pooled_overheads_ms,
     with_overheads,
 )
@@ -163,13 +165,16 @@ class _RealRuns:
     metrics: list[dict]
 
     @classmethod
-    def read(cls, dirs: list[Path], model_names) -> _RealRuns:
+    def read(cls, dirs: list[Path], model_names, plan_interval_s: float) -> _RealRuns:
         runs = [read_real_run(d) for d in dirs]  # bad input: before anything is written
         return cls(
             dirs,
             runs,
             read_batches(dirs, model_names),
-            [hop_overheads_ms(q) for q, _, _ in runs],
+            [
+                {**hop_overheads_ms(q), **plan_hop_ms(d, summary, plan_interval_s)}
+                for d, (q, _, summary) in zip(dirs, runs)
+            ],
             [run_metrics(q, summary, model_names) for q, _, summary in runs],
         )
 
@@ -478,7 +483,7 @@ def run_validation(
             else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, progress)
         )
         names = bundle.model_names
-        real = _RealRuns.read(real_dirs, names)
+        real = _RealRuns.read(real_dirs, names, config.plan_interval_s)
         for done in (FIDELITY_FILE, REPORT_FILE):  # a re-report interrupted is not complete
             (out / done).unlink(missing_ok=True)
         sims = _Simulations(out, setup, trace, bundle, sim_config, log)

@@ -24,7 +24,11 @@ class PlanRecord:
 class Controller:
     """EWMA estimators and the planning loop."""
 
-    def __init__(self, cluster: Cluster, policy: Policy, config: SimConfig) -> None:
+    def __init__(
+        self, cluster: Cluster, policy: Policy, config: SimConfig, plan_hop_s: float = 0.0
+    ) -> None:
+        """`plan_hop_s`: the serving path's delay from a tick to its workers' configuration
+        (the bundle's plan hop, `simulator.bundle.HOPS`), added to `plan_delay_s`."""
         self.cluster = cluster
         self.policy = policy
         self.config = config
@@ -38,6 +42,7 @@ class Controller:
         self._last_arrived = 0
         self._last_model_arrivals = [0] * n_models
         self._ticks = 0
+        self.plan_hop_s = plan_hop_s
         self.plans: list[PlanRecord] = []
         self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
         self.demand_log: list[float] = []  # demand estimate at the end of each tick
@@ -96,9 +101,9 @@ class Controller:
             self._ticks += 1
             if self._ticks % ticks_per_plan == 0:
                 plan, wall_s = self.plan_now()
-                delay = self.config.plan_delay_s + (
-                    wall_s if self.config.plan_delay_measured else 0.0
-                )
+                delay = self.config.plan_delay_s + self.plan_hop_s
+                if self.config.plan_delay_measured:
+                    delay += wall_s
                 if delay > 0:
                     env.process(self._apply_later(plan, env.now, self.demand_qps, delay))
                 else:

@@ -330,6 +330,27 @@ def test_plan_delay_and_inflight_estimator():
     assert all(r.applied_s > r.planned_s for r in raw.plans[1:])
 
 
+@pytest.mark.usefixtures("scripted_policies")
+def test_the_bundles_plan_hop_delays_each_plan_beyond_the_plan_delay():
+    """A bundle's plan hop (`overheads.plan_overhead_ms`: from the tick to the workers'
+    configuration on the serving path) adds to `plan_delay_s`; the initial plan is in force
+    before the first arrival."""
+    import dataclasses
+
+    bundle = make_bundle()
+    bundle = dataclasses.replace(
+        bundle, meta={**bundle.meta, "overheads": {"plan_overhead_ms": 250.0}}
+    )
+    trace = poisson(2.0, 60, n_prompts=bundle.n_prompts, seed=2)
+    options = {"ratios": [(0.0, 0.0), (0.5, 0.5)]}
+    config = SimConfig(n_workers=4, slo_s=30, plan_delay_s=2.0)
+    policy = make_policy("test-fixed-cascade", PolicyContext(bundle, 4, 30, options=options))
+    raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
+    assert raw.plans[0].applied_s == 0.0
+    later = raw.plans[1:]
+    assert later and all(r.applied_s == pytest.approx(r.planned_s + 2.25) for r in later)
+
+
 @pytest.mark.parametrize(("charge_ms", "service_s"), [(0, [1.0] * 4), (100, [1.2, 1.0, 1.0, 1.0])])
 def test_an_arrival_charge_prolongs_the_batches_running_then(charge_ms, service_s):
     """One worker, batches of one of 1 s, each arrival adding 0.1 s to a batch running then

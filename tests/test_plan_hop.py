@@ -1,0 +1,64 @@
+"""The plan hop (`serving.hops.plan_hop_ms`): from a re-plan's tick to its workers'
+configuration, measured from a real run's plans and swaps, on hand-made run folders."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from serving.hops import plan_hop_ms, pooled_overheads_ms
+from simulator.errors import InputError
+
+# the initial plan, the replay's first (0.75 s late: not a re-plan), three re-plans 15, 20, 10 ms
+PLANS = {
+    "planned_s": [0.0, 0.002, 5.002, 10.002, 15.002],
+    "applied_s": [0.0, 0.752, 5.017, 10.022, 15.012],
+}
+# two swaps to A, 40 ms each from the request to the worker's configure; six to B, 80 ms each
+SWAPS = {
+    "A": {"count": 2, "mean_s": 2.3, "reconfigure_mean_s": 0.04},
+    "B": {"count": 6, "mean_s": 9.0, "reconfigure_mean_s": 0.08},
+}
+
+
+def run_folder(tmp_path, plans=PLANS):
+    tmp_path.mkdir(exist_ok=True)
+    pd.DataFrame(plans).to_csv(tmp_path / "plans.csv", index=False)
+    return tmp_path
+
+
+def test_the_plan_hop_is_the_median_delay_to_the_ingress_plus_the_mean_reconfigure(tmp_path):
+    hop = plan_hop_ms(run_folder(tmp_path), {"swap_s": SWAPS}, 5.0)
+    # median(15, 20, 10) ms + (2 x 40 + 6 x 80) / 8 ms
+    assert hop["plan_overhead_ms"] == pytest.approx(15.0 + 70.0, abs=1e-6)
+    assert hop["plan_overhead_p95_ms"] == hop["plan_overhead_ms"]
+    without_swaps = plan_hop_ms(run_folder(tmp_path), {"swap_s": {}}, 5.0)
+    assert without_swaps["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+
+
+def test_a_run_without_re_plans_or_plans_csv_measures_no_plan_hop(tmp_path):
+    first_only = {k: v[:2] for k, v in PLANS.items()}
+    assert math.isnan(
+        plan_hop_ms(run_folder(tmp_path / "a", first_only), {"swap_s": SWAPS}, 5.0)[
+            "plan_overhead_ms"
+        ]
+    )
+    (tmp_path / "b").mkdir()
+    assert math.isnan(plan_hop_ms(tmp_path / "b", {"swap_s": SWAPS}, 5.0)["plan_overhead_ms"])
+    # pooled: a hop no run measured gets none
+    dispatch = {"dispatch_overhead_ms": 5.0, "dispatch_overhead_p95_ms": 9.0}
+    pooled = pooled_overheads_ms([{**dispatch, "plan_overhead_ms": math.nan}])
+    assert pooled["plan_overhead_ms"] == pooled["plan_overhead_p95_ms"] == 0.0
+    assert pooled["dispatch_overhead_ms"] == 5.0
+
+
+def test_a_malformed_plans_csv_is_one_line_naming_the_file(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "plans.csv").write_text("planned_s,applied_s\n0,zero\n")
+    with pytest.raises(InputError, match=r"plans\.csv: cannot read planned_s and applied_s"):
+        plan_hop_ms(tmp_path, {}, 5.0)
+    (tmp_path / "plans.csv").write_text("when,plan\n0,a\n")
+    with pytest.raises(InputError, match=r"plans\.csv: cannot read"):
+        plan_hop_ms(tmp_path, {}, 5.0)
