@@ -59,11 +59,13 @@ def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[st
     """The plan hop in one real run (an `overheads` object's plan fields, ms): from a re-plan's
     tick to its workers' configuration. The median over the run's re-plans (`plans.csv`, those
     made at a tick: planned at plan_interval_s / 2 or later, not the replay's first) of the
-    delay to the ingress's `set_plan` (the counter read, the solve, the call), plus the mean
+    delay to the ingress's `set_plan` (the counter read, the solve, the call), plus the median
     over its swaps of the delay from the plan's request to the worker's `configure` (the
-    summary's `swap_s`, `reconfigure_mean_s`); the request comes before `set_plan`, so this
-    overcounts by that call's way (a few ms). Without swaps, the first part alone; NaN for a
-    run without re-plans or a folder without `plans.csv` (made before session 13)."""
+    summary's `configure_delay_s`; a run made before session 39 has each model's mean alone,
+    `swap_s`'s `reconfigure_mean_s`, and gets their mean over its swaps, where one slow
+    configure weighs). The request comes before `set_plan`, so this overcounts by that call's
+    way (a few ms). Without swaps, the first part alone; NaN for a run without re-plans or a
+    folder without `plans.csv` (made before session 13)."""
     path = run_dir / "plans.csv"
     if not path.is_file():
         return {"plan_overhead_ms": math.nan, "plan_overhead_p95_ms": math.nan}
@@ -76,11 +78,18 @@ def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[st
     delay_ms = math.nan
     if len(replans):
         delay_ms = float(np.median(replans["applied_s"] - replans["planned_s"])) * 1e3
-        swaps = [v for v in (summary.get("swap_s") or {}).values() if "reconfigure_mean_s" in v]
-        count = sum(v["count"] for v in swaps)
-        if count:
-            delay_ms += sum(v["count"] * v["reconfigure_mean_s"] for v in swaps) / count * 1e3
+        delay_ms += _configure_delay_s(summary) * 1e3
     return {"plan_overhead_ms": delay_ms, "plan_overhead_p95_ms": delay_ms}
+
+
+def _configure_delay_s(summary: dict) -> float:
+    """A run's typical delay from a plan's request to a swap's `configure` (0: no swaps)."""
+    logged = summary.get("configure_delay_s") or {}
+    if logged.get("count"):
+        return float(logged["median"])
+    swaps = [v for v in (summary.get("swap_s") or {}).values() if "reconfigure_mean_s" in v]
+    count = sum(v["count"] for v in swaps)
+    return sum(v["count"] * v["reconfigure_mean_s"] for v in swaps) / count if count else 0.0
 
 
 def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:

@@ -400,7 +400,21 @@ def plan_delays(plans: list[dict], origin_s: float) -> dict:
     """How late the plans of the replay took effect at the ingress: seconds from when each was
     due (its tick's end, where the simulator applies it) to its `set_plan` (count, median,
     max; the controller's counter read, the policy's solve and the ingress call)."""
-    late = [p["applied_s"] - p["planned_s"] for p in plans if p["applied_s"] > origin_s]
+    return _delay_stats(
+        [p["applied_s"] - p["planned_s"] for p in plans if p["applied_s"] > origin_s]
+    )
+
+
+def configure_delays(swaps: list[dict]) -> dict:
+    """How late the swaps' workers got their new model: seconds from the plan's request to
+    each worker's `configure` call (count, median, max), the plan hop's second part
+    (`serving.hops.plan_hop_ms`)."""
+    return _delay_stats(
+        [s["configured_s"] - s["requested_s"] for s in swaps if s.get("configured_s") is not None]
+    )
+
+
+def _delay_stats(late: list[float]) -> dict:
     if not late:
         return {"count": 0}
     return {
@@ -494,6 +508,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
         send_lag_p99_ms=round(float(np.percentile(send_lag, 99)) * 1e3, 3),
         swap_s=swap_seconds(after["swaps"]),
         plan_delay_s=plan_delays(after["plans"], origin_s),
+        configure_delay_s=configure_delays(after["swaps"]),
     )
     resolved["hashes"] = summary["hashes"]
     resolved["serving"] = {

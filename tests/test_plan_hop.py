@@ -34,6 +34,11 @@ def test_the_plan_hop_is_the_median_delay_to_the_ingress_plus_the_mean_reconfigu
     # median(15, 20, 10) ms + (2 x 40 + 6 x 80) / 8 ms
     assert hop["plan_overhead_ms"] == pytest.approx(15.0 + 70.0, abs=1e-6)
     assert hop["plan_overhead_p95_ms"] == hop["plan_overhead_ms"]
+    # a run that logged each swap's delay (since session 39): their median, not the means
+    logged = {"swap_s": SWAPS, "configure_delay_s": {"count": 8, "median": 0.05, "max": 0.9}}
+    assert plan_hop_ms(run_folder(tmp_path), logged, 5.0)["plan_overhead_ms"] == pytest.approx(
+        15.0 + 50.0, abs=1e-6
+    )
     without_swaps = plan_hop_ms(run_folder(tmp_path), {"swap_s": {}}, 5.0)
     assert without_swaps["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
 

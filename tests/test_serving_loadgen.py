@@ -26,6 +26,7 @@ from serving.loadgen import (  # noqa: E402
     BATCH_COLUMNS,
     Answer,
     UnreachableError,
+    configure_delays,
     fetch_state,
     plan_delays,
     replay,
@@ -319,6 +320,17 @@ def test_plan_delays_count_the_replays_plans_from_due_to_in_force():
     ]
     assert plan_delays(plans, 100.0) == {"count": 3, "median": 0.04, "max": 0.3}
     assert plan_delays(plans[:1], 100.0) == {"count": 0}
+
+
+def test_configure_delays_count_each_swap_from_the_plans_request_to_the_workers_configure():
+    swaps = [  # wall seconds; a swap whose worker never got the call has no configured_s
+        {"model": "a", "requested_s": 10.0, "configured_s": 10.05},
+        {"model": "b", "requested_s": 10.0, "configured_s": 10.25},
+        {"model": "b", "requested_s": 20.0, "configured_s": 20.04},
+        {"model": "a", "requested_s": 30.0},
+    ]
+    assert configure_delays(swaps) == {"count": 3, "median": 0.05, "max": 0.25}
+    assert configure_delays(swaps[3:]) == {"count": 0}
 
 
 class StopsDuringTheReplay(Stub):
