@@ -123,8 +123,9 @@ def leave_one_out_text(columns: set[str]) -> list[str]:
     if "error_leave_one_out_served" in columns:
         text = (
             "Error leave one out served: the same, with the service times the other runs' "
-            "workers measured as the latency profile (`serving.service_times`; all runs': "
-            "DIR/served_latency.csv)."
+            "workers measured as the simulated workers' (`serving.service_times`; all runs': "
+            "DIR/served_latency.csv); the policy plans with the bundle's profile, as the "
+            "serving path's does."
         )
         if "error_leave_one_out_served_tails" in columns:
             text += (

@@ -215,6 +215,8 @@ class _Simulations:
     written: list[str] = dataclasses.field(default_factory=list)
 
     def run(self, overheads_ms: dict, folder=None, base=None, replicate=0, service=None):
+        """One simulation: its workers serve by `base` (default: the bundle), its policy plans
+        with the bundle, as the serving path's controller does whatever its workers take."""
         from simulator.run import run_simulation
 
         base = self.bundle if base is None else base
@@ -225,6 +227,7 @@ class _Simulations:
             self.config if service is None else service,
             self.setup.options,
             replicate=replicate,
+            planner_bundle=with_overheads(self.bundle, overheads_ms),
         )
         if folder is not None:
             self.written.append(folder)

@@ -55,15 +55,18 @@ def run_simulation(
     progress: ProgressCallback | None = None,
     bundle_hash: str | None = None,
     replicate: int = 0,
+    planner_bundle: Bundle | None = None,
 ) -> RunOutput:
     """Simulate `trace` on `bundle` under the named policy; policies must be registered.
     `replicate` k > 0: the cluster's randomness from another stream (`engine.simulate`),
-    recorded in the summary."""
+    recorded in the summary. `planner_bundle`: the bundle the policy plans with, where it is
+    not the one the workers serve by (a validation's measured service times: the serving
+    path's planner has the profile)."""
     if len(trace) == 0:
         raise TraceError(f"{trace.name or 'trace'}: empty trace")
     validate_prompt_ids(trace, bundle.n_prompts, trace.name or "trace")
     options = dict(policy_options or {})
-    policy = build_policy(bundle, policy_name, config, options)
+    policy = build_policy(planner_bundle or bundle, policy_name, config, options)
     raw = simulate(
         bundle,
         trace.arrival_s,

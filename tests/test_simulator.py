@@ -331,6 +331,35 @@ def test_plan_delay_and_inflight_estimator():
 
 
 @pytest.mark.usefixtures("scripted_policies")
+def test_a_run_plans_with_its_planner_bundle_while_its_workers_serve_by_the_bundle(monkeypatch):
+    """A validation's simulation with measured service times (`planner_bundle`): the policy
+    is given the profile, as the serving path's controller is; the workers take the served
+    times (every query here is served alone by the light model: 2 s, not the profile's 1 s)."""
+    import simulator.run as run
+
+    profile = make_bundle(base_latency_s={"light": 1.0, "heavy": 3.0})
+    served = make_bundle(base_latency_s={"light": 2.0, "heavy": 6.0})
+    planned_with = []
+    make = run.make_policy
+
+    def recording(name, context):
+        planned_with.append(context.bundle)
+        return make(name, context)
+
+    monkeypatch.setattr(run, "make_policy", recording)
+    trace = Trace(np.array([0.0, 10.0, 20.0]), np.array([0, 1, 2]))
+    options = {"ratios": [(0.0, 0.0)]}  # everything to the light model, accepted
+    config = SimConfig(n_workers=2, slo_s=600)
+    out = run.run_simulation(
+        served, trace, "test-fixed-cascade", config, options, planner_bundle=profile
+    )
+    assert planned_with == [profile]
+    np.testing.assert_allclose(out.queries["latency_s"], [2.0, 2.0, 2.0])
+    run.run_simulation(served, trace, "test-fixed-cascade", config, options)
+    assert planned_with == [profile, served]  # by default the bundle plans too
+
+
+@pytest.mark.usefixtures("scripted_policies")
 def test_the_bundles_plan_hop_delays_each_plan_beyond_the_plan_delay():
     """A bundle's plan hop (`overheads.plan_overhead_ms`: from the tick to the workers'
     configuration on the serving path) adds to `plan_delay_s`; the initial plan is in force
