@@ -12,13 +12,14 @@ Serve stack (`serving.stack`). Each one's simulation
 applies the per-hop overheads measured in its own real runs from their timestamps (the time
 the stack adds besides the workers' queues and service, which the simulator models; no
 simulation enters the measurement), and a second simulation applies another experiment's
-(`CALIBRATION`'s), to show how the hops carry over between loads. Diffusers experiments: the
-tiny models of `t2isim profile all --tiny` on 2 CPU replicas; `--run` profiles
-them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the re-report reads;
-the latency timed in rounds spread over minutes, whose spread each experiment also simulates:
-`validate --profile-rounds`) and after them re-takes that latency profile (`reprofile_tiny`)
-and measures how steady the machine's speed is (`benchmarks/machine_drift.py`): the report
-shows both under the tiny goals.
+(`CALIBRATION`'s; its plan hop, which a static cascade cannot measure, the median of the other
+experiments': `write_calibration_hops`), to show how the hops carry over between loads.
+Diffusers experiments: the tiny models of `t2isim profile all --tiny` on 2 CPU replicas;
+`--run` profiles them first on this machine (`profile_tiny`, into DIR/tiny-profile, which the
+re-report reads; the latency timed in rounds spread over minutes, whose spread each
+experiment also simulates: `validate --profile-rounds`) and after them re-takes that latency
+profile (`reprofile_tiny`) and measures how steady the machine's speed is
+(`benchmarks/machine_drift.py`): the report shows both under the tiny goals.
 The last line
 is `goals_met=N/M` over the goals the experiments report (emulated: p50, p99, violations, same
 plan; diffusers: p50) with each experiment's own hops, then `held_out_hops_goals_met=N/M` with
@@ -57,6 +58,7 @@ from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
 from serving.fidelity import TINY_P50_GOAL_PCT, goal_met
+from serving.hops import calibration_overheads
 from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
 from serving.validation_figures import (
     PREREGISTERED,
@@ -104,6 +106,10 @@ TINY_POISSON = "poisson:rate=8,duration=60"
 TINY_CALIBRATION_TRACE = "poisson:rate=4,duration=60"
 CALIBRATION = "static-azure"
 TINY_CALIBRATION = "tiny-diffusers-calibration"
+# under DIR: each emulated experiment's calibration hops (`calibration_hops`), what its
+# --compare-overheads reads, and the experiments whose plan hops each one's took
+CALIBRATION_HOPS = "calibration-hops"
+CALIBRATION_SOURCES = "sources.csv"
 
 
 @dataclass(frozen=True)
@@ -158,12 +164,46 @@ def command(name: str, folder: Path, reuse: bool) -> list[str]:
     source = folder / (e.compare_with or "")
     beside = folder / TINY_PROFILE / LATENCY_BESIDE
     if e.compare_with is not None and (source / "overheads.json").is_file():
-        args += ["--compare-overheads", str(source / "overheads.json")]
         if e.diffusers:
+            args += ["--compare-overheads", str(source / "overheads.json")]
             args += ["--compare-served-latency", str(source / "served_latency.csv")]
+        else:
+            args += ["--compare-overheads", str(folder / CALIBRATION_HOPS / f"{name}.json")]
     elif e.diffusers and beside.is_file():  # the profile beside the stack, as the second one
         args += ["--compare-served-latency", str(beside)]
     return args + (["--reuse-real"] if reuse else [])
+
+
+def write_calibration_hops(folder: Path, name: str) -> None:
+    """DIR/CALIBRATION_HOPS/<name>.json, the hops emulated experiment `name`'s calibration
+    column applies (`serving.hops.calibration_overheads`): `CALIBRATION`'s, and where its runs
+    measured no plan hop (the static cascade never re-plans), the median plan hop of the other
+    emulated experiments run so far (not `name`, not the calibration); its row in
+    DIR/CALIBRATION_HOPS/CALIBRATION_SOURCES names them (since session 40)."""
+    others = {
+        other: json.loads(path.read_text())
+        for other, e in EXPERIMENTS.items()
+        if other not in (name, CALIBRATION)
+        and not e.diffusers
+        and (path := folder / other / "overheads.json").is_file()
+    }
+    calibration = json.loads((folder / CALIBRATION / "overheads.json").read_text())
+    hops, sources = calibration_overheads(calibration, others)
+    out = folder / CALIBRATION_HOPS
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(hops, indent=2, sort_keys=True) + "\n")
+    table = out / CALIBRATION_SOURCES
+    rows = pd.read_csv(table) if table.is_file() else pd.DataFrame()
+    row = {
+        "experiment": name,
+        "calibration": CALIBRATION,
+        "plan_overhead_ms": hops.get("plan_overhead_ms", 0.0),
+        "plan_hop_from": ";".join(sources),
+    }
+    if len(rows):
+        rows = rows[rows["experiment"] != name]
+    rows = pd.concat([rows, pd.DataFrame([row])]).sort_values("experiment")
+    rows.to_csv(table, index=False)
 
 
 def measured_disc_cost_s(work: Path) -> float | None:
@@ -722,7 +762,10 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "real run against a simulation with the hops of the other runs, the mean over the "
             "runs), with held-out hops and service times (the latency profile as the other "
             "runs' workers measured it; runs that recorded their batches), and with the "
-            f"calibration's ({CALIBRATION}, another load) hops, each with its verdict.",
+            f"calibration's hops ({CALIBRATION}'s, another load and policy; since session 40 "
+            "with the plan hop, which the static cascade never measures, at the median of "
+            f"the other experiments': `{CALIBRATION_HOPS}/{CALIBRATION_SOURCES}`), each with "
+            "its verdict.",
             "",
         ]
     if tables[True]:
@@ -803,6 +846,9 @@ def main() -> None:
                 with beside_emulated_stack(args.dir, name):
                     beside = (LATENCY_BESIDE, LATENCY_TABLES_BESIDE)
                     reprofile_tiny(args.dir / TINY_PROFILE, **tiny_timing, into=beside)
+        e = EXPERIMENTS[name]
+        if not e.diffusers and (args.dir / str(e.compare_with) / "overheads.json").is_file():
+            write_calibration_hops(args.dir, name)
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
         before, ticks = os.getloadavg(), cpu_ticks()
         subprocess.run(command(name, args.dir, not args.run), check=True)

@@ -341,6 +341,7 @@ def validate(
         sim_repeats=sim_repeats,
         profile_rounds=profile_rounds,
         progress=lambda label: replay_progress(quiet, label),
+        compare_overheads_file=compare_overheads if isinstance(compared, dict) else None,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())
 

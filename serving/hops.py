@@ -111,6 +111,25 @@ def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:
     return pooled
 
 
+def calibration_overheads(
+    calibration: dict[str, float], others: dict[str, dict[str, float]]
+) -> tuple[dict[str, float], list[str]]:
+    """The hops a calibration column applies: the calibration experiment's `overheads`
+    object; where its runs measured no plan hop (a policy that never re-plans), the plan hop
+    is the median over `others` (other experiments' pooled `overheads`, by name) of those that
+    measured one (> 0). Also the names that median took (none where the calibration's own is
+    kept). `others` must leave out the experiment judged: every number then comes from runs
+    other than its own."""
+    hops = dict(calibration)
+    if hops.get("plan_overhead_ms", 0.0) > 0:
+        return hops, []
+    sources = sorted(n for n, o in others.items() if o.get("plan_overhead_ms", 0.0) > 0)
+    if sources:
+        plan_ms = round(float(np.median([others[n]["plan_overhead_ms"] for n in sources])), 1)
+        hops["plan_overhead_ms"] = hops["plan_overhead_p95_ms"] = plan_ms
+    return hops, sources
+
+
 def with_overheads(bundle: Bundle, overheads: dict[str, float]) -> Bundle:
     """`bundle` with this `overheads` object (ms) in its meta."""
     check_overheads(overheads)

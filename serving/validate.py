@@ -440,6 +440,7 @@ def run_validation(
     sim_repeats: int = SIM_REPEATS,
     profile_rounds: str | None = None,
     progress=None,
+    compare_overheads_file: str | None = None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
     without and with the per-hop overheads (`overheads`: see `serving.hops.overheads_spec`)
@@ -461,7 +462,8 @@ def run_validation(
     bundle's `profile latency` timing tables), two more simulations with DIR/sim's hops and the
     profile at the p10 and p90 of its rounds' medians (`serving.profile_rounds`):
     error_profile_fast and error_profile_slow. `progress(label)`: each real run's progress
-    bar factory (`run_loadgen`)."""
+    bar factory (`run_loadgen`); `compare_overheads_file`: the file `compare_overheads` was
+    read from, which the report names."""
     from experiments.inputs import resolve_trace
 
     # a fresh report replaces the folder whole or not at all (a run that fails or is
@@ -556,7 +558,7 @@ def run_validation(
             applied,
             measured,
             {d.name: r for d, r in zip(real.dirs, real.hops)},
-            _source(compared_source),
+            compare_overheads_file or _source(compared_source),
             compared,
         )
         parts = _note_parts(

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from serving.hops import plan_hop_ms, pooled_overheads_ms
+from serving.hops import calibration_overheads, plan_hop_ms, pooled_overheads_ms
 from simulator.errors import InputError
 
 # the initial plan, the replay's first (0.75 s late: not a re-plan), three re-plans 15, 20, 10 ms
@@ -67,3 +67,31 @@ def test_a_malformed_plans_csv_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "plans.csv").write_text("when,plan\n0,a\n")
     with pytest.raises(InputError, match=r"plans\.csv: cannot read"):
         plan_hop_ms(tmp_path, {}, 5.0)
+
+
+def test_a_calibration_without_re_plans_takes_the_median_plan_hop_of_the_others():
+    static = {"dispatch_overhead_ms": 5.2, "plan_overhead_ms": 0.0, "plan_overhead_p95_ms": 0.0}
+    others = {
+        "c": {"plan_overhead_ms": 90.0},
+        "a": {"plan_overhead_ms": 30.0},
+        "static-constant": {"plan_overhead_ms": 0.0},  # never re-plans: measured none
+        "b": {"plan_overhead_ms": 60.0},
+        "d": {"dispatch_overhead_ms": 4.0},  # made before the plan hop was measured
+    }
+    hops, sources = calibration_overheads(static, others)
+    assert sources == ["a", "b", "c"]
+    assert hops == {
+        "dispatch_overhead_ms": 5.2,
+        "plan_overhead_ms": 60.0,
+        "plan_overhead_p95_ms": 60.0,
+    }
+    assert static["plan_overhead_ms"] == 0.0  # not changed in place
+    # an even count: the mean of the middle two
+    assert (
+        calibration_overheads(static, {"a": others["a"], "b": others["b"]})[0]["plan_overhead_ms"]
+        == 45.0
+    )
+    # a calibration that measured its own plan hop keeps it; none measured anywhere: none
+    replanning = {**static, "plan_overhead_ms": 20.0, "plan_overhead_p95_ms": 20.0}
+    assert calibration_overheads(replanning, others) == (replanning, [])
+    assert calibration_overheads(static, {"d": others["d"]}) == (static, [])

@@ -391,6 +391,14 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     )
     report = (tmp_path / "fidelity.md").read_text()
     assert "Compared simulation: hops (none) dispatch 0.0 ms" in report
+    # hops read from a file: the report names it
+    run_validation(
+        setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None,
+        compare_overheads={}, compare_overheads_file="cal/hops.json",
+    )  # fmt: skip
+    assert "Compared simulation: hops (cal/hops.json) dispatch 0.0 ms" in (
+        tmp_path / "fidelity.md"
+    ).read_text()
     assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == [
         "real-1",
         "real-2",

@@ -127,6 +127,38 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     assert f"--compare-served-latency {calibration}/served_latency.csv`" in tiny
 
 
+def test_the_calibration_column_takes_the_plan_hop_of_the_other_emulated_experiments(
+    report_module, tmp_path
+):
+    import json
+
+    folder = tmp_path / "validation"
+    plan_hops = {"static-azure": 0.0, "proteus-azure": 80.0, "hadis-azure": 140.0}
+    plan_hops |= {"diffserve-azure": 30.0, "static-constant": 0.0, "tiny-diffusers-static": 9.0}
+    for name, plan_ms in plan_hops.items():
+        (folder / name).mkdir(parents=True)
+        hops = {"dispatch_overhead_ms": 5.0, "plan_overhead_ms": plan_ms}
+        (folder / name / "overheads.json").write_text(json.dumps(hops))
+    args = report_module.command("diffserve-azure", folder, False)
+    hops_file = folder / report_module.CALIBRATION_HOPS / "diffserve-azure.json"
+    assert args[args.index("--compare-overheads") + 1] == str(hops_file)
+    report_module.write_calibration_hops(folder, "diffserve-azure")
+    report_module.write_calibration_hops(folder, "hadis-azure")
+    # not its own, not the calibration's, not a diffusers experiment's; static-constant: none
+    assert json.loads(hops_file.read_text())["plan_overhead_ms"] == 110.0
+    sources = pd.read_csv(hops_file.parent / report_module.CALIBRATION_SOURCES)
+    assert sources["experiment"].tolist() == ["diffserve-azure", "hadis-azure"]
+    pooled = ["hadis-azure;proteus-azure", "diffserve-azure;proteus-azure"]
+    assert sources["plan_hop_from"].tolist() == pooled
+    assert sources["plan_overhead_ms"].tolist() == [110.0, 55.0]
+    # written again (a re-report): its row replaced, not repeated
+    report_module.write_calibration_hops(folder, "diffserve-azure")
+    assert len(pd.read_csv(hops_file.parent / report_module.CALIBRATION_SOURCES)) == 2
+    calibration = json.loads((folder / "static-azure" / "overheads.json").read_text())
+    plan = {"plan_overhead_ms": 110.0, "plan_overhead_p95_ms": 110.0}
+    assert json.loads(hops_file.read_text()) == {**calibration, **plan}
+
+
 def test_a_diffusers_command_charges_the_disc_cost_and_simulates_rounds(report_module, tmp_path):
     import json
 
