@@ -1,6 +1,7 @@
 """The emulated backend: a worker stands in for a GPU as the HADIS artifact's testbed does. A
 batch of b sleeps the bundle's p50 latency of batch size b x time scale (plus the
-discriminator's cost per image when the plan judges this model's images) and returns each
+discriminator's cost per image when the plan judges this model's images; to the event loop's
+step, not its timers' ms: `sleep_until`, since session 40) and returns each
 prompt's quality score, so many workers run on few cores. A model swap sleeps the model's
 load time (`load_s`, not scaled: the simulator's `Cluster` charges it the same way); the
 initial deployment's models are in place at once, as the simulator preloads them.
@@ -21,6 +22,12 @@ import time
 from dataclasses import dataclass
 
 REPLICA_CPUS = 0.01  # emulated workers sleep: many fit on one core
+# Serve's replicas run uvloop, whose timers fire at the nearest whole ms and then ~0.35 ms late
+# here (a batch of 130.7 ms took 131.4), and Linux lets a poll's wait overrun by 0.1% of its
+# timeout (4.86 s took 4.865): timers end this long plus this share of the wait before a
+# deadline, then the loop yields until it has passed (`sleep_until`)
+TIMER_SLACK_S = 0.0015
+TIMER_OVERRUN_SHARE = 0.002
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class EmulatedModel:
         once for the initial deployment's model (`preloaded`), which the simulator puts in
         place at no cost."""
         if not preloaded:
-            await asyncio.sleep(max(0.0, load_from_s + self.load_s - time.time()))
+            await sleep_until(load_from_s + self.load_s)
         return EmulatedEngine(self)
 
 
@@ -58,8 +65,21 @@ class EmulatedEngine:
     ) -> tuple[list, None, None]:
         n = len(jobs)
         model = self.model
-        await asyncio.sleep(model.latency_s[n] + (model.disc_cost_s * n if judged else 0.0))
+        took_s = model.latency_s[n] + (model.disc_cost_s * n if judged else 0.0)
+        await sleep_until(time.time() + took_s)
         return [(model.quality[prompt_id], None) for prompt_id, _ in jobs], None, None  # sleeps
+
+
+async def sleep_until(deadline_s: float, clock=time.time, sleep=asyncio.sleep) -> None:
+    """Return once `clock()` has reached `deadline_s` (wall seconds), to the loop's step rather
+    than to its timers' ms: timers that end short of it (TIMER_SLACK_S and TIMER_OVERRUN_SHARE
+    of the wait before it) while more than TIMER_SLACK_S is left, then yields (`sleep(0)`, at
+    least one) until it has passed."""
+    while (remaining_s := deadline_s - clock()) > TIMER_SLACK_S:
+        await sleep(max(0.0, remaining_s * (1 - TIMER_OVERRUN_SHARE) - TIMER_SLACK_S))
+    await sleep(0)
+    while clock() < deadline_s:
+        await sleep(0)
 
 
 def emulated_model(bundle, policy, config, model: str) -> EmulatedModel:
