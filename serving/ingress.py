@@ -183,7 +183,11 @@ class Ingress:
         return self.epoch_s
 
     async def set_ready(self) -> None:
-        """The initial plan's workers run, their models loaded."""
+        """The initial plan's workers run, their models loaded. Each worker's handle is called
+        once first (`status`): a handle's first call sets up its routing, which cost the first
+        query sent to each worker ~50 ms here (session 40); the simulator's stack is warm. A
+        worker that does not answer is left to the queries' own retries."""
+        await asyncio.gather(*(h.status.remote() for h in self.handles), return_exceptions=True)
         self.ready = True
         self.loading.clear()
 

@@ -435,10 +435,11 @@ def test_the_ingress_marks_configurations_preloaded_until_it_is_ready():
 
     async def scenario():
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the configuration state
-        ing.worker_configs, ing.ready, ing.loading = (
+        ing.worker_configs, ing.ready, ing.loading, ing.handles = (
             [None, {**config(A, 1, 0.0), "slot": 1}],
             False,
             set(),
+            [],
         )
         before = await ing.worker_config(0), await ing.worker_config(1)
         await ing.set_ready()
@@ -451,3 +452,28 @@ def test_the_ingress_marks_configurations_preloaded_until_it_is_ready():
         **config(A, 1, 0.0),
         "slot": 1,
     }
+
+
+def test_the_ingress_calls_each_worker_once_before_it_is_ready():
+    """A handle's first call sets up its routing (~50 ms for the first query each worker got,
+    session 40): `set_ready` makes that call, so no query pays it; a worker that fails it does
+    not keep the ingress from being ready."""
+    from serving.ingress import Ingress
+
+    calls = []
+
+    def handle(w: int, fails: bool = False) -> SimpleNamespace:
+        async def status():
+            calls.append(w)
+            if fails:
+                raise RuntimeError("replica gone")
+            return {"model": A}
+
+        return SimpleNamespace(status=SimpleNamespace(remote=status))
+
+    ing = Ingress.func_or_class.__new__(Ingress.func_or_class)
+    ing.ready, ing.loading = False, {1}
+    ing.handles = [handle(0), handle(1, fails=True), handle(2)]
+    asyncio.run(ing.set_ready())
+    assert sorted(calls) == [0, 1, 2]
+    assert ing.ready and not ing.loading
