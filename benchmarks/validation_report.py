@@ -163,7 +163,7 @@ def command(name: str, folder: Path, reuse: bool) -> list[str]:
         args += ["--profile-rounds", str(folder / TINY_PROFILE / LATENCY_TABLES)]
     source = folder / (e.compare_with or "")
     beside = folder / TINY_PROFILE / LATENCY_BESIDE
-    if e.compare_with is not None and (source / "overheads.json").is_file():
+    if compares(folder, name):
         if e.diffusers:
             args += ["--compare-overheads", str(source / "overheads.json")]
             args += ["--compare-served-latency", str(source / "served_latency.csv")]
@@ -172,6 +172,12 @@ def command(name: str, folder: Path, reuse: bool) -> list[str]:
     elif e.diffusers and beside.is_file():  # the profile beside the stack, as the second one
         args += ["--compare-served-latency", str(beside)]
     return args + (["--reuse-real"] if reuse else [])
+
+
+def compares(folder: Path, name: str) -> bool:
+    """Whether experiment `name` has a calibration to compare with that has been run."""
+    source = EXPERIMENTS[name].compare_with
+    return source is not None and (folder / source / "overheads.json").is_file()
 
 
 def write_calibration_hops(folder: Path, name: str) -> None:
@@ -846,8 +852,7 @@ def main() -> None:
                 with beside_emulated_stack(args.dir, name):
                     beside = (LATENCY_BESIDE, LATENCY_TABLES_BESIDE)
                     reprofile_tiny(args.dir / TINY_PROFILE, **tiny_timing, into=beside)
-        e = EXPERIMENTS[name]
-        if not e.diffusers and (args.dir / str(e.compare_with) / "overheads.json").is_file():
+        if not EXPERIMENTS[name].diffusers and compares(args.dir, name):
             write_calibration_hops(args.dir, name)
         print(" ".join(command(name, args.dir, not args.run)), flush=True)
         before, ticks = os.getloadavg(), cpu_ticks()
