@@ -23,7 +23,9 @@ hops are never fitted on the run they are judged against. `compare_overheads` an
 `compare_served_latency` (another experiment's overheads.json and served_latency.csv, or any
 latency table in the bundle's shape) add DIR/sim-compared, a prediction from measurements made
 elsewhere (`error_compared`). DIR/plan_inputs.csv sets the planners' inputs side by side at
-each re-plan (`serving.plan_agreement`).
+each re-plan (`serving.plan_agreement`). Every run folder holds its batches (`batches.csv`, the
+simulations' too), and DIR/parting.csv where each real run's batches and DIR/sim's first part,
+worker by worker (`serving.batch_parting`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ from serving.arrival_charge import (
     ARRIVAL_CHARGE_FILE,
     applied_charge_ms,
     arrival_charge_fit,
+)
+from serving.batch_parting import (
+    PARTING_FILE,
+    parting_text,
+    simulated_batches,
+    validation_parting,
 )
 from serving.fidelity import (
     completed_latency_s,
@@ -86,6 +94,7 @@ from serving.served_shapes import (
     with_shapes,
 )
 from serving.service_times import (
+    BATCHES_FILE,
     compared_latency,
     compared_latency_served_tails,
     discriminator_charge_s,
@@ -238,7 +247,10 @@ class _Simulations:
                 sim.summary,
                 sim.config,
                 sim.raw.planner_wall_s,
-                extras=[planner_log_writer(sim.raw, base.model_names, self.config.tick_s)],
+                extras=[
+                    planner_log_writer(sim.raw, base.model_names, self.config.tick_s),
+                    _batches_writer(sim.raw, base.model_names),
+                ],
             )
             self.log(
                 f"{folder}: p50 {_seconds(sim.summary['p50_latency_s'])}, violations "
@@ -250,6 +262,16 @@ class _Simulations:
         """`run`'s metrics (`run_metrics`)."""
         sim = self.run(overheads_ms, folder, base, replicate, service)
         return run_metrics(sim.queries, sim.summary, self.bundle.model_names)
+
+
+def _batches_writer(raw, model_names):
+    """A `write_run` extra: the simulation's batches as DIR/batches.csv."""
+
+    def write(staging: Path) -> None:
+        table = simulated_batches(raw, model_names)
+        table.to_csv(staging / BATCHES_FILE, index=False, float_format="%.9g")
+
+    return write
 
 
 def _compared_bundles(
@@ -533,6 +555,7 @@ def run_validation(
             out / SPEED_FILE,
             out / ARRIVAL_CHARGE_FILE,
             out / SERVED_SHAPES_FILE,
+            out / PARTING_FILE,
         ):
             stale.unlink(missing_ok=True)
         if charge_fit is not None:
@@ -575,6 +598,11 @@ def run_validation(
             parts.append(preemption_text(fits))
         if len(speeds):
             parts.append(speed_text(speeds))
+        if real.batches is not None:
+            runs = {d.name: b for d, b in zip(real.dirs, real.batches)}
+            parting = validation_parting(runs, simulated_batches(sim.raw, names))
+            parting.to_csv(out / PARTING_FILE, index=False, float_format="%.6g")
+            parts.append(parting_text(parting, "DIR/sim"))
         inputs = plan_inputs_table(real.timeseries, sim.timeseries, config.plan_interval_s)
         inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
         if len(inputs):

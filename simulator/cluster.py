@@ -229,6 +229,9 @@ class Cluster:
         self.model_arrivals = [0] * self.n_models
         self.queued = [0] * self.n_models  # queries waiting per model (kept incrementally)
         self.load_busy_s = 0.0
+        # every batch served: (worker, model, start_s, service_s, size, judged), in the order
+        # they ended (`engine.RawRun.batches`)
+        self.batch_log: list[tuple[int, int, float, float, int, bool]] = []
         # the artifact controller's in-flight bookkeeping (simulator.artifact_inflight)
         self.artifact_inflight = (
             ArtifactInflight(self.arrival_s, config.late_factor * config.slo_s)
@@ -340,7 +343,8 @@ class Cluster:
                     floor = self.service_floor[m][n]
                     spread = math.exp(self.service_sigma[m][n] * self.rng.gauss(0.0, 1.0))
                     exec_s *= floor + (1.0 - floor) * spread
-            if self.disc_cost_s and self.state.judged[m]:
+            judged = self.state.judged[m]  # by the plan in force when the batch starts
+            if self.disc_cost_s and judged:
                 exec_s += self.disc_cost_s * n
             if disc_batch:
                 exec_s += disc_batch
@@ -358,6 +362,7 @@ class Cluster:
                 yield env.timeout(extra_s)
             w.serving = 0
             done = w.free_s = env.now
+            self.batch_log.append((w.index, m, now, done - now, n, judged))
             next_of = w.next_of or self.next_of_prompt[m]  # the plan in force now
             above = self.hosted_above  # escalation=next-hosted: the target per model
             for q in batch:

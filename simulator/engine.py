@@ -39,6 +39,10 @@ class RawRun:
     busy_s: float  # GPU-seconds spent in batches and model loads
     end_s: float  # simulated time when the run stopped
     policy_name: str
+    # each batch a simulation served, in the order they ended: (worker, model, start_s,
+    # service_s, size, judged); empty for a replay, whose workers report their own
+    # (`serving.loadgen.served_batches`)
+    batches: tuple[tuple[int, int, float, float, int, bool], ...] = ()
 
 
 def stream_seed(seed: int, stream: int, replicate: int = 0) -> int:
@@ -111,4 +115,5 @@ def simulate(
         busy_s=busy_s,
         end_s=float(env.now),
         policy_name=policy.name,
+        batches=tuple(cluster.batch_log),
     )
