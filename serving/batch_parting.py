@@ -29,6 +29,7 @@ PARTING_COLUMNS = (
     "worker",
     "matched_batches",  # batches of the same model and size, in order, before the parting
     "start_gap_p50_ms",  # median |real start - simulated start| over those (NaN: none)
+    "start_lag_p50_ms",  # median (real start - simulated start): > 0, the real ones later
     "parted",  # False: every batch of the worker matched, and both served as many
     "parting_s",  # the earlier start of the two first unmatched batches (NaN: not parted)
     "real_model",  # the real side's first unmatched batch ("" where it served no more)
@@ -69,11 +70,12 @@ def _worker_parting(worker: int, real: pd.DataFrame, sim: pd.DataFrame) -> dict:
         real["batch_size"].to_numpy()[:n] == sim["batch_size"].to_numpy()[:n]
     )
     k = int(np.argmin(same)) if not same.all() else n
-    gaps_ms = np.abs(real["start_s"].to_numpy()[:k] - sim["start_s"].to_numpy()[:k]) * 1e3
+    lags_ms = (real["start_s"].to_numpy()[:k] - sim["start_s"].to_numpy()[:k]) * 1e3
     row = {
         "worker": worker,
         "matched_batches": k,
-        "start_gap_p50_ms": float(np.median(gaps_ms)) if k else np.nan,
+        "start_gap_p50_ms": float(np.median(np.abs(lags_ms))) if k else np.nan,
+        "start_lag_p50_ms": float(np.median(lags_ms)) if k else np.nan,
         "parted": k < max(len(real), len(sim)),
     }
     starts = []
@@ -113,15 +115,17 @@ def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
             f"{len(parted)} of {len(rows)} workers part)"
         )
     matched = parting["matched_batches"].to_numpy()
-    gaps = parting["start_gap_p50_ms"].to_numpy()
     kept = matched > 0
-    gap = (
-        f"; before the partings, {int(matched.sum())} batches matched, and the median worker's "
-        f"start a median {np.median(gaps[kept]):.2f} ms from the simulated ones"
-        if kept.any()
-        else ""
-    )
-    return f"Batch by batch against {sim_folder} ({PARTING_FILE}): {'; '.join(runs)}{gap}."
+    timing = ""
+    if kept.any():
+        gap = np.median(parting["start_gap_p50_ms"].to_numpy()[kept])
+        lag = np.median(parting["start_lag_p50_ms"].to_numpy()[kept])
+        timing = (
+            f"; before the partings, {int(matched.sum())} batches matched, and the median "
+            f"worker's start a median {gap:.2f} ms from the simulated ones ({abs(lag):.2f} ms "
+            f"{'later' if lag >= 0 else 'earlier'} as a signed median)"
+        )
+    return f"Batch by batch against {sim_folder} ({PARTING_FILE}): {'; '.join(runs)}{timing}."
 
 
 def _batch_text(row: pd.Series, side: str) -> str:

@@ -256,11 +256,9 @@ class LiveCluster:
                 name = self.bundle.model_names[m]
                 size = min(int(plan.batch_size.get(name, 1)), self.bundle.max_batch_size(name))
                 size = max(1, size)
-            version, requested_s = self.assigned[w]
             config = {
                 "model": m,
-                "assigned": version,
-                "requested_s": requested_s,
+                "assigned": self.assigned[w][0],
                 "batch_size": size,
                 "judged": m != NO_MODEL and bool(state.judged[m]),
                 "scored": m != NO_MODEL and state.next_of[m] != ACCEPT,

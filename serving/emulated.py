@@ -47,8 +47,9 @@ class EmulatedModel:
         return {"num_cpus": REPLICA_CPUS}
 
     async def start(self, load_from_s: float, preloaded: bool = False) -> EmulatedEngine:
-        """The model swap: ends `load_s` after `load_from_s` (wall clock: the plan's request,
-        or when the worker came free of its last batch, as the simulator's worker loads); at
+        """The model swap: ends `load_s` after `load_from_s` (wall clock: when the worker got
+        its new model, or came free of its last batch, as the simulator's worker loads from
+        its plan hop); at
         once for the initial deployment's model (`preloaded`), which the simulator puts in
         place at no cost."""
         if not preloaded:

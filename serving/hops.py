@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.loadgen import SWAPS_FILE
 from serving.served_shapes import sent_once_hops
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
 from simulator.errors import InputError
@@ -57,29 +58,54 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
 
 def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[str, float]:
     """The plan hop in one real run (an `overheads` object's plan fields, ms): from a re-plan's
-    tick to its workers' configuration. The median over the run's re-plans (`plans.csv`, those
-    made at a tick: planned at plan_interval_s / 2 or later, not the replay's first) of the
-    delay to the ingress's `set_plan` (the counter read, the solve, the call), plus the median
-    over its swaps of the delay from the plan's request to the worker's `configure` (the
-    summary's `configure_delay_s`; a run made before session 39 has each model's mean alone,
-    `swap_s`'s `reconfigure_mean_s`, and gets their mean over its swaps, where one slow
-    configure weighs). The request comes before `set_plan`, so this overcounts by that call's
-    way (a few ms). Without swaps, the first part alone; NaN for a run without re-plans or a
-    folder without `plans.csv` (made before session 13)."""
+    tick to its workers' configuration, where the simulator applies a plan. Over the re-plans
+    (`plans.csv`, those made at a tick: planned at plan_interval_s / 2 or later, not the
+    replay's first): where the run logged its swaps (`swaps.csv`, since session 41), the median
+    over their swaps of the delay from the plan's tick to the worker's `configure` (each swap
+    belongs to the latest plan planned at or before its request); else the median delay to the
+    ingress's `set_plan` plus the median over the swaps from the plan's request to the
+    worker's `configure` (the summary's `configure_delay_s`; before session 39, `swap_s`'s
+    `reconfigure_mean_s`, their mean over its swaps), which counts the `set_plan` call twice:
+    the request comes before it, and the `configure` calls after it returns (13-16 ms too
+    much in session 40's runs). Without swaps, the delay to `set_plan` alone; NaN for a run
+    without re-plans or a folder without `plans.csv` (made before session 13)."""
     path = run_dir / "plans.csv"
     if not path.is_file():
         return {"plan_overhead_ms": math.nan, "plan_overhead_p95_ms": math.nan}
-    try:
-        plans = pd.read_csv(path, usecols=["planned_s", "applied_s"]).astype(np.float64)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: cannot read planned_s and applied_s ({problem})") from None
+    plans = _read_columns(path, ["planned_s", "applied_s"])
     replans = plans[plans["planned_s"] >= plan_interval_s / 2]
     delay_ms = math.nan
+    swaps_path = run_dir / SWAPS_FILE
+    if len(replans) and swaps_path.is_file():
+        swaps = _read_columns(swaps_path, ["requested_s", "configured_s"])
+        delay_ms = _configure_after_tick_ms(replans["planned_s"].to_numpy(), swaps)
+        if delay_ms == delay_ms:  # swaps at re-plans: their own delays
+            return {"plan_overhead_ms": delay_ms, "plan_overhead_p95_ms": delay_ms}
     if len(replans):
         delay_ms = float(np.median(replans["applied_s"] - replans["planned_s"])) * 1e3
-        delay_ms += _configure_delay_s(summary) * 1e3
+        if not swaps_path.is_file():
+            delay_ms += _configure_delay_s(summary) * 1e3
     return {"plan_overhead_ms": delay_ms, "plan_overhead_p95_ms": delay_ms}
+
+
+def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, usecols=columns).astype(np.float64)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot read {' and '.join(columns)} ({problem})") from None
+
+
+def _configure_after_tick_ms(planned_s: np.ndarray, swaps: pd.DataFrame) -> float:
+    """The median over `swaps` made at re-plans (`planned_s`, sorted) of the ms from their
+    plan's tick to the worker's `configure`; NaN where none was."""
+    swaps = swaps.dropna()
+    k = np.searchsorted(planned_s, swaps["requested_s"].to_numpy(), side="right") - 1
+    at_replan = k >= 0
+    if not at_replan.any():
+        return math.nan
+    delays = swaps["configured_s"].to_numpy()[at_replan] - planned_s[k[at_replan]]
+    return float(np.median(delays)) * 1e3
 
 
 def _configure_delay_s(summary: dict) -> float:

@@ -194,7 +194,7 @@ class Ingress:
     async def log_swap(self, w: int, model: str, requested_s: float, times: dict) -> None:
         """Worker slot `w`'s swap to `model`, wall clock: the plan's request, and (`times`)
         when the worker got it, when its load began to count and when the model was loaded."""
-        self.swaps.append({"model": model, "requested_s": requested_s, **times})
+        self.swaps.append({"worker": w, "model": model, "requested_s": requested_s, **times})
         self.loading.discard(w)
 
     async def batch_started(self, w: int, start_s: float, size: int) -> None:

@@ -19,7 +19,8 @@ ingress's and the worker's wall clocks, so they hold where both share a host's c
 swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
 workers served (`served_batches`: the service times the serving path measured); `plans.csv`
 every plan in force and `estimates.csv` the planner's inputs at every tick, both including
-the drain after the trace's last second (`plans_frame`, `estimates_frame`).
+the drain after the trace's last second (`plans_frame`, `estimates_frame`); `swaps.csv` every
+swap whose model loaded (`swaps_frame`).
 """
 
 from __future__ import annotations
@@ -431,6 +432,27 @@ SWAP_PARTS = {  # swap_s's means: seconds from the plan's request to ...
 }
 
 
+SWAP_COLUMNS = ("worker", "model", "requested_s", "configured_s", "load_from_s", "loaded_s")
+SWAPS_FILE = "swaps.csv"
+
+
+def swaps_frame(swaps: list[dict], origin_s: float) -> pd.DataFrame:
+    """One row per swap of the replay whose model loaded (SWAP_COLUMNS, the replay's time
+    base): its worker slot and model, the plan's request, the worker's `configure`, when its
+    load began to count and when it ended (NaN: not logged); by request, then worker."""
+    rows = [
+        (
+            s["worker"],
+            s["model"],
+            *(math.nan if s.get(k) is None else s[k] - origin_s for k in SWAP_COLUMNS[2:]),
+        )
+        for s in swaps
+        if s["requested_s"] > origin_s
+    ]
+    rows.sort(key=lambda r: (r[2], r[0]))
+    return pd.DataFrame(rows, columns=list(SWAP_COLUMNS))
+
+
 def swap_seconds(swaps: list[dict]) -> dict:
     """Per swapped-in model, the count of swaps and the mean seconds from the plan's request to
     each of `SWAP_PARTS` (those the log has): the real swap cost, to compare with the bundle's
@@ -519,8 +541,11 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
     }
     batches = served_batches(answers, origin_s, bundle.model_names)
 
+    swaps = swaps_frame(after["swaps"], origin_s)
+
     def write_batches(staging: Path) -> None:
         batches.to_csv(staging / "batches.csv", index=False, float_format="%.9g")
+        swaps.to_csv(staging / SWAPS_FILE, index=False, float_format="%.9g")
 
     planner = planner_log_writer(raw, bundle.model_names, config.tick_s)
     write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches, planner])

@@ -12,16 +12,16 @@ after the plan here). The `user_config` is the initial plan's; a replica that Se
 takes the ingress's configuration for its slot when newer (`reconfigure`). Its fields: `slot`,
 `plan` (the plan that sent it: an older one arriving late is ignored), `model` (index;
 NO_MODEL: none, the worker stays up, idle), `assigned` (the plan version that put that model
-here), `requested_s` (wall time of that plan), `batch_size`, `judged` and `scored` (see
-`configure`).
+here), `batch_size`, `judged` and `scored` (see `configure`).
 
 One task serves the worker like `simulator.cluster.Cluster.worker_process`: load the model the
-plan wants (`spec.start`: emulated, `load_s` counted from the plan's request or from when the
-worker came free, whichever is later; diffusers, the real load), else form a batch from the
-queue by the decision core's rule (`simulator.core.form_batch`: the drop rule) and run it, one
-batch at a time. A batch in service when the model changes ends on its model; the load follows.
-The first batch after a load is announced to the ingress as it starts (`announce_batch`): the
-ingress counts the batch in service from the answers, and that batch has no answer before it.
+plan wants (`spec.start`: emulated, `load_s` counted from when the worker got its new model
+(`configure`) or came free, whichever is later; diffusers, the real load), else form a batch
+from the queue by the decision core's rule (`simulator.core.form_batch`: the drop rule) and
+run it, one batch at a time. A batch in service when the model changes ends on its model;
+the load follows. The first batch after a load is announced to the ingress as it starts
+(`announce_batch`): the ingress counts the batch in service from the answers, and that batch
+has no answer before it.
 A query is sent with the model it is routed to and the ingress's plan version:
 - for the model the worker hosts: queued (held while that model loads);
 - for another model, from a plan newer than the worker's assignment: held until the
@@ -105,7 +105,6 @@ class Worker:
         self.plan = -1  # the plan whose configuration is in force
         self.model = NO_MODEL  # the model the plan wants here
         self.assigned = -1
-        self.requested_s = 0.0
         self.batch_size = 1
         self.judged = False
         self.scored = False
@@ -167,7 +166,6 @@ class Worker:
         self.scored = bool(config["scored"])
         if int(config["assigned"]) != self.assigned:
             self.assigned = int(config["assigned"])
-            self.requested_s = float(config["requested_s"])
             self.configured_s = time.time()
             model = int(config["model"])
             if model != self.model:
@@ -255,7 +253,8 @@ class Worker:
         self.engine, self.loaded = None, NO_MODEL
         engine = None
         if model != NO_MODEL:
-            self.load_from_s = max(self.requested_s, self.free_s)
+            # from the order, not the plan's request: the worker cannot load before it knows
+            self.load_from_s = max(self.configured_s, self.free_s)
             preloaded = self.assigned == self.preloaded_assignment
             engine = await self.models[model].start(self.load_from_s, preloaded)
         self.engine, self.loaded = engine, model

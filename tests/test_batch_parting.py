@@ -54,6 +54,7 @@ def test_a_batch_of_another_size_parts_its_worker_at_the_earlier_start():
     w0 = table.loc[0]
     assert w0["parted"] and w0["matched_batches"] == 1
     assert w0["start_gap_p50_ms"] == pytest.approx(2.0)
+    assert w0["start_lag_p50_ms"] == pytest.approx(-2.0)  # the real batch started first
     assert w0["parting_s"] == pytest.approx(0.995)  # the simulated batch started first
     assert (w0["real_model"], w0["real_batch_size"], w0["real_start_s"]) == ("A", 2, 1.0)
     assert (w0["sim_model"], w0["sim_batch_size"]) == ("A", 1)
@@ -83,6 +84,9 @@ def test_the_note_names_each_runs_first_parting():
     assert "real-1 at 1.000 s on worker 0 (real A x2 at 1.000 s, simulated A x1 at 1.000 s" in text
     assert "1 of 2 workers part" in text
     assert "real-2 never parts (4 batches)" in text
+    assert text.endswith(
+        "a median 0.00 ms from the simulated ones (0.00 ms later as a signed median)."
+    )
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,40 @@ def test_the_plan_hop_is_the_median_delay_to_the_ingress_plus_the_mean_reconfigu
     assert without_swaps["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
 
 
+def test_a_run_that_logged_its_swaps_measures_each_from_its_plans_tick_to_its_configure(
+    tmp_path,
+):
+    """Each swap belongs to the latest plan planned at or before its request; the hop is the
+    median of their tick-to-configure delays, not the delay to `set_plan` plus the configure
+    delay (which counts the `set_plan` call twice)."""
+    swaps = pd.DataFrame(
+        {  # requested a few ms after each tick; configured 21, 30, 45, 24 ms after it
+            "worker": [3, 4, 5, 3],
+            "model": ["A", "A", "B", "B"],
+            "requested_s": [5.004, 5.004, 10.005, 15.003],
+            "configured_s": [5.023, 5.032, 10.047, 15.026],
+            "load_from_s": [5.023, 5.032, 10.3, 15.026],
+            "loaded_s": [7.3, 7.3, 19.3, 24.0],
+        }
+    )
+    folder = run_folder(tmp_path)
+    swaps.to_csv(folder / "swaps.csv", index=False)
+    logged = {"swap_s": SWAPS, "configure_delay_s": {"count": 4, "median": 0.05, "max": 0.9}}
+    hop = plan_hop_ms(folder, logged, 5.0)
+    assert hop["plan_overhead_ms"] == pytest.approx((24.0 + 30.0) / 2, abs=1e-6)
+    assert hop["plan_overhead_p95_ms"] == hop["plan_overhead_ms"]
+    # a swap requested before the first re-plan (the replay's first plan's) is not counted
+    early = pd.concat([swaps, swaps.iloc[:1].assign(requested_s=0.5, configured_s=2.0)])
+    early.to_csv(folder / "swaps.csv", index=False)
+    assert plan_hop_ms(folder, logged, 5.0)["plan_overhead_ms"] == pytest.approx(27.0, abs=1e-6)
+    # logged, but no swap at a re-plan: the delay to `set_plan` alone
+    swaps.iloc[:0].to_csv(folder / "swaps.csv", index=False)
+    assert plan_hop_ms(folder, logged, 5.0)["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+    (folder / "swaps.csv").write_text("worker,requested_s\n1,x\n")
+    with pytest.raises(InputError, match=r"swaps\.csv: cannot read requested_s and configured_s"):
+        plan_hop_ms(folder, logged, 5.0)
+
+
 def test_a_run_without_re_plans_or_plans_csv_measures_no_plan_hop(tmp_path):
     first_only = {k: v[:2] for k, v in PLANS.items()}
     assert math.isnan(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import threading
 import time
 from dataclasses import asdict
@@ -24,6 +25,7 @@ from experiments.cli import app  # noqa: E402
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
 from serving.loadgen import (  # noqa: E402
     BATCH_COLUMNS,
+    SWAP_COLUMNS,
     Answer,
     UnreachableError,
     configure_delays,
@@ -32,6 +34,7 @@ from serving.loadgen import (  # noqa: E402
     replay,
     run_loadgen,
     served_batches,
+    swaps_frame,
     tick_estimates,
 )
 from serving.requests import (  # noqa: E402
@@ -331,6 +334,42 @@ def test_configure_delays_count_each_swap_from_the_plans_request_to_the_workers_
     ]
     assert configure_delays(swaps) == {"count": 3, "median": 0.05, "max": 0.25}
     assert configure_delays(swaps[3:]) == {"count": 0}
+
+
+def test_swaps_frame_gives_each_logged_swap_on_the_replays_time_base():
+    swaps = [  # wall seconds; the replay's origin is 100; one swap's load never began
+        {
+            "worker": 2,
+            "model": "b",
+            "requested_s": 110.0,
+            "configured_s": 110.04,
+            "load_from_s": 110.5,
+            "loaded_s": 119.5,
+        },
+        {
+            "worker": 1,
+            "model": "a",
+            "requested_s": 110.0,
+            "configured_s": 110.02,
+            "load_from_s": 110.02,
+            "loaded_s": 112.3,
+        },
+        {
+            "worker": 0,
+            "model": "a",
+            "requested_s": 105.0,
+            "configured_s": 105.03,
+            "load_from_s": None,
+            "loaded_s": 107.3,
+        },
+        {"worker": 3, "model": "a", "requested_s": 90.0, "configured_s": 90.1},  # before it
+    ]
+    frame = swaps_frame(swaps, 100.0)
+    assert list(frame.columns) == list(SWAP_COLUMNS)
+    assert frame["worker"].tolist() == [0, 1, 2]  # by request, then worker
+    assert frame["configured_s"].round(6).tolist() == [5.03, 10.02, 10.04]
+    assert math.isnan(frame["load_from_s"].iloc[0])
+    assert len(swaps_frame([], 100.0)) == 0
 
 
 class StopsDuringTheReplay(Stub):

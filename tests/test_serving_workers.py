@@ -43,15 +43,12 @@ def visit_record() -> dict:
     }
 
 
-def config(
-    model: int, assigned: int, requested_s: float, batch_size: int = 1, plan: int | None = None
-) -> dict:
+def config(model: int, assigned: int, batch_size: int = 1, plan: int | None = None) -> dict:
     """A worker's configuration; sent by plan `assigned` unless `plan` says which."""
     return {
         "plan": assigned if plan is None else plan,
         "model": model,
         "assigned": assigned,
-        "requested_s": requested_s,
         "batch_size": batch_size,
         "judged": False,
         "scored": True,
@@ -65,7 +62,7 @@ def new_worker(drop_limit_s: float = 60.0):
 async def loaded_worker(model: int, drop_limit_s: float = 60.0, batch_size: int = 1):
     """A worker with `model` loaded under plan 1 (a fresh worker loads from its start)."""
     worker = new_worker(drop_limit_s)
-    await worker.configure(config(model, 1, time.time(), batch_size))
+    await worker.configure(config(model, 1, batch_size))
     while not worker.status()["loaded"]:
         await asyncio.sleep(0.01)
     return worker
@@ -74,28 +71,28 @@ async def loaded_worker(model: int, drop_limit_s: float = 60.0, batch_size: int 
 def test_a_swap_costs_the_load_time_and_holds_queries_until_loaded():
     async def scenario():
         worker = new_worker()
-        requested = time.time()
-        await worker.configure(config(A, 1, requested))
+        await asyncio.sleep(0.02)  # the plan's request came before: the load does not count it
+        await worker.configure(config(A, 1))
         first = asyncio.ensure_future(worker(A, 1, 0, time.time()))
         await asyncio.sleep(0.05)
         assert not first.done() and not worker.status()["loaded"]  # loading: held
         done = await first
         status = worker.status()
-        return requested, done, status
+        return done, status
 
-    requested, done, status = asyncio.run(scenario())
+    done, status = asyncio.run(scenario())
     assert status == {
         "model": A,
         "assigned": 1,
         "loaded": True,
         "configured_s": status["configured_s"],
-        "load_from_s": requested,
+        "load_from_s": status["configured_s"],
         "loaded_s": status["loaded_s"],
         "error": None,
     }
-    assert requested <= status["configured_s"] < status["loaded_s"]
-    # the load ends load_s after the plan's request (the worker began before it: no start)
-    assert LOAD_S <= status["loaded_s"] - requested <= LOAD_S + SLACK_S
+    # the load ends load_s after the worker got its new model (it was idle: no batch to end),
+    # as the simulated worker loads from its plan hop (no replica start)
+    assert LOAD_S <= status["loaded_s"] - status["configured_s"] <= LOAD_S + SLACK_S
     assert done["status"] == "done" and done["quality"] == 0.9
     assert done["start_s"] >= status["loaded_s"]
     assert BATCH_S[1] <= done["done_s"] - done["start_s"] <= BATCH_S[1] + SLACK_S
@@ -107,7 +104,7 @@ def test_a_model_change_resends_the_queue_ends_the_batch_in_service_then_loads()
         calls = [asyncio.ensure_future(worker(A, 1, p, time.time())) for p in (0, 1, 1)]
         await asyncio.sleep(0.05)  # query 0 in service (batch size 1), two queued
         swap_s = time.time()
-        await worker.configure(config(B, 2, swap_s))
+        await worker.configure(config(B, 2))
         early = asyncio.ensure_future(worker(B, 2, 0, time.time()))  # queued behind b's load
         answers = await asyncio.gather(*calls)
         late = await worker(B, 2, 0, time.time())  # held while b loads
@@ -141,7 +138,7 @@ def test_queries_of_a_newer_plan_wait_for_its_configuration_stale_ones_are_resen
         stale = await worker(B, 1, 1, time.time())  # plan 1 never put b here
         await asyncio.sleep(0.05)
         assert not early.done()
-        await worker.configure(config(B, 2, time.time()))
+        await worker.configure(config(B, 2))
         return stale, await early
 
     stale, early = asyncio.run(scenario())
@@ -153,7 +150,7 @@ def test_queries_of_a_newer_plan_wait_for_its_configuration_stale_ones_are_resen
 def test_a_slot_without_a_model_stays_idle_and_the_drop_rule_applies():
     async def scenario():
         idle = new_worker()
-        await idle.configure(config(NO_MODEL, 3, time.time()))
+        await idle.configure(config(NO_MODEL, 3))
         resent = await idle(A, 3, 0, time.time())
         worker = await loaded_worker(A, drop_limit_s=1.0, batch_size=2)
         # arrived 0.9 s ago: a batch of 2 (0.25 s) would end 1.15 s after its arrival
@@ -211,7 +208,7 @@ def test_the_ingress_counts_the_queue_from_the_workers_answers():
 
     async def scenario():
         worker = Worker.func_or_class(models, 60.0)
-        await worker.configure(config(A, 1, time.time(), batch_size=2))
+        await worker.configure(config(A, 1, batch_size=2))
         while not worker.status()["loaded"]:
             await asyncio.sleep(0.01)
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the dispatch state only
@@ -264,11 +261,11 @@ def test_a_query_at_a_worker_loading_its_model_counts_as_queued_then_in_service(
             asyncio.ensure_future(ing.batch_started(0, start_s, size))
 
         worker.announce_batch = announce_batch
-        await worker.configure(config(A, 1, time.time()))  # loads 0.4 s, then serves 0.3 s
+        await worker.configure(config(A, 1))  # loads 0.4 s, then serves 0.3 s
         ing.handles, ing.workers_of = [_Direct(worker)], [[0]]
         ing.sent, ing.serving, ing.down, ing.loading = [0], [0], set(), {0}
         ing.serving_since_s, ing.first_batches = [0.0], []
-        ing.worker_configs = [{**config(A, 1, time.time()), "slot": 0}]
+        ing.worker_configs = [{**config(A, 1), "slot": 0}]
         ing.dispatch, ing.pick, ing.visit_s, ing.version, ing.busy_s = "jsq", None, [[]], 1, 0.0
         rec = visit_record()
         visit = asyncio.ensure_future(ing._run_on(A, 0, rec, 0))
@@ -305,7 +302,7 @@ def test_a_restarted_replica_counts_its_queries_as_queued_while_it_loads_again()
             asyncio.ensure_future(ing.batch_started(0, start_s, size))
 
         restarted.announce_batch = announce_batch
-        in_force = {**config(A, 1, time.time()), "slot": 0}
+        in_force = {**config(A, 1), "slot": 0}
         await restarted.configure(in_force)  # as `Worker.reconfigure` as it starts: loads 0.4 s
         ing.handles, ing.workers_of = [_Handle(restarted)], [[0]]
         ing.sent, ing.serving, ing.down, ing.loading = [0], [0], {0}, set()
@@ -356,8 +353,8 @@ def test_an_older_plans_configuration_arriving_late_is_ignored():
 
     async def scenario():
         worker = await loaded_worker(A)
-        await worker.configure(config(A, 1, time.time(), batch_size=2, plan=3))
-        await worker.configure(config(B, 2, time.time(), plan=2))  # late
+        await worker.configure(config(A, 1, batch_size=2, plan=3))
+        await worker.configure(config(B, 2, plan=2))  # late
         calls = [worker(A, 1, i, time.time()) for i in range(2)]
         return worker.status(), await asyncio.gather(*calls)
 
@@ -376,14 +373,13 @@ def test_a_started_replica_takes_the_ingress_configuration_when_newer(ingress_pl
 
     async def scenario():
         worker = new_worker()
-        t = time.time()
 
         async def ingress_config(slot: int):
             asked.append(slot)
-            return None if ingress_plan is None else {**config(B, ingress_plan, t), "slot": slot}
+            return None if ingress_plan is None else {**config(B, ingress_plan), "slot": slot}
 
         worker.ingress_config = ingress_config
-        await worker.reconfigure({**config(A, 1, t), "slot": 3})
+        await worker.reconfigure({**config(A, 1), "slot": 3})
         while not worker.status()["loaded"]:
             await asyncio.sleep(0.01)
         return worker.status()
@@ -403,20 +399,19 @@ def test_the_initial_deployment_loads_at_once_and_a_restart_pays_the_load(preloa
 
     async def scenario():
         worker = new_worker()
-        t = time.time()
 
         async def ingress_config(slot: int):
             if preloaded is None:
                 return None
-            return {**config(A, 1, t), "slot": slot, "preloaded": preloaded}
+            return {**config(A, 1), "slot": slot, "preloaded": preloaded}
 
         worker.ingress_config = ingress_config
         start = time.monotonic()
-        await worker.reconfigure({**config(A, 1, t), "slot": 0})
+        await worker.reconfigure({**config(A, 1), "slot": 0})
         while not worker.status()["loaded"]:
             await asyncio.sleep(0.01)
         first_s = time.monotonic() - start
-        await worker.configure({**config(B, 2, time.time()), "slot": 0})
+        await worker.configure({**config(B, 2), "slot": 0})
         start = time.monotonic()
         while not worker.status()["loaded"]:
             await asyncio.sleep(0.01)
@@ -436,7 +431,7 @@ def test_the_ingress_marks_configurations_preloaded_until_it_is_ready():
     async def scenario():
         ing = Ingress.func_or_class.__new__(Ingress.func_or_class)  # the configuration state
         ing.worker_configs, ing.ready, ing.loading, ing.handles = (
-            [None, {**config(A, 1, 0.0), "slot": 1}],
+            [None, {**config(A, 1), "slot": 1}],
             False,
             set(),
             [],
@@ -449,7 +444,7 @@ def test_the_ingress_marks_configurations_preloaded_until_it_is_ready():
     assert none is None
     assert initial["preloaded"] is True and restart["preloaded"] is False
     assert {k: v for k, v in restart.items() if k != "preloaded"} == {
-        **config(A, 1, 0.0),
+        **config(A, 1),
         "slot": 1,
     }
 
