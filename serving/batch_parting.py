@@ -1,18 +1,21 @@
-"""Where a real run's batches and the simulation's first part, worker by worker.
+"""Where two runs' batches first part, worker by worker: a real run and the simulation, and
+the runs of each side among themselves.
 
 A validation's real runs write every batch their workers served (`batches.csv`,
 `serving.loadgen.served_batches`); its simulations write theirs in the same columns
-(`simulated_batches`). Walking each worker's batches in order of start, the two sides agree
-while every batch has the same model and size; the first that differs (or a batch one side
-serves and the other does not) is where that worker's runs part. Before it, the starts'
-gap measures how closely the simulation keeps time; the earliest parting over the workers
-is where a run and its simulation first took different branches (a query queued a few ms
-before or after a batch started, an idle worker reached first by another query), which a
-p50 error alone does not show (results/validation/HISTORY.md, session 40, found such
-partings by hand).
+(`simulated_batches`). Walking a worker's batches in order of start, two runs agree while
+every batch has the same model and size; the first that differs (or a batch one serves and
+the other does not) is where that worker's runs part. Before it, the starts' gap measures
+how closely the two keep time; the earliest parting over the workers is where the runs first
+took different branches (a query queued a few ms before or after a batch started, a plan
+reaching a worker before or after its batch ended), which a p50 error alone does not show
+(results/validation/HISTORY.md, sessions 40 and 41).
 
-`parting_table` gives one row per worker (PARTING_COLUMNS), `validation_parting` one per
-(real run, worker) against one simulation, and `parting_text` the fidelity note's line.
+`validation_parting` compares each real run with DIR/sim (`against` "sim"), and, as the two
+sides' own spread, each later real run with the first and each simulated replicate with
+DIR/sim: real runs that part from each other where the replicates never do are a spread the
+simulator's randomness does not explore. One row per (run, against, worker):
+PARTING_COLUMNS; `parting_text` is the fidelity note's sentence.
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import pandas as pd
 from serving.service_times import BATCH_COLUMNS_REQUIRED
 
 PARTING_FILE = "parting.csv"
+SIM = "sim"  # DIR/sim, in `against`
 PARTING_COLUMNS = (
+    "run",  # real-k, or sim-replicate-k
+    "against",  # "sim" (DIR/sim), or the first real run
     "worker",
     "matched_batches",  # batches of the same model and size, in order, before the parting
-    "start_gap_p50_ms",  # median |real start - simulated start| over those (NaN: none)
-    "start_lag_p50_ms",  # median (real start - simulated start): > 0, the real ones later
+    "start_gap_p50_ms",  # median |run's start - against's start| over those (NaN: none)
+    "start_lag_p50_ms",  # median (run's start - against's start): > 0, the run's later
     "parted",  # False: every batch of the worker matched, and both served as many
     "parting_s",  # the earlier start of the two first unmatched batches (NaN: not parted)
-    "real_model",  # the real side's first unmatched batch ("" where it served no more)
-    "real_batch_size",  # 0 where it served no more
-    "real_start_s",
-    "sim_model",
-    "sim_batch_size",
-    "sim_start_s",
+    "run_model",  # the run's first unmatched batch ("" where it served no more)
+    "run_batch_size",  # 0 where it served no more
+    "run_start_s",
+    "against_model",
+    "against_batch_size",
+    "against_start_s",
 )
 
 
@@ -51,35 +57,35 @@ def simulated_batches(raw, model_names: Sequence[str]) -> pd.DataFrame:
     return table.astype({"worker": np.int64, "batch_size": np.int64, "judged": bool})
 
 
-def parting_table(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
-    """Per worker either side served a batch on: where its real and simulated batches part
-    (PARTING_COLUMNS), by worker."""
+def parting_table(run: pd.DataFrame, against: pd.DataFrame) -> pd.DataFrame:
+    """Per worker either run served a batch on: where the two runs' batches part
+    (PARTING_COLUMNS from `worker` on), by worker."""
     rows = []
-    for worker in sorted(set(real["worker"]) | set(sim["worker"])):
-        mine = [
+    for worker in sorted(set(run["worker"]) | set(against["worker"])):
+        sides = [
             side[side["worker"] == worker].sort_values("start_s", kind="stable")
-            for side in (real, sim)
+            for side in (run, against)
         ]
-        rows.append(_worker_parting(int(worker), *mine))
-    return pd.DataFrame(rows, columns=list(PARTING_COLUMNS))
+        rows.append(_worker_parting(int(worker), *sides))
+    return pd.DataFrame(rows, columns=list(PARTING_COLUMNS[2:]))
 
 
-def _worker_parting(worker: int, real: pd.DataFrame, sim: pd.DataFrame) -> dict:
-    n = min(len(real), len(sim))
-    same = (real["model"].to_numpy()[:n] == sim["model"].to_numpy()[:n]) & (
-        real["batch_size"].to_numpy()[:n] == sim["batch_size"].to_numpy()[:n]
+def _worker_parting(worker: int, run: pd.DataFrame, against: pd.DataFrame) -> dict:
+    n = min(len(run), len(against))
+    same = (run["model"].to_numpy()[:n] == against["model"].to_numpy()[:n]) & (
+        run["batch_size"].to_numpy()[:n] == against["batch_size"].to_numpy()[:n]
     )
     k = int(np.argmin(same)) if not same.all() else n
-    lags_ms = (real["start_s"].to_numpy()[:k] - sim["start_s"].to_numpy()[:k]) * 1e3
+    lags_ms = (run["start_s"].to_numpy()[:k] - against["start_s"].to_numpy()[:k]) * 1e3
     row = {
         "worker": worker,
         "matched_batches": k,
         "start_gap_p50_ms": float(np.median(np.abs(lags_ms))) if k else np.nan,
         "start_lag_p50_ms": float(np.median(lags_ms)) if k else np.nan,
-        "parted": k < max(len(real), len(sim)),
+        "parted": k < max(len(run), len(against)),
     }
     starts = []
-    for name, side in (("real", real), ("sim", sim)):
+    for name, side in (("run", run), ("against", against)):
         there = k < len(side)
         start = float(side["start_s"].iloc[k]) if there else np.nan
         row[f"{name}_model"] = str(side["model"].iloc[k]) if there else ""
@@ -87,23 +93,33 @@ def _worker_parting(worker: int, real: pd.DataFrame, sim: pd.DataFrame) -> dict:
         row[f"{name}_start_s"] = start
         starts.append(start)
     row["parting_s"] = float(np.nanmin(starts)) if row["parted"] else np.nan
-    return {c: row[c] for c in PARTING_COLUMNS}
+    return row
 
 
-def validation_parting(real_runs: dict[str, pd.DataFrame], sim: pd.DataFrame) -> pd.DataFrame:
-    """`parting_table` of each real run (name -> its batches) against one simulation's
-    batches, with a leading `run` column."""
-    tables = [parting_table(b, sim).assign(run=run) for run, b in real_runs.items()]
-    table = pd.concat(tables, ignore_index=True)
-    return table[["run", *PARTING_COLUMNS]]
+def validation_parting(
+    real_runs: dict[str, pd.DataFrame],
+    sim: pd.DataFrame,
+    replicates: Sequence[pd.DataFrame] = (),
+) -> pd.DataFrame:
+    """Each real run (name -> its batches) against DIR/sim's batches; each later real run
+    against the first; each simulated replicate (`sim-replicate-k`, k from 1) against DIR/sim
+    (PARTING_COLUMNS)."""
+    pairs = [(run, b, SIM, sim) for run, b in real_runs.items()]
+    (first, first_batches), *later = real_runs.items()
+    pairs += [(run, b, first, first_batches) for run, b in later]
+    pairs += [(f"sim-replicate-{k}", b, SIM, sim) for k, b in enumerate(replicates, 1)]
+    tables = [parting_table(b, a).assign(run=run, against=name) for run, b, name, a in pairs]
+    return pd.concat(tables, ignore_index=True)[list(PARTING_COLUMNS)]
 
 
 def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
-    """The fidelity note's sentence: each real run's first parting from `sim_folder`'s
-    batches (when, on which worker, what each side served) and how closely the batches before
-    the partings kept time."""
+    """The fidelity note's sentences: each real run's first parting from `sim_folder`'s
+    batches (when, on which worker, what each served), how closely the batches before the
+    partings kept time, and when the real runs part from each other and the replicates from
+    `sim_folder`."""
+    real = parting[(parting["against"] == SIM) & parting["run"].str.startswith("real-")]
     runs = []
-    for run, rows in parting.groupby("run", sort=True):
+    for run, rows in real.groupby("run", sort=False):
         parted = rows[rows["parted"]]
         if not len(parted):
             runs.append(f"{run} never parts ({int(rows['matched_batches'].sum())} batches)")
@@ -111,21 +127,39 @@ def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
         first = parted.loc[parted["parting_s"].idxmin()]
         runs.append(
             f"{run} at {first['parting_s']:.3f} s on worker {first['worker']} (real "
-            f"{_batch_text(first, 'real')}, simulated {_batch_text(first, 'sim')}; "
+            f"{_batch_text(first, 'run')}, simulated {_batch_text(first, 'against')}; "
             f"{len(parted)} of {len(rows)} workers part)"
         )
-    matched = parting["matched_batches"].to_numpy()
+    matched = real["matched_batches"].to_numpy()
     kept = matched > 0
     timing = ""
     if kept.any():
-        gap = np.median(parting["start_gap_p50_ms"].to_numpy()[kept])
-        lag = np.median(parting["start_lag_p50_ms"].to_numpy()[kept])
+        gap = np.median(real["start_gap_p50_ms"].to_numpy()[kept])
+        lag = np.median(real["start_lag_p50_ms"].to_numpy()[kept])
         timing = (
             f"; before the partings, {int(matched.sum())} batches matched, and the median "
             f"worker's start a median {gap:.2f} ms from the simulated ones ({abs(lag):.2f} ms "
             f"{'later' if lag >= 0 else 'earlier'} as a signed median)"
         )
-    return f"Batch by batch against {sim_folder} ({PARTING_FILE}): {'; '.join(runs)}{timing}."
+    text = f"Batch by batch against {sim_folder} ({PARTING_FILE}): {'; '.join(runs)}{timing}."
+    among_real = parting[parting["run"].str.startswith("real-") & (parting["against"] != SIM)]
+    replicates = parting[parting["run"].str.startswith("sim-replicate-")]
+    spread = []
+    if len(among_real):
+        first = among_real["against"].iloc[0]
+        spread.append(f"from {first}: {_first_partings(among_real)}")
+    if len(replicates):
+        spread.append(f"from {sim_folder}: {_first_partings(replicates)}")
+    return text + (f" Each side's own runs part {'; '.join(spread)}." if spread else "")
+
+
+def _first_partings(rows: pd.DataFrame) -> str:
+    """Each run's earliest parting, in run order."""
+    times = []
+    for run, mine in rows.groupby("run", sort=False):
+        parted = mine.loc[mine["parted"], "parting_s"]
+        times.append(f"{run} at {parted.min():.3f} s" if len(parted) else f"{run} never")
+    return ", ".join(times)
 
 
 def _batch_text(row: pd.Series, side: str) -> str:

@@ -25,7 +25,8 @@ latency table in the bundle's shape) add DIR/sim-compared, a prediction from mea
 elsewhere (`error_compared`). DIR/plan_inputs.csv sets the planners' inputs side by side at
 each re-plan (`serving.plan_agreement`). Every run folder holds its batches (`batches.csv`, the
 simulations' too), and DIR/parting.csv where each real run's batches and DIR/sim's first part,
-worker by worker (`serving.batch_parting`).
+worker by worker, and where the real runs part from each other and the simulated replicates
+from DIR/sim (`serving.batch_parting`).
 """
 
 from __future__ import annotations
@@ -518,8 +519,8 @@ def run_validation(
         measured = pooled_overheads_ms(real.hops)
         applied = applied_overheads(overheads, bundle, measured)
         sim = sims.run(applied, "sim")
-        replicates = [run_metrics(sim.queries, sim.summary, names)]
-        replicates += [sims.metrics(applied, replicate=k) for k in range(1, sim_repeats)]
+        replicate_runs = [sims.run(applied, replicate=k) for k in range(1, sim_repeats)]
+        replicates = [run_metrics(r.queries, r.summary, names) for r in (sim, *replicate_runs)]
         compared = None
         if compare_overheads is not None or compare_served_latency is not None:
             compared = applied if compare_overheads is None else compare_overheads
@@ -600,7 +601,11 @@ def run_validation(
             parts.append(speed_text(speeds))
         if real.batches is not None:
             runs = {d.name: b for d, b in zip(real.dirs, real.batches)}
-            parting = validation_parting(runs, simulated_batches(sim.raw, names))
+            parting = validation_parting(
+                runs,
+                simulated_batches(sim.raw, names),
+                [simulated_batches(r.raw, names) for r in replicate_runs],
+            )
             parting.to_csv(out / PARTING_FILE, index=False, float_format="%.6g")
             parts.append(parting_text(parting, "DIR/sim"))
         inputs = plan_inputs_table(real.timeseries, sim.timeseries, config.plan_interval_s)

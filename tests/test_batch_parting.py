@@ -40,12 +40,12 @@ REAL = batches([(0, "A", 0.0, 1), (1, "A", 0.1, 1), (0, "A", 1.0, 2), (0, "B", 2
 
 def test_identical_batches_never_part_and_keep_time_exactly():
     table = parting_table(REAL, REAL.copy())
-    assert list(table.columns) == list(PARTING_COLUMNS)
+    assert list(table.columns) == list(PARTING_COLUMNS[2:])
     assert table["worker"].tolist() == [0, 1]
     assert table["matched_batches"].tolist() == [3, 1]
     assert table["start_gap_p50_ms"].tolist() == [0.0, 0.0]
     assert not table["parted"].any() and table["parting_s"].isna().all()
-    assert table["real_batch_size"].tolist() == [0, 0] == table["sim_batch_size"].tolist()
+    assert table["run_batch_size"].tolist() == [0, 0] == table["against_batch_size"].tolist()
 
 
 def test_a_batch_of_another_size_parts_its_worker_at_the_earlier_start():
@@ -54,10 +54,10 @@ def test_a_batch_of_another_size_parts_its_worker_at_the_earlier_start():
     w0 = table.loc[0]
     assert w0["parted"] and w0["matched_batches"] == 1
     assert w0["start_gap_p50_ms"] == pytest.approx(2.0)
-    assert w0["start_lag_p50_ms"] == pytest.approx(-2.0)  # the real batch started first
-    assert w0["parting_s"] == pytest.approx(0.995)  # the simulated batch started first
-    assert (w0["real_model"], w0["real_batch_size"], w0["real_start_s"]) == ("A", 2, 1.0)
-    assert (w0["sim_model"], w0["sim_batch_size"]) == ("A", 1)
+    assert w0["start_lag_p50_ms"] == pytest.approx(-2.0)  # the run's batch started first
+    assert w0["parting_s"] == pytest.approx(0.995)  # the other's batch started first
+    assert (w0["run_model"], w0["run_batch_size"], w0["run_start_s"]) == ("A", 2, 1.0)
+    assert (w0["against_model"], w0["against_batch_size"]) == ("A", 1)
     assert not table.loc[1, "parted"]  # worker 1 served the same batch on both sides
 
 
@@ -65,28 +65,38 @@ def test_an_extra_batch_on_one_side_parts_where_the_other_served_no_more():
     sim = REAL[REAL["start_s"] < 2.0]  # worker 0's model B batch never ran
     w0 = parting_table(REAL, sim).set_index("worker").loc[0]
     assert w0["parted"] and w0["matched_batches"] == 2 and w0["parting_s"] == 2.0
-    assert (w0["sim_model"], w0["sim_batch_size"]) == ("", 0)
-    assert np.isnan(w0["sim_start_s"])
+    assert (w0["against_model"], w0["against_batch_size"]) == ("", 0)
+    assert np.isnan(w0["against_start_s"])
     # a worker only one side used parts at its first batch
     only_real = parting_table(REAL, REAL[REAL["worker"] == 0]).set_index("worker").loc[1]
     assert only_real["parted"] and only_real["matched_batches"] == 0
     assert np.isnan(only_real["start_gap_p50_ms"]) and only_real["parting_s"] == 0.1
 
 
-def test_the_note_names_each_runs_first_parting():
+def test_the_note_names_each_runs_first_parting_and_each_sides_own_spread():
     sim = batches([(0, "A", 0.0, 1), (1, "A", 0.1, 1), (0, "A", 1.0, 1), (0, "B", 2.0, 1)])
-    parting = validation_parting({"real-1": REAL, "real-2": sim}, sim)
-    assert (
-        parting.columns[0] == "run" and parting["run"].tolist() == ["real-1"] * 2 + ["real-2"] * 2
-    )
+    parting = validation_parting({"real-1": REAL, "real-2": sim}, sim, [sim, REAL])
+    assert list(parting.columns) == list(PARTING_COLUMNS)
+    pairs = parting[["run", "against"]].drop_duplicates().apply(tuple, axis=1).tolist()
+    assert pairs == [
+        ("real-1", "sim"),
+        ("real-2", "sim"),
+        ("real-2", "real-1"),
+        ("sim-replicate-1", "sim"),
+        ("sim-replicate-2", "sim"),
+    ]
     text = parting_text(parting, "DIR/sim")
     assert text.startswith("Batch by batch against DIR/sim (parting.csv): ")
     assert "real-1 at 1.000 s on worker 0 (real A x2 at 1.000 s, simulated A x1 at 1.000 s" in text
     assert "1 of 2 workers part" in text
     assert "real-2 never parts (4 batches)" in text
+    assert "(0.00 ms later as a signed median)." in text
     assert text.endswith(
-        "a median 0.00 ms from the simulated ones (0.00 ms later as a signed median)."
+        " Each side's own runs part from real-1: real-2 at 1.000 s; from DIR/sim: "
+        "sim-replicate-1 never, sim-replicate-2 at 1.000 s."
     )
+    one_real = validation_parting({"real-1": REAL}, sim)
+    assert parting_text(one_real, "DIR/sim").endswith("signed median).")  # no spread to give
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +148,17 @@ def test_validate_writes_the_simulated_batches_and_where_each_real_run_parts(bun
     written = read_batches_file(tmp_path / "sim" / "batches.csv", bundle.model_names)
     pd.testing.assert_frame_equal(written, served, check_dtype=False, rtol=1e-8)
     parting = pd.read_csv(tmp_path / "parting.csv")
-    first = parting[parting["run"] == "real-1"]
+    against_sim = parting[parting["against"] == "sim"]
+    first = against_sim[against_sim["run"] == "real-1"]
     assert not first["parted"].any()
     assert (first["start_gap_p50_ms"] < 1e-3).all()  # the real starts as written: 9 digits
-    second = parting[(parting["run"] == "real-2") & parting["parted"]]
+    second = against_sim[(against_sim["run"] == "real-2") & against_sim["parted"]]
     assert second["worker"].tolist() == [1]
     assert float(second["parting_s"].iloc[0]) == pytest.approx(served.loc[k, "start_s"])
+    # the sides' own spread: real-2 against real-1, and the 4 replicates against DIR/sim
+    assert parting.loc[parting["against"] == "real-1", "run"].unique().tolist() == ["real-2"]
+    replicates = parting.loc[parting["run"].str.startswith("sim-replicate-"), "run"].unique()
+    assert len(replicates) == 4
     note = (tmp_path / "fidelity.md").read_text()
     assert "real-1 never parts" in note and "real-2 at " in note
+    assert "Each side's own runs part from real-1: real-2 " in note
