@@ -57,6 +57,7 @@ from profiler.cpu_threads import CPU_WORKER_THREADS
 from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
+from serving.batch_parting import PARTING_FILE, earliest_partings, parting_groups
 from serving.fidelity import TINY_P50_GOAL_PCT, goal_met
 from serving.hops import calibration_overheads
 from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
@@ -727,6 +728,42 @@ def said(ok: bool) -> str:
     return " yes" if ok else " no"
 
 
+def parting_lines(folder: Path, names: list[str]) -> list[str]:
+    """A table of where each experiment's runs first part (its `parting.csv`,
+    `serving.batch_parting`): each real run from the simulation, the later real runs from the
+    first, the simulated replicates from the simulation; none where no experiment has one."""
+    rows = []
+    for name in names:
+        path = folder / name / PARTING_FILE
+        if not path.is_file():
+            continue
+        groups = parting_groups(pd.read_csv(path))
+        cells = [_partings_cell(groups[g]) for g in ("real", "among_real", "replicates")]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "## Where the runs part, batch by batch (generated)",
+        "",
+        "| experiment | real runs from the simulation | later real runs from real-1 | "
+        "simulated replicates from the simulation |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "Each cell: per run, the earliest start (s) at which some worker's batches stop "
+        "matching in model and size ('never': every worker's matched to the end); "
+        f"{PARTING_FILE} in each experiment's folder has the worker, what each side served "
+        "there and how closely the batches before kept time. Real runs that part from each "
+        "other where the replicates never do are randomness the simulator does not draw.",
+        "",
+    ]
+
+
+def _partings_cell(rows: pd.DataFrame) -> str:
+    times = earliest_partings(rows).values()
+    return ", ".join(f"{s:.2f}" if s == s else "never" for s in times) or "-"
+
+
 def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[int]]]:
     """VALIDATION.md: the notes, a goals table per backend and every fidelity table; and
     [goals met, goals judged] per hop source (own, then HELD_OUT's)."""
@@ -773,6 +810,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             f"the other experiments': `{CALIBRATION_HOPS}/{CALIBRATION_SOURCES}`), each with "
             "its verdict.",
             "",
+            *parting_lines(folder, names),
         ]
     if tables[True]:
         lines += [

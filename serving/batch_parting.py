@@ -117,7 +117,8 @@ def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
     batches (when, on which worker, what each served), how closely the batches before the
     partings kept time, and when the real runs part from each other and the replicates from
     `sim_folder`."""
-    real = parting[(parting["against"] == SIM) & parting["run"].str.startswith("real-")]
+    groups = parting_groups(parting)
+    real = groups["real"]
     runs = []
     for run, rows in real.groupby("run", sort=False):
         parted = rows[rows["parted"]]
@@ -142,8 +143,7 @@ def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
             f"{'later' if lag >= 0 else 'earlier'} as a signed median)"
         )
     text = f"Batch by batch against {sim_folder} ({PARTING_FILE}): {'; '.join(runs)}{timing}."
-    among_real = parting[parting["run"].str.startswith("real-") & (parting["against"] != SIM)]
-    replicates = parting[parting["run"].str.startswith("sim-replicate-")]
+    among_real, replicates = groups["among_real"], groups["replicates"]
     spread = []
     if len(among_real):
         first = among_real["against"].iloc[0]
@@ -153,13 +153,32 @@ def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
     return text + (f" Each side's own runs part {'; '.join(spread)}." if spread else "")
 
 
+def earliest_partings(rows: pd.DataFrame) -> dict[str, float]:
+    """Each run of `rows` (PARTING_COLUMNS) -> its earliest parting over the workers (NaN:
+    never), in run order."""
+    return {
+        run: float(mine.loc[mine["parted"], "parting_s"].min())
+        for run, mine in rows.groupby("run", sort=False)
+    }
+
+
+def parting_groups(parting: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`parting`'s rows by comparison: "real" (each real run against DIR/sim), "among_real"
+    (the later real runs against the first), "replicates" (against DIR/sim)."""
+    real_run = parting["run"].str.startswith("real-")
+    return {
+        "real": parting[real_run & (parting["against"] == SIM)],
+        "among_real": parting[real_run & (parting["against"] != SIM)],
+        "replicates": parting[parting["run"].str.startswith("sim-replicate-")],
+    }
+
+
 def _first_partings(rows: pd.DataFrame) -> str:
     """Each run's earliest parting, in run order."""
-    times = []
-    for run, mine in rows.groupby("run", sort=False):
-        parted = mine.loc[mine["parted"], "parting_s"]
-        times.append(f"{run} at {parted.min():.3f} s" if len(parted) else f"{run} never")
-    return ", ".join(times)
+    return ", ".join(
+        f"{run} at {s:.3f} s" if s == s else f"{run} never"
+        for run, s in earliest_partings(rows).items()
+    )
 
 
 def _batch_text(row: pd.Series, side: str) -> str:

@@ -127,6 +127,25 @@ def test_the_report_puts_each_backend_in_its_own_goals_table(report_module, tmp_
     assert f"--compare-served-latency {calibration}/served_latency.csv`" in tiny
 
 
+def test_the_parting_table_gives_each_runs_earliest_parting_per_comparison(report_module, tmp_path):
+    from serving.batch_parting import PARTING_FILE, validation_parting
+
+    def batches(rows):
+        table = pd.DataFrame(rows, columns=["worker", "model", "start_s", "batch_size"])
+        return table.assign(service_s=0.1, judged=False)
+
+    a = batches([(0, "A", 0.0, 1), (0, "A", 1.0, 2), (1, "A", 0.5, 1)])
+    b = batches([(0, "A", 0.0, 1), (0, "A", 1.0, 1), (1, "A", 0.5, 1)])
+    folder = tmp_path / "validation"
+    (folder / "hadis-azure").mkdir(parents=True)
+    parting = validation_parting({"real-1": a, "real-2": b}, b, [b, a])
+    parting.to_csv(folder / "hadis-azure" / PARTING_FILE, index=False)
+    lines = report_module.parting_lines(folder, ["static-azure", "hadis-azure"])
+    assert "| hadis-azure | 1.00, never | 1.00 | never, 1.00 |" in lines
+    assert not any(line.startswith("| static-azure") for line in lines)  # no parting.csv
+    assert report_module.parting_lines(folder, ["static-azure"]) == []
+
+
 def test_the_calibration_column_takes_the_plan_hop_of_the_other_emulated_experiments(
     report_module, tmp_path
 ):
