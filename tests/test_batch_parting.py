@@ -18,14 +18,13 @@ from serving.batch_parting import (
 from serving.service_times import BATCH_COLUMNS_REQUIRED, read_batches_file
 from serving.setup import ServeSetup
 from serving.validate import run_validation
-from simulator.config import SimConfig
 from simulator.results import write_run
 from simulator.run import run_simulation
-from tests.test_validation import as_served
+from tests.test_validation import CONFIG, LIGHT, as_served
+from tests.test_validation import OPTIONS as VALIDATION_OPTIONS
 
-LIGHT, HEAVY = "SDXL-Lightning", "SD3.5-Large"
-OPTIONS = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.3}
-CONFIG = SimConfig(n_workers=4, slo_s=3.0, time_scale=0.1, dispatch="jsq", load_s=0.0)
+HEAVY = "SD3.5-Large"  # 2.7 s a query: a busy heavy worker, and drops
+OPTIONS = {**VALIDATION_OPTIONS, "heavy": HEAVY}
 TRACE = "constant:rate=6,duration=20"  # more than the heavy worker serves: some drop
 
 
