@@ -16,6 +16,11 @@ sides' own spread, each later real run with the first and each simulated replica
 DIR/sim: real runs that part from each other where the replicates never do are a spread the
 simulator's randomness does not explore. One row per (run, against, worker):
 PARTING_COLUMNS; `parting_text` is the fidelity note's sentence.
+
+A batch parts where a routing decision parted earlier: `validation_routing` gives, for the same
+pairs, the queries whose first batch ran on another worker, and the first of them (ROUTING_COLUMNS;
+each query's worker is its first batch's, found by the batch's start and model,
+`first_workers`); `routing_text` the note's sentence.
 """
 
 from __future__ import annotations
@@ -104,12 +109,22 @@ def validation_parting(
     """Each real run (name -> its batches) against DIR/sim's batches; each later real run
     against the first; each simulated replicate (`sim-replicate-k`, k from 1) against DIR/sim
     (PARTING_COLUMNS)."""
-    pairs = [(run, b, SIM, sim) for run, b in real_runs.items()]
-    (first, first_batches), *later = real_runs.items()
-    pairs += [(run, b, first, first_batches) for run, b in later]
-    pairs += [(f"sim-replicate-{k}", b, SIM, sim) for k, b in enumerate(replicates, 1)]
-    tables = [parting_table(b, a).assign(run=run, against=name) for run, b, name, a in pairs]
+    tables = [
+        parting_table(b, a).assign(run=run, against=name)
+        for run, b, name, a in comparison_pairs(real_runs, sim, replicates)
+    ]
     return pd.concat(tables, ignore_index=True)[list(PARTING_COLUMNS)]
+
+
+def comparison_pairs(real_runs: dict, sim, replicates: Sequence = ()) -> list[tuple]:
+    """(run, its value, against, against's value): each real run against DIR/sim, each later
+    real run against the first, each simulated replicate (`sim-replicate-k`) against DIR/sim;
+    the values are the runs' batches, or their queries' workers."""
+    pairs = [(run, value, SIM, sim) for run, value in real_runs.items()]
+    (first, first_value), *later = real_runs.items()
+    pairs += [(run, value, first, first_value) for run, value in later]
+    pairs += [(f"sim-replicate-{k}", value, SIM, sim) for k, value in enumerate(replicates, 1)]
+    return pairs
 
 
 def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
@@ -151,6 +166,87 @@ def parting_text(parting: pd.DataFrame, sim_folder: str) -> str:
     if len(replicates):
         spread.append(f"from {sim_folder}: {_first_partings(replicates)}")
     return text + (f" Each side's own runs part {'; '.join(spread)}." if spread else "")
+
+
+ROUTING_FILE = "routing.csv"
+ROUTING_COLUMNS = (
+    "run",
+    "against",
+    "compared",  # queries whose first worker both runs name unambiguously
+    "other_worker",  # of those, first served on another worker
+    "first_query",  # the earliest arrival among them (-1: none)
+    "first_arrival_s",
+    "run_worker",
+    "against_worker",
+)
+NOT_SERVED, AMBIGUOUS = -1, -2  # `first_workers`
+START_TOLERANCE_S = 1e-5  # batches.csv keeps 9 significant digits
+
+
+def first_workers(queries: pd.DataFrame, batches: pd.DataFrame) -> np.ndarray:
+    """Per query (`queries`' row order), the worker of its first batch: the batch of its first
+    model that started at its `start_s` (within START_TOLERANCE_S); NOT_SERVED for a query
+    never served, AMBIGUOUS where two workers started a batch of that model then."""
+    workers = np.full(len(queries), NOT_SERVED, dtype=np.int64)
+    start = queries["start_s"].to_numpy(np.float64)
+    model = queries["first_model"].to_numpy()
+    for name, mine in batches.groupby("model"):
+        starts = mine["start_s"].to_numpy(np.float64)
+        order = np.argsort(starts, kind="stable")
+        starts, slots = starts[order], mine["worker"].to_numpy(np.int64)[order]
+        rows = np.flatnonzero((model == name) & ~np.isnan(start))
+        lo = np.searchsorted(starts, start[rows] - START_TOLERANCE_S, side="left")
+        hi = np.searchsorted(starts, start[rows] + START_TOLERANCE_S, side="right")
+        found = hi - lo
+        workers[rows[found == 1]] = slots[lo[found == 1]]
+        workers[rows[found > 1]] = AMBIGUOUS
+    return workers
+
+
+def routing_row(run: np.ndarray, against: np.ndarray, arrival_s: np.ndarray) -> dict:
+    """ROUTING_COLUMNS from `compared` on, for two runs' `first_workers` of the same trace."""
+    known = (run >= 0) & (against >= 0)
+    other = np.flatnonzero(known & (run != against))
+    first = int(other[np.argmin(arrival_s[other])]) if len(other) else -1
+    return {
+        "compared": int(known.sum()),
+        "other_worker": len(other),
+        "first_query": first,
+        "first_arrival_s": float(arrival_s[first]) if first >= 0 else np.nan,
+        "run_worker": int(run[first]) if first >= 0 else -1,
+        "against_worker": int(against[first]) if first >= 0 else -1,
+    }
+
+
+def validation_routing(
+    real_runs: dict[str, np.ndarray],
+    sim: np.ndarray,
+    arrival_s: np.ndarray,
+    replicates: Sequence[np.ndarray] = (),
+) -> pd.DataFrame:
+    """`validation_parting`'s pairs, query by query: each run's `first_workers` against the
+    other's (ROUTING_COLUMNS); `arrival_s` the trace's arrival times (query order)."""
+    rows = [
+        {"run": run, "against": name, **routing_row(w, a, arrival_s)}
+        for run, w, name, a in comparison_pairs(real_runs, sim, replicates)
+    ]
+    return pd.DataFrame(rows, columns=list(ROUTING_COLUMNS))
+
+
+def routing_text(routing: pd.DataFrame, sim_folder: str) -> str:
+    """The fidelity note's sentence on `validation_routing`'s table."""
+    parts = []
+    for row in routing.itertuples():
+        against = sim_folder if row.against == SIM else row.against
+        share = f"{row.other_worker} of {row.compared} queries on another worker"
+        if row.first_query < 0:
+            parts.append(f"{row.run} against {against}: none of {row.compared}")
+            continue
+        parts.append(
+            f"{row.run} against {against}: {share}, the first query {row.first_query} "
+            f"({row.first_arrival_s:.3f} s) on worker {row.run_worker} vs {row.against_worker}"
+        )
+    return f"Query by query, each one's first worker ({ROUTING_FILE}): {'; '.join(parts)}."
 
 
 def earliest_partings(rows: pd.DataFrame) -> dict[str, float]:

@@ -48,9 +48,13 @@ from serving.arrival_charge import (
 )
 from serving.batch_parting import (
     PARTING_FILE,
+    ROUTING_FILE,
+    first_workers,
     parting_text,
+    routing_text,
     simulated_batches,
     validation_parting,
+    validation_routing,
 )
 from serving.fidelity import (
     completed_latency_s,
@@ -557,6 +561,7 @@ def run_validation(
             out / ARRIVAL_CHARGE_FILE,
             out / SERVED_SHAPES_FILE,
             out / PARTING_FILE,
+            out / ROUTING_FILE,
         ):
             stale.unlink(missing_ok=True)
         if charge_fit is not None:
@@ -600,14 +605,7 @@ def run_validation(
         if len(speeds):
             parts.append(speed_text(speeds))
         if real.batches is not None:
-            runs = {d.name: b for d, b in zip(real.dirs, real.batches)}
-            parting = validation_parting(
-                runs,
-                simulated_batches(sim.raw, names),
-                [simulated_batches(r.raw, names) for r in replicate_runs],
-            )
-            parting.to_csv(out / PARTING_FILE, index=False, float_format="%.6g")
-            parts.append(parting_text(parting, "DIR/sim"))
+            parts += _partings(out, real, (sim, *replicate_runs), trace.arrival_s, names)
         inputs = plan_inputs_table(real.timeseries, sim.timeseries, config.plan_interval_s)
         inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
         if len(inputs):
@@ -629,6 +627,23 @@ def run_validation(
         (out / REPORT_FILE).write_text(markdown(table, title, note))
         table.to_csv(out / FIDELITY_FILE, index=False, float_format="%.6g")  # the last
         return table
+
+
+def _partings(out: Path, real: _RealRuns, sims: tuple, arrival_s, names) -> list[str]:
+    """DIR/parting.csv and DIR/routing.csv (`serving.batch_parting`): where each real run and
+    DIR/sim (`sims[0]`; the others, its replicates) first part, batch by batch and query by
+    query, and where each side's own runs do; the note's sentences."""
+    batches = [simulated_batches(s.raw, names) for s in sims]
+    runs = {d.name: b for d, b in zip(real.dirs, real.batches)}
+    parting = validation_parting(runs, batches[0], batches[1:])
+    parting.to_csv(out / PARTING_FILE, index=False, float_format="%.6g")
+    real_workers = {
+        d.name: first_workers(q, b) for d, q, b in zip(real.dirs, real.queries, real.batches)
+    }
+    sim_workers = [first_workers(s.queries, b) for s, b in zip(sims, batches)]
+    routing = validation_routing(real_workers, sim_workers[0], arrival_s, sim_workers[1:])
+    routing.to_csv(out / ROUTING_FILE, index=False, float_format="%.6g")
+    return [parting_text(parting, "DIR/sim"), routing_text(routing, "DIR/sim")]
 
 
 def _remove_stale_runs(out: Path, written: set[str]) -> None:

@@ -9,11 +9,17 @@ import pytest
 
 from experiments.inputs import resolve_bundle, resolve_trace
 from serving.batch_parting import (
+    AMBIGUOUS,
+    NOT_SERVED,
     PARTING_COLUMNS,
+    ROUTING_COLUMNS,
+    first_workers,
     parting_table,
     parting_text,
+    routing_text,
     simulated_batches,
     validation_parting,
+    validation_routing,
 )
 from serving.service_times import BATCH_COLUMNS_REQUIRED, read_batches_file
 from serving.setup import ServeSetup
@@ -98,6 +104,51 @@ def test_the_note_names_each_runs_first_parting_and_each_sides_own_spread():
     assert parting_text(one_real, "DIR/sim").endswith("signed median).")  # no spread to give
 
 
+def test_a_querys_worker_is_its_first_batchs_by_start_and_model():
+    batches = pd.DataFrame(
+        {
+            "worker": [0, 1, 2, 3],
+            "model": ["A", "B", "A", "A"],
+            "start_s": [1.0, 1.0, 2.0000001, 2.000004],  # 9 digits, as batches.csv keeps them
+        }
+    )
+    queries = pd.DataFrame(
+        {
+            "start_s": [1.0, 1.0, 2.0, np.nan, 5.0, 2.0000003],
+            "first_model": ["A", "B", "A", None, "A", "B"],
+        }
+    )
+    workers = first_workers(queries, batches)
+    # workers 2 and 3 both started a batch of A at 2.000 s (within the tolerance): ambiguous;
+    # a query never served, or whose batch is not in the table, has none
+    expected = [0, 1, AMBIGUOUS, NOT_SERVED, NOT_SERVED, NOT_SERVED]
+    assert workers.tolist() == expected
+
+
+def test_routing_counts_the_queries_on_another_worker_and_names_the_first():
+    arrival_s = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    real = {
+        "real-1": np.array([0, 1, 2, 3, NOT_SERVED]),
+        "real-2": np.array([0, 1, 3, 2, 1]),
+    }
+    sim = np.array([0, 1, 2, AMBIGUOUS, 1])
+    routing = validation_routing(real, sim, arrival_s, [np.array([0, 1, 2, 3, 1])])
+    assert list(routing.columns) == list(ROUTING_COLUMNS)
+    rows = routing.set_index(["run", "against"])
+    assert rows.loc[("real-1", "sim"), ["compared", "other_worker"]].tolist() == [3, 0]
+    assert rows.loc[("real-1", "sim"), "first_query"] == -1
+    second = rows.loc[("real-2", "sim")]
+    assert (second["compared"], second["other_worker"], second["first_query"]) == (4, 1, 2)
+    assert (second["run_worker"], second["against_worker"]) == (3, 2)
+    among = rows.loc[("real-2", "real-1")]
+    assert (among["compared"], among["other_worker"], among["first_query"]) == (4, 2, 2)
+    assert rows.loc[("sim-replicate-1", "sim"), "other_worker"] == 0
+    text = routing_text(routing, "DIR/sim")
+    assert text.startswith("Query by query, each one's first worker (routing.csv): ")
+    assert "real-1 against DIR/sim: none of 3" in text
+    assert "real-2 against real-1: 2 of 4 queries on another worker, the first query 2" in text
+
+
 @pytest.fixture(scope="module")
 def bundle():
     return resolve_bundle("default")
@@ -158,6 +209,13 @@ def test_validate_writes_the_simulated_batches_and_where_each_real_run_parts(bun
     assert parting.loc[parting["against"] == "real-1", "run"].unique().tolist() == ["real-2"]
     replicates = parting.loc[parting["run"].str.startswith("sim-replicate-"), "run"].unique()
     assert len(replicates) == 4
+    routing = pd.read_csv(tmp_path / "routing.csv").set_index(["run", "against"])
+    # the same queries on the same workers: only a batch's size changed in real-2
+    served_queries = (fake.raw.first_model >= 0).sum()
+    assert routing.loc[("real-1", "sim"), "compared"] == served_queries
+    assert routing.loc[("real-1", "sim"), "other_worker"] == 0
+    assert routing.loc[("real-2", "real-1"), "other_worker"] == 0
     note = (tmp_path / "fidelity.md").read_text()
     assert "real-1 never parts" in note and "real-2 at " in note
+    assert "Query by query, each one's first worker (routing.csv): " in note
     assert "Each side's own runs part from real-1: real-2 " in note
