@@ -387,8 +387,9 @@ def _sensitivities(
     in the fidelity table (error_<name>): the measured hops where other hops were applied
     (DIR/sim-measured-overheads), the compared hops and latency (DIR/sim-compared, with its own
     tails and its measured shapes: `_compared_bundles`), the arrival charge (`charge_fit`),
-    each other service-time model (`ServeSetup.compared_service_times`) and the batches' time
-    after idle left out."""
+    each other service-time model (`ServeSetup.compared_service_times`), the batches' time
+    after idle left out, and, where the hops include an arrival hop, each query routed once
+    it has passed (`route_at=ingress`, as the real ingress routes; since session 41)."""
     bundle, judged, setup = sims.bundle, sims.config, sims.setup
     others = {}
     if applied != measured:  # the in-sample comparison too
@@ -413,6 +414,9 @@ def _sensitivities(
     if judged.idle_latency and bundle.has_idle_latency:
         back_to_back = dataclasses.replace(judged, idle_latency=False)
         others["back_to_back_latency"] = sims.metrics(applied, service=back_to_back)
+    if applied.get("arrival_overhead_ms", 0.0) > 0 and judged.route_at != "ingress":
+        at_ingress = dataclasses.replace(judged, route_at="ingress")
+        others["route_at_ingress"] = sims.metrics(applied, service=at_ingress)
     return others
 
 
@@ -439,6 +443,12 @@ def _note_parts(
         parts.append(service_time_text(setup.backend, judged.service_time, alternatives))
     if "back_to_back_latency" in others:
         parts.append(idle_latency_text(bundle))
+    if "route_at_ingress" in others:
+        parts.append(
+            "Error route at ingress: each new query routed once its arrival hop has passed, as "
+            "the real ingress routes a query when it receives it (DIR/sim routes it at its trace "
+            "time; both reach the worker after the same dispatch hop; since session 41)."
+        )
     if sim_repeats > 1:
         parts.append(simulated_spread_text(sim_repeats))
     if hops.compared is not None:

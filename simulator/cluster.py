@@ -131,6 +131,8 @@ class Cluster:
         # router's cost has passed when it is drawn), on a stream of its own so that it never
         # moves the other hops' draws
         self.arrival_hop = _hop(bundle, "arrival")
+        # route_at=ingress: a new query is routed once its arrival hop has passed
+        self.route_at_ingress = config.route_at == "ingress" and self.arrival_hop[0] > 0
         self.arrival_hop_rng = random.Random(f"{rng_seed}/arrival-hops")
         # the bundle's arrival charge: each query's arrival at the stack prolongs every batch
         # running then (wall clock, not scaled); `arrivals_charged` counts the arrivals so far,
@@ -251,7 +253,6 @@ class Cluster:
     def arrival_process(self):
         env = self.env
         shift = self.router_shift_s
-        admit = self.hooks.admit
         for q, t in enumerate(self.arrival_s):
             due = t + shift
             if due > env.now:
@@ -259,16 +260,39 @@ class Cluster:
             self.inflight += 1
             if self.artifact_inflight is not None:
                 self.artifact_inflight.arrive()
+            if self.route_at_ingress:
+                self.at_ingress_later(q, shift)
+                continue
             if self.arrival_hop[0]:
                 self.count_arrival_later(shift)
             else:
                 self.arrived += 1
-            if admit is not None and not admit(
-                env.now, self.router_scores[self.prompt[q]], self.inflight
-            ):
-                self.drop(q)
-                continue
-            self.enter(q, self.dispatch_hop if self.dispatch_hop[0] else None)
+            self.admit_and_enter(q)
+
+    def admit_and_enter(self, q: int, elapsed_s: float = 0.0) -> None:
+        """Drop a new query the policy's `admit` refuses, else route it (`enter`) through the
+        dispatch hop, `elapsed_s` of which have passed (its arrival hop, `route_at=ingress`)."""
+        admit = self.hooks.admit
+        if admit is not None and not admit(
+            self.env.now, self.router_scores[self.prompt[q]], self.inflight
+        ):
+            self.drop(q)
+            return
+        self.enter(q, self.dispatch_hop if self.dispatch_hop[0] else None, elapsed_s)
+
+    def at_ingress_later(self, q: int, elapsed_s: float) -> None:
+        """`route_at=ingress`: count, admit and route a new query once an arrival hop from its
+        trace time has passed (`elapsed_s` of it already have: the router's cost, which the
+        dispatch hop does not include, so the hop's rest is what the arrival hop adds to it)."""
+        delay_s = _draw_hop(self.arrival_hop, self.arrival_hop_rng) - elapsed_s
+        if delay_s <= 0.0:
+            self._at_ingress(q, 0.0)
+            return
+        self.env.timeout(delay_s).callbacks.append(lambda _: self._at_ingress(q, delay_s))
+
+    def _at_ingress(self, q: int, elapsed_s: float) -> None:
+        self.arrived += 1
+        self.admit_and_enter(q, elapsed_s)
 
     def charge_process(self):
         """Count each query's arrival at its time in the trace (before the router's cost):
@@ -389,9 +413,10 @@ class Cluster:
         self.stage[q] = STAGE_FINAL if m == self.state.last else STAGE_ESCALATED
         self.send(q, m, hop=self.escalation_hop if self.escalation_hop[0] else None)
 
-    def after_hop(self, hop: Hop, action, *args) -> None:
-        """`action(*args)` once a hop's overhead (`_draw_hop`) has passed."""
-        delay_s = _draw_hop(hop, self.hop_rng)
+    def after_hop(self, hop: Hop, action, *args, elapsed_s: float = 0.0) -> None:
+        """`action(*args)` once a hop's overhead (`_draw_hop`) has passed, `elapsed_s` of it
+        already (at once where that is all of it)."""
+        delay_s = max(_draw_hop(hop, self.hop_rng) - elapsed_s, 0.0)
         self.env.timeout(delay_s).callbacks.append(lambda _: action(*args))
 
     def count_arrival_later(self, elapsed_s: float) -> None:
@@ -406,13 +431,13 @@ class Cluster:
     def _count_arrival(self, _event) -> None:
         self.arrived += 1
 
-    def enter(self, q: int, hop: Hop | None = None) -> None:
+    def enter(self, q: int, hop: Hop | None = None, elapsed_s: float = 0.0) -> None:
         """Route a query that has not been served yet under the plan in force: the core's
         decision tabulated per prompt, else the policy's route hook, else a mix draw; sent
-        to its worker through `hop` (`send`)."""
+        to its worker through `hop`, `elapsed_s` of which have passed (`send`)."""
         p = self.prompt[q]
         if self.entry is not None:
-            self._enter_at_lowest(q, p, hop)
+            self._enter_at_lowest(q, p, hop, elapsed_s)
             return
         table = self.route_of_prompt
         if table is not None:
@@ -426,9 +451,9 @@ class Cluster:
             return
         if m == self.state.last:  # a cascade's last stage: bypassed
             self._bypass(q, self.state.first)
-        self.send(q, m, hop=hop)
+        self.send(q, m, hop=hop, elapsed_s=elapsed_s)
 
-    def _enter_at_lowest(self, q: int, p: int, hop: Hop | None) -> None:
+    def _enter_at_lowest(self, q: int, p: int, hop: Hop | None, elapsed_s: float) -> None:
         """The HADIS artifact's client and router (`Plan.loaded`): a worker of the lowest model
         hosted receives the query; its router, at that worker's θ, bypasses it to the plan's
         last stage, or the worker keeps it."""
@@ -438,9 +463,9 @@ class Cluster:
             self.stage[q] = STAGE_FINAL
         elif bypasses(self.router_scores[p], w.theta):
             self._bypass(q, m)
-            self.send(q, self.state.last, hop=hop)
+            self.send(q, self.state.last, hop=hop, elapsed_s=elapsed_s)
             return
-        self.send(q, m, w, hop)
+        self.send(q, m, w, hop, elapsed_s)
 
     def _bypass(self, q: int, router_model: int) -> None:
         """Mark a query bypassed by the router of a worker of `router_model`."""
@@ -451,11 +476,18 @@ class Cluster:
         if self.artifact_inflight is not None:  # the router's worker received it
             self.artifact_inflight.receive(q, self.env.now)
 
-    def send(self, q: int, m: int, w: Worker | None = None, hop: Hop | None = None) -> None:
+    def send(
+        self,
+        q: int,
+        m: int,
+        w: Worker | None = None,
+        hop: Hop | None = None,
+        elapsed_s: float = 0.0,
+    ) -> None:
         """Queue a query at worker `w`, else at one hosting model m by the dispatch rule. With
-        a `hop` it is counted queued there at once and joins the queue once the hop has
-        passed, as the serving path's ingress counts a query from the moment it sends it
-        (`serving.ingress`: `sent`)."""
+        a `hop` (`elapsed_s` of it passed already) it is counted queued there at once and joins
+        the queue once the hop has passed, as the serving path's ingress counts a query from
+        the moment it sends it (`serving.ingress`: `sent`)."""
         workers = self.workers_of[m]
         if not workers:
             self.orphans.append(q)
@@ -467,7 +499,7 @@ class Cluster:
         if self.central:
             if hop is not None:
                 self.incoming_of[m] += 1
-                self.after_hop(hop, self._arrive_central, q, m)
+                self.after_hop(hop, self._arrive_central, q, m, elapsed_s=elapsed_s)
                 return
             self._queue_central(q, m)
             return
@@ -475,7 +507,7 @@ class Cluster:
             w = self._dispatch(workers)
         if hop is not None:
             w.incoming += 1
-            self.after_hop(hop, self._arrive_at, q, m, w)
+            self.after_hop(hop, self._arrive_at, q, m, w, elapsed_s=elapsed_s)
             return
         self._queue_at(q, w)
 

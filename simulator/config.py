@@ -41,6 +41,7 @@ REROUTE_ORDERS = ("serving", "arrival")  # the order in which a plan change rout
 ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query goes
 BATCH_LATENCY_MODELS = ("bundle", "artifact")  # a batch's execution time by its size
 DISC_COST_UNITS = ("judged-image", "batch")  # what disc_cost_s is charged for
+ROUTING_MOMENTS = ("arrival", "ingress")  # when a query is routed (`SimConfig.route_at`)
 FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
 
@@ -206,6 +207,15 @@ class SimConfig:
         "discriminator judges) or batch (once per batch of any model, as the HADIS artifact's "
         "simulated workers)",
         Choice(DISC_COST_UNITS),
+    )
+
+    route_at: str = setting(
+        "arrival",
+        "When a new query is routed: arrival (at its trace time, after the router's cost) or "
+        "ingress (once its arrival hop has passed, as the serving path's ingress routes a query "
+        "when it receives it; the rest of its dispatch hop takes it to its worker, which it "
+        "reaches when it did before); the same without an arrival hop",
+        Choice(ROUTING_MOMENTS),
     )
 
     def __post_init__(self) -> None:

@@ -915,6 +915,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
         "real_level",
         "error_no_overhead",
         "error_arrival_charge",  # the real run recorded its batches (one run: none held out)
+        "error_route_at_ingress",  # it measured an arrival hop
     ]
     rows = table.set_index("metric")
     assert 0 <= rows.loc["p50_latency_s", "real_level"] <= 100  # among the real run's latencies
