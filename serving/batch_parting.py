@@ -4,8 +4,10 @@ the runs of each side among themselves.
 A validation's real runs write every batch their workers served (`batches.csv`,
 `serving.loadgen.served_batches`); its simulations write theirs in the same columns
 (`simulated_batches`). Walking a worker's batches in order of start, two runs agree while
-every batch has the same model and size; the first that differs (or a batch one serves and
-the other does not) is where that worker's runs part. Before it, the starts' gap measures
+every batch has the same model and size and starts within half its service time of the
+other's (MATCH_WITHIN_SERVICE: further apart, one side has served a batch the other has not,
+even where every batch is of one model and size); the first that differs (or a batch one
+serves and the other does not) is where that worker's runs part. Before it, the starts' gap measures
 how closely the two keep time; the earliest parting over the workers is where the runs first
 took different branches (a query queued a few ms before or after a batch started, a plan
 reaching a worker before or after its batch ended), which a p50 error alone does not show
@@ -34,11 +36,12 @@ from serving.service_times import BATCH_COLUMNS_REQUIRED
 
 PARTING_FILE = "parting.csv"
 SIM = "sim"  # DIR/sim, in `against`
+MATCH_WITHIN_SERVICE = 0.5  # two batches match within this share of the shorter's service
 PARTING_COLUMNS = (
     "run",  # real-k, or sim-replicate-k
     "against",  # "sim" (DIR/sim), or the first real run
     "worker",
-    "matched_batches",  # batches of the same model and size, in order, before the parting
+    "matched_batches",  # batches matched in order before the parting (MATCH_WITHIN_SERVICE)
     "start_gap_p50_ms",  # median |run's start - against's start| over those (NaN: none)
     "start_lag_p50_ms",  # median (run's start - against's start): > 0, the run's later
     "parted",  # False: every batch of the worker matched, and both served as many
@@ -77,11 +80,15 @@ def parting_table(run: pd.DataFrame, against: pd.DataFrame) -> pd.DataFrame:
 
 def _worker_parting(worker: int, run: pd.DataFrame, against: pd.DataFrame) -> dict:
     n = min(len(run), len(against))
-    same = (run["model"].to_numpy()[:n] == against["model"].to_numpy()[:n]) & (
-        run["batch_size"].to_numpy()[:n] == against["batch_size"].to_numpy()[:n]
+    lags_s = run["start_s"].to_numpy()[:n] - against["start_s"].to_numpy()[:n]
+    service_s = np.minimum(run["service_s"].to_numpy()[:n], against["service_s"].to_numpy()[:n])
+    same = (
+        (run["model"].to_numpy()[:n] == against["model"].to_numpy()[:n])
+        & (run["batch_size"].to_numpy()[:n] == against["batch_size"].to_numpy()[:n])
+        & (np.abs(lags_s) <= MATCH_WITHIN_SERVICE * service_s)
     )
     k = int(np.argmin(same)) if not same.all() else n
-    lags_ms = (run["start_s"].to_numpy()[:k] - against["start_s"].to_numpy()[:k]) * 1e3
+    lags_ms = lags_s[:k] * 1e3
     row = {
         "worker": worker,
         "matched_batches": k,

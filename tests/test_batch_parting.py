@@ -78,6 +78,18 @@ def test_an_extra_batch_on_one_side_parts_where_the_other_served_no_more():
     assert np.isnan(only_real["start_gap_p50_ms"]) and only_real["parting_s"] == 0.1
 
 
+def test_batches_of_one_model_and_size_part_where_their_starts_drift_half_a_batch_apart():
+    """Every batch alike, one side with one batch more at the start: index by index they
+    would match to the end; by start they part at that first batch."""
+    run = batches([(0, "A", s, 1) for s in (0.0, 0.1, 0.2, 0.3)])
+    against = batches([(0, "A", s, 1) for s in (0.1, 0.2, 0.3)])
+    w0 = parting_table(run, against).loc[0]
+    assert w0["parted"] and w0["matched_batches"] == 0 and w0["parting_s"] == 0.0
+    # 40 ms apart with 100 ms batches: still the same batches
+    late = batches([(0, "A", s + 0.04, 1) for s in (0.0, 0.1, 0.2, 0.3)])
+    assert not parting_table(run, late)["parted"].any()
+
+
 def test_the_note_names_each_runs_first_parting_and_each_sides_own_spread():
     sim = batches([(0, "A", 0.0, 1), (1, "A", 0.1, 1), (0, "A", 1.0, 1), (0, "B", 2.0, 1)])
     parting = validation_parting({"real-1": REAL, "real-2": sim}, sim, [sim, REAL])
