@@ -751,7 +751,8 @@ def parting_lines(folder: Path, names: list[str]) -> list[str]:
         *rows,
         "",
         "Each cell: per run, the earliest start (s) at which some worker's batches stop "
-        "matching in model and size ('never': every worker's matched to the end); "
+        "matching (the same model and size, starting within half a batch of each other; "
+        "'never': every worker's matched to the end); "
         f"{PARTING_FILE} in each experiment's folder has the worker, what each side served "
         "there and how closely the batches before kept time. Real runs that part from each "
         "other where the replicates never do are randomness the simulator does not draw.",

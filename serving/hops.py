@@ -66,9 +66,10 @@ def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[st
     ingress's `set_plan` plus the median over the swaps from the plan's request to the
     worker's `configure` (the summary's `configure_delay_s`; before session 39, `swap_s`'s
     `reconfigure_mean_s`, their mean over its swaps), which counts the `set_plan` call twice:
-    the request comes before it, and the `configure` calls after it returns (13-16 ms too
-    much in session 40's runs). Without swaps, the delay to `set_plan` alone; NaN for a run
-    without re-plans or a folder without `plans.csv` (made before session 13)."""
+    the request comes before it, and the `configure` calls after it returns (on session 41's
+    runs, 0-7 ms more than their swaps' own delays). Without swaps, the delay to `set_plan`
+    alone; NaN for a run without re-plans or a folder without `plans.csv` (made before
+    session 13)."""
     path = run_dir / "plans.csv"
     if not path.is_file():
         return {"plan_overhead_ms": math.nan, "plan_overhead_p95_ms": math.nan}
