@@ -50,7 +50,7 @@ CHANGED = {
     "queue": "edf", "on_plan_change": "keep", "reroute_order": "arrival",
     "escalation": "next-hosted", "threshold_rule": "order-statistic",
     "bypass_arrivals_at_first": True,
-    "batch_latency": "artifact", "disc_cost_per": "batch",
+    "batch_latency": "artifact", "disc_cost_per": "batch", "route_at": "ingress",
 }
 # a bad value for every field that takes one on the command line, as typed there
 BAD = {
@@ -61,6 +61,7 @@ BAD = {
     "service_time": "gamma", "plan_delay_s": "1e300", "queue": "random",
     "on_plan_change": "drop", "reroute_order": "random", "escalation": "any",
     "threshold_rule": "median", "batch_latency": "linear", "disc_cost_per": "image",
+    "route_at": "client",
 }
 
 
