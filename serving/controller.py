@@ -97,7 +97,7 @@ class _CountersView:
     def queue_lengths(self) -> list[int]:
         return list(self.queued)
 
-    def apply_plan(self, plan: Plan) -> None:
+    def apply_plan(self, plan: Plan, workers_later: bool = False) -> None:
         self.plan = self.applied = plan
 
 

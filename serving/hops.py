@@ -57,8 +57,10 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
 
 
 def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[str, float]:
-    """The plan hop in one real run (an `overheads` object's plan fields, ms): from a re-plan's
-    tick to its workers' configuration, where the simulator applies a plan. Over the re-plans
+    """The route and plan hops in one real run (an `overheads` object's route and plan fields,
+    ms). The route hop: the median delay from a re-plan's tick to the ingress's `set_plan`
+    (routing by it from then on). The plan hop: from a re-plan's tick to its workers'
+    configuration, where the simulator's workers switch. Over the re-plans
     (`plans.csv`, those made at a tick: planned at plan_interval_s / 2 or later, not the
     replay's first): where the run logged its swaps (`swaps.csv`, since session 41), the median
     over their swaps of the delay from the plan's tick to the worker's `configure` (each swap
@@ -72,21 +74,29 @@ def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[st
     session 13)."""
     path = run_dir / "plans.csv"
     if not path.is_file():
-        return {"plan_overhead_ms": math.nan, "plan_overhead_p95_ms": math.nan}
+        return _route_and_plan_ms(math.nan, math.nan)
     plans = _read_columns(path, ["planned_s", "applied_s"])
     replans = plans[plans["planned_s"] >= plan_interval_s / 2]
-    delay_ms = math.nan
+    if not len(replans):
+        return _route_and_plan_ms(math.nan, math.nan)
+    route_ms = float(np.median(replans["applied_s"] - replans["planned_s"])) * 1e3
     swaps_path = run_dir / SWAPS_FILE
-    if len(replans) and swaps_path.is_file():
+    if swaps_path.is_file():
         swaps = _read_columns(swaps_path, ["requested_s", "configured_s"])
         delay_ms = _configure_after_tick_ms(replans["planned_s"].to_numpy(), swaps)
         if delay_ms == delay_ms:  # swaps at re-plans: their own delays
-            return {"plan_overhead_ms": delay_ms, "plan_overhead_p95_ms": delay_ms}
-    if len(replans):
-        delay_ms = float(np.median(replans["applied_s"] - replans["planned_s"])) * 1e3
-        if not swaps_path.is_file():
-            delay_ms += _configure_delay_s(summary) * 1e3
-    return {"plan_overhead_ms": delay_ms, "plan_overhead_p95_ms": delay_ms}
+            return _route_and_plan_ms(route_ms, delay_ms)
+        return _route_and_plan_ms(route_ms, route_ms)
+    return _route_and_plan_ms(route_ms, route_ms + _configure_delay_s(summary) * 1e3)
+
+
+def _route_and_plan_ms(route_ms: float, plan_ms: float) -> dict[str, float]:
+    return {
+        "route_overhead_ms": route_ms,
+        "route_overhead_p95_ms": route_ms,
+        "plan_overhead_ms": plan_ms,
+        "plan_overhead_p95_ms": plan_ms,
+    }
 
 
 def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -142,18 +152,20 @@ def calibration_overheads(
     calibration: dict[str, float], others: dict[str, dict[str, float]]
 ) -> tuple[dict[str, float], list[str]]:
     """The hops a calibration column applies: the calibration experiment's `overheads`
-    object; where its runs measured no plan hop (a policy that never re-plans), the plan hop
-    is the median over `others` (other experiments' pooled `overheads`, by name) of those that
-    measured one (> 0). Also the names that median took (none where the calibration's own is
-    kept). `others` must leave out the experiment judged: every number then comes from runs
-    other than its own."""
+    object; where its runs measured no plan hop (a policy that never re-plans), the route and
+    plan hops are each the median over `others` (other experiments' pooled `overheads`, by
+    name) of those that measured a plan hop (> 0). Also the names those medians took (none
+    where the calibration's own are kept). `others` must leave out the experiment judged:
+    every number then comes from runs other than its own."""
     hops = dict(calibration)
     if hops.get("plan_overhead_ms", 0.0) > 0:
         return hops, []
     sources = sorted(n for n, o in others.items() if o.get("plan_overhead_ms", 0.0) > 0)
     if sources:
-        plan_ms = round(float(np.median([others[n]["plan_overhead_ms"] for n in sources])), 1)
-        hops["plan_overhead_ms"] = hops["plan_overhead_p95_ms"] = plan_ms
+        for hop in ("route", "plan"):
+            values = [others[n].get(f"{hop}_overhead_ms", 0.0) for n in sources]
+            median_ms = round(float(np.median(values)), 1)
+            hops[f"{hop}_overhead_ms"] = hops[f"{hop}_overhead_p95_ms"] = median_ms
     return hops, sources
 
 

@@ -388,8 +388,10 @@ def _sensitivities(
     (DIR/sim-measured-overheads), the compared hops and latency (DIR/sim-compared, with its own
     tails and its measured shapes: `_compared_bundles`), the arrival charge (`charge_fit`),
     each other service-time model (`ServeSetup.compared_service_times`), the batches' time
-    after idle left out, and, where the hops include an arrival hop, each query routed once
-    it has passed (`route_at=ingress`, as the real ingress routes; since session 41)."""
+    after idle left out, where the hops include an arrival hop, each query routed once it has
+    passed (`route_at=ingress`, as the real ingress routes; since session 41), and where the
+    plan hop outlasts the route hop, a re-plan's routing and workers switched together at the
+    plan hop (`plan_switch=together`, the simulator's rule before session 42)."""
     bundle, judged, setup = sims.bundle, sims.config, sims.setup
     others = {}
     if applied != measured:  # the in-sample comparison too
@@ -417,6 +419,10 @@ def _sensitivities(
     if applied.get("arrival_overhead_ms", 0.0) > 0 and judged.route_at != "ingress":
         at_ingress = dataclasses.replace(judged, route_at="ingress")
         others["route_at_ingress"] = sims.metrics(applied, service=at_ingress)
+    route_ms = applied.get("route_overhead_ms", 0.0)
+    if applied.get("plan_overhead_ms", 0.0) > route_ms and judged.plan_switch != "together":
+        together = dataclasses.replace(judged, plan_switch="together")
+        others["plan_switch_together"] = sims.metrics(applied, service=together)
     return others
 
 
@@ -448,6 +454,13 @@ def _note_parts(
             "Error route at ingress: each new query routed once its arrival hop has passed, as "
             "the real ingress routes a query when it receives it (DIR/sim routes it at its trace "
             "time; both reach the worker after the same dispatch hop; since session 41)."
+        )
+    if "plan_switch_together" in others:
+        parts.append(
+            "Error plan switch together: a re-plan's routing and its workers switched together "
+            "at the plan hop (DIR/sim routes by it after the route hop, as the real ingress "
+            "after `set_plan`, and a worker it gives a new model holds the queries sent for "
+            "it until the plan hop, as a real worker until its `configure`; since session 42)."
         )
     if sim_repeats > 1:
         parts.append(simulated_spread_text(sim_repeats))

@@ -5,7 +5,7 @@ A bundle is a folder::
     bundle.json   schema_version, name, provenance {source, gpu, libraries}, time_unit "s",
                   router {features, weights} (how prompts.router_score was computed),
                   optional overheads {dispatch_overhead_ms, escalation_overhead_ms,
-                  arrival_overhead_ms, plan_overhead_ms, and their spread
+                  arrival_overhead_ms, route_overhead_ms, plan_overhead_ms, and their spread
                   <hop>_overhead_p95_ms} (see `HOPS`;
                   an absent one is 0, an absent p95 the median: no spread), and
                   arrival_charge_ms (see `ARRIVAL_CHARGE_FIELD`; absent: 0, none)
@@ -88,11 +88,13 @@ REQUIRED_COLUMNS = {
 # arrival = from a query's time in the trace to the controller counting it (the load
 # generator's send lag and the way to the ingress, on the controller's tick clock): it delays
 # the demand estimate's arrival count, not the query, whose way in is in its dispatch hop;
-# plan = from a re-plan's tick to its workers' configuration (the controller's counter read and
-# solve, the ingress's `set_plan`, each worker's `configure` call): a plan takes effect that
-# long after the tick that made it (its median alone; `Controller`).
+# route = from a re-plan's tick to the ingress routing by it (the controller's counter read and
+# solve, the ingress's `set_plan`): new queries follow the plan from then on
+# (`SimConfig.plan_switch`); plan = from a re-plan's tick to its workers' configuration (the
+# same, then each worker's `configure` call): its workers switch that long after the tick that
+# made it (the medians alone; `Controller`).
 # Each is a median and an optional 95th percentile (a lognormal per hop, as service times).
-HOPS = ("dispatch", "escalation", "arrival", "plan")
+HOPS = ("dispatch", "escalation", "arrival", "route", "plan")
 # The host's cores shared by the serving stack and the workers (CPU replicas): each query's
 # arrival at the stack prolongs every batch running at that moment by this much (its per-query
 # work competing for the cores; measured by `serving.arrival_charge`; 0: no such sharing)

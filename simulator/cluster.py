@@ -46,12 +46,17 @@ STAGE_FINAL = 2  # bypassed, or escalated to the last stage: its next image is r
 class Worker:
     """A GPU worker: the model it hosts, its max batch size, its queue; under a plan with
     per-worker loads (`Plan.loaded`) also the router threshold θ and quality threshold τ it was
-    loaded with, and its accept-or-escalate table per prompt when τ is not the plan's."""
+    loaded with, and its accept-or-escalate table per prompt when τ is not the plan's. Between
+    a plan's routing and its workers' configuration (`SimConfig.plan_switch`), `routed` is the
+    model the plan routes here and `held` the queries sent for it, waiting for the worker's
+    configuration (the serving path's worker holds them)."""
 
     __slots__ = (
         "index",
         "model",
         "target",
+        "routed",
+        "held",
         "batch",
         "queue",
         "idle",
@@ -68,7 +73,9 @@ class Worker:
     def __init__(self, index: int, queue) -> None:
         self.index = index
         self.model = NO_MODEL  # model loaded now
-        self.target = NO_MODEL  # model the plan wants here
+        self.target = NO_MODEL  # model the plan wants here (the worker's configuration)
+        self.routed = NO_MODEL  # model the plan in force routes here
+        self.held: list[int] = []  # queries sent for `routed` before its configuration
         self.batch = 1
         self.queue = queue  # deque-like (simulator.queues)
         self.idle = False
@@ -218,6 +225,10 @@ class Cluster:
         # a plan with per-worker loads (Plan.loaded): the workers of the lowest model hosted,
         # where new queries enter and each is routed by its worker's θ (None: the plan's route)
         self.entry: list[Worker] | None = None
+        # a plan routed, its workers yet to be configured (`apply_plan`): the workers whose
+        # model it changes, and the plan
+        self.configuring: list[int] | None = None
+        self.configuring_plan: Plan | None = None
 
         # the plan in force and its decision state
         self.plan: Plan | None = None
@@ -284,11 +295,11 @@ class Cluster:
         """`route_at=ingress`: count, admit and route a new query once an arrival hop from its
         trace time has passed (`elapsed_s` of it already have: the router's cost, which the
         dispatch hop does not include, so the hop's rest is what the arrival hop adds to it)."""
-        delay_s = _draw_hop(self.arrival_hop, self.arrival_hop_rng) - elapsed_s
-        if delay_s <= 0.0:
+        left_s = self.arrival_hop_left_s(elapsed_s)
+        if left_s <= 0.0:
             self._at_ingress(q, 0.0)
             return
-        self.env.timeout(delay_s).callbacks.append(lambda _: self._at_ingress(q, delay_s))
+        self.env.timeout(left_s).callbacks.append(lambda _: self._at_ingress(q, left_s))
 
     def _at_ingress(self, q: int, elapsed_s: float) -> None:
         self.arrived += 1
@@ -422,14 +433,19 @@ class Cluster:
     def count_arrival_later(self, elapsed_s: float) -> None:
         """Count an arrival for the demand estimate once an arrival hop from its trace time
         has passed (`elapsed_s` of it already have: the router's cost)."""
-        delay_s = _draw_hop(self.arrival_hop, self.arrival_hop_rng)
-        if delay_s <= elapsed_s:
+        left_s = self.arrival_hop_left_s(elapsed_s)
+        if left_s <= 0.0:
             self.arrived += 1
             return
-        self.env.timeout(delay_s - elapsed_s).callbacks.append(self._count_arrival)
+        self.env.timeout(left_s).callbacks.append(self._count_arrival)
 
     def _count_arrival(self, _event) -> None:
         self.arrived += 1
+
+    def arrival_hop_left_s(self, elapsed_s: float) -> float:
+        """What is left of a new query's arrival hop, drawn on its own stream, once
+        `elapsed_s` of it have passed (none where <= 0)."""
+        return _draw_hop(self.arrival_hop, self.arrival_hop_rng) - elapsed_s
 
     def enter(self, q: int, hop: Hop | None = None, elapsed_s: float = 0.0) -> None:
         """Route a query that has not been served yet under the plan in force: the core's
@@ -458,7 +474,7 @@ class Cluster:
         hosted receives the query; its router, at that worker's θ, bypasses it to the plan's
         last stage, or the worker keeps it."""
         w = self._dispatch(self.entry)
-        m = w.target
+        m = w.routed
         if m == self.state.last:
             self.stage[q] = STAGE_FINAL
         elif bypasses(self.router_scores[p], w.theta):
@@ -509,7 +525,10 @@ class Cluster:
             w.incoming += 1
             self.after_hop(hop, self._arrive_at, q, m, w, elapsed_s=elapsed_s)
             return
-        self._queue_at(q, w)
+        if w.target == m:
+            self._queue_at(q, w)
+        else:  # routed here by a plan the worker is yet to get
+            w.held.append(q)
 
     def _queue_at(self, q: int, w: Worker) -> None:
         w.queue.append(q)
@@ -526,12 +545,16 @@ class Cluster:
             w.wake.succeed()
 
     def _arrive_at(self, q: int, m: int, w: Worker) -> None:
-        """A query sent to worker `w` for model m reaches it: queued there, unless the worker's
-        model changed on the way (it answers `resend`: routed again under the plan in force,
-        with `on_plan_change=keep` queued for the worker's new model)."""
+        """A query sent to worker `w` for model m reaches it: queued there, held where the plan
+        in force routes m there but the worker is yet to get it (`apply_plan`), else (its model
+        changed on the way) answered `resend`: routed again under the plan in force, with
+        `on_plan_change=keep` queued for the worker's new model."""
         w.incoming -= 1
         if w.target == m:
             self._queue_at(q, w)
+            return
+        if w.routed == m:
+            w.held.append(q)
             return
         if w.target == NO_MODEL:  # not counted by the plan change's recount
             self._reroute(q)
@@ -609,12 +632,22 @@ class Cluster:
         for w in self.workers:
             w.model = w.target
 
-    def apply_plan(self, plan: Plan) -> None:
+    def can_route_first(self, plan: Plan) -> bool:
+        """Whether `plan` can be routed before its workers are configured (`apply_plan`'s
+        `workers_later`): per-worker dispatch and no per-worker loads, the serving path's
+        protocol (central dispatch and `Plan.loaded` have no serving path and switch at once)."""
+        return not self.central and plan.loaded is None
+
+    def apply_plan(self, plan: Plan, workers_later: bool = False) -> None:
         """Put a plan in force: the core's decision state and placement (fewest swaps, or the
-        workers `plan.loaded` names, the others kept as they are), batch sizes and per-worker
-        thresholds; the queues whose worker changed model are routed again
-        (`on_plan_change=reroute`, in `reroute_order`) or stay for its new model (`keep`);
-        escalation targets (`escalation=next-hosted`)."""
+        workers `plan.loaded` names, the others kept as they are), per-worker thresholds,
+        escalation targets (`escalation=next-hosted`); then its workers' configuration
+        (`configure_workers`), or with `workers_later` only routing, as the serving path's
+        ingress routes by a plan before its workers get it (`SimConfig.plan_switch`): queries
+        sent to a worker for the model it is yet to load are held there until
+        `configure_workers`. The queries waiting for a plan are routed again either way."""
+        if self.configuring is not None:  # the previous plan's workers first
+            self.configure_workers(self.configuring_plan)
         bundle = self.bundle
         index = bundle.model_index
         self.plan = plan
@@ -628,20 +661,48 @@ class Cluster:
             desired[index(name)] = count
         loaded = plan.loaded
         if loaded is None:
-            targets, changed = place_workers([w.target for w in self.workers], desired)
+            routed, changed = place_workers([w.routed for w in self.workers], desired)
         else:
-            targets, changed = self._loaded_targets(loaded, desired)
-        for w, m in zip(self.workers, targets):
-            w.target = m
+            routed, changed = self._loaded_targets(loaded, desired)
+        self.workers_of = [[] for _ in range(self.n_models)]
+        for w, m in zip(self.workers, routed):
+            w.routed = m
+            if m != NO_MODEL:
+                self.workers_of[m].append(w)
+        self.configuring, self.configuring_plan = changed, plan
+        n_loaded = len(self.workers) if loaded is None else len(loaded)
+        self._load_thresholds(n_loaded, loaded is not None)
+        if self.next_hosted:
+            self.hosted_above = hosted_above([bool(ws) for ws in self.workers_of])
+        if not workers_later:
+            self.configure_workers(plan)
+            return
+        waiting, self.orphans = self.orphans, []
+        for q in waiting:
+            self._reroute(q)
+
+    def configure_workers(self, plan: Plan) -> None:
+        """The workers get plan `plan`'s configuration (unless a later plan's came first): the
+        workers whose model changed take it, their queues routed again
+        (`on_plan_change=reroute`, in `reroute_order`) or kept for the new model (`keep`),
+        the queries held for it queued; every worker takes its batch size."""
+        if plan is not self.configuring_plan:
+            return
+        changed, self.configuring, self.configuring_plan = self.configuring, None, None
+        bundle = self.bundle
         # (query, the worker that answers it `resend`: it counts there until then; None)
         redispatch: list[tuple[int, Worker | None]] = [(q, None) for q in self.orphans]
         self.orphans = []
         for i in changed:
             w = self.workers[i]
+            w.target = w.routed
             if not (self.keep_queues and w.target != NO_MODEL):
                 redispatch.extend((q, w) for q in w.queue)
                 w.incoming += len(w.queue)
                 w.queue.clear()
+            if w.held:
+                w.queue.extend(w.held)
+                w.held.clear()
             if w.idle:
                 w.idle = False
                 w.wake.succeed()
@@ -649,24 +710,16 @@ class Cluster:
             for w in self.workers:
                 if w.target != NO_MODEL:
                     self._restage(w.queue, w.target)
-        self.workers_of = [[] for _ in range(self.n_models)]
         self.idle_of = [[] for _ in range(self.n_models)]
-        n_loaded = len(self.workers) if loaded is None else len(loaded)
-        for w in self.workers:
+        n_loaded = len(self.workers) if plan.loaded is None else len(plan.loaded)
+        for w in self.workers[:n_loaded]:  # the others are not reloaded: keep their batch size
             if w.target != NO_MODEL:
-                self.workers_of[w.target].append(w)
-                if w.index >= n_loaded:
-                    continue  # not reloaded: keeps its batch size
-                size = plan.batch_size.get(bundle.model_names[w.target], 1)
-                w.batch = max(
-                    1, min(int(size), bundle.max_batch_size(bundle.model_names[w.target]))
-                )
-        self._load_thresholds(n_loaded, loaded is not None)
-        if self.next_hosted:
-            self.hosted_above = hosted_above([bool(ws) for ws in self.workers_of])
+                name = bundle.model_names[w.target]
+                size = plan.batch_size.get(name, 1)
+                w.batch = max(1, min(int(size), bundle.max_batch_size(name)))
         if self.central:
-            for m in range(self.n_models):
-                if desired[m] == 0 and self.model_queue[m]:
+            for m, workers in enumerate(self.workers_of):
+                if not workers and self.model_queue[m]:
                     redispatch.extend((q, None) for q in self.model_queue[m])
                     self.model_queue[m].clear()
         # reroute_order=serving: the serving path's order (`serving.ingress`), the queries
@@ -697,7 +750,7 @@ class Cluster:
             )
         index = self.bundle.model_index
         workers = self.workers
-        targets = [index(name) for name in loaded] + [w.target for w in workers[len(loaded) :]]
+        targets = [index(name) for name in loaded] + [w.routed for w in workers[len(loaded) :]]
         counts = [0] * self.n_models
         for m in targets:
             if m != NO_MODEL:
@@ -706,7 +759,7 @@ class Cluster:
             raise ValueError(
                 f"plan counts {desired} workers per model, its loaded and kept ones are {counts}"
             )
-        return targets, [w.index for w, m in zip(workers, targets) if m != w.target]
+        return targets, [w.index for w, m in zip(workers, targets) if m != w.routed]
 
     def _load_thresholds(self, n_loaded: int, per_worker: bool) -> None:
         """Per-worker θ and τ: the first `n_loaded` workers take the plan's. With per-worker
@@ -716,7 +769,7 @@ class Cluster:
         state = self.state
         tables: dict[tuple[int, float], list[int]] = {}
         for w in self.workers:
-            m = w.target
+            m = w.routed
             if w.index < n_loaded and m != NO_MODEL:
                 w.theta, w.tau = state.theta, state.tau_of[m]
             if not per_worker or m == NO_MODEL or w.tau == state.tau_of[m]:
@@ -785,10 +838,10 @@ def _query_id(entry: tuple[int, Worker | None]) -> int:
 
 
 def _backlog(w: Worker) -> int:
-    """The queries outstanding at a worker, jsq's measure: queued (on their way there too)
-    plus the batch in service (what an ingress knows for free, `serving.dispatch`); a loading
-    worker serves none."""
-    return len(w.queue) + w.serving + w.incoming
+    """The queries outstanding at a worker, jsq's measure: queued (on their way there too, or
+    held for its next model) plus the batch in service (what an ingress knows for free,
+    `serving.dispatch`); a loading worker serves none."""
+    return len(w.queue) + len(w.held) + w.serving + w.incoming
 
 
 # a hop's median seconds, lognormal sigma and measured shape (None: the lognormal)

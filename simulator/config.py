@@ -42,6 +42,7 @@ ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query g
 BATCH_LATENCY_MODELS = ("bundle", "artifact")  # a batch's execution time by its size
 DISC_COST_UNITS = ("judged-image", "batch")  # what disc_cost_s is charged for
 ROUTING_MOMENTS = ("arrival", "ingress")  # when a query is routed (`SimConfig.route_at`)
+PLAN_SWITCHES = ("routing-first", "together")  # how a plan takes effect (`plan_switch`)
 FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
 
@@ -216,6 +217,17 @@ class SimConfig:
         "when it receives it; the rest of its dispatch hop takes it to its worker, which it "
         "reaches when it did before); the same without an arrival hop",
         Choice(ROUTING_MOMENTS),
+    )
+    plan_switch: str = setting(
+        "routing-first",
+        "How a re-plan takes effect: routing-first (new queries are routed by it after the "
+        "bundle's route hop, as the serving path's ingress; each worker it gives a new model "
+        "holds the queries sent for that model, serving its queue, until the plan hop, when "
+        "it gets the plan: its queue routed again, the held queries queued, its model loaded) "
+        "or together (routing and workers at the plan hop); the same where the route hop is "
+        "not shorter than the plan hop, with central dispatch and for plans with per-worker "
+        "loads",
+        Choice(PLAN_SWITCHES),
     )
 
     def __post_init__(self) -> None:

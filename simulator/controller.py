@@ -1,5 +1,6 @@
 """The controller (HADIS §4.1): a 1 s tick that estimates demand and queues, and a planner call
-every `plan_interval_s` whose plan is applied to the cluster (optionally after a delay)."""
+every `plan_interval_s` whose plan is applied to the cluster (optionally after a delay; its
+routing first, then its workers' configuration, `SimConfig.plan_switch`)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,17 @@ class Controller:
     """EWMA estimators and the planning loop."""
 
     def __init__(
-        self, cluster: Cluster, policy: Policy, config: SimConfig, plan_hop_s: float = 0.0
+        self,
+        cluster: Cluster,
+        policy: Policy,
+        config: SimConfig,
+        plan_hop_s: float = 0.0,
+        route_hop_s: float = 0.0,
     ) -> None:
         """`plan_hop_s`: the serving path's delay from a tick to its workers' configuration
-        (the bundle's plan hop, `simulator.bundle.HOPS`), added to `plan_delay_s`."""
+        (the bundle's plan hop, `simulator.bundle.HOPS`), added to `plan_delay_s`;
+        `route_hop_s`: to its ingress routing by the plan (the route hop), where it comes
+        first (`plan_switch=routing-first`)."""
         self.cluster = cluster
         self.policy = policy
         self.config = config
@@ -43,6 +51,9 @@ class Controller:
         self._last_model_arrivals = [0] * n_models
         self._ticks = 0
         self.plan_hop_s = plan_hop_s
+        self.route_hop_s = plan_hop_s
+        if config.plan_switch == "routing-first":
+            self.route_hop_s = min(route_hop_s, plan_hop_s)
         self.plans: list[PlanRecord] = []
         self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
         self.demand_log: list[float] = []  # demand estimate at the end of each tick
@@ -76,11 +87,16 @@ class Controller:
         self.planner_wall_s.append((self.cluster.env.now, wall_s))
         return plan, wall_s
 
-    def apply(self, plan: Plan, planned_s: float, demand_qps: float) -> None:
+    def apply(
+        self, plan: Plan, planned_s: float, demand_qps: float, workers_later: bool = False
+    ) -> bool:
+        """Put `plan` in force (`Cluster.apply_plan`), unless it is the one in force: whether
+        it was."""
         if self.plans and plan == self.plans[-1].plan:
-            return  # unchanged: nothing to apply, no new epoch
-        self.cluster.apply_plan(plan)
+            return False  # unchanged: nothing to apply, no new epoch
+        self.cluster.apply_plan(plan, workers_later)
         self.plans.append(PlanRecord(planned_s, self.cluster.env.now, demand_qps, plan))
+        return True
 
     def initial_plan(self) -> None:
         """Plan with an empty observation and apply at t = 0, before any arrival, with its
@@ -101,17 +117,31 @@ class Controller:
             self._ticks += 1
             if self._ticks % ticks_per_plan == 0:
                 plan, wall_s = self.plan_now()
-                delay = self.config.plan_delay_s + self.plan_hop_s
+                delay_s = self.config.plan_delay_s
                 if self.config.plan_delay_measured:
-                    delay += wall_s
-                if delay > 0:
-                    env.process(self._apply_later(plan, env.now, self.demand_qps, delay))
+                    delay_s += wall_s
+                configure_s = delay_s + self.plan_hop_s
+                route_s = configure_s
+                if self.cluster.can_route_first(plan):
+                    route_s = delay_s + self.route_hop_s
+                if configure_s > 0:
+                    env.process(
+                        self._apply_later(plan, env.now, self.demand_qps, route_s, configure_s)
+                    )
                 else:
                     self.apply(plan, env.now, self.demand_qps)
 
-    def _apply_later(self, plan: Plan, planned_s: float, demand_qps: float, delay_s: float):
-        yield self.cluster.env.timeout(delay_s)
-        self.apply(plan, planned_s, demand_qps)
+    def _apply_later(
+        self, plan: Plan, planned_s: float, demand_qps: float, route_s: float, configure_s: float
+    ):
+        """Apply `plan` `route_s` after it was made, its workers' configuration at
+        `configure_s` (>= route_s)."""
+        env = self.cluster.env
+        yield env.timeout(route_s)
+        later = configure_s > route_s
+        if self.apply(plan, planned_s, demand_qps, workers_later=later) and later:
+            yield env.timeout(configure_s - route_s)
+            self.cluster.configure_workers(plan)
 
     def update_estimates(self, tick_s: float) -> None:
         c = self.cluster

@@ -81,7 +81,9 @@ def simulate(
         prompt_idx,
         stream_seed(config.seed, SEED_STREAM_DISPATCH, replicate),
     )
-    controller = Controller(cluster, policy, config, bundle.overhead_s("plan")[0])
+    controller = Controller(
+        cluster, policy, config, bundle.overhead_s("plan")[0], bundle.overhead_s("route")[0]
+    )
     controller.initial_plan()
     env.process(controller.process())
     cluster.start()

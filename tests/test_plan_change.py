@@ -24,8 +24,11 @@ LIGHT, MID, HEAVY = 0, 1, 2
 BATCH_1 = {m: 1 for m in MODELS}
 
 
-def cluster_of(n_queries: int, n_workers: int = 3, **config) -> tuple[simpy.Environment, Cluster]:
-    """Three workers, `n_queries` arriving at t = 0, JSQ dispatch (ties: the lower index)."""
+def cluster_of(
+    n_queries: int, n_workers: int = 3, arrival_s=None, **config
+) -> tuple[simpy.Environment, Cluster]:
+    """Three workers, `n_queries` arriving at t = 0 (or at `arrival_s`), JSQ dispatch (ties:
+    the lower index)."""
     bundle = make_bundle(MODELS, {"light": 30.0, "mid": 25.0, "heavy": 20.0})
     sim = SimConfig(n_workers=n_workers, slo_s=600.0, dispatch=config.pop("dispatch", "jsq"),
                     router_cost_s=0.0,
@@ -33,7 +36,8 @@ def cluster_of(n_queries: int, n_workers: int = 3, **config) -> tuple[simpy.Envi
     policy = make_policy("static-cascade", PolicyContext(bundle, n_workers, 600.0))
     env = simpy.Environment()
     prompts = np.arange(n_queries)
-    cluster = Cluster(env, bundle, sim, policy, np.zeros(n_queries), prompts, 0)
+    arrivals = np.zeros(n_queries) if arrival_s is None else np.asarray(arrival_s, float)
+    cluster = Cluster(env, bundle, sim, policy, arrivals, prompts, 0)
     return env, cluster
 
 
@@ -330,3 +334,88 @@ def test_a_query_on_its_way_to_a_worker_whose_model_changes_is_routed_again_on_a
     assert cluster.completion_s == [5.0, 9.0]
     assert [w.incoming for w in cluster.workers] == [0, 0, 0]
     assert cluster.queue_lengths() == [0, 0, 0]
+
+
+def run_plan_switch(routing_first: bool) -> Cluster:
+    """Plan 1 bypasses q0-q3 (t = 0) to the two heavy workers (q0, q2 on worker 1; q1, q3 on
+    worker 2); plan 2 (mid, then heavy; no bypass, mid accepts all) turns worker 2 mid; q4
+    arrives at t = 0.6; the workers get plan 2 at t = 1, routing by it begins at t = 0.5
+    (`routing_first`) or then too."""
+    env, cluster = cluster_of(5, arrival_s=[0, 0, 0, 0, 0.6])
+    cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
+    cluster.start()
+    plan = cascade({"light": 1, "mid": 1, "heavy": 1}, stages=("mid", "heavy"))
+    worker = cluster.workers[2]
+    if routing_first:
+        env.run(until=0.5)
+        cluster.apply_plan(plan, workers_later=True)
+        assert (worker.target, worker.routed, list(worker.queue)) == (HEAVY, MID, [3])
+        env.run(until=1.0)
+        assert worker.held == [4] and cluster.final_model[4] == NO_MODEL
+        cluster.configure_workers(plan)
+        assert (worker.target, list(worker.queue), worker.held) == (MID, [4], [])
+    else:
+        env.run(until=1.0)
+        cluster.apply_plan(plan)
+    env.run()
+    assert [w.held for w in cluster.workers] == [[], [], []]
+    assert cluster.queue_lengths() == [0, 0, 0]
+    return cluster
+
+
+def test_routing_first_holds_a_query_for_a_workers_next_model_until_its_configuration():
+    """Routed by plan 2 at t = 0.6, q4 goes to mid at worker 2, held there (not queued) until
+    the worker gets plan 2 at t = 1; then worker 2's queue (q3, bypassed to heavy) is routed
+    again, to worker 1, and worker 2 serves q4 with mid once its heavy batch (q1) ends at 4 s.
+    Both at t = 1 (`together`), plan 1 routes q4: bypassed to heavy, behind q2 at worker 1
+    (jsq's tie: the lower index), and q3 after it."""
+    first = run_plan_switch(routing_first=True)
+    assert first.final_model == [HEAVY, HEAVY, HEAVY, HEAVY, MID]
+    assert first.completion_s == [4.0, 4.0, 8.0, 12.0, 6.0]
+    together = run_plan_switch(routing_first=False)
+    assert together.final_model == [HEAVY] * 5
+    assert together.completion_s == [4.0, 4.0, 8.0, 16.0, 12.0]
+
+
+def test_routing_first_counts_held_queries_in_the_workers_backlog():
+    """jsq counts a held query at its worker, as the ingress counts it sent there: two mid
+    workers-to-be, the first holding q4, so q5 goes to the second."""
+    env, cluster = cluster_of(6, n_workers=4, arrival_s=[0, 0, 0, 0, 0.6, 0.7])
+    cluster.apply_plan(cascade({"light": 1, "heavy": 3}, router=1.0))
+    cluster.start()
+    env.run(until=0.5)
+    assert [len(w.queue) + w.serving for w in cluster.workers] == [0, 2, 1, 1]
+    plan = cascade({"light": 1, "mid": 2, "heavy": 1}, stages=("mid", "heavy"))
+    cluster.apply_plan(plan, workers_later=True)
+    assert [w.routed for w in cluster.workers] == [LIGHT, HEAVY, MID, MID]
+    env.run(until=0.8)
+    assert [w.held for w in cluster.workers] == [[], [], [4], [5]]
+    cluster.configure_workers(plan)
+    env.run()
+    assert cluster.final_model[4:] == [MID, MID]
+    assert cluster.completion_s[4:] == [6.0, 6.0]
+
+
+def test_a_plan_routed_before_the_last_ones_workers_got_it_configures_them_first():
+    """Plan 2 routed (worker 2 to turn mid, holding q4), then plan 3 routed before plan 2's
+    configuration: worker 2 gets plan 2 first (q4 queued there for mid), then plan 3 turns it
+    back to heavy and its queue is routed again (q4, bypassed now, back to worker 2: the heavy
+    worker with fewer outstanding); plan 2's late configuration changes nothing."""
+    env, cluster = cluster_of(5, arrival_s=[0, 0, 0, 0, 0.6])
+    cluster.apply_plan(cascade({"light": 1, "heavy": 2}, router=1.0))
+    cluster.start()
+    env.run(until=0.5)
+    plan2 = cascade({"light": 1, "mid": 1, "heavy": 1}, stages=("mid", "heavy"))
+    cluster.apply_plan(plan2, workers_later=True)
+    env.run(until=0.7)
+    plan3 = cascade({"light": 1, "heavy": 2}, router=1.0)
+    cluster.apply_plan(plan3, workers_later=True)
+    worker = cluster.workers[2]
+    assert (worker.target, worker.routed, worker.held, list(worker.queue)) == (MID, HEAVY, [], [4])
+    cluster.configure_workers(plan2)
+    assert (worker.target, worker.routed, list(worker.queue)) == (MID, HEAVY, [4])
+    cluster.configure_workers(plan3)
+    assert worker.target == HEAVY and list(worker.queue) == [4]
+    env.run()
+    assert cluster.final_model == [HEAVY] * 5
+    assert sum(cluster.dropped) == 0

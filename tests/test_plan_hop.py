@@ -1,5 +1,6 @@
-"""The plan hop (`serving.hops.plan_hop_ms`): from a re-plan's tick to its workers'
-configuration, measured from a real run's plans and swaps, on hand-made run folders."""
+"""The route and plan hops (`serving.hops.plan_hop_ms`): from a re-plan's tick to the ingress
+routing by it, and to its workers' configuration, measured from a real run's plans and swaps,
+on hand-made run folders."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def test_the_plan_hop_is_the_median_delay_to_the_ingress_plus_the_mean_reconfigu
     # median(15, 20, 10) ms + (2 x 40 + 6 x 80) / 8 ms
     assert hop["plan_overhead_ms"] == pytest.approx(15.0 + 70.0, abs=1e-6)
     assert hop["plan_overhead_p95_ms"] == hop["plan_overhead_ms"]
+    # the route hop: the median delay to the ingress's `set_plan`, whatever the swaps
+    assert hop["route_overhead_ms"] == hop["route_overhead_p95_ms"] == pytest.approx(15.0)
     # a run that logged each swap's delay (since session 39): their median, not the means
     logged = {"swap_s": SWAPS, "configure_delay_s": {"count": 8, "median": 0.05, "max": 0.9}}
     assert plan_hop_ms(run_folder(tmp_path), logged, 5.0)["plan_overhead_ms"] == pytest.approx(
@@ -65,6 +68,7 @@ def test_a_run_that_logged_its_swaps_measures_each_from_its_plans_tick_to_its_co
     hop = plan_hop_ms(folder, logged, 5.0)
     assert hop["plan_overhead_ms"] == pytest.approx((24.0 + 30.0) / 2, abs=1e-6)
     assert hop["plan_overhead_p95_ms"] == hop["plan_overhead_ms"]
+    assert hop["route_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
     # a swap requested before the first re-plan (the replay's first plan's) is not counted
     early = pd.concat([swaps, swaps.iloc[:1].assign(requested_s=0.5, configured_s=2.0)])
     early.to_csv(folder / "swaps.csv", index=False)
@@ -79,13 +83,11 @@ def test_a_run_that_logged_its_swaps_measures_each_from_its_plans_tick_to_its_co
 
 def test_a_run_without_re_plans_or_plans_csv_measures_no_plan_hop(tmp_path):
     first_only = {k: v[:2] for k, v in PLANS.items()}
-    assert math.isnan(
-        plan_hop_ms(run_folder(tmp_path / "a", first_only), {"swap_s": SWAPS}, 5.0)[
-            "plan_overhead_ms"
-        ]
-    )
+    unplanned = plan_hop_ms(run_folder(tmp_path / "a", first_only), {"swap_s": SWAPS}, 5.0)
     (tmp_path / "b").mkdir()
-    assert math.isnan(plan_hop_ms(tmp_path / "b", {"swap_s": SWAPS}, 5.0)["plan_overhead_ms"])
+    unlogged = plan_hop_ms(tmp_path / "b", {"swap_s": SWAPS}, 5.0)
+    for hop in (unplanned, unlogged):
+        assert len(hop) == 4 and all(math.isnan(v) for v in hop.values())
     # pooled: a hop no run measured gets none
     dispatch = {"dispatch_overhead_ms": 5.0, "dispatch_overhead_p95_ms": 9.0}
     pooled = pooled_overheads_ms([{**dispatch, "plan_overhead_ms": math.nan}])
@@ -106,16 +108,18 @@ def test_a_malformed_plans_csv_is_one_line_naming_the_file(tmp_path):
 def test_a_calibration_without_re_plans_takes_the_median_plan_hop_of_the_others():
     static = {"dispatch_overhead_ms": 5.2, "plan_overhead_ms": 0.0, "plan_overhead_p95_ms": 0.0}
     others = {
-        "c": {"plan_overhead_ms": 90.0},
-        "a": {"plan_overhead_ms": 30.0},
+        "c": {"route_overhead_ms": 30.0, "plan_overhead_ms": 90.0},
+        "a": {"route_overhead_ms": 10.0, "plan_overhead_ms": 30.0},
         "static-constant": {"plan_overhead_ms": 0.0},  # never re-plans: measured none
-        "b": {"plan_overhead_ms": 60.0},
+        "b": {"plan_overhead_ms": 60.0},  # made before the route hop was measured: 0
         "d": {"dispatch_overhead_ms": 4.0},  # made before the plan hop was measured
     }
     hops, sources = calibration_overheads(static, others)
     assert sources == ["a", "b", "c"]
     assert hops == {
         "dispatch_overhead_ms": 5.2,
+        "route_overhead_ms": 10.0,
+        "route_overhead_p95_ms": 10.0,
         "plan_overhead_ms": 60.0,
         "plan_overhead_p95_ms": 60.0,
     }

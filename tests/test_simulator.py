@@ -360,24 +360,66 @@ def test_a_run_plans_with_its_planner_bundle_while_its_workers_serve_by_the_bund
 
 
 @pytest.mark.usefixtures("scripted_policies")
-def test_the_bundles_plan_hop_delays_each_plan_beyond_the_plan_delay():
-    """A bundle's plan hop (`overheads.plan_overhead_ms`: from the tick to the workers'
-    configuration on the serving path) adds to `plan_delay_s`; the initial plan is in force
-    before the first arrival."""
+@pytest.mark.parametrize(
+    ("plan_switch", "route_ms", "routed_after_s"),
+    [("together", 100.0, 2.25), ("routing-first", 100.0, 2.1), ("routing-first", 400.0, 2.25)],
+)
+def test_the_bundles_hops_delay_each_plan_beyond_the_plan_delay(
+    plan_switch, route_ms, routed_after_s
+):
+    """A bundle's route and plan hops (`overheads.route_overhead_ms`, `plan_overhead_ms`:
+    from the tick to the ingress routing by a plan, to its workers' configuration on the
+    serving path) add to `plan_delay_s`: a plan is in force (routes) after the route hop
+    (`plan_switch=routing-first`; at most the plan hop) or after the plan hop (`together`);
+    the initial plan is in force before the first arrival."""
     import dataclasses
 
     bundle = make_bundle()
-    bundle = dataclasses.replace(
-        bundle, meta={**bundle.meta, "overheads": {"plan_overhead_ms": 250.0}}
-    )
+    overheads = {"route_overhead_ms": route_ms, "plan_overhead_ms": 250.0}
+    bundle = dataclasses.replace(bundle, meta={**bundle.meta, "overheads": overheads})
     trace = poisson(2.0, 60, n_prompts=bundle.n_prompts, seed=2)
     options = {"ratios": [(0.0, 0.0), (0.5, 0.5)]}
-    config = SimConfig(n_workers=4, slo_s=30, plan_delay_s=2.0)
+    config = SimConfig(n_workers=4, slo_s=30, plan_delay_s=2.0, plan_switch=plan_switch)
     policy = make_policy("test-fixed-cascade", PolicyContext(bundle, 4, 30, options=options))
     raw = simulate(bundle, trace.arrival_s, trace.prompt_idx, policy, config)
     assert raw.plans[0].applied_s == 0.0
     later = raw.plans[1:]
-    assert later and all(r.applied_s == pytest.approx(r.planned_s + 2.25) for r in later)
+    assert later and all(r.applied_s == pytest.approx(r.planned_s + routed_after_s) for r in later)
+
+
+@pytest.mark.usefixtures("scripted_policies")
+def test_routing_first_sends_queries_to_the_new_model_before_the_workers_get_it():
+    """Every worker swaps light -> heavy -> light (`test-swapping-mix`). With a 50 ms route hop
+    and a 500 ms plan hop, a query arriving between them at a switch to heavy is routed to
+    heavy and held until its worker gets the plan (`plan_switch=routing-first`); switched
+    together, it goes to light. Without hops the two are the same run."""
+    import dataclasses
+
+    bundle = make_bundle(load_s=2.0)
+    trace = poisson(2.0, 200, n_prompts=bundle.n_prompts, seed=3)
+
+    def run(plan_switch: str, overheads: dict):
+        hopped = dataclasses.replace(bundle, meta={**bundle.meta, "overheads": overheads})
+        config = SimConfig(n_workers=3, slo_s=60, plan_interval_s=5, plan_switch=plan_switch)
+        policy = make_policy("test-swapping-mix", PolicyContext(hopped, 3, 60))
+        return simulate(hopped, trace.arrival_s, trace.prompt_idx, policy, config)
+
+    first, together = (run(s, {}) for s in ("routing-first", "together"))
+    for field in ("completion_s", "first_model", "final_model", "dropped"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(together, field))
+    hops = {"route_overhead_ms": 50.0, "plan_overhead_ms": 500.0}
+    first, together = (run(s, hops) for s in ("routing-first", "together"))
+    to_heavy = [r.planned_s for r in first.plans[1:] if r.plan.mix == {"heavy": 1.0}]
+    arrival = trace.arrival_s
+    between = np.zeros(len(arrival), dtype=bool)
+    for t in to_heavy:
+        between |= (arrival > t + 0.05) & (arrival < t + 0.5)
+    assert between.sum() >= 3
+    assert (first.first_model[between] == 1).all()  # heavy
+    assert (together.first_model[between] == 0).any()  # light, before the switch
+    assert [r.applied_s - r.planned_s for r in first.plans[1:]] == pytest.approx(
+        [0.05] * (len(first.plans) - 1)
+    )
 
 
 @pytest.mark.parametrize(("charge_ms", "service_s"), [(0, [1.0] * 4), (100, [1.2, 1.0, 1.0, 1.0])])
