@@ -184,9 +184,10 @@ def compares(folder: Path, name: str) -> bool:
 def write_calibration_hops(folder: Path, name: str) -> None:
     """DIR/CALIBRATION_HOPS/<name>.json, the hops emulated experiment `name`'s calibration
     column applies (`serving.hops.calibration_overheads`): `CALIBRATION`'s, and where its runs
-    measured no plan hop (the static cascade never re-plans), the median plan hop of the other
-    emulated experiments run so far (not `name`, not the calibration); its row in
-    DIR/CALIBRATION_HOPS/CALIBRATION_SOURCES names them (since session 40)."""
+    measured no plan hop (the static cascade never re-plans), the median route and plan hops of
+    the other emulated experiments run so far (not `name`, not the calibration); its row in
+    DIR/CALIBRATION_HOPS/CALIBRATION_SOURCES names them (since session 40; the route hop since
+    session 42)."""
     others = {
         other: json.loads(path.read_text())
         for other, e in EXPERIMENTS.items()
@@ -204,6 +205,7 @@ def write_calibration_hops(folder: Path, name: str) -> None:
     row = {
         "experiment": name,
         "calibration": CALIBRATION,
+        "route_overhead_ms": hops.get("route_overhead_ms", 0.0),
         "plan_overhead_ms": hops.get("plan_overhead_ms", 0.0),
         "plan_hop_from": ";".join(sources),
     }

@@ -177,7 +177,9 @@ def test_measured_overheads_come_from_the_runs_own_timestamps():
         "escalation_overhead_p95_ms": 15.0,
         "arrival_overhead_ms": 0.0,
         "arrival_overhead_p95_ms": 0.0,
-        "plan_overhead_ms": 0.0,  # no run measured it (`plan_hop_ms`)
+        "route_overhead_ms": 0.0,  # no run measured it (`plan_hop_ms`)
+        "route_overhead_p95_ms": 0.0,
+        "plan_overhead_ms": 0.0,
         "plan_overhead_p95_ms": 0.0,
     }
     # queueing the simulation lacks (a replica start) is no hop: clipped to the bundle's range
@@ -367,7 +369,9 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         "escalation_overhead_p95_ms": 12.0,
         "arrival_overhead_ms": 4.0,
         "arrival_overhead_p95_ms": 4.0,
-        "plan_overhead_ms": 0.0,  # no plans.csv in these stand-in runs: not measured
+        "route_overhead_ms": 0.0,  # no plans.csv in these stand-in runs: not measured
+        "route_overhead_p95_ms": 0.0,
+        "plan_overhead_ms": 0.0,
         "plan_overhead_p95_ms": 0.0,
     }
     errors = table.set_index("metric")["error"]
