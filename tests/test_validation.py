@@ -519,6 +519,37 @@ def test_a_damaged_real_run_is_one_error_before_anything_is_written(
     assert sorted(d.name for d in tmp_path.iterdir()) == ["real-1", "real-2"]
 
 
+def test_a_plan_hop_beyond_the_route_hop_reports_the_plans_switched_together(bundle, tmp_path):
+    """Stand-in real runs whose re-plans reached the ingress 15 ms after their ticks and their
+    workers 20 ms later (no swaps.csv: the older estimate): the route hop is 15 ms, the plan
+    hop 35 ms, and the simulation with `plan_switch=together` is reported beside, with its
+    sentence; the static cascade never re-plans, so it is DIR/sim's run."""
+    setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
+    fake = simulate(bundle, {})
+    queries = fake.queries.assign(visits=1, resends=0, hops_s=0.0)
+    plans = pd.DataFrame({"planned_s": [0.0, 5.0, 10.0], "applied_s": [0.0, 5.015, 10.015]})
+    for k in (1, 2):
+        summary = {
+            **fake.summary,
+            "trace_spec": TRACE,
+            "configure_delay_s": {"count": 2, "median": 0.02, "max": 0.03},
+        }
+        run = tmp_path / f"real-{k}"
+        write_run(run, queries, fake.timeseries, summary, as_served(fake), [])
+        plans.to_csv(run / "plans.csv", index=False)
+    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    hops = json.loads((tmp_path / "overheads.json").read_text())
+    assert hops["route_overhead_ms"] == pytest.approx(15.0)
+    assert hops["plan_overhead_ms"] == pytest.approx(35.0)
+    rows = table.set_index("metric").drop(["same_plan_share", "same_plan_thresholds_share"])
+    pd.testing.assert_series_equal(
+        rows["error_plan_switch_together"], rows["error"], check_names=False
+    )
+    assert "Error plan switch together: a re-plan's routing" in (
+        tmp_path / "fidelity.md"
+    ).read_text()
+
+
 def test_a_failed_validation_leaves_the_older_report_whole(bundle, tmp_path, monkeypatch):
     """A fresh validation that fails after its first real run leaves the older report in DIR
     byte for byte (it is written to a staging folder that replaces DIR at the end); a
