@@ -207,6 +207,7 @@ def write_calibration_hops(folder: Path, name: str) -> None:
         "calibration": CALIBRATION,
         "route_overhead_ms": hops.get("route_overhead_ms", 0.0),
         "plan_overhead_ms": hops.get("plan_overhead_ms", 0.0),
+        "configure_overhead_ms": hops.get("configure_overhead_ms", 0.0),
         "plan_hop_from": ";".join(sources),
     }
     if len(rows):

@@ -57,10 +57,13 @@ def hop_overheads_ms(real: pd.DataFrame) -> dict[str, float]:
 
 
 def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[str, float]:
-    """The route and plan hops in one real run (an `overheads` object's route and plan fields,
-    ms). The route hop: the median delay from a re-plan's tick to the ingress's `set_plan`
-    (routing by it from then on). The plan hop: from a re-plan's tick to its workers'
-    configuration, where the simulator's workers switch. Over the re-plans
+    """The route, plan and configure hops in one real run (an `overheads` object's fields for
+    them, ms). The route hop: the median delay from a re-plan's tick to the ingress's
+    `set_plan` (routing by it from then on). The plan hop: from a re-plan's tick to its
+    workers' configuration, where the simulator's workers switch. The configure hop (only
+    where the run logged its swaps): the median over the swaps at re-plans of the delay from
+    their plan's `set_plan` to the worker's `configure`, over the swap's rank k in its plan
+    (the k-th to be configured): the step of `plan_switch=per-swap`. Over the re-plans
     (`plans.csv`, those made at a tick: planned at plan_interval_s / 2 or later, not the
     replay's first): where the run logged its swaps (`swaps.csv`, since session 41), the median
     over their swaps of the delay from the plan's tick to the worker's `configure` (each swap
@@ -74,29 +77,28 @@ def plan_hop_ms(run_dir: Path, summary: dict, plan_interval_s: float) -> dict[st
     session 13)."""
     path = run_dir / "plans.csv"
     if not path.is_file():
-        return _route_and_plan_ms(math.nan, math.nan)
+        return _switch_hops_ms(math.nan, math.nan)
     plans = _read_columns(path, ["planned_s", "applied_s"])
     replans = plans[plans["planned_s"] >= plan_interval_s / 2]
     if not len(replans):
-        return _route_and_plan_ms(math.nan, math.nan)
+        return _switch_hops_ms(math.nan, math.nan)
     route_ms = float(np.median(replans["applied_s"] - replans["planned_s"])) * 1e3
     swaps_path = run_dir / SWAPS_FILE
     if swaps_path.is_file():
         swaps = _read_columns(swaps_path, ["requested_s", "configured_s"])
-        delay_ms = _configure_after_tick_ms(replans["planned_s"].to_numpy(), swaps)
-        if delay_ms == delay_ms:  # swaps at re-plans: their own delays
-            return _route_and_plan_ms(route_ms, delay_ms)
-        return _route_and_plan_ms(route_ms, route_ms)
-    return _route_and_plan_ms(route_ms, route_ms + _configure_delay_s(summary) * 1e3)
+        delays = _swap_delays(replans, swaps)
+        if delays is not None:  # swaps at re-plans: their own delays
+            after_tick_s, step_s = delays
+            return _switch_hops_ms(route_ms, after_tick_s * 1e3, step_s * 1e3)
+        return _switch_hops_ms(route_ms, route_ms)
+    return _switch_hops_ms(route_ms, route_ms + _configure_delay_s(summary) * 1e3)
 
 
-def _route_and_plan_ms(route_ms: float, plan_ms: float) -> dict[str, float]:
-    return {
-        "route_overhead_ms": route_ms,
-        "route_overhead_p95_ms": route_ms,
-        "plan_overhead_ms": plan_ms,
-        "plan_overhead_p95_ms": plan_ms,
-    }
+def _switch_hops_ms(
+    route_ms: float, plan_ms: float, configure_ms: float = math.nan
+) -> dict[str, float]:
+    hops = {"route": route_ms, "plan": plan_ms, "configure": configure_ms}
+    return {f"{hop}_overhead{q}_ms": ms for hop, ms in hops.items() for q in ("", "_p95")}
 
 
 def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -107,16 +109,22 @@ def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
         raise InputError(f"{path}: cannot read {' and '.join(columns)} ({problem})") from None
 
 
-def _configure_after_tick_ms(planned_s: np.ndarray, swaps: pd.DataFrame) -> float:
-    """The median over `swaps` made at re-plans (`planned_s`, sorted) of the ms from their
-    plan's tick to the worker's `configure`; NaN where none was."""
+def _swap_delays(replans: pd.DataFrame, swaps: pd.DataFrame) -> tuple[float, float] | None:
+    """Over `swaps` made at `replans` (sorted by `planned_s`; each swap the latest planned at
+    or before its request): the median seconds from their plan's tick to the worker's
+    `configure`, and the median of the seconds from their plan's `set_plan` (`applied_s`) to
+    it over the swap's rank among its plan's swaps by `configure`; None where none was."""
     swaps = swaps.dropna()
-    k = np.searchsorted(planned_s, swaps["requested_s"].to_numpy(), side="right") - 1
-    at_replan = k >= 0
+    planned_s = replans["planned_s"].to_numpy()
+    plan = np.searchsorted(planned_s, swaps["requested_s"].to_numpy(), side="right") - 1
+    at_replan = plan >= 0
     if not at_replan.any():
-        return math.nan
-    delays = swaps["configured_s"].to_numpy()[at_replan] - planned_s[k[at_replan]]
-    return float(np.median(delays)) * 1e3
+        return None
+    plan = plan[at_replan]
+    configured_s = swaps["configured_s"].to_numpy()[at_replan]
+    rank = pd.Series(configured_s).groupby(plan).rank(method="first").to_numpy()
+    after_set_s = configured_s - replans["applied_s"].to_numpy()[plan]
+    return float(np.median(configured_s - planned_s[plan])), float(np.median(after_set_s / rank))
 
 
 def _configure_delay_s(summary: dict) -> float:
@@ -152,19 +160,19 @@ def calibration_overheads(
     calibration: dict[str, float], others: dict[str, dict[str, float]]
 ) -> tuple[dict[str, float], list[str]]:
     """The hops a calibration column applies: the calibration experiment's `overheads`
-    object; where its runs measured no plan hop (a policy that never re-plans), the route and
-    plan hops are each the median over `others` (other experiments' pooled `overheads`, by
-    name) of those that measured a plan hop (> 0). Also the names those medians took (none
-    where the calibration's own are kept). `others` must leave out the experiment judged:
-    every number then comes from runs other than its own."""
+    object; where its runs measured no plan hop (a policy that never re-plans), the route,
+    plan and configure hops are each the median over `others` (other experiments' pooled
+    `overheads`, by name) that measured a plan hop (> 0), of those that measured it. Also the
+    names those medians took (none where the calibration's own are kept). `others` must leave
+    out the experiment judged: every number then comes from runs other than its own."""
     hops = dict(calibration)
     if hops.get("plan_overhead_ms", 0.0) > 0:
         return hops, []
     sources = sorted(n for n, o in others.items() if o.get("plan_overhead_ms", 0.0) > 0)
     if sources:
-        for hop in ("route", "plan"):
-            values = [others[n].get(f"{hop}_overhead_ms", 0.0) for n in sources]
-            median_ms = round(float(np.median(values)), 1)
+        for hop in ("route", "plan", "configure"):
+            values = [v for n in sources if (v := others[n].get(f"{hop}_overhead_ms", 0.0)) > 0]
+            median_ms = round(float(np.median(values)), 1) if values else 0.0
             hops[f"{hop}_overhead_ms"] = hops[f"{hop}_overhead_p95_ms"] = median_ms
     return hops, sources
 

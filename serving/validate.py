@@ -391,7 +391,9 @@ def _sensitivities(
     after idle left out, where the hops include an arrival hop, each query routed once it has
     passed (`route_at=ingress`, as the real ingress routes; since session 41), and where the
     plan hop outlasts the route hop, a re-plan's routing and workers switched together at the
-    plan hop (`plan_switch=together`, the simulator's rule before session 42)."""
+    plan hop (`plan_switch=together`, the simulator's rule before session 42), and where the
+    hops have a configure hop, its workers all configured at the plan hop
+    (`plan_switch=routing-first`, the rule of session 42)."""
     bundle, judged, setup = sims.bundle, sims.config, sims.setup
     others = {}
     if applied != measured:  # the in-sample comparison too
@@ -420,6 +422,9 @@ def _sensitivities(
         at_ingress = dataclasses.replace(judged, route_at="ingress")
         others["route_at_ingress"] = sims.metrics(applied, service=at_ingress)
     route_ms = applied.get("route_overhead_ms", 0.0)
+    if applied.get("configure_overhead_ms", 0.0) > 0 and judged.plan_switch == "per-swap":
+        at_once = dataclasses.replace(judged, plan_switch="routing-first")
+        others["plan_switch_routing_first"] = sims.metrics(applied, service=at_once)
     if applied.get("plan_overhead_ms", 0.0) > route_ms and judged.plan_switch != "together":
         together = dataclasses.replace(judged, plan_switch="together")
         others["plan_switch_together"] = sims.metrics(applied, service=together)
@@ -455,12 +460,20 @@ def _note_parts(
             "the real ingress routes a query when it receives it (DIR/sim routes it at its trace "
             "time; both reach the worker after the same dispatch hop; since session 41)."
         )
+    if "plan_switch_routing_first" in others:
+        parts.append(
+            "Error plan switch routing first: a re-plan's workers all configured at the plan "
+            "hop (DIR/sim configures them one by one, in a random order, a configure hop apart "
+            "after the route hop, as the real controller's `configure` calls reach them; since "
+            "session 43)."
+        )
     if "plan_switch_together" in others:
         parts.append(
             "Error plan switch together: a re-plan's routing and its workers switched together "
             "at the plan hop (DIR/sim routes by it after the route hop, as the real ingress "
             "after `set_plan`, and a worker it gives a new model holds the queries sent for "
-            "it until the plan hop, as a real worker until its `configure`; since session 42)."
+            "it until its configuration, as a real worker until its `configure`; since "
+            "session 42)."
         )
     if sim_repeats > 1:
         parts.append(simulated_spread_text(sim_repeats))

@@ -5,7 +5,8 @@ A bundle is a folder::
     bundle.json   schema_version, name, provenance {source, gpu, libraries}, time_unit "s",
                   router {features, weights} (how prompts.router_score was computed),
                   optional overheads {dispatch_overhead_ms, escalation_overhead_ms,
-                  arrival_overhead_ms, route_overhead_ms, plan_overhead_ms, and their spread
+                  arrival_overhead_ms, route_overhead_ms, plan_overhead_ms,
+                  configure_overhead_ms, and their spread
                   <hop>_overhead_p95_ms} (see `HOPS`;
                   an absent one is 0, an absent p95 the median: no spread), and
                   arrival_charge_ms (see `ARRIVAL_CHARGE_FIELD`; absent: 0, none)
@@ -92,9 +93,11 @@ REQUIRED_COLUMNS = {
 # solve, the ingress's `set_plan`): new queries follow the plan from then on
 # (`SimConfig.plan_switch`); plan = from a re-plan's tick to its workers' configuration (the
 # same, then each worker's `configure` call): its workers switch that long after the tick that
-# made it (the medians alone; `Controller`).
+# made it (the medians alone; `Controller`); configure = the step between a re-plan's swaps
+# after its route hop (`SimConfig.plan_switch=per-swap`): its k-th swap to reach its worker
+# switches k steps after the ingress routes by the plan (the median alone).
 # Each is a median and an optional 95th percentile (a lognormal per hop, as service times).
-HOPS = ("dispatch", "escalation", "arrival", "route", "plan")
+HOPS = ("dispatch", "escalation", "arrival", "route", "plan", "configure")
 # The host's cores shared by the serving stack and the workers (CPU replicas): each query's
 # arrival at the stack prolongs every batch running at that moment by this much (its per-query
 # work competing for the cores; measured by `serving.arrival_charge`; 0: no such sharing)

@@ -141,6 +141,8 @@ class Cluster:
         # route_at=ingress: a new query is routed once its arrival hop has passed
         self.route_at_ingress = config.route_at == "ingress" and self.arrival_hop[0] > 0
         self.arrival_hop_rng = random.Random(f"{rng_seed}/arrival-hops")
+        # the order a re-plan's swaps reach their workers (`plan_switch=per-swap`), likewise
+        self.configure_rng = random.Random(f"{rng_seed}/configure-order")
         # the bundle's arrival charge: each query's arrival at the stack prolongs every batch
         # running then (wall clock, not scaled); `arrivals_charged` counts the arrivals so far,
         # so a batch reads its charge as a difference of counts (O(1) per event)
@@ -625,6 +627,8 @@ class Cluster:
         for w in self.workers:
             if w.target != NO_MODEL:
                 self.queued[w.target] += len(w.queue) + w.incoming
+            if w.held:  # sent for the model it is yet to get
+                self.queued[w.routed] += len(w.held)
 
     def preload(self) -> None:
         """Load every worker's target model at no cost: the initial plan's models are in place
@@ -681,14 +685,27 @@ class Cluster:
         for q in waiting:
             self._reroute(q)
 
-    def configure_workers(self, plan: Plan) -> None:
-        """The workers get plan `plan`'s configuration (unless a later plan's came first): the
-        workers whose model changed take it, their queues routed again
-        (`on_plan_change=reroute`, in `reroute_order`) or kept for the new model (`keep`),
-        the queries held for it queued; every worker takes its batch size."""
+    def configure_order(self) -> list[int]:
+        """The workers whose model the plan being configured changes, in a random order (the
+        order its `configure` calls reach them on the serving path: `plan_switch=per-swap`)."""
+        order = list(self.configuring or ())
+        self.configure_rng.shuffle(order)
+        return order
+
+    def configure_workers(self, plan: Plan, worker: int | None = None) -> None:
+        """The workers get plan `plan`'s configuration (unless a later plan's came first):
+        the workers whose model changed (only `worker`, where given, of those yet to) take it,
+        their queues routed again (`on_plan_change=reroute`, in `reroute_order`) or kept for
+        the new model (`keep`), the queries held for it queued; every worker not waiting for
+        its own takes its batch size."""
         if plan is not self.configuring_plan:
             return
-        changed, self.configuring, self.configuring_plan = self.configuring, None, None
+        changed = self.configuring
+        if worker is not None:
+            changed = [worker]
+            self.configuring = [i for i in self.configuring if i != worker]
+        if worker is None or not self.configuring:
+            self.configuring, self.configuring_plan = None, None
         bundle = self.bundle
         # (query, the worker that answers it `resend`: it counts there until then; None)
         redispatch: list[tuple[int, Worker | None]] = [(q, None) for q in self.orphans]
@@ -713,7 +730,7 @@ class Cluster:
         self.idle_of = [[] for _ in range(self.n_models)]
         n_loaded = len(self.workers) if plan.loaded is None else len(plan.loaded)
         for w in self.workers[:n_loaded]:  # the others are not reloaded: keep their batch size
-            if w.target != NO_MODEL:
+            if w.target != NO_MODEL and w.target == w.routed:
                 name = bundle.model_names[w.target]
                 size = plan.batch_size.get(name, 1)
                 w.batch = max(1, min(int(size), bundle.max_batch_size(name)))

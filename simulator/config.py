@@ -42,7 +42,7 @@ ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query g
 BATCH_LATENCY_MODELS = ("bundle", "artifact")  # a batch's execution time by its size
 DISC_COST_UNITS = ("judged-image", "batch")  # what disc_cost_s is charged for
 ROUTING_MOMENTS = ("arrival", "ingress")  # when a query is routed (`SimConfig.route_at`)
-PLAN_SWITCHES = ("routing-first", "together")  # how a plan takes effect (`plan_switch`)
+PLAN_SWITCHES = ("per-swap", "routing-first", "together")  # how a plan takes effect
 FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
 
@@ -219,14 +219,17 @@ class SimConfig:
         Choice(ROUTING_MOMENTS),
     )
     plan_switch: str = setting(
-        "routing-first",
+        "per-swap",
         "How a re-plan takes effect: routing-first (new queries are routed by it after the "
         "bundle's route hop, as the serving path's ingress; each worker it gives a new model "
         "holds the queries sent for that model, serving its queue, until the plan hop, when "
-        "it gets the plan: its queue routed again, the held queries queued, its model loaded) "
-        "or together (routing and workers at the plan hop); the same where the route hop is "
-        "not shorter than the plan hop, with central dispatch and for plans with per-worker "
-        "loads",
+        "it gets the plan: its queue routed again, the held queries queued, its model loaded), "
+        "per-swap (the same, but the workers get it one by one, in a random order, a configure "
+        "hop apart from the route hop on, as the serving path's `configure` calls reach its "
+        "workers: a plan with more swaps takes longer; routing-first without a configure hop) "
+        "or together (routing and workers at the plan hop); all the same with central "
+        "dispatch and for plans with per-worker loads, routing-first and together where the "
+        "route hop is not shorter than the plan hop",
         Choice(PLAN_SWITCHES),
     )
 

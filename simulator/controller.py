@@ -1,6 +1,7 @@
 """The controller (HADIS §4.1): a 1 s tick that estimates demand and queues, and a planner call
 every `plan_interval_s` whose plan is applied to the cluster (optionally after a delay; its
-routing first, then its workers' configuration, `SimConfig.plan_switch`)."""
+routing first, then its workers' configuration, all at once or one by one,
+`SimConfig.plan_switch`)."""
 
 from __future__ import annotations
 
@@ -32,11 +33,13 @@ class Controller:
         config: SimConfig,
         plan_hop_s: float = 0.0,
         route_hop_s: float = 0.0,
+        configure_hop_s: float = 0.0,
     ) -> None:
         """`plan_hop_s`: the serving path's delay from a tick to its workers' configuration
         (the bundle's plan hop, `simulator.bundle.HOPS`), added to `plan_delay_s`;
         `route_hop_s`: to its ingress routing by the plan (the route hop), where it comes
-        first (`plan_switch=routing-first`)."""
+        first (`plan_switch=routing-first` or `per-swap`); `configure_hop_s`: the step from
+        there to each swap in turn (`per-swap`; without it, all at the plan hop)."""
         self.cluster = cluster
         self.policy = policy
         self.config = config
@@ -52,7 +55,10 @@ class Controller:
         self._ticks = 0
         self.plan_hop_s = plan_hop_s
         self.route_hop_s = plan_hop_s
-        if config.plan_switch == "routing-first":
+        self.configure_hop_s = 0.0
+        if config.plan_switch == "per-swap" and configure_hop_s > 0:
+            self.route_hop_s, self.configure_hop_s = route_hop_s, configure_hop_s
+        elif config.plan_switch != "together":
             self.route_hop_s = min(route_hop_s, plan_hop_s)
         self.plans: list[PlanRecord] = []
         self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
@@ -121,27 +127,44 @@ class Controller:
                 if self.config.plan_delay_measured:
                     delay_s += wall_s
                 configure_s = delay_s + self.plan_hop_s
-                route_s = configure_s
+                route_s, step_s = configure_s, 0.0
                 if self.cluster.can_route_first(plan):
-                    route_s = delay_s + self.route_hop_s
-                if configure_s > 0:
+                    route_s, step_s = delay_s + self.route_hop_s, self.configure_hop_s
+                if configure_s > 0 or step_s > 0:
                     env.process(
-                        self._apply_later(plan, env.now, self.demand_qps, route_s, configure_s)
+                        self._apply_later(
+                            plan, env.now, self.demand_qps, route_s, configure_s, step_s
+                        )
                     )
                 else:
                     self.apply(plan, env.now, self.demand_qps)
 
     def _apply_later(
-        self, plan: Plan, planned_s: float, demand_qps: float, route_s: float, configure_s: float
+        self,
+        plan: Plan,
+        planned_s: float,
+        demand_qps: float,
+        route_s: float,
+        configure_s: float,
+        step_s: float,
     ):
-        """Apply `plan` `route_s` after it was made, its workers' configuration at
-        `configure_s` (>= route_s)."""
+        """Apply `plan` `route_s` after it was made; its workers' configuration at
+        `configure_s` (>= route_s), or with a `step_s` one worker whose model changed at a
+        time, in a random order (`Cluster.configure_order`), each `step_s` after the last
+        (the others take their batch sizes with the first; with none, all `step_s` after
+        `route_s`)."""
         env = self.cluster.env
         yield env.timeout(route_s)
-        later = configure_s > route_s
-        if self.apply(plan, planned_s, demand_qps, workers_later=later) and later:
+        later = step_s > 0 or configure_s > route_s
+        if not (self.apply(plan, planned_s, demand_qps, workers_later=later) and later):
+            return
+        if step_s <= 0:
             yield env.timeout(configure_s - route_s)
             self.cluster.configure_workers(plan)
+            return
+        for worker in self.cluster.configure_order() or [None]:
+            yield env.timeout(step_s)
+            self.cluster.configure_workers(plan, worker)
 
     def update_estimates(self, tick_s: float) -> None:
         c = self.cluster

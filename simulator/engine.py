@@ -82,7 +82,12 @@ def simulate(
         stream_seed(config.seed, SEED_STREAM_DISPATCH, replicate),
     )
     controller = Controller(
-        cluster, policy, config, bundle.overhead_s("plan")[0], bundle.overhead_s("route")[0]
+        cluster,
+        policy,
+        config,
+        bundle.overhead_s("plan")[0],
+        bundle.overhead_s("route")[0],
+        bundle.overhead_s("configure")[0],
     )
     controller.initial_plan()
     env.process(controller.process())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from bundle_factory import make_bundle
 import simulator.baselines  # noqa: F401  (registers static-cascade)
 from simulator.cluster import Cluster
 from simulator.config import ConfigError, SimConfig
+from simulator.controller import Controller
 from simulator.core import ACCEPT, NO_MODEL, hosted_above
 from simulator.errors import InputError
 from simulator.policy import Plan, PolicyContext, make_policy
@@ -419,3 +421,64 @@ def test_a_plan_routed_before_the_last_ones_workers_got_it_configures_them_first
     env.run()
     assert cluster.final_model == [HEAVY] * 5
     assert sum(cluster.dropped) == 0
+
+
+def test_per_swap_configures_a_plans_workers_one_by_one_in_a_seeded_random_order():
+    """`plan_switch=per-swap`: plan 2 (routed 50 ms after its tick) turns two heavy workers
+    mid and doubles heavy's batch; its swaps reach their workers 100 and 200 ms after the
+    routing, in the order the cluster's own stream draws (`Cluster.configure_order`), each
+    holding its mid queries until then; the heavy worker left takes its batch size with the
+    first swap. The order is the seed's, not the workers' (both occur over ten seeds)."""
+    plan = cascade(
+        {"light": 1, "mid": 2, "heavy": 1},
+        stages=("mid", "heavy"),
+        batch={"light": 1, "mid": 1, "heavy": 2},
+    )
+
+    def switch(seed: int) -> list[int]:
+        env, cluster = cluster_of(1, n_workers=4, arrival_s=[9.0])
+        cluster.configure_rng.seed(f"{seed}/configure-order")
+        cluster.apply_plan(cascade({"light": 1, "heavy": 3}, router=1.0))
+        cluster.start()
+        controller = Controller(cluster, None, cluster.config, 0.5, 0.05, 0.1)
+        env.process(controller._apply_later(plan, 0.0, 0.0, 0.05, 0.55, 0.1))
+        env.run(until=0.149)
+        changed = [w.index for w in cluster.workers if w.routed != w.target]
+        assert len(changed) == 2 and all(cluster.workers[i].routed == MID for i in changed)
+        assert [w.batch for w in cluster.workers] == [1, 1, 1, 1]
+        order = []
+        for until in (0.151, 0.251):
+            env.run(until=until)
+            order += [i for i in changed if cluster.workers[i].target == MID and i not in order]
+            assert len(order) == round((until - 0.05) / 0.1)
+            heavy = [w for w in cluster.workers if w.target == HEAVY and w.routed == HEAVY]
+            assert [w.batch for w in heavy] == [2]
+        assert cluster.configuring is None and cluster.configuring_plan is None
+        return order
+
+    expected = switch(0)
+    random_order = sorted(expected)
+    random.Random("0/configure-order").shuffle(random_order)
+    assert expected == random_order
+    assert switch(0) == expected  # the same seed, the same order
+    assert len({tuple(switch(seed)) for seed in range(10)}) == 2
+
+
+def test_per_swap_a_plan_routed_before_the_last_swap_configures_the_rest_first():
+    """Plan 2's second swap is due at 0.25 s; plan 3, routed at 0.2 s, configures it first (as
+    `apply_plan` does any plan's unfinished configuration); the step due later changes
+    nothing."""
+    env, cluster = cluster_of(1, n_workers=4, arrival_s=[9.0])
+    cluster.apply_plan(cascade({"light": 1, "heavy": 3}, router=1.0))
+    cluster.start()
+    controller = Controller(cluster, None, cluster.config, 0.5, 0.05, 0.1)
+    plan2 = cascade({"light": 1, "mid": 2, "heavy": 1}, stages=("mid", "heavy"))
+    env.process(controller._apply_later(plan2, 0.0, 0.0, 0.05, 0.55, 0.1))
+    env.run(until=0.2)
+    assert sorted(w.target for w in cluster.workers) == [LIGHT, MID, HEAVY, HEAVY]
+    plan3 = cascade({"light": 2, "heavy": 2}, router=1.0)
+    cluster.apply_plan(plan3, workers_later=True)
+    assert sorted(w.target for w in cluster.workers) == [LIGHT, MID, MID, HEAVY]
+    env.run(until=0.3)
+    assert cluster.configuring_plan is plan3
+    assert sorted(w.target for w in cluster.workers) == [LIGHT, MID, MID, HEAVY]

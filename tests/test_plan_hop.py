@@ -1,6 +1,6 @@
-"""The route and plan hops (`serving.hops.plan_hop_ms`): from a re-plan's tick to the ingress
-routing by it, and to its workers' configuration, measured from a real run's plans and swaps,
-on hand-made run folders."""
+"""The route, plan and configure hops (`serving.hops.plan_hop_ms`): from a re-plan's tick to
+the ingress routing by it, and to its workers' configuration, and the step between its swaps,
+measured from a real run's plans and swaps, on hand-made run folders."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def test_the_plan_hop_is_the_median_delay_to_the_ingress_plus_the_mean_reconfigu
     )
     without_swaps = plan_hop_ms(run_folder(tmp_path), {"swap_s": {}}, 5.0)
     assert without_swaps["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+    # no swaps.csv: each swap's delay is unknown, so is the configure hop
+    assert math.isnan(without_swaps["configure_overhead_ms"])
 
 
 def test_a_run_that_logged_its_swaps_measures_each_from_its_plans_tick_to_its_configure(
@@ -51,14 +53,17 @@ def test_a_run_that_logged_its_swaps_measures_each_from_its_plans_tick_to_its_co
 ):
     """Each swap belongs to the latest plan planned at or before its request; the hop is the
     median of their tick-to-configure delays, not the delay to `set_plan` plus the configure
-    delay (which counts the `set_plan` call twice)."""
+    delay (which counts the `set_plan` call twice). The configure hop: the median of each
+    swap's delay after its plan's `set_plan` over its rank among its plan's swaps by
+    configuration."""
     swaps = pd.DataFrame(
-        {  # requested a few ms after each tick; configured 21, 30, 45, 24 ms after it
-            "worker": [3, 4, 5, 3],
+        {  # requested a few ms after each tick; configured 30, 21, 45, 24 ms after it, and
+            # 15, 6, 25, 14 ms after `set_plan`: ranks 2, 1, 1, 1
+            "worker": [4, 3, 5, 3],
             "model": ["A", "A", "B", "B"],
             "requested_s": [5.004, 5.004, 10.005, 15.003],
-            "configured_s": [5.023, 5.032, 10.047, 15.026],
-            "load_from_s": [5.023, 5.032, 10.3, 15.026],
+            "configured_s": [5.032, 5.023, 10.047, 15.026],
+            "load_from_s": [5.032, 5.023, 10.3, 15.026],
             "loaded_s": [7.3, 7.3, 19.3, 24.0],
         }
     )
@@ -69,13 +74,18 @@ def test_a_run_that_logged_its_swaps_measures_each_from_its_plans_tick_to_its_co
     assert hop["plan_overhead_ms"] == pytest.approx((24.0 + 30.0) / 2, abs=1e-6)
     assert hop["plan_overhead_p95_ms"] == hop["plan_overhead_ms"]
     assert hop["route_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+    # median(15 / 2, 6, 25, 14) ms
+    assert hop["configure_overhead_ms"] == pytest.approx((7.5 + 14.0) / 2, abs=1e-6)
+    assert hop["configure_overhead_p95_ms"] == hop["configure_overhead_ms"]
     # a swap requested before the first re-plan (the replay's first plan's) is not counted
     early = pd.concat([swaps, swaps.iloc[:1].assign(requested_s=0.5, configured_s=2.0)])
     early.to_csv(folder / "swaps.csv", index=False)
     assert plan_hop_ms(folder, logged, 5.0)["plan_overhead_ms"] == pytest.approx(27.0, abs=1e-6)
     # logged, but no swap at a re-plan: the delay to `set_plan` alone
     swaps.iloc[:0].to_csv(folder / "swaps.csv", index=False)
-    assert plan_hop_ms(folder, logged, 5.0)["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+    unswapped = plan_hop_ms(folder, logged, 5.0)
+    assert unswapped["plan_overhead_ms"] == pytest.approx(15.0, abs=1e-6)
+    assert math.isnan(unswapped["configure_overhead_ms"])
     (folder / "swaps.csv").write_text("worker,requested_s\n1,x\n")
     with pytest.raises(InputError, match=r"swaps\.csv: cannot read requested_s and configured_s"):
         plan_hop_ms(folder, logged, 5.0)
@@ -87,7 +97,7 @@ def test_a_run_without_re_plans_or_plans_csv_measures_no_plan_hop(tmp_path):
     (tmp_path / "b").mkdir()
     unlogged = plan_hop_ms(tmp_path / "b", {"swap_s": SWAPS}, 5.0)
     for hop in (unplanned, unlogged):
-        assert len(hop) == 4 and all(math.isnan(v) for v in hop.values())
+        assert len(hop) == 6 and all(math.isnan(v) for v in hop.values())
     # pooled: a hop no run measured gets none
     dispatch = {"dispatch_overhead_ms": 5.0, "dispatch_overhead_p95_ms": 9.0}
     pooled = pooled_overheads_ms([{**dispatch, "plan_overhead_ms": math.nan}])
@@ -108,20 +118,23 @@ def test_a_malformed_plans_csv_is_one_line_naming_the_file(tmp_path):
 def test_a_calibration_without_re_plans_takes_the_median_plan_hop_of_the_others():
     static = {"dispatch_overhead_ms": 5.2, "plan_overhead_ms": 0.0, "plan_overhead_p95_ms": 0.0}
     others = {
-        "c": {"route_overhead_ms": 30.0, "plan_overhead_ms": 90.0},
-        "a": {"route_overhead_ms": 10.0, "plan_overhead_ms": 30.0},
+        "c": {"route_overhead_ms": 30.0, "plan_overhead_ms": 90.0, "configure_overhead_ms": 7},
+        "a": {"route_overhead_ms": 10.0, "plan_overhead_ms": 30.0, "configure_overhead_ms": 9},
         "static-constant": {"plan_overhead_ms": 0.0},  # never re-plans: measured none
-        "b": {"plan_overhead_ms": 60.0},  # made before the route hop was measured: 0
+        # made before the route and configure hops were measured: 0, not in their medians
+        "b": {"plan_overhead_ms": 60.0},
         "d": {"dispatch_overhead_ms": 4.0},  # made before the plan hop was measured
     }
     hops, sources = calibration_overheads(static, others)
     assert sources == ["a", "b", "c"]
     assert hops == {
         "dispatch_overhead_ms": 5.2,
-        "route_overhead_ms": 10.0,
-        "route_overhead_p95_ms": 10.0,
+        "route_overhead_ms": 20.0,
+        "route_overhead_p95_ms": 20.0,
         "plan_overhead_ms": 60.0,
         "plan_overhead_p95_ms": 60.0,
+        "configure_overhead_ms": 8.0,
+        "configure_overhead_p95_ms": 8.0,
     }
     assert static["plan_overhead_ms"] == 0.0  # not changed in place
     # an even count: the mean of the middle two

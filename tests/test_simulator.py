@@ -362,7 +362,12 @@ def test_a_run_plans_with_its_planner_bundle_while_its_workers_serve_by_the_bund
 @pytest.mark.usefixtures("scripted_policies")
 @pytest.mark.parametrize(
     ("plan_switch", "route_ms", "routed_after_s"),
-    [("together", 100.0, 2.25), ("routing-first", 100.0, 2.1), ("routing-first", 400.0, 2.25)],
+    [
+        ("together", 100.0, 2.25),
+        ("routing-first", 100.0, 2.1),
+        ("routing-first", 400.0, 2.25),
+        ("per-swap", 100.0, 2.1),  # without a configure hop, routing-first
+    ],
 )
 def test_the_bundles_hops_delay_each_plan_beyond_the_plan_delay(
     plan_switch, route_ms, routed_after_s
@@ -404,9 +409,10 @@ def test_routing_first_sends_queries_to_the_new_model_before_the_workers_get_it(
         policy = make_policy("test-swapping-mix", PolicyContext(hopped, 3, 60))
         return simulate(hopped, trace.arrival_s, trace.prompt_idx, policy, config)
 
-    first, together = (run(s, {}) for s in ("routing-first", "together"))
+    first, together, per_swap = (run(s, {}) for s in ("routing-first", "together", "per-swap"))
     for field in ("completion_s", "first_model", "final_model", "dropped"):
         np.testing.assert_array_equal(getattr(first, field), getattr(together, field))
+        np.testing.assert_array_equal(getattr(first, field), getattr(per_swap, field))
     hops = {"route_overhead_ms": 50.0, "plan_overhead_ms": 500.0}
     first, together = (run(s, hops) for s in ("routing-first", "together"))
     to_heavy = [r.planned_s for r in first.plans[1:] if r.plan.mix == {"heavy": 1.0}]
@@ -420,6 +426,11 @@ def test_routing_first_sends_queries_to_the_new_model_before_the_workers_get_it(
     assert [r.applied_s - r.planned_s for r in first.plans[1:]] == pytest.approx(
         [0.05] * (len(first.plans) - 1)
     )
+    # per-swap with a 200 ms configure hop: routed after the route hop as well; its three
+    # workers get each plan 0.2, 0.4 and 0.6 s after that, not all at 0.5 s: another run
+    per_swap = run("per-swap", {**hops, "configure_overhead_ms": 200.0})
+    assert [r.applied_s for r in per_swap.plans] == [r.applied_s for r in first.plans]
+    assert (per_swap.completion_s != first.completion_s).any()
 
 
 @pytest.mark.parametrize(("charge_ms", "service_s"), [(0, [1.0] * 4), (100, [1.2, 1.0, 1.0, 1.0])])

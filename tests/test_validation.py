@@ -24,6 +24,7 @@ from profiler.latency import (
 from serving.fidelity import fidelity_table, markdown, real_level
 from serving.fidelity_note import preemption_text, speed_text
 from serving.hops import hop_overheads_ms, overheads_spec, pooled_overheads_ms, with_overheads
+from serving.loadgen import SWAPS_FILE
 from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
 from serving.profile_rounds import rounds_bundles
 from serving.served_shapes import SERVED_SHAPES_FILE
@@ -181,6 +182,8 @@ def test_measured_overheads_come_from_the_runs_own_timestamps():
         "route_overhead_p95_ms": 0.0,
         "plan_overhead_ms": 0.0,
         "plan_overhead_p95_ms": 0.0,
+        "configure_overhead_ms": 0.0,
+        "configure_overhead_p95_ms": 0.0,
     }
     # queueing the simulation lacks (a replica start) is no hop: clipped to the bundle's range
     assert (
@@ -373,6 +376,8 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         "route_overhead_p95_ms": 0.0,
         "plan_overhead_ms": 0.0,
         "plan_overhead_p95_ms": 0.0,
+        "configure_overhead_ms": 0.0,
+        "configure_overhead_p95_ms": 0.0,
     }
     errors = table.set_index("metric")["error"]
     assert errors[["p50_latency_s", "p90_latency_s", "p99_latency_s"]].abs().max() < 1e-6
@@ -546,6 +551,25 @@ def test_a_plan_hop_beyond_the_route_hop_reports_the_plans_switched_together(bun
         rows["error_plan_switch_together"], rows["error"], check_names=False
     )
     assert "Error plan switch together: a re-plan's routing" in (
+        tmp_path / "fidelity.md"
+    ).read_text()
+    assert "error_plan_switch_routing_first" not in table  # no configure hop without swaps
+    # runs that logged their swaps: 10, 20 ms after the first re-plan's `set_plan` (ranks 1
+    # and 2: 10 ms a step), 15 ms after the second's: a 10 ms configure hop, reported beside
+    swaps = pd.DataFrame(
+        {"requested_s": [5.001, 5.001, 10.001], "configured_s": [5.025, 5.035, 10.030]}
+    )
+    for k in (1, 2):
+        swaps.to_csv(tmp_path / f"real-{k}" / SWAPS_FILE, index=False)
+    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    hops = json.loads((tmp_path / "overheads.json").read_text())
+    assert hops["plan_overhead_ms"] == pytest.approx(30.0)
+    assert hops["configure_overhead_ms"] == pytest.approx(10.0)
+    rows = table.set_index("metric").drop(["same_plan_share", "same_plan_thresholds_share"])
+    pd.testing.assert_series_equal(
+        rows["error_plan_switch_routing_first"], rows["error"], check_names=False
+    )
+    assert "Error plan switch routing first: a re-plan's workers" in (
         tmp_path / "fidelity.md"
     ).read_text()
 
