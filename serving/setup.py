@@ -69,6 +69,11 @@ REAL_PATH_SETS = {
     "(judged-image)",
 }
 
+# SimConfig fields that choose how the simulator models the serving path's own protocol, which
+# the serving path never reads: a real run replays a policy whatever it recorded for them
+# (validate simulates with its own; `serving.validate`'s --reuse-real)
+SIMULATOR_MODELS = ("route_at", "plan_switch")
+
 
 @dataclass(frozen=True)
 class ServeSetup:

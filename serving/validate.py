@@ -109,7 +109,7 @@ from serving.service_times import (
     speed_over_time,
     with_served_latency,
 )
-from serving.setup import SIM_REPEATS, ServeSetup
+from serving.setup import SIM_REPEATS, SIMULATOR_MODELS, ServeSetup
 from serving.stack import recorded_stack
 from simulator.atomic import atomic_folder
 from simulator.bundle import (
@@ -726,7 +726,8 @@ def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Pat
     """The real run folders already in `out`, checked to be replays of this policy, options,
     trace, settings and serving stack (a setting a run predates at its default); `load_s` may
     differ (to simulate another swap cost: a real run's is its measured swaps, `swap_s` in its
-    summary)."""
+    summary), and so may the `SIMULATOR_MODELS` settings, which the serving path never
+    reads."""
     dirs = sorted(
         (d for d in out.glob("real-*") if (d / "summary.json").is_file()),
         key=lambda d: int(d.name.split("-")[1]) if d.name.split("-")[1].isdigit() else 0,
@@ -734,13 +735,16 @@ def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Pat
     if not dirs:
         raise InputError(f"--reuse-real: {out} holds no real-N run folder")
     wanted = json.loads(json.dumps({"options": setup.options, "sim": setup.config.to_dict()}))
-    wanted["sim"].pop("load_s")
+    ignored = ("load_s", *SIMULATOR_MODELS)
+    for name in ignored:
+        wanted["sim"].pop(name)
     defaults = json.loads(json.dumps(type(setup.config)().to_dict()))
     for d in dirs:
         config = read_json_object(d / "config.json", keys=("sim",))
         summary = read_json_object(d / "summary.json")
         config["sim"] = {**defaults, **config["sim"]}
-        config["sim"].pop("load_s")
+        for name in ignored:
+            config["sim"].pop(name)
         same = (
             config.get("policy") == setup.policy
             and config.get("policy_options") == wanted["options"]

@@ -480,6 +480,10 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         sim = {**CONFIG.to_dict(), "seed": 1}
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
         run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    # how the simulator models the serving path's protocol is no part of a replay
+    modelled = {**CONFIG.to_dict(), "plan_switch": "together", "route_at": "ingress"}
+    other = ServeSetup("default", "static-cascade", OPTIONS, modelled, dispatch="jsq")
+    run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     shipped = dataclasses.replace(setup, stack="shipped")
     with pytest.raises(InputError, match="served by the 'lean' Serve stack, not 'shipped'"):
         run_validation(shipped, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
