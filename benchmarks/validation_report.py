@@ -58,8 +58,8 @@ from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
 from serving.batch_parting import PARTING_FILE, earliest_partings, parting_groups
-from serving.fidelity import TINY_P50_GOAL_PCT, goal_met
-from serving.hops import calibration_overheads
+from serving.fidelity import TINY_P50_GOAL_PCT, goal_met, real_run_dirs
+from serving.hops import calibration_overheads, measured_overheads_ms
 from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
 from serving.validation_figures import (
     PREREGISTERED,
@@ -184,18 +184,22 @@ def compares(folder: Path, name: str) -> bool:
 def write_calibration_hops(folder: Path, name: str) -> None:
     """DIR/CALIBRATION_HOPS/<name>.json, the hops emulated experiment `name`'s calibration
     column applies (`serving.hops.calibration_overheads`): `CALIBRATION`'s, and where its runs
-    measured no plan hop (the static cascade never re-plans), the median route and plan hops of
-    the other emulated experiments run so far (not `name`, not the calibration); its row in
+    measured no plan hop (the static cascade never re-plans), the median route, plan and
+    configure hops of the other emulated experiments with real runs in DIR (not `name`, not
+    the calibration; with `--run`, the runs there so far); its row in
     DIR/CALIBRATION_HOPS/CALIBRATION_SOURCES names them (since session 40; the route hop since
-    session 42)."""
+    session 42, the configure hop since 43). Each experiment's hops are measured from its real
+    runs (`measured_overheads_ms`, as its own validate does), not read from its last report,
+    so a re-report gives the same columns however often and in whatever order it runs (since
+    session 43)."""
     others = {
-        other: json.loads(path.read_text())
+        other: measured_overheads_ms(runs)
         for other, e in EXPERIMENTS.items()
         if other not in (name, CALIBRATION)
         and not e.diffusers
-        and (path := folder / other / "overheads.json").is_file()
+        and (runs := real_run_dirs(folder / other))
     }
-    calibration = json.loads((folder / CALIBRATION / "overheads.json").read_text())
+    calibration = measured_overheads_ms(real_run_dirs(folder / CALIBRATION))
     hops, sources = calibration_overheads(calibration, others)
     out = folder / CALIBRATION_HOPS
     out.mkdir(exist_ok=True)

@@ -41,6 +41,12 @@ REAL_RUN_NEEDS = {  # file -> {column the comparison reads: whether it must be n
 }
 
 
+def real_run_dirs(folder: Path) -> list[Path]:
+    """A validation folder's real run folders (real-N with a summary.json), in run order."""
+    runs = [d for d in folder.glob("real-*") if (d / "summary.json").is_file()]
+    return sorted(runs, key=lambda d: int(d.name[5:]) if d.name[5:].isdigit() else 0)
+
+
 def read_real_run(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """A real run folder's queries, timeseries and summary, with what the comparison reads of
     them (REAL_RUN_NEEDS; numeric where it computes); InputError naming the file otherwise."""

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.fidelity import read_real_run
 from serving.loadgen import SWAPS_FILE
 from serving.served_shapes import sent_once_hops
 from simulator.bundle import HOPS, MAX_OVERHEAD_MS, Bundle, BundleError, check_overheads
+from simulator.config import SimConfig
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 
@@ -135,6 +137,27 @@ def _configure_delay_s(summary: dict) -> float:
     swaps = [v for v in (summary.get("swap_s") or {}).values() if "reconfigure_mean_s" in v]
     count = sum(v["count"] for v in swaps)
     return sum(v["count"] * v["reconfigure_mean_s"] for v in swaps) / count if count else 0.0
+
+
+def run_hops_ms(
+    run_dir: Path, queries: pd.DataFrame, summary: dict, plan_interval_s: float
+) -> dict[str, float]:
+    """Every hop one real run measures (`hop_overheads_ms`, `plan_hop_ms`), ms."""
+    return {**hop_overheads_ms(queries), **plan_hop_ms(run_dir, summary, plan_interval_s)}
+
+
+def measured_overheads_ms(run_dirs: list[Path]) -> dict[str, float]:
+    """The hops validate measures in the real run folders `run_dirs` (one experiment's): each
+    run's at the plan interval its config.json records, pooled (`pooled_overheads_ms`). A
+    function of the runs alone, so another experiment's calibration can take them whatever
+    state that experiment's report is in."""
+    per_run = []
+    for run_dir in run_dirs:
+        queries, _, summary = read_real_run(run_dir)
+        sim = read_json_object(run_dir / "config.json", keys=("sim",))["sim"]
+        interval_s = float(sim.get("plan_interval_s", SimConfig().plan_interval_s))
+        per_run.append(run_hops_ms(run_dir, queries, summary, interval_s))
+    return pooled_overheads_ms(per_run)
 
 
 def pooled_overheads_ms(per_run: list[dict[str, float]]) -> dict[str, float]:

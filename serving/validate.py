@@ -62,6 +62,7 @@ from serving.fidelity import (
     held_out_errors,
     markdown,
     read_real_run,
+    real_run_dirs,
     run_metrics,
 )
 from serving.fidelity_note import (
@@ -83,9 +84,8 @@ from serving.fidelity_note import (
 )
 from serving.hops import (
     applied_overheads,
-    hop_overheads_ms,
-    plan_hop_ms,
     pooled_overheads_ms,
+    run_hops_ms,
     with_overheads,
 )
 from serving.loadgen import planner_log_writer
@@ -170,7 +170,7 @@ def plot_overlay(real_ts: list[pd.DataFrame], sim_ts: pd.DataFrame, path: Path, 
 class _RealRuns:
     """A validation's real runs: their folders, each one's (queries, timeseries, summary), the
     batches their workers served (None: a run that did not record them), the hops measured in
-    each (`hop_overheads_ms`) and its metrics (`run_metrics`)."""
+    each (`run_hops_ms`) and its metrics (`run_metrics`)."""
 
     dirs: list[Path]
     runs: list[tuple[pd.DataFrame, pd.DataFrame, dict]]
@@ -185,10 +185,7 @@ class _RealRuns:
             dirs,
             runs,
             read_batches(dirs, model_names),
-            [
-                {**hop_overheads_ms(q), **plan_hop_ms(d, summary, plan_interval_s)}
-                for d, (q, _, summary) in zip(dirs, runs)
-            ],
+            [run_hops_ms(d, q, summary, plan_interval_s) for d, (q, _, summary) in zip(dirs, runs)],
             [run_metrics(q, summary, model_names) for q, _, summary in runs],
         )
 
@@ -728,10 +725,7 @@ def _reused_real_runs(out: Path, setup: ServeSetup, trace_spec: str) -> list[Pat
     differ (to simulate another swap cost: a real run's is its measured swaps, `swap_s` in its
     summary), and so may the `SIMULATOR_MODELS` settings, which the serving path never
     reads."""
-    dirs = sorted(
-        (d for d in out.glob("real-*") if (d / "summary.json").is_file()),
-        key=lambda d: int(d.name.split("-")[1]) if d.name.split("-")[1].isdigit() else 0,
-    )
+    dirs = real_run_dirs(out)
     if not dirs:
         raise InputError(f"--reuse-real: {out} holds no real-N run folder")
     wanted = json.loads(json.dumps({"options": setup.options, "sim": setup.config.to_dict()}))

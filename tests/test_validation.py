@@ -21,9 +21,15 @@ from profiler.latency import (
     rounds_latency_rows,
     write_latency_profile,
 )
-from serving.fidelity import fidelity_table, markdown, real_level
+from serving.fidelity import fidelity_table, markdown, real_level, real_run_dirs
 from serving.fidelity_note import preemption_text, speed_text
-from serving.hops import hop_overheads_ms, overheads_spec, pooled_overheads_ms, with_overheads
+from serving.hops import (
+    hop_overheads_ms,
+    measured_overheads_ms,
+    overheads_spec,
+    pooled_overheads_ms,
+    with_overheads,
+)
 from serving.loadgen import SWAPS_FILE
 from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
 from serving.profile_rounds import rounds_bundles
@@ -569,6 +575,8 @@ def test_a_plan_hop_beyond_the_route_hop_reports_the_plans_switched_together(bun
     hops = json.loads((tmp_path / "overheads.json").read_text())
     assert hops["plan_overhead_ms"] == pytest.approx(30.0)
     assert hops["configure_overhead_ms"] == pytest.approx(10.0)
+    # the same hops from the run folders alone (another experiment's calibration takes them)
+    assert measured_overheads_ms(real_run_dirs(tmp_path)) == hops
     rows = table.set_index("metric").drop(["same_plan_share", "same_plan_thresholds_share"])
     pd.testing.assert_series_equal(
         rows["error_plan_switch_routing_first"], rows["error"], check_names=False

@@ -147,17 +147,29 @@ def test_the_parting_table_gives_each_runs_earliest_parting_per_comparison(repor
 
 
 def test_the_calibration_column_takes_the_plan_hop_of_the_other_emulated_experiments(
-    report_module, tmp_path
+    report_module, tmp_path, monkeypatch
 ):
+    """Each experiment's hops measured from its real runs (`measured_overheads_ms`, stood in
+    for here; its own test is in test_validation.py), not read from its last overheads.json:
+    a stale one changes nothing."""
     import json
 
     folder = tmp_path / "validation"
     plan_hops = {"static-azure": 0.0, "proteus-azure": 80.0, "hadis-azure": 140.0}
     plan_hops |= {"diffserve-azure": 30.0, "static-constant": 0.0, "tiny-diffusers-static": 9.0}
+    measured = {}
     for name, plan_ms in plan_hops.items():
-        (folder / name).mkdir(parents=True)
-        hops = {"dispatch_overhead_ms": 5.0, "plan_overhead_ms": plan_ms}
-        (folder / name / "overheads.json").write_text(json.dumps(hops))
+        (folder / name / "real-1").mkdir(parents=True)
+        (folder / name / "real-1" / "summary.json").write_text("{}")
+        measured[name] = {"dispatch_overhead_ms": 5.0, "plan_overhead_ms": plan_ms}
+        (folder / name / "overheads.json").write_text(json.dumps({"plan_overhead_ms": 1.0}))
+    (folder / "router-only-azure" / "real-1").mkdir(parents=True)  # no summary.json: no run
+
+    def measure(runs):
+        assert [d.name for d in runs] == ["real-1"]
+        return dict(measured[runs[0].parent.name])
+
+    monkeypatch.setattr(report_module, "measured_overheads_ms", measure)
     args = report_module.command("diffserve-azure", folder, False)
     hops_file = folder / report_module.CALIBRATION_HOPS / "diffserve-azure.json"
     assert args[args.index("--compare-overheads") + 1] == str(hops_file)
@@ -173,7 +185,7 @@ def test_the_calibration_column_takes_the_plan_hop_of_the_other_emulated_experim
     # written again (a re-report): its row replaced, not repeated
     report_module.write_calibration_hops(folder, "diffserve-azure")
     assert len(pd.read_csv(hops_file.parent / report_module.CALIBRATION_SOURCES)) == 2
-    calibration = json.loads((folder / "static-azure" / "overheads.json").read_text())
+    calibration = measured["static-azure"]
     plan = {"plan_overhead_ms": 110.0, "plan_overhead_p95_ms": 110.0}
     route = {"route_overhead_ms": 0.0, "route_overhead_p95_ms": 0.0}  # none measured one
     route |= {"configure_overhead_ms": 0.0, "configure_overhead_p95_ms": 0.0}
