@@ -527,10 +527,7 @@ class Cluster:
             w.incoming += 1
             self.after_hop(hop, self._arrive_at, q, m, w, elapsed_s=elapsed_s)
             return
-        if w.target == m:
-            self._queue_at(q, w)
-        else:  # routed here by a plan the worker is yet to get
-            w.held.append(q)
+        self._queue_or_hold(q, m, w)  # w hosts m, or the plan routes m there
 
     def _queue_at(self, q: int, w: Worker) -> None:
         w.queue.append(q)
@@ -546,17 +543,25 @@ class Cluster:
             w.idle = False
             w.wake.succeed()
 
-    def _arrive_at(self, q: int, m: int, w: Worker) -> None:
-        """A query sent to worker `w` for model m reaches it: queued there, held where the plan
-        in force routes m there but the worker is yet to get it (`apply_plan`), else (its model
-        changed on the way) answered `resend`: routed again under the plan in force, with
-        `on_plan_change=keep` queued for the worker's new model."""
-        w.incoming -= 1
+    def _queue_or_hold(self, q: int, m: int, w: Worker) -> bool:
+        """Queue query q for model m at worker `w` if it serves m, else hold it there where
+        the plan in force routes m there but the worker is yet to get it (`apply_plan`); False
+        where neither (its model changed on the way)."""
         if w.target == m:
             self._queue_at(q, w)
-            return
+            return True
         if w.routed == m:
             w.held.append(q)
+            return True
+        return False
+
+    def _arrive_at(self, q: int, m: int, w: Worker) -> None:
+        """A query sent to worker `w` for model m reaches it: queued or held there
+        (`_queue_or_hold`), else (its model changed on the way) answered `resend`: routed
+        again under the plan in force, with `on_plan_change=keep` queued for the worker's new
+        model."""
+        w.incoming -= 1
+        if self._queue_or_hold(q, m, w):
             return
         if w.target == NO_MODEL:  # not counted by the plan change's recount
             self._reroute(q)
