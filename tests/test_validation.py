@@ -538,7 +538,8 @@ def test_a_plan_hop_beyond_the_route_hop_reports_the_plans_switched_together(bun
     """Stand-in real runs whose re-plans reached the ingress 15 ms after their ticks and their
     workers 20 ms later (no swaps.csv: the older estimate): the route hop is 15 ms, the plan
     hop 35 ms, and the simulation with `plan_switch=together` is reported beside, with its
-    sentence; the static cascade never re-plans, so it is DIR/sim's run."""
+    sentence; with their swaps logged, the configure hop too, and `routing-first` beside. The
+    static cascade never re-plans, so each is DIR/sim's run."""
     setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
     fake = simulate(bundle, {})
     queries = fake.queries.assign(visits=1, resends=0, hops_s=0.0)
@@ -552,18 +553,23 @@ def test_a_plan_hop_beyond_the_route_hop_reports_the_plans_switched_together(bun
         run = tmp_path / f"real-{k}"
         write_run(run, queries, fake.timeseries, summary, as_served(fake), [])
         plans.to_csv(run / "plans.csv", index=False)
-    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
-    hops = json.loads((tmp_path / "overheads.json").read_text())
+
+    def reported_beside(column: str, sentence: str) -> dict:
+        """The measured hops; the column `column` beside DIR/sim's (the same run: the static
+        cascade never re-plans) and its sentence in fidelity.md."""
+        table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+        rows = table.set_index("metric").drop(["same_plan_share", "same_plan_thresholds_share"])
+        pd.testing.assert_series_equal(rows[column], rows["error"], check_names=False)
+        assert sentence in (tmp_path / "fidelity.md").read_text()
+        return json.loads((tmp_path / "overheads.json").read_text())
+
+    hops = reported_beside(
+        "error_plan_switch_together", "Error plan switch together: a re-plan's routing"
+    )
     assert hops["route_overhead_ms"] == pytest.approx(15.0)
     assert hops["plan_overhead_ms"] == pytest.approx(35.0)
-    rows = table.set_index("metric").drop(["same_plan_share", "same_plan_thresholds_share"])
-    pd.testing.assert_series_equal(
-        rows["error_plan_switch_together"], rows["error"], check_names=False
-    )
-    assert "Error plan switch together: a re-plan's routing" in (
-        tmp_path / "fidelity.md"
-    ).read_text()
-    assert "error_plan_switch_routing_first" not in table  # no configure hop without swaps
+    assert hops["configure_overhead_ms"] == 0.0  # no swaps.csv: no configure hop, no column
+    assert "error_plan_switch_routing_first" not in pd.read_csv(tmp_path / "fidelity.csv")
     # runs that logged their swaps: 10, 20 ms after the first re-plan's `set_plan` (ranks 1
     # and 2: 10 ms a step), 15 ms after the second's: a 10 ms configure hop, reported beside
     swaps = pd.DataFrame(
@@ -571,19 +577,13 @@ def test_a_plan_hop_beyond_the_route_hop_reports_the_plans_switched_together(bun
     )
     for k in (1, 2):
         swaps.to_csv(tmp_path / f"real-{k}" / SWAPS_FILE, index=False)
-    table = run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
-    hops = json.loads((tmp_path / "overheads.json").read_text())
+    hops = reported_beside(
+        "error_plan_switch_routing_first", "Error plan switch routing first: a re-plan's workers"
+    )
     assert hops["plan_overhead_ms"] == pytest.approx(30.0)
     assert hops["configure_overhead_ms"] == pytest.approx(10.0)
     # the same hops from the run folders alone (another experiment's calibration takes them)
     assert measured_overheads_ms(real_run_dirs(tmp_path)) == hops
-    rows = table.set_index("metric").drop(["same_plan_share", "same_plan_thresholds_share"])
-    pd.testing.assert_series_equal(
-        rows["error_plan_switch_routing_first"], rows["error"], check_names=False
-    )
-    assert "Error plan switch routing first: a re-plan's workers" in (
-        tmp_path / "fidelity.md"
-    ).read_text()
 
 
 def test_a_failed_validation_leaves_the_older_report_whole(bundle, tmp_path, monkeypatch):
