@@ -482,3 +482,30 @@ def test_per_swap_a_plan_routed_before_the_last_swap_configures_the_rest_first()
     env.run(until=0.3)
     assert cluster.configuring_plan is plan3
     assert sorted(w.target for w in cluster.workers) == [LIGHT, MID, MID, HEAVY]
+
+
+def test_per_swap_recount_counts_a_later_swaps_held_queries_at_its_next_model():
+    """Plan 2 turns workers 2 and 3 mid, routed first: q4 and q5 are held there. Worker 2's
+    swap alone (per-swap) queues q4 and recounts the queues: q5, still held at worker 3 for
+    mid, counts as queued at mid (the ingress counts it sent there), not at worker 3's heavy;
+    worker 3's swap then queues it, and both are served by mid."""
+    env, cluster = cluster_of(6, n_workers=4, arrival_s=[0, 0, 0, 0, 0.6, 0.7])
+    cluster.apply_plan(cascade({"light": 1, "heavy": 3}, router=1.0))
+    cluster.start()
+    env.run(until=0.5)
+    plan = cascade({"light": 1, "mid": 2, "heavy": 1}, stages=("mid", "heavy"))
+    cluster.apply_plan(plan, workers_later=True)
+    env.run(until=0.8)
+    assert [w.held for w in cluster.workers] == [[], [], [4], [5]]
+    assert cluster.queue_lengths() == [0, 2, 1]  # q4, q5 sent for mid; q3 queued for heavy
+    cluster.configure_workers(plan, worker=2)
+    late = cluster.workers[3]
+    assert (late.target, late.routed, late.held) == (HEAVY, MID, [5])
+    assert list(cluster.workers[2].queue) == [4]
+    assert cluster.queue_lengths() == [0, 2, 1]
+    cluster.configure_workers(plan, worker=3)
+    assert (late.target, list(late.queue), late.held) == (MID, [5], [])
+    assert cluster.queue_lengths() == [0, 2, 1]
+    env.run()
+    assert cluster.final_model[4:] == [MID, MID]
+    assert cluster.queue_lengths() == [0, 0, 0]
