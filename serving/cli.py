@@ -340,7 +340,7 @@ def validate(
         compare_served_latency=compare_served_latency,
         sim_repeats=sim_repeats,
         profile_rounds=profile_rounds,
-        progress=lambda label: replay_progress(quiet, label),
+        quiet=quiet,
         compare_overheads_file=compare_overheads if isinstance(compared, dict) else None,
     )
     typer.echo((Path(out_dir) / "fidelity.md").read_text())

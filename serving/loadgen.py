@@ -29,6 +29,8 @@ import asyncio
 import contextlib
 import json
 import math
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -528,6 +530,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
         failed=int(statuses["failed"]),
         failure_reasons=dict(sorted(Counter(a.reason for a in answers if a.reason).items())),
         send_lag_p99_ms=round(float(np.percentile(send_lag, 99)) * 1e3, 3),
+        send_lag_max_ms=round(float(send_lag.max()) * 1e3, 3),
         swap_s=swap_seconds(after["swaps"]),
         plan_delay_s=plan_delays(after["plans"], origin_s),
         configure_delay_s=configure_delays(after["swaps"]),
@@ -550,3 +553,23 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
     planner = planner_log_writer(raw, bundle.model_names, config.tick_s)
     write_run(out_dir, queries, timeseries, summary, resolved, [], extras=[write_batches, planner])
     return summary
+
+
+def run_loadgen_apart(trace_spec: str, url: str, out_dir: str | Path, quiet: bool) -> dict:
+    """`run_loadgen` in a process of its own (`t2isim loadgen`), so that nothing else in the
+    caller's process delays its sends: `validate` is the Ray driver and runs the controller's
+    thread, and replays in its process sent a few queries 90-180 ms late in 14 of 39 real runs
+    (sets 1-8; `results/validation/HISTORY.md`, session 44). Its progress bar shows on this
+    terminal unless `quiet`; returns the run's summary; a failure is a RunFailure naming the
+    load generator's own error."""
+    command = [sys.executable, "-m", "experiments.cli", "loadgen", trace_spec, "--url", url]
+    command += ["--out", str(out_dir)] + (["--quiet"] if quiet else [])
+    shown = not quiet and sys.stderr.isatty()  # its bar here; else its error kept
+    done = subprocess.run(
+        command, stdout=subprocess.DEVNULL, stderr=None if shown else subprocess.PIPE, text=True
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or "").strip().splitlines()
+        reason = lines[-1] if lines else "its error above"
+        raise RunFailure(f"the load generator exited with code {done.returncode}: {reason}")
+    return json.loads((Path(out_dir) / "summary.json").read_text())

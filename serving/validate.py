@@ -499,7 +499,7 @@ def run_validation(
     compare_served_latency: str | None = None,
     sim_repeats: int = SIM_REPEATS,
     profile_rounds: str | None = None,
-    progress=None,
+    quiet: bool = True,
     compare_overheads_file: str | None = None,
 ) -> pd.DataFrame:
     """The real runs (or, with `reuse_real`, those already in `out_dir`), the simulated runs
@@ -521,8 +521,8 @@ def run_validation(
     With `profile_rounds` (the folder of the
     bundle's `profile latency` timing tables), two more simulations with DIR/sim's hops and the
     profile at the p10 and p90 of its rounds' medians (`serving.profile_rounds`):
-    error_profile_fast and error_profile_slow. `progress(label)`: each real run's progress
-    bar factory (`run_loadgen`); `compare_overheads_file`: the file `compare_overheads` was
+    error_profile_fast and error_profile_slow. `quiet`: no progress bar of the real runs'
+    replays; `compare_overheads_file`: the file `compare_overheads` was
     read from, which the report names."""
     from experiments.inputs import resolve_trace
 
@@ -545,7 +545,7 @@ def run_validation(
         real_dirs = (
             _reused_real_runs(out, setup, trace_spec)
             if reuse_real
-            else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, progress)
+            else _real_runs(setup, trace_spec, out, repeats, port, num_cpus, log, quiet)
         )
         names = bundle.model_names
         real = _RealRuns.read(real_dirs, names, config.plan_interval_s)
@@ -697,24 +697,25 @@ def _seconds(value: float | None) -> str:
 
 
 def _real_runs(
-    setup, trace_spec, out: Path, repeats, port, num_cpus, log, progress=None
+    setup, trace_spec, out: Path, repeats, port, num_cpus, log, quiet: bool
 ) -> list[Path]:
-    """`repeats` replays of the trace, each on a fresh Ray and Serve (no state carries over);
-    `progress(label)`, if given, is each replay's progress factory (`run_loadgen`)."""
-    from serving.loadgen import run_loadgen
+    """`repeats` replays of the trace, each on a fresh Ray and Serve (no state carries over)
+    by a load generator in a process of its own (`run_loadgen_apart`), with its progress bar
+    unless `quiet`."""
+    from serving.loadgen import run_loadgen_apart
     from serving.server import ServeSession
 
     dirs = []
     for k in range(1, repeats + 1):
         with ServeSession(setup, port=port, num_cpus=num_cpus) as session:
-            shown = progress and progress(f"real run {k}/{repeats}")
-            summary = run_loadgen(trace_spec, session.url, out / f"real-{k}", shown)
+            summary = run_loadgen_apart(trace_spec, session.url, out / f"real-{k}", quiet)
             session.check()
         dirs.append(out / f"real-{k}")
         log(
             f"real {k}: p50 {_seconds(summary['p50_latency_s'])}, violations "
             f"{summary['slo_violation_ratio']:.3f}, failed {summary['failed']}, swaps "
-            f"{summary['swap_s']}; served after {session.ready_text()}"
+            f"{summary['swap_s']}, latest send {summary['send_lag_max_ms']:g} ms after its "
+            f"trace time; served after {session.ready_text()}"
         )
     return dirs
 

@@ -33,6 +33,7 @@ from serving.loadgen import (  # noqa: E402
     plan_delays,
     replay,
     run_loadgen,
+    run_loadgen_apart,
     served_batches,
     swaps_frame,
     tick_estimates,
@@ -410,6 +411,16 @@ def test_unreachable_url_is_one_line_exit_2(tmp_path):
         app, ["loadgen", TRACE, "--url", "http://127.0.0.1:9", "--out", str(tmp_path / "r")]
     )
     assert result.exit_code == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_load_generator_apart_that_fails_is_a_run_failure_naming_its_error(tmp_path):
+    """`validate`'s replays run in a process of their own; its one-line error comes back."""
+    with pytest.raises(RunFailure) as caught:
+        run_loadgen_apart(TRACE, "http://127.0.0.1:9", tmp_path / "r", quiet=True)
+    message = str(caught.value)
+    assert message.startswith("the load generator exited with code 2: ")
+    assert "no t2isim server answers" in message and "\n" not in message
     assert not (tmp_path / "r").exists()
 
 

@@ -942,10 +942,17 @@ def test_validate_simulates_the_profile_at_both_ends_of_its_rounds(bundle, tmp_p
 
 
 @pytest.mark.slow
-def test_short_emulated_validation_end_to_end(bundle, tmp_path):
+def test_short_emulated_validation_end_to_end(bundle, tmp_path, monkeypatch):
     """One real run (Ray Serve, 4 emulated replicas) against the simulator: the fidelity
-    table's rows, the same decisions and plan, every query accounted for, overheads > 0."""
+    table's rows, the same decisions and plan, every query accounted for, overheads > 0; the
+    replay by a load generator in a process of its own (none runs in this one)."""
     pytest.importorskip("ray.serve")
+    import serving.loadgen
+
+    def in_this_process(*args, **kwargs):
+        raise AssertionError("validate replayed the trace in its own process")
+
+    monkeypatch.setattr(serving.loadgen, "run_loadgen", in_this_process)
     trace = "constant:rate=10,duration=5"
     setup = ServeSetup(
         "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
@@ -956,7 +963,9 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     )
     real_line = next(line for line in logged if line.startswith("real 1: "))
     assert re.search(
-        r"; served after [\d.]+ s \(ray [\d.]+, serve [\d.]+, deployments [\d.]+\)$", real_line
+        r", latest send [\d.e+-]+ ms after its trace time; served after [\d.]+ s \(ray [\d.]+, "
+        r"serve [\d.]+, deployments [\d.]+\)$",
+        real_line,
     ), real_line  # how long its serving session took to start
     # Serve's own shutdown ends the driver's gRPC poller; a run that stopped its cluster without
     # it left the poller running, and the next ray.init in the process forked Ray's processes
@@ -996,6 +1005,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path):
     summary = json.loads((tmp_path / "real-1" / "summary.json").read_text())
     assert summary["ok"] + summary["timeouts"] + summary["drops"] == summary["arrivals"] == 50
     assert summary["failed"] == 0
+    assert summary["send_lag_p99_ms"] <= summary["send_lag_max_ms"] < 5000
     batches = pd.read_csv(tmp_path / "real-1" / "batches.csv")  # emulated replicas sleep:
     assert len(batches) > 0 and batches["cpu_s"].isna().all()  # no compute to measure
     assert batches["preemptions"].isna().all()
