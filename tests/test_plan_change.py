@@ -379,9 +379,11 @@ def test_routing_first_holds_a_query_for_a_workers_next_model_until_its_configur
     assert together.completion_s == [4.0, 4.0, 8.0, 16.0, 12.0]
 
 
-def test_routing_first_counts_held_queries_in_the_workers_backlog():
-    """jsq counts a held query at its worker, as the ingress counts it sent there: two mid
-    workers-to-be, the first holding q4, so q5 goes to the second."""
+def two_mid_workers_holding() -> tuple[simpy.Environment, Cluster, Plan]:
+    """Plan 1 bypasses q0-q3 to three heavy workers; plan 2 (mid, then heavy), routed at 0.5 s
+    before its workers get it, turns workers 2 and 3 mid: q4 (0.6 s) and q5 (0.7 s) are held
+    there at 0.8 s, one each (jsq counts a held query at its worker, as the ingress counts it
+    sent there)."""
     env, cluster = cluster_of(6, n_workers=4, arrival_s=[0, 0, 0, 0, 0.6, 0.7])
     cluster.apply_plan(cascade({"light": 1, "heavy": 3}, router=1.0))
     cluster.start()
@@ -392,6 +394,13 @@ def test_routing_first_counts_held_queries_in_the_workers_backlog():
     assert [w.routed for w in cluster.workers] == [LIGHT, HEAVY, MID, MID]
     env.run(until=0.8)
     assert [w.held for w in cluster.workers] == [[], [], [4], [5]]
+    return env, cluster, plan
+
+
+def test_routing_first_counts_held_queries_in_the_workers_backlog():
+    """Two mid workers-to-be, the first holding q4, so q5 goes to the second; both serve
+    them with mid once configured."""
+    env, cluster, plan = two_mid_workers_holding()
     cluster.configure_workers(plan)
     env.run()
     assert cluster.final_model[4:] == [MID, MID]
@@ -489,14 +498,7 @@ def test_per_swap_recount_counts_a_later_swaps_held_queries_at_its_next_model():
     swap alone (per-swap) queues q4 and recounts the queues: q5, still held at worker 3 for
     mid, counts as queued at mid (the ingress counts it sent there), not at worker 3's heavy;
     worker 3's swap then queues it, and both are served by mid."""
-    env, cluster = cluster_of(6, n_workers=4, arrival_s=[0, 0, 0, 0, 0.6, 0.7])
-    cluster.apply_plan(cascade({"light": 1, "heavy": 3}, router=1.0))
-    cluster.start()
-    env.run(until=0.5)
-    plan = cascade({"light": 1, "mid": 2, "heavy": 1}, stages=("mid", "heavy"))
-    cluster.apply_plan(plan, workers_later=True)
-    env.run(until=0.8)
-    assert [w.held for w in cluster.workers] == [[], [], [4], [5]]
+    env, cluster, plan = two_mid_workers_holding()
     assert cluster.queue_lengths() == [0, 2, 1]  # q4, q5 sent for mid; q3 queued for heavy
     cluster.configure_workers(plan, worker=2)
     late = cluster.workers[3]
