@@ -772,6 +772,45 @@ def _partings_cell(rows: pd.DataFrame) -> str:
     return ", ".join(f"{s:.2f}" if s == s else "never" for s in times) or "-"
 
 
+LATE_SEND_MS = 20.0  # a send this late after its trace time: the client's loop stood still
+
+
+def send_lag_lines(folder: Path, names: list[str]) -> list[str]:
+    """A table of how late each experiment's real runs sent their queries after their trace
+    times (`send_lag_max_ms` in each run's summary.json; runs before session 44 did not record
+    it), with the count of runs that sent one more than LATE_SEND_MS late; none where no run
+    recorded it."""
+    rows, late, recorded = [], 0, 0
+    for name in names:
+        lags = [
+            json.loads((d / "summary.json").read_text()).get("send_lag_max_ms")
+            for d in real_run_dirs(folder / name)
+        ]
+        known = [lag for lag in lags if lag is not None]
+        if not known:
+            continue
+        recorded += len(known)
+        late += sum(lag > LATE_SEND_MS for lag in known)
+        cells = ", ".join("not recorded" if lag is None else f"{lag:.1f}" for lag in lags)
+        rows.append(f"| {name} | {cells} |")
+    if not rows:
+        return []
+    return [
+        "## The load generator's sends (generated)",
+        "",
+        "| experiment | latest send after its trace time, per real run (ms) |",
+        "|---|---|",
+        *rows,
+        "",
+        f"{late} of {recorded} real runs sent a query more than {LATE_SEND_MS:g} ms after its "
+        "trace time. Since session 44 `validate` replays each run by a load generator in a "
+        "process of its own (`serving.loadgen.run_loadgen_apart`); before, in its own process "
+        "(Ray's driver, with the controller's thread), 14 of 39 emulated runs did "
+        "(`results/validation/HISTORY.md`, session 44).",
+        "",
+    ]
+
+
 def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[int]]]:
     """VALIDATION.md: the notes, a goals table per backend and every fidelity table; and
     [goals met, goals judged] per hop source (own, then HELD_OUT's)."""
@@ -819,6 +858,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "its verdict.",
             "",
             *parting_lines(folder, names),
+            *send_lag_lines(folder, names),
         ]
     if tables[True]:
         lines += [

@@ -146,6 +146,25 @@ def test_the_parting_table_gives_each_runs_earliest_parting_per_comparison(repor
     assert report_module.parting_lines(folder, ["static-azure"]) == []
 
 
+def test_the_send_table_gives_each_real_runs_latest_send_and_counts_the_late(
+    report_module, tmp_path
+):
+    folder = tmp_path / "validation"
+    lags = {"static-azure": [3.5, 182.7, None], "hadis-azure": [None], "proteus-azure": [4, 21]}
+    for name, values in lags.items():
+        for k, lag in enumerate(values, 1):
+            run = folder / name / f"real-{k}"
+            run.mkdir(parents=True)
+            summary = {} if lag is None else {"send_lag_max_ms": lag}
+            (run / "summary.json").write_text(json.dumps(summary))
+    lines = report_module.send_lag_lines(folder, list(lags))
+    assert "| static-azure | 3.5, 182.7, not recorded |" in lines
+    assert "| proteus-azure | 4.0, 21.0 |" in lines
+    assert not any(line.startswith("| hadis-azure") for line in lines)  # none recorded
+    assert any(line.startswith("2 of 4 real runs sent a query more than 20 ms") for line in lines)
+    assert report_module.send_lag_lines(folder, ["hadis-azure"]) == []
+
+
 def test_the_calibration_column_takes_the_plan_hop_of_the_other_emulated_experiments(
     report_module, tmp_path, monkeypatch
 ):
