@@ -16,17 +16,20 @@ receipt, and from its answer back to the ingress; NaN where not recorded; they c
 ingress's and the worker's wall clocks, so they hold where both share a host's clock),
 `counted_after_s`
 (seconds from its trace time to the ingress counting it), `visits` and `resends`; `summary.json` the
-swaps (`swap_s`) and the plans' delivery (`plan_delay_s`); `batches.csv` every batch the
-workers served (`served_batches`: the service times the serving path measured); `plans.csv`
-every plan in force and `estimates.csv` the planner's inputs at every tick, both including
-the drain after the trace's last second (`plans_frame`, `estimates_frame`); `swaps.csv` every
-swap whose model loaded (`swaps_frame`).
+swaps (`swap_s`), the plans' delivery (`plan_delay_s`), how late the client sent
+(`send_lag_p99_ms`, `send_lag_max_ms`) and its garbage collector's longest pause during the
+replay (`gc_pause_max_ms`, at `gc_pause_max_at_s` on the replay's clock; `CollectorPauses`);
+`batches.csv` every batch the workers served (`served_batches`: the service times the
+serving path measured); `plans.csv` every plan in force and `estimates.csv` the planner's
+inputs at every tick, both including the drain after the trace's last second (`plans_frame`,
+`estimates_frame`); `swaps.csv` every swap whose model loaded (`swaps_frame`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import subprocess
@@ -111,6 +114,43 @@ def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> dict:
         if time.monotonic() > deadline:
             raise UnreachableError(f"--url {url!r}: server not ready after {timeout_s:g} s")
         time.sleep(1.0)
+
+
+class CollectorPauses:
+    """The garbage collector's pauses in this process while the block runs (`gc.callbacks`):
+    per collection, its start (wall clock), length in ms and generation. A full collection
+    stops the replay's event loop: `run_loadgen` reports the longest beside its sends."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float, int]] = []
+        self._started = (0.0, 0.0)  # (wall clock, perf_counter) of the collection under way
+
+    def __enter__(self) -> CollectorPauses:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = (time.time(), time.perf_counter())
+            return
+        wall_s, perf_s = self._started
+        self.pauses.append((wall_s, (time.perf_counter() - perf_s) * 1e3, info["generation"]))
+
+    def longest(self, origin_s: float) -> dict:
+        """The longest pause on the replay's clock (`origin_s`: its t = 0, wall clock), and the
+        count of full (generation 2) collections."""
+        full = sum(generation == 2 for _, _, generation in self.pauses)
+        if not self.pauses:
+            return {"gc_pause_max_ms": 0.0, "gc_pause_max_at_s": None, "gc_full_collections": 0}
+        wall_s, ms, _ = max(self.pauses, key=lambda pause: pause[1])
+        return {
+            "gc_pause_max_ms": round(ms, 3),
+            "gc_pause_max_at_s": round(wall_s - origin_s, 3),
+            "gc_full_collections": full,
+        }
 
 
 async def replay(
@@ -484,10 +524,14 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
     trace = resolve_trace(trace_spec, bundle, config.seed)
     texts = bundle.prompts["text"].tolist()
     answer_timeout_s = config.late_factor * config.slo_s + ANSWER_MARGIN_S
-    with progress(len(trace)) if progress else contextlib.nullcontext() as update:
+    with (
+        progress(len(trace)) if progress else contextlib.nullcontext() as update,
+        CollectorPauses() as collector,
+    ):
         answers, epoch_s, origin_s = asyncio.run(
             replay(url, trace.arrival_s, trace.prompt_idx, texts, answer_timeout_s, update)
         )
+    collected = collector.longest(origin_s)
     try:
         after = fetch_state(url)
     except UnreachableError as exc:  # it answered before the replay: it stopped meanwhile
@@ -531,6 +575,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
         failure_reasons=dict(sorted(Counter(a.reason for a in answers if a.reason).items())),
         send_lag_p99_ms=round(float(np.percentile(send_lag, 99)) * 1e3, 3),
         send_lag_max_ms=round(float(send_lag.max()) * 1e3, 3),
+        **collected,
         swap_s=swap_seconds(after["swaps"]),
         plan_delay_s=plan_delays(after["plans"], origin_s),
         configure_delay_s=configure_delays(after["swaps"]),

@@ -27,6 +27,7 @@ from serving.loadgen import (  # noqa: E402
     BATCH_COLUMNS,
     SWAP_COLUMNS,
     Answer,
+    CollectorPauses,
     UnreachableError,
     configure_delays,
     fetch_state,
@@ -196,6 +197,7 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(tmp_path):
     assert expected.count("error") and expected.count("not-object")  # both cases in the trace
     assert summary["drops"] == expected.count("dropped") + failed
     assert summary["failed"] == failed
+    assert summary["gc_pause_max_ms"] >= 0 and summary["gc_full_collections"] >= 0
     assert summary["swap_s"] == {  # the parts: means over the swaps that logged them
         MODEL: {"count": 2, "mean_s": 3.0, "reconfigure_mean_s": 0.25, "batch_wait_mean_s": 1.0}
     }
@@ -412,6 +414,27 @@ def test_unreachable_url_is_one_line_exit_2(tmp_path):
     )
     assert result.exit_code == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_collector_pauses_are_those_of_the_block_on_the_replays_clock():
+    import gc
+
+    assert CollectorPauses().longest(0.0) == {
+        "gc_pause_max_ms": 0.0,
+        "gc_pause_max_at_s": None,
+        "gc_full_collections": 0,
+    }
+    origin_s = time.time()
+    with CollectorPauses() as collector:
+        gc.collect()
+        gc.collect(0)
+    gc.collect()  # after the block: not counted
+    generations = [generation for _, _, generation in collector.pauses]
+    assert generations.count(2) == 1 and generations[-1] == 0
+    longest = collector.longest(origin_s)
+    assert longest["gc_full_collections"] == 1 and longest["gc_pause_max_ms"] > 0
+    assert 0 <= longest["gc_pause_max_at_s"] < 5
+    assert collector._note not in gc.callbacks
 
 
 def test_a_load_generator_apart_that_fails_is_a_run_failure_naming_its_error(tmp_path):
