@@ -160,15 +160,26 @@ async def replay(
     server's epoch, the replay's origin), both wall clock. The epoch is marked once the client
     is ready, and the replay's t = 0 follows at once, so the server's ticks and the trace's
     seconds share an origin up to the epoch call's way back. `progress(answered, sent=N)`, if
-    given, is called as each query is sent and as each one ends."""
+    given, is called as each query is sent and as each one ends. Its wait for the answers
+    after the last send is O(1) (a count, not a gather over every query: that took the last
+    query's turn to be sent, 120-171 ms late after 4,912 queries on a busy machine)."""
     import aiohttp
 
     counts = {"sent": 0, "answered": 0}
+    all_answered = asyncio.Event()
+    errors: list[BaseException] = []  # what a query's task raised beyond `_send`'s outcomes
 
     def count(key: str) -> None:
         counts[key] += 1
         if progress is not None:
             progress(counts["answered"], sent=counts["sent"])
+
+    def answered(task: asyncio.Task) -> None:
+        count("answered")
+        if not task.cancelled() and task.exception() is not None:
+            errors.append(task.exception())
+        if errors or counts["answered"] == len(answers):
+            all_answered.set()
 
     endpoint = url.rstrip("/") + GENERATIONS
     answers = [Answer() for _ in range(len(arrival_s))]
@@ -185,10 +196,13 @@ async def replay(
                 await asyncio.sleep(delay)
             body = {"prompt": texts[prompt_idx[i]], "prompt_id": int(prompt_idx[i])}
             sent = _send(client, endpoint, body, answers[i], t0)
-            tasks.append(asyncio.create_task(sent))
-            tasks[-1].add_done_callback(lambda _: count("answered"))
+            tasks.append(asyncio.create_task(sent))  # held: the loop keeps weak references
+            tasks[-1].add_done_callback(answered)
             count("sent")
-        await asyncio.gather(*tasks)
+        if answers:
+            await all_answered.wait()
+        if errors:
+            raise errors[0]
     return answers, epoch_s, origin_s
 
 

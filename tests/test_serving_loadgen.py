@@ -287,6 +287,27 @@ def test_replay_ends_a_late_answer_as_dropped_and_a_hang_up_as_failed():
     assert silent.status == "failed" and "ServerDisconnected" in silent.reason
 
 
+def test_replay_raises_what_a_querys_task_raised_and_ends_an_empty_trace_at_once(monkeypatch):
+    """Beyond `_send`'s own outcomes, an error in a query's task ends the replay (as a gather
+    over the tasks would); a trace without queries waits for no answer."""
+    import serving.loadgen as loadgen
+
+    real_send = loadgen._send
+
+    async def send(client, endpoint, body, answer, t0):
+        if body["prompt_id"] == 2:
+            raise RuntimeError("query 2 broke")
+        await real_send(client, endpoint, body, answer, t0)
+
+    monkeypatch.setattr(loadgen, "_send", send)
+    texts = {1: "a", 2: "b", 3: "c"}
+    with serving(SlowOrSilentStub) as (_, url):
+        with pytest.raises(RuntimeError, match="query 2 broke"):
+            asyncio.run(replay(url, np.zeros(3), np.array([1, 2, 3]), texts, SLOW_S / 4))
+        answers, _, _ = asyncio.run(replay(url, np.zeros(0), np.array([], int), texts, 1.0))
+    assert answers == []
+
+
 def test_served_batches_list_each_batch_once():
     """Two queries served in one batch (same worker and start), a third in another, an
     escalated one in two: each batch once, by start, its model by name, with its thread's CPU
