@@ -617,7 +617,7 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
 def run_loadgen_apart(trace_spec: str, url: str, out_dir: str | Path, quiet: bool) -> dict:
     """`run_loadgen` in a process of its own (`t2isim loadgen`), so that nothing else in the
     caller's process delays its sends: `validate` is the Ray driver and runs the controller's
-    thread, and replays in its process sent a few queries 90-180 ms late in 14 of 39 real runs
+    thread, and replays in its process sent a few queries 26-183 ms late in 14 of 39 real runs
     (sets 1-8; `results/validation/HISTORY.md`, session 44). Its progress bar shows on this
     terminal unless `quiet`; returns the run's summary; a failure is a RunFailure naming the
     load generator's own error."""
