@@ -227,13 +227,13 @@ def serve(
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 
 
-def replay_progress(quiet: bool, label: str):
+def replay_progress(quiet: bool):
     """A replay's progress bar factory for `run_loadgen`: answered of the trace's queries,
     with the sent count beside it (none when quiet or stderr is not a terminal)."""
     from experiments.progress import progress_bar
 
     return lambda total: progress_bar(
-        quiet, label, total, "{task.completed:.0f}/{task.total:.0f} answered",
+        quiet, "replaying", total, "{task.completed:.0f}/{task.total:.0f} answered",
         "{task.fields[sent]} sent", sent=0,
     )
 
@@ -249,7 +249,7 @@ def loadgen(
     from simulator.atomic import check_output_folder
 
     check_output_folder(out_dir, marker="summary.json")
-    summary = run_loadgen(trace, url, out_dir, replay_progress(quiet, "replaying"))
+    summary = run_loadgen(trace, url, out_dir, replay_progress(quiet))
     typer.echo(
         f"{summary['arrivals']} queries: ok {summary['ok']}, timeouts {summary['timeouts']}, "
         f"drops {summary['drops']} (failed {summary['failed']}); p50 "
