@@ -31,7 +31,7 @@ from simulator import controller as sim_controller
 from simulator.controller import PlanRecord
 from simulator.core import ACCEPT, NO_MODEL, PlanState, place_workers
 from simulator.errors import RunFailure
-from simulator.policy import Plan
+from simulator.policy import Observation, Plan
 
 SERVE_NAMESPACE = "serve"  # Ray namespace of Serve's actors
 LOAD_POLL_S = 0.1  # between looks at the initial plan's loads
@@ -66,6 +66,7 @@ class TickResult:
     demand_qps: float | None  # the demand estimate at the end of the tick (None on a restart)
     restarted: bool  # a replay started: estimators and tick count begin afresh
     queue_len: tuple[float, ...] | None = None  # the queue estimate per model, likewise
+    observation: Observation | None = None  # the policy's input, where it was asked
 
 
 class _Clock:
@@ -132,13 +133,17 @@ class Controller:
         if counters.epoch_s != self.epoch_s:
             self.epoch_s, self.ticks = counters.epoch_s, 0
             self.estimators = sim_controller.Controller(self.view, self.policy, self.config)
-            return TickResult(self._plan(now_s), None, True)
+            plan = self._plan(now_s)
+            return TickResult(plan, None, True, observation=self.estimators.observations[-1])
         est = self.estimators
         est.update_estimates(self.config.tick_s)
         self.ticks += 1
         est._ticks = self.ticks  # first-tick flag, as simulator.controller.Controller.process
-        plan = self._plan(now_s) if self.ticks % self.ticks_per_plan == 0 else None
-        return TickResult(plan, est.demand_qps, False, tuple(est.queue_ewma))
+        if self.ticks % self.ticks_per_plan:
+            return TickResult(None, est.demand_qps, False, tuple(est.queue_ewma))
+        plan = self._plan(now_s)
+        queue = tuple(est.queue_ewma)
+        return TickResult(plan, est.demand_qps, False, queue, est.observations[-1])
 
     def _plan(self, now_s: float) -> Plan | None:
         """Ask the policy; the plan if it differs from the one the estimators last applied."""
@@ -147,6 +152,20 @@ class Controller:
         plan, _ = est.plan_now()
         est.apply(plan, now_s, est.demand_qps)
         return self.view.applied
+
+
+def observation_entry(observation: Observation, due_s: float) -> dict:
+    """The ingress's log entry of the policy's input at a re-plan due at wall time `due_s`
+    (`serving.planner_inputs.observations_from_entries` reads it back): the estimates it saw,
+    not the plan in force (plans.csv has that)."""
+    return {
+        "at_s": due_s,
+        "demand_qps": observation.demand_qps,
+        "arrival_rate_qps": observation.arrival_rate_qps,
+        "inflight": observation.inflight,
+        "queue_len": list(observation.queue_len),
+        "model_arrival_qps": list(observation.model_arrival_qps),
+    }
 
 
 class WallClock:
@@ -379,6 +398,9 @@ class ControllerThread:
                 due_s = self.controller.epoch_s
             else:  # logged at the end of the tick it estimates, as the simulator's logs
                 estimates = (due_s, result.demand_qps, result.queue_len)
+            if result.observation is not None:  # logged at once: a replay's last call too
+                entry = observation_entry(result.observation, due_s)
+                c.ingress.log_observation.remote(entry).result()
             if result.plan is not None:
                 c.apply_plan(result.plan, due_s, demand_qps=result.demand_qps or 0.0)
             if not result.restarted:

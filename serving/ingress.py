@@ -112,6 +112,7 @@ class Ingress:
         self.plan_changed = asyncio.Event()
         self.plans: list[dict] = []
         self.estimates: list[tuple] = []  # the controller's (wall time, qps, queue per model)
+        self.observations: list[dict] = []  # the policy's inputs (`observation_entry`)
         self.arrival_s: list[float] = []  # wall time of each arrival since the epoch
         self.visit_s: list[list[float]] = [[] for _ in range(self.n_models)]  # per model
         self.inflight = 0
@@ -196,6 +197,10 @@ class Ingress:
         when the worker got it, when its load began to count and when the model was loaded."""
         self.swaps.append({"worker": w, "model": model, "requested_s": requested_s, **times})
         self.loading.discard(w)
+
+    async def log_observation(self, entry: dict) -> None:
+        """The policy's input at one of its calls (`serving.controller.observation_entry`)."""
+        self.observations.append(entry)
 
     async def batch_started(self, w: int, start_s: float, size: int) -> None:
         """Worker slot `w` began at `start_s` (its clock) its first batch after a load, of
@@ -283,6 +288,7 @@ class Ingress:
             "model_names": list(self.bundle.model_names),
             "plans": self.plans,
             "estimates": self.estimates,
+            "observations": self.observations,
             "busy_s": self.busy_s,
             "ready": self.ready,
             "swaps": self.swaps,

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.planner_inputs import OBSERVATIONS_FILE, observations_frame, observations_from_entries
 from serving.requests import EPOCH, GENERATIONS, STATE
 from serving.setup import ServeSetup
 from simulator.controller import PlanRecord
@@ -50,7 +51,7 @@ from simulator.core import NO_MODEL
 from simulator.engine import RawRun
 from simulator.errors import InputError, RunFailure
 from simulator.metrics import ConservationError, compute_metrics
-from simulator.policy import Plan
+from simulator.policy import Observation, Plan
 from simulator.results import code_version, sha256_json, write_run
 
 MAX_CONNECTIONS = 2000
@@ -247,11 +248,13 @@ def to_raw_run(
     tick_s: float,
     epoch_s: float,
     n_models: int,
+    observations: tuple[Observation, ...] = (),
 ) -> RawRun:
     """The replay as the simulator's raw run: client times for arrival and completion, the
     server's (wall clock, minus `origin_s`) for service start and first stage; plans moved to
     the replay's time base, the planner's inputs (demand and queue estimates) to the
-    controller's (`epoch_s`: the server's epoch, where its ticks are anchored)."""
+    controller's (`epoch_s`: the server's epoch, where its ticks are anchored); `observations`:
+    the policy's inputs at its calls (`serving.planner_inputs.observations_from_entries`)."""
     n = len(answers)
     nan = np.full(n, np.nan)
     arrival, start, first_done, completion = nan.copy(), nan.copy(), nan.copy(), nan.copy()
@@ -292,6 +295,7 @@ def to_raw_run(
         busy_s=busy_s,
         end_s=end_s,
         policy_name=state["setup"]["policy"],
+        observations=observations,
     )
 
 
@@ -412,14 +416,17 @@ def estimates_frame(raw: RawRun, model_names: Sequence[str], tick_s: float) -> p
 
 
 def planner_log_writer(raw: RawRun, model_names: Sequence[str], tick_s: float):
-    """A `write_run` extra that writes `plans.csv` (`plans_frame`) and `estimates.csv`
-    (`estimates_frame`): what a validation compares its planners by, drain included."""
+    """A `write_run` extra that writes `plans.csv` (`plans_frame`), `estimates.csv`
+    (`estimates_frame`) and observations.csv (`serving.planner_inputs.observations_frame`):
+    what a validation compares its planners by, drain included."""
 
     def write(staging: Path) -> None:
         plans = plans_frame(raw.plans, model_names)
         plans.to_csv(staging / "plans.csv", index=False, float_format="%.9g")
         estimates = estimates_frame(raw, model_names, tick_s)
         estimates.to_csv(staging / "estimates.csv", index=False, float_format="%.9g")
+        observations = observations_frame(raw.observations, model_names)
+        observations.to_csv(staging / OBSERVATIONS_FILE, index=False, float_format="%.17g")
 
     return write
 
@@ -558,7 +565,12 @@ def run_loadgen(trace_spec: str, url: str, out_dir: str | Path, progress=None) -
     origin_s += after["clock_s"] - time.time()  # the server's clock (same host: ~0)
     busy_s = after["busy_s"] - before["busy_s"]
     n_models = len(bundle.model_names)
-    raw = to_raw_run(answers, trace, after, origin_s, busy_s, config.tick_s, epoch_s, n_models)
+    observations = observations_from_entries(
+        after.get("observations", ()), epoch_s, config.n_workers, config.slo_s
+    )
+    raw = to_raw_run(
+        answers, trace, after, origin_s, busy_s, config.tick_s, epoch_s, n_models, observations
+    )
     statuses = Counter(a.status for a in answers)
     if sum(statuses.values()) != len(trace):
         raise ConservationError(f"{sum(statuses.values())} outcomes for {len(trace)} arrivals")

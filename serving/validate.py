@@ -90,6 +90,8 @@ from serving.hops import (
 )
 from serving.loadgen import planner_log_writer
 from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
+from serving.plan_replay import PLAN_REPLAY_FILE, plan_replay_table, plan_replay_text
+from serving.planner_inputs import OBSERVATIONS_FILE
 from serving.profile_rounds import rounds_bundles
 from serving.query_classes import CLASSES_FILE, query_classes_table, query_classes_text
 from serving.served_shapes import (
@@ -643,6 +645,7 @@ def run_validation(
         inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
         if len(inputs):
             parts.append(plan_inputs_text(inputs))
+        parts += _plan_replay(out, real.dirs, bundle, setup, config)
         classes = query_classes_table(real.queries, sim.queries)
         (out / CLASSES_FILE).unlink(missing_ok=True)
         if len(classes):
@@ -677,6 +680,28 @@ def _partings(out: Path, real: _RealRuns, sims: tuple, arrival_s, names) -> list
     routing = validation_routing(real_workers, sim_workers[0], arrival_s, sim_workers[1:])
     routing.to_csv(out / ROUTING_FILE, index=False, float_format="%.6g")
     return [parting_text(parting, "DIR/sim"), routing_text(routing, "DIR/sim")]
+
+
+def _plan_replay(out: Path, real_dirs: list[Path], bundle, setup, config) -> list[str]:
+    """DIR/plan_replay.csv (`serving.plan_replay`) where every real run recorded its policy's
+    inputs (observations.csv, since session 45): whether each run's plans follow from them,
+    and what decided a real run's first plan other than DIR/sim's; the note's sentence."""
+    from simulator.run import build_policy
+
+    (out / PLAN_REPLAY_FILE).unlink(missing_ok=True)
+    if not all((d / OBSERVATIONS_FILE).is_file() for d in real_dirs):
+        return []
+    table = plan_replay_table(
+        real_dirs,
+        out / "sim",
+        lambda: build_policy(bundle, setup.policy, config, setup.options),
+        bundle.model_names,
+        config.n_workers,
+        config.slo_s,
+        within_s=config.tick_s / 2,
+    )
+    table.to_csv(out / PLAN_REPLAY_FILE, index=False, float_format="%.6g")
+    return [plan_replay_text(table)]
 
 
 def _remove_stale_runs(out: Path, written: set[str]) -> None:

@@ -64,6 +64,7 @@ class Controller:
         self.planner_wall_s: list[tuple[float, float]] = []  # (sim time, wall seconds)
         self.demand_log: list[float] = []  # demand estimate at the end of each tick
         self.queue_log: list[tuple[float, ...]] = []  # queue estimate per model, likewise
+        self.observations: list[Observation] = []  # what the policy saw at each call
 
     @property
     def demand_qps(self) -> float:
@@ -87,8 +88,10 @@ class Controller:
 
     def plan_now(self) -> tuple[Plan, float]:
         """Ask the policy for a plan; returns it with the planner's wall time."""
+        observation = self.observation()
+        self.observations.append(observation)
         start = time.perf_counter()
-        plan = self.policy.plan(self.observation())
+        plan = self.policy.plan(observation)
         wall_s = time.perf_counter() - start
         self.planner_wall_s.append((self.cluster.env.now, wall_s))
         return plan, wall_s

@@ -12,7 +12,7 @@ from simulator.bundle import Bundle
 from simulator.cluster import Cluster
 from simulator.config import SimConfig
 from simulator.controller import Controller, PlanRecord
-from simulator.policy import Policy
+from simulator.policy import Observation, Policy
 
 ProgressCallback = Callable[[float, float], None]  # (simulated seconds done, horizon)
 SEED_STREAM_DISPATCH = 1  # the cluster's random stream (worker choice, mix draws, service noise)
@@ -43,6 +43,9 @@ class RawRun:
     # service_s, size, judged); empty for a replay, whose workers report their own
     # (`serving.loadgen.served_batches`)
     batches: tuple[tuple[int, int, float, float, int, bool], ...] = ()
+    # the policy's input at each of its calls, the plan in force then as `current`
+    # (`Controller.observations`; a replay's from the serving controller's log)
+    observations: tuple[Observation, ...] = ()
 
 
 def stream_seed(seed: int, stream: int, replicate: int = 0) -> int:
@@ -123,4 +126,5 @@ def simulate(
         end_s=float(env.now),
         policy_name=policy.name,
         batches=tuple(cluster.batch_log),
+        observations=tuple(controller.observations),
     )

@@ -6,13 +6,15 @@ the observation the policy sees, and a replay epoch restarting everything."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 
 import pytest
 
 pytest.importorskip("ray.serve")
 
-from serving.controller import Controller, Counters  # noqa: E402
+from serving.controller import Controller, Counters, observation_entry  # noqa: E402
+from serving.planner_inputs import observations_from_entries  # noqa: E402
 from simulator.config import SimConfig  # noqa: E402
 from simulator.policy import Plan  # noqa: E402
 
@@ -104,6 +106,28 @@ def test_a_replay_epoch_restarts_estimators_ticks_and_plans_at_once():
     assert after[2].plan.workers == {"light": 2, "heavy": 2}
 
 
+def test_a_tick_that_plans_returns_the_policys_input_and_its_log_entry_gives_it_back():
+    policy = DemandPolicy()
+    ctrl = Controller(policy, CONFIG, len(MODELS))
+    ctrl.start(0.0)
+    before = policy.seen[-1]  # the server's initial plan, before any replay
+    restart = ctrl.tick(1.0, counters(0, epoch_s=1000.0))
+    assert restart.observation is policy.seen[-1]
+    ticks = [ctrl.tick(2.0 + k, counters(10 * (k + 1), 1000.0, (k, 1))) for k in range(3)]
+    assert [r.observation is None for r in ticks] == [True, True, False]  # asked at the third
+    asked = ticks[2].observation
+    assert asked is policy.seen[-1] and asked.queue_len[1] > 0 and asked.inflight == 15
+    entries = [
+        observation_entry(before, 999.0),
+        observation_entry(restart.observation, 1000.0),
+        observation_entry(asked, 1003.0),
+    ]
+    # from the replay's epoch on (the initial plan's input dropped), in the replay's seconds
+    back = observations_from_entries(entries, 1000.0, CONFIG.n_workers, CONFIG.slo_s)
+    assert [o.now_s for o in back] == [0.0, 3.0]
+    assert back[1] == dataclasses.replace(asked, now_s=3.0, current=None)
+
+
 def test_the_ingress_counts_a_ticks_arrivals_by_their_time_stamps():
     """However late the controller thread reads them, a tick counts the arrivals and visits
     before its boundary (as the simulator's tick), not those that came since."""
@@ -128,7 +152,16 @@ def test_the_ingress_counts_a_ticks_arrivals_by_their_time_stamps():
 
 @pytest.mark.parametrize(
     "method",
-    ["set_plan", "worker_config", "mark_epoch", "set_ready", "log_swap", "batch_started", "tick"],
+    [
+        "set_plan",
+        "worker_config",
+        "mark_epoch",
+        "set_ready",
+        "log_swap",
+        "log_observation",
+        "batch_started",
+        "tick",
+    ],
 )
 def test_the_ingress_methods_called_by_handle_run_on_its_event_loop(method):
     """Serve runs a deployment's plain methods in a thread pool (RAY_SERVE_RUN_SYNC_IN_THREADPOOL,

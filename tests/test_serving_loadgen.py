@@ -39,6 +39,7 @@ from serving.loadgen import (  # noqa: E402
     swaps_frame,
     tick_estimates,
 )
+from serving.planner_inputs import OBSERVATIONS_FILE  # noqa: E402
 from serving.requests import (  # noqa: E402
     RequestError,
     bundle_prompt_id,
@@ -64,6 +65,19 @@ def stub_outcome(prompt_id: int) -> str:
     if prompt_id % 5 == 0:
         return "not-object"
     return "done"
+
+
+def observation_log_entry(at_s: float, demand_qps: float) -> dict:
+    """A serving controller's log entry of its policy's input (`observation_entry`)."""
+    per_model = [0.5, 1.0, 0.0, 0.0]  # the default bundle's four models
+    return {
+        "at_s": at_s,
+        "demand_qps": demand_qps,
+        "arrival_rate_qps": demand_qps,
+        "inflight": 3,
+        "queue_len": per_model,
+        "model_arrival_qps": per_model,
+    }
 
 
 class Stub(BaseHTTPRequestHandler):
@@ -103,6 +117,11 @@ class Stub(BaseHTTPRequestHandler):
                     }
                 ],
                 "estimates": [[self.origin, 0.0, [0.0] * 4]],  # the default bundle: 4 models
+                # the policy's inputs: the server's initial plan's, then the replay's first
+                "observations": [
+                    observation_log_entry(self.origin, 0.0),
+                    *(observation_log_entry(e, 2.5) for e in self.epochs[-1:]),
+                ],
                 "busy_s": 0.0,
                 "ready": True,
                 "swaps": [  # two swaps to the light model: 2.5 s and 3.5 s from request to load
@@ -254,6 +273,10 @@ def test_replay_writes_a_run_folder_whose_outcomes_add_up(tmp_path):
     estimates = pd.read_csv(tmp_path / "run" / "estimates.csv")  # every tick to the last answer
     assert estimates.tick_end_s.tolist() == [1.0, 2.0]
     assert (estimates.filter(like="queue_estimate") == 0).all(axis=None)
+    # the policy's inputs from the replay's epoch on (the initial plan's before it dropped)
+    observations = pd.read_csv(tmp_path / "run" / OBSERVATIONS_FILE)
+    assert observations.now_s.tolist() == [0.0] and observations.demand_qps.tolist() == [2.5]
+    assert observations.loc[0, "queue_len_SDXL-Lightning"] == 0.5
 
 
 class SlowOrSilentStub(Stub):
