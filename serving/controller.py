@@ -17,6 +17,7 @@ inside the running worker, as in the simulator.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass
@@ -107,9 +108,13 @@ class Controller:
     plan; `tick(now_s, counters)` updates the estimators over one `tick_s` and, every
     `plan_interval_s` of ticks, asks the policy (the plan is returned when it changed). A new
     replay epoch in the counters restarts everything, as a simulation starts at t = 0: fresh
-    estimators, a plan at once, the tick count from 0."""
+    estimators, the policy as it was built (a copy kept before its first call: a policy's
+    memory, such as the MILP's warm start and the swap-cost rule's plan in force, would
+    otherwise carry the server's initial plan and any earlier replay into the next), no plan
+    in force, a plan at once, the tick count from 0."""
 
     def __init__(self, policy, config, n_models: int) -> None:
+        self.built = copy.deepcopy(policy)  # before any call
         self.policy = policy
         self.config = config
         self.view = _CountersView(n_models)
@@ -132,7 +137,9 @@ class Controller:
         self.view.observe(now_s, counters)
         if counters.epoch_s != self.epoch_s:
             self.epoch_s, self.ticks = counters.epoch_s, 0
+            self.policy = copy.deepcopy(self.built)
             self.estimators = sim_controller.Controller(self.view, self.policy, self.config)
+            self.view.plan = None  # as a simulation's first call: none in force yet
             plan = self._plan(now_s)
             return TickResult(plan, None, True, observation=self.estimators.observations[-1])
         est = self.estimators

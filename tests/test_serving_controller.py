@@ -97,7 +97,9 @@ def test_a_replay_epoch_restarts_estimators_ticks_and_plans_at_once():
     assert ctrl.epoch_s == 1234.5
     # planned at once from empty estimators (demand 0): the plan in force is returned so that
     # the caller re-applies its routing state, as a simulation starts with its initial plan
-    assert policy.seen[-1].now_s == 3.0 and policy.seen[-1].demand_qps == 0.0
+    # by the policy as it was built (none of its earlier calls remembered), no plan in force
+    assert ctrl.policy is not policy and len(policy.seen) == 1  # the initial plan's call
+    assert [(o.now_s, o.demand_qps, o.current) for o in ctrl.policy.seen] == [(3.0, 0.0, None)]
     assert restart.plan == Plan(workers={"light": 4}, batch_size={"light": 1}, mix={"light": 1.0})
     # the first tick after the restart takes the raw rate (no EWMA with the old estimate)
     after = [ctrl.tick(4.0 + k, counters(20 * (k + 1), epoch_s=1234.5)) for k in range(3)]
@@ -106,17 +108,41 @@ def test_a_replay_epoch_restarts_estimators_ticks_and_plans_at_once():
     assert after[2].plan.workers == {"light": 2, "heavy": 2}
 
 
+class CountingPolicy:
+    """A policy with memory: the light plan at its first call, the heavy one after."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def plan(self, obs) -> Plan:
+        self.calls += 1
+        model = "light" if self.calls == 1 else "heavy"
+        return Plan(workers={model: 4}, batch_size={model: 1}, mix={model: 1.0})
+
+
+def test_each_replay_is_planned_by_the_policy_as_built_whatever_came_before():
+    ctrl = Controller(CountingPolicy(), CONFIG, len(MODELS))
+    ctrl.start(0.0)
+    plans = []
+    for epoch_s in (100.0, 200.0):  # two replays against one server
+        restart = ctrl.tick(epoch_s, counters(0, epoch_s=epoch_s))
+        ticks = [ctrl.tick(epoch_s + k + 1, counters(0, epoch_s=epoch_s)) for k in range(3)]
+        plans.append([restart.plan.workers, ticks[2].plan.workers])
+    # as a simulation's: its first call light, the next heavy (not heavy from the start)
+    assert plans == [[{"light": 4}, {"heavy": 4}]] * 2
+
+
 def test_a_tick_that_plans_returns_the_policys_input_and_its_log_entry_gives_it_back():
     policy = DemandPolicy()
     ctrl = Controller(policy, CONFIG, len(MODELS))
     ctrl.start(0.0)
     before = policy.seen[-1]  # the server's initial plan, before any replay
     restart = ctrl.tick(1.0, counters(0, epoch_s=1000.0))
-    assert restart.observation is policy.seen[-1]
+    assert restart.observation is ctrl.policy.seen[-1]
     ticks = [ctrl.tick(2.0 + k, counters(10 * (k + 1), 1000.0, (k, 1))) for k in range(3)]
     assert [r.observation is None for r in ticks] == [True, True, False]  # asked at the third
     asked = ticks[2].observation
-    assert asked is policy.seen[-1] and asked.queue_len[1] > 0 and asked.inflight == 15
+    assert asked is ctrl.policy.seen[-1] and asked.queue_len[1] > 0 and asked.inflight == 15
     entries = [
         observation_entry(before, 999.0),
         observation_entry(restart.observation, 1000.0),
