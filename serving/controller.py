@@ -161,12 +161,13 @@ class Controller:
         return self.view.applied
 
 
-def observation_entry(observation: Observation, due_s: float) -> dict:
-    """The ingress's log entry of the policy's input at a re-plan due at wall time `due_s`
-    (`serving.planner_inputs.observations_from_entries` reads it back): the estimates it saw,
-    not the plan in force (plans.csv has that)."""
+def observation_entry(observation: Observation, origin_s: float) -> dict:
+    """The ingress's log entry of the policy's input at one of its calls
+    (`serving.planner_inputs.observations_from_entries` reads it back): the wall time of the
+    call (`origin_s`: the wall time of the controller's 0 s) and the estimates it saw, not the
+    plan in force (plans.csv has that)."""
     return {
-        "at_s": due_s,
+        "at_s": origin_s + observation.now_s,
         "demand_qps": observation.demand_qps,
         "arrival_rate_qps": observation.arrival_rate_qps,
         "inflight": observation.inflight,
@@ -406,7 +407,7 @@ class ControllerThread:
             else:  # logged at the end of the tick it estimates, as the simulator's logs
                 estimates = (due_s, result.demand_qps, result.queue_len)
             if result.observation is not None:  # logged at once: a replay's last call too
-                entry = observation_entry(result.observation, due_s)
+                entry = observation_entry(result.observation, c.env.origin)
                 c.ingress.log_observation.remote(entry).result()
             if result.plan is not None:
                 c.apply_plan(result.plan, due_s, demand_qps=result.demand_qps or 0.0)

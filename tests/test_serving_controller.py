@@ -143,11 +143,8 @@ def test_a_tick_that_plans_returns_the_policys_input_and_its_log_entry_gives_it_
     assert [r.observation is None for r in ticks] == [True, True, False]  # asked at the third
     asked = ticks[2].observation
     assert asked is ctrl.policy.seen[-1] and asked.queue_len[1] > 0 and asked.inflight == 15
-    entries = [
-        observation_entry(before, 999.0),
-        observation_entry(restart.observation, 1000.0),
-        observation_entry(asked, 1003.0),
-    ]
+    # the controller's 0 s at wall time 999: the calls at 1000 and 1003, the initial one at 999
+    entries = [observation_entry(o, 999.0) for o in (before, restart.observation, asked)]
     # from the replay's epoch on (the initial plan's input dropped), in the replay's seconds
     back = observations_from_entries(entries, 1000.0, CONFIG.n_workers, CONFIG.slo_s)
     assert [o.now_s for o in back] == [0.0, 3.0]
