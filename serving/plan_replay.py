@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 
 from serving.loadgen import plans_frame
-from serving.planner_inputs import OBSERVATIONS_FILE, inputs_of, read_observations, with_input
+from serving.planner_inputs import (
+    OBSERVATIONS_FILE,
+    PER_MODEL_INPUTS,
+    inputs_of,
+    read_observations,
+    with_input,
+)
 from simulator.controller import PlanRecord
 from simulator.policy import Observation, Plan, Policy
 
@@ -73,17 +79,26 @@ def deciding_inputs(
 ) -> list[str]:
     """The inputs (observations.csv's columns) whose real value alone, put into the
     simulation's input at call `call` (the policy in the state the simulation's earlier calls
-    left it), makes the policy give the real plan (`real_key`, as `plan_key` writes it)."""
+    left it), makes the policy give the real plan (`real_key`, as `plan_key` writes it); where
+    none does, the models whose per-model inputs together do (`a+b`: a queue estimate and an
+    arrival rate, which a MILP reads as one queue delay, HADIS's D = alpha Q / lambda)."""
     policy = make_policy()
     earlier = _replay(policy, sim[:call])
     current = earlier[-1] if earlier else None
-    deciding = []
-    for column, value in inputs_of(real, model_names):
-        changed = with_input(sim[call], column, value, model_names)
+    real_inputs = dict(inputs_of(real, model_names))
+
+    def gives_real_plan(columns: Sequence[str]) -> bool:
+        changed = sim[call]
+        for column in columns:
+            changed = with_input(changed, column, real_inputs[column], model_names)
         plan = copy.deepcopy(policy).plan(dataclasses.replace(changed, current=current))
-        if plan_key(plan, model_names) == real_key:
-            deciding.append(column)
-    return deciding
+        return plan_key(plan, model_names) == real_key
+
+    singles = [c for c in real_inputs if gives_real_plan([c])]
+    if singles:
+        return singles
+    pairs = [[f"{name}_{m}" for name in PER_MODEL_INPUTS] for m in model_names]
+    return ["+".join(pair) for pair in pairs if gives_real_plan(pair)]
 
 
 def plan_replay_table(
@@ -99,8 +114,9 @@ def plan_replay_table(
     plan the run put in force (`recorded`), whether a fresh policy replayed on the run's
     recorded inputs gives it (`reproduced`), whether it is the simulation's plan at the same
     call (`as_simulated`), and at a real run's first call whose plan is not, the real inputs
-    that alone give it (`deciding_inputs`, ';'-joined; 'none' where no single one does; later
-    calls start from states the simulation's policy was never in)."""
+    that alone give it (`deciding_inputs`, ';'-joined, a model's pair where no single input
+    does; 'none' where neither does; later calls start from states the simulation's policy
+    was never in)."""
 
     def run(folder: Path):
         observations = read_observations(folder / OBSERVATIONS_FILE, model_names, n_workers, slo_s)
@@ -151,7 +167,7 @@ def plan_replay_text(table: pd.DataFrame, sim_folder: str = "DIR/sim") -> str:
                 deciding = first.deciding_inputs.replace(";", ", ")
                 text += (
                     f", parting from {sim_folder}'s plans first at {first.now_s:.1f} s, decided "
-                    f"alone by {deciding if deciding != 'none' else 'no single input'}"
+                    f"alone by {deciding if deciding != 'none' else 'no single input or pair'}"
                 )
             else:
                 text += f", every plan {sim_folder}'s"

@@ -88,9 +88,13 @@ def test_the_deciding_input_is_the_one_that_crosses_the_policys_boundary():
     heavy = plan_key(HEAVY, MODELS)
     found = deciding_inputs(QueuePolicy, sim, real, 1, MODELS, heavy)
     assert found == ["queue_len_light", "model_arrival_qps_light"]
-    # the rate alone (queue 3 at 1.8 qps: 1.67 s) does not; the queue alone (4 at 2 qps: 2 s,
-    # not above) neither
-    assert deciding_inputs(QueuePolicy, sim, observation(5.0, 4.0, 1.8), 1, MODELS, heavy) == []
+    # queue 4 at 1.8 qps: neither alone (4 at 2 qps: 2 s, not above; 3 at 1.8 qps: 1.67 s),
+    # the model's pair does (2.22 s)
+    both = observation(5.0, 4.0, 1.8)
+    found = deciding_inputs(QueuePolicy, sim, both, 1, MODELS, heavy)
+    assert found == ["queue_len_light+model_arrival_qps_light"]
+    # queue 4 at 2 qps: not even the pair (2 s)
+    assert deciding_inputs(QueuePolicy, sim, observation(5.0, 4.0, 2.0), 1, MODELS, heavy) == []
 
 
 def test_the_deciding_inputs_start_from_the_state_the_earlier_calls_left():
