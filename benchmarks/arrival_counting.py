@@ -34,6 +34,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from arrival_timing import fail  # noqa: E402  (the one-line input error, exit 2)
+
 import policies  # noqa: E402,F401  (registers the adaptive policies)
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
 from serving.hops import with_overheads  # noqa: E402
@@ -69,12 +71,6 @@ def distance_qps(real: Run, sim: Run) -> float:
     if calls == 0:
         return float("nan")
     return float(np.mean(np.abs(real.rates_qps[:calls] - sim.rates_qps[:calls])))
-
-
-def fail(message: str) -> None:
-    """A one-line error and exit 2 (bad input)."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main() -> None:
