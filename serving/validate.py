@@ -118,7 +118,7 @@ from simulator.bundle import (
     ARRIVAL_CHARGE_FIELD,
     Bundle,
 )
-from simulator.config import SimConfig
+from simulator.config import ROUTING_MOMENTS, SimConfig
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 from simulator.results import write_run
@@ -387,8 +387,9 @@ def _sensitivities(
     (DIR/sim-measured-overheads), the compared hops and latency (DIR/sim-compared, with its own
     tails and its measured shapes: `_compared_bundles`), the arrival charge (`charge_fit`),
     each other service-time model (`ServeSetup.compared_service_times`), the batches' time
-    after idle left out, where the hops include an arrival hop, each query routed once it has
-    passed (`route_at=ingress`, as the real ingress routes; since session 41), and where the
+    after idle left out, where the hops include an arrival hop, each new query counted and
+    routed by the other `route_at` (since session 41; validate's own, the default, has been
+    `ingress` since session 46, as the real ingress counts and routes), and where the
     plan hop outlasts the route hop, a re-plan's routing and workers switched together at the
     plan hop (`plan_switch=together`, the simulator's rule before session 42), and where the
     hops have a configure hop, its workers all configured at the plan hop
@@ -417,9 +418,10 @@ def _sensitivities(
     if judged.idle_latency and bundle.has_idle_latency:
         back_to_back = dataclasses.replace(judged, idle_latency=False)
         others["back_to_back_latency"] = sims.metrics(applied, service=back_to_back)
-    if applied.get("arrival_overhead_ms", 0.0) > 0 and judged.route_at != "ingress":
-        at_ingress = dataclasses.replace(judged, route_at="ingress")
-        others["route_at_ingress"] = sims.metrics(applied, service=at_ingress)
+    if applied.get("arrival_overhead_ms", 0.0) > 0:  # the other counting of new queries
+        other = next(moment for moment in ROUTING_MOMENTS if moment != judged.route_at)
+        counted = dataclasses.replace(judged, route_at=other)
+        others[f"route_at_{other}"] = sims.metrics(applied, service=counted)
     route_ms = applied.get("route_overhead_ms", 0.0)
     if applied.get("configure_overhead_ms", 0.0) > 0 and judged.plan_switch == "per-swap":
         at_once = dataclasses.replace(judged, plan_switch="routing-first")
@@ -455,9 +457,15 @@ def _note_parts(
         parts.append(idle_latency_text(bundle))
     if "route_at_ingress" in others:
         parts.append(
-            "Error route at ingress: each new query routed once its arrival hop has passed, as "
-            "the real ingress routes a query when it receives it (DIR/sim routes it at its trace "
-            "time; both reach the worker after the same dispatch hop; since session 41)."
+            "Error route at ingress: each new query counted and routed once its arrival hop has "
+            "passed, as the real ingress does when it receives it (DIR/sim at its trace time; "
+            "both reach the worker after the same dispatch hop; since session 41)."
+        )
+    if "route_at_arrival" in others:
+        parts.append(
+            "Error route at arrival: each new query counted and routed at its trace time "
+            "(DIR/sim once its arrival hop has passed, as the real ingress does when it "
+            "receives it, since session 46; both reach the worker after the same dispatch hop)."
         )
     if "plan_switch_routing_first" in others:
         parts.append(

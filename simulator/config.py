@@ -211,11 +211,12 @@ class SimConfig:
     )
 
     route_at: str = setting(
-        "arrival",
-        "When a new query is routed: arrival (at its trace time, after the router's cost) or "
-        "ingress (once its arrival hop has passed, as the serving path's ingress routes a query "
-        "when it receives it; the rest of its dispatch hop takes it to its worker, which it "
-        "reaches when it did before); the same without an arrival hop",
+        "ingress",
+        "When a new query is counted and routed: ingress (once its arrival hop has passed, as "
+        "the serving path's ingress counts and routes a query when it receives it; the rest of "
+        "its dispatch hop takes it to its worker; the default since session 46, set 13) or "
+        "arrival (at its trace time, after the router's cost); the same without an arrival "
+        "hop",
         Choice(ROUTING_MOMENTS),
     )
     plan_switch: str = setting(

@@ -43,8 +43,8 @@ class RawRun:
     # service_s, size, judged); empty for a replay, whose workers report their own
     # (`serving.loadgen.served_batches`)
     batches: tuple[tuple[int, int, float, float, int, bool], ...] = ()
-    # the policy's input at each of its calls, the plan in force then as `current`
-    # (`Controller.observations`; a replay's from the serving controller's log)
+    # the policy's input at each of its calls (`Controller.observations`), the plan in force
+    # then as `current`; a replay's, from the serving controller's log, without it (None)
     observations: tuple[Observation, ...] = ()
 
 

@@ -37,7 +37,7 @@ def write_folder(folder, config: SimConfig, name: str) -> None:
 
 def test_a_run_counted_after_its_arrival_hop_is_found_closer_to_that_counting(tmp_path):
     config = SimConfig(n_workers=16, slo_s=16.0, time_scale=0.1, dispatch="jsq")
-    write_folder(tmp_path, config, "sim")  # validate's: counted at the trace time
+    write_folder(tmp_path, dataclasses.replace(config, route_at="arrival"), "sim")
     write_folder(tmp_path, dataclasses.replace(config, route_at="ingress"), "real-1")
     (tmp_path / "overheads.json").write_text(json.dumps(HOPS))
     done = run_benchmark(

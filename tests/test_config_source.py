@@ -50,7 +50,7 @@ CHANGED = {
     "queue": "edf", "on_plan_change": "keep", "reroute_order": "arrival",
     "escalation": "next-hosted", "threshold_rule": "order-statistic",
     "bypass_arrivals_at_first": True,
-    "batch_latency": "artifact", "disc_cost_per": "batch", "route_at": "ingress",
+    "batch_latency": "artifact", "disc_cost_per": "batch", "route_at": "arrival",
     "plan_switch": "together",
 }
 # a bad value for every field that takes one on the command line, as typed there

@@ -13,7 +13,8 @@ from experiments.inputs import resolve_bundle, resolve_trace
 from simulator.config import ConfigError, SimConfig
 from tests.test_validation import CONFIG, simulate
 
-AT_INGRESS = dataclasses.replace(CONFIG, route_at="ingress")
+AT_ARRIVAL = dataclasses.replace(CONFIG, route_at="arrival")
+AT_INGRESS = dataclasses.replace(CONFIG, route_at="ingress")  # the default since session 46
 TRACE = "constant:rate=4,duration=30"  # light load: every query finds an idle worker
 
 
@@ -33,7 +34,7 @@ def first_start_delay_s(bundle, hops: dict, config: SimConfig) -> np.ndarray:
 
 def test_a_query_routed_at_the_ingress_reaches_its_worker_after_the_same_dispatch_hop(bundle):
     hops = {"dispatch_overhead_ms": 50.0, "arrival_overhead_ms": 30.0}
-    np.testing.assert_allclose(first_start_delay_s(bundle, hops, CONFIG), 0.050, atol=1e-9)
+    np.testing.assert_allclose(first_start_delay_s(bundle, hops, AT_ARRIVAL), 0.050, atol=1e-9)
     np.testing.assert_allclose(first_start_delay_s(bundle, hops, AT_INGRESS), 0.050, atol=1e-9)
 
 
@@ -41,24 +42,28 @@ def test_an_arrival_hop_longer_than_the_dispatch_hop_delays_the_worker_to_the_in
     """Routed at the ingress, a query cannot reach its worker before it: the rest of the
     dispatch hop is never negative (the arrival hop includes the router's cost)."""
     hops = {"dispatch_overhead_ms": 20.0, "arrival_overhead_ms": 60.0}
-    np.testing.assert_allclose(first_start_delay_s(bundle, hops, CONFIG), 0.020, atol=1e-9)
-    shift_s = CONFIG.router_cost_s * CONFIG.time_scale
+    np.testing.assert_allclose(first_start_delay_s(bundle, hops, AT_ARRIVAL), 0.020, atol=1e-9)
+    shift_s = AT_ARRIVAL.router_cost_s * AT_ARRIVAL.time_scale
     at_ingress = first_start_delay_s(bundle, hops, AT_INGRESS)
     np.testing.assert_allclose(at_ingress, 0.060 - shift_s, atol=1e-9)
 
 
 def test_the_ingress_counts_and_routes_at_once_and_without_an_arrival_hop_nothing_moves(bundle):
     hops = {"dispatch_overhead_ms": 30.0, "arrival_overhead_ms": 430.0}
-    arrival = simulate(bundle, hops, TRACE, CONFIG)
+    arrival = simulate(bundle, hops, TRACE, AT_ARRIVAL)
     ingress = simulate(bundle, hops, TRACE, AT_INGRESS)
     assert ingress.raw.demand_log == arrival.raw.demand_log  # counted at the same moments
     dispatch_only = {"dispatch_overhead_ms": 30.0}
     pd.testing.assert_frame_equal(
-        simulate(bundle, dispatch_only, TRACE, CONFIG).queries,
+        simulate(bundle, dispatch_only, TRACE, AT_ARRIVAL).queries,
         simulate(bundle, dispatch_only, TRACE, AT_INGRESS).queries,
     )
     again = simulate(bundle, hops, TRACE, AT_INGRESS)  # the same seed: the same run
     pd.testing.assert_frame_equal(ingress.queries, again.queries)
+
+
+def test_the_simulator_counts_and_routes_at_the_ingress_unless_told_otherwise():
+    assert SimConfig().route_at == "ingress"  # the serving path's moment (session 46, set 13)
 
 
 def test_an_unknown_routing_moment_is_one_line_naming_the_field():

@@ -90,21 +90,22 @@ def test_a_query_counts_as_queued_from_its_send_through_its_dispatch_hop(bundle)
     assert sum(sent[-1]) == pytest.approx(2.0, abs=1e-3)
 
 
-def test_an_arrival_hop_delays_the_demand_count_and_nothing_else(bundle):
-    """The arrival hop (trace time -> the ingress counting the query) moves arrivals into
-    later ticks of the demand estimate; no query's path or time changes, and its own random
-    stream leaves the other hops' draws where they were."""
+def test_an_arrival_hop_delays_the_demand_count_and_nothing_else_when_routed_at_arrival(bundle):
+    """Counted at the ingress but routed at its trace time (`route_at=arrival`), the arrival
+    hop moves arrivals into later ticks of the demand estimate; no query's path or time
+    changes, and its own random stream leaves the other hops' draws where they were
+    (`route_at=ingress`, the default: tests/test_route_at.py)."""
+    config = dataclasses.replace(CONFIG, route_at="arrival")
     dispatch = {"dispatch_overhead_ms": 30.0, "dispatch_overhead_p95_ms": 90.0}
-    base = simulate(bundle, dispatch)
-    late = simulate(bundle, {**dispatch, "arrival_overhead_ms": 430.0})
+    base = simulate(bundle, dispatch, config=config)
+    late = simulate(bundle, {**dispatch, "arrival_overhead_ms": 430.0}, config=config)
     pd.testing.assert_frame_equal(base.queries, late.queries)
-    arrival = resolve_trace(TRACE, bundle, CONFIG.seed).arrival_s
-    shift_s = CONFIG.router_cost_s * CONFIG.time_scale  # the router's cost is part of the hop
+    arrival = resolve_trace(TRACE, bundle, config.seed).arrival_s
+    shift_s = config.router_cost_s * config.time_scale  # the router's cost is part of the hop
     assert base.raw.demand_log[0] == np.sum(arrival + shift_s < 1.0)
     assert late.raw.demand_log[0] == np.sum(arrival + 0.430 < 1.0) < base.raw.demand_log[0]
-    spread = simulate(
-        bundle, {**dispatch, "arrival_overhead_ms": 5.0, "arrival_overhead_p95_ms": 900.0}
-    )
+    long_hops = {**dispatch, "arrival_overhead_ms": 5.0, "arrival_overhead_p95_ms": 900.0}
+    spread = simulate(bundle, long_hops, config=config)
     pd.testing.assert_frame_equal(base.queries, spread.queries)
     assert spread.raw.demand_log != base.raw.demand_log  # some counts moved by a long hop
 
@@ -487,7 +488,7 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         other = ServeSetup("default", "static-cascade", OPTIONS, sim, dispatch="jsq")
         run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     # how the simulator models the serving path's protocol is no part of a replay
-    modelled = {**CONFIG.to_dict(), "plan_switch": "together", "route_at": "ingress"}
+    modelled = {**CONFIG.to_dict(), "plan_switch": "together", "route_at": "arrival"}
     other = ServeSetup("default", "static-cascade", OPTIONS, modelled, dispatch="jsq")
     run_validation(other, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
     shipped = dataclasses.replace(setup, stack="shipped")
@@ -995,7 +996,7 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path, monkeypatch):
         "real_level",
         "error_no_overhead",
         "error_arrival_charge",  # the real run recorded its batches (one run: none held out)
-        "error_route_at_ingress",  # it measured an arrival hop
+        "error_route_at_arrival",  # it measured an arrival hop: the other counting
     ]
     rows = table.set_index("metric")
     assert 0 <= rows.loc["p50_latency_s", "real_level"] <= 100  # among the real run's latencies
