@@ -1,8 +1,8 @@
 """Which counting of arrivals a validation's real runs follow, from their recorded inputs.
 
 A simulation counts a new query at its model either at its trace time (`route_at=arrival`,
-validate's) or once its arrival hop has passed (`route_at=ingress`, as the serving path's
-ingress counts a visit when it sends the query on). An adaptive policy reads each model's
+validate's until session 46) or once its arrival hop has passed (`route_at=ingress`, the
+default since, as the serving path's ingress counts a visit when it sends the query on). An adaptive policy reads each model's
 arrival rate (an EWMA of the visits per 1 s tick), so the two countings differ where a query
 lands within an arrival hop of a tick boundary. This script re-simulates a committed
 validation experiment (its `sim` configuration, trace and measured hops) both ways,
