@@ -5,8 +5,8 @@ validate's until session 46) or once its arrival hop has passed (`route_at=ingre
 default since, as the serving path's ingress counts a visit when it sends the query on). An
 adaptive policy reads each model's arrival rate (an EWMA of the visits per 1 s tick), so the
 two countings differ where a query lands within an arrival hop of a tick boundary. This
-script re-simulates a committed
-validation experiment (its `sim` configuration, trace and measured hops) both ways,
+script re-simulates a committed validation experiment (its `sim` configuration, trace and
+measured hops) both ways,
 `--replicates` times each (the cluster's randomness from other streams), and compares each
 real run's recorded inputs (`real-k/observations.csv`, since session 45) with them: per
 counting, the median over the replicates of the mean |real - simulated| arrival rate per
