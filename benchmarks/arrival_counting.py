@@ -44,7 +44,7 @@ from arrival_timing import fail  # noqa: E402  (the one-line input error, exit 2
 
 import policies  # noqa: E402,F401  (registers the adaptive policies)
 from experiments.inputs import resolve_bundle, resolve_trace  # noqa: E402
-from serving.fidelity import completed_latency_s  # noqa: E402
+from serving.fidelity import completed_latency_s, mean_se  # noqa: E402
 from serving.hops import with_overheads  # noqa: E402
 from serving.loadgen import plans_frame  # noqa: E402
 from serving.plan_replay import recorded_keys  # noqa: E402
@@ -88,13 +88,6 @@ def distance_qps(real: Run, sim: Run, calls: int) -> float:
     """Mean |real - simulated| arrival rate over models and the first `calls` calls."""
     calls = min(calls, len(real.rates_qps), len(sim.rates_qps))
     return float(np.mean(np.abs(real.rates_qps[:calls] - sim.rates_qps[:calls])))
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error (NaN for fewer than two values)."""
-    array = np.asarray(values, dtype=np.float64)
-    se = float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else float("nan")
-    return float(array.mean()), se
 
 
 def main() -> None:

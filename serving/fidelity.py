@@ -26,6 +26,9 @@ GOALS = {  # metric -> (limit, unit) of |error|
 
 SAME_PLAN_GOAL = 0.9
 
+EXPECTATION_FILE = "expectation.csv"  # validate: the comparison on expectations by replicates
+EXPECTATION_LADDER = (5, 10, 25)  # and all of them (`expectation_ladder`)
+
 TINY_P50_GOAL_PCT = 10.0  # the tiny diffusers backend's goal: |p50 error| <= 10%
 
 LATENCY_QUANTILES = {f"p{q}_latency_s": q for q in (50, 90, 99)}  # metric -> percentile
@@ -101,7 +104,9 @@ def fidelity_table(
 ) -> pd.DataFrame:
     """One row per metric: real mean and spread, simulated value, error, goal met; the
     simulator's own spread over `replicates` (the metrics of `sim` and of its replicates,
-    the cluster's randomness from other streams; NaN without); and the error of each of
+    the cluster's randomness from other streams; NaN without), and the comparison on
+    expectations (`expectation_columns`: the replicates' mean against the real runs' mean,
+    each with its standard error, and the error's); and the error of each of
     `others` (name -> the metrics of another simulation) as `error_NAME`. The same plan's
     share is judged on flow and workers (`same_plan`, the goal fixed in session 5); with the
     thresholds too (`same_plan_thresholds`) it is reported without a verdict. A latency
@@ -115,7 +120,8 @@ def fidelity_table(
         unit = _unit(metric)
         mean, spread_shown = _mean_spread([r[metric] for r in real], unit)
         error = _error(sim[metric], mean, unit)
-        sim_spread = _mean_spread([r[metric] for r in replicates or []], unit)[1]
+        sim_values = [r[metric] for r in replicates or []]
+        sim_spread = _mean_spread(sim_values, unit)[1]
         row = {
             "metric": metric,
             "real_mean": mean,
@@ -126,6 +132,7 @@ def fidelity_table(
             "unit": unit,
             "goal_met": goal_met(metric, error, spread_shown),
             "real_level": math.nan,
+            **expectation_columns(metric, [r[metric] for r in real], sim_values),
         }
         if real_latency_s is not None and metric in LATENCY_QUANTILES:
             row["real_level"] = real_level(real_latency_s, sim[metric])
@@ -148,11 +155,71 @@ def fidelity_table(
             "unit": "pp",
             "goal_met": share >= SAME_PLAN_GOAL if metric == "same_plan_share" else None,
             "real_level": math.nan,
+            **expectation_columns(metric, [], []),  # plans are compared with DIR/sim only
         }
         for name in others:
             row[f"error_{name}"] = math.nan  # plans are compared with DIR/sim only
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def expectation_columns(metric: str, real: list[float], simulated: list[float]) -> dict:
+    """A metric compared on expectations: the mean of the `simulated` replicates and its
+    standard error, the real runs' standard error, the error of the mean against the real
+    mean (`expected_error`, the metric's unit) and the error's standard error (relative:
+    by the delta method, both means uncertain), and whether it meets the goal (the real
+    spread as `goal_met` reads it; None for a metric without a goal). NaN without replicates
+    (or without real runs)."""
+    unit = _unit(metric)
+    real_mean, real_se = mean_se(real)
+    sim_mean, sim_se = mean_se(simulated)
+    error = _error(sim_mean, real_mean, unit)
+    if unit == "pp":
+        error_se = math.hypot(sim_se, real_se) * 100
+    elif real_mean:
+        error_se = math.hypot(sim_se / real_mean, sim_mean * real_se / real_mean**2) * 100
+    else:
+        error_se = math.nan
+    met = None
+    if metric in GOALS and error == error:
+        met = goal_met(metric, error, _mean_spread(real, unit)[1])
+    return {
+        "simulated_mean": sim_mean,
+        "simulated_se": sim_se,
+        "real_se": real_se,
+        "expected_error": error,
+        "expected_error_se": error_se,
+        "expected_goal_met": met,
+    }
+
+
+def expectation_ladder(real: list[dict], replicates: list[dict]) -> pd.DataFrame:
+    """The comparison on expectations of each goal metric over the first k replicates, k in
+    EXPECTATION_LADDER up to all of them (the last row): how far the simulated mean moves
+    with the number of simulations averaged (validate's EXPECTATION_FILE)."""
+    counts = sorted({k for k in EXPECTATION_LADDER if k < len(replicates)} | {len(replicates)})
+    return pd.DataFrame(
+        [
+            {
+                "metric": metric,
+                "replicates": k,
+                **expectation_columns(
+                    metric, [r[metric] for r in real], [r[metric] for r in replicates[:k]]
+                ),
+            }
+            for metric in GOALS
+            for k in counts
+        ]
+    )
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (NaN without values; the error NaN for one)."""
+    array = np.asarray(values, dtype=np.float64)
+    if not len(array):
+        return math.nan, math.nan
+    se = float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else math.nan
+    return float(array.mean()), se
 
 
 def real_level(real_latency_s: np.ndarray, value_s: float) -> float:
@@ -213,24 +280,44 @@ def markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
         f"## {title}",
         "",
         *([note, ""] if note else []),
-        "| metric | real mean | real spread | simulated | simulated spread | error | goal met |"
+        "| metric | real mean | real spread | simulated | simulated spread | error | goal met "
+        "| simulated mean | error on expectations | goal met on expectations |"
         + "".join(f" {c.replace('_', ' ')} |" for c in others),
-        "|---|---|---|---|---|---|---|" + "---|" * len(others),
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(others),
     ]
     for r in table.to_dict("records"):
         met = r["goal_met"]
-        met = "" if met is None or met != met else ("yes" if met else "no")
         level = r.get("real_level", math.nan)
         at = f" (real p{level:.3g})" if level == level else ""
         line = (
             f"| {r['metric']} | {r['real_mean']:.4g} | {_spread_text(r['real_spread'], r['unit'])} "
             f"| {r['simulated']:.4g}{at} | {_spread_text(r['simulated_spread'], r['unit'])} "
-            f"| {r['error']:+.2f} {r['unit']} | {met} |"
+            f"| {r['error']:+.2f} {r['unit']} | {_verdict_text(met)} "
+            f"| {_value_se_text(r, 'simulated_mean', '.4g', '')} "
+            f"| {_value_se_text(r, 'expected_error', '+.2f', r['unit'])} "
+            f"| {_verdict_text(r.get('expected_goal_met'))} |"
         )
         for c in others:
             line += f" {r[c]:+.2f} {r['unit']} |" if r[c] == r[c] else " |"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _verdict_text(met) -> str:
+    """yes/no; empty for no verdict (None, or NaN as a table read back gives it)."""
+    return "" if met is None or met != met else ("yes" if met else "no")
+
+
+def _value_se_text(row: dict, column: str, form: str, unit: str) -> str:
+    """`value ±se unit` of a table row's column and its standard error (COLUMN_se, or for
+    simulated_mean simulated_se); empty where the value is missing or NaN (a table written
+    before the comparison on expectations)."""
+    se_column = "simulated_se" if column == "simulated_mean" else f"{column}_se"
+    value, se = row.get(column, math.nan), row.get(se_column, math.nan)
+    if value != value:
+        return ""
+    shown = f"{value:{form}}" + (f" ±{se:.2g}" if se == se else "")
+    return f"{shown} {unit}".rstrip()
 
 
 def _spread_text(spread: float, unit: str) -> str:

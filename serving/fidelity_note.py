@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from serving.arrival_charge import applied_charge_ms
+from serving.fidelity import EXPECTATION_FILE, EXPECTATION_LADDER
 from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.service_times import SPEED_BIN_S
 from simulator.bundle import HOPS, Bundle
@@ -75,7 +76,10 @@ def simulated_spread_text(sim_repeats: int) -> str:
     return (
         f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "
         "worker choices, mix draws and hops come from other random streams (the same "
-        "trace, seed and policy)."
+        "trace, seed and policy). On expectations: their mean (± its standard error) "
+        "against the real runs' mean, the error ± its standard error (both means "
+        f"uncertain); {EXPECTATION_FILE}: the same over the first "
+        f"{', '.join(map(str, EXPECTATION_LADDER))} of them."
     )
 
 

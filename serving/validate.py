@@ -57,7 +57,9 @@ from serving.batch_parting import (
     validation_routing,
 )
 from serving.fidelity import (
+    EXPECTATION_FILE,
     completed_latency_s,
+    expectation_ladder,
     fidelity_table,
     held_out_errors,
     markdown,
@@ -594,6 +596,9 @@ def run_validation(
                 for ts in real.timeseries
             ],
             np.concatenate([completed_latency_s(q) for q in real.queries]),
+        )
+        expectation_ladder(real.metrics, replicates).to_csv(
+            out / EXPECTATION_FILE, index=False, float_format="%.6g"
         )
         held_out = out / "leave_one_out.csv"
         for stale in (

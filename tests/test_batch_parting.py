@@ -206,7 +206,7 @@ def test_validate_writes_the_simulated_batches_and_where_each_real_run_parts(bun
         write_run(tmp_path / run, queries, fake.timeseries, summary, as_served(fake), [])
         table.to_csv(tmp_path / run / "batches.csv", index=False, float_format="%.9g")
     setup = ServeSetup("default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq")
-    run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None)
+    run_validation(setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None, sim_repeats=5)
     written = read_batches_file(tmp_path / "sim" / "batches.csv", bundle.model_names)
     pd.testing.assert_frame_equal(written, served, check_dtype=False, rtol=1e-8)
     parting = pd.read_csv(tmp_path / "parting.csv")

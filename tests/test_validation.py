@@ -5,6 +5,7 @@ emulated validation end to end."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import serving.validate
 from experiments.inputs import resolve_bundle, resolve_trace
 from profiler.latency import (
     LatencyProfile,
@@ -21,7 +23,14 @@ from profiler.latency import (
     rounds_latency_rows,
     write_latency_profile,
 )
-from serving.fidelity import fidelity_table, markdown, real_level, real_run_dirs
+from serving.fidelity import (
+    GOALS,
+    expectation_ladder,
+    fidelity_table,
+    markdown,
+    real_level,
+    real_run_dirs,
+)
 from serving.fidelity_note import preemption_text, speed_text
 from serving.hops import (
     hop_overheads_ms,
@@ -36,7 +45,6 @@ from serving.profile_rounds import rounds_bundles
 from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.setup import ServeSetup
 from serving.stack import DEFAULT_STACK, free_port
-from serving.validate import run_validation
 from simulator.bundle import HOPS, BundleError, check_overheads
 from simulator.config import SimConfig
 from simulator.errors import InputError, RunFailure
@@ -48,6 +56,11 @@ OPTIONS = {"light": LIGHT, "heavy": HEAVY, "router_ratio": 0.2, "disc_ratio": 0.
 # load_s = 0: no swap at t = 0, so a dispatch overhead shifts every query alike
 CONFIG = SimConfig(n_workers=4, slo_s=3.0, time_scale=0.1, dispatch="jsq", load_s=0.0)
 TRACE = "constant:rate=4,duration=30"  # light load: no query waits behind another
+
+# six simulations per report (expectations over the first 5, then all 6): validate's 50
+# (SIM_REPEATS) would take minutes over this file's reports
+TEST_SIM_REPEATS = 6
+run_validation = functools.partial(serving.validate.run_validation, sim_repeats=TEST_SIM_REPEATS)
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +301,67 @@ def test_fidelity_table_errors_and_goals():
     assert row["real_mean"] == pytest.approx(0.7) and row["goal_met"] is None  # reported only
 
 
+def test_expectation_columns_against_hand_computed_means():
+    """On expectations: the replicates' mean against the real mean, each with its standard
+    error, the relative error's by the delta method; shares in percentage points."""
+    real = [
+        {
+            "p50_latency_s": 8.0,
+            "slo_violation_ratio": 0.10,
+            "heavy_share": 0.3,
+            "p99_latency_s": 20.0,
+        },
+        {
+            "p50_latency_s": 10.0,
+            "slo_violation_ratio": 0.30,
+            "heavy_share": 0.3,
+            "p99_latency_s": 20.0,
+        },
+    ]
+    replicates = [
+        {
+            "p50_latency_s": 9.0,
+            "slo_violation_ratio": 0.2,
+            "heavy_share": 0.3,
+            "p99_latency_s": 20.0,
+        },
+        {
+            "p50_latency_s": 11.0,
+            "slo_violation_ratio": 0.4,
+            "heavy_share": 0.3,
+            "p99_latency_s": 20.0,
+        },
+        {
+            "p50_latency_s": 10.0,
+            "slo_violation_ratio": 0.3,
+            "heavy_share": 0.3,
+            "p99_latency_s": 20.0,
+        },
+    ]
+    table = fidelity_table(real, replicates[0], [1.0], replicates=replicates).set_index("metric")
+    p50 = table.loc["p50_latency_s"]
+    assert p50.simulated_mean == 10.0 and p50.simulated_se == pytest.approx(1 / np.sqrt(3))
+    assert p50.real_se == pytest.approx(1.0)  # std sqrt(2) over sqrt(2) runs
+    assert p50.expected_error == pytest.approx(100 / 9)  # 10 against 9
+    se = np.hypot((1 / np.sqrt(3)) / 9, 10 * 1.0 / 81) * 100
+    assert p50.expected_error_se == pytest.approx(se)
+    assert not p50.expected_goal_met  # 11.1% > 5%, whatever the standard error
+    shares = table.loc["slo_violation_ratio"]
+    assert shares.expected_error == pytest.approx(10.0)  # pp
+    assert shares.expected_error_se == pytest.approx(np.hypot(0.1 / np.sqrt(3), 0.1) * 100)
+    assert shares.expected_goal_met  # within the real spread (14.1 pp)
+    assert table.loc["heavy_share"].expected_goal_met is None  # no goal
+    assert np.isnan(table.loc["same_plan_share"].expected_error)  # DIR/sim's alone
+    single = fidelity_table(real, replicates[0], [1.0]).set_index("metric")
+    assert np.isnan(single.loc["p50_latency_s"].expected_error)  # no replicates: no mean
+    twelve = replicates * 3 + replicates[:2] + [{**replicates[0], "p50_latency_s": 16.0}]
+    ladder = expectation_ladder(real, twelve)  # the first 5, 10, then all 12
+    p50s = ladder[ladder.metric == "p50_latency_s"]
+    assert p50s.replicates.tolist() == [5, 10, 12]
+    assert p50s.simulated_mean.tolist() == pytest.approx([10.0, 9.9, 126 / 12])
+    assert sorted(set(ladder.metric)) == sorted(GOALS)
+
+
 def _plan_rows(labels: list[str], light_workers: list[int]) -> pd.DataFrame:
     return pd.DataFrame({"plan": labels, "workers_A": light_workers})
 
@@ -351,7 +425,11 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     re-reported: the measured overheads are the injected ones and the compared simulation
     matches them."""
     setup = ServeSetup(
-        "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
+        "default",
+        "static-cascade",
+        OPTIONS,
+        CONFIG.to_dict(),
+        dispatch="jsq",  # as validate
     )
     injected = {
         "dispatch_overhead_ms": 35.0,
@@ -390,7 +468,11 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     assert errors[["p50_latency_s", "p90_latency_s", "p99_latency_s"]].abs().max() < 1e-6
     without = table.set_index("metric")["error_no_overhead"]
     assert without["p50_latency_s"] < -10  # the overhead-free simulation is too fast
-    assert (tmp_path / "fidelity.md").read_text().count("| yes |") == 4
+    # four goals met by DIR/sim, three on expectations (the same plan is DIR/sim's alone)
+    assert (tmp_path / "fidelity.md").read_text().count("| yes |") == 7
+    ladder = pd.read_csv(tmp_path / "expectation.csv")
+    assert ladder.replicates.tolist()[:2] == [5, TEST_SIM_REPEATS]
+    assert ladder.expected_goal_met.all()
     assert len(pd.read_csv(tmp_path / "overheads.csv")) == 2
     # each run held out: the other run's hops are the same injected ones
     held_out = pd.read_csv(tmp_path / "leave_one_out.csv")
@@ -412,9 +494,10 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
         setup, TRACE, tmp_path, reuse_real=True, log=lambda s: None,
         compare_overheads={}, compare_overheads_file="cal/hops.json",
     )  # fmt: skip
-    assert "Compared simulation: hops (cal/hops.json) dispatch 0.0 ms" in (
-        tmp_path / "fidelity.md"
-    ).read_text()
+    assert (
+        "Compared simulation: hops (cal/hops.json) dispatch 0.0 ms"
+        in (tmp_path / "fidelity.md").read_text()
+    )
     assert sorted(d.name for d in tmp_path.iterdir() if d.is_dir()) == [
         "real-1",
         "real-2",
@@ -444,9 +527,7 @@ def test_validate_reuses_real_runs_and_measures_their_overheads(bundle, tmp_path
     compared = table["error_compared"].drop(plan_rows)
     expected = table["error"].drop(plan_rows)
     pd.testing.assert_series_equal(compared, expected, check_names=False)
-    assert f"the latency profile in {same}" in (
-        tmp_path / "fidelity.md"
-    ).read_text()
+    assert f"the latency profile in {same}" in (tmp_path / "fidelity.md").read_text()
     assert "error_compared_served_tails" not in table.columns  # a profile: no served tails
     # a served_latency.csv with its batches' own tails: the emulated backend's workers serve
     # each batch at its p50, so no simulation with them (the diffusers test runs one)
@@ -941,7 +1022,6 @@ def test_validate_simulates_the_profile_at_both_ends_of_its_rounds(bundle, tmp_p
 # ----------------------------------------------------------------------------- Ray (CI)
 
 
-
 @pytest.mark.slow
 def test_short_emulated_validation_end_to_end(bundle, tmp_path, monkeypatch):
     """One real run (Ray Serve, 4 emulated replicas) against the simulator: the fidelity
@@ -956,7 +1036,11 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path, monkeypatch):
     monkeypatch.setattr(serving.loadgen, "run_loadgen", in_this_process)
     trace = "constant:rate=10,duration=5"
     setup = ServeSetup(
-        "default", "static-cascade", OPTIONS, CONFIG.to_dict(), dispatch="jsq"  # as validate
+        "default",
+        "static-cascade",
+        OPTIONS,
+        CONFIG.to_dict(),
+        dispatch="jsq",  # as validate
     )
     logged = []
     table = run_validation(
@@ -994,6 +1078,12 @@ def test_short_emulated_validation_end_to_end(bundle, tmp_path, monkeypatch):
         "unit",
         "goal_met",
         "real_level",
+        "simulated_mean",
+        "simulated_se",
+        "real_se",
+        "expected_error",
+        "expected_error_se",
+        "expected_goal_met",
         "error_no_overhead",
         "error_arrival_charge",  # the real run recorded its batches (one run: none held out)
         "error_route_at_arrival",  # it measured an arrival hop: the other counting

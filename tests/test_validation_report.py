@@ -93,6 +93,23 @@ def test_each_hop_source_is_judged_on_its_own_error(report_module):
     assert report_module.goals_row("static-azure", alone)[1] == [[3, 4]] + [[0, 0]] * 4
 
 
+def test_own_hops_are_judged_on_expectations_where_the_table_has_them(report_module):
+    """Since session 47 an emulated experiment's own-hops p50, p99 and violations are judged
+    on the simulations' mean against the real runs' mean; DIR/sim's one error stays beside,
+    uncounted, and the same plan stays DIR/sim's."""
+    one_off = fidelity(7.0, False).assign(
+        expected_error=[1.2, -20.0, 0.0, float("nan")],
+        expected_error_se=[2.0, 1.0, 0.1, float("nan")],
+        expected_goal_met=[True, False, True, None],
+    )
+    cells, counts = report_module.goals_row("static-constant", one_off)
+    assert counts[0] == [3, 4]  # p50 met on expectations though DIR/sim's +7.0 is not
+    assert cells[1].startswith("+1.2 ±2 % on expectations (one simulation +7.0 % (±3)) yes")
+    assert counts[1:] == report_module.goals_row("static-constant", fidelity(7.0, False))[1][1:]
+    missed = one_off.assign(expected_goal_met=[False, False, True, None])
+    assert report_module.goals_row("static-constant", missed)[1][0] == [2, 4]
+
+
 def test_experiments_run_after_the_one_whose_overheads_they_compare_with(report_module):
     order = report_module.run_order(["static-constant", "static-azure"])
     assert order == ["static-azure", "static-constant"]
