@@ -57,8 +57,13 @@ from profiler.cpu_threads import CPU_WORKER_THREADS
 from profiler.latency import bundle_latency_rows, read_latency_profile
 from profiler.provenance import cpu_ticks, steal_share
 from profiler.speed_drift import drift_ratio
-from serving.batch_parting import PARTING_FILE, earliest_partings, parting_groups
-from serving.fidelity import TINY_P50_GOAL_PCT, goal_met, real_run_dirs
+from serving.batch_parting import (
+    PARTING_FILE,
+    earliest_partings,
+    parting_groups,
+    partings_summary,
+)
+from serving.fidelity import EXPECTATION_FILE, TINY_P50_GOAL_PCT, goal_met, real_run_dirs
 from serving.hops import calibration_overheads, measured_overheads_ms
 from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
 from serving.setup import SIM_REPEATS
@@ -793,7 +798,46 @@ def parting_lines(folder: Path, names: list[str]) -> list[str]:
 
 def _partings_cell(rows: pd.DataFrame) -> str:
     times = earliest_partings(rows).values()
-    return ", ".join(f"{s:.2f}" if s == s else "never" for s in times) or "-"
+    return partings_summary(rows) or (
+        ", ".join(f"{s:.2f}" if s == s else "never" for s in times) or "-"
+    )
+
+
+def expectation_lines(folder: Path, names: list[str]) -> list[str]:
+    """A table of each emulated experiment's comparison on expectations over the first k of
+    its simulations (its `expectation.csv`): how far the verdict moves with their number."""
+    ladders = {
+        name: pd.read_csv(folder / name / EXPECTATION_FILE)
+        for name in names
+        if not EXPERIMENTS[name].diffusers and (folder / name / EXPECTATION_FILE).is_file()
+    }
+    if not ladders:
+        return []
+    counts = sorted({int(k) for ladder in ladders.values() for k in ladder.replicates})
+    rows = []
+    for name, ladder in ladders.items():
+        for metric, by_metric in ladder.groupby("metric", sort=False):
+            at = by_metric.set_index("replicates")
+            cells = [
+                f"{at.expected_error[k]:+.2f} ±{at.expected_error_se[k]:.2g}"
+                if k in at.index
+                else ""
+                for k in counts
+            ]
+            rows.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
+    return [
+        "## On expectations, by the number of simulations (generated)",
+        "",
+        "| experiment | metric | " + " | ".join(f"{k} simulations" for k in counts) + " |",
+        "|---|---|" + "---|" * len(counts),
+        *rows,
+        "",
+        "Each cell: the error of the mean over the first k simulations (DIR/sim, then its "
+        "replicates) against the real runs' mean (% for latencies, pp for violations), ± "
+        f"its standard error (both means uncertain); `{EXPECTATION_FILE}` in each "
+        f"experiment's folder. Validate's default is {SIM_REPEATS} (`SIM_REPEATS`).",
+        "",
+    ]
 
 
 LATE_SEND_MS = 20.0  # a send this late after its trace time: the client's loop stood still
@@ -885,6 +929,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             f"the other experiments': `{CALIBRATION_HOPS}/{CALIBRATION_SOURCES}`), each with "
             "its verdict.",
             "",
+            *expectation_lines(folder, names),
             *parting_lines(folder, names),
             *send_lag_lines(folder, names),
         ]

@@ -276,9 +276,27 @@ def parting_groups(parting: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
+LISTED_PARTINGS = 4  # runs whose partings are listed one by one; more are summarised
+
+
+def partings_summary(rows: pd.DataFrame) -> str | None:
+    """Where more than LISTED_PARTINGS runs of `rows` are compared (validate's replicates),
+    how many part and when (seconds: range and median); None for fewer, to be listed."""
+    times = np.array(list(earliest_partings(rows).values()), dtype=np.float64)
+    if len(times) <= LISTED_PARTINGS:
+        return None
+    parted = times[~np.isnan(times)]
+    if not len(parted):
+        return f"none of {len(times)} runs part"
+    return (
+        f"{len(parted)} of {len(times)} runs part, at {parted.min():.2f}–{parted.max():.2f} s "
+        f"(median {np.median(parted):.2f})"
+    )
+
+
 def _first_partings(rows: pd.DataFrame) -> str:
-    """Each run's earliest parting, in run order."""
-    return ", ".join(
+    """Each run's earliest parting, in run order (`partings_summary` for many runs)."""
+    return partings_summary(rows) or ", ".join(
         f"{run} at {s:.3f} s" if s == s else f"{run} never"
         for run, s in earliest_partings(rows).items()
     )

@@ -300,8 +300,9 @@ def validate(
     sim_repeats: Annotated[
         int,
         typer.Option(
-            help="Simulations whose spread is the simulator's own (the compared one and "
-            "replicates with other random streams; >= 1, spread needs >= 2)."
+            help="Simulations whose spread and mean are the simulator's own (the compared "
+            "one and replicates with other random streams; the mean is compared on "
+            "expectations; >= 1, spread needs >= 2)."
         ),
     ] = SIM_REPEATS,
     profile_rounds: Annotated[

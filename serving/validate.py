@@ -525,9 +525,11 @@ def run_validation(
     served_shapes.csv lies beside it, one more drawing its batches' and hops' measured shapes
     (error_compared_empirical, `serving.served_shapes`). `sim_repeats`
     simulations in all (DIR/sim and its replicates, `run_simulation(replicate=k)`) give the
-    simulator's own spread (`simulated_spread`). Every simulation gives the workers the
-    backend's service-time model (`ServeSetup.simulation_config`); one more simulation per
-    model of `ServeSetup.compared_service_times` reports it as error_<model>_service,
+    simulator's own spread (`simulated_spread`) and its mean, compared with the real runs'
+    on expectations (`expected_error`; by their number in EXPECTATION_FILE). Every
+    simulation gives the workers the backend's service-time model
+    (`ServeSetup.simulation_config`); one more simulation per model of
+    `ServeSetup.compared_service_times` reports it as error_<model>_service,
     and where it gives a batch after idle the bundle's idle latency, one more without it as
     error_back_to_back_latency.
     With `profile_rounds` (the folder of the

@@ -161,6 +161,27 @@ def test_the_parting_table_gives_each_runs_earliest_parting_per_comparison(repor
     assert "| hadis-azure | 1.00, never | 1.00 | never, 1.00 |" in lines
     assert not any(line.startswith("| static-azure") for line in lines)  # no parting.csv
     assert report_module.parting_lines(folder, ["static-azure"]) == []
+    # many replicates (validate's 49): how many part and when, not each one
+    many = validation_parting({"real-1": a}, b, [b, a, b, a, b])
+    many.to_csv(folder / "hadis-azure" / PARTING_FILE, index=False)
+    lines = report_module.parting_lines(folder, ["hadis-azure"])
+    assert "| hadis-azure | 1.00 | - | 2 of 5 runs part, at 1.00–1.00 s (median 1.00) |" in lines
+
+
+def test_the_expectation_table_gives_each_count_of_simulations(report_module, tmp_path):
+    from serving.fidelity import EXPECTATION_FILE, expectation_ladder
+
+    real = [{"p50_latency_s": 8.0, "p99_latency_s": 20.0, "slo_violation_ratio": 0.1}] * 2
+    sims = [{**real[0], "p50_latency_s": 8.0 + k % 2} for k in range(12)]  # 8, 9, 8, 9 ...
+    folder = tmp_path / "validation"
+    (folder / "hadis-azure").mkdir(parents=True)
+    expectation_ladder(real, sims).to_csv(folder / "hadis-azure" / EXPECTATION_FILE, index=False)
+    lines = report_module.expectation_lines(folder, ["static-azure", "hadis-azure"])
+    assert "| experiment | metric | 5 simulations | 10 simulations | 12 simulations |" in lines
+    # the first 5: 8, 9, 8, 9, 8 (mean 8.4, +5%); 10 and 12: 8.5, +6.25%
+    assert any(line.startswith("| hadis-azure | p50_latency_s | +5.00 ±") for line in lines)
+    assert "| hadis-azure | slo_violation_ratio | +0.00 ±0 | +0.00 ±0 | +0.00 ±0 |" in lines
+    assert report_module.expectation_lines(folder, ["static-azure"]) == []
 
 
 def test_the_send_table_gives_each_real_runs_latest_send_and_counts_the_late(
