@@ -3,6 +3,8 @@ and the planners' inputs side by side at each re-plan (DIR/plan_inputs.csv)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -40,6 +42,41 @@ def epoch_plans(
     epoch = np.arange(n) // max(1, int(round(plan_interval_s)))
     labels = plans.astype(str).agg("|".join, axis=1).to_numpy()
     return pd.Series(labels).groupby(epoch).agg(lambda x: x.value_counts(sort=True).index[0])
+
+
+def agreement_shares(
+    real_ts: list[pd.DataFrame], sims_ts: list[pd.DataFrame], plan_interval_s: float
+) -> dict[str, float]:
+    """The same plan (`same_plan_share`'s epochs, flow and workers) over every pair of runs:
+    among the real runs, among the simulations, and between a real run and a simulation (the
+    same plan on expectations). Where the real system takes one of two plans, two of its runs
+    disagree by chance, and a simulation drawing from the same mixture disagrees with a real
+    run as often: the pairs between sides against the pairs within the real runs, not 1.
+    NaN for a side without a pair."""
+    n = min(len(ts) for ts in [*real_ts, *sims_ts])
+    real = [epoch_plans(ts, n, plan_interval_s).to_numpy() for ts in real_ts]
+    sims = [epoch_plans(ts, n, plan_interval_s).to_numpy() for ts in sims_ts]
+
+    def mean_agreement(pairs) -> float:
+        shares = [float((a == b).mean()) for a, b in pairs]
+        return float(np.mean(shares)) if shares else float("nan")
+
+    return {
+        "among_real": mean_agreement(itertools.combinations(real, 2)),
+        "among_simulations": mean_agreement(itertools.combinations(sims, 2)),
+        "real_with_simulations": mean_agreement(itertools.product(real, sims)),
+    }
+
+
+def agreement_text(shares: dict[str, float], real_runs: int, simulations: int) -> str:
+    """The note's sentence on `agreement_shares`."""
+    return (
+        "Same plan over every pair of runs (flow and workers, epoch by epoch): among the "
+        f"{real_runs} real runs {shares['among_real']:.1%}, among the {simulations} "
+        f"simulations {shares['among_simulations']:.1%}, a real run with a simulation "
+        f"{shares['real_with_simulations']:.1%} (the same plan on expectations, to read "
+        "against the first)."
+    )
 
 
 def plan_inputs_table(

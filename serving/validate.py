@@ -91,7 +91,13 @@ from serving.hops import (
     with_overheads,
 )
 from serving.loadgen import planner_log_writer
-from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
+from serving.plan_agreement import (
+    agreement_shares,
+    agreement_text,
+    plan_inputs_table,
+    plan_inputs_text,
+    same_plan_share,
+)
 from serving.plan_replay import PLAN_REPLAY_FILE, plan_replay_table, plan_replay_text
 from serving.planner_inputs import OBSERVATIONS_FILE
 from serving.profile_rounds import rounds_bundles
@@ -656,6 +662,9 @@ def run_validation(
             parts.append(speed_text(speeds))
         if real.batches is not None:
             parts += _partings(out, real, (sim, *replicate_runs), trace.arrival_s, names)
+        sims_ts = [s.timeseries for s in (sim, *replicate_runs)]
+        shares = agreement_shares(real.timeseries, sims_ts, config.plan_interval_s)
+        parts.append(agreement_text(shares, len(real.dirs), len(sims_ts)))
         inputs = plan_inputs_table(real.timeseries, sim.timeseries, config.plan_interval_s)
         inputs.to_csv(out / "plan_inputs.csv", index=False, float_format="%.6g")
         if len(inputs):

@@ -40,7 +40,13 @@ from serving.hops import (
     with_overheads,
 )
 from serving.loadgen import SWAPS_FILE
-from serving.plan_agreement import plan_inputs_table, plan_inputs_text, same_plan_share
+from serving.plan_agreement import (
+    agreement_shares,
+    agreement_text,
+    plan_inputs_table,
+    plan_inputs_text,
+    same_plan_share,
+)
 from serving.profile_rounds import rounds_bundles
 from serving.served_shapes import SERVED_SHAPES_FILE
 from serving.setup import ServeSetup
@@ -364,6 +370,22 @@ def test_expectation_columns_against_hand_computed_means():
 
 def _plan_rows(labels: list[str], light_workers: list[int]) -> pd.DataFrame:
     return pd.DataFrame({"plan": labels, "workers_A": light_workers})
+
+
+def test_the_same_plan_over_pairs_compares_each_side_with_itself():
+    """Two real runs on branch A and one on B (5-s epochs, 15 s): within the real runs one
+    pair of three agrees throughout, two agree in the first epoch only; a simulation on A
+    agrees with two of them."""
+    a = _plan_rows(["A->B"] * 15, [4] * 15)
+    b = _plan_rows(["A->B"] * 5 + ["C->B"] * 10, [4] * 5 + [2] * 10)
+    shares = agreement_shares([a, a, b], [a, b], 5.0)
+    assert shares["among_real"] == pytest.approx((1 + 1 / 3 + 1 / 3) / 3)
+    assert shares["among_simulations"] == pytest.approx(1 / 3)
+    # real A with sim A 1, with sim B 1/3 (twice); real B with sim A 1/3, sim B 1
+    assert shares["real_with_simulations"] == pytest.approx((2 * (1 + 1 / 3) + 1 / 3 + 1) / 6)
+    assert np.isnan(agreement_shares([a], [a], 5.0)["among_real"])  # one run: no pair
+    text = agreement_text(shares, 3, 2)
+    assert "among the 3 real runs 55.6%, among the 2 simulations 33.3%" in text
 
 
 def test_same_plan_share_is_per_epoch_majority_not_the_switch_instant():
