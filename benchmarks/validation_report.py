@@ -819,7 +819,7 @@ def expectation_lines(folder: Path, names: list[str]) -> list[str]:
         for metric, by_metric in ladder.groupby("metric", sort=False):
             at = by_metric.set_index("replicates")
             cells = [
-                f"{at.expected_error[k]:+.2f} ±{at.expected_error_se[k]:.2g}"
+                f"{at.expected_error[k]:+.2f} ±{round(at.expected_error_se[k], 6):.2g}"
                 if k in at.index
                 else ""
                 for k in counts

@@ -316,7 +316,7 @@ def _value_se_text(row: dict, column: str, form: str, unit: str) -> str:
     value, se = row.get(column, math.nan), row.get(se_column, math.nan)
     if value != value:
         return ""
-    shown = f"{value:{form}}" + (f" ±{se:.2g}" if se == se else "")
+    shown = f"{value:{form}}" + (f" ±{round(se, 6):.2g}" if se == se else "")
     return f"{shown} {unit}".rstrip()
 
 
