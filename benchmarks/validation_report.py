@@ -816,26 +816,34 @@ def expectation_lines(folder: Path, names: list[str]) -> list[str]:
     counts = sorted({int(k) for ladder in ladders.values() for k in ladder.replicates})
     rows = []
     for name, ladder in ladders.items():
-        for metric, by_metric in ladder.groupby("metric", sort=False):
-            at = by_metric.set_index("replicates")
+        if "redraws" not in ladder:  # a table written before session 47's sensitivity
+            ladder = ladder.assign(redraws="all")
+        for (redraws, metric), rows_of in ladder.groupby(["redraws", "metric"], sort=False):
+            at = rows_of.set_index("replicates")
             cells = [
                 f"{at.expected_error[k]:+.2f} ±{round(at.expected_error_se[k], 6):.2g}"
                 if k in at.index
                 else ""
                 for k in counts
             ]
-            rows.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
+            rows.append(f"| {name} | {redraws} | {metric} | " + " | ".join(cells) + " |")
     return [
         "## On expectations, by the number of simulations (generated)",
         "",
-        "| experiment | metric | " + " | ".join(f"{k} simulations" for k in counts) + " |",
-        "|---|---|" + "---|" * len(counts),
+        "| experiment | replicates redraw | metric | "
+        + " | ".join(f"{k} simulations" for k in counts)
+        + " |",
+        "|---|---|---|" + "---|" * len(counts),
         *rows,
         "",
         "Each cell: the error of the mean over the first k simulations (DIR/sim, then its "
         "replicates) against the real runs' mean (% for latencies, pp for violations), ± "
         f"its standard error (both means uncertain); `{EXPECTATION_FILE}` in each "
-        f"experiment's folder. Validate's default is {SIM_REPEATS} (`SIM_REPEATS`).",
+        f"experiment's folder. Validate's default is {SIM_REPEATS} (`SIM_REPEATS`). The "
+        "replicates redraw the timing (hops, the order of a re-plan's swaps, batch-time "
+        "noise: validate's judgement since session 47) or all (the mix draws and worker "
+        "choices too, which the serving path's ingress draws from the seed's stream in every "
+        "real run: a spread the real runs cannot show), `SimConfig.replicate_redraws`.",
         "",
     ]
 

@@ -193,14 +193,16 @@ def expectation_columns(metric: str, real: list[float], simulated: list[float]) 
     }
 
 
-def expectation_ladder(real: list[dict], replicates: list[dict]) -> pd.DataFrame:
+def expectation_ladder(real: list[dict], replicates: list[dict], redraws: str) -> pd.DataFrame:
     """The comparison on expectations of each goal metric over the first k replicates, k in
     EXPECTATION_LADDER up to all of them (the last row): how far the simulated mean moves
-    with the number of simulations averaged (validate's EXPECTATION_FILE)."""
+    with the number of simulations averaged (validate's EXPECTATION_FILE); `redraws`: what
+    the replicates redrew (`SimConfig.replicate_redraws`), a column of its own."""
     counts = sorted({k for k in EXPECTATION_LADDER if k < len(replicates)} | {len(replicates)})
     return pd.DataFrame(
         [
             {
+                "redraws": redraws,
                 "metric": metric,
                 "replicates": k,
                 **expectation_columns(

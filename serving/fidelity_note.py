@@ -75,11 +75,13 @@ def idle_latency_text(bundle: Bundle) -> str:
 def simulated_spread_text(sim_repeats: int) -> str:
     return (
         f"Simulated spread: over {sim_repeats} simulations, DIR/sim and replicates whose "
-        "worker choices, mix draws and hops come from other random streams (the same "
-        "trace, seed and policy). On expectations: their mean (± its standard error) "
+        "timing (hops, the order of a re-plan's swaps, batch-time noise) comes from other "
+        "random streams (the same trace, seed, policy and mix draws, as in every real run; "
+        "`replicate_redraws`). On expectations: their mean (± its standard error) "
         "against the real runs' mean, the error ± its standard error (both means "
         f"uncertain); {EXPECTATION_FILE}: the same over the first "
-        f"{', '.join(map(str, EXPECTATION_LADDER))} of them."
+        f"{', '.join(map(str, EXPECTATION_LADDER))} of them, and with as many replicates "
+        "that redraw all (the mix draws and worker choices too)."
     )
 
 

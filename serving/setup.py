@@ -75,7 +75,7 @@ REAL_PATH_SETS = {
 # SimConfig fields that choose how the simulator models the serving path's own protocol, which
 # the serving path never reads: a real run replays a policy whatever it recorded for them
 # (validate simulates with its own; `serving.validate`'s --reuse-real)
-SIMULATOR_MODELS = ("route_at", "plan_switch")
+SIMULATOR_MODELS = ("route_at", "plan_switch", "replicate_redraws")
 
 
 @dataclass(frozen=True)

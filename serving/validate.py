@@ -126,7 +126,7 @@ from simulator.bundle import (
     ARRIVAL_CHARGE_FIELD,
     Bundle,
 )
-from simulator.config import ROUTING_MOMENTS, SimConfig
+from simulator.config import REPLICATE_REDRAWS, ROUTING_MOMENTS, SimConfig
 from simulator.errors import InputError
 from simulator.json_input import read_json_object
 from simulator.results import write_run
@@ -605,7 +605,7 @@ def run_validation(
             ],
             np.concatenate([completed_latency_s(q) for q in real.queries]),
         )
-        expectation_ladder(real.metrics, replicates).to_csv(
+        _expectations(sims, applied, real.metrics, replicates).to_csv(
             out / EXPECTATION_FILE, index=False, float_format="%.6g"
         )
         held_out = out / "leave_one_out.csv"
@@ -687,6 +687,23 @@ def run_validation(
         (out / REPORT_FILE).write_text(markdown(table, title, note))
         table.to_csv(out / FIDELITY_FILE, index=False, float_format="%.6g")  # the last
         return table
+
+
+def _expectations(sims: _Simulations, overheads_ms: dict, real: list[dict], replicates: list[dict]):
+    """EXPECTATION_FILE: the comparison on expectations by the number of simulations, with
+    `replicates` (DIR/sim's and its replicates' metrics) and, as a sensitivity, with as many
+    replicates redrawing what the default keeps (`SimConfig.replicate_redraws`)."""
+    redraws = sims.config.replicate_redraws
+    ladders = [expectation_ladder(real, replicates, redraws)]
+    for other in REPLICATE_REDRAWS:
+        if other != redraws and len(replicates) > 1:
+            config = dataclasses.replace(sims.config, replicate_redraws=other)
+            runs = [
+                sims.metrics(overheads_ms, replicate=k, service=config)
+                for k in range(1, len(replicates))
+            ]
+            ladders.append(expectation_ladder(real, [replicates[0], *runs], other))
+    return pd.concat(ladders, ignore_index=True)
 
 
 def _partings(out: Path, real: _RealRuns, sims: tuple, arrival_s, names) -> list[str]:

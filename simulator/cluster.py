@@ -101,7 +101,11 @@ class Cluster:
         arrival_s: np.ndarray,
         prompt_idx: np.ndarray,
         rng_seed: int,
+        timing_seed: int | None = None,
     ) -> None:
+        """`rng_seed`: the cluster's draws (mix, worker choice); `timing_seed` (default the
+        same): its timing's (hops, the order of a re-plan's swaps, batch-time noise)."""
+        timing = rng_seed if timing_seed is None else timing_seed
         self.env = env
         self.config = config
         self.bundle = bundle
@@ -133,16 +137,16 @@ class Cluster:
         # move another draw
         self.dispatch_hop = _hop(bundle, "dispatch")
         self.escalation_hop = _hop(bundle, "escalation")
-        self.hop_rng = random.Random(f"{rng_seed}/hops")
+        self.hop_rng = random.Random(f"{timing}/hops")
         # the arrival hop delays only the controller's arrival count (from the trace time; the
         # router's cost has passed when it is drawn), on a stream of its own so that it never
         # moves the other hops' draws
         self.arrival_hop = _hop(bundle, "arrival")
         # route_at=ingress: a new query is routed once its arrival hop has passed
         self.route_at_ingress = config.route_at == "ingress" and self.arrival_hop[0] > 0
-        self.arrival_hop_rng = random.Random(f"{rng_seed}/arrival-hops")
+        self.arrival_hop_rng = random.Random(f"{timing}/arrival-hops")
         # the order a re-plan's swaps reach their workers (`plan_switch=per-swap`), likewise
-        self.configure_rng = random.Random(f"{rng_seed}/configure-order")
+        self.configure_rng = random.Random(f"{timing}/configure-order")
         # the bundle's arrival charge: each query's arrival at the stack prolongs every batch
         # running then (wall clock, not scaled); `arrivals_charged` counts the arrivals so far,
         # so a batch reads its charge as a difference of counts (O(1) per event)
@@ -203,6 +207,9 @@ class Cluster:
 
         self.rng = random.Random(rng_seed)
         self.draw = self.rng.random  # uniform draws for the core's mix choice
+        # batch-time noise: the draws' own stream where the seeds agree (so no draw moves),
+        # its own where only the timing is redrawn (`SimConfig.replicate_redraws`)
+        self.service_rng = self.rng if timing == rng_seed else random.Random(f"{timing}/service")
         self.hooks = hooks = PolicyHooks.of(policy)
         self.form_batch = hooks.batch_former
         priority = None
@@ -371,14 +378,14 @@ class Cluster:
                 ramp = min(1.0, (now - w.free_s) / idle_gap[m])
                 exec_s += self.idle_extra_s[m][n] * ramp
             if service == "exponential":
-                exec_s = self.rng.expovariate(1.0 / exec_s)
+                exec_s = self.service_rng.expovariate(1.0 / exec_s)
             elif service != "deterministic":
                 ratios = self.service_ratios[m][n]
                 if ratios is not None:
-                    exec_s *= draw_ratio(ratios, self.rng.random())
+                    exec_s *= draw_ratio(ratios, self.service_rng.random())
                 else:
                     floor = self.service_floor[m][n]
-                    spread = math.exp(self.service_sigma[m][n] * self.rng.gauss(0.0, 1.0))
+                    spread = math.exp(self.service_sigma[m][n] * self.service_rng.gauss(0.0, 1.0))
                     exec_s *= floor + (1.0 - floor) * spread
             judged = self.state.judged[m]  # by the plan in force when the batch starts
             if self.disc_cost_s and judged:

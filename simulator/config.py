@@ -42,6 +42,7 @@ ESCALATION_TARGETS = ("next-stage", "next-hosted")  # where an escalated query g
 BATCH_LATENCY_MODELS = ("bundle", "artifact")  # a batch's execution time by its size
 DISC_COST_UNITS = ("judged-image", "batch")  # what disc_cost_s is charged for
 ROUTING_MOMENTS = ("arrival", "ingress")  # when a query is routed (`SimConfig.route_at`)
+REPLICATE_REDRAWS = ("timing", "all")  # what a replicate run redraws (`replicate_redraws`)
 PLAN_SWITCHES = ("per-swap", "routing-first", "together")  # how a plan takes effect
 FACTOR = Interval(0.0, 100.0, low_open=True)  # a multiple of something (x SLO, x demand)
 
@@ -218,6 +219,15 @@ class SimConfig:
         "arrival (at its trace time, after the router's cost); the same without an arrival "
         "hop",
         Choice(ROUTING_MOMENTS),
+    )
+    replicate_redraws: str = setting(
+        "timing",
+        "What a replicate run (`run_simulation(replicate=k)`, k > 0: validate's spread and "
+        "expectations) draws afresh: timing (the hops, the order of a re-plan's swaps and "
+        "batch-time noise; the mix draws and random worker choices stay the seed's, as the "
+        "serving path's ingress draws them from the seed's stream in every run; the default "
+        "since session 47) or all (those too)",
+        Choice(REPLICATE_REDRAWS),
     )
     plan_switch: str = setting(
         "per-swap",

@@ -69,11 +69,13 @@ def simulate(
 
     The run ends when every query finished, or at last arrival + late_factor x SLO (queries
     still unfinished then are dropped by definition). `replicate` k > 0 draws the cluster's
-    randomness (worker choice, mix draws, service noise, hops) from another stream, the same
+    timing (hops, the order of a re-plan's swaps, service noise) from another stream and,
+    with `SimConfig.replicate_redraws=all`, its draws too (worker choice, mix draws), the same
     trace, policy and seed otherwise: the simulator's own run-to-run spread.
     """
     arrival_s = np.asarray(arrival_s, dtype=np.float64)
     prompt_idx = np.asarray(prompt_idx, dtype=np.int64)
+    redraws_all = config.replicate_redraws == "all"  # else the timing alone
     env = simpy.Environment()
     cluster = Cluster(
         env,
@@ -82,6 +84,7 @@ def simulate(
         policy,
         arrival_s,
         prompt_idx,
+        stream_seed(config.seed, SEED_STREAM_DISPATCH, replicate * redraws_all),
         stream_seed(config.seed, SEED_STREAM_DISPATCH, replicate),
     )
     controller = Controller(

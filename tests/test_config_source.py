@@ -51,7 +51,7 @@ CHANGED = {
     "escalation": "next-hosted", "threshold_rule": "order-statistic",
     "bypass_arrivals_at_first": True,
     "batch_latency": "artifact", "disc_cost_per": "batch", "route_at": "arrival",
-    "plan_switch": "together",
+    "plan_switch": "together", "replicate_redraws": "all",
 }
 # a bad value for every field that takes one on the command line, as typed there
 BAD = {
@@ -63,7 +63,7 @@ BAD = {
     "on_plan_change": "drop", "reroute_order": "random", "escalation": "any",
     "threshold_rule": "median", "batch_latency": "linear", "disc_cost_per": "image",
     "route_at": "client",
-    "plan_switch": "later",
+    "plan_switch": "later", "replicate_redraws": "some",
 }
 
 

@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import policies  # noqa: F401  (registers proteus)
 from experiments.inputs import resolve_bundle, resolve_trace
+from serving.hops import with_overheads
 from simulator.config import ConfigError, SimConfig
+from simulator.run import run_simulation
 from tests.test_validation import CONFIG, simulate
 
 AT_ARRIVAL = dataclasses.replace(CONFIG, route_at="arrival")
@@ -69,3 +72,25 @@ def test_the_simulator_counts_and_routes_at_the_ingress_unless_told_otherwise():
 def test_an_unknown_routing_moment_is_one_line_naming_the_field():
     with pytest.raises(ConfigError, match=r"route_at \(--route-at\).*'client'"):
         SimConfig(route_at="client")
+
+
+def test_a_replicate_redraws_the_timing_alone_by_default(bundle):
+    """Without hops or batch-time noise a timing replicate is replicate 0 itself (the mix
+    draws stay the seed's, as the serving path's ingress draws them in every run); one that
+    redraws all draws another mix; with hops the timing replicate's hops are its own."""
+    config = dataclasses.replace(CONFIG, n_workers=16)
+    trace = resolve_trace("constant:rate=12,duration=30", bundle, config.seed)
+
+    def run(config, replicate, hops=None):
+        hopped = with_overheads(bundle, hops or {})
+        return run_simulation(hopped, trace, "proteus", config, {}, replicate=replicate).queries
+
+    assert SimConfig().replicate_redraws == "timing"
+    base = run(config, 0)
+    pd.testing.assert_frame_equal(run(config, 1), base)
+    redrawn = run(dataclasses.replace(config, replicate_redraws="all"), 1)
+    assert (redrawn.first_model != base.first_model).any()
+    hops = {"dispatch_overhead_ms": 6.0, "dispatch_overhead_p95_ms": 14.0}
+    assert (run(config, 1, hops).start_s != run(config, 0, hops).start_s).any()
+    with pytest.raises(ConfigError, match="replicate_redraws"):
+        SimConfig(replicate_redraws="some")

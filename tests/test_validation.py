@@ -361,7 +361,7 @@ def test_expectation_columns_against_hand_computed_means():
     single = fidelity_table(real, replicates[0], [1.0]).set_index("metric")
     assert np.isnan(single.loc["p50_latency_s"].expected_error)  # no replicates: no mean
     twelve = replicates * 3 + replicates[:2] + [{**replicates[0], "p50_latency_s": 16.0}]
-    ladder = expectation_ladder(real, twelve)  # the first 5, 10, then all 12
+    ladder = expectation_ladder(real, twelve, "timing")  # the first 5, 10, then all 12
     p50s = ladder[ladder.metric == "p50_latency_s"]
     assert p50s.replicates.tolist() == [5, 10, 12]
     assert p50s.simulated_mean.tolist() == pytest.approx([10.0, 9.9, 126 / 12])

@@ -175,12 +175,17 @@ def test_the_expectation_table_gives_each_count_of_simulations(report_module, tm
     sims = [{**real[0], "p50_latency_s": 8.0 + k % 2} for k in range(12)]  # 8, 9, 8, 9 ...
     folder = tmp_path / "validation"
     (folder / "hadis-azure").mkdir(parents=True)
-    expectation_ladder(real, sims).to_csv(folder / "hadis-azure" / EXPECTATION_FILE, index=False)
+    ladder = expectation_ladder(real, sims, "timing")
+    ladder.to_csv(folder / "hadis-azure" / EXPECTATION_FILE, index=False)
     lines = report_module.expectation_lines(folder, ["static-azure", "hadis-azure"])
-    assert "| experiment | metric | 5 simulations | 10 simulations | 12 simulations |" in lines
+    counts = "| 5 simulations | 10 simulations | 12 simulations |"
+    assert f"| experiment | replicates redraw | metric {counts}" in lines
     # the first 5: 8, 9, 8, 9, 8 (mean 8.4, +5%); 10 and 12: 8.5, +6.25%
-    assert any(line.startswith("| hadis-azure | p50_latency_s | +5.00 ±") for line in lines)
-    assert "| hadis-azure | slo_violation_ratio | +0.00 ±0 | +0.00 ±0 | +0.00 ±0 |" in lines
+    p50 = "| hadis-azure | timing | p50_latency_s | +5.00 ±"
+    assert any(line.startswith(p50) for line in lines)
+    assert "| hadis-azure | timing | slo_violation_ratio | +0.00 ±0 | +0.00 ±0 | +0.00 ±0 |" in (
+        lines
+    )
     assert report_module.expectation_lines(folder, ["static-azure"]) == []
 
 
