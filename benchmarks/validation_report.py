@@ -921,7 +921,7 @@ def report(folder: Path, names: list[str], notes: str) -> tuple[str, list[list[i
             "the one simulation (DIR/sim) with the hops measured in the experiment's own "
             "real runs (from their timestamps), the real runs' spread (sample std, same unit) "
             "and the simulator's own (`sim`: over the simulation and its replicates, whose "
-            "worker choices, mix draws and hops come from other random streams) and, for a "
+            "timing comes from other random streams, `replicate_redraws`) and, for a "
             "latency quantile, where the simulated value sits among the real runs' latencies "
             "(pooled: the error in probability; 50 for an exact p50), "
             "whether it meets the goal (|p50| <= 5%, |p99| <= 10%, violations within 1 pp or the "
