@@ -63,7 +63,13 @@ from serving.batch_parting import (
     parting_groups,
     partings_summary,
 )
-from serving.fidelity import EXPECTATION_FILE, TINY_P50_GOAL_PCT, goal_met, real_run_dirs
+from serving.fidelity import (
+    EXPECTATION_FILE,
+    TINY_P50_GOAL_PCT,
+    goal_met,
+    real_run_dirs,
+    value_se_text,
+)
 from serving.hops import calibration_overheads, measured_overheads_ms
 from serving.overhead_ledger import OVERHEAD_LEDGER, overhead_glance_row, overhead_ledger_lines
 from serving.setup import SIM_REPEATS
@@ -533,7 +539,7 @@ def on_expectations(row: pd.Series) -> bool:
     """Whether a fidelity-table row judges its own hops on expectations (since session 47:
     the mean of DIR/sim and its replicates against the real runs' mean, `expected_error`),
     not on DIR/sim alone: a table written before has no such column."""
-    return row.get("expected_error", math.nan) == row.get("expected_error", math.nan)
+    return bool(pd.notna(row.get("expected_error")))
 
 
 def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], list[list[int]]]:
@@ -574,10 +580,8 @@ def goals_row(name: str, table: pd.DataFrame) -> tuple[list[str], list[list[int]
                 shown_sim += f"; at the real p{level:.3g}" if level == level else ""
                 text += f" {r.unit} (±{r.real_spread:.2g}{shown_sim})"
                 if on_expectations(r):
-                    text = (
-                        f"{r.expected_error:+.1f} ±{r.expected_error_se:.2g} {r.unit} on "
-                        f"expectations (one simulation {text})"
-                    )
+                    expected = value_se_text(r.to_dict(), "expected_error", "+.1f", r.unit)
+                    text = f"{expected} on expectations (one simulation {text})"
             else:
                 text = f"{HELD_OUT[column]} {text}"
             texts.append(text + (said(ok) if ok_by_source else ""))
@@ -820,10 +824,9 @@ def expectation_lines(folder: Path, names: list[str]) -> list[str]:
             ladder = ladder.assign(redraws="all")
         for (redraws, metric), rows_of in ladder.groupby(["redraws", "metric"], sort=False):
             at = rows_of.set_index("replicates")
+            by_count = at.to_dict("index")
             cells = [
-                f"{at.expected_error[k]:+.2f} ±{round(at.expected_error_se[k], 6):.2g}"
-                if k in at.index
-                else ""
+                value_se_text(by_count[k], "expected_error", "+.2f", "") if k in at.index else ""
                 for k in counts
             ]
             rows.append(f"| {name} | {redraws} | {metric} | " + " | ".join(cells) + " |")

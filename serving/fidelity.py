@@ -295,8 +295,8 @@ def markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
             f"| {r['metric']} | {r['real_mean']:.4g} | {_spread_text(r['real_spread'], r['unit'])} "
             f"| {r['simulated']:.4g}{at} | {_spread_text(r['simulated_spread'], r['unit'])} "
             f"| {r['error']:+.2f} {r['unit']} | {_verdict_text(met)} "
-            f"| {_value_se_text(r, 'simulated_mean', '.4g', '')} "
-            f"| {_value_se_text(r, 'expected_error', '+.2f', r['unit'])} "
+            f"| {value_se_text(r, 'simulated_mean', '.4g', '')} "
+            f"| {value_se_text(r, 'expected_error', '+.2f', r['unit'])} "
             f"| {_verdict_text(r.get('expected_goal_met'))} |"
         )
         for c in others:
@@ -310,7 +310,7 @@ def _verdict_text(met) -> str:
     return "" if met is None or met != met else ("yes" if met else "no")
 
 
-def _value_se_text(row: dict, column: str, form: str, unit: str) -> str:
+def value_se_text(row: dict, column: str, form: str, unit: str) -> str:
     """`value ±se unit` of a table row's column and its standard error (COLUMN_se, or for
     simulated_mean simulated_se); empty where the value is missing or NaN (a table written
     before the comparison on expectations)."""
